@@ -1,0 +1,75 @@
+/*
+ * config: every setting of the host, from defaults, the config file and the
+ * command line, in that order of precedence.
+ *
+ * One table (config.c) lists each setting once with its config key, its flag,
+ * its type, its default and its help text; defaults, the config file reader,
+ * the flag parser and `--help` all work from it, so they cannot disagree.
+ *
+ * The config file is a Lua file that sets globals (DESIGN.md "Config file").
+ * It is the operator's own file, so it runs with Lua's standard libraries
+ * (os.getenv in particular). A global that is not a setting is an error, so
+ * a typo never silently leaves a default in place.
+ */
+#ifndef CLIQHOST_CONFIG_H
+#define CLIQHOST_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+    char *config_path; /* NULL when no --config */
+    char *listen;
+    char *scripts;
+    char *lualib;
+    char **keys;
+    size_t nkeys;
+    long deadline_ms;
+    long workers; /* 0: one per core */
+    char *data_dir;
+    char *cliq_api;
+    char **script_env;
+    size_t nscript_env;
+    long max_body_bytes;
+    long max_reply_bytes;
+    long max_script_bytes;
+    long max_connections;
+    long idle_timeout_s;
+    char *error_reply;
+    char *log_level;
+    long no_verify;
+    /* Keys of the config contract that later parts of the host use; they
+     * are accepted (and type-checked) so the documented config loads. */
+    int has_tokens;
+};
+
+/* Fills `c` with the defaults. This function can't fail. */
+void config_defaults(struct config *c);
+void config_free(struct config *c);
+
+/* Reads the Lua config file at `path` over the values in `c`. Returns 0, or
+ * -1 with a message naming the file, the setting and the problem. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Applies command-line flags from argv[first..argc-1] over `c`. When
+ * `config_path` is not NULL, only --config is looked at and returned there
+ * (borrowed from argv; NULL if absent), so the file can be read first.
+ * Returns 0, or -1 with a message (unknown flag, missing or bad value). */
+int config_apply_flags(struct config *c, int argc, char **argv, int first,
+                       const char **config_path, char *err, size_t errlen);
+
+/* Checks the settings taken together (e.g. the development switch only on
+ * loopback). `serving` adds the checks that only `serve` needs. */
+int config_validate(const struct config *c, int serving, char *err, size_t errlen);
+
+/* Writes the setting list with flags, config keys and defaults for --help. */
+void config_print_help(FILE *out);
+
+struct sockaddr_storage;
+/* Parses "HOST:PORT" ("127.0.0.1:8080", "[::1]:8080", "localhost:8080",
+ * ":8080" for every interface; port 0 picks a free port). Returns 0, or -1
+ * with a message. *loopback is set when the address is loopback only. */
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int *sslen,
+                        int *loopback, char *err, size_t errlen);
+
+#endif

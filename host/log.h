@@ -1,0 +1,52 @@
+/*
+ * log: one line per event on standard error.
+ *
+ * A line is `<UTC time> <level> [req=<id>] <message>`. Values that callers
+ * put into key=value pairs go through log_kv(), which quotes and escapes them,
+ * so a value can never break a line in two or forge another line.
+ *
+ * Worker threads turn on buffering: their lines collect in a thread-local
+ * buffer and go out in whole-line chunks of at most LOG_CHUNK bytes (one
+ * write(2) each, atomic on pipes) when the worker's loop calls log_flush().
+ * Other threads write each line at once.
+ */
+#ifndef CLIQHOST_LOG_H
+#define CLIQHOST_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf;
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* The longest line written; longer ones are cut and end in "…". */
+#define LOG_LINE_MAX 4000
+#define LOG_CHUNK 4096
+
+/* Lines below `level` are dropped. Call before starting threads. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "debug", "info", "warn" or "error". Returns 0 or -1. */
+int log_parse_level(const char *s, enum log_level *out);
+/* Writes to `fd` instead of standard error (tests). */
+void log_set_fd(int fd);
+
+/* Logs one line. `req_id` may be NULL. */
+void log_msg(enum log_level level, const char *req_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap);
+
+/* Turns on line buffering for the calling thread (see above). */
+void log_thread_buffered(int on);
+/* Writes out what the calling thread has buffered. */
+void log_flush(void);
+
+/* Appends ` key=value` to b, quoting the value with escapes when it holds
+ * anything but plain printable ASCII without spaces, quotes or '='. `n` is
+ * the value's length. Returns 0 or -1 when b is full. */
+int log_kv(struct buf *b, const char *key, const char *value, size_t n);
+/* Appends `value` escaped (\n, \t, \", \\, \xNN) without quotes. */
+int log_escape(struct buf *b, const char *value, size_t n);
+
+#endif

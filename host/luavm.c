@@ -1,0 +1,942 @@
+/* luavm: one worker's Lua state, sandbox, script cache and handler runs (see luavm.h). */
+#include "luavm.h"
+
+#include "bind_json.h"
+#include "bind_log.h"
+#include "buf.h"
+#include "log.h"
+#include "mem.h"
+#include "request.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+/* Paths are the scripts folder plus a short relative name; messages hold a
+ * path and a sentence. */
+#define PATH_BUF 1024
+#define ERR_BUF (PATH_BUF + 400)
+
+struct luavm {
+    lua_State *L;
+    struct luavm_options opt;
+    char *scripts_dir; /* without a trailing slash */
+    size_t mem;        /* bytes held by the Lua heap */
+    struct bind_log_ctx logctx;
+};
+
+/* Registry keys. */
+static const char env_mt_key = 'e';    /* metatable of per-script environments */
+static const char scripts_key = 'c';   /* path -> handlers table, or error string */
+static const char modules_key = 'm';   /* module name -> value */
+static const char request_mt_key = 'r';
+
+/* ---- the heap ---------------------------------------------------------- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct luavm *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem -= old;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    vm->mem = vm->mem - old + nsize;
+    return p;
+}
+
+size_t luavm_memory(const struct luavm *vm)
+{
+    return vm->mem;
+}
+
+/* ---- reading files ----------------------------------------------------- */
+
+/* Reads a script or module file, up to the configured cap. Returns 0,
+ * -ENOENT when there is no such file, or -1 with a message. Caller frees. */
+static int read_file(struct luavm *vm, const char *path, char **out, size_t *len, char *err,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return -ENOENT;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -1;
+    }
+    size_t cap = vm->opt.max_script_bytes;
+    char *data = xmalloc(cap + 1);
+    size_t n = fread(data, 1, cap + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(data);
+        snprintf(err, errlen, "%s: read error", path);
+        return -1;
+    }
+    if (n > cap) {
+        free(data);
+        snprintf(err, errlen, "%s: larger than max_script_bytes (%zu)", path, cap);
+        return -1;
+    }
+    data[n] = '\0';
+    *out = data;
+    *len = n;
+    return 0;
+}
+
+/* ---- the sandbox ------------------------------------------------------- */
+
+/* Pushes a new global table for one script or module: empty, falling back
+ * to the sandbox, with its metatable hidden. [-0, +1] */
+static void push_env(lua_State *L)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_setmetatable(L, -2);
+}
+
+/* Compiles `data` as a text chunk named after `path` and sets a fresh
+ * environment as its _ENV. Returns LUA_OK with the function pushed, or an
+ * error status with the message pushed. [-0, +1] */
+static int compile(lua_State *L, const char *data, size_t len, const char *path)
+{
+    char chunkname[512];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc = luaL_loadbufferx(L, data, len, chunkname, "t");
+    if (rc != LUA_OK)
+        return rc;
+    push_env(L);
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1); /* a chunk with no _ENV upvalue uses no globals */
+    return LUA_OK;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]) for scripts: text only, and
+ * without an env the chunk gets a fresh sandboxed global table instead of
+ * the host's real one. */
+static int sb_load(lua_State *L)
+{
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strchr(mode, 'b')) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "load: binary chunks are not allowed");
+        return 2;
+    }
+    int has_env = !lua_isnone(L, 4);
+    size_t len;
+    const char *s = NULL;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        s = lua_tolstring(L, 1, &len);
+    } else {
+        /* A reader function: collect its pieces (capped like a script). */
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (;;) {
+            lua_pushvalue(L, 1);
+            lua_call(L, 0, 1);
+            if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) == 0)) {
+                lua_pop(L, 1);
+                break;
+            }
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "load: reader function must return a string");
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        lua_replace(L, 1);
+        s = lua_tolstring(L, 1, &len);
+    }
+    const char *name = luaL_optstring(L, 2, s);
+    int rc = luaL_loadbufferx(L, s, len, name, "t");
+    if (rc != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env)
+        lua_pushvalue(L, 4);
+    else
+        push_env(L);
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1);
+    return 1;
+}
+
+/* os.getenv(name) for scripts: only names in script_env (upvalue 1, a set);
+ * others read as nil. */
+static int sb_getenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNIL) {
+        log_msg(LOG_DEBUG, NULL, "os.getenv(\"%.64s\") refused: not listed in script_env", name);
+        lua_pushnil(L);
+        return 1;
+    }
+    const char *v = getenv(name);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* collectgarbage for scripts: only "count" (the state is shared by every
+ * request on the worker, so scripts may not stop or tune its collector). */
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "count");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage(\"%s\") is not allowed; only \"count\"", opt);
+    int kb = lua_gc(L, LUA_GCCOUNT, 0);
+    int b = lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_pushnumber(L, (lua_Number)kb + ((lua_Number)b / 1024));
+    return 1;
+}
+
+/* A module name is dotted words: "cliq.message", "util". */
+static int module_name_ok(const char *s)
+{
+    if (!*s || *s == '.' || strlen(s) > 128)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == '-';
+        if (!word && !(c == '.' && p[1] && p[1] != '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* require(name) for scripts: a Lua module under scripts/lib/ (first) or the
+ * host's lualib/, loaded once per worker and sandboxed like a script. */
+static int sb_require(lua_State *L)
+{
+    struct luavm *vm = lua_touserdata(L, lua_upvalueindex(1));
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &modules_key); /* 2 */
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+            return luaL_error(L, "require \"%s\": circular require", name);
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (!module_name_ok(name))
+        return luaL_error(L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")",
+                          name);
+
+    char rel[160];
+    snprintf(rel, sizeof rel, "%s", name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    const char *dirs[2];
+    char libdir[PATH_BUF];
+    snprintf(libdir, sizeof libdir, "%s/lib", vm->scripts_dir);
+    dirs[0] = libdir;
+    dirs[1] = vm->opt.lualib_dir;
+
+    char path[PATH_BUF];
+    char err[ERR_BUF];
+    char *data = NULL;
+    size_t len = 0;
+    int found = 0;
+    for (int i = 0; i < 2 && !found; i++) {
+        if (!dirs[i])
+            continue;
+        snprintf(path, sizeof path, "%s/%s.lua", dirs[i], rel);
+        int rc = read_file(vm, path, &data, &len, err, sizeof err);
+        if (rc == 0)
+            found = 1;
+        else if (rc != -ENOENT)
+            return luaL_error(L, "require \"%s\": %s", name, err);
+    }
+    if (!found)
+        return luaL_error(L, "require \"%s\": no %s/%s.lua%s%s", name, libdir, rel,
+                          vm->opt.lualib_dir ? " and none in " : "",
+                          vm->opt.lualib_dir ? vm->opt.lualib_dir : "");
+
+    int rc = compile(L, data, len, path);
+    free(data);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    /* Mark it as loading so a cycle is reported rather than looping. */
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, vm);
+    lua_rawset(L, 2);
+    lua_pushvalue(L, 1);
+    lua_pushstring(L, path);
+    int ok = lua_pcall(L, 2, 1, 0);
+    if (ok != LUA_OK) {
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, 2);
+        return lua_error(L);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 2);
+    return 1;
+}
+
+/* Copies field `name` from the table at `from` to the table at `to`. */
+static void copy_field(lua_State *L, int from, int to, const char *name)
+{
+    lua_getfield(L, from, name);
+    lua_setfield(L, to, name);
+}
+
+/* Builds the sandbox and the registry tables. Runs in protected mode. */
+static int setup_state(lua_State *L)
+{
+    struct luavm *vm = lua_touserdata(L, 1);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_OSLIBNAME, luaopen_os},     {LUA_DBLIBNAME, luaopen_debug},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    lua_pushglobaltable(L);
+    int G = lua_gettop(L);
+
+    /* string.dump would hand out bytecode; remove it from the real table,
+     * which is also what ("").dump would reach through the metatable. */
+    lua_getfield(L, G, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    /* Hide the string metatable so scripts cannot change string methods
+     * for everyone. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_newtable(L);
+    int sb = lua_gettop(L);
+    static const char *const base_fns[] = {
+        "assert", "error",    "ipairs",       "next",         "pairs",    "pcall",
+        "rawequal", "rawget", "rawlen",       "rawset",       "select",   "setmetatable",
+        "getmetatable", "tonumber", "tostring", "type",       "xpcall",   "_VERSION",
+        "coroutine", "table", "string",       "math",         "utf8",     NULL,
+    };
+    for (const char *const *f = base_fns; *f; f++)
+        copy_field(L, G, sb, *f);
+
+    lua_createtable(L, 0, 5);
+    lua_getfield(L, G, "os");
+    int os = lua_gettop(L);
+    copy_field(L, os, os - 1, "time");
+    copy_field(L, os, os - 1, "clock");
+    copy_field(L, os, os - 1, "date");
+    copy_field(L, os, os - 1, "difftime");
+    lua_pop(L, 1);
+    lua_newtable(L);
+    for (size_t i = 0; i < vm->opt.nscript_env; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, vm->opt.script_env[i]);
+    }
+    lua_pushcclosure(L, sb_getenv, 1);
+    lua_setfield(L, -2, "getenv");
+    lua_setfield(L, sb, "os");
+
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, G, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_setfield(L, -3, "traceback");
+    lua_pop(L, 1);
+    lua_setfield(L, sb, "debug");
+
+    lua_pushcfunction(L, sb_load);
+    lua_setfield(L, sb, "load");
+    lua_pushcfunction(L, sb_collectgarbage);
+    lua_setfield(L, sb, "collectgarbage");
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, sb_require, 1);
+    lua_setfield(L, sb, "require");
+
+    bind_json_open(L);
+    lua_setfield(L, sb, "json");
+    bind_log_open(L, &vm->logctx, sb);
+    lua_setfield(L, sb, "log");
+
+    /* Each script's globals: its own table, reading through to the
+     * sandbox; the metatable is hidden so the sandbox cannot be reached. */
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, sb);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &scripts_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &modules_key);
+
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "cliq.request");
+    lua_setfield(L, -2, "__name");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+    return 0;
+}
+
+struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen)
+{
+    struct luavm *vm = xcalloc(1, sizeof *vm);
+    vm->opt = *o;
+    size_t n = strlen(o->scripts_dir);
+    while (n > 1 && o->scripts_dir[n - 1] == '/')
+        n--;
+    vm->scripts_dir = xstrndup(o->scripts_dir, n);
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (!vm->L) {
+        snprintf(err, errlen, "cannot create a Lua state");
+        luavm_free(vm);
+        return NULL;
+    }
+    lua_pushcfunction(vm->L, setup_state);
+    lua_pushlightuserdata(vm->L, vm);
+    if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "cannot set up the Lua sandbox: %s", lua_tostring(vm->L, -1));
+        luavm_free(vm);
+        return NULL;
+    }
+    /* Most of a request's garbage dies young. */
+    lua_gc(vm->L, LUA_GCGEN, 0, 0);
+    return vm;
+}
+
+void luavm_free(struct luavm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->L)
+        lua_close(vm->L);
+    free(vm->scripts_dir);
+    free(vm);
+}
+
+/* ---- scripts ----------------------------------------------------------- */
+
+/* Checks the value a script returned (at -1): a table whose values are all
+ * functions. Returns 0, or -1 with the reason in err. [-0, +0] */
+static int check_handlers(lua_State *L, const char *path, char *err, size_t errlen)
+{
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: must return a table of handler functions (returned %s)", path,
+                 luaL_typename(L, -1));
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_isfunction(L, -1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            snprintf(err, errlen, "%s: handler '%s' must be a function (is a %s)", path, k,
+                     luaL_typename(L, -1));
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Loads the script at `rel` (relative to the scripts folder), runs its top
+ * level and checks the result. Returns 0 with the handlers table pushed,
+ * -ENOENT (nothing pushed) when there is no such file, or -1 with the error
+ * message pushed. [-0, +(0|1)] */
+static int load_script(struct luavm *vm, const char *rel)
+{
+    lua_State *L = vm->L;
+    char path[PATH_BUF];
+    char err[ERR_BUF];
+    snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+    char *data;
+    size_t len;
+    int rc = read_file(vm, path, &data, &len, err, sizeof err);
+    if (rc == -ENOENT)
+        return -ENOENT;
+    if (rc < 0) {
+        lua_pushstring(L, err);
+        return -1;
+    }
+    snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", rel);
+    rc = compile(L, data, len, path);
+    free(data);
+    if (rc != LUA_OK)
+        return -1;
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK)
+        return -1;
+    if (check_handlers(L, path, err, sizeof err) < 0) {
+        lua_pop(L, 1);
+        lua_pushstring(L, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Pushes the cached handlers table for `rel`, loading the script on first
+ * use. A script that fails to load is cached as its error message. Returns
+ * 0 (table pushed), -ENOENT (nothing pushed) or -1 (message pushed). */
+static int get_script(struct luavm *vm, const char *rel)
+{
+    lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &scripts_key);
+    int t = lua_getfield(L, -1, rel);
+    if (t == LUA_TTABLE || t == LUA_TSTRING) {
+        lua_remove(L, -2);
+        return t == LUA_TTABLE ? 0 : -1;
+    }
+    lua_pop(L, 1);
+    int rc = load_script(vm, rel);
+    if (rc == -ENOENT) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, rel);
+    lua_remove(L, -2);
+    return rc;
+}
+
+/* ---- running a handler ------------------------------------------------- */
+
+struct build_args {
+    const struct request_dispatch *d;
+    const cJSON *json;
+    const char *text;
+    size_t len;
+    const char *req_id;
+};
+
+/* Builds the request object from the parsed body: a protected call, as
+ * it allocates. [-0, +1] */
+static int build_request(lua_State *L)
+{
+    const struct build_args *a = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_createtable(L, 0, 10);
+    int req = 1;
+    bind_json_push_tree(L, a->json, a->text, a->len);
+    int body = 2;
+    lua_pushvalue(L, body);
+    lua_setfield(L, req, "body");
+
+    if (lua_getfield(L, body, "params") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        bind_json_new_object(L, 0); /* so handlers can always index params */
+    }
+    lua_setfield(L, req, "params");
+
+    lua_pushstring(L, a->d->type);
+    lua_setfield(L, req, "type");
+    if (a->d->name[0]) {
+        lua_pushstring(L, a->d->name);
+        lua_setfield(L, req, "name");
+    }
+    lua_pushstring(L, a->d->key);
+    lua_setfield(L, req, "handler");
+    if (a->d->action[0]) {
+        lua_pushstring(L, a->d->action);
+        lua_setfield(L, req, "action");
+    }
+    lua_pushstring(L, a->req_id);
+    lua_setfield(L, req, "id");
+    if (lua_getfield(L, body, "response_url") == LUA_TSTRING)
+        lua_setfield(L, req, "response_url");
+    else
+        lua_pop(L, 1);
+    if (lua_getfield(L, body, "timestamp") == LUA_TNUMBER)
+        lua_setfield(L, req, "timestamp");
+    else
+        lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+    lua_setmetatable(L, req);
+    lua_settop(L, req);
+    return 1;
+}
+
+/* Replaces "{id}" in the configured error text with the request id. */
+static void error_text(const struct luavm *vm, const char *req_id, struct buf *out)
+{
+    const char *t = vm->opt.error_reply;
+    const char *p;
+    while ((p = strstr(t, "{id}"))) {
+        buf_add(out, t, (size_t)(p - t));
+        buf_adds(out, req_id);
+        t = p + 4;
+    }
+    buf_adds(out, t);
+}
+
+/* Fills res with the reply the chat user sees when the handler failed. */
+static void error_reply(struct luavm *vm, const struct request_dispatch *d, const char *req_id,
+                        struct luavm_result *res)
+{
+    struct buf msg;
+    buf_init(&msg, 4096);
+    error_text(vm, req_id, &msg);
+    enum request_error_reply kind = d->entry ? d->entry->error_reply : ERROR_REPLY_TEXT;
+
+    /* Build the reply in Lua so the text is escaped by the one encoder. */
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    struct buf out;
+    buf_init(&out, 8192);
+    buf_adds(&out, "{\"output\":");
+    char err[256];
+    if (kind == ERROR_REPLY_EMPTY || !lua_checkstack(L, 4)) {
+        buf_adds(&out, "\"\"");
+    } else {
+        lua_createtable(L, 0, 3);
+        if (kind == ERROR_REPLY_BANNER) {
+            lua_pushliteral(L, "banner");
+            lua_setfield(L, -2, "type");
+            lua_pushliteral(L, "failure");
+            lua_setfield(L, -2, "status");
+            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
+            lua_setfield(L, -2, "text");
+        } else if (kind == ERROR_REPLY_STATUS) {
+            lua_pushinteger(L, 500);
+            lua_setfield(L, -2, "status");
+            lua_pushliteral(L, "Error");
+            lua_setfield(L, -2, "title");
+            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
+            lua_setfield(L, -2, "message");
+        } else {
+            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
+            lua_setfield(L, -2, "text");
+        }
+        if (bind_json_encode(L, -1, &out, "output", err, sizeof err) < 0) {
+            buf_reset(&out);
+            buf_adds(&out, "{\"output\":\"\"");
+        }
+    }
+    lua_settop(L, top);
+    buf_addc(&out, '}');
+    res->status = 200;
+    res->failed = 1;
+    res->body = buf_take(&out, &res->len);
+    buf_free(&msg);
+}
+
+/* Logs a script failure: the message and, when there is one, the Lua
+ * traceback, on one escaped line. */
+static void log_failure(const char *req_id, const struct request_dispatch *d, const char *what,
+                        const char *msg, const char *traceback)
+{
+    struct buf b;
+    buf_init(&b, LOG_LINE_MAX);
+    log_kv(&b, "script", d->script, strlen(d->script));
+    log_kv(&b, "handler", d->key, strlen(d->key));
+    log_kv(&b, "failure", what, strlen(what));
+    log_kv(&b, "error", msg, strlen(msg));
+    if (traceback)
+        log_kv(&b, "traceback", traceback, strlen(traceback));
+    log_msg(LOG_ERROR, req_id, "%s", b.data + 1);
+    buf_free(&b);
+}
+
+/* Copies the first line of msg into the result's error field. */
+static void set_error(struct luavm_result *res, const char *msg)
+{
+    size_t n = strcspn(msg, "\n");
+    if (n >= sizeof res->error)
+        n = sizeof res->error - 1;
+    memcpy(res->error, msg, n);
+    res->error[n] = '\0';
+}
+
+/* Encodes a handler's return value (at idx) as the sync reply. Returns 0,
+ * or -1 with the reason in err. */
+static int encode_reply(struct luavm *vm, int idx, struct buf *out, char *err, size_t errlen)
+{
+    lua_State *L = vm->L;
+    buf_adds(out, "{\"output\":");
+    int rc = 0;
+    switch (lua_type(L, idx)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
+        buf_adds(out, "\"\"");
+        break;
+    case LUA_TSTRING:
+        buf_adds(out, "{\"text\":");
+        rc = bind_json_encode(L, idx, out, "output.text", err, errlen);
+        buf_addc(out, '}');
+        break;
+    case LUA_TTABLE:
+        rc = bind_json_encode(L, idx, out, "output", err, errlen);
+        break;
+    default:
+        snprintf(err, errlen,
+                 "handler returned a %s; return a table (a message), a string or nothing",
+                 luaL_typename(L, idx));
+        return -1;
+    }
+    if (rc == BIND_JSON_FULL || (rc == 0 && buf_addc(out, '}') < 0)) {
+        snprintf(err, errlen, "reply is longer than max_reply_bytes (%zu)", out->max);
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *json,
+               const char *text, size_t len, const char *req_id, struct luavm_result *res)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    memset(res, 0, sizeof *res);
+    snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", req_id);
+    snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", d->script);
+
+    int rc = get_script(vm, d->script);
+    if (rc == -ENOENT) {
+        res->status = 404;
+        snprintf(res->error, sizeof res->error,
+                 "no script for %s%s%s: looked for %s/%s", d->type, d->name[0] ? " " : "",
+                 d->name, vm->scripts_dir, d->script);
+        goto done;
+    }
+    if (rc < 0) {
+        const char *msg = lua_tostring(L, -1);
+        log_failure(req_id, d, "load", msg ? msg : "?", NULL);
+        set_error(res, msg ? msg : "script failed to load");
+        error_reply(vm, d, req_id, res);
+        goto done;
+    }
+    int handlers = lua_gettop(L);
+    if (lua_getfield(L, handlers, d->key) != LUA_TFUNCTION) {
+        res->status = 404;
+        struct buf have;
+        buf_init(&have, 200);
+        lua_pushnil(L);
+        while (lua_next(L, handlers)) {
+            lua_pop(L, 1);
+            buf_adds(&have, have.len ? ", " : "");
+            buf_adds(&have, lua_tostring(L, -1));
+        }
+        snprintf(res->error, sizeof res->error, "%s/%s has no '%s' handler (it has: %s)",
+                 vm->scripts_dir, d->script, d->key, have.len ? have.data : "none");
+        buf_free(&have);
+        goto done;
+    }
+    int fn = lua_gettop(L);
+
+    lua_State *co = lua_newthread(L);
+    struct build_args args = {d, json, text, len, req_id};
+    lua_pushcfunction(L, build_request);
+    lua_pushlightuserdata(L, &args);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        log_failure(req_id, d, "request", msg ? msg : "?", NULL);
+        set_error(res, msg ? msg : "could not build the request");
+        error_reply(vm, d, req_id, res);
+        goto done;
+    }
+    lua_pushvalue(L, fn);
+    lua_xmove(L, co, 1);
+    lua_xmove(L, co, 1); /* the request */
+    int nres = 0;
+    int st = lua_resume(co, L, 1, &nres);
+    if (st == LUA_YIELD) {
+        log_failure(req_id, d, "yield",
+                    "handler yielded outside a host call (coroutine.yield in the handler body)",
+                    NULL);
+        set_error(res, "handler yielded outside a host call");
+        error_reply(vm, d, req_id, res);
+    } else if (st != LUA_OK) {
+        const char *msg = lua_tostring(co, -1);
+        if (!msg)
+            msg = luaL_tolstring(co, -1, NULL);
+        luaL_traceback(L, co, NULL, 0);
+        log_failure(req_id, d, "error", msg, lua_tostring(L, -1));
+        set_error(res, msg);
+        error_reply(vm, d, req_id, res);
+    } else {
+        struct buf out;
+        buf_init(&out, vm->opt.max_reply_bytes);
+        char err[512];
+        /* Move the first result to L, where the encoder keeps its slots. */
+        if (nres > 0) {
+            lua_pop(co, nres - 1);
+            lua_xmove(co, L, 1);
+        } else {
+            lua_pushnil(L);
+        }
+        if (encode_reply(vm, -1, &out, err, sizeof err) < 0) {
+            buf_free(&out);
+            log_failure(req_id, d, "reply", err, NULL);
+            set_error(res, err);
+            error_reply(vm, d, req_id, res);
+        } else {
+            res->status = 200;
+            res->body = buf_take(&out, &res->len);
+        }
+    }
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    lua_closethread(co, L);
+#else
+    lua_resetthread(co);
+#endif
+done:
+    lua_settop(L, top);
+    vm->logctx.req_id[0] = '\0';
+    vm->logctx.script[0] = '\0';
+}
+
+/* ---- check ------------------------------------------------------------- */
+
+/* Writes a problem as "file:line: message" (Lua's messages already carry
+ * the chunk name and line). */
+static void report(FILE *out, const char *msg)
+{
+    fprintf(out, "%s\n", msg);
+}
+
+static int check_script(struct luavm *vm, const char *rel, const char *type, FILE *out,
+                        int *loaded)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    int problems = 0;
+    int rc = load_script(vm, rel);
+    if (rc < 0) {
+        report(out, lua_tostring(L, -1));
+        problems++;
+    } else {
+        (*loaded)++;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            const char *key = lua_tostring(L, -1);
+            if (!request_key_known(type, key)) {
+                fprintf(out, "%s/%s:1: unknown handler '%s' (a %s script has: %s)\n",
+                        vm->scripts_dir, rel, key, type, request_keys_for_type(type));
+                problems++;
+            }
+        }
+    }
+    lua_settop(L, top);
+    return problems;
+}
+
+static int has_lua_suffix(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".lua") == 0 && name[0] != '.';
+}
+
+/* Compiles every module under dir (recursively), reporting syntax errors. */
+static int check_modules(struct luavm *vm, const char *dir, FILE *out)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return 0;
+    int problems = 0;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[PATH_BUF];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            problems += check_modules(vm, path, out);
+        } else if (has_lua_suffix(de->d_name)) {
+            char *data;
+            size_t len;
+            char err[ERR_BUF];
+            if (read_file(vm, path, &data, &len, err, sizeof err) < 0) {
+                report(out, err);
+                problems++;
+                continue;
+            }
+            if (compile(vm->L, data, len, path) != LUA_OK) {
+                report(out, lua_tostring(vm->L, -1));
+                problems++;
+            }
+            lua_pop(vm->L, 1);
+            free(data);
+        }
+    }
+    closedir(dh);
+    return problems;
+}
+
+int luavm_check_all(struct luavm *vm, FILE *out, int *loaded)
+{
+    int problems = 0, count = 0;
+    struct stat st;
+    if (stat(vm->scripts_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(out, "%s: no such scripts folder\n", vm->scripts_dir);
+        return 1;
+    }
+    for (const char *const *t = request_types; *t; t++) {
+        int per_component;
+        const char *p = request_type_path(*t, &per_component);
+        if (!per_component) {
+            char path[PATH_BUF];
+            snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, p);
+            if (stat(path, &st) == 0)
+                problems += check_script(vm, p, *t, out, &count);
+            continue;
+        }
+        char dir[PATH_BUF];
+        snprintf(dir, sizeof dir, "%s/%.*s", vm->scripts_dir, (int)strlen(p) - 1, p);
+        DIR *dh = opendir(dir);
+        if (!dh)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(dh))) {
+            if (!has_lua_suffix(de->d_name))
+                continue;
+            char rel[600];
+            snprintf(rel, sizeof rel, "%s%s", p, de->d_name);
+            problems += check_script(vm, rel, *t, out, &count);
+        }
+        closedir(dh);
+    }
+    char lib[PATH_BUF];
+    snprintf(lib, sizeof lib, "%s/lib", vm->scripts_dir);
+    problems += check_modules(vm, lib, out);
+    if (loaded)
+        *loaded = count;
+    return problems;
+}

@@ -1,0 +1,268 @@
+/*
+ * main: the command line (DESIGN.md "Command line").
+ *
+ *   cliqhost serve  [flags]    serve Cliq's calls
+ *   cliqhost check  [flags]    load every script as serve would; report problems
+ *   cliqhost --version | --help
+ */
+#include "config.h"
+#include "log.h"
+#include "luavm.h"
+#include "mem.h"
+#include "server.h"
+#include "verify.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <lua.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef CLIQHOST_VERSION
+#define CLIQHOST_VERSION "0.0.0"
+#endif
+#ifndef CLIQHOST_LUALIB_INSTALL_DIR
+#define CLIQHOST_LUALIB_INSTALL_DIR "/usr/local/share/cliqhost/lualib"
+#endif
+
+static void print_version(void)
+{
+    printf("cliqhost %s (%s, libmicrohttpd %s, %s, cJSON %s)\n", CLIQHOST_VERSION, LUA_RELEASE,
+           MHD_get_version(), OpenSSL_version(OPENSSL_VERSION), cJSON_Version());
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "cliqhost %s: a Lua-scriptable host for Zoho Cliq webhook extensions\n"
+            "\n"
+            "usage:\n"
+            "  cliqhost serve [--config FILE] [options]   serve Cliq's calls\n"
+            "  cliqhost check [--config FILE] [--scripts DIR]\n"
+            "                                             load every script; print problems as\n"
+            "                                             file:line: message; exit 1 on any\n"
+            "  cliqhost --version | --help\n"
+            "\n"
+            "options (flags override the config file, which overrides the defaults):\n"
+            "  --config FILE              Lua file that sets the settings below as globals\n",
+            CLIQHOST_VERSION);
+    config_print_help(out);
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The folder of shipped Lua modules: the setting, else lualib/ beside the
+ * binary's folder (the build tree), else the install location. Returns an
+ * allocated path or NULL. */
+static char *find_lualib(const struct config *c)
+{
+    if (c->lualib)
+        return xstrdup(c->lualib);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        char cand[PATH_MAX + 16];
+        snprintf(cand, sizeof cand, "%s/../lualib", dir);
+        if (is_dir(cand)) {
+            char *real = realpath(cand, NULL);
+            if (real)
+                return real;
+        }
+    }
+    if (is_dir(CLIQHOST_LUALIB_INSTALL_DIR))
+        return xstrdup(CLIQHOST_LUALIB_INSTALL_DIR);
+    return NULL;
+}
+
+/* Defaults, then the config file, then the flags; then checks. */
+static int load_config(struct config *c, int argc, char **argv, int serving)
+{
+    char err[1024];
+    const char *path = NULL;
+    config_defaults(c);
+    if (config_apply_flags(c, argc, argv, 2, &path, err, sizeof err) < 0 ||
+        (path && config_load_file(c, path, err, sizeof err) < 0) ||
+        config_apply_flags(c, argc, argv, 2, NULL, err, sizeof err) < 0 ||
+        config_validate(c, serving, err, sizeof err) < 0) {
+        fprintf(stderr, "cliqhost: %s\n", err);
+        return -1;
+    }
+    enum log_level level;
+    if (log_parse_level(c->log_level, &level) == 0)
+        log_set_level(level);
+    return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    struct config c;
+    if (load_config(&c, argc, argv, 0) < 0)
+        return 2;
+    char *lualib = find_lualib(&c);
+    struct luavm_options lo = {
+        .scripts_dir = c.scripts,
+        .lualib_dir = lualib,
+        .script_env = c.script_env,
+        .nscript_env = c.nscript_env,
+        .max_script_bytes = (size_t)c.max_script_bytes,
+        .max_reply_bytes = (size_t)c.max_reply_bytes,
+        .error_reply = c.error_reply,
+    };
+    char err[512];
+    struct luavm *vm = luavm_new(&lo, err, sizeof err);
+    if (!vm) {
+        fprintf(stderr, "cliqhost: %s\n", err);
+        free(lualib);
+        config_free(&c);
+        return 2;
+    }
+    int loaded = 0;
+    int problems = luavm_check_all(vm, stdout, &loaded);
+    if (problems)
+        fprintf(stderr, "cliqhost: %d problem%s in %s\n", problems, problems == 1 ? "" : "s",
+                c.scripts);
+    else
+        fprintf(stderr, "cliqhost: %d script%s in %s load cleanly\n", loaded,
+                loaded == 1 ? "" : "s", c.scripts);
+    luavm_free(vm);
+    free(lualib);
+    config_free(&c);
+    return problems ? 1 : 0;
+}
+
+/* More connections than the default 1024 descriptors allow. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct config c;
+    if (load_config(&c, argc, argv, 1) < 0)
+        return 2;
+    int rc = 1;
+    char err[1024];
+    struct verify_keyset *ks = NULL;
+    struct server *srv = NULL;
+    char *lualib = NULL;
+
+    if (!c.no_verify) {
+        ks = verify_keyset_load((const char *const *)c.keys, c.nkeys, err, sizeof err);
+        if (!ks) {
+            log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < verify_keyset_count(ks); i++)
+            log_msg(LOG_INFO, NULL, "key %zu: %s", i + 1, verify_keyset_describe(ks, i));
+    } else {
+        log_msg(LOG_WARN, NULL, "*** SIGNATURE CHECKS ARE OFF (--no-verify) ***");
+        log_msg(LOG_WARN, NULL,
+                "*** anyone who can reach %s runs your scripts; for local development only ***",
+                c.listen);
+    }
+    if (!is_dir(c.scripts))
+        log_msg(LOG_WARN, NULL, "scripts folder %s does not exist; every call will get 404",
+                c.scripts);
+    lualib = find_lualib(&c);
+    if (!lualib)
+        log_msg(LOG_WARN, NULL, "no lualib folder found; require finds only %s/lib", c.scripts);
+    if (c.has_tokens || strcmp(c.data_dir, "data") != 0 || c.cliq_api)
+        log_msg(LOG_WARN, NULL,
+                "tokens, data_dir and cliq_api are accepted but not used by this version");
+
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    srv = server_new(&c, lualib, ks, err, sizeof err);
+    if (!srv) {
+        log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
+        goto cleanup;
+    }
+    if (server_start(srv, err, sizeof err) < 0) {
+        log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
+        goto cleanup;
+    }
+    char host[128];
+    snprintf(host, sizeof host, "%s", c.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    log_msg(LOG_INFO, NULL, "cliqhost %s listening on %s:%u (%d workers, scripts in %s)",
+            CLIQHOST_VERSION, host, server_port(srv), server_workers(srv), c.scripts);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_msg(LOG_WARN, NULL, "SIGHUP ignored: this version reads its config only at start");
+            continue;
+        }
+        log_msg(LOG_INFO, NULL, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    server_stop(srv);
+    log_msg(LOG_INFO, NULL, "stopped");
+    rc = 0;
+cleanup:
+    server_free(srv);
+    verify_keyset_free(ks);
+    free(lualib);
+    config_free(&c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        print_version();
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        print_help(stdout);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(stdout);
+            return 0;
+        }
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc, argv);
+    fprintf(stderr, "cliqhost: unknown command '%s' (serve, check, --help)\n", cmd);
+    return 2;
+}

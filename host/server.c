@@ -1,0 +1,592 @@
+/* server: HTTP surface and share-nothing workers (see server.h). */
+#include "server.h"
+
+#include "buf.h"
+#include "config.h"
+#include "jsonw.h"
+#include "log.h"
+#include "luavm.h"
+#include "mem.h"
+#include "request.h"
+#include "sched.h"
+#include "verify.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REQ_ID_MAX 40
+
+/* One HTTP request, from its headers to its answer. */
+struct call {
+    char id[REQ_ID_MAX + 1];
+    struct timespec t0;
+    struct buf body;
+    int responded;     /* a response is queued */
+    int too_large;     /* the body passed the cap: its bytes are dropped */
+    size_t discarded;  /* bytes dropped since */
+};
+
+struct worker {
+    int index;
+    struct server *srv;
+    pthread_t thread;
+    int started;
+    int listen_fd;
+    struct MHD_Daemon *mhd;
+    int mhd_fd;               /* libmicrohttpd's own epoll set */
+    long long mhd_deadline;   /* monotonic ms when MHD must run again; 0: none */
+    struct sched *sched;
+    struct luavm *vm;
+    struct verifier *verifier;
+    uint64_t rng;
+};
+
+struct server {
+    const struct config *cfg;
+    const struct verify_keyset *ks;
+    int nworkers;
+    struct worker *workers;
+    unsigned port;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - t0->tv_sec) * 1e3 + (double)(ts.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* ---- request ids ------------------------------------------------------- */
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64*: ids only need to be unique, not secret. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* A proxy's X-Request-Id is kept when it is short and plain, so one id
+ * follows the request through both logs. */
+static int request_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REQ_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call *c)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && request_id_ok(given))
+        snprintf(c->id, sizeof c->id, "%s", given);
+    else
+        snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_random(w));
+}
+
+/* ---- answering --------------------------------------------------------- */
+
+struct outcome {
+    const struct request_dispatch *d; /* NULL before dispatch */
+    const char *error;                /* why, for an error status or a failed handler */
+    int failed;                       /* a handler ran and failed */
+    int key;                          /* which key verified, -1 if none */
+};
+
+/* Writes the request's one log line. */
+static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
+                        int status, const struct outcome *o)
+{
+    enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
+    if (strcmp(url, "/healthz") == 0 && status == 200)
+        level = LOG_DEBUG;
+    if (level < log_get_level())
+        return;
+    struct buf b;
+    buf_init(&b, LOG_LINE_MAX);
+    log_kv(&b, "method", method, strlen(method));
+    log_kv(&b, "path", url, strlen(url));
+    if (o && o->d) {
+        log_kv(&b, "type", o->d->type, strlen(o->d->type));
+        if (o->d->name[0])
+            log_kv(&b, "name", o->d->name, strlen(o->d->name));
+        log_kv(&b, "handler", o->d->key, strlen(o->d->key));
+    }
+    buf_printf(&b, " status=%d ms=%.3f", status, ms_since(&c->t0));
+    if (o && o->key >= 0 && verify_keyset_count(w->srv->ks) > 1)
+        buf_printf(&b, " key=%d", o->key + 1);
+    if (o && o->failed)
+        buf_adds(&b, " failed=1");
+    if (o && o->error)
+        log_kv(&b, "error", o->error, strlen(o->error));
+    log_msg(level, c->id, "%s", b.data + 1);
+    buf_free(&b);
+}
+
+/* Queues a reply. Takes ownership of body (malloc'd). */
+static void respond(struct MHD_Connection *conn, struct call *c, unsigned status, char *body,
+                    size_t len, const char *allow)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(r, "X-Request-Id", c->id);
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(conn, status, r) == MHD_YES)
+        c->responded = 1;
+    else
+        log_msg(LOG_ERROR, c->id, "could not queue the %u reply", status);
+    MHD_destroy_response(r);
+}
+
+static void respond_error(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                          const char *method, const char *url, unsigned status, const char *msg,
+                          const char *allow, struct outcome *o)
+{
+    size_t len;
+    char *body = jsonw_error_body(msg, c->id, &len);
+    respond(conn, c, status, body, len, allow);
+    struct outcome none = {NULL, NULL, 0, -1};
+    if (!o)
+        o = &none;
+    o->error = msg;
+    log_request(w, c, method, url, (int)status, o);
+}
+
+/* Verifies, decodes, dispatches and runs a complete callback body. */
+static void handle_callback(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                            const char *method, const char *url)
+{
+    const char *body = c->body.data ? c->body.data : "";
+    size_t len = c->body.len;
+    struct outcome o = {NULL, NULL, 0, -1};
+
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
+    enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
+    if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr),
+                      NULL, &o);
+        return;
+    }
+
+    cJSON *json = NULL;
+    struct request_dispatch d;
+    char err[512];
+    if (request_decode(body, len, &json, &d, err, sizeof err) < 0) {
+        respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
+        return;
+    }
+    o.d = &d;
+
+    struct luavm_result res;
+    luavm_run(w->vm, &d, json, body, len, c->id, &res);
+    cJSON_Delete(json);
+    if (res.status != 200) {
+        respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
+        return;
+    }
+    respond(conn, c, 200, res.body, res.len, NULL);
+    o.failed = res.failed;
+    o.error = res.failed ? res.error : NULL;
+    log_request(w, c, method, url, 200, &o);
+}
+
+/* libmicrohttpd calls this for the headers, for each piece of the body, and
+ * once more when the body is complete. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct worker *w = cls;
+    struct call *c = *con_cls;
+    const struct config *cfg = w->srv->cfg;
+
+    if (!c) {
+        c = xcalloc(1, sizeof *c);
+        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        buf_init(&c->body, (size_t)cfg->max_body_bytes);
+        assign_id(w, conn, c);
+        *con_cls = c;
+
+        if (strcmp(url, "/healthz") == 0) {
+            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: /healthz answers GET", "GET, HEAD", NULL);
+                return MHD_YES;
+            }
+            static const char ok[] = "{\"status\":\"ok\"}";
+            respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
+            log_request(w, c, method, url, 200, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/") != 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST /)", url);
+            respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(method, "POST") != 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST /)",
+                     method);
+            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST",
+                          NULL);
+            return MHD_YES;
+        }
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (!errno && end != cl && n > (unsigned long long)cfg->max_body_bytes) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "body of %llu bytes is over the limit of %ld bytes", n,
+                         cfg->max_body_bytes);
+                respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL,
+                              NULL);
+                return MHD_YES;
+            }
+            if (!errno && end != cl && n > 0)
+                buf_reserve(&c->body, (size_t)n);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->too_large) {
+            /* libmicrohttpd cannot answer in the middle of a body, so a
+             * chunked body that passed the cap is read and dropped; if it
+             * goes on for another cap's worth, the connection is cut. */
+            c->discarded += n;
+            if (c->discarded > (size_t)cfg->max_body_bytes) {
+                log_msg(LOG_WARN, c->id,
+                        "status=413 error=\"body far over the limit; connection closed\"");
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        if (buf_add(&c->body, upload_data, n) < 0) {
+            c->too_large = 1;
+            c->discarded = n;
+            buf_free(&c->body);
+        }
+        return MHD_YES;
+    }
+    if (c->responded)
+        return MHD_YES;
+    if (c->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "body is over the limit of %ld bytes", cfg->max_body_bytes);
+        respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
+        return MHD_YES;
+    }
+    handle_callback(w, conn, c, method, url);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct call *c = *con_cls;
+    if (!c)
+        return;
+    buf_free(&c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, NULL, "http: %s", msg);
+}
+
+/* ---- the worker loop --------------------------------------------------- */
+
+static void on_mhd_ready(struct sched *s, int fd, uint32_t events, void *ud)
+{
+    (void)s;
+    (void)fd;
+    (void)events;
+    struct worker *w = ud;
+    MHD_run(w->mhd);
+}
+
+static int worker_prepare(void *ud)
+{
+    struct worker *w = ud;
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(w->mhd, &t) == MHD_YES) {
+        if (t > 60000)
+            t = 60000;
+        w->mhd_deadline = now_ms() + (long long)t;
+        return (int)t;
+    }
+    w->mhd_deadline = 0;
+    return -1;
+}
+
+static void worker_after(void *ud)
+{
+    struct worker *w = ud;
+    if (w->mhd_deadline && now_ms() >= w->mhd_deadline)
+        MHD_run(w->mhd);
+    log_flush();
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    log_thread_buffered(1);
+    sched_run(w->sched);
+    /* Stop taking connections, then let MHD finish what it holds. */
+    int lfd = MHD_quiesce_daemon(w->mhd);
+    if (lfd >= 0)
+        close(lfd);
+    w->listen_fd = -1;
+    MHD_run(w->mhd);
+    log_thread_buffered(0);
+    return NULL;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int open_listener(const struct sockaddr_storage *ss, unsigned sslen, char *err,
+                         size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sslen) < 0) {
+        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int worker_init(struct server *s, struct worker *w, const struct sockaddr_storage *ss,
+                       unsigned sslen, const char *lualib_dir, char *err, size_t errlen)
+{
+    const struct config *cfg = s->cfg;
+    w->srv = s;
+    w->listen_fd = open_listener(ss, sslen, err, errlen);
+    if (w->listen_fd < 0)
+        return -1;
+    if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || w->rng == 0)
+        w->rng = (uint64_t)now_ms() * 2654435761u + (uint64_t)w->index + 1;
+
+    struct luavm_options lo = {
+        .scripts_dir = cfg->scripts,
+        .lualib_dir = lualib_dir,
+        .script_env = cfg->script_env,
+        .nscript_env = cfg->nscript_env,
+        .max_script_bytes = (size_t)cfg->max_script_bytes,
+        .max_reply_bytes = (size_t)cfg->max_reply_bytes,
+        .error_reply = cfg->error_reply,
+    };
+    w->vm = luavm_new(&lo, err, errlen);
+    if (!w->vm)
+        return -1;
+    w->verifier = verifier_new(s->ks);
+    if (!w->verifier) {
+        snprintf(err, errlen, "cannot set up signature checks (OpenSSL)");
+        return -1;
+    }
+    w->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w,
+        MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+    if (!w->mhd) {
+        snprintf(err, errlen, "cannot start the HTTP daemon (libmicrohttpd)");
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    w->mhd_fd = info ? info->epoll_fd : -1;
+    w->sched = sched_new(worker_prepare, worker_after, w);
+    if (w->mhd_fd < 0 || !w->sched ||
+        sched_watch(w->sched, w->mhd_fd, EPOLLIN, on_mhd_ready, w) < 0) {
+        snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+struct server *server_new(const struct config *c, const char *lualib_dir,
+                          const struct verify_keyset *ks, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    int loopback;
+    if (config_parse_listen(c->listen, &ss, &sslen, &loopback, err, errlen) < 0)
+        return NULL;
+    struct server *s = xcalloc(1, sizeof *s);
+    s->cfg = c;
+    s->ks = ks;
+    s->nworkers = (int)c->workers;
+    if (s->nworkers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->nworkers = n > 0 ? (int)n : 1;
+    }
+    s->workers = xcalloc((size_t)s->nworkers, sizeof *s->workers);
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].index = i;
+        s->workers[i].listen_fd = -1;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        char why[512];
+        if (worker_init(s, &s->workers[i], &ss, sslen, lualib_dir, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", c->listen, why);
+            server_free(s);
+            return NULL;
+        }
+        if (i == 0) {
+            /* With port 0 the first worker gets a free port; the others
+             * join it there. */
+            struct sockaddr_storage got;
+            socklen_t gl = sizeof got;
+            getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &gl);
+            uint16_t port = got.ss_family == AF_INET6
+                                ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                : ((struct sockaddr_in *)&got)->sin_port;
+            s->port = ntohs(port);
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = port;
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = port;
+        }
+    }
+    return s;
+}
+
+int server_start(struct server *s, char *err, size_t errlen)
+{
+    /* Workers leave signals to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+        if (e) {
+            snprintf(err, errlen, "cannot start worker %d: %s", i, strerror(e));
+            rc = -1;
+            break;
+        }
+        w->started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+void server_stop(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            sched_stop(s->workers[i].sched);
+    for (int i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].started) {
+            pthread_join(s->workers[i].thread, NULL);
+            s->workers[i].started = 0;
+        }
+    }
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    server_stop(s);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        /* A running daemon owns its listening socket (and closes it); a
+         * worker that ran has already closed it after quiescing. */
+        if (w->mhd)
+            MHD_stop_daemon(w->mhd);
+        else if (w->listen_fd >= 0)
+            close(w->listen_fd);
+        sched_free(w->sched);
+        verifier_free(w->verifier);
+        luavm_free(w->vm);
+    }
+    free(s->workers);
+    free(s);
+}
+
+unsigned server_port(const struct server *s)
+{
+    return s->port;
+}
+
+int server_workers(const struct server *s)
+{
+    return s->nworkers;
+}

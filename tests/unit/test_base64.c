@@ -1,0 +1,84 @@
+/* Unit tests for base64: RFC 4648 vectors and the edge cases keys and
+ * signatures meet. */
+#include "base64.h"
+#include "check.h"
+
+static const char *decode(const char *in, int flags, size_t *n)
+{
+    static unsigned char out[256];
+    if (base64_decode(in, strlen(in), out, sizeof out - 1, n, flags) < 0)
+        return NULL;
+    out[*n] = '\0';
+    return (const char *)out;
+}
+
+static void test_rfc4648_vectors(void)
+{
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                                        "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char enc[64];
+        size_t n = base64_encode((const unsigned char *)plain[i], strlen(plain[i]), enc);
+        CHECK_STR(enc, coded[i]);
+        CHECK_INT(n, strlen(coded[i]));
+        size_t dn;
+        CHECK_STR(decode(coded[i], 0, &dn), plain[i]);
+        CHECK_INT(dn, strlen(plain[i]));
+    }
+}
+
+static void test_padding_is_optional_but_checked(void)
+{
+    size_t n;
+    CHECK_STR(decode("Zg", 0, &n), "f");
+    CHECK_STR(decode("Zm8", 0, &n), "fo");
+    CHECK(decode("Zg=", 0, &n) == NULL);     /* short padding */
+    CHECK(decode("Zg===", 0, &n) == NULL);   /* too much padding */
+    CHECK(decode("Zg==Zg==", 0, &n) == NULL); /* data after padding */
+    CHECK(decode("Z", 0, &n) == NULL);       /* a lone character is 6 bits */
+    CHECK(decode("Zm9v=", 0, &n) == NULL);
+}
+
+static void test_whitespace(void)
+{
+    size_t n;
+    CHECK(decode("Zm9v\nYmFy", 0, &n) == NULL);
+    CHECK_STR(decode(" Zm9v\r\n YmFy\t", BASE64_SKIP_SPACE, &n), "foobar");
+}
+
+static void test_alphabet(void)
+{
+    size_t n;
+    CHECK(decode("Zm9v!mFy", 0, &n) == NULL);
+    CHECK(decode("Zm9v-_==", 0, &n) == NULL); /* URL-safe alphabet is not accepted */
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    char enc[400];
+    base64_encode(all, 256, enc);
+    unsigned char back[256];
+    size_t bn;
+    CHECK_INT(base64_decode(enc, strlen(enc), back, sizeof back, &bn, 0), 0);
+    CHECK_INT(bn, 256);
+    CHECK(memcmp(all, back, 256) == 0);
+}
+
+static void test_output_capacity(void)
+{
+    unsigned char out[3];
+    size_t n;
+    CHECK_INT(base64_decode("Zm9v", 4, out, 3, &n, 0), 0);
+    CHECK_INT(base64_decode("Zm9vYg==", 8, out, 3, &n, 0), -1);
+    CHECK_INT(base64_decode("Zm9vYmFy", 8, out, 3, &n, 0), -1);
+}
+
+int main(void)
+{
+    RUN(test_rfc4648_vectors);
+    RUN(test_padding_is_optional_but_checked);
+    RUN(test_whitespace);
+    RUN(test_alphabet);
+    RUN(test_output_capacity);
+    return CHECK_DONE();
+}

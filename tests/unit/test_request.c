@@ -1,0 +1,225 @@
+/* Unit tests for request: every (type, wire handler) of
+ * reference/cliq-platform.md §2 maps to the script and key of DESIGN.md's
+ * table, both body formats decode, and bad bodies are refused with a reason.
+ * The expected mapping is written out here by hand, not read from the
+ * catalogue under test. */
+#include "check.h"
+#include "request.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+static const struct {
+    const char *type, *wire, *name, *script, *key;
+} expected[] = {
+    {"bot", "welcome_handler", "helper", "bots/helper.lua", "welcome"},
+    {"bot", "message_handler", "helper", "bots/helper.lua", "message"},
+    {"bot", "context_handler", "helper", "bots/helper.lua", "context"},
+    {"bot", "mention_handler", "helper", "bots/helper.lua", "mention"},
+    {"bot", "action_handler", "helper", "bots/helper.lua", "action"},
+    {"bot", "incomingwebhook_handler", "helper", "bots/helper.lua", "incomingwebhook"},
+    {"bot", "participation_handler", "helper", "bots/helper.lua", "participation"},
+    {"bot", "alert_handler", "helper", "bots/helper.lua", "alert"},
+    {"command", "execution_handler", "deploy", "commands/deploy.lua", "execution"},
+    {"command", "suggestion_handler", "deploy", "commands/deploy.lua", "suggestion"},
+    {"messageaction", "execution_handler", "stats", "messageactions/stats.lua", "execution"},
+    {"function", "button_handler", "approve", "functions/approve.lua", "button"},
+    {"function", "form_handler", "approve", "functions/approve.lua", "form"},
+    {"function", "form_change_handler", "approve", "functions/approve.lua", "form_change"},
+    {"function", "form_values_handler", "approve", "functions/approve.lua", "form_values"},
+    {"function", "form_view_handler", "approve", "functions/approve.lua", "form_view"},
+    {"function", "applet_button_handler", "approve", "functions/approve.lua", "applet_button"},
+    {"widget", "view_handler", "board", "widgets/board.lua", "view"},
+    {"extension", "installation_handler", NULL, "extension.lua", "installation"},
+    {"extension", "installation_validator", NULL, "extension.lua", "installation_validator"},
+    {"extension", "uninstallation_handler", NULL, "extension.lua", "uninstallation"},
+    {"link_preview", "unfurl_handler", NULL, "link_preview.lua", "unfurl"},
+    {"link_preview", "unfurl_button_action_handler", NULL, "link_preview.lua",
+     "unfurl_button_action"},
+    {"link_preview", "unfurl_dynamic_action_handler", NULL, "link_preview.lua",
+     "unfurl_dynamic_action"},
+    {"link_preview", "unfurl_post_message_handler", NULL, "link_preview.lua",
+     "unfurl_post_message"},
+    /* Other names the same handlers go by (v3 API, sample file names). */
+    {"bot", "menu_handler", "helper", "bots/helper.lua", "action"},
+    {"bot", "incoming_webhook_handler", "helper", "bots/helper.lua", "incomingwebhook"},
+    {"bot", "call_handler", "helper", "bots/helper.lua", "alert"},
+    {"function", "form_submit_handler", "approve", "functions/approve.lua", "form"},
+    {"function", "form_dynamic_select_handler", "approve", "functions/approve.lua",
+     "form_values"},
+    {"function", "widget_button_handler", "approve", "functions/approve.lua", "applet_button"},
+};
+
+#define NEXPECTED (sizeof expected / sizeof expected[0])
+
+static void test_every_catalogue_entry_maps(void)
+{
+    for (size_t i = 0; i < NEXPECTED; i++) {
+        struct request_dispatch d;
+        char err[256];
+        int rc = request_map(expected[i].type, expected[i].wire, expected[i].name, &d, err,
+                             sizeof err);
+        CHECK_INT(rc, 0);
+        if (rc != 0) {
+            fprintf(stderr, "  %s/%s: %s\n", expected[i].type, expected[i].wire, err);
+            continue;
+        }
+        CHECK_STR(d.script, expected[i].script);
+        CHECK_STR(d.key, expected[i].key);
+        CHECK(d.entry != NULL);
+    }
+    /* And the catalogue holds nothing this table does not expect. */
+    size_t n;
+    const struct request_catalogue_entry *cat = request_catalogue(&n);
+    CHECK_INT(n, NEXPECTED);
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (size_t j = 0; j < NEXPECTED; j++)
+            if (!strcmp(cat[i].type, expected[j].type) && !strcmp(cat[i].wire, expected[j].wire))
+                found = 1;
+        CHECK(found);
+    }
+}
+
+static void test_response_url_handlers(void)
+{
+    /* reference/cliq-webhook-extensions.txt lists the handlers with a
+     * response_url. */
+    static const char *const with[][2] = {
+        {"command", "execution_handler"}, {"messageaction", "execution_handler"},
+        {"bot", "welcome_handler"},       {"bot", "message_handler"},
+        {"bot", "context_handler"},       {"function", "button_handler"},
+        {"function", "form_handler"},
+    };
+    for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) {
+        struct request_dispatch d;
+        char err[256];
+        CHECK_INT(request_map(with[i][0], with[i][1], "x", &d, err, sizeof err), 0);
+        CHECK(d.entry && d.entry->response_url);
+    }
+    struct request_dispatch d;
+    char err[256];
+    CHECK_INT(request_map("widget", "view_handler", "x", &d, err, sizeof err), 0);
+    CHECK(d.entry && !d.entry->response_url);
+}
+
+static void test_uncatalogued_handler_still_dispatches(void)
+{
+    struct request_dispatch d;
+    char err[256];
+    CHECK_INT(request_map("bot", "reaction_handler", "helper", &d, err, sizeof err), 0);
+    CHECK_STR(d.key, "reaction");
+    CHECK(d.entry == NULL);
+    CHECK_INT(request_map("command", "preview", "deploy", &d, err, sizeof err), 0);
+    CHECK_STR(d.key, "preview");
+}
+
+static void test_names_cannot_leave_the_folder(void)
+{
+    static const char *const bad[] = {"../etc/passwd", "a/b", ".hidden", "", "a\\b", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct request_dispatch d;
+        char err[256];
+        CHECK_INT(request_map("command", "execution_handler", bad[i], &d, err, sizeof err), -1);
+    }
+    struct request_dispatch d;
+    char err[256];
+    CHECK_INT(request_map("bot", "message_handler", "Sample Bot", &d, err, sizeof err), 0);
+    CHECK_STR(d.script, "bots/Sample Bot.lua");
+    char longname[200];
+    memset(longname, 'a', 150);
+    longname[150] = '\0';
+    CHECK_INT(request_map("command", "execution_handler", longname, &d, err, sizeof err), -1);
+    CHECK_INT(request_map("command", "Execution_Handler", "x", &d, err, sizeof err), -1);
+    CHECK_INT(request_map("nonsense", "execution_handler", "x", &d, err, sizeof err), -1);
+    CHECK_HAS(err, "unknown request type");
+}
+
+/* Decodes body and returns 0/-1, leaving the dispatch and error. */
+static int decode(const char *body, struct request_dispatch *d, char *err, size_t errlen)
+{
+    cJSON *json = NULL;
+    int rc = request_decode(body, strlen(body), &json, d, err, errlen);
+    CHECK(rc == 0 ? json != NULL : json == NULL);
+    cJSON_Delete(json);
+    return rc;
+}
+
+static void test_body_formats(void)
+{
+    struct request_dispatch d;
+    char err[256];
+    /* Today's format. */
+    CHECK_INT(decode("{\"type\":\"bot\",\"name\":\"Helper\",\"unique_name\":\"helper\","
+                     "\"handler\":{\"type\":\"action_handler\",\"name\":\"Help\"},\"params\":{}}",
+                     &d, err, sizeof err),
+              0);
+    CHECK_STR(d.script, "bots/helper.lua");
+    CHECK_STR(d.key, "action");
+    CHECK_STR(d.action, "Help");
+    /* The 2019 format: handler is a string, the menu item in handler_name. */
+    CHECK_INT(decode("{\"type\":\"bot\",\"name\":\"helper\",\"handler\":\"action_handler\","
+                     "\"handler_name\":\"help\"}",
+                     &d, err, sizeof err),
+              0);
+    CHECK_STR(d.script, "bots/helper.lua");
+    CHECK_STR(d.key, "action");
+    CHECK_STR(d.action, "help");
+    /* Bots fall back to name when unique_name is absent or empty. */
+    CHECK_INT(decode("{\"type\":\"bot\",\"name\":\"helper\",\"unique_name\":\"\","
+                     "\"handler\":{\"type\":\"message_handler\"}}",
+                     &d, err, sizeof err),
+              0);
+    CHECK_STR(d.script, "bots/helper.lua");
+    /* Extension handlers have no component name. */
+    CHECK_INT(decode("{\"type\":\"extension\",\"handler\":{\"type\":\"installation_handler\"}}",
+                     &d, err, sizeof err),
+              0);
+    CHECK_STR(d.script, "extension.lua");
+    /* Surrounding whitespace is fine. */
+    CHECK_INT(decode(" \n{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"}\r\n",
+                     &d, err, sizeof err),
+              0);
+}
+
+static void test_bad_bodies(void)
+{
+    static const struct {
+        const char *body, *why;
+    } bad[] = {
+        {"", "not valid JSON"},
+        {"not json", "not valid JSON"},
+        {"{\"type\":\"command\"", "not valid JSON"},
+        {"[1,2]", "must be a JSON object"},
+        {"\"text\"", "must be a JSON object"},
+        {"{}", "no \"type\""},
+        {"{\"type\":1,\"handler\":\"x_handler\"}", "\"type\" must be"},
+        {"{\"type\":\"command\",\"name\":\"x\"}", "no \"handler\""},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":{}}", "\"handler\" must be"},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":7}", "\"handler\" must be"},
+        {"{\"type\":\"command\",\"handler\":\"execution_handler\"}", "needs a component name"},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"} x",
+         "data after"},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\",\"params\":[]}",
+         "\"params\" must be an object"},
+        {"{\"type\":\"robot\",\"name\":\"x\",\"handler\":\"execution_handler\"}",
+         "unknown request type"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct request_dispatch d;
+        char err[256] = "";
+        CHECK_INT(decode(bad[i].body, &d, err, sizeof err), -1);
+        CHECK_HAS(err, bad[i].why);
+    }
+}
+
+int main(void)
+{
+    RUN(test_every_catalogue_entry_maps);
+    RUN(test_response_url_handlers);
+    RUN(test_uncatalogued_handler_still_dispatches);
+    RUN(test_names_cannot_leave_the_folder);
+    RUN(test_body_formats);
+    RUN(test_bad_bodies);
+    return CHECK_DONE();
+}
