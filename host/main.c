@@ -30,6 +30,9 @@
 #ifndef CLIQHOST_VERSION
 #define CLIQHOST_VERSION "0.0.0"
 #endif
+#ifndef CLIQHOST_SOURCE_LUALIB_DIR
+#define CLIQHOST_SOURCE_LUALIB_DIR "lualib"
+#endif
 #ifndef CLIQHOST_LUALIB_INSTALL_DIR
 #define CLIQHOST_LUALIB_INSTALL_DIR "/usr/local/share/cliqhost/lualib"
 #endif
@@ -64,9 +67,10 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The folder of shipped Lua modules: the setting, else lualib/ beside the
- * binary's folder (the build tree), else the install location. Returns an
- * allocated path or NULL. */
+/* The folder of shipped Lua modules: the setting; else share/cliqhost/lualib
+ * beside the binary's folder (an installed, relocatable tree); else the
+ * source tree the binary was built from (running from a build folder); else
+ * the install prefix. Returns an allocated path or NULL. */
 static char *find_lualib(const struct config *c)
 {
     if (c->lualib)
@@ -75,15 +79,16 @@ static char *find_lualib(const struct config *c)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
-        char *dir = dirname(exe);
-        char cand[PATH_MAX + 16];
-        snprintf(cand, sizeof cand, "%s/../lualib", dir);
+        char cand[PATH_MAX + 32];
+        snprintf(cand, sizeof cand, "%s/../share/cliqhost/lualib", dirname(exe));
         if (is_dir(cand)) {
             char *real = realpath(cand, NULL);
             if (real)
                 return real;
         }
     }
+    if (is_dir(CLIQHOST_SOURCE_LUALIB_DIR))
+        return xstrdup(CLIQHOST_SOURCE_LUALIB_DIR);
     if (is_dir(CLIQHOST_LUALIB_INSTALL_DIR))
         return xstrdup(CLIQHOST_LUALIB_INSTALL_DIR);
     return NULL;
@@ -100,6 +105,7 @@ static int load_config(struct config *c, int argc, char **argv, int serving)
         config_apply_flags(c, argc, argv, 2, NULL, err, sizeof err) < 0 ||
         config_validate(c, serving, err, sizeof err) < 0) {
         fprintf(stderr, "cliqhost: %s\n", err);
+        config_free(c);
         return -1;
     }
     enum log_level level;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The README's two commands, on a fresh Debian 12 machine as root:
+#
+#   ./dev.sh serve [cliqhost serve flags]   install what is missing, build, and serve the
+#                                           example scripts on 127.0.0.1:8080
+#   ./dev.sh test                           install what is missing, build, and run every
+#                                           test, then again under ASan and UBSan
+#
+# Both are safe to run again: packages are installed only when missing and
+# builds are incremental.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
+            libcjson-dev openssl)
+TEST_PKGS=(python3)
+
+# Installs the Debian packages that are not installed yet.
+need_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  echo "== installing Debian packages: ${missing[*]}"
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+}
+
+# build DIR [cmake options]: configures once, then builds incrementally.
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+# A development key pair, made once and kept in build/dev/: `serve` trusts its
+# public half, and you sign test calls with the private half (see README).
+dev_key() {
+  mkdir -p build/dev
+  if [ ! -f build/dev/cliq-dev.pem ]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out build/dev/cliq-dev.pem 2>/dev/null
+    openssl pkey -in build/dev/cliq-dev.pem -pubout -out build/dev/cliq-dev.pub
+    echo "== made a development key pair in build/dev/ (cliq-dev.pem signs, cliq-dev.pub verifies)"
+  fi
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    need_packages "${BUILD_PKGS[@]}"
+    build build
+    args=("$@")
+    if [[ " $* " != *" --key"* && " $* " != *" --no-verify "* && " $* " != *" --config"* ]]; then
+      dev_key
+      args+=(--key build/dev/cliq-dev.pub)
+    fi
+    exec build/cliqhost serve --scripts scripts "${args[@]}"
+    ;;
+  test)
+    need_packages "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+    status=0
+    echo "== build and test (build/)"
+    build build
+    (cd build && ctest --output-on-failure) || status=1
+    echo "== build and test under AddressSanitizer and UndefinedBehaviorSanitizer (build/asan/)"
+    build build/asan -DCLIQHOST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure) || status=1
+    exit $status
+    ;;
+  *)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,137 @@
+"""The command line: the config file, flags over it, check, help."""
+
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+from cliq_bodies import body
+from hostlib import HERE, REPO, Host, Key, run_cli
+
+KEY = Key("main")
+
+
+class ConfigFile(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-cfg-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def write(self, text):
+        path = os.path.join(self.dir, "cliqhost.lua")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_config_file_settings_and_flag_override(self):
+        os.environ["CLIQHOST_TEST_KEY"] = KEY.spki
+        cfg = self.write(f'''
+            listen  = "127.0.0.1:0"
+            scripts = "{HERE}/scripts"
+            keys    = {{ os.getenv("CLIQHOST_TEST_KEY") }}
+            workers = 3
+            error_reply = "Oops, {{id}}"
+            local helper = "locals are fine"
+        ''')
+        host = Host("--config", cfg, workers=None, listen=None)
+        try:
+            self.assertIn("(3 workers", host.wait_for("listening on"))
+            r = host.post(body("command", "execution_handler", "cmd", {}), key=KEY)
+            self.assertEqual(r.status, 200)
+        finally:
+            self.assertEqual(host.stop(), 0)
+        host = Host("--config", cfg, workers=1, listen=None)  # the flag wins
+        try:
+            self.assertIn("(1 workers", host.wait_for("listening on"))
+        finally:
+            self.assertEqual(host.stop(), 0)
+
+    def test_config_mistakes_are_named(self):
+        cases = [
+            ("deadlin_ms = 4000", "unknown setting 'deadlin_ms'"),
+            ('workers = "two"', "'workers' must be an integer"),
+            ("keys = 7", "'keys' must be a string or a list of strings"),
+            ("this is not lua", "cliqhost.lua:1:"),
+            ('listen = "localhost"', "needs a port"),
+        ]
+        for text, want in cases:
+            with self.subTest(text=text):
+                p = run_cli("serve", "--config", self.write(text), "--key", KEY.spki)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(want, p.stderr)
+
+    def test_design_example_config_loads(self):
+        # The config of DESIGN.md, keys aside, loads as written.
+        cfg = self.write(f'''
+            listen      = "127.0.0.1:0"
+            scripts     = "{HERE}/scripts"
+            keys        = {{ "{KEY.pub_pem}" }}
+            deadline_ms = 4500
+            workers     = 2
+            data_dir    = "data"
+            cliq_api    = nil
+            tokens      = {{
+              default = os.getenv("CLIQ_WEBHOOK_TOKEN"),
+              alerts  = {{ token = os.getenv("CLIQ_ALERTS_TOKEN"), disabled = false }},
+            }}
+            script_env  = {{ "JENKINS_URL" }}
+        ''')
+        host = Host("--config", cfg)
+        self.assertEqual(host.stop(), 0)
+
+
+class Check(unittest.TestCase):
+    def test_examples_are_clean(self):
+        p = run_cli("check", "--scripts", os.path.join(REPO, "scripts"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("4 scripts", p.stderr)
+
+    def test_problems_are_file_line_message(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-check-")
+        try:
+            os.makedirs(os.path.join(d, "commands"))
+            os.makedirs(os.path.join(d, "lib"))
+            with open(os.path.join(d, "commands", "a.lua"), "w") as f:
+                f.write("return {\n  execution = function(req)\n    return req.\n  end,\n}\n")
+            with open(os.path.join(d, "commands", "b.lua"), "w") as f:
+                f.write("return { execution = function() end }\n")
+            with open(os.path.join(d, "lib", "m.lua"), "w") as f:
+                f.write("local x = \n")
+            p = run_cli("check", "--scripts", d)
+            self.assertEqual(p.returncode, 1)
+            lines = p.stdout.strip().split("\n")
+            self.assertEqual(len(lines), 2, p.stdout)
+            self.assertRegex(p.stdout, re.escape(d) + r"/commands/a\.lua:4: .*near 'end'")
+            self.assertRegex(p.stdout, re.escape(d) + r"/lib/m\.lua:2: ")
+            self.assertIn("2 problems", p.stderr)
+        finally:
+            shutil.rmtree(d)
+
+
+class Help(unittest.TestCase):
+    def test_help_lists_every_flag_with_its_default(self):
+        p = run_cli("--help")
+        self.assertEqual(p.returncode, 0)
+        for flag, default in [("--listen", "127.0.0.1:8080"), ("--scripts", "scripts"),
+                              ("--deadline", "4500"), ("--workers", "0"),
+                              ("--max-body-bytes", "1048576"), ("--key", None),
+                              ("--no-verify", None), ("--log-level", "info")]:
+            self.assertIn(flag, p.stdout)
+            if default:
+                self.assertRegex(p.stdout, re.escape(flag) + r"[\s\S]*?default: " + re.escape(default))
+
+    def test_version(self):
+        p = run_cli("--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^cliqhost \d+\.\d+\.\d+ \(Lua 5\.4")
+
+    def test_unknown_flag(self):
+        p = run_cli("serve", "--lisen", "x")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown option '--lisen'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
