@@ -4,32 +4,25 @@
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* 0..63 for alphabet characters, 64 for '=', 65 for whitespace, 66 for
- * anything else. A function rather than a table built at run time, so that
- * threads never race to build it. */
-static unsigned char decode_char(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return (unsigned char)(c - 'A');
-    if (c >= 'a' && c <= 'z')
-        return (unsigned char)(c - 'a' + 26);
-    if (c >= '0' && c <= '9')
-        return (unsigned char)(c - '0' + 52);
-    switch (c) {
-    case '+':
-        return 62;
-    case '/':
-        return 63;
-    case '=':
-        return 64;
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-        return 65;
-    default:
-        return 66;
-    }
-}
+ * anything else. Written out, so nothing is built at run time. */
+static const unsigned char decode_table[256] = {
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 65, 65, 66, 66, 65, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    65, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 62, 66, 66, 66, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 66, 66, 66, 64, 66, 66,
+    66,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 66, 66, 66, 66, 66,
+    66, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+};
 
 int base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap, size_t *outlen,
                   int flags)
@@ -40,7 +33,7 @@ int base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap, s
     size_t pad = 0;   /* '=' seen */
     size_t chars = 0; /* alphabet characters seen */
     for (size_t i = 0; i < n; i++) {
-        unsigned char v = decode_char((unsigned char)in[i]);
+        unsigned char v = decode_table[(unsigned char)in[i]];
         if (v == 65) {
             if (!(flags & BASE64_SKIP_SPACE))
                 return -1;

@@ -1,6 +1,7 @@
 /* bind_json: the json module and Lua <-> JSON conversion (see bind_json.h). */
 #include "bind_json.h"
 
+#include "arena.h"
 #include "buf.h"
 #include "jsonw.h"
 
@@ -132,9 +133,14 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
         push_number(d, item);
         break;
     case cJSON_String:
-    case cJSON_Raw:
-        lua_pushstring(L, item->valuestring ? item->valuestring : "");
+    case cJSON_Raw: {
+        /* lua_pushlstring, not lua_pushstring: the latter first searches
+         * Lua's cache of C-string addresses, which never hits for a tree
+         * that was just parsed. */
+        const char *v = item->valuestring ? item->valuestring : "";
+        lua_pushlstring(L, v, strlen(v));
         break;
+    }
     case cJSON_Array: {
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next)
@@ -157,7 +163,8 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
         for (const cJSON *c = item->child; c; c = c->next) {
             /* Every child is visited, even a repeated key, so the number
              * scan stays in step with the tree. The last one wins. */
-            lua_pushstring(L, c->string ? c->string : "");
+            const char *k = c->string ? c->string : "";
+            lua_pushlstring(L, k, strlen(k));
             push_item(d, c, depth + 1);
             lua_rawset(L, -3);
         }
@@ -520,17 +527,30 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
+/* Frees a tree json.decode parsed with malloc, even while the request's
+ * arena is open. */
+static void free_malloc_tree(cJSON *root)
+{
+    int arena = arena_suspend();
+    cJSON_Delete(root);
+    arena_resume(arena);
+}
+
 /* json.decode(text) -> value | nil, message */
 static int l_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     const char *end = NULL;
+    /* This tree may outlive the request's arena (its box is collected
+     * later if building the value raises), so it comes from malloc. */
+    int arena = arena_suspend();
     cJSON *root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    arena_resume(arena);
     if (root) {
         for (const char *p = end; p < s + n; p++) {
             if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-                cJSON_Delete(root);
+                free_malloc_tree(root);
                 lua_pushnil(L);
                 lua_pushfstring(L, "data after the JSON value at byte %d", (int)(p - s) + 1);
                 return 2;
@@ -550,7 +570,7 @@ static int l_decode(lua_State *L)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &tree_box_key);
     lua_setmetatable(L, -2);
     bind_json_push_tree(L, root, s, n);
-    cJSON_Delete(root);
+    free_malloc_tree(root);
     *box = NULL;
     return 1;
 }
@@ -590,7 +610,7 @@ static int tree_box_gc(lua_State *L)
 {
     cJSON **box = lua_touserdata(L, 1);
     if (box && *box) {
-        cJSON_Delete(*box);
+        free_malloc_tree(*box);
         *box = NULL;
     }
     return 0;

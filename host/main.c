@@ -5,6 +5,7 @@
  *   cliqhost check  [flags]    load every script as serve would; report problems
  *   cliqhost --version | --help
  */
+#include "arena.h"
 #include "config.h"
 #include "log.h"
 #include "luavm.h"
@@ -246,6 +247,7 @@ cleanup:
 
 int main(int argc, char **argv)
 {
+    arena_install_cjson_hooks();
     if (argc < 2) {
         print_help(stderr);
         return 2;

@@ -62,8 +62,8 @@ int request_map(const char *type, const char *wire, const char *name,
                 struct request_dispatch *d, char *err, size_t errlen);
 
 /* Parses `body` (len bytes; body[len] must be '\0') and fills `d`. On
- * success *json is the parsed tree (caller frees with cJSON_Delete) and 0 is
- * returned. A body that is not a JSON object or lacks what dispatch needs
+ * success *json is the parsed tree (caller frees with cJSON_Delete, or by
+ * closing the arena it was parsed in; see arena.h) and 0 is returned. A body that is not a JSON object or lacks what dispatch needs
  * returns -1 with the reason in `err` (the 400 answer). */
 int request_decode(const char *body, size_t len, struct cJSON **json,
                    struct request_dispatch *d, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* server: HTTP surface and share-nothing workers (see server.h). */
 #include "server.h"
 
+#include "arena.h"
 #include "buf.h"
 #include "config.h"
 #include "jsonw.h"
@@ -132,6 +133,7 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
         return;
     struct buf b;
     buf_init(&b, LOG_LINE_MAX);
+    buf_reserve(&b, 320); /* one allocation for a typical line */
     log_kv(&b, "method", method, strlen(method));
     log_kv(&b, "path", url, strlen(url));
     if (o && o->d) {
@@ -204,10 +206,14 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         return;
     }
 
+    /* The parse tree lives in the thread's arena until the handler has its
+     * request object. */
     cJSON *json = NULL;
     struct request_dispatch d;
     char err[512];
+    arena_open();
     if (request_decode(body, len, &json, &d, err, sizeof err) < 0) {
+        arena_close();
         respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
         return;
     }
@@ -215,7 +221,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
 
     struct luavm_result res;
     luavm_run(w->vm, &d, json, body, len, c->id, &res);
-    cJSON_Delete(json);
+    arena_close();
     if (res.status != 200) {
         respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
         return;

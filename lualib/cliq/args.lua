@@ -12,32 +12,36 @@
 local M = {}
 
 -- Splits text into words, honouring quotes. Returns a list, or nil, err.
+-- Works in runs (a whole unquoted stretch or quoted part at a time), not
+-- character by character.
 function M.split(text)
   local words = {}
-  local i, n = 1, #text
-  while i <= n do
-    local c = text:sub(i, i)
-    if c:match("%s") then
-      i = i + 1
-    else
-      local parts = {}
-      while i <= n and not text:sub(i, i):match("%s") do
-        c = text:sub(i, i)
-        if c == '"' or c == "'" then
-          local close = text:find(c, i + 1, true)
-          if not close then
-            return nil, "unclosed " .. c .. " quote"
-          end
-          parts[#parts + 1] = text:sub(i + 1, close - 1)
-          i = close + 1
-        else
-          local stop = text:find("[%s\"']", i) or n + 1
-          parts[#parts + 1] = text:sub(i, stop - 1)
-          i = stop
-        end
-      end
-      words[#words + 1] = table.concat(parts)
+  local i = 1
+  while true do
+    i = text:find("%S", i)
+    if not i then
+      break
     end
+    local parts = {}
+    while true do
+      local c = text:sub(i, i)
+      if c == '"' or c == "'" then
+        local close = text:find(c, i + 1, true)
+        if not close then
+          return nil, "unclosed " .. c .. " quote"
+        end
+        parts[#parts + 1] = text:sub(i + 1, close - 1)
+        i = close + 1
+      else
+        local s, e = text:find("^[^%s\"']+", i)
+        if not s then
+          break -- whitespace or the end: the word is complete
+        end
+        parts[#parts + 1] = text:sub(s, e)
+        i = e + 1
+      end
+    end
+    words[#words + 1] = parts[2] and table.concat(parts) or parts[1]
   end
   return words
 end

@@ -1,0 +1,31 @@
+/*
+ * arena: a per-thread bump allocator for cJSON's parse trees.
+ *
+ * A request body becomes a cJSON tree of a hundred small nodes that all die
+ * together a few microseconds later. While a thread has its arena open,
+ * cJSON's allocations come from it (a pointer bump each) and its frees do
+ * nothing; arena_close() then releases everything at once. With no arena
+ * open, cJSON uses malloc and free as usual.
+ *
+ * The one rule: a tree parsed while the arena is open must be finished with
+ * before arena_close() on the same thread, and a tree parsed while it is
+ * closed must not be freed while it is open (arena_suspend() lets code that
+ * runs inside an open arena parse with malloc).
+ */
+#ifndef CLIQHOST_ARENA_H
+#define CLIQHOST_ARENA_H
+
+/* Installs the cJSON hooks. Call once, before any thread uses cJSON. */
+void arena_install_cjson_hooks(void);
+
+/* Opens the calling thread's arena for cJSON allocations. */
+void arena_open(void);
+/* Closes it and releases all it handed out. Keeps one block for reuse. */
+void arena_close(void);
+
+/* Pauses an open arena (cJSON uses malloc) and returns whether one was
+ * open; arena_resume() with that value restores it. */
+int arena_suspend(void);
+void arena_resume(int was_open);
+
+#endif
