@@ -84,6 +84,13 @@ void arena_close(void)
         b->used = 0;
 }
 
+void arena_release(void)
+{
+    arena_close();
+    free(tls.head);
+    tls.head = NULL;
+}
+
 int arena_suspend(void)
 {
     int was = tls.open;

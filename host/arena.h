@@ -23,6 +23,9 @@ void arena_open(void);
 /* Closes it and releases all it handed out. Keeps one block for reuse. */
 void arena_close(void);
 
+/* Frees the calling thread's arena entirely; call before the thread ends. */
+void arena_release(void);
+
 /* Pauses an open arena (cJSON uses malloc) and returns whether one was
  * open; arena_resume() with that value restores it. */
 int arena_suspend(void);

@@ -399,6 +399,7 @@ static void *worker_main(void *arg)
         close(lfd);
     w->listen_fd = -1;
     MHD_run(w->mhd);
+    arena_release();
     log_thread_buffered(0);
     return NULL;
 }
