@@ -66,8 +66,8 @@ int main(int argc, char **argv)
             "\"status\":\"granted\"},"
             "\"mentions\":[],\"options\":{},\"selections\":[],\"attachments\":[],"
             "\"arguments\":\"%s %s #%ld\"}}",
-            i % 1000000, 1700000000000LL + i, user, user, user, user, i, i, user, user, user,
-            user, i, i, services[i % 6], envs[i % 3], i);
+            i % 1000000, 1700000000000LL + i, user, user, user, user, i, i, user, user, user, user,
+            i, i, services[i % 6], envs[i % 3], i);
         size_t siglen = sizeof sig;
         if (!EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) ||
             !EVP_DigestSign(md, sig, &siglen, (unsigned char *)body, (size_t)n)) {

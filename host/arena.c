@@ -10,7 +10,7 @@
 /* The first block is kept between requests; bigger trees add blocks that
  * are freed at close. */
 #define BLOCK_SIZE (64 * 1024)
-#define ALIGN 16
+#define ALIGN      16
 
 struct block {
     struct block *next;

@@ -225,7 +225,7 @@ struct encoder {
     char *err;
     size_t errlen;
     int depth;
-    int full; /* failed because the buffer reached its cap */
+    int full;                          /* failed because the buffer reached its cap */
     int array_mt, object_mt, null_idx; /* stack slots */
     struct path_seg path[BIND_JSON_MAX_DEPTH + 1];
 };
@@ -346,8 +346,7 @@ static int encode_object(struct encoder *e, int idx, int int_keys_ok)
             k = tmp;
         } else {
             lua_pop(L, 2);
-            return fail(e, "object keys must be strings (found a %s key)",
-                        lua_typename(L, kt));
+            return fail(e, "object keys must be strings (found a %s key)", lua_typename(L, kt));
         }
         if (!first && buf_addc(e->out, ',') < 0) {
             lua_pop(L, 2);
@@ -435,8 +434,7 @@ static int encode_table(struct encoder *e, int idx)
         }
         if (count != n) {
             e->depth--;
-            return fail(e, "%s",
-                        "json.array has keys other than 1..n (holes, or named keys)");
+            return fail(e, "%s", "json.array has keys other than 1..n (holes, or named keys)");
         }
         rc = encode_array(e, idx, n);
     } else if (mark == 'o') {
@@ -559,8 +557,7 @@ static int l_decode(lua_State *L)
     }
     if (!root) {
         lua_pushnil(L);
-        lua_pushfstring(L, "invalid JSON near byte %d",
-                        end && end >= s ? (int)(end - s) + 1 : 1);
+        lua_pushfstring(L, "invalid JSON near byte %d", end && end >= s ? (int)(end - s) + 1 : 1);
         return 2;
     }
     /* The tree must be freed even if building the value raises (the Lua

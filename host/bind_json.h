@@ -41,7 +41,7 @@ int bind_json_open(lua_State *L);
  * Raises only on memory errors, so call it in protected mode. [-0, +1] */
 void bind_json_push_tree(lua_State *L, const struct cJSON *item, const char *text, size_t len);
 
-#define BIND_JSON_BAD (-1)  /* a value JSON cannot carry */
+#define BIND_JSON_BAD  (-1) /* a value JSON cannot carry */
 #define BIND_JSON_FULL (-2) /* the text would pass the buffer's cap */
 
 /* Appends the JSON for the value at `idx` to `out`. `root` names the value

@@ -42,8 +42,7 @@ static int emit(lua_State *L, enum log_level level)
     if (ctx->script[0])
         log_kv(&line, "script", ctx->script, strlen(ctx->script));
     log_kv(&line, "msg", msg.data ? msg.data : "", msg.len);
-    log_msg(level, ctx->req_id[0] ? ctx->req_id : NULL, "%s",
-            line.data ? line.data + 1 : "");
+    log_msg(level, ctx->req_id[0] ? ctx->req_id : NULL, "%s", line.data ? line.data + 1 : "");
     buf_free(&line);
     buf_free(&msg);
     return 0;

@@ -15,8 +15,8 @@
 /* What the lines are tagged with; the owner (luavm) updates it before
  * running each piece of script code. */
 struct bind_log_ctx {
-    char req_id[48];   /* "" outside a request */
-    char script[192];  /* the script being run, relative to the scripts folder */
+    char req_id[48];  /* "" outside a request */
+    char script[192]; /* the script being run, relative to the scripts folder */
 };
 
 /* Pushes the log module; its functions keep a pointer to ctx, which must

@@ -42,8 +42,7 @@ static const struct setting settings[] = {
      "Cliq public key (base64 as on the extension page, or a file); repeat for rotation"},
     {"deadline_ms", "deadline", SET_INT, OFF(deadline_ms), "4500", 100, 60000,
      "sync reply deadline in ms (Cliq waits 5 s)"},
-    {"workers", "workers", SET_INT, OFF(workers), "0", 0, 256,
-     "worker threads (0: one per core)"},
+    {"workers", "workers", SET_INT, OFF(workers), "0", 0, 256, "worker threads (0: one per core)"},
     {"lualib", "lualib", SET_STR, OFF(lualib), NULL, 0, 0,
      "folder of Lua modules shipped with the host (default: found beside the binary)"},
     {"script_env", "script-env", SET_LIST, OFF(script_env), NULL, 0, 0,
@@ -61,8 +60,7 @@ static const struct setting settings[] = {
     {"error_reply", "error-reply", SET_STR, OFF(error_reply),
      "Sorry, something went wrong while handling this. (request {id})", 0, 0,
      "what the chat user sees when a handler fails; {id} is the request id"},
-    {"log_level", "log-level", SET_STR, OFF(log_level), "info", 0, 0,
-     "debug, info, warn or error"},
+    {"log_level", "log-level", SET_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {NULL, "no-verify", SET_BOOL, OFF(no_verify), "0", 0, 1,
      "DEVELOPMENT ONLY: skip signature checks (loopback addresses only)"},
     {"data_dir", "data-dir", SET_STR, OFF(data_dir), "data", 0, 0,
@@ -223,8 +221,8 @@ static int set_from_lua(struct config *c, lua_State *L, const struct setting *s,
         for (lua_Integer i = 1; i <= len; i++) {
             lua_rawgeti(L, -1, i);
             if (lua_type(L, -1) != LUA_TSTRING) {
-                snprintf(err, errlen, "'%s'[%lld] must be a string (got %s)", s->key,
-                         (long long)i, luaL_typename(L, -1));
+                snprintf(err, errlen, "'%s'[%lld] must be a string (got %s)", s->key, (long long)i,
+                         luaL_typename(L, -1));
                 lua_pop(L, 1);
                 return -1;
             }
@@ -252,7 +250,8 @@ static int check_tokens(lua_State *L, char *err, size_t errlen)
                  (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TTABLE);
         if (!ok) {
             lua_pop(L, 2);
-            snprintf(err, errlen, "'tokens' entries must be name = \"token\" or name = { token = ... }");
+            snprintf(err, errlen,
+                     "'tokens' entries must be name = \"token\" or name = { token = ... }");
             return -1;
         }
         lua_pop(L, 1);
@@ -316,8 +315,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
             c->has_tokens = 1;
         } else {
             snprintf(why, sizeof why,
-                     "unknown setting '%s' (see `cliqhost --help`; use `local` for helpers)",
-                     key);
+                     "unknown setting '%s' (see `cliqhost --help`; use `local` for helpers)", key);
             goto fail;
         }
         lua_pop(L, 1);
@@ -333,8 +331,8 @@ cleanup:
     return rc;
 }
 
-int config_apply_flags(struct config *c, int argc, char **argv, int first,
-                       const char **config_path, char *err, size_t errlen)
+int config_apply_flags(struct config *c, int argc, char **argv, int first, const char **config_path,
+                       char *err, size_t errlen)
 {
     /* A list given on the command line replaces the file's list. */
     int list_started[NSETTINGS] = {0};
@@ -431,8 +429,8 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int
     if (host[0] == '\0' || strcmp(host, "*") == 0)
         strcpy(host, "0.0.0.0");
     if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
-        snprintf(err, errlen, "listen address '%s' is not an IPv4 address (use [::1]:port for IPv6)",
-                 s);
+        snprintf(err, errlen,
+                 "listen address '%s' is not an IPv4 address (use [::1]:port for IPv6)", s);
         return -1;
     }
     a4->sin_family = AF_INET;

@@ -55,8 +55,8 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
  * `config_path` is not NULL, only --config is looked at and returned there
  * (borrowed from argv; NULL if absent), so the file can be read first.
  * Returns 0, or -1 with a message (unknown flag, missing or bad value). */
-int config_apply_flags(struct config *c, int argc, char **argv, int first,
-                       const char **config_path, char *err, size_t errlen);
+int config_apply_flags(struct config *c, int argc, char **argv, int first, const char **config_path,
+                       char *err, size_t errlen);
 
 /* Checks the settings taken together (e.g. the development switch only on
  * loopback). `serving` adds the checks that only `serve` needs. */

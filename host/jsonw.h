@@ -11,10 +11,10 @@
 
 struct buf;
 
-#define JSONW_FULL (-1)     /* the buffer's cap was reached */
+#define JSONW_FULL     (-1) /* the buffer's cap was reached */
 #define JSONW_BAD_UTF8 (-2) /* invalid UTF-8 in strict mode */
 
-#define JSONW_STRICT 0
+#define JSONW_STRICT  0
 #define JSONW_REPLACE 1 /* write invalid UTF-8 bytes as U+FFFD */
 
 /* Appends s (n bytes) as a quoted JSON string. Returns 0, JSONW_FULL, or in

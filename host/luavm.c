@@ -22,7 +22,7 @@
 /* Paths are the scripts folder plus a short relative name; messages hold a
  * path and a sentence. */
 #define PATH_BUF 1024
-#define ERR_BUF (PATH_BUF + 400)
+#define ERR_BUF  (PATH_BUF + 400)
 
 struct luavm {
     lua_State *L;
@@ -33,9 +33,9 @@ struct luavm {
 };
 
 /* Registry keys. */
-static const char env_mt_key = 'e';    /* metatable of per-script environments */
-static const char scripts_key = 'c';   /* path -> handlers table, or error string */
-static const char modules_key = 'm';   /* module name -> value */
+static const char env_mt_key = 'e';  /* metatable of per-script environments */
+static const char scripts_key = 'c'; /* path -> handlers table, or error string */
+static const char modules_key = 'm'; /* module name -> value */
 static const char request_mt_key = 'r';
 
 /* ---- the heap ---------------------------------------------------------- */
@@ -246,8 +246,8 @@ static int sb_require(lua_State *L)
     }
     lua_pop(L, 1);
     if (!module_name_ok(name))
-        return luaL_error(L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")",
-                          name);
+        return luaL_error(
+            L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")", name);
 
     char rel[160];
     snprintf(rel, sizeof rel, "%s", name);
@@ -319,10 +319,14 @@ static int setup_state(lua_State *L)
 {
     struct luavm *vm = lua_touserdata(L, 1);
     static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},       {LUA_COLIBNAME, luaopen_coroutine},
-        {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},
-        {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8},
-        {LUA_OSLIBNAME, luaopen_os},     {LUA_DBLIBNAME, luaopen_debug},
+        {LUA_GNAME, luaopen_base},
+        {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_OSLIBNAME, luaopen_os},
+        {LUA_DBLIBNAME, luaopen_debug},
         {NULL, NULL},
     };
     for (const luaL_Reg *lib = libs; lib->func; lib++) {
@@ -349,10 +353,10 @@ static int setup_state(lua_State *L)
     lua_newtable(L);
     int sb = lua_gettop(L);
     static const char *const base_fns[] = {
-        "assert", "error",    "ipairs",       "next",         "pairs",    "pcall",
-        "rawequal", "rawget", "rawlen",       "rawset",       "select",   "setmetatable",
-        "getmetatable", "tonumber", "tostring", "type",       "xpcall",   "_VERSION",
-        "coroutine", "table", "string",       "math",         "utf8",     NULL,
+        "assert",       "error",    "ipairs",   "next",   "pairs",  "pcall",
+        "rawequal",     "rawget",   "rawlen",   "rawset", "select", "setmetatable",
+        "getmetatable", "tonumber", "tostring", "type",   "xpcall", "_VERSION",
+        "coroutine",    "table",    "string",   "math",   "utf8",   NULL,
     };
     for (const char *const *f = base_fns; *f; f++)
         copy_field(L, G, sb, *f);
@@ -727,9 +731,8 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *
     int rc = get_script(vm, d->script);
     if (rc == -ENOENT) {
         res->status = 404;
-        snprintf(res->error, sizeof res->error,
-                 "no script for %s%s%s: looked for %s/%s", d->type, d->name[0] ? " " : "",
-                 d->name, vm->scripts_dir, d->script);
+        snprintf(res->error, sizeof res->error, "no script for %s%s%s: looked for %s/%s", d->type,
+                 d->name[0] ? " " : "", d->name, vm->scripts_dir, d->script);
         goto done;
     }
     if (rc < 0) {
@@ -828,8 +831,7 @@ static void report(FILE *out, const char *msg)
     fprintf(out, "%s\n", msg);
 }
 
-static int check_script(struct luavm *vm, const char *rel, const char *type, FILE *out,
-                        int *loaded)
+static int check_script(struct luavm *vm, const char *rel, const char *type, FILE *out, int *loaded)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);

@@ -22,7 +22,7 @@ struct luavm;
 
 struct luavm_options {
     const char *scripts_dir;
-    const char *lualib_dir; /* NULL: no shipped modules */
+    const char *lualib_dir;  /* NULL: no shipped modules */
     char *const *script_env; /* names os.getenv may read */
     size_t nscript_env;
     size_t max_script_bytes;
@@ -39,11 +39,11 @@ void luavm_free(struct luavm *vm);
 size_t luavm_memory(const struct luavm *vm);
 
 struct luavm_result {
-    int status;        /* HTTP status: 200, or 404 (no script / no handler) */
-    char *body;        /* the JSON reply for status 200; caller frees */
+    int status; /* HTTP status: 200, or 404 (no script / no handler) */
+    char *body; /* the JSON reply for status 200; caller frees */
     size_t len;
-    int failed;        /* the handler failed; body is the user-facing error reply */
-    char error[512];   /* for 404: what was looked for; when failed: why (one line) */
+    int failed;      /* the handler failed; body is the user-facing error reply */
+    char error[512]; /* for 404: what was looked for; when failed: why (one line) */
 };
 
 /* Runs the handler `d` names for the request parsed into `json` from `text`

@@ -10,10 +10,10 @@
 
 #include <stddef.h>
 
-#define xmalloc(n) mem_malloc((n), __FILE__, __LINE__)
-#define xcalloc(n, m) mem_calloc((n), (m), __FILE__, __LINE__)
+#define xmalloc(n)     mem_malloc((n), __FILE__, __LINE__)
+#define xcalloc(n, m)  mem_calloc((n), (m), __FILE__, __LINE__)
 #define xrealloc(p, n) mem_realloc((p), (n), __FILE__, __LINE__)
-#define xstrdup(s) mem_strndup((s), (size_t)-1, __FILE__, __LINE__)
+#define xstrdup(s)     mem_strndup((s), (size_t)-1, __FILE__, __LINE__)
 #define xstrndup(s, n) mem_strndup((s), (n), __FILE__, __LINE__)
 
 /* Never return NULL; abort with file:line on failure. Caller frees with free(). */

@@ -36,8 +36,7 @@ static const struct request_catalogue_entry catalogue[] = {
     {"extension", "installation_validator", "installation_validator", 0, ERROR_REPLY_STATUS},
     {"extension", "uninstallation_handler", "uninstallation", 0, ERROR_REPLY_STATUS},
     {"link_preview", "unfurl_handler", "unfurl", 0, ERROR_REPLY_EMPTY},
-    {"link_preview", "unfurl_button_action_handler", "unfurl_button_action", 0,
-     ERROR_REPLY_BANNER},
+    {"link_preview", "unfurl_button_action_handler", "unfurl_button_action", 0, ERROR_REPLY_BANNER},
     {"link_preview", "unfurl_dynamic_action_handler", "unfurl_dynamic_action", 0,
      ERROR_REPLY_EMPTY},
     {"link_preview", "unfurl_post_message_handler", "unfurl_post_message", 0, ERROR_REPLY_EMPTY},
@@ -134,8 +133,8 @@ static int wire_ok(const char *s)
     return 1;
 }
 
-int request_map(const char *type, const char *wire, const char *name,
-                struct request_dispatch *d, char *err, size_t errlen)
+int request_map(const char *type, const char *wire, const char *name, struct request_dispatch *d,
+                char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
     int ti = type_index(type);

@@ -26,10 +26,10 @@ enum request_error_reply {
 };
 
 struct request_catalogue_entry {
-    const char *type;  /* request "type" */
-    const char *wire;  /* handler.type as Cliq sends it */
-    const char *key;   /* the handler's key in the script's table */
-    int response_url;  /* Cliq sends a response_url for it */
+    const char *type; /* request "type" */
+    const char *wire; /* handler.type as Cliq sends it */
+    const char *key;  /* the handler's key in the script's table */
+    int response_url; /* Cliq sends a response_url for it */
     enum request_error_reply error_reply;
 };
 
@@ -42,31 +42,31 @@ extern const char *const request_types[];
  * or "extension.lua" (one file for the type). NULL for an unknown type. */
 const char *request_type_path(const char *type, int *per_component);
 
-#define REQUEST_NAME_MAX 128
+#define REQUEST_NAME_MAX    128
 #define REQUEST_HANDLER_MAX 64
-#define REQUEST_SCRIPT_MAX (REQUEST_NAME_MAX + 32)
+#define REQUEST_SCRIPT_MAX  (REQUEST_NAME_MAX + 32)
 
 struct request_dispatch {
-    const char *type;                      /* static: one of request_types */
-    char name[REQUEST_NAME_MAX + 1];       /* component; "" for single-file types */
-    char wire[REQUEST_HANDLER_MAX + 1];    /* handler as on the wire */
-    char key[REQUEST_HANDLER_MAX + 1];     /* handler key in the script */
-    char action[REQUEST_NAME_MAX + 1];     /* bot menu action name, or "" */
-    char script[REQUEST_SCRIPT_MAX + 1];   /* path under the scripts folder */
+    const char *type;                            /* static: one of request_types */
+    char name[REQUEST_NAME_MAX + 1];             /* component; "" for single-file types */
+    char wire[REQUEST_HANDLER_MAX + 1];          /* handler as on the wire */
+    char key[REQUEST_HANDLER_MAX + 1];           /* handler key in the script */
+    char action[REQUEST_NAME_MAX + 1];           /* bot menu action name, or "" */
+    char script[REQUEST_SCRIPT_MAX + 1];         /* path under the scripts folder */
     const struct request_catalogue_entry *entry; /* NULL if not catalogued */
 };
 
 /* Maps (type, wire handler, name) to a dispatch. Returns 0, or -1 with the
  * reason in `err` (unknown type, bad or missing name, bad handler). */
-int request_map(const char *type, const char *wire, const char *name,
-                struct request_dispatch *d, char *err, size_t errlen);
+int request_map(const char *type, const char *wire, const char *name, struct request_dispatch *d,
+                char *err, size_t errlen);
 
 /* Parses `body` (len bytes; body[len] must be '\0') and fills `d`. On
  * success *json is the parsed tree (caller frees with cJSON_Delete, or by
- * closing the arena it was parsed in; see arena.h) and 0 is returned. A body that is not a JSON object or lacks what dispatch needs
- * returns -1 with the reason in `err` (the 400 answer). */
-int request_decode(const char *body, size_t len, struct cJSON **json,
-                   struct request_dispatch *d, char *err, size_t errlen);
+ * closing the arena it was parsed in; see arena.h) and 0 is returned. A body that is not a JSON
+ * object or lacks what dispatch needs returns -1 with the reason in `err` (the 400 answer). */
+int request_decode(const char *body, size_t len, struct cJSON **json, struct request_dispatch *d,
+                   char *err, size_t errlen);
 
 /* The handler keys a script of `type` may define, comma-separated, for
  * messages ("execution, suggestion"). Static storage. */

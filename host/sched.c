@@ -19,7 +19,7 @@ struct watcher {
 
 struct sched {
     int epfd;
-    int stopfd; /* eventfd: written by sched_stop() */
+    int stopfd;          /* eventfd: written by sched_stop() */
     atomic_int stopping; /* set by sched_stop() from any thread */
     sched_prepare_cb prepare;
     sched_after_cb after;

@@ -33,9 +33,9 @@ struct call {
     char id[REQ_ID_MAX + 1];
     struct timespec t0;
     struct buf body;
-    int responded;     /* a response is queued */
-    int too_large;     /* the body passed the cap: its bytes are dropped */
-    size_t discarded;  /* bytes dropped since */
+    int responded;    /* a response is queued */
+    int too_large;    /* the body passed the cap: its bytes are dropped */
+    size_t discarded; /* bytes dropped since */
 };
 
 struct worker {
@@ -45,8 +45,8 @@ struct worker {
     int started;
     int listen_fd;
     struct MHD_Daemon *mhd;
-    int mhd_fd;               /* libmicrohttpd's own epoll set */
-    long long mhd_deadline;   /* monotonic ms when MHD must run again; 0: none */
+    int mhd_fd;             /* libmicrohttpd's own epoll set */
+    long long mhd_deadline; /* monotonic ms when MHD must run again; 0: none */
     struct sched *sched;
     struct luavm *vm;
     struct verifier *verifier;
@@ -157,8 +157,7 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
 static void respond(struct MHD_Connection *conn, struct call *c, unsigned status, char *body,
                     size_t len, const char *allow)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return;
@@ -201,8 +200,8 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
     enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
-        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr),
-                      NULL, &o);
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
+                      &o);
         return;
     }
 
@@ -235,9 +234,8 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
 /* libmicrohttpd calls this for the headers, for each piece of the body, and
  * once more when the body is complete. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct worker *w = cls;
@@ -272,8 +270,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             char msg[200];
             snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST /)",
                      method);
-            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST",
-                          NULL);
+            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }
         const char *cl =
@@ -286,8 +283,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 char msg[160];
                 snprintf(msg, sizeof msg, "body of %llu bytes is over the limit of %ld bytes", n,
                          cfg->max_body_bytes);
-                respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL,
-                              NULL);
+                respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
                 return MHD_YES;
             }
             if (!errno && end != cl && n > 0)
@@ -465,12 +461,11 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
         return -1;
     }
     w->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w,
-        MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
-        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w, MHD_OPTION_LISTEN_SOCKET,
+        w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->idle_timeout_s, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
     if (!w->mhd) {
         snprintf(err, errlen, "cannot start the HTTP daemon (libmicrohttpd)");
         return -1;
@@ -520,9 +515,8 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
             struct sockaddr_storage got;
             socklen_t gl = sizeof got;
             getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &gl);
-            uint16_t port = got.ss_family == AF_INET6
-                                ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                : ((struct sockaddr_in *)&got)->sin_port;
+            uint16_t port = got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                      : ((struct sockaddr_in *)&got)->sin_port;
             s->port = ntohs(port);
             if (ss.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = port;

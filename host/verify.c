@@ -23,7 +23,7 @@
 
 struct verify_key {
     EVP_PKEY *pkey;
-    int size;          /* signature length in bytes */
+    int size; /* signature length in bytes */
     char describe[320];
 };
 
@@ -172,8 +172,7 @@ static int looks_like_base64(const char *s, size_t n)
 }
 
 /* Parses one key spec into k. Returns 0, or -1 with `err` naming the key. */
-static int load_one(const char *spec, size_t index, struct verify_key *k, char *err,
-                    size_t errlen)
+static int load_one(const char *spec, size_t index, struct verify_key *k, char *err, size_t errlen)
 {
     /* Trim the spec: keys pasted from a web page often carry a newline. */
     while (*spec && isspace((unsigned char)*spec))
@@ -240,8 +239,8 @@ static int load_one(const char *spec, size_t index, struct verify_key *k, char *
     OPENSSL_free(der);
     k->pkey = pkey;
     k->size = EVP_PKEY_get_size(pkey);
-    snprintf(k->describe, sizeof k->describe, "RSA-%d SHA256:%s (%s)", EVP_PKEY_get_bits(pkey),
-             fp, label);
+    snprintf(k->describe, sizeof k->describe, "RSA-%d SHA256:%s (%s)", EVP_PKEY_get_bits(pkey), fp,
+             label);
     return 0;
 }
 

@@ -15,8 +15,8 @@ static const char *decode(const char *in, int flags, size_t *n)
 static void test_rfc4648_vectors(void)
 {
     static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                                        "Zm9vYmFy"};
+    static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                        "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char enc[64];
         size_t n = base64_encode((const unsigned char *)plain[i], strlen(plain[i]), enc);
@@ -33,10 +33,10 @@ static void test_padding_is_optional_but_checked(void)
     size_t n;
     CHECK_STR(decode("Zg", 0, &n), "f");
     CHECK_STR(decode("Zm8", 0, &n), "fo");
-    CHECK(decode("Zg=", 0, &n) == NULL);     /* short padding */
-    CHECK(decode("Zg===", 0, &n) == NULL);   /* too much padding */
+    CHECK(decode("Zg=", 0, &n) == NULL);      /* short padding */
+    CHECK(decode("Zg===", 0, &n) == NULL);    /* too much padding */
     CHECK(decode("Zg==Zg==", 0, &n) == NULL); /* data after padding */
-    CHECK(decode("Z", 0, &n) == NULL);       /* a lone character is 6 bits */
+    CHECK(decode("Z", 0, &n) == NULL);        /* a lone character is 6 bits */
     CHECK(decode("Zm9v=", 0, &n) == NULL);
 }
 

@@ -111,8 +111,13 @@ static void test_unicode_and_escapes(void)
 static void test_numbers(void)
 {
     /* Integers stay integers, exactly, even past 2^53. */
-    static const char *const ints[] = {"0", "-1", "42", "1569520690703", "9007199254740993",
-                                       "9223372036854775807", "-9223372036854775808"};
+    static const char *const ints[] = {"0",
+                                       "-1",
+                                       "42",
+                                       "1569520690703",
+                                       "9007199254740993",
+                                       "9223372036854775807",
+                                       "-9223372036854775808"};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         push_decoded(ints[i]);
         CHECK(lua_isinteger(L, -1));
@@ -128,9 +133,8 @@ static void test_numbers(void)
 
     /* Floats stay floats. */
     static const char *const floats[][2] = {
-        {"1.5", "1.5"},    {"1.0", "1.0"},     {"-0.25", "-0.25"}, {"1e3", "1000.0"},
-        {"0.1", "0.1"},    {"1e300", "1e+300"}, {"12.8282472", "12.8282472"},
-        {"2.5e-5", "2.5e-05"},
+        {"1.5", "1.5"}, {"1.0", "1.0"},      {"-0.25", "-0.25"},           {"1e3", "1000.0"},
+        {"0.1", "0.1"}, {"1e300", "1e+300"}, {"12.8282472", "12.8282472"}, {"2.5e-5", "2.5e-05"},
     };
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         push_decoded(floats[i][0]);

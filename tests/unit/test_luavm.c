@@ -135,7 +135,8 @@ static void write_scripts(void)
         "  execution = function(req)\n"
         "    local failed = {}\n"
         "    for _, c in ipairs(checks) do if not c[2] then failed[#failed + 1] = c[1] end end\n"
-        "    if #failed > 0 then error('sandbox checks failed: ' .. table.concat(failed, ', ')) end\n"
+        "    if #failed > 0 then error('sandbox checks failed: ' .. table.concat(failed, ', ')) "
+        "end\n"
         "    return 'ok'\n"
         "  end,\n"
         "}\n");

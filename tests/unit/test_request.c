@@ -45,8 +45,7 @@ static const struct {
     {"bot", "incoming_webhook_handler", "helper", "bots/helper.lua", "incomingwebhook"},
     {"bot", "call_handler", "helper", "bots/helper.lua", "alert"},
     {"function", "form_submit_handler", "approve", "functions/approve.lua", "form"},
-    {"function", "form_dynamic_select_handler", "approve", "functions/approve.lua",
-     "form_values"},
+    {"function", "form_dynamic_select_handler", "approve", "functions/approve.lua", "form_values"},
     {"function", "widget_button_handler", "approve", "functions/approve.lua", "applet_button"},
 };
 
@@ -57,8 +56,8 @@ static void test_every_catalogue_entry_maps(void)
     for (size_t i = 0; i < NEXPECTED; i++) {
         struct request_dispatch d;
         char err[256];
-        int rc = request_map(expected[i].type, expected[i].wire, expected[i].name, &d, err,
-                             sizeof err);
+        int rc =
+            request_map(expected[i].type, expected[i].wire, expected[i].name, &d, err, sizeof err);
         CHECK_INT(rc, 0);
         if (rc != 0) {
             fprintf(stderr, "  %s/%s: %s\n", expected[i].type, expected[i].wire, err);
@@ -172,14 +171,15 @@ static void test_body_formats(void)
               0);
     CHECK_STR(d.script, "bots/helper.lua");
     /* Extension handlers have no component name. */
-    CHECK_INT(decode("{\"type\":\"extension\",\"handler\":{\"type\":\"installation_handler\"}}",
-                     &d, err, sizeof err),
+    CHECK_INT(decode("{\"type\":\"extension\",\"handler\":{\"type\":\"installation_handler\"}}", &d,
+                     err, sizeof err),
               0);
     CHECK_STR(d.script, "extension.lua");
     /* Surrounding whitespace is fine. */
-    CHECK_INT(decode(" \n{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"}\r\n",
-                     &d, err, sizeof err),
-              0);
+    CHECK_INT(
+        decode(" \n{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"}\r\n", &d,
+               err, sizeof err),
+        0);
 }
 
 static void test_bad_bodies(void)
@@ -198,8 +198,7 @@ static void test_bad_bodies(void)
         {"{\"type\":\"command\",\"name\":\"x\",\"handler\":{}}", "\"handler\" must be"},
         {"{\"type\":\"command\",\"name\":\"x\",\"handler\":7}", "\"handler\" must be"},
         {"{\"type\":\"command\",\"handler\":\"execution_handler\"}", "needs a component name"},
-        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"} x",
-         "data after"},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\"} x", "data after"},
         {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\",\"params\":[]}",
          "\"params\" must be an object"},
         {"{\"type\":\"robot\",\"name\":\"x\",\"handler\":\"execution_handler\"}",

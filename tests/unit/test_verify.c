@@ -128,8 +128,8 @@ static void test_key_forms(void)
     /* A PKCS#1 "RSA PUBLIC KEY" PEM file, as some tools print. */
     unsigned char *p1 = NULL;
     size_t p1len = 0;
-    OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(key_a, EVP_PKEY_PUBLIC_KEY, "PEM",
-                                                           "type-specific", NULL);
+    OSSL_ENCODER_CTX *ectx =
+        OSSL_ENCODER_CTX_new_for_pkey(key_a, EVP_PKEY_PUBLIC_KEY, "PEM", "type-specific", NULL);
     CHECK(ectx && OSSL_ENCODER_to_data(ectx, &p1, &p1len));
     OSSL_ENCODER_CTX_free(ectx);
     CHECK(p1 && strstr((const char *)p1, "BEGIN RSA PUBLIC KEY"));
@@ -165,8 +165,8 @@ static void test_bad_keys_name_the_key(void)
     CHECK_HAS(err, "no such file");
 
     /* Valid base64, long enough to be key text, that is not a key. */
-    CHECK(load1("aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29y",
-                err, sizeof err) == NULL);
+    CHECK(load1("aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29y", err,
+                sizeof err) == NULL);
     CHECK_HAS(err, "not to a public key");
     /* Short text that is neither a file nor a key. */
     CHECK(load1("aGVsbG8gd29ybGQ=", err, sizeof err) == NULL);
