@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev openssl)
-TEST_PKGS=(python3)
+TEST_PKGS=(python3 clang-format)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {

@@ -425,9 +425,9 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int
     }
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
+        snprintf(host, sizeof host, "127.0.0.1");
     if (host[0] == '\0' || strcmp(host, "*") == 0)
-        strcpy(host, "0.0.0.0");
+        snprintf(host, sizeof host, "0.0.0.0");
     if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
         snprintf(err, errlen,
                  "listen address '%s' is not an IPv4 address (use [::1]:port for IPv6)", s);

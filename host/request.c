@@ -150,7 +150,7 @@ int request_map(const char *type, const char *wire, const char *name, struct req
         snprintf(err, errlen, "handler \"%.40s\" is not a handler name", wire);
         return -1;
     }
-    strcpy(d->wire, wire);
+    snprintf(d->wire, sizeof d->wire, "%s", wire);
 
     for (size_t i = 0; i < NCATALOGUE; i++) {
         if (strcmp(catalogue[i].type, d->type) == 0 && strcmp(catalogue[i].wire, wire) == 0) {
@@ -159,7 +159,7 @@ int request_map(const char *type, const char *wire, const char *name, struct req
         }
     }
     if (d->entry) {
-        strcpy(d->key, d->entry->key);
+        snprintf(d->key, sizeof d->key, "%s", d->entry->key);
     } else {
         size_t n = strlen(wire);
         static const char suffix[] = "_handler";
@@ -181,7 +181,7 @@ int request_map(const char *type, const char *wire, const char *name, struct req
                      "starts with '.', or has '/', '\\\\' or control characters)");
             return -1;
         }
-        strcpy(d->name, name);
+        snprintf(d->name, sizeof d->name, "%s", name);
         snprintf(d->script, sizeof d->script, "%s%s.lua", type_paths[ti].path, name);
     } else {
         snprintf(d->script, sizeof d->script, "%s", type_paths[ti].path);
