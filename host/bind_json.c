@@ -572,6 +572,40 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+int bind_json_encode_output(lua_State *L, int idx, struct buf *out, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (buf_adds(out, "{\"output\":") < 0)
+        goto full;
+    switch (lua_type(L, idx)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
+        if (buf_adds(out, "\"\"") < 0)
+            goto full;
+        break;
+    case LUA_TSTRING:
+        if (buf_adds(out, "{\"text\":") < 0)
+            goto full;
+        rc = bind_json_encode(L, idx, out, "output.text", err, errlen);
+        if (rc == 0 && buf_addc(out, '}') < 0)
+            goto full;
+        break;
+    case LUA_TTABLE:
+        rc = bind_json_encode(L, idx, out, "output", err, errlen);
+        break;
+    default:
+        snprintf(err, errlen, "a reply must be a table (a message), a string or nothing, not a %s",
+                 luaL_typename(L, idx));
+        return BIND_JSON_BAD;
+    }
+    if (rc == BIND_JSON_FULL || (rc == 0 && buf_addc(out, '}') < 0))
+        goto full;
+    return rc;
+full:
+    snprintf(err, errlen, "reply is longer than the limit of %zu bytes", out->max);
+    return BIND_JSON_FULL;
+}
+
 /* Marks t (or a new table) with the metatable at upvalue 1. */
 static int mark(lua_State *L, const char *what)
 {

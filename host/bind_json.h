@@ -51,6 +51,11 @@ void bind_json_push_tree(lua_State *L, const struct cJSON *item, const char *tex
 int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, char *err,
                      size_t errlen);
 
+/* Appends a handler's reply {"output": v} for the value at `idx`: a table
+ * as JSON, a string s as {"text": s}, nil (or none) as "". Returns 0, or
+ * BIND_JSON_BAD / BIND_JSON_FULL with the reason in `err`. [-0, +0] */
+int bind_json_encode_output(lua_State *L, int idx, struct buf *out, char *err, size_t errlen);
+
 /* Pushes json.null. [-0, +1] */
 void bind_json_push_null(lua_State *L);
 /* Pushes a new table marked as a JSON object, with room for nrec keys.

@@ -36,6 +36,16 @@ struct config {
     long max_connections;
     long idle_timeout_s;
     char *error_reply;
+    char *limit_reply;
+    char *interim_reply;
+    long response_url_ttl_s;
+    long max_run_ms;
+    long max_cpu_ms;
+    long max_memory_bytes;
+    long http_timeout_ms;
+    long max_http_response_bytes;
+    long attachment_ttl_s;
+    long max_attachment_bytes;
     char *log_level;
     long no_verify;
     /* Keys of the config contract that later parts of the host use; they

@@ -1,16 +1,21 @@
 /* luavm: one worker's Lua state, sandbox, script cache and handler runs (see luavm.h). */
 #include "luavm.h"
 
+#include "arena.h"
+#include "bind_http.h"
 #include "bind_json.h"
 #include "bind_log.h"
+#include "bind_req.h"
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
 #include "request.h"
+#include "sched.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +35,30 @@ struct luavm {
     char *scripts_dir; /* without a trailing slash */
     size_t mem;        /* bytes held by the Lua heap */
     struct bind_log_ctx logctx;
+    long long slice_start;      /* when the running script code was resumed; 0: none runs */
+    enum luavm_limit kill;      /* a limit tripped in the running slice */
+    struct luavm_task *current; /* the task whose code runs now */
+    struct luavm_task *tasks;   /* every waiting task */
+    size_t ntasks;
+};
+
+/* One handler run (see luavm.h). */
+struct luavm_task {
+    struct luavm *vm;
+    lua_State *co;
+    int ref; /* registry reference that keeps co alive */
+    struct request_dispatch d;
+    char id[48];
+    long long received_ms;
+    char *response_url; /* NULL: the request has none */
+    int responded;
+    int waiting;              /* yielded inside a host binding */
+    void (*cancel)(void *ud); /* stops what it waits for */
+    void *cancel_ud;
+    struct sched_timer *run_timer;
+    luavm_done_cb done;
+    void *done_ud;
+    struct luavm_task *prev, *next; /* every waiting task */
 };
 
 /* Registry keys. */
@@ -37,6 +66,9 @@ static const char env_mt_key = 'e';  /* metatable of per-script environments */
 static const char scripts_key = 'c'; /* path -> handlers table, or error string */
 static const char modules_key = 'm'; /* module name -> value */
 static const char request_mt_key = 'r';
+static const char attachment_mt_key = 'f';
+
+static void limit_hook(lua_State *L, lua_Debug *ar);
 
 /* ---- the heap ---------------------------------------------------------- */
 
@@ -49,6 +81,19 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem -= old;
         return NULL;
     }
+    /* The cap: a refused allocation raises a memory error in the code that
+     * asked (after Lua's emergency collection), and stops the running
+     * handler for good (see limit_hook). */
+    if (nsize > old && vm->opt.max_memory && vm->mem - old + nsize > vm->opt.max_memory) {
+        if (vm->slice_start && vm->kill == LIMIT_NONE) {
+            vm->kill = LIMIT_MEMORY;
+            /* Raise on the handler's next instruction, not HOOK_COUNT later
+             * (lua_sethook only sets fields; it is safe from here). */
+            if (vm->current)
+                lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+        }
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (!p)
         return NULL;
@@ -59,6 +104,85 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 size_t luavm_memory(const struct luavm *vm)
 {
     return vm->mem;
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+/* The count hook runs every HOOK_COUNT VM instructions of any coroutine of
+ * the state. It measures the current slice (the time since the host last
+ * resumed a task or started a script's top level) against max_cpu_ms. Once
+ * a limit is tripped it re-arms itself to run on every instruction and
+ * raises each time, so a pcall that catches the error cannot carry on:
+ * the next instruction after it raises again, until the coroutine is dead. */
+#define HOOK_COUNT 2000
+
+static struct luavm *vm_of_state(lua_State *L)
+{
+    return *(struct luavm **)lua_getextraspace(L);
+}
+
+static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n)
+{
+    switch (l) {
+    case LIMIT_CPU:
+        snprintf(out, n, "used more than %ld ms of CPU without pausing", vm->opt.max_cpu_ms);
+        break;
+    case LIMIT_MEMORY:
+        snprintf(out, n, "used more memory than allowed (%zu MiB for the worker's scripts)",
+                 vm->opt.max_memory >> 20);
+        break;
+    case LIMIT_TIME:
+        snprintf(out, n, "ran longer than %ld ms", vm->opt.max_run_ms);
+        break;
+    default:
+        snprintf(out, n, "broke a limit");
+    }
+    return out;
+}
+
+static const char *limit_name(enum luavm_limit l)
+{
+    return l == LIMIT_CPU ? "cpu" : l == LIMIT_MEMORY ? "memory" : l == LIMIT_TIME ? "time" : "";
+}
+
+static void limit_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct luavm *vm = vm_of_state(L);
+    if (!vm->slice_start)
+        return;
+    if (!vm->kill && vm->opt.max_cpu_ms > 0 &&
+        sched_clock_ms() - vm->slice_start > vm->opt.max_cpu_ms)
+        vm->kill = LIMIT_CPU;
+    if (vm->kill) {
+        char why[160];
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
+    }
+}
+
+/* Starts a slice of script code: the CPU clock and the kill flag. */
+static void slice_begin(struct luavm *vm)
+{
+    vm->kill = LIMIT_NONE;
+    vm->slice_start = sched_clock_ms();
+    if (!vm->slice_start)
+        vm->slice_start = 1;
+}
+
+/* Ends a slice. Returns the limit that stopped it, if any. */
+static enum luavm_limit slice_end(struct luavm *vm)
+{
+    enum luavm_limit k = vm->kill;
+    vm->slice_start = 0;
+    vm->kill = LIMIT_NONE;
+    if (k != LIMIT_NONE) {
+        /* The main thread may have been re-armed to every instruction. */
+        lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+        /* Give back what the stopped code held. */
+        lua_gc(vm->L, LUA_GCCOLLECT);
+    }
+    return k;
 }
 
 /* ---- reading files ----------------------------------------------------- */
@@ -397,6 +521,7 @@ static int setup_state(lua_State *L)
     lua_setfield(L, sb, "json");
     bind_log_open(L, &vm->logctx, sb);
     lua_setfield(L, sb, "log");
+    bind_http_open(L, sb);
 
     /* Each script's globals: its own table, reading through to the
      * sandbox; the metatable is hidden so the sandbox cannot be reached. */
@@ -415,7 +540,17 @@ static int setup_state(lua_State *L)
     lua_createtable(L, 0, 2);
     lua_pushliteral(L, "cliq.request");
     lua_setfield(L, -2, "__name");
+    bind_req_push_request_methods(L);
+    lua_setfield(L, -2, "__index");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+
+    /* Attachments stay plain JSON objects (string keys) with a method. */
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "cliq.attachment");
+    lua_setfield(L, -2, "__name");
+    bind_req_push_attachment_methods(L);
+    lua_setfield(L, -2, "__index");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &attachment_mt_key);
     return 0;
 }
 
@@ -433,6 +568,10 @@ struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen)
         luavm_free(vm);
         return NULL;
     }
+    /* Every thread starts with a copy of the main thread's extra space and
+     * hook, so bindings and the limit hook find the vm from any coroutine. */
+    *(struct luavm **)lua_getextraspace(vm->L) = vm;
+    lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
     lua_pushcfunction(vm->L, setup_state);
     lua_pushlightuserdata(vm->L, vm);
     if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
@@ -445,10 +584,21 @@ struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen)
     return vm;
 }
 
+static void unlink_task(struct luavm_task *t);
+static void free_task(struct luavm_task *t);
+
 void luavm_free(struct luavm *vm)
 {
     if (!vm)
         return;
+    /* Tasks still waiting are dropped without their callbacks. */
+    while (vm->tasks) {
+        struct luavm_task *t = vm->tasks;
+        unlink_task(t);
+        if (t->waiting && t->cancel)
+            t->cancel(t->cancel_ud);
+        free_task(t);
+    }
     if (vm->L)
         lua_close(vm->L);
     free(vm->scripts_dir);
@@ -504,7 +654,14 @@ static int load_script(struct luavm *vm, const char *rel)
     free(data);
     if (rc != LUA_OK)
         return -1;
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK)
+    /* A script's top level is held to the CPU limit like a handler. */
+    int outer = vm->slice_start != 0;
+    if (!outer)
+        slice_begin(vm);
+    rc = lua_pcall(L, 0, 1, 0);
+    if (!outer)
+        slice_end(vm);
+    if (rc != LUA_OK)
         return -1;
     if (check_handlers(L, path, err, sizeof err) < 0) {
         lua_pop(L, 1);
@@ -541,45 +698,63 @@ static int get_script(struct luavm *vm, const char *rel)
 /* ---- running a handler ------------------------------------------------- */
 
 struct build_args {
-    const struct request_dispatch *d;
-    const cJSON *json;
-    const char *text;
-    size_t len;
-    const char *req_id;
+    const struct luavm_call *c;
+    struct luavm_task *t;
 };
 
-/* Builds the request object from the parsed body: a protected call, as
- * it allocates. [-0, +1] */
-static int build_request(lua_State *L)
+/* Gives every attachment in params.attachments its download() method. */
+static void mark_attachments(lua_State *L, int params)
 {
-    const struct build_args *a = lua_touserdata(L, 1);
-    lua_settop(L, 0);
+    if (lua_getfield(L, params, "attachments") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TTABLE) {
+            if (lua_getfield(L, -1, "url") == LUA_TSTRING) {
+                lua_rawgetp(L, LUA_REGISTRYINDEX, &attachment_mt_key);
+                lua_setmetatable(L, -3);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Builds the request object from the parsed body. [-0, +1] */
+static void build_request(lua_State *L, const struct luavm_call *c)
+{
+    const struct request_dispatch *d = c->d;
     lua_createtable(L, 0, 10);
-    int req = 1;
-    bind_json_push_tree(L, a->json, a->text, a->len);
-    int body = 2;
+    int req = lua_gettop(L);
+    bind_json_push_tree(L, c->json, c->text, c->len);
+    int body = req + 1;
     lua_pushvalue(L, body);
     lua_setfield(L, req, "body");
 
     if (lua_getfield(L, body, "params") != LUA_TTABLE) {
         lua_pop(L, 1);
         bind_json_new_object(L, 0); /* so handlers can always index params */
+    } else {
+        mark_attachments(L, lua_gettop(L));
     }
     lua_setfield(L, req, "params");
 
-    lua_pushstring(L, a->d->type);
+    lua_pushstring(L, d->type);
     lua_setfield(L, req, "type");
-    if (a->d->name[0]) {
-        lua_pushstring(L, a->d->name);
+    if (d->name[0]) {
+        lua_pushstring(L, d->name);
         lua_setfield(L, req, "name");
     }
-    lua_pushstring(L, a->d->key);
+    lua_pushstring(L, d->key);
     lua_setfield(L, req, "handler");
-    if (a->d->action[0]) {
-        lua_pushstring(L, a->d->action);
+    if (d->action[0]) {
+        lua_pushstring(L, d->action);
         lua_setfield(L, req, "action");
     }
-    lua_pushstring(L, a->req_id);
+    lua_pushstring(L, c->req_id);
     lua_setfield(L, req, "id");
     if (lua_getfield(L, body, "response_url") == LUA_TSTRING)
         lua_setfield(L, req, "response_url");
@@ -592,83 +767,75 @@ static int build_request(lua_State *L)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
     lua_setmetatable(L, req);
     lua_settop(L, req);
-    return 1;
 }
 
-/* Replaces "{id}" in the configured error text with the request id. */
-static void error_text(const struct luavm *vm, const char *req_id, struct buf *out)
+/* Makes the task's coroutine with the handler and request on it, in
+ * protected mode (everything here allocates). The handler function is at
+ * index 2 of L. [-0, +0] */
+static int start_protected(lua_State *L)
 {
-    const char *t = vm->opt.error_reply;
-    const char *p;
-    while ((p = strstr(t, "{id}"))) {
+    struct build_args *a = lua_touserdata(L, 1);
+    lua_State *co = lua_newthread(L);
+    a->t->co = co;
+    a->t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 2);
+    build_request(L, a->c);
+    lua_xmove(L, co, 2);
+    return 0;
+}
+
+/* The text the chat user sees for a failure: error_reply, or limit_reply
+ * when a limit stopped the handler; "{id}" and "{reason}" are replaced. */
+static void failure_text(const struct luavm *vm, const char *req_id, enum luavm_limit limit,
+                         struct buf *out)
+{
+    char reason[160];
+    const char *t = limit != LIMIT_NONE ? vm->opt.limit_reply : vm->opt.error_reply;
+    for (;;) {
+        const char *id = strstr(t, "{id}");
+        const char *rs = strstr(t, "{reason}");
+        const char *p = id && (!rs || id < rs) ? id : rs;
+        if (!p)
+            break;
         buf_add(out, t, (size_t)(p - t));
-        buf_adds(out, req_id);
-        t = p + 4;
+        if (p == id) {
+            buf_adds(out, req_id);
+            t = p + 4;
+        } else {
+            buf_adds(out, limit_reason(vm, limit, reason, sizeof reason));
+            t = p + 8;
+        }
     }
     buf_adds(out, t);
 }
 
 /* Fills res with the reply the chat user sees when the handler failed. */
 static void error_reply(struct luavm *vm, const struct request_dispatch *d, const char *req_id,
-                        struct luavm_result *res)
+                        enum luavm_limit limit, struct luavm_result *res)
 {
     struct buf msg;
     buf_init(&msg, 4096);
-    error_text(vm, req_id, &msg);
-    enum request_error_reply kind = d->entry ? d->entry->error_reply : ERROR_REPLY_TEXT;
-
-    /* Build the reply in Lua so the text is escaped by the one encoder. */
-    lua_State *L = vm->L;
-    int top = lua_gettop(L);
-    struct buf out;
-    buf_init(&out, 8192);
-    buf_adds(&out, "{\"output\":");
-    char err[256];
-    if (kind == ERROR_REPLY_EMPTY || !lua_checkstack(L, 4)) {
-        buf_adds(&out, "\"\"");
-    } else {
-        lua_createtable(L, 0, 3);
-        if (kind == ERROR_REPLY_BANNER) {
-            lua_pushliteral(L, "banner");
-            lua_setfield(L, -2, "type");
-            lua_pushliteral(L, "failure");
-            lua_setfield(L, -2, "status");
-            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
-            lua_setfield(L, -2, "text");
-        } else if (kind == ERROR_REPLY_STATUS) {
-            lua_pushinteger(L, 500);
-            lua_setfield(L, -2, "status");
-            lua_pushliteral(L, "Error");
-            lua_setfield(L, -2, "title");
-            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
-            lua_setfield(L, -2, "message");
-        } else {
-            lua_pushlstring(L, msg.data ? msg.data : "", msg.len);
-            lua_setfield(L, -2, "text");
-        }
-        if (bind_json_encode(L, -1, &out, "output", err, sizeof err) < 0) {
-            buf_reset(&out);
-            buf_adds(&out, "{\"output\":\"\"");
-        }
-    }
-    lua_settop(L, top);
-    buf_addc(&out, '}');
+    failure_text(vm, req_id, limit, &msg);
     res->status = 200;
     res->failed = 1;
-    res->body = buf_take(&out, &res->len);
+    res->limit = limit;
+    free(res->body);
+    res->body = request_text_reply(d, msg.data ? msg.data : "", 1, &res->len);
     buf_free(&msg);
 }
 
 /* Logs a script failure: the message and, when there is one, the Lua
  * traceback, on one escaped line. */
 static void log_failure(const char *req_id, const struct request_dispatch *d, const char *what,
-                        const char *msg, const char *traceback)
+                        enum luavm_limit limit, const char *msg, const char *traceback)
 {
     struct buf b;
     buf_init(&b, LOG_LINE_MAX);
     log_kv(&b, "script", d->script, strlen(d->script));
     log_kv(&b, "handler", d->key, strlen(d->key));
     log_kv(&b, "failure", what, strlen(what));
+    if (limit != LIMIT_NONE)
+        log_kv(&b, "limit", limit_name(limit), strlen(limit_name(limit)));
     log_kv(&b, "error", msg, strlen(msg));
     if (traceback)
         log_kv(&b, "traceback", traceback, strlen(traceback));
@@ -686,46 +853,254 @@ static void set_error(struct luavm_result *res, const char *msg)
     res->error[n] = '\0';
 }
 
-/* Encodes a handler's return value (at idx) as the sync reply. Returns 0,
- * or -1 with the reason in err. */
-static int encode_reply(struct luavm *vm, int idx, struct buf *out, char *err, size_t errlen)
+/* What finish_protected works on. */
+struct finish_args {
+    struct luavm_task *t;
+    int status; /* lua_resume's */
+    int nres;
+    enum luavm_limit limit;
+    struct luavm_result *res;
+};
+
+/* Turns the end of a task's coroutine into its result, in protected mode
+ * (tracebacks and encoding allocate). [-0, +0] */
+static int finish_protected(lua_State *L)
 {
-    lua_State *L = vm->L;
-    buf_adds(out, "{\"output\":");
-    int rc = 0;
-    switch (lua_type(L, idx)) {
-    case LUA_TNONE:
-    case LUA_TNIL:
-        buf_adds(out, "\"\"");
-        break;
-    case LUA_TSTRING:
-        buf_adds(out, "{\"text\":");
-        rc = bind_json_encode(L, idx, out, "output.text", err, errlen);
-        buf_addc(out, '}');
-        break;
-    case LUA_TTABLE:
-        rc = bind_json_encode(L, idx, out, "output", err, errlen);
-        break;
-    default:
-        snprintf(err, errlen,
-                 "handler returned a %s; return a table (a message), a string or nothing",
-                 luaL_typename(L, idx));
-        return -1;
+    struct finish_args *a = lua_touserdata(L, 1);
+    struct luavm_task *t = a->t;
+    struct luavm *vm = t->vm;
+    struct luavm_result *res = a->res;
+    lua_State *co = t->co;
+    if (a->status == LUA_YIELD) {
+        log_failure(t->id, &t->d, "yield", LIMIT_NONE,
+                    "handler yielded outside a host call (coroutine.yield in the handler body)",
+                    NULL);
+        set_error(res, "handler yielded outside a host call");
+        error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
+    } else if (a->status != LUA_OK) {
+        const char *msg = lua_tostring(co, -1);
+        if (!msg)
+            msg = luaL_tolstring(co, -1, NULL);
+        luaL_traceback(L, co, NULL, 0);
+        log_failure(t->id, &t->d, a->limit ? "limit" : "error", a->limit, msg, lua_tostring(L, -1));
+        set_error(res, msg);
+        error_reply(vm, &t->d, t->id, a->limit, res);
+    } else {
+        struct buf out;
+        buf_init(&out, vm->opt.max_reply_bytes);
+        char err[512];
+        /* Move the first result to L, where the encoder keeps its slots. */
+        if (a->nres > 0) {
+            lua_pop(co, a->nres - 1);
+            lua_xmove(co, L, 1);
+        } else {
+            lua_pushnil(L);
+        }
+        int rc = bind_json_encode_output(L, -1, &out, err, sizeof err);
+        if (rc == BIND_JSON_BAD && lua_type(L, -1) != LUA_TTABLE && lua_type(L, -1) != LUA_TSTRING)
+            snprintf(err, sizeof err,
+                     "handler returned a %s; return a table (a message), a string or nothing",
+                     luaL_typename(L, -1));
+        else if (rc == BIND_JSON_FULL)
+            snprintf(err, sizeof err, "reply is longer than max_reply_bytes (%zu)", out.max);
+        if (rc < 0) {
+            buf_free(&out);
+            log_failure(t->id, &t->d, "reply", LIMIT_NONE, err, NULL);
+            set_error(res, err);
+            error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
+        } else {
+            res->status = 200;
+            res->body = buf_take(&out, &res->len);
+        }
     }
-    if (rc == BIND_JSON_FULL || (rc == 0 && buf_addc(out, '}') < 0)) {
-        snprintf(err, errlen, "reply is longer than max_reply_bytes (%zu)", out->max);
-        return -1;
-    }
-    return rc < 0 ? -1 : 0;
+    return 0;
 }
 
-void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *json,
-               const char *text, size_t len, const char *req_id, struct luavm_result *res)
+static void unlink_task(struct luavm_task *t)
+{
+    struct luavm *vm = t->vm;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (vm->tasks == t)
+        vm->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+/* Frees a task and its coroutine. */
+static void free_task(struct luavm_task *t)
+{
+    struct luavm *vm = t->vm;
+    if (t->run_timer && vm->opt.sched)
+        sched_timer_cancel(vm->opt.sched, t->run_timer);
+    if (t->co) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        lua_closethread(t->co, vm->L);
+#else
+        lua_resetthread(t->co);
+#endif
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+    }
+    free(t->response_url);
+    free(t);
+}
+
+/* Fills res for a task that ended (status and nres as lua_resume gave). */
+static void task_result(struct luavm_task *t, int status, int nres, enum luavm_limit limit,
+                        struct luavm_result *res)
+{
+    struct luavm *vm = t->vm;
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    struct finish_args a = {t, status, nres, limit, res};
+    if (!lua_checkstack(L, 4)) {
+        set_error(res, "out of Lua stack");
+        error_reply(vm, &t->d, t->id, limit, res);
+        return;
+    }
+    lua_pushcfunction(L, finish_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        /* Only memory can fail here; answer without Lua. */
+        log_failure(t->id, &t->d, "error", limit, "out of memory while finishing the handler",
+                    NULL);
+        set_error(res, "out of memory");
+        error_reply(vm, &t->d, t->id, limit != LIMIT_NONE ? limit : LIMIT_MEMORY, res);
+    }
+    lua_settop(L, top);
+    res->responded = t->responded;
+    res->response_url = t->response_url;
+}
+
+/* Resumes the task's coroutine with nargs values on it. Returns 1 when the
+ * task ended (res filled), 0 when it waits again. */
+static int run_slice(struct luavm_task *t, int nargs, struct luavm_result *res)
+{
+    struct luavm *vm = t->vm;
+    snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", t->id);
+    snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
+    vm->current = t;
+    t->waiting = 0;
+    slice_begin(vm);
+    int nres = 0;
+    int st = lua_resume(t->co, vm->L, nargs, &nres);
+    enum luavm_limit limit = slice_end(vm);
+    vm->current = NULL;
+    vm->logctx.req_id[0] = '\0';
+    vm->logctx.script[0] = '\0';
+    if (st == LUA_YIELD && t->waiting && limit == LIMIT_NONE) {
+        lua_pop(t->co, nres);
+        return 0;
+    }
+    if (limit != LIMIT_NONE && st == LUA_OK) {
+        /* Tripped in its last instructions: still stopped. */
+        char why[160];
+        lua_settop(t->co, 0);
+        lua_pushfstring(t->co, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        st = LUA_ERRRUN;
+        nres = 0;
+    }
+    if (st == LUA_YIELD && t->waiting) {
+        /* A limit tripped as it yielded: stop what it waits for. */
+        t->waiting = 0;
+        if (t->cancel)
+            t->cancel(t->cancel_ud);
+        char why[160];
+        lua_settop(t->co, 0);
+        lua_pushfstring(t->co, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        st = LUA_ERRRUN;
+    }
+    task_result(t, st, nres, limit, res);
+    return 1;
+}
+
+/* Ends a waiting task: its done callback, then free. */
+static void complete(struct luavm_task *t, struct luavm_result *res)
+{
+    unlink_task(t);
+    t->vm->ntasks--;
+    t->done(t, res, t->done_ud);
+    free(res->body);
+    free_task(t);
+}
+
+/* The run-time limit of a waiting task. */
+static void on_run_timer(struct sched *s, void *ud)
+{
+    (void)s;
+    struct luavm_task *t = ud;
+    struct luavm *vm = t->vm;
+    t->run_timer = NULL;
+    if (t->waiting && t->cancel)
+        t->cancel(t->cancel_ud);
+    t->waiting = 0;
+    char why[160];
+    lua_State *co = t->co;
+    if (lua_checkstack(co, 1))
+        lua_pushfstring(co, "stopped: %s", limit_reason(vm, LIMIT_TIME, why, sizeof why));
+    struct luavm_result res;
+    memset(&res, 0, sizeof res);
+    task_result(t, LUA_ERRRUN, 0, LIMIT_TIME, &res);
+    complete(t, &res);
+}
+
+void luavm_wake(struct luavm_task *t, int nresults)
+{
+    struct luavm_result res;
+    memset(&res, 0, sizeof res);
+    if (run_slice(t, nresults, &res))
+        complete(t, &res);
+}
+
+struct wake_args {
+    int (*push)(lua_State *L, void *ud);
+    void *ud;
+    int n;
+};
+
+static int wake_protected(lua_State *L)
+{
+    struct wake_args *a = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    a->n = a->push(L, a->ud);
+    return a->n;
+}
+
+void luavm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), void *ud)
+{
+    lua_State *L = t->vm->L;
+    int top = lua_gettop(L);
+    struct wake_args a = {push, ud, 0};
+    int n;
+    lua_pushcfunction(L, wake_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK) {
+        n = lua_gettop(L) - top;
+    } else {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory");
+        n = 2;
+    }
+    if (!lua_checkstack(t->co, n + 1)) {
+        lua_settop(L, top);
+        n = 0;
+    }
+    lua_xmove(L, t->co, n);
+    lua_settop(L, top);
+    luavm_wake(t, n);
+}
+
+int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_result *res,
+                struct luavm_task **task, luavm_done_cb done, void *ud)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
+    const struct request_dispatch *d = c->d;
     memset(res, 0, sizeof *res);
-    snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", req_id);
+    *task = NULL;
+    snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", c->req_id);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", d->script);
 
     int rc = get_script(vm, d->script);
@@ -737,9 +1112,9 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *
     }
     if (rc < 0) {
         const char *msg = lua_tostring(L, -1);
-        log_failure(req_id, d, "load", msg ? msg : "?", NULL);
+        log_failure(c->req_id, d, "load", LIMIT_NONE, msg ? msg : "?", NULL);
         set_error(res, msg ? msg : "script failed to load");
-        error_reply(vm, d, req_id, res);
+        error_reply(vm, d, c->req_id, LIMIT_NONE, res);
         goto done;
     }
     int handlers = lua_gettop(L);
@@ -758,68 +1133,152 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *
         buf_free(&have);
         goto done;
     }
-    int fn = lua_gettop(L);
 
-    lua_State *co = lua_newthread(L);
-    struct build_args args = {d, json, text, len, req_id};
-    lua_pushcfunction(L, build_request);
+    struct luavm_task *t = xcalloc(1, sizeof *t);
+    t->vm = vm;
+    t->d = *d;
+    snprintf(t->id, sizeof t->id, "%s", c->req_id);
+    t->received_ms = c->received_ms;
+    t->done = done;
+    t->done_ud = ud;
+    t->ref = LUA_NOREF;
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->json, "response_url");
+    if (cJSON_IsString(url) && url->valuestring[0]) {
+        int was = arena_suspend();
+        t->response_url = xstrdup(url->valuestring);
+        arena_resume(was);
+    }
+    struct build_args args = {c, t};
+    lua_pushcfunction(L, start_protected);
+    lua_insert(L, -2); /* the handler at top-1, so at index 2 of the call */
     lua_pushlightuserdata(L, &args);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_insert(L, -2);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        log_failure(req_id, d, "request", msg ? msg : "?", NULL);
+        log_failure(c->req_id, d, "request", LIMIT_NONE, msg ? msg : "?", NULL);
         set_error(res, msg ? msg : "could not build the request");
-        error_reply(vm, d, req_id, res);
+        error_reply(vm, d, c->req_id, LIMIT_NONE, res);
+        free_task(t);
         goto done;
     }
-    lua_pushvalue(L, fn);
-    lua_xmove(L, co, 1);
-    lua_xmove(L, co, 1); /* the request */
-    int nres = 0;
-    int st = lua_resume(co, L, 1, &nres);
-    if (st == LUA_YIELD) {
-        log_failure(req_id, d, "yield",
-                    "handler yielded outside a host call (coroutine.yield in the handler body)",
-                    NULL);
-        set_error(res, "handler yielded outside a host call");
-        error_reply(vm, d, req_id, res);
-    } else if (st != LUA_OK) {
-        const char *msg = lua_tostring(co, -1);
-        if (!msg)
-            msg = luaL_tolstring(co, -1, NULL);
-        luaL_traceback(L, co, NULL, 0);
-        log_failure(req_id, d, "error", msg, lua_tostring(L, -1));
-        set_error(res, msg);
-        error_reply(vm, d, req_id, res);
-    } else {
-        struct buf out;
-        buf_init(&out, vm->opt.max_reply_bytes);
-        char err[512];
-        /* Move the first result to L, where the encoder keeps its slots. */
-        if (nres > 0) {
-            lua_pop(co, nres - 1);
-            lua_xmove(co, L, 1);
-        } else {
-            lua_pushnil(L);
+    if (!run_slice(t, 1, res)) {
+        /* It waits: the loop takes it from here. */
+        vm->ntasks++;
+        t->next = vm->tasks;
+        if (vm->tasks)
+            vm->tasks->prev = t;
+        vm->tasks = t;
+        if (vm->opt.max_run_ms > 0 && vm->opt.sched) {
+            long long left = t->received_ms + vm->opt.max_run_ms - sched_clock_ms();
+            t->run_timer = sched_timer_add(vm->opt.sched, left > 0 ? left : 0, on_run_timer, t);
         }
-        if (encode_reply(vm, -1, &out, err, sizeof err) < 0) {
-            buf_free(&out);
-            log_failure(req_id, d, "reply", err, NULL);
-            set_error(res, err);
-            error_reply(vm, d, req_id, res);
-        } else {
-            res->status = 200;
-            res->body = buf_take(&out, &res->len);
-        }
+        *task = t;
+        lua_settop(L, top);
+        return 0;
     }
-#if LUA_VERSION_RELEASE_NUM >= 50406
-    lua_closethread(co, L);
-#else
-    lua_resetthread(co);
-#endif
+    free_task(t);
 done:
     lua_settop(L, top);
     vm->logctx.req_id[0] = '\0';
     vm->logctx.script[0] = '\0';
+    return 1;
+}
+
+/* A task left waiting when luavm_run has no loop to wait on. */
+static void run_done_unused(struct luavm_task *t, struct luavm_result *res, void *ud)
+{
+    (void)t;
+    (void)res;
+    (void)ud;
+}
+
+void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *json,
+               const char *text, size_t len, const char *req_id, struct luavm_result *res)
+{
+    struct luavm_call c = {d, json, text, len, req_id, sched_clock_ms()};
+    struct luavm_task *t;
+    if (luavm_start(vm, &c, res, &t, run_done_unused, NULL))
+        return;
+    /* Without a loop nothing can wake it: stop it as a failure. */
+    unlink_task(t);
+    vm->ntasks--;
+    if (t->cancel)
+        t->cancel(t->cancel_ud);
+    t->waiting = 0;
+    lua_pushliteral(t->co, "handler waited, and nothing here can wake it");
+    task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, res);
+    free_task(t);
+}
+
+size_t luavm_tasks(const struct luavm *vm)
+{
+    return vm->ntasks;
+}
+
+/* ---- for bindings ------------------------------------------------------ */
+
+struct luavm_task *luavm_task_here(lua_State *L, const char *what)
+{
+    struct luavm *vm = vm_of_state(L);
+    struct luavm_task *t = vm->current;
+    if (!t || t->co != L)
+        luaL_error(L,
+                   "%s can only wait in a handler's own code (not at a script's top level or in "
+                   "a coroutine the script made)",
+                   what);
+    if (!vm->opt.sched)
+        luaL_error(L, "%s is not available here (no event loop)", what);
+    return t;
+}
+
+struct luavm *luavm_of(const struct luavm_task *t)
+{
+    return t->vm;
+}
+
+const struct luavm_options *luavm_options(const struct luavm *vm)
+{
+    return &vm->opt;
+}
+
+const char *luavm_task_id(const struct luavm_task *t)
+{
+    return t->id;
+}
+
+long long luavm_task_received(const struct luavm_task *t)
+{
+    return t->received_ms;
+}
+
+long long luavm_task_time_left(const struct luavm_task *t)
+{
+    if (t->vm->opt.max_run_ms <= 0)
+        return LLONG_MAX / 2;
+    return t->received_ms + t->vm->opt.max_run_ms - sched_clock_ms();
+}
+
+const char *luavm_task_response_url(const struct luavm_task *t)
+{
+    return t->response_url;
+}
+
+int *luavm_task_responded(struct luavm_task *t)
+{
+    return &t->responded;
+}
+
+int luavm_wait(lua_State *L, struct luavm_task *t, void (*cancel)(void *), void *ud)
+{
+    t->waiting = 1;
+    t->cancel = cancel;
+    t->cancel_ud = ud;
+    return lua_yield(L, 0);
+}
+
+lua_State *luavm_task_thread(struct luavm_task *t)
+{
+    return t->co;
 }
 
 /* ---- check ------------------------------------------------------------- */

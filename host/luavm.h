@@ -8,7 +8,14 @@
  * allow-list"), so a global set by one script is not seen by another.
  * `require` finds Lua modules only under scripts/lib/ and the host's lualib/.
  *
- * A handler runs as a coroutine with the request object as its argument.
+ * A handler runs as a coroutine with the request object as its argument
+ * (a task). Bindings that wait (outbound HTTP, sleep, req:respond) start
+ * their work on the worker's loop and yield; the loop wakes the task when
+ * the work is done. Every task is held to three limits: total run time,
+ * CPU time without yielding (an instruction-count hook that pcall cannot
+ * swallow: once tripped it raises on every instruction until the task's
+ * coroutine is dead) and the state's heap (a capped allocator). A task that
+ * breaks one is stopped alone; the chat user gets a reply that says so.
  */
 #ifndef CLIQHOST_LUAVM_H
 #define CLIQHOST_LUAVM_H
@@ -16,9 +23,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <lua.h>
+
 struct cJSON;
+struct fetch;
 struct request_dispatch;
+struct responder;
+struct sched;
 struct luavm;
+struct luavm_task;
 
 struct luavm_options {
     const char *scripts_dir;
@@ -28,6 +41,20 @@ struct luavm_options {
     size_t max_script_bytes;
     size_t max_reply_bytes;
     const char *error_reply; /* what the user sees on failure; "{id}" is replaced */
+    const char *limit_reply; /* ... when a limit stopped it; "{reason}" and "{id}" */
+    long max_run_ms;         /* total run time of a handler; 0: none */
+    long max_cpu_ms;         /* CPU time without yielding; 0: none */
+    size_t max_memory;       /* bytes the Lua heap may hold; 0: no cap */
+    long response_url_ttl_ms;
+    long http_timeout_ms;
+    size_t max_http_response;
+    long attachment_ttl_ms;
+    size_t max_attachment;
+    /* The worker's loop, outbound HTTP and late-reply delivery; NULL for
+     * `check` and unit tests, where waiting bindings raise an error. */
+    struct sched *sched;
+    struct fetch *fetch;
+    struct responder *responder;
 };
 
 /* Creates a state with the sandbox. Borrows `o`'s strings for the lifetime
@@ -38,19 +65,80 @@ void luavm_free(struct luavm *vm);
 /* Bytes the state's heap holds now. */
 size_t luavm_memory(const struct luavm *vm);
 
+enum luavm_limit { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY, LIMIT_TIME };
+
 struct luavm_result {
     int status; /* HTTP status: 200, or 404 (no script / no handler) */
-    char *body; /* the JSON reply for status 200; caller frees */
+    char *body; /* the JSON reply for status 200, {"output": ...}; caller frees */
     size_t len;
-    int failed;      /* the handler failed; body is the user-facing error reply */
-    char error[512]; /* for 404: what was looked for; when failed: why (one line) */
+    int failed;               /* the handler failed; body is the user-facing error reply */
+    enum luavm_limit limit;   /* when failed because a limit stopped it */
+    char error[512];          /* for 404: what was looked for; when failed: why (one line) */
+    int responded;            /* the handler called req:respond() */
+    const char *response_url; /* the request's, or NULL; borrowed for the callback */
 };
 
-/* Runs the handler `d` names for the request parsed into `json` from `text`
- * (len bytes). Logs any script failure with its traceback under `req_id`.
- * Always fills `res`. */
+/* What a handler run needs from the request. Borrowed for the call. */
+struct luavm_call {
+    const struct request_dispatch *d;
+    const struct cJSON *json; /* the parsed body */
+    const char *text;         /* the body's text, len bytes */
+    size_t len;
+    const char *req_id;
+    long long received_ms; /* monotonic ms when the request arrived */
+};
+
+/* Called once when a task that did not finish at once ends. `res` is
+ * borrowed for the call (take res->body by setting it to NULL). The task is
+ * freed after the callback returns. */
+typedef void (*luavm_done_cb)(struct luavm_task *t, struct luavm_result *res, void *ud);
+
+/* Starts the handler `c->d` names. Logs any script failure with its
+ * traceback. Returns 1 when the handler finished at once (`res` filled), or
+ * 0 when it is waiting: *task is set, and `done` will be called exactly once
+ * from the loop (unless the luavm is freed first). */
+int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_result *res,
+                struct luavm_task **task, luavm_done_cb done, void *ud);
+
+/* Runs a handler that must finish without waiting (tests): as luavm_start,
+ * but a handler that waits is reported as a failure. Always fills `res`. */
 void luavm_run(struct luavm *vm, const struct request_dispatch *d, const struct cJSON *json,
                const char *text, size_t len, const char *req_id, struct luavm_result *res);
+
+/* Tasks waiting now. */
+size_t luavm_tasks(const struct luavm *vm);
+
+/* ---- for bindings ------------------------------------------------------ */
+
+/* The task whose handler coroutine is L. Raises a Lua error when L is not
+ * a handler's own coroutine (code at a script's top level, or a coroutine
+ * the script made): only there can the host wait. `what` names the call. */
+struct luavm_task *luavm_task_here(lua_State *L, const char *what);
+/* The loop, HTTP client, responder and options of the task's worker. */
+struct luavm *luavm_of(const struct luavm_task *t);
+const struct luavm_options *luavm_options(const struct luavm *vm);
+const char *luavm_task_id(const struct luavm_task *t);
+long long luavm_task_received(const struct luavm_task *t);
+/* Milliseconds the task may still run (its total run-time limit). */
+long long luavm_task_time_left(const struct luavm_task *t);
+/* The request's response_url (NULL: none), and the one-use flag. */
+const char *luavm_task_response_url(const struct luavm_task *t);
+int *luavm_task_responded(struct luavm_task *t);
+
+/* Yields the task's coroutine until luavm_wake(). `cancel(ud)` stops the
+ * awaited work if the task is stopped first (run-time limit, shutdown).
+ * Use as `return luavm_wait(L, t, cancel, ud);` in a lua_CFunction. */
+int luavm_wait(lua_State *L, struct luavm_task *t, void (*cancel)(void *), void *ud);
+/* The task's coroutine, to push the results of the wait onto. */
+lua_State *luavm_task_thread(struct luavm_task *t);
+/* Resumes a waiting task with the `nresults` values pushed onto its
+ * thread (pushing must not allocate: nil, booleans, numbers, light
+ * userdata). The task may finish (and be freed) inside this call. */
+void luavm_wake(struct luavm_task *t, int nresults);
+/* Resumes a waiting task with the values push(L, ud) pushes and counts;
+ * push runs in protected mode, so it may build tables and strings. If it
+ * fails (out of memory) the task gets nil and a message instead. */
+void luavm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), void *ud);
 
 /* Loads every script under the scripts folder as the host would and
  * compiles every module under scripts/lib. Each problem is written to

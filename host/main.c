@@ -7,6 +7,7 @@
  */
 #include "arena.h"
 #include "config.h"
+#include "fetch.h"
 #include "log.h"
 #include "luavm.h"
 #include "mem.h"
@@ -121,15 +122,8 @@ static int cmd_check(int argc, char **argv)
     if (load_config(&c, argc, argv, 0) < 0)
         return 2;
     char *lualib = find_lualib(&c);
-    struct luavm_options lo = {
-        .scripts_dir = c.scripts,
-        .lualib_dir = lualib,
-        .script_env = c.script_env,
-        .nscript_env = c.nscript_env,
-        .max_script_bytes = (size_t)c.max_script_bytes,
-        .max_reply_bytes = (size_t)c.max_reply_bytes,
-        .error_reply = c.error_reply,
-    };
+    struct luavm_options lo;
+    server_luavm_options(&c, lualib, &lo);
     char err[512];
     struct luavm *vm = luavm_new(&lo, err, sizeof err);
     if (!vm) {
@@ -248,6 +242,10 @@ cleanup:
 int main(int argc, char **argv)
 {
     arena_install_cjson_hooks();
+    if (fetch_global_init() < 0) {
+        fprintf(stderr, "cliqhost: cannot initialise libcurl\n");
+        return 1;
+    }
     if (argc < 2) {
         print_help(stderr);
         return 2;

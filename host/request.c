@@ -1,6 +1,9 @@
 /* request: decode a Cliq call and map it to a script and handler (see request.h). */
 #include "request.h"
 
+#include "buf.h"
+#include "jsonw.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -275,4 +278,30 @@ int request_decode(const char *body, size_t len, cJSON **json, struct request_di
 fail:
     cJSON_Delete(root);
     return -1;
+}
+
+char *request_text_reply(const struct request_dispatch *d, const char *text, int failure,
+                         size_t *len)
+{
+    enum request_error_reply kind = d && d->entry ? d->entry->error_reply : ERROR_REPLY_TEXT;
+    struct buf b;
+    buf_init(&b, 1024 * 1024); /* text is an error message or a setting */
+    size_t n = strlen(text);
+    if (kind == ERROR_REPLY_EMPTY || n == 0) {
+        buf_adds(&b, "{\"output\":\"\"}");
+        return buf_take(&b, len);
+    }
+    if (kind == ERROR_REPLY_BANNER) {
+        buf_adds(&b, "{\"output\":{\"type\":\"banner\",\"status\":");
+        buf_adds(&b, failure ? "\"failure\"" : "\"success\"");
+        buf_adds(&b, ",\"text\":");
+    } else if (kind == ERROR_REPLY_STATUS) {
+        buf_adds(&b, failure ? "{\"output\":{\"status\":500,\"title\":\"Error\",\"message\":"
+                             : "{\"output\":{\"status\":200,\"title\":\"Working\",\"message\":");
+    } else {
+        buf_adds(&b, "{\"output\":{\"text\":");
+    }
+    jsonw_string(&b, text, n, JSONW_REPLACE, NULL);
+    buf_adds(&b, "}}");
+    return buf_take(&b, len);
 }

@@ -68,6 +68,14 @@ int request_map(const char *type, const char *wire, const char *name, struct req
 int request_decode(const char *body, size_t len, struct cJSON **json, struct request_dispatch *d,
                    char *err, size_t errlen);
 
+/* Builds the reply {"output": ...} that shows `text` to the chat user in the
+ * shape the handler `d` answers with (a message, a banner, an extension
+ * status, or "" where the user sees nothing); `failure` picks the failure
+ * form of banners and statuses. An empty text gives {"output":""}. Invalid
+ * UTF-8 in text is replaced. Returns the text (caller frees); can't fail. */
+char *request_text_reply(const struct request_dispatch *d, const char *text, int failure,
+                         size_t *len);
+
 /* The handler keys a script of `type` may define, comma-separated, for
  * messages ("execution, suggestion"). Static storage. */
 const char *request_keys_for_type(const char *type);

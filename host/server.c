@@ -4,11 +4,13 @@
 #include "arena.h"
 #include "buf.h"
 #include "config.h"
+#include "fetch.h"
 #include "jsonw.h"
 #include "log.h"
 #include "luavm.h"
 #include "mem.h"
 #include "request.h"
+#include "respond.h"
 #include "sched.h"
 #include "verify.h"
 
@@ -28,14 +30,40 @@
 
 #define REQ_ID_MAX 40
 
-/* One HTTP request, from its headers to its answer. */
+/* Why a handler was stopped or failed, and what ran: for the log line. */
+struct outcome {
+    const struct request_dispatch *d; /* NULL before dispatch */
+    const char *error;                /* why, for an error status or a failed handler */
+    int failed;                       /* a handler ran and failed */
+    int key;                          /* which key verified, -1 if none */
+    int late;                         /* the deadline passed; the result goes later */
+};
+
+/* One HTTP request, from its headers to its answer; with a handler that
+ * waits, until the handler is done (which may be after the answer). */
 struct call {
     char id[REQ_ID_MAX + 1];
     struct timespec t0;
+    long long t0_ms; /* monotonic ms when the headers arrived */
     struct buf body;
     int responded;    /* a response is queued */
     int too_large;    /* the body passed the cap: its bytes are dropped */
     size_t discarded; /* bytes dropped since */
+
+    /* While a handler waits (see handle_callback). */
+    struct worker *w;
+    struct MHD_Connection *conn; /* NULL once libmicrohttpd is done with it */
+    struct luavm_task *task;     /* the running handler, or NULL */
+    struct request_dispatch d;
+    struct outcome o;
+    int suspended; /* the connection is suspended */
+    int hangup_fd; /* watched for the client going away; -1: not */
+    struct sched_timer *deadline;
+    int late;              /* the sync reply went out before the handler finished */
+    unsigned reply_status; /* the reply to queue when the connection resumes */
+    char *reply_body;
+    size_t reply_len;
+    struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
 struct worker {
@@ -50,6 +78,10 @@ struct worker {
     struct sched *sched;
     struct luavm *vm;
     struct verifier *verifier;
+    struct fetch *fetch;
+    struct responder *responder;
+    struct call *running; /* calls whose handler is still running */
+    int mhd_kick;         /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
 };
 
@@ -115,13 +147,6 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 
 /* ---- answering --------------------------------------------------------- */
 
-struct outcome {
-    const struct request_dispatch *d; /* NULL before dispatch */
-    const char *error;                /* why, for an error status or a failed handler */
-    int failed;                       /* a handler ran and failed */
-    int key;                          /* which key verified, -1 if none */
-};
-
 /* Writes the request's one log line. */
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
@@ -145,6 +170,8 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
     buf_printf(&b, " status=%d ms=%.3f", status, ms_since(&c->t0));
     if (o && o->key >= 0 && verify_keyset_count(w->srv->ks) > 1)
         buf_printf(&b, " key=%d", o->key + 1);
+    if (o && o->late)
+        buf_adds(&b, " late=1");
     if (o && o->failed)
         buf_adds(&b, " failed=1");
     if (o && o->error)
@@ -182,11 +209,152 @@ static void respond_error(struct worker *w, struct MHD_Connection *conn, struct 
     size_t len;
     char *body = jsonw_error_body(msg, c->id, &len);
     respond(conn, c, status, body, len, allow);
-    struct outcome none = {NULL, NULL, 0, -1};
+    struct outcome none = {NULL, NULL, 0, -1, 0};
     if (!o)
         o = &none;
     o->error = msg;
     log_request(w, c, method, url, (int)status, o);
+}
+
+/* ---- handlers that wait ------------------------------------------------ */
+
+static void free_call(struct call *c)
+{
+    buf_free(&c->body);
+    free(c->reply_body);
+    free(c);
+}
+
+static void unlink_running(struct call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->w->running == c)
+        c->w->running = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void stop_watching_hangup(struct call *c)
+{
+    if (c->hangup_fd >= 0) {
+        sched_unwatch(c->w->sched, c->hangup_fd);
+        c->hangup_fd = -1;
+    }
+}
+
+/* Sets the reply a suspended connection sends when it resumes, and
+ * resumes it. Takes ownership of body. */
+static void resume_with(struct call *c, unsigned status, char *body, size_t len)
+{
+    free(c->reply_body);
+    c->reply_status = status;
+    c->reply_body = body;
+    c->reply_len = len;
+    stop_watching_hangup(c);
+    if (c->suspended && c->conn) {
+        c->suspended = 0;
+        MHD_resume_connection(c->conn);
+        c->w->mhd_kick = 1;
+    }
+}
+
+/* Answers Cliq now with the interim reply; the handler's result will go to
+ * response_url. */
+static void hand_off(struct call *c, const char *why)
+{
+    struct worker *w = c->w;
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
+    c->late = 1;
+    c->o.late = 1;
+    size_t len;
+    char *body = request_text_reply(&c->d, w->srv->cfg->interim_reply, 0, &len);
+    resume_with(c, 200, body, len);
+    c->o.d = &c->d;
+    c->o.error = why;
+    log_request(w, c, "POST", "/", 200, &c->o);
+    c->o.error = NULL;
+}
+
+static void on_deadline(struct sched *s, void *ud)
+{
+    (void)s;
+    struct call *c = ud;
+    c->deadline = NULL;
+    hand_off(c, NULL);
+}
+
+/* The client closed its connection while the handler runs: the result
+ * will go to response_url, as after the deadline. */
+static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
+{
+    (void)s;
+    (void)fd;
+    (void)events;
+    struct call *c = ud;
+    stop_watching_hangup(c);
+    if (!c->late)
+        hand_off(c, "client closed the connection before the reply");
+}
+
+/* Sends a handler's result that came after the sync reply. */
+static void deliver_late(struct call *c, struct luavm_result *res)
+{
+    struct worker *w = c->w;
+    const char *why = NULL;
+    if (res->status != 200)
+        why = "the handler was not found";
+    else if (res->responded)
+        why = "the handler already used req:respond()";
+    else if (!res->response_url)
+        why = "the request has no response_url";
+    if (why) {
+        struct buf b;
+        buf_init(&b, LOG_LINE_MAX);
+        log_kv(&b, "reason", why, strlen(why));
+        log_msg(res->responded ? LOG_INFO : LOG_WARN, c->id, "respond kind=late outcome=%s%s",
+                res->responded ? "skipped" : "dropped", b.data ? b.data : "");
+        buf_free(&b);
+        return;
+    }
+    long long expires = c->t0_ms + w->srv->cfg->response_url_ttl_s * 1000;
+    responder_post(w->responder, res->response_url, res->body, res->len, expires, c->id, "late",
+                   NULL, NULL);
+    res->body = NULL; /* the responder took it */
+}
+
+/* luavm calls this when a handler that waited is done. */
+static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *ud)
+{
+    (void)t;
+    struct call *c = ud;
+    struct worker *w = c->w;
+    c->task = NULL;
+    unlink_running(c);
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
+    c->o.failed = res->failed;
+    if (c->late) {
+        if (res->failed)
+            log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
+        deliver_late(c, res);
+    } else if (res->status != 200) {
+        size_t len;
+        char *body = jsonw_error_body(res->error, c->id, &len);
+        c->o.error = res->error;
+        resume_with(c, (unsigned)res->status, body, len);
+        log_request(w, c, "POST", "/", res->status, &c->o);
+    } else {
+        c->o.error = res->failed ? res->error : NULL;
+        resume_with(c, 200, res->body, res->len);
+        res->body = NULL;
+        log_request(w, c, "POST", "/", 200, &c->o);
+    }
+    c->o.error = NULL;
+    if (!c->conn)
+        free_call(c); /* libmicrohttpd was done with it already */
 }
 
 /* Verifies, decodes, dispatches and runs a complete callback body. */
@@ -195,7 +363,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
 {
     const char *body = c->body.data ? c->body.data : "";
     size_t len = c->body.len;
-    struct outcome o = {NULL, NULL, 0, -1};
+    struct outcome o = {NULL, NULL, 0, -1, 0};
 
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
     enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
@@ -208,19 +376,41 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     /* The parse tree lives in the thread's arena until the handler has its
      * request object. */
     cJSON *json = NULL;
-    struct request_dispatch d;
     char err[512];
     arena_open();
-    if (request_decode(body, len, &json, &d, err, sizeof err) < 0) {
+    if (request_decode(body, len, &json, &c->d, err, sizeof err) < 0) {
         arena_close();
         respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
         return;
     }
-    o.d = &d;
+    o.d = &c->d;
 
     struct luavm_result res;
-    luavm_run(w->vm, &d, json, body, len, c->id, &res);
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
+    struct luavm_task *task;
+    int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
     arena_close();
+    if (!finished) {
+        /* The handler waits: hold the connection until it is done or the
+         * deadline passes, whichever is first. */
+        c->task = task;
+        c->conn = conn;
+        c->o = o;
+        c->o.d = &c->d;
+        c->next = w->running;
+        if (w->running)
+            w->running->prev = c;
+        w->running = c;
+        long long left = c->t0_ms + w->srv->cfg->deadline_ms - sched_clock_ms();
+        c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_hangup, c) == 0)
+            c->hangup_fd = ci->connect_fd;
+        MHD_suspend_connection(conn);
+        c->suspended = 1;
+        return;
+    }
     if (res.status != 200) {
         respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
         return;
@@ -245,6 +435,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!c) {
         c = xcalloc(1, sizeof *c);
         clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        c->t0_ms = (long long)c->t0.tv_sec * 1000 + c->t0.tv_nsec / 1000000;
+        c->w = w;
+        c->hangup_fd = -1;
         buf_init(&c->body, (size_t)cfg->max_body_bytes);
         assign_id(w, conn, c);
         *con_cls = c;
@@ -316,6 +509,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (c->responded)
         return MHD_YES;
+    if (c->reply_body) {
+        /* Resumed after a handler that waited, or at its deadline. */
+        char *b = c->reply_body;
+        c->reply_body = NULL;
+        respond(conn, c, c->reply_status, b, c->reply_len, NULL);
+        return MHD_YES;
+    }
+    if (c->task)
+        return MHD_YES; /* resumed spuriously; the handler still runs */
     if (c->too_large) {
         char msg[160];
         snprintf(msg, sizeof msg, "body is over the limit of %ld bytes", cfg->max_body_bytes);
@@ -335,9 +537,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct call *c = *con_cls;
     if (!c)
         return;
-    buf_free(&c->body);
-    free(c);
     *con_cls = NULL;
+    c->conn = NULL;
+    if (c->task) {
+        /* The handler still runs; it frees the call when it is done. */
+        stop_watching_hangup(c);
+        return;
+    }
+    free_call(c);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -379,9 +586,34 @@ static int worker_prepare(void *ud)
 static void worker_after(void *ud)
 {
     struct worker *w = ud;
-    if (w->mhd_deadline && now_ms() >= w->mhd_deadline)
+    if (w->mhd_kick || (w->mhd_deadline && now_ms() >= w->mhd_deadline)) {
+        w->mhd_kick = 0;
         MHD_run(w->mhd);
+    }
     log_flush();
+}
+
+/* At shutdown: handlers still running are dropped, and their connections
+ * answered 503. */
+static void drop_running(struct worker *w)
+{
+    while (w->running) {
+        struct call *c = w->running;
+        unlink_running(c);
+        sched_timer_cancel(w->sched, c->deadline);
+        c->deadline = NULL;
+        c->task = NULL; /* luavm_free drops it without a callback */
+        log_msg(LOG_WARN, c->id, "handler still running at shutdown; dropped");
+        if (!c->conn) {
+            free_call(c);
+            continue;
+        }
+        if (!c->late) {
+            size_t len;
+            char *body = jsonw_error_body("the host is shutting down", c->id, &len);
+            resume_with(c, 503, body, len);
+        }
+    }
 }
 
 static void *worker_main(void *arg)
@@ -389,6 +621,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     log_thread_buffered(1);
     sched_run(w->sched);
+    drop_running(w);
     /* Stop taking connections, then let MHD finish what it holds. */
     int lfd = MHD_quiesce_daemon(w->mhd);
     if (lfd >= 0)
@@ -443,15 +676,22 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || w->rng == 0)
         w->rng = (uint64_t)now_ms() * 2654435761u + (uint64_t)w->index + 1;
 
-    struct luavm_options lo = {
-        .scripts_dir = cfg->scripts,
-        .lualib_dir = lualib_dir,
-        .script_env = cfg->script_env,
-        .nscript_env = cfg->nscript_env,
-        .max_script_bytes = (size_t)cfg->max_script_bytes,
-        .max_reply_bytes = (size_t)cfg->max_reply_bytes,
-        .error_reply = cfg->error_reply,
-    };
+    w->sched = sched_new(worker_prepare, worker_after, w);
+    if (!w->sched) {
+        snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
+        return -1;
+    }
+    w->fetch = fetch_new(w->sched);
+    if (!w->fetch) {
+        snprintf(err, errlen, "cannot set up outbound HTTP (libcurl)");
+        return -1;
+    }
+    w->responder = responder_new(w->sched, w->fetch);
+    struct luavm_options lo;
+    server_luavm_options(cfg, lualib_dir, &lo);
+    lo.sched = w->sched;
+    lo.fetch = w->fetch;
+    lo.responder = w->responder;
     w->vm = luavm_new(&lo, err, errlen);
     if (!w->vm)
         return -1;
@@ -472,9 +712,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     w->mhd_fd = info ? info->epoll_fd : -1;
-    w->sched = sched_new(worker_prepare, worker_after, w);
-    if (w->mhd_fd < 0 || !w->sched ||
-        sched_watch(w->sched, w->mhd_fd, EPOLLIN, on_mhd_ready, w) < 0) {
+    if (w->mhd_fd < 0 || sched_watch(w->sched, w->mhd_fd, EPOLLIN, on_mhd_ready, w) < 0) {
         snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
         return -1;
     }
@@ -570,16 +808,43 @@ void server_free(struct server *s)
         struct worker *w = &s->workers[i];
         /* A running daemon owns its listening socket (and closes it); a
          * worker that ran has already closed it after quiescing. */
+        /* Handlers first (their waits use the loop and outbound HTTP),
+         * then deliveries, then the connections. */
+        luavm_free(w->vm);
+        responder_free(w->responder);
         if (w->mhd)
             MHD_stop_daemon(w->mhd);
         else if (w->listen_fd >= 0)
             close(w->listen_fd);
+        fetch_free(w->fetch);
         sched_free(w->sched);
         verifier_free(w->verifier);
-        luavm_free(w->vm);
     }
     free(s->workers);
     free(s);
+}
+
+void server_luavm_options(const struct config *cfg, const char *lualib_dir,
+                          struct luavm_options *lo)
+{
+    *lo = (struct luavm_options){
+        .scripts_dir = cfg->scripts,
+        .lualib_dir = lualib_dir,
+        .script_env = cfg->script_env,
+        .nscript_env = cfg->nscript_env,
+        .max_script_bytes = (size_t)cfg->max_script_bytes,
+        .max_reply_bytes = (size_t)cfg->max_reply_bytes,
+        .error_reply = cfg->error_reply,
+        .limit_reply = cfg->limit_reply,
+        .max_run_ms = cfg->max_run_ms,
+        .max_cpu_ms = cfg->max_cpu_ms,
+        .max_memory = (size_t)cfg->max_memory_bytes,
+        .response_url_ttl_ms = cfg->response_url_ttl_s * 1000,
+        .http_timeout_ms = cfg->http_timeout_ms,
+        .max_http_response = (size_t)cfg->max_http_response_bytes,
+        .attachment_ttl_ms = cfg->attachment_ttl_s * 1000,
+        .max_attachment = (size_t)cfg->max_attachment_bytes,
+    };
 }
 
 unsigned server_port(const struct server *s)

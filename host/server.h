@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 struct config;
+struct luavm_options;
 struct verify_keyset;
 struct server;
 
@@ -30,6 +31,11 @@ int server_start(struct server *s, char *err, size_t errlen);
 /* Stops accepting, finishes what is in flight, and joins the workers. */
 void server_stop(struct server *s);
 void server_free(struct server *s);
+
+/* Fills the luavm options the settings call for (without the worker's
+ * loop, fetch and responder). Borrows the settings' strings. */
+void server_luavm_options(const struct config *cfg, const char *lualib_dir,
+                          struct luavm_options *lo);
 
 /* The port actually bound (useful with port 0). */
 unsigned server_port(const struct server *s);

@@ -1,0 +1,45 @@
+/*
+ * respond: delivers replies to a request's response_url.
+ *
+ * Cliq gives each request a one-time URL that takes one reply, POSTed as
+ * {"output": ...}, for two minutes. A responder (one per worker) posts such
+ * a reply through the worker's fetch, retries network errors and 5xx with
+ * exponential backoff while the URL is still valid, treats any other 4xx as
+ * final, and logs one line per delivery with the request id and outcome
+ * (delivered, failed, expired). It is used by req:respond() (the handler
+ * waits for the outcome) and for late results after the deadline hand-off
+ * (nobody waits). The URL itself is never logged: it is a capability.
+ */
+#ifndef CLIQHOST_RESPOND_H
+#define CLIQHOST_RESPOND_H
+
+#include <stddef.h>
+
+struct fetch;
+struct sched;
+struct responder;
+struct responder_job;
+
+/* Both must outlive the responder. Can't fail. Caller frees. */
+struct responder *responder_new(struct sched *s, struct fetch *f);
+/* Drops deliveries still pending (each is logged as failed) and frees. */
+void responder_free(struct responder *r);
+/* Deliveries in progress. */
+size_t responder_pending(const struct responder *r);
+
+/* The outcome: ok, or !ok with a short reason ("expired", "HTTP 404: ...",
+ * "gave up after 5 attempts: timeout after 10.0 s"). `err` is borrowed. */
+typedef void (*responder_cb)(int ok, const char *err, void *ud);
+
+/* Posts `body` (len bytes of JSON; taken: freed by the responder) to `url`
+ * until it is delivered, fails finally, or `expires_ms` (monotonic) passes.
+ * `kind` names the delivery in the log ("respond", "late"). `cb` (may be
+ * NULL) is called once with the outcome, from the loop. Returns a handle
+ * valid until then. */
+struct responder_job *responder_post(struct responder *r, const char *url, char *body, size_t len,
+                                     long long expires_ms, const char *req_id, const char *kind,
+                                     responder_cb cb, void *ud);
+/* Forgets the callback of a job (its waiter is gone); delivery goes on. */
+void responder_detach(struct responder_job *j);
+
+#endif
