@@ -85,7 +85,7 @@ static void free_xfer(struct fetch_xfer *x)
 static void describe_error(struct fetch_xfer *x, CURLcode code)
 {
     struct fetch_result *r = &x->res;
-    if (x->too_large) {
+    if (x->too_large || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(r->error, sizeof r->error, "response larger than %zu bytes", x->max_response);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         r->timed_out = 1;
