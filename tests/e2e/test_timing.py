@@ -1,0 +1,603 @@
+"""End-to-end tests of the host owning timing (issue 3): the deadline
+hand-off to response_url, req:respond(), non-blocking http.request and
+sleep, the limits that contain a bad script, and attachment downloads.
+
+The real binary runs on loopback against local fakes (fakes.py): a Sink
+playing Cliq's response_url and a SlowUpstream playing any HTTP API. The
+handler scripts are in timing_scripts/; each takes its knobs (how long to
+sleep, which URL to call, a tag to recognise its result by) from the
+request's params, never from hard-coded addresses.
+"""
+
+import concurrent.futures
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+import unittest
+
+from cliq_bodies import body
+from fakes import Sink, SlowUpstream, raise_fd_limit
+from hostlib import HERE, Host, Key
+
+SCRIPTS = os.path.join(HERE, "timing_scripts")
+KEY = Key("main")
+INTERIM = "Working on it\u2026"  # the default interim_reply
+FILE_BYTES = bytes(range(256)) * 4  # every byte value, so binary survives or not
+
+raise_fd_limit()  # 500 connections in and 500 out, here and in the host
+_tags = itertools.count(1)
+
+
+def tag():
+    """A token unique to this run, to recognise one request's results by."""
+    return f"t{os.getpid()}-{next(_tags)}"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def command(name, options=None, response_url=None, handler="execution_handler", **params):
+    """A command body as Cliq sends it, with the test's knobs in
+    params.options; response_url is a URL, or None for a body without one."""
+    p = {"arguments": "", "options": options or {}}
+    p.update(params)
+    b = body("command", handler, name, p, response_url=response_url is not None,
+             timestamp=now_ms())
+    if response_url is not None:
+        b["response_url"] = response_url
+    return b
+
+
+def closed_port():
+    """A loopback port nobody listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class TimingTest(unittest.TestCase):
+    """One host (and its fakes) per class; every test leaves it serving."""
+
+    flags = ()
+    workers = 2
+    upstream_delay = 2.0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = Sink().start()
+        cls.upstream = SlowUpstream(delay=cls.upstream_delay).start()
+        try:
+            cls.host = Host(*cls.flags, scripts=SCRIPTS, keys=[KEY.spki], workers=cls.workers)
+        except Exception:
+            cls.sink.stop()
+            cls.upstream.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.host.stop()
+        cls.sink.stop()
+        cls.upstream.stop()
+        reports = cls.host.sanitizer_reports()
+        assert rc == 0 and not reports, f"exit {rc}; sanitizer: {reports}\n{cls.host.log()}"
+
+    def send(self, b, timeout=10, host=None):
+        """Signs b, then POSTs it, timing only the HTTP exchange. Returns
+        (reply, seconds it took, monotonic time it was sent)."""
+        host = host or self.host
+        raw = json.dumps(b).encode()
+        sig = KEY.sign(raw)
+        t0 = time.monotonic()
+        r = host.request("POST", "/", raw,
+                         {"Content-Type": "application/json", "X-Cliq-Signature": sig},
+                         timeout=timeout)
+        return r, time.monotonic() - t0, t0
+
+    def output(self, reply):
+        """The reply's output, after checking it is a 200 JSON reply."""
+        self.assertEqual(reply.status, 200, reply)
+        data = reply.json()
+        self.assertEqual(set(data), {"output"}, data)
+        return data["output"]
+
+    def log_line(self, rid, pattern, timeout=10, host=None):
+        """The first log line for request rid matching pattern (a regex)."""
+        host = host or self.host
+        line = host.wait_for(r"req=%s .*%s" % (rid, pattern), timeout=timeout)
+        self.assertIsNotNone(line, f"no log line req={rid} .*{pattern}\n{host.log()[-4000:]}")
+        return line
+
+    def assertServing(self, host=None):
+        """The host still answers health checks and a quick handler."""
+        host = host or self.host
+        self.assertEqual(host.request("GET", "/healthz").status, 200)
+        t = tag()
+        r, _, _ = self.send(command("fast", {"tag": t}), host=host)
+        self.assertEqual(self.output(r), {"text": "fast", "tag": t})
+
+    def assertDeliveredOnce(self, t, output, settle=1.0):
+        """The sink got exactly one POST for tag t, carrying {"output": output}
+        as JSON, and no second one within settle seconds. Returns the post."""
+        posts = self.sink.wait_posts(1, t, timeout=10)
+        self.assertEqual(len(posts), 1, f"nothing reached the sink\n{self.host.log()[-4000:]}")
+        time.sleep(settle)
+        posts = self.sink.posts(t)
+        self.assertEqual(len(posts), 1, posts)
+        self.assertTrue(posts[0].headers.get("content-type", "").startswith("application/json"),
+                        posts[0].headers)
+        self.assertEqual(posts[0].json(), {"output": output})
+        return posts[0]
+
+
+class Deadline(TimingTest):
+    """A handler still running at the deadline: Cliq gets the interim reply
+    on time, and the handler's result goes to response_url once."""
+
+    flags = ("--deadline", "500")
+    deadline = 0.5
+
+    def assertOnTime(self, elapsed):
+        self.assertLessEqual(elapsed, self.deadline + 0.2,
+                             "sync reply later than deadline + 200 ms")
+        self.assertGreaterEqual(elapsed, self.deadline - 0.05, "sync reply before the deadline")
+
+    def test_sleeping_past_the_deadline(self):
+        t = tag()
+        r, elapsed, sent = self.send(command("slow", {"sleep": 1.5, "tag": t},
+                                             response_url=self.sink.url_for(t)))
+        self.assertEqual(self.output(r), {"text": INTERIM})
+        self.assertOnTime(elapsed)
+        rid = r.headers["x-request-id"]
+        post = self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": 1.5})
+        # It came when the handler finished, not at the deadline.
+        self.assertGreaterEqual(post.time - sent, 1.4)
+        line = self.log_line(rid, r"method=POST .*status=200")
+        self.assertIn("late=1", line)
+        line = self.log_line(rid, "outcome=delivered")
+        self.assertIn("attempts=1", line)
+        self.assertIn("status=200", line)
+        self.assertServing()
+
+    def test_respond_before_the_deadline_then_finish_late(self):
+        # The handler already answered through respond(): its late return
+        # value must not be sent as well.
+        t = tag()
+        r, elapsed, sent = self.send(command("respond", {"mode": "then_sleep", "sleep": 1.2},
+                                             response_url=self.sink.url_for(t)))
+        self.assertEqual(self.output(r), {"text": INTERIM})
+        self.assertOnTime(elapsed)
+        # Settle until well after the handler returned (1.2 s after it was sent).
+        self.assertDeliveredOnce(t, {"text": "early"},
+                                 settle=max(0.0, sent + 2.2 - time.monotonic()))
+        self.assertServing()
+
+    def test_late_result_without_response_url_is_dropped(self):
+        before = self.sink.count()
+        t = tag()
+        r, elapsed, _ = self.send(command("slow", {"sleep": 1.0, "tag": t}))
+        self.assertEqual(self.output(r), {"text": INTERIM})
+        self.assertOnTime(elapsed)
+        self.log_line(r.headers["x-request-id"], "outcome=dropped")
+        time.sleep(0.3)
+        self.assertEqual(self.sink.count(), before)
+        self.assertServing()
+
+    def test_button_gets_an_interim_banner(self):
+        t = tag()
+        b = body("function", "button_handler", "slow",
+                 {"arguments": {"sleep": 1.0, "tag": t}, "target": {"name": "Go"},
+                  "event": "click"}, timestamp=now_ms())
+        b["response_url"] = self.sink.url_for(t)
+        r, elapsed, _ = self.send(b)
+        self.assertEqual(self.output(r), {"type": "banner", "status": "success", "text": INTERIM})
+        self.assertOnTime(elapsed)
+        self.assertDeliveredOnce(t, {"type": "banner", "status": "success", "text": f"done {t}"},
+                                 settle=0.5)
+        self.assertServing()
+
+    def test_suggestion_interim_is_empty(self):
+        # The user never sees a late suggestion, so Cliq gets "" at once.
+        t = tag()
+        r, elapsed, sent = self.send(command("slow", {"sleep": 1.0, "tag": t},
+                                             handler="suggestion_handler"))
+        self.assertEqual(self.output(r), "")
+        self.assertOnTime(elapsed)
+        time.sleep(max(0.0, sent + 1.2 - time.monotonic()))  # let it finish
+        self.assertServing()
+
+    def test_client_that_hangs_up_still_gets_its_result(self):
+        t = tag()
+        raw = json.dumps(command("slow", {"sleep": 1.0, "tag": t},
+                                 response_url=self.sink.url_for(t))).encode()
+        sig = KEY.sign(raw)
+        s = socket.create_connection(("127.0.0.1", self.host.port), timeout=10)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-Cliq-Signature: %s\r\nContent-Length: %d\r\n\r\n%s"
+                  % (sig.encode(), len(raw), raw))
+        time.sleep(0.1)
+        s.close()
+        self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": 1.0}, settle=0.5)
+        self.assertServing()
+
+
+class EmptyInterimReply(TimingTest):
+    flags = ("--deadline", "500", "--interim-reply", "")
+
+    def test_empty_interim_reply(self):
+        t = tag()
+        r, elapsed, _ = self.send(command("slow", {"sleep": 1.0, "tag": t},
+                                          response_url=self.sink.url_for(t)))
+        self.assertEqual(self.output(r), "")
+        self.assertLessEqual(elapsed, 0.7)
+        self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": 1.0}, settle=0.5)
+        self.assertServing()
+
+
+class ManyInFlight(TimingTest):
+    """500 handlers each waiting 2 s on an outbound call, on 2 workers: a
+    worker never blocks on a handler's I/O."""
+
+    flags = ("--deadline", "20000")
+    workers = 2
+    upstream_delay = 2.0
+    N = 500
+
+    def test_500_handlers_waiting_on_http(self):
+        t = tag()
+        bodies = [json.dumps(command("fetch", {"url": f"{self.upstream.url}/slow/{i}"},
+                                     response_url=self.sink.url_for(t))).encode()
+                  for i in range(self.N)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            sigs = list(pool.map(KEY.sign, bodies))
+        results = [None] * self.N
+
+        def call(i):
+            try:
+                results[i] = self.host.request(
+                    "POST", "/", bodies[i],
+                    {"Content-Type": "application/json", "X-Cliq-Signature": sigs[i]},
+                    timeout=60)
+            except Exception as e:  # reported below, with its index
+                results[i] = e
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(self.N)]
+        t0 = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.monotonic() - t0
+
+        failed = [(i, r) for i, r in enumerate(results)
+                  if isinstance(r, Exception) or r.status != 200]
+        self.assertEqual(failed[:5], [], f"{len(failed)} of {self.N} failed")
+        for i, r in enumerate(results):
+            out = self.output(r)
+            self.assertEqual(out.get("status"), 200, (i, out))
+            self.assertEqual(out.get("upstream"), "slow", (i, out))
+            self.assertEqual(json.loads(out["body"])["path"], f"/slow/{i}", (i, out))
+        stats = (f"wall {wall:.1f} s, upstream held up to {self.upstream.max_concurrency} "
+                 f"at once, {self.upstream.requests} requests")
+        self.assertLess(wall, 60, stats)
+        self.assertEqual(self.upstream.requests, self.N, stats)
+        # More calls in flight than workers: the workers did not block.
+        self.assertGreater(self.upstream.max_concurrency, 2, stats)
+        # Everything answered in time: nothing went the late way.
+        self.assertEqual(self.sink.count(t), 0)
+        self.assertServing()
+
+
+class Respond(TimingTest):
+    """req:respond(msg): once per request, retried on 5xx, final on 4xx."""
+
+    def respond(self, t, options, with_url=True):
+        options.setdefault("mode", "then_return")
+        r, _, _ = self.send(command("respond", options,
+                                    response_url=self.sink.url_for(t) if with_url else None))
+        return self.output(r), r.headers["x-request-id"]
+
+    def test_respond_then_return(self):
+        t = tag()
+        out, rid = self.respond(t, {})
+        self.assertEqual(out, {"text": "returned", "ok": True})
+        # respond() waited for the outcome, so the post is already there;
+        # the return value went to Cliq in the sync reply, not to the sink.
+        self.assertEqual(self.sink.count(t), 1)
+        self.assertDeliveredOnce(t, {"text": "from respond"}, settle=0.5)
+        line = self.log_line(rid, "outcome=delivered")
+        self.assertIn("attempts=1", line)
+        self.assertServing()
+
+    def test_respond_with_a_message_table(self):
+        t = tag()
+        msg = {"text": "Build *42* passed", "card": {"title": "CI", "theme": "modern-inline"}}
+        out, _ = self.respond(t, {"message": msg})
+        self.assertEqual(out, {"text": "returned", "ok": True})
+        self.assertDeliveredOnce(t, msg, settle=0.2)
+
+    def test_respond_twice(self):
+        t = tag()
+        out, _ = self.respond(t, {"mode": "twice"})
+        self.assertEqual(out, {"text": "twice", "first_ok": True, "second_err": "used"})
+        self.assertDeliveredOnce(t, {"text": "first"}, settle=0.5)
+        self.assertServing()
+
+    def test_respond_without_response_url(self):
+        before = self.sink.count()
+        out, _ = self.respond(tag(), {}, with_url=False)
+        self.assertEqual(out, {"text": "returned", "err": "none"})
+        self.assertEqual(self.sink.count(), before)
+        self.assertServing()
+
+    def test_server_errors_are_retried_until_delivered(self):
+        t = tag()
+        self.sink.answer(t, [500, 500, 200])
+        out, rid = self.respond(t, {})
+        self.assertEqual(out, {"text": "returned", "ok": True})
+        posts = self.sink.posts(t)
+        self.assertEqual(len(posts), 3, posts)
+        for p in posts:
+            self.assertEqual(p.json(), {"output": {"text": "from respond"}})
+        # With backoff between tries, not all at once.
+        for a, b in zip(posts, posts[1:]):
+            self.assertGreaterEqual(b.time - a.time, 0.2)
+        time.sleep(0.5)
+        self.assertEqual(self.sink.count(t), 3, "delivered more than once")
+        line = self.log_line(rid, "outcome=delivered")
+        self.assertIn("attempts=3", line)
+        self.assertIn("status=200", line)
+        self.assertServing()
+
+    def test_client_error_is_final(self):
+        t = tag()
+        self.sink.answer(t, [404])
+        out, rid = self.respond(t, {})
+        self.assertNotIn("ok", out)
+        self.assertTrue(out.get("err", "").startswith("HTTP 404"), out)
+        time.sleep(1.0)  # past the first retry's backoff: there must be none
+        self.assertEqual(self.sink.count(t), 1)
+        line = self.log_line(rid, "outcome=failed")
+        self.assertIn("status=404", line)
+        self.assertServing()
+
+
+class RespondExpiry(TimingTest):
+    """A response_url valid for 2 s (--response-url-ttl 2)."""
+
+    flags = ("--response-url-ttl", "2")
+
+    def test_respond_after_the_url_expired(self):
+        t = tag()
+        r, _, _ = self.send(command("respond", {"mode": "after", "sleep": 2.5},
+                                    response_url=self.sink.url_for(t)))
+        self.assertEqual(self.output(r), {"text": "after", "err": "expired"})
+        self.assertEqual(self.sink.count(t), 0)
+        self.log_line(r.headers["x-request-id"], "outcome=expired")
+        self.assertServing()
+
+    def test_unreachable_response_url_is_retried_then_given_up(self):
+        url = f"http://127.0.0.1:{closed_port()}/r/{tag()}"
+        r, elapsed, _ = self.send(command("respond", {"mode": "then_return"}, response_url=url))
+        out = self.output(r)
+        self.assertNotIn("ok", out)
+        self.assertIsInstance(out.get("err"), str, out)
+        self.assertTrue(out["err"], out)
+        # Retried while the URL was valid, and not (much) beyond.
+        self.assertLess(elapsed, 2 + 1.5)
+        line = self.log_line(r.headers["x-request-id"], r"outcome=(failed|expired)")
+        self.assertRegex(line, r"attempts=([2-9]|\d\d)")
+        self.assertServing()
+
+
+class Limits(TimingTest):
+    """Scripts that loop, eat memory or recurse are stopped with their
+    reason; the one worker keeps serving the others."""
+
+    flags = ("--max-cpu", "300", "--max-memory-bytes", "33554432")
+    workers = 1
+    max_cpu = 0.3
+
+    def assertStopped(self, name, limit, word, where, within):
+        """Runs command `name`; its user is told it was stopped and why
+        within `within` seconds, and the log names the limit and where the
+        script was."""
+        r, elapsed, _ = self.send(command(name))
+        out = self.output(r)
+        rid = r.headers["x-request-id"]
+        text = out["text"]
+        self.assertNotIn("survived", text)
+        self.assertIn("stopped", text)
+        self.assertIn(word, text.lower())
+        self.assertIn(rid, text)
+        self.assertLess(elapsed, within)
+        line = self.log_line(rid, "failure=limit")
+        self.assertIn(f"limit={limit}", line)
+        self.assertIn(where, line)
+        self.assertServing()
+
+    # Stopped at the CPU limit, with room for a slow (sanitizer) build.
+    def test_endless_loop(self):
+        self.assertStopped("spin", "cpu", "cpu", "commands/spin.lua:", self.max_cpu + 2.0)
+
+    def test_endless_loop_inside_pcall(self):
+        self.assertStopped("spin_pcall", "cpu", "cpu", "commands/spin_pcall.lua:",
+                           self.max_cpu + 2.0)
+
+    # Filling 32 MiB has no clock of its own; it must just not hang.
+    def test_table_that_grows_forever(self):
+        self.assertStopped("hog", "memory", "memory", "commands/hog.lua:", 5.0)
+
+    def test_table_that_grows_forever_inside_pcall(self):
+        self.assertStopped("hog_pcall", "memory", "memory", "commands/hog_pcall.lua:", 5.0)
+
+    def test_deep_recursion(self):
+        # Stopped by a limit, or failed with Lua's "stack overflow": either
+        # way the user hears back promptly and the host lives on.
+        r, elapsed, _ = self.send(command("recurse"))
+        out = self.output(r)
+        rid = r.headers["x-request-id"]
+        self.assertIn(rid, out["text"])
+        self.assertLess(elapsed, 5)
+        line = self.log_line(rid, "failure=")
+        self.assertTrue("failure=limit" in line or
+                        ("failure=error" in line and "stack overflow" in line), line)
+        self.assertServing()
+
+    def test_fast_request_answers_while_another_spins(self):
+        spin = json.dumps(command("spin")).encode()
+        spin_sig = KEY.sign(spin)
+        fast = command("fast", {"tag": "meanwhile"})
+        spun = {}
+
+        def run_spin():
+            spun["reply"] = self.host.request(
+                "POST", "/", spin, {"Content-Type": "application/json",
+                                    "X-Cliq-Signature": spin_sig})
+
+        th = threading.Thread(target=run_spin)
+        th.start()
+        time.sleep(0.1)  # the spin is running on the only worker
+        r, elapsed, _ = self.send(fast)
+        th.join(10)
+        self.assertEqual(self.output(r), {"text": "fast", "tag": "meanwhile"})
+        # At most the CPU limit's wait, with room for a slow (sanitizer) build.
+        self.assertLess(elapsed, self.max_cpu + 2.0, f"fast request took {elapsed:.2f} s")
+        self.assertIn("stopped", self.output(spun["reply"])["text"])
+        self.assertServing()
+
+
+class RunTimeLimit(TimingTest):
+    """--max-run 1000: a handler sleeping 5 s is stopped after 1 s."""
+
+    flags = ("--max-run", "1000")
+
+    def test_handler_that_runs_too_long(self):
+        r, elapsed, _ = self.send(command("slow", {"sleep": 5, "tag": tag()}))
+        out = self.output(r)  # sync: the deadline (4.5 s) is after the limit
+        rid = r.headers["x-request-id"]
+        self.assertIn("stopped", out["text"])
+        self.assertIn("longer than", out["text"])
+        self.assertIn(rid, out["text"])
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 3.0)
+        self.assertIn("limit=time", self.log_line(rid, "failure=limit"))
+        self.assertServing()
+
+    def test_stopped_after_the_deadline_is_told_through_response_url(self):
+        host = Host("--max-run", "1000", "--deadline", "500", scripts=SCRIPTS,
+                    keys=[KEY.spki], workers=1)
+        try:
+            t = tag()
+            r, elapsed, _ = self.send(command("slow", {"sleep": 5, "tag": t},
+                                              response_url=self.sink.url_for(t)), host=host)
+            self.assertEqual(self.output(r), {"text": INTERIM})
+            self.assertLessEqual(elapsed, 0.7)
+            posts = self.sink.wait_posts(1, t, timeout=5)
+            self.assertEqual(len(posts), 1, host.log())
+            text = posts[0].json()["output"]["text"]
+            self.assertIn("stopped", text)
+            self.assertIn(r.headers["x-request-id"], text)
+            self.assertIn("limit=time",
+                          self.log_line(r.headers["x-request-id"], "failure=limit", host=host))
+            self.assertServing(host)
+        finally:
+            rc = host.stop()
+        self.assertEqual(rc, 0, host.log())
+        self.assertEqual(host.sanitizer_reports(), [])
+
+
+class Attachments(TimingTest):
+    """attachment:download(): fetched once, cached for the request, refused
+    once expired (--attachment-ttl 1)."""
+
+    flags = ("--attachment-ttl", "1")
+    upstream_delay = 0
+
+    def attach(self, options):
+        name = tag() + ".bin"
+        self.upstream.files[name] = FILE_BYTES
+        att = {"name": name, "comment": "", "id": name, "contenttype": "application/octet-stream",
+               "url": f"{self.upstream.url}/files/{name}"}
+        r, _, _ = self.send(command("attach", options, attachments=[att]))
+        return self.output(r), name
+
+    def test_downloaded_once_then_cached(self):
+        out, name = self.attach({})
+        self.assertEqual(out, {"text": "downloaded", "first": FILE_BYTES.hex(),
+                               "second": FILE_BYTES.hex(), "same": True})
+        self.assertEqual(self.upstream.fetches(name), 1)
+        self.assertServing()
+
+    def test_expired_is_refused_without_fetching(self):
+        out, name = self.attach({"wait": 1.5})
+        self.assertEqual(out, {"text": "downloaded", "same": False,
+                               "err1": "expired", "err2": "expired"})
+        self.assertEqual(self.upstream.fetches(name), 0)
+        self.assertServing()
+
+
+class HttpRequest(TimingTest):
+    """http.request: what comes back, and each way it fails."""
+
+    flags = ("--http-timeout", "1000", "--max-http-response-bytes", "4096")
+    upstream_delay = 2.0
+
+    def fetch(self, **options):
+        r, elapsed, _ = self.send(command("fetch", options))
+        return self.output(r), elapsed
+
+    def test_post_with_headers_and_body(self):
+        out, _ = self.fetch(url=f"{self.upstream.url}/echo/p?delay=0", method="POST",
+                            headers={"X-Test": "yes"}, body="payload")
+        self.assertEqual(out["status"], 200, out)
+        self.assertEqual(out["upstream"], "slow")  # response headers, lower-case names
+        seen = json.loads(out["body"])
+        self.assertEqual((seen["method"], seen["path"], seen["body"]),
+                         ("POST", "/echo/p", "payload"))
+        self.assertEqual(seen["headers"].get("x-test"), "yes")
+        self.assertServing()
+
+    def test_timeout(self):
+        out, elapsed = self.fetch(url=f"{self.upstream.url}/slow", timeout=0.5)
+        self.assertIs(out.get("failed"), True, out)
+        self.assertIn("timeout", out["error"].lower())
+        self.assertLess(elapsed, 1.8, "the call waited for the 2 s upstream")
+        self.assertServing()
+
+    def test_default_timeout_from_settings(self):
+        out, elapsed = self.fetch(url=f"{self.upstream.url}/slow")
+        self.assertIs(out.get("failed"), True, out)
+        self.assertIn("timeout", out["error"].lower())
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 1.9)
+        self.assertServing()
+
+    def test_connection_refused(self):
+        out, _ = self.fetch(url=f"http://127.0.0.1:{closed_port()}/x", timeout=2)
+        self.assertIs(out.get("failed"), True, out)
+        self.assertTrue(out.get("error"), out)
+        self.assertServing()
+
+    def test_response_over_the_cap(self):
+        self.upstream.files["big"] = b"b" * 10000
+        out, _ = self.fetch(url=f"{self.upstream.url}/files/big")
+        self.assertIs(out.get("failed"), True, out)
+        self.assertIn("larger than", out["error"])
+        self.assertServing()
+
+    def test_redirects_not_followed_by_default(self):
+        out, _ = self.fetch(url=f"{self.upstream.url}/redirect")
+        self.assertEqual(out["status"], 302, out)
+        self.assertEqual(out["location"], "/echo/redirected")
+        self.assertNotIn("/echo/redirected", self.upstream.paths())
+        self.assertServing()
+
+
+if __name__ == "__main__":
+    unittest.main()

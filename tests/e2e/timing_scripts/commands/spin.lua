@@ -1,0 +1,6 @@
+-- Never yields: the CPU limit must stop it.
+return {
+  execution = function(req)
+    while true do end
+  end,
+}
