@@ -4,6 +4,7 @@
 #include "bind_json.h"
 #include "buf.h"
 #include "fetch.h"
+#include "log.h"
 #include "luavm.h"
 #include "mem.h"
 #include "respond.h"
@@ -61,6 +62,13 @@ static int fail(lua_State *L, const char *why)
     return 2;
 }
 
+/* req:respond() refused without trying: logged like a delivery. */
+static int refuse(lua_State *L, struct luavm_task *t, const char *why)
+{
+    log_msg(LOG_WARN, luavm_task_id(t), "respond kind=respond outcome=%s attempts=0", why);
+    return fail(L, why);
+}
+
 static int l_respond(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -72,12 +80,12 @@ static int l_respond(lua_State *L)
     const char *url = luavm_task_response_url(t);
     int *used = luavm_task_responded(t);
     if (!url)
-        return fail(L, "none");
+        return refuse(L, t, "none");
     if (*used)
-        return fail(L, "used");
+        return refuse(L, t, "used");
     long long expires = luavm_task_received(t) + o->response_url_ttl_ms;
     if (sched_clock_ms() >= expires)
-        return fail(L, "expired");
+        return refuse(L, t, "expired");
 
     struct buf out;
     buf_init(&out, o->max_reply_bytes);

@@ -34,6 +34,7 @@ struct config {
     long max_reply_bytes;
     long max_script_bytes;
     long max_connections;
+    long connection_memory_bytes;
     long idle_timeout_s;
     char *error_reply;
     char *limit_reply;

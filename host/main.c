@@ -146,14 +146,27 @@ static int cmd_check(int argc, char **argv)
     return problems ? 1 : 0;
 }
 
-/* More connections than the default 1024 descriptors allow. */
-static void raise_fd_limit(void)
+/* More connections than the default 1024 descriptors allow. A handler
+ * waiting on an outbound call holds two descriptors (Cliq's connection and
+ * its own), so say so when the limit cannot cover every connection the
+ * settings allow. */
+static void raise_fd_limit(const struct config *c, int workers)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    unsigned long long want = (unsigned long long)workers * (unsigned long long)c->max_connections;
+    if (rl.rlim_cur != RLIM_INFINITY && 2 * want + 64 > rl.rlim_cur)
+        log_msg(LOG_WARN, NULL,
+                "the descriptor limit (%llu) is below what %d workers x %ld connections may need "
+                "when handlers wait on outbound calls (two each); lower --max-connections to "
+                "%llu or raise the limit (ulimit -n)",
+                (unsigned long long)rl.rlim_cur, workers, c->max_connections,
+                (rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 1) / (unsigned long long)workers);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -191,7 +204,6 @@ static int cmd_serve(int argc, char **argv)
         log_msg(LOG_WARN, NULL,
                 "tokens, data_dir and cliq_api are accepted but not used by this version");
 
-    raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -205,6 +217,7 @@ static int cmd_serve(int argc, char **argv)
         log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
         goto cleanup;
     }
+    raise_fd_limit(&c, server_workers(srv));
     if (server_start(srv, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
         goto cleanup;
