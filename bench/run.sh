@@ -2,87 +2,190 @@
 # bench/run.sh [SECONDS]: the core load test. Signs 10,000 distinct Cliq
 # calls, starts the host (2 workers) on bench/scripts, replays the calls with
 # wrk on the same machine, and records requests/s, p50/p99 latency, errors,
-# idle and peak RSS and host CPU per request into bench/results/.
+# idle and peak RSS and CPU per request into bench/results/.
 #
 # In the same run it measures, for context: one RSA-2048 verification
-# (`openssl speed`), and the host with signature checks off (--no-verify),
-# which shows what the checks cost on this machine.
+# (`openssl speed`), the host with signature checks off (--no-verify), which
+# shows what the checks cost on this machine, and a Node.js cluster server
+# doing the same work (bench/node/server.js) under the same load, with the
+# ratios between cliqhost and Node.
+#
+# The host is built into its own tree, build/bench/, so a run never races
+# with a developer's build in build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
 CONNS=${CONNS:-64}
 N_REQUESTS=10000
+BUILD=build/bench
 
-for p in wrk openssl cmake; do
-  if ! command -v "$p" >/dev/null; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p"
+# command:package pairs; apt-get runs only for what is missing.
+for dep in wrk:wrk openssl:openssl cmake:cmake bc:bc pgrep:procps node:nodejs; do
+  if ! command -v "${dep%%:*}" >/dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${dep#*:}"
   fi
 done
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target cliqhost cliqhost-bench-sign >/dev/null
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign >/dev/null
 
 WORK=$(mktemp -d /tmp/cliqhost-bench-XXXXXX)
-trap 'kill "${HOST_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+HOST_PID=
+NODE_PID=
+NODE_KIDS=()
+# Stops whatever server is still up (also when a step fails) and removes the
+# scratch directory.
+cleanup() {
+  if [ -n "$HOST_PID" ]; then
+    kill "$HOST_PID" 2>/dev/null || true
+  fi
+  if [ -n "$NODE_PID" ]; then
+    local kids
+    mapfile -t kids < <(pgrep -P "$NODE_PID"; printf '%s\n' "${NODE_KIDS[@]}")
+    kill "${kids[@]}" "$NODE_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/key.pem" 2>/dev/null
 openssl pkey -in "$WORK/key.pem" -pubout -out "$WORK/key.pub"
-build/cliqhost-bench-sign "$WORK/key.pem" "$N_REQUESTS" "$WORK/requests.txt"
+"$BUILD/cliqhost-bench-sign" "$WORK/key.pem" "$N_REQUESTS" "$WORK/requests.txt"
 
 clk=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
-
-# run_case NAME HOST-FLAGS...: starts the host, loads it, prints a JSON object.
-run_case() {
-  local name=$1
+# Figures summed over the given processes: utime + stime in ticks, a
+# /proc/PID/status field in kB, private (anonymous) memory in kB.
+cpu_ticks() {
+  local p t=0
+  for p; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo $t
+}
+kb() {
+  local k=$1 p t=0
   shift
-  build/cliqhost serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 "$@" \
-    2>"$WORK/host-$name.log" &
-  HOST_PID=$!
+  for p; do t=$((t + $(awk -v k="$k" '$1 == k":" {print $2}' "/proc/$p/status"))); done
+  echo $t
+}
+private_kb() {
+  local p t=0
+  for p; do t=$((t + $(awk '/^Anonymous:/ {print $2}' "/proc/$p/smaps_rollup"))); done
+  echo $t
+}
+# wrk latency ("812.00us", "3.74ms", "1.02s") in milliseconds.
+to_ms() {
+  awk -v s="$1" 'BEGIN {
+    u = s; sub(/^[0-9.]+/, "", u)
+    f = u == "us" ? 0.001 : u == "ms" ? 1 : u == "s" ? 1000 : u == "m" ? 60000 : -1
+    if (f < 0) { print "cannot read latency " s > "/dev/stderr"; exit 1 }
+    printf "%.3f", (s + 0) * f
+  }'
+}
+# wait_port LOG: prints the port from the first "listening on [HOST:]PORT" in
+# LOG, waiting up to 10 s for it.
+wait_port() {
   local port=""
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [^ ]*' "$WORK/host-$name.log" | sed 's/.*://') && [ -n "$port" ] && break
+  for _ in $(seq 200); do
+    port=$(grep -o 'listening on [^ ]*' "$1" | head -1 | sed 's/.*[: ]//') && [ -n "$port" ] && break
     sleep 0.05
   done
+  [ -n "$port" ] || { echo "server did not start; its log:" >&2; cat "$1" >&2; return 1; }
+  echo "$port"
+}
+
+declare -A RPS P99_MS CPU_US
+# measure NAME PORT PID: loads the server listening on PORT whose main process
+# is PID (warm-up, then the timed run) and writes its figures as a JSON
+# object to $WORK/NAME.json. The server is left running.
+measure() {
+  local name=$1 port=$2 pid=$3
   sleep 0.5
-  local idle_rss idle_anon
-  idle_rss=$(kb $HOST_PID VmRSS)
-  idle_anon=$(awk '/^Anonymous:/ {print $2}' "/proc/$HOST_PID/smaps_rollup")
+  # The server's processes: PID and its children (Node's cluster workers; the
+  # host has none, its workers are threads).
+  local pids idle_rss idle_anon
+  mapfile -t pids < <(echo "$pid"; pgrep -P "$pid" || true)
+  idle_rss=$(kb VmRSS "${pids[@]}")
+  idle_anon=$(private_kb "${pids[@]}")
   wrk -t1 -c"$CONNS" -d2s -s bench/replay.lua "http://127.0.0.1:$port/" -- "$WORK/requests.txt" >/dev/null
   local t0 t1
-  t0=$(cpu_ticks $HOST_PID)
+  t0=$(cpu_ticks "${pids[@]}")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s bench/replay.lua "http://127.0.0.1:$port/" \
     -- "$WORK/requests.txt" >"$WORK/wrk-$name.txt"
-  t1=$(cpu_ticks $HOST_PID)
+  t1=$(cpu_ticks "${pids[@]}")
   local peak
-  peak=$(kb $HOST_PID VmHWM)
-  kill -TERM $HOST_PID
-  wait $HOST_PID || true
-  HOST_PID=
+  peak=$(kb VmHWM "${pids[@]}")
   local w="$WORK/wrk-$name.txt"
-  local total rps p50 p99 non2xx sockerr
+  local total rps p50 p99 non2xx sockerr cpu
   total=$(awk '/requests in/ {print $1}' "$w")
   rps=$(awk '/Requests\/sec/ {print $2}' "$w")
   p50=$(awk '$1 == "50%" {print $2}' "$w")
   p99=$(awk '$1 == "99%" {print $2}' "$w")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$w")
   sockerr=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$w")
-  printf '{"case":"%s","requests":%s,"requests_per_s":%s,"p50":"%s","p99":"%s",' \
-    "$name" "$total" "$rps" "$p50" "$p99"
-  printf '"non_2xx":%s,"socket_errors":%s,"host_cpu_us_per_request":%.1f,' \
-    "${non2xx:-0}" "${sockerr:-0}" "$(echo "($t1 - $t0) * 1000000 / $clk / $total" | bc -l)"
-  printf '"idle_rss_kb":%s,"idle_private_kb":%s,"peak_rss_kb":%s}' \
-    "$idle_rss" "$idle_anon" "$peak"
+  cpu=$(printf '%.1f' "$(echo "($t1 - $t0) * 1000000 / $clk / $total" | bc -l)")
+  RPS[$name]=$rps
+  P99_MS[$name]=$(to_ms "$p99")
+  CPU_US[$name]=$cpu
+  {
+    printf '{"case":"%s","processes":%d,"requests":%s,"requests_per_s":%s,' \
+      "$name" "${#pids[@]}" "$total" "$rps"
+    printf '"p50":"%s","p99":"%s","p50_ms":%s,"p99_ms":%s,' \
+      "$p50" "$p99" "$(to_ms "$p50")" "${P99_MS[$name]}"
+    printf '"non_2xx":%s,"socket_errors":%s,"cpu_us_per_request":%s,' \
+      "${non2xx:-0}" "${sockerr:-0}" "$cpu"
+    printf '"idle_rss_kb":%s,"idle_private_kb":%s,"peak_rss_kb":%s}' \
+      "$idle_rss" "$idle_anon" "$peak"
+  } >"$WORK/$name.json"
+}
+
+# run_host NAME HOST-FLAGS...: starts the host, measures it, stops it.
+run_host() {
+  local name=$1
+  shift
+  "$BUILD/cliqhost" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 "$@" \
+    2>"$WORK/host-$name.log" &
+  HOST_PID=$!
+  measure "$name" "$(wait_port "$WORK/host-$name.log")" "$HOST_PID"
+  kill -TERM "$HOST_PID"
+  wait "$HOST_PID" || true
+  HOST_PID=
+}
+
+# run_node: starts bench/node/server.js (a cluster of 2 workers) on a free
+# port, measures it, stops the primary and its workers.
+run_node() {
+  node bench/node/server.js 0 "$WORK/key.pub" 2 >"$WORK/node.log" 2>&1 &
+  NODE_PID=$!
+  local port
+  port=$(wait_port "$WORK/node.log")
+  mapfile -t NODE_KIDS < <(pgrep -P "$NODE_PID" || true)
+  measure node "$port" "$NODE_PID"
+  kill -TERM "$NODE_PID"
+  wait "$NODE_PID" || true
+  kill "${NODE_KIDS[@]}" 2>/dev/null || true
+  NODE_PID=
+  NODE_KIDS=()
 }
 
 echo "== openssl speed rsa2048 (one core)"
 verify_per_s=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $7}')
 echo "   $verify_per_s verifies/s"
 echo "== signed calls, ${DURATION}s, wrk -t1 -c$CONNS"
-signed=$(run_case signed --key "$WORK/key.pub")
+run_host signed --key "$WORK/key.pub"
+signed=$(cat "$WORK/signed.json")
 echo "   $signed"
 echo "== the same calls with --no-verify (reference: the cost without RSA)"
-unsigned=$(run_case unsigned --no-verify)
+run_host unsigned --no-verify
+unsigned=$(cat "$WORK/unsigned.json")
 echo "   $unsigned"
+echo "== the same signed calls to Node.js $(node --version) (bench/node/server.js, 2 workers)"
+run_node
+nodejs=$(cat "$WORK/node.json")
+echo "   $nodejs"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+rps_ratio=$(ratio "${RPS[signed]}" "${RPS[node]}")
+p99_ratio=$(ratio "${P99_MS[signed]}" "${P99_MS[node]}")
+verify_ratio=$(ratio "${CPU_US[signed]}" "$(echo "1000000 / $verify_per_s" | bc -l)")
+echo "== cliqhost (signed) / node: requests/s x$rps_ratio, p99 x$p99_ratio"
+echo "   host CPU per signed request = $verify_ratio x one RSA-2048 verify"
 
 mkdir -p bench/results
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -93,11 +196,18 @@ cat >"$out" <<JSON
   "benchmark": "core: signed Cliq calls to a Lua handler",
   "date": "$date",
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
-  "host": "$(build/cliqhost --version)",
-  "setup": "2 workers; wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua",
+  "host": "$("$BUILD/cliqhost" --version)",
+  "node_version": "$(node --version)",
+  "setup": "2 workers; wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
-  "no_verify_reference": $unsigned
+  "no_verify_reference": $unsigned,
+  "node": $nodejs,
+  "ratios": {
+    "requests_per_s_cliqhost_over_node": $rps_ratio,
+    "p99_cliqhost_over_node": $p99_ratio,
+    "host_cpu_per_request_over_one_verify": $verify_ratio
+  }
 }
 JSON
 cp "$out" bench/results/core-latest.json
