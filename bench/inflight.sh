@@ -103,9 +103,14 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard"
 FD_LIMIT=$hard
 FD_NEEDED=$((2 * N + 64))
+# Each worker takes at most its share of what the limit allows; callers past
+# it wait in the listen queue (and finish later) instead of failing.
+MAX_CONNS=$(((FD_LIMIT - 64) / 2 / WORKERS))
+[ "$MAX_CONNS" -gt 20000 ] && MAX_CONNS=20000
 if [ "$FD_LIMIT" -lt "$FD_NEEDED" ]; then
   echo "!! the descriptor limit is $FD_LIMIT (ulimit -Hn, which needs CAP_SYS_RESOURCE to raise);" \
-    "the host needs about $FD_NEEDED to hold $N in flight, so it cannot hold them all" >&2
+    "the host needs about $FD_NEEDED to hold $N in flight, so it cannot hold them all;" \
+    "each worker takes at most $MAX_CONNS connections and the rest wait in the listen queue" >&2
 fi
 
 # Loopback needs an ephemeral port per connection: the loader's N and the
@@ -210,7 +215,7 @@ echo "   $(cat "$WORK/ref-load.json")"
 
 echo "== the host: $WORKERS workers, $N handlers waiting ${DELAY_MS} ms each"
 HOST_CMD=(build/bench/cliqhost serve --scripts bench/scripts-inflight --listen 127.0.0.1:0
-          --workers "$WORKERS" --key "$WORK/key.pub" --deadline 20000 --max-connections 20000
+          --workers "$WORKERS" --key "$WORK/key.pub" --deadline 20000 --max-connections "$MAX_CONNS"
           --log-level warn)
 # shellcheck disable=SC2206 # HOST_FLAGS is split into words on purpose
 HOST_CMD+=($HOST_FLAGS)

@@ -15,6 +15,7 @@
 #include "verify.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -41,8 +42,9 @@
 
 static void print_version(void)
 {
-    printf("cliqhost %s (%s, libmicrohttpd %s, %s, cJSON %s)\n", CLIQHOST_VERSION, LUA_RELEASE,
-           MHD_get_version(), OpenSSL_version(OPENSSL_VERSION), cJSON_Version());
+    printf("cliqhost %s (%s, libmicrohttpd %s, %s, cJSON %s, libcurl %s)\n", CLIQHOST_VERSION,
+           LUA_RELEASE, MHD_get_version(), OpenSSL_version(OPENSSL_VERSION), cJSON_Version(),
+           curl_version_info(CURLVERSION_NOW)->version);
 }
 
 static void print_help(FILE *out)
