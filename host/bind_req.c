@@ -195,14 +195,15 @@ static int l_download(lua_State *L)
     if (left <= 0)
         return fail(L, "expired");
 
+    lua_pushvalue(L, 1);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: before anything is owned */
     struct download *dl = xcalloc(1, sizeof *dl);
     dl->t = t;
+    dl->ref = ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     dl->L = lua_tothread(L, -1); /* outlives the task's own thread */
     lua_pop(L, 1);
     dl->fetch = o->fetch;
-    lua_pushvalue(L, 1);
-    dl->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     long long timeout = o->http_timeout_ms;
     long long run_left = luavm_task_time_left(t);
     if (timeout > run_left)

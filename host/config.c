@@ -72,6 +72,8 @@ static const struct setting settings[] = {
      "seconds a request's response_url stays valid after it arrived"},
     {"max_run_ms", "max-run", SET_INT, OFF(max_run_ms), "120000", 100, 3600000,
      "total run time of a handler in ms, waiting included"},
+    {"max_handlers", "max-handlers", SET_INT, OFF(max_handlers), "10000", 1, 1000000,
+     "handlers that may wait at once per worker (503 beyond)"},
     {"max_cpu_ms", "max-cpu", SET_INT, OFF(max_cpu_ms), "1000", 10, 600000,
      "CPU time in ms a handler may use without yielding"},
     {"max_memory_bytes", "max-memory-bytes", SET_INT, OFF(max_memory_bytes), "67108864",

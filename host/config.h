@@ -41,6 +41,7 @@ struct config {
     char *interim_reply;
     long response_url_ttl_s;
     long max_run_ms;
+    long max_handlers;
     long max_cpu_ms;
     long max_memory_bytes;
     long http_timeout_ms;

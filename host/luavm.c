@@ -40,6 +40,9 @@ struct luavm {
     struct luavm_task *current; /* the task whose code runs now */
     struct luavm_task *tasks;   /* every waiting task */
     size_t ntasks;
+    void *refused_ptr; /* a refused allocation not yet retried (size 0: none) */
+    size_t refused_size;
+    int mem_exceeded; /* the running script holds more than the cap allows */
 };
 
 /* One handler run (see luavm.h). */
@@ -67,8 +70,12 @@ static const char scripts_key = 'c'; /* path -> handlers table, or error string 
 static const char modules_key = 'm'; /* module name -> value */
 static const char request_mt_key = 'r';
 static const char attachment_mt_key = 'f';
+static const char task_threads_key = 'h'; /* weak set of handler coroutines */
 
 static void limit_hook(lua_State *L, lua_Debug *ar);
+
+/* The least memory kept above the cap for the host's own use (see vm_alloc). */
+#define MEMORY_RESERVE_MIN (4u << 20)
 
 /* ---- the heap ---------------------------------------------------------- */
 
@@ -81,22 +88,39 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem -= old;
         return NULL;
     }
-    /* The cap: a refused allocation raises a memory error in the code that
-     * asked (after Lua's emergency collection), and stops the running
-     * handler for good (see limit_hook). */
-    if (nsize > old && vm->opt.max_memory && vm->mem - old + nsize > vm->opt.max_memory) {
-        if (vm->slice_start && vm->kill == LIMIT_NONE) {
-            vm->kill = LIMIT_MEMORY;
-            /* Raise on the handler's next instruction, not HOOK_COUNT later
-             * (lua_sethook only sets fields; it is safe from here). */
-            if (vm->current)
-                lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+    /* The cap holds while script code runs. The host's own bookkeeping
+     * between slices (the script cache, a request object, a limit message)
+     * may go into a reserve above it, so it never meets a memory error in a
+     * place that cannot take one. */
+    size_t cap = vm->opt.max_memory;
+    if (cap && !vm->slice_start)
+        cap += cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
+    if (nsize > old && cap && vm->mem - old + nsize > cap) {
+        /* Refused. Lua's own allocations answer a refusal with an emergency
+         * collection and ask again for the same block: if that retry
+         * succeeds, the heap only held garbage and nothing happened. Any
+         * other outcome (the retry refused too, or no retry: the refusal
+         * raised a memory error in the script) means the script holds too
+         * much, and the limit hook stops it at its next instruction
+         * (lua_sethook only sets fields: safe from here). */
+        if (vm->slice_start) {
+            if (vm->refused_size && (vm->refused_ptr != ptr || vm->refused_size == nsize))
+                vm->mem_exceeded = 1;
+            vm->refused_ptr = ptr;
+            vm->refused_size = nsize;
+            lua_sethook(vm->current ? vm->current->co : vm->L, limit_hook, LUA_MASKCOUNT, 1);
         }
         return NULL;
     }
     void *p = realloc(ptr, nsize);
     if (!p)
         return NULL;
+    if (vm->refused_size && nsize > old) {
+        if (vm->refused_ptr != ptr || vm->refused_size != nsize)
+            vm->mem_exceeded = 1; /* not the retry: the refusal raised */
+        vm->refused_size = 0;
+        vm->refused_ptr = NULL;
+    }
     vm->mem = vm->mem - old + nsize;
     return p;
 }
@@ -151,12 +175,33 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     struct luavm *vm = vm_of_state(L);
     if (!vm->slice_start)
         return;
+    if (vm->refused_size) {
+        /* A refusal not retried by the time the script runs on: it raised. */
+        vm->mem_exceeded = 1;
+        vm->refused_size = 0;
+        vm->refused_ptr = NULL;
+    }
+    if (vm->mem_exceeded && !vm->kill)
+        vm->kill = LIMIT_MEMORY;
+    if (!vm->kill)
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT); /* a retry succeeded */
     if (!vm->kill && vm->opt.max_cpu_ms > 0 &&
         sched_clock_ms() - vm->slice_start > vm->opt.max_cpu_ms)
         vm->kill = LIMIT_CPU;
     if (vm->kill) {
-        char why[160];
+        /* Stop: yield straight back to the host, which drops the task.
+         * A yield passes through pcall untouched, runs no more script code
+         * and leaves the stack for the traceback. Where a yield is not
+         * possible (inside a C call such as a gsub callback), raise instead,
+         * on every instruction, until the code is back where it can yield. */
         lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+        if (vm->current && L != vm->current->co)
+            lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+        if (lua_isyieldable(L) && vm->current) {
+            lua_yield(L, 0);
+            return;
+        }
+        char why[160];
         luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
     }
 }
@@ -165,15 +210,25 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
 static void slice_begin(struct luavm *vm)
 {
     vm->kill = LIMIT_NONE;
+    vm->mem_exceeded = 0;
+    vm->refused_size = 0;
+    vm->refused_ptr = NULL;
     vm->slice_start = sched_clock_ms();
     if (!vm->slice_start)
         vm->slice_start = 1;
 }
 
 /* Ends a slice. Returns the limit that stopped it, if any. */
-static enum luavm_limit slice_end(struct luavm *vm)
+static enum luavm_limit slice_end(struct luavm *vm, int failed)
 {
     enum luavm_limit k = vm->kill;
+    /* Code that died of a refused allocation before the hook could look
+     * broke the memory limit. */
+    if (k == LIMIT_NONE && (vm->mem_exceeded || (failed && vm->refused_size)))
+        k = LIMIT_MEMORY;
+    vm->mem_exceeded = 0;
+    vm->refused_size = 0;
+    vm->refused_ptr = NULL;
     vm->slice_start = 0;
     vm->kill = LIMIT_NONE;
     if (k != LIMIT_NONE) {
@@ -431,6 +486,88 @@ static int sb_require(lua_State *L)
     return 1;
 }
 
+/* coroutine.resume and coroutine.close for scripts: a handler's own
+ * coroutine belongs to the host (it resumes it when a wait is over), so a
+ * script that got it from coroutine.running() cannot resume or close it.
+ * Upvalue 1 is the real function, upvalue 2 the weak set of handler
+ * coroutines. */
+static int sb_coroutine_guard(lua_State *L)
+{
+    if (vm_of_state(L)->kill)
+        return luaL_error(L, "stopped"); /* the handler is being stopped */
+    if (lua_type(L, 1) == LUA_TTHREAD) {
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+            return luaL_error(L, "a handler's own coroutine is run by the host; it cannot be "
+                                 "resumed or closed by a script");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns: resumes its coroutine (upvalue 1)
+ * and passes errors on, like Lua's own, but without closing the dead
+ * coroutine (a stopped coroutine runs no hooks, so its __close could not be
+ * stopped). */
+static int sb_wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    int st = lua_status(co);
+    if (st != LUA_OK && st != LUA_YIELD)
+        return luaL_error(L, "cannot resume dead coroutine");
+    if (st == LUA_OK && lua_gettop(co) == 0)
+        return luaL_error(L, "cannot resume dead coroutine");
+    if (!lua_checkstack(co, n))
+        return luaL_error(L, "too many arguments to resume");
+    lua_xmove(L, co, n);
+    int nres = 0;
+    st = lua_resume(co, L, n, &nres);
+    if (st == LUA_OK || st == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1))
+            return luaL_error(L, "too many results to resume");
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    lua_xmove(co, L, 1); /* the error */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+static int sb_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, sb_wrapped, 1);
+    return 1;
+}
+
+/* setmetatable for scripts: no __gc, because a finalizer runs whenever the
+ * collector gets to it, in the middle of another request or of the host's
+ * own work, where no limit could stop it. */
+static int sb_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 /* Copies field `name` from the table at `from` to the table at `to`. */
 static void copy_field(lua_State *L, int from, int to, const char *name)
 {
@@ -477,13 +614,47 @@ static int setup_state(lua_State *L)
     lua_newtable(L);
     int sb = lua_gettop(L);
     static const char *const base_fns[] = {
-        "assert",       "error",    "ipairs",   "next",   "pairs",  "pcall",
-        "rawequal",     "rawget",   "rawlen",   "rawset", "select", "setmetatable",
-        "getmetatable", "tonumber", "tostring", "type",   "xpcall", "_VERSION",
-        "coroutine",    "table",    "string",   "math",   "utf8",   NULL,
+        "assert",   "error",    "ipairs", "next",   "pairs",    "pcall",
+        "rawequal", "rawget",   "rawlen", "rawset", "select",   "getmetatable",
+        "tonumber", "tostring", "type",   "xpcall", "_VERSION", "table",
+        "string",   "math",     "utf8",   NULL,
     };
     for (const char *const *f = base_fns; *f; f++)
         copy_field(L, G, sb, *f);
+    lua_getfield(L, G, "setmetatable");
+    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_setfield(L, sb, "setmetatable");
+
+    /* The weak set of handler coroutines, and a coroutine library that
+     * keeps scripts' hands off them. */
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task_threads_key);
+    int threads = lua_gettop(L);
+    lua_newtable(L);
+    lua_getfield(L, G, "coroutine");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    static const char *const guarded[] = {"resume", "close", NULL};
+    for (const char *const *f = guarded; *f; f++) {
+        lua_getfield(L, -1, *f);
+        lua_pushvalue(L, threads);
+        lua_pushcclosure(L, sb_coroutine_guard, 2);
+        lua_setfield(L, -2, *f);
+    }
+    lua_pushcfunction(L, sb_wrap);
+    lua_setfield(L, -2, "wrap");
+    lua_setfield(L, sb, "coroutine");
+    lua_pop(L, 1);
 
     lua_createtable(L, 0, 5);
     lua_getfield(L, G, "os");
@@ -632,8 +803,9 @@ static int check_handlers(lua_State *L, const char *path, char *err, size_t errl
 
 /* Loads the script at `rel` (relative to the scripts folder), runs its top
  * level and checks the result. Returns 0 with the handlers table pushed,
- * -ENOENT (nothing pushed) when there is no such file, or -1 with the error
- * message pushed. [-0, +(0|1)] */
+ * -ENOENT (nothing pushed) when there is no such file, -1 with the error
+ * message pushed, or -2 (message pushed) when a limit stopped its top level.
+ * [-0, +(0|1)] */
 static int load_script(struct luavm *vm, const char *rel)
 {
     lua_State *L = vm->L;
@@ -654,15 +826,16 @@ static int load_script(struct luavm *vm, const char *rel)
     free(data);
     if (rc != LUA_OK)
         return -1;
-    /* A script's top level is held to the CPU limit like a handler. */
+    /* A script's top level is held to the limits like a handler. */
     int outer = vm->slice_start != 0;
+    enum luavm_limit limit = LIMIT_NONE;
     if (!outer)
         slice_begin(vm);
     rc = lua_pcall(L, 0, 1, 0);
     if (!outer)
-        slice_end(vm);
+        limit = slice_end(vm, rc != LUA_OK);
     if (rc != LUA_OK)
-        return -1;
+        return limit != LIMIT_NONE ? -2 : -1;
     if (check_handlers(L, path, err, sizeof err) < 0) {
         lua_pop(L, 1);
         lua_pushstring(L, err);
@@ -672,8 +845,9 @@ static int load_script(struct luavm *vm, const char *rel)
 }
 
 /* Pushes the cached handlers table for `rel`, loading the script on first
- * use. A script that fails to load is cached as its error message. Returns
- * 0 (table pushed), -ENOENT (nothing pushed) or -1 (message pushed). */
+ * use. A script that fails to load is cached as its error message, unless a
+ * limit stopped it (that may pass: it is tried again next time). Returns 0
+ * (table pushed), -ENOENT (nothing pushed), -1 or -2 (message pushed). */
 static int get_script(struct luavm *vm, const char *rel)
 {
     lua_State *L = vm->L;
@@ -685,8 +859,11 @@ static int get_script(struct luavm *vm, const char *rel)
     }
     lua_pop(L, 1);
     int rc = load_script(vm, rel);
-    if (rc == -ENOENT) {
-        lua_pop(L, 1);
+    if (rc == -ENOENT || rc == -2) {
+        if (rc == -2)
+            lua_remove(L, -2);
+        else
+            lua_pop(L, 1);
         return rc;
     }
     lua_pushvalue(L, -1);
@@ -777,6 +954,11 @@ static int start_protected(lua_State *L)
     struct build_args *a = lua_touserdata(L, 1);
     lua_State *co = lua_newthread(L);
     a->t->co = co;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &task_threads_key);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     a->t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 2);
     build_request(L, a->c);
@@ -859,6 +1041,7 @@ struct finish_args {
     int status; /* lua_resume's */
     int nres;
     enum luavm_limit limit;
+    const char *stopped; /* why the host stopped it; NULL: it ended by itself */
     struct luavm_result *res;
 };
 
@@ -877,10 +1060,20 @@ static int finish_protected(lua_State *L)
                     NULL);
         set_error(res, "handler yielded outside a host call");
         error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
-    } else if (a->status != LUA_OK) {
-        const char *msg = lua_tostring(co, -1);
-        if (!msg)
-            msg = luaL_tolstring(co, -1, NULL);
+    } else if (a->status != LUA_OK || a->stopped) {
+        /* The coroutine itself is only read, never changed: popping its
+         * stack could run a pending __close. Not luaL_tolstring either: a
+         * __tostring would run script code here, outside any limit. */
+        const char *msg = a->stopped;
+        if (!msg && (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)) {
+            lua_pushvalue(co, -1);
+            lua_xmove(co, L, 1);
+            msg = lua_tostring(L, -1);
+        }
+        if (!msg) {
+            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
+            msg = lua_tostring(L, -1);
+        }
         luaL_traceback(L, co, NULL, 0);
         log_failure(t->id, &t->d, a->limit ? "limit" : "error", a->limit, msg, lua_tostring(L, -1));
         set_error(res, msg);
@@ -935,25 +1128,26 @@ static void free_task(struct luavm_task *t)
     if (t->run_timer && vm->opt.sched)
         sched_timer_cancel(vm->opt.sched, t->run_timer);
     if (t->co) {
-#if LUA_VERSION_RELEASE_NUM >= 50406
-        lua_closethread(t->co, vm->L);
-#else
-        lua_resetthread(t->co);
-#endif
+        /* The coroutine is left to the collector, not closed: closing would
+         * run the __close of a failed handler's pending to-be-closed
+         * variables, and after a limit stopped it Lua runs no hooks on that
+         * thread any more, so nothing could stop a __close that loops.
+         * Plain Lua does not close a dead coroutine either unless asked. */
         luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
     free(t->response_url);
     free(t);
 }
 
-/* Fills res for a task that ended (status and nres as lua_resume gave). */
+/* Fills res for a task that ended (status and nres as lua_resume gave), or
+ * that the host stopped (`stopped` says why). */
 static void task_result(struct luavm_task *t, int status, int nres, enum luavm_limit limit,
-                        struct luavm_result *res)
+                        const char *stopped, struct luavm_result *res)
 {
     struct luavm *vm = t->vm;
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    struct finish_args a = {t, status, nres, limit, res};
+    struct finish_args a = {t, status, nres, limit, stopped, res};
     if (!lua_checkstack(L, 4)) {
         set_error(res, "out of Lua stack");
         error_reply(vm, &t->d, t->id, limit, res);
@@ -985,7 +1179,7 @@ static int run_slice(struct luavm_task *t, int nargs, struct luavm_result *res)
     slice_begin(vm);
     int nres = 0;
     int st = lua_resume(t->co, vm->L, nargs, &nres);
-    enum luavm_limit limit = slice_end(vm);
+    enum luavm_limit limit = slice_end(vm, st != LUA_OK && st != LUA_YIELD);
     vm->current = NULL;
     vm->logctx.req_id[0] = '\0';
     vm->logctx.script[0] = '\0';
@@ -993,25 +1187,24 @@ static int run_slice(struct luavm_task *t, int nargs, struct luavm_result *res)
         lua_pop(t->co, nres);
         return 0;
     }
-    if (limit != LIMIT_NONE && st == LUA_OK) {
-        /* Tripped in its last instructions: still stopped. */
-        char why[160];
-        lua_settop(t->co, 0);
-        lua_pushfstring(t->co, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
-        st = LUA_ERRRUN;
-        nres = 0;
-    }
-    if (st == LUA_YIELD && t->waiting) {
-        /* A limit tripped as it yielded: stop what it waits for. */
+    if (t->waiting) {
+        /* A binding started work and then could not yield, or a limit
+         * tripped as it yielded: stop the work before the task goes. */
         t->waiting = 0;
         if (t->cancel)
             t->cancel(t->cancel_ud);
-        char why[160];
-        lua_settop(t->co, 0);
-        lua_pushfstring(t->co, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
-        st = LUA_ERRRUN;
     }
-    task_result(t, st, nres, limit, res);
+    char stopped[200];
+    if (limit != LIMIT_NONE) {
+        /* Stopped by a limit: the hook yielded (the stack is still there
+         * for the traceback), or raised, or it tripped in the handler's
+         * last instructions. */
+        char why[160];
+        snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        st = LUA_ERRRUN;
+        nres = 0;
+    }
+    task_result(t, st, nres, limit, limit != LIMIT_NONE ? stopped : NULL, res);
     return 1;
 }
 
@@ -1035,13 +1228,11 @@ static void on_run_timer(struct sched *s, void *ud)
     if (t->waiting && t->cancel)
         t->cancel(t->cancel_ud);
     t->waiting = 0;
-    char why[160];
-    lua_State *co = t->co;
-    if (lua_checkstack(co, 1))
-        lua_pushfstring(co, "stopped: %s", limit_reason(vm, LIMIT_TIME, why, sizeof why));
+    char why[160], stopped[200];
+    snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, LIMIT_TIME, why, sizeof why));
     struct luavm_result res;
     memset(&res, 0, sizeof res);
-    task_result(t, LUA_ERRRUN, 0, LIMIT_TIME, &res);
+    task_result(t, LUA_ERRRUN, 0, LIMIT_TIME, stopped, &res);
     complete(t, &res);
 }
 
@@ -1049,6 +1240,14 @@ void luavm_wake(struct luavm_task *t, int nresults)
 {
     struct luavm_result res;
     memset(&res, 0, sizeof res);
+    if (!t->waiting || lua_status(t->co) != LUA_YIELD) {
+        /* Cannot happen while scripts cannot touch a handler's coroutine
+         * (see sb_coroutine_guard); if it does, stop the task rather than
+         * resume something else. */
+        task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, "the handler's coroutine was disturbed", &res);
+        complete(t, &res);
+        return;
+    }
     if (run_slice(t, nresults, &res))
         complete(t, &res);
 }
@@ -1112,9 +1311,12 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     }
     if (rc < 0) {
         const char *msg = lua_tostring(L, -1);
-        log_failure(c->req_id, d, "load", LIMIT_NONE, msg ? msg : "?", NULL);
+        enum luavm_limit limit = rc == -2 ? LIMIT_CPU : LIMIT_NONE;
+        if (limit != LIMIT_NONE && msg && strstr(msg, "memory"))
+            limit = LIMIT_MEMORY;
+        log_failure(c->req_id, d, "load", limit, msg ? msg : "?", NULL);
         set_error(res, msg ? msg : "script failed to load");
-        error_reply(vm, d, c->req_id, LIMIT_NONE, res);
+        error_reply(vm, d, c->req_id, limit, res);
         goto done;
     }
     int handlers = lua_gettop(L);
@@ -1176,6 +1378,7 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
         lua_settop(L, top);
         return 0;
     }
+    res->response_url = NULL; /* it lives in the task */
     free_task(t);
 done:
     lua_settop(L, top);
@@ -1205,8 +1408,7 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *
     if (t->cancel)
         t->cancel(t->cancel_ud);
     t->waiting = 0;
-    lua_pushliteral(t->co, "handler waited, and nothing here can wake it");
-    task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, res);
+    task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, "handler waited, and nothing here can wake it", res);
     free_task(t);
 }
 
@@ -1228,6 +1430,11 @@ struct luavm_task *luavm_task_here(lua_State *L, const char *what)
                    what);
     if (!vm->opt.sched)
         luaL_error(L, "%s is not available here (no event loop)", what);
+    if (!lua_isyieldable(L))
+        luaL_error(L,
+                   "%s cannot wait here: it was called through a C function that cannot pause "
+                   "(a string.gsub or table.sort callback, a metamethod, ...)",
+                   what);
     return t;
 }
 

@@ -3,12 +3,12 @@
  *
  * Cliq gives each request a one-time URL that takes one reply, POSTed as
  * {"output": ...}, for two minutes. A responder (one per worker) posts such
- * a reply through the worker's fetch, retries network errors and 5xx with
- * exponential backoff while the URL is still valid, treats any other 4xx as
- * final, and logs one line per delivery with the request id and outcome
- * (delivered, failed, expired). It is used by req:respond() (the handler
- * waits for the outcome) and for late results after the deadline hand-off
- * (nobody waits). The URL itself is never logged: it is a capability.
+ * a reply through the worker's fetch, retries network errors, 5xx and 429
+ * (too many requests) with exponential backoff while the URL is still
+ * valid, treats any other 4xx as final, and logs one line per delivery with the request id and
+ * outcome (delivered, failed, expired). It is used by req:respond() (the handler waits for the
+ * outcome) and for late results after the deadline hand-off (nobody waits). The URL itself is never
+ * logged: it is a capability.
  */
 #ifndef CLIQHOST_RESPOND_H
 #define CLIQHOST_RESPOND_H

@@ -385,6 +385,14 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
     o.d = &c->d;
 
+    if (luavm_tasks(w->vm) >= (size_t)w->srv->cfg->max_handlers) {
+        arena_close();
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
+                 w->srv->cfg->max_handlers);
+        respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, &o);
+        return;
+    }
     struct luavm_result res;
     struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
     struct luavm_task *task;
