@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
-            libcjson-dev libcurl4-openssl-dev ca-certificates openssl)
+            libcjson-dev libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl)
 TEST_PKGS=(python3 clang-format)
 
 # Installs the Debian packages that are not installed yet.

@@ -1,6 +1,7 @@
 /* config: settings from defaults, the Lua config file and flags (see config.h). */
 #include "config.h"
 
+#include "log.h"
 #include "mem.h"
 
 #include <arpa/inet.h>
@@ -93,6 +94,12 @@ static const struct setting settings[] = {
      "folder for the host's own state"},
     {"cliq_api", "cliq-api", SET_STR, OFF(cliq_api), NULL, 0, 0,
      "base URL of Cliq's API (default: follow the data centre)"},
+    {"post_rate_per_min", "post-rate", SET_INT, OFF(post_rate_per_min), "40", 0, 100000,
+     "posts per minute per webhook token (Cliq locks past 50; 0: no pacing)"},
+    {"post_concurrency", "post-concurrency", SET_INT, OFF(post_concurrency), "64", 1, 10000,
+     "posts sent to Cliq at once"},
+    {"post_max_age_s", "post-max-age", SET_INT, OFF(post_max_age_s), "86400", 10, 30L * 86400,
+     "seconds a post may wait for delivery before it fails for good"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -103,6 +110,8 @@ _Static_assert(offsetof(struct config, nkeys) == offsetof(struct config, keys) +
 _Static_assert(offsetof(struct config, nscript_env) ==
                    offsetof(struct config, script_env) + sizeof(char **),
                "nscript_env must follow script_env");
+
+static void tokens_free(struct config *c);
 
 static void list_free(char **list, size_t n)
 {
@@ -176,6 +185,7 @@ void config_free(struct config *c)
             list_free(*(char ***)base, *(size_t *)(base + sizeof(char **)));
     }
     free(c->config_path);
+    tokens_free(c);
     memset(c, 0, sizeof *c);
 }
 
@@ -261,25 +271,77 @@ static int set_from_lua(struct config *c, lua_State *L, const struct setting *s,
     return -1;
 }
 
-/* Type-checks `tokens`: a table of names to a token string or to a table
- * { token = "...", disabled = bool }. Values that are nil because an
- * environment variable is unset are allowed. [-0, +0] */
-static int check_tokens(lua_State *L, char *err, size_t errlen)
+static void tokens_free(struct config *c)
+{
+    for (size_t i = 0; i < c->ntokens; i++) {
+        free(c->tokens[i].name);
+        free(c->tokens[i].secret);
+    }
+    free(c->tokens);
+    c->tokens = NULL;
+    c->ntokens = 0;
+}
+
+const struct config_token *config_token(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->ntokens; i++)
+        if (strcmp(c->tokens[i].name, name) == 0)
+            return &c->tokens[i];
+    return NULL;
+}
+
+/* Reads `tokens`: a table of names to a token string or to a table
+ * { token = "...", disabled = bool }. A token that is nil because an
+ * environment variable is unset leaves the entry without a secret (or, in
+ * the string form, absent). [-0, +0] */
+static int read_tokens(struct config *c, lua_State *L, char *err, size_t errlen)
 {
     if (!lua_istable(L, -1)) {
         snprintf(err, errlen, "'tokens' must be a table of name = token");
         return -1;
     }
+    tokens_free(c);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-        int ok = lua_type(L, -2) == LUA_TSTRING &&
-                 (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TTABLE);
-        if (!ok) {
+        int kt = lua_type(L, -2), vt = lua_type(L, -1);
+        if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TTABLE)) {
             lua_pop(L, 2);
             snprintf(err, errlen,
-                     "'tokens' entries must be name = \"token\" or name = { token = ... }");
+                     "'tokens' entries must be name = \"token\" or name = { token = ..., "
+                     "disabled = false }");
             return -1;
         }
+        struct config_token t = {xstrdup(lua_tostring(L, -2)), NULL, 0};
+        if (vt == LUA_TSTRING) {
+            t.secret = xstrdup(lua_tostring(L, -1));
+        } else {
+            int tt = lua_getfield(L, -1, "token");
+            if (tt == LUA_TSTRING)
+                t.secret = xstrdup(lua_tostring(L, -1));
+            int dt = lua_getfield(L, -2, "disabled");
+            t.disabled = lua_toboolean(L, -1);
+            lua_pop(L, 2);
+            if ((tt != LUA_TSTRING && tt != LUA_TNIL) || (dt != LUA_TBOOLEAN && dt != LUA_TNIL)) {
+                snprintf(err, errlen,
+                         "'tokens.%s' must be { token = \"...\", disabled = true|false }", t.name);
+                free(t.name);
+                free(t.secret);
+                lua_pop(L, 2);
+                return -1;
+            }
+        }
+        if (t.secret && (!t.secret[0] || strpbrk(t.secret, " \t\r\n&?#"))) {
+            snprintf(err, errlen,
+                     "'tokens.%s' is not a webhook token (empty, or has spaces or "
+                     "URL characters)",
+                     t.name);
+            free(t.name);
+            free(t.secret);
+            lua_pop(L, 2);
+            return -1;
+        }
+        c->tokens = xrealloc(c->tokens, (c->ntokens + 1) * sizeof *c->tokens);
+        c->tokens[c->ntokens++] = t;
         lua_pop(L, 1);
     }
     return 0;
@@ -336,9 +398,8 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
             if (set_from_lua(c, L, s, why, sizeof why) < 0)
                 goto fail;
         } else if (strcmp(key, "tokens") == 0) {
-            if (check_tokens(L, why, sizeof why) < 0)
+            if (read_tokens(c, L, why, sizeof why) < 0)
                 goto fail;
-            c->has_tokens = 1;
         } else {
             snprintf(why, sizeof why,
                      "unknown setting '%s' (see `cliqhost --help`; use `local` for helpers)", key);
@@ -525,4 +586,23 @@ void config_print_help(FILE *out)
             fprintf(out, "; default: %s", s->def);
         fputc('\n', out);
     }
+}
+
+int config_load_all(struct config *c, int argc, char **argv, int first, int serving)
+{
+    char err[1024];
+    const char *path = NULL;
+    config_defaults(c);
+    if (config_apply_flags(c, argc, argv, first, &path, err, sizeof err) < 0 ||
+        (path && config_load_file(c, path, err, sizeof err) < 0) ||
+        config_apply_flags(c, argc, argv, first, NULL, err, sizeof err) < 0 ||
+        config_validate(c, serving, err, sizeof err) < 0) {
+        fprintf(stderr, "cliqhost: %s\n", err);
+        config_free(c);
+        return -1;
+    }
+    enum log_level level;
+    if (log_parse_level(c->log_level, &level) == 0)
+        log_set_level(level);
+    return 0;
 }

@@ -50,10 +50,23 @@ struct config {
     long max_attachment_bytes;
     char *log_level;
     long no_verify;
-    /* Keys of the config contract that later parts of the host use; they
-     * are accepted (and type-checked) so the documented config loads. */
-    int has_tokens;
+    long post_rate_per_min;
+    long post_max_age_s;
+    long post_concurrency;
+    /* Webhook tokens by name (config file only). secret is NULL when the
+     * entry has no token (its environment variable is unset). */
+    struct config_token *tokens;
+    size_t ntokens;
 };
+
+struct config_token {
+    char *name;
+    char *secret;
+    int disabled;
+};
+
+/* The token named `name`, or NULL. Borrowed from c. */
+const struct config_token *config_token(const struct config *c, const char *name);
 
 /* Fills `c` with the defaults. This function can't fail. */
 void config_defaults(struct config *c);
@@ -69,6 +82,11 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
  * Returns 0, or -1 with a message (unknown flag, missing or bad value). */
 int config_apply_flags(struct config *c, int argc, char **argv, int first, const char **config_path,
                        char *err, size_t errlen);
+
+/* Defaults, then the file named by --config, then the flags in
+ * argv[first..]; then config_validate(). On failure writes the reason to
+ * standard error, frees c and returns -1. Sets the log level. */
+int config_load_all(struct config *c, int argc, char **argv, int first, int serving);
 
 /* Checks the settings taken together (e.g. the development switch only on
  * loopback). `serving` adds the checks that only `serve` needs. */

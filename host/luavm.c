@@ -2,6 +2,7 @@
 #include "luavm.h"
 
 #include "arena.h"
+#include "bind_cliq.h"
 #include "bind_http.h"
 #include "bind_json.h"
 #include "bind_log.h"
@@ -54,6 +55,7 @@ struct luavm_task {
     char id[48];
     long long received_ms;
     char *response_url; /* NULL: the request has none */
+    char api_base[64];  /* Cliq's API for the request's data centre */
     int responded;
     int waiting;              /* yielded inside a host binding */
     void (*cancel)(void *ud); /* stops what it waits for */
@@ -693,6 +695,8 @@ static int setup_state(lua_State *L)
     bind_log_open(L, &vm->logctx, sb);
     lua_setfield(L, sb, "log");
     bind_http_open(L, sb);
+    bind_cliq_open(L);
+    lua_setfield(L, sb, "cliq");
 
     /* Each script's globals: its own table, reading through to the
      * sandbox; the metatable is hidden so the sandbox cannot be reached. */
@@ -1291,6 +1295,39 @@ void luavm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), 
     luavm_wake(t, n);
 }
 
+/* Cliq's data centres, by the tld that params.environment names. */
+static const char *const cliq_tlds[] = {".com", ".eu",     ".in", ".com.au", ".jp",
+                                        ".ca",  ".com.cn", ".sa", NULL};
+
+/* Finds the API base for a request: params.environment.tld, else the host
+ * of params.environment.base_url, when it is one of Cliq's own. */
+static void api_base_of(const cJSON *json, char *out, size_t n)
+{
+    snprintf(out, n, "https://cliq.zoho.com");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(json, "params");
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(params, "environment");
+    const cJSON *tld = cJSON_GetObjectItemCaseSensitive(env, "tld");
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(env, "base_url");
+    for (const char *const *t = cliq_tlds; *t; t++) {
+        if (cJSON_IsString(tld) && strcmp(tld->valuestring, *t) == 0) {
+            snprintf(out, n, "https://cliq.zoho%s", *t);
+            return;
+        }
+    }
+    if (cJSON_IsString(base)) {
+        for (const char *const *t = cliq_tlds; *t; t++) {
+            char host[64];
+            snprintf(host, sizeof host, "https://cliq.zoho%s", *t);
+            size_t hl = strlen(host);
+            if (strncmp(base->valuestring, host, hl) == 0 &&
+                (base->valuestring[hl] == '/' || base->valuestring[hl] == '\0')) {
+                snprintf(out, n, "%s", host);
+                return;
+            }
+        }
+    }
+}
+
 int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_result *res,
                 struct luavm_task **task, luavm_done_cb done, void *ud)
 {
@@ -1350,6 +1387,7 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
         t->response_url = xstrdup(url->valuestring);
         arena_resume(was);
     }
+    api_base_of(c->json, t->api_base, sizeof t->api_base);
     struct build_args args = {c, t};
     lua_pushcfunction(L, start_protected);
     lua_insert(L, -2); /* the handler at top-1, so at index 2 of the call */
@@ -1463,6 +1501,11 @@ long long luavm_task_time_left(const struct luavm_task *t)
     if (t->vm->opt.max_run_ms <= 0)
         return LLONG_MAX / 2;
     return t->received_ms + t->vm->opt.max_run_ms - sched_clock_ms();
+}
+
+const char *luavm_task_api_base(const struct luavm_task *t)
+{
+    return t->api_base;
 }
 
 const char *luavm_task_response_url(const struct luavm_task *t)

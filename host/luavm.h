@@ -26,7 +26,10 @@
 #include <lua.h>
 
 struct cJSON;
+struct config;
 struct fetch;
+struct mailbox;
+struct outbox;
 struct request_dispatch;
 struct responder;
 struct sched;
@@ -55,6 +58,12 @@ struct luavm_options {
     struct sched *sched;
     struct fetch *fetch;
     struct responder *responder;
+    /* Posts to Cliq's webhook endpoints: the settings (tokens, cliq_api),
+     * the process's outbox and the worker's mailbox for its answers. NULL
+     * where there are none (cliq.* then raises). */
+    const struct config *cfg;
+    struct outbox *outbox;
+    struct mailbox *mailbox;
 };
 
 /* Creates a state with the sandbox. Borrows `o`'s strings for the lifetime
@@ -121,6 +130,9 @@ const char *luavm_task_id(const struct luavm_task *t);
 long long luavm_task_received(const struct luavm_task *t);
 /* Milliseconds the task may still run (its total run-time limit). */
 long long luavm_task_time_left(const struct luavm_task *t);
+/* The Cliq API base for the request's data centre ("https://cliq.zoho.eu"),
+ * from its params.environment; Cliq's US one when it names none. */
+const char *luavm_task_api_base(const struct luavm_task *t);
 /* The request's response_url (NULL: none), and the one-use flag. */
 const char *luavm_task_response_url(const struct luavm_task *t);
 int *luavm_task_responded(struct luavm_task *t);

@@ -6,6 +6,7 @@
  *   cliqhost --version | --help
  */
 #include "arena.h"
+#include "cli.h"
 #include "config.h"
 #include "fetch.h"
 #include "log.h"
@@ -49,19 +50,28 @@ static void print_version(void)
 
 static void print_help(FILE *out)
 {
-    fprintf(out,
-            "cliqhost %s: a Lua-scriptable host for Zoho Cliq webhook extensions\n"
-            "\n"
-            "usage:\n"
-            "  cliqhost serve [--config FILE] [options]   serve Cliq's calls\n"
-            "  cliqhost check [--config FILE] [--scripts DIR]\n"
-            "                                             load every script; print problems as\n"
-            "                                             file:line: message; exit 1 on any\n"
-            "  cliqhost --version | --help\n"
-            "\n"
-            "options (flags override the config file, which overrides the defaults):\n"
-            "  --config FILE              Lua file that sets the settings below as globals\n",
-            CLIQHOST_VERSION);
+    fprintf(
+        out,
+        "cliqhost %s: a Lua-scriptable host for Zoho Cliq webhook extensions\n"
+        "\n"
+        "usage:\n"
+        "  cliqhost serve [--config FILE] [options]   serve Cliq's calls\n"
+        "  cliqhost check [--config FILE] [--scripts DIR]\n"
+        "                                             load every script; print problems as\n"
+        "                                             file:line: message; exit 1 on any\n"
+        "  cliqhost post channel NAME [TEXT] [--token NAME] [--bot BOT] [--json FILE|-]\n"
+        "  cliqhost post bot NAME [TEXT] [--users ID,ID | --broadcast] [--token NAME]\n"
+        "                [--json FILE|-] [--wait SECONDS]\n"
+        "                                             post through Cliq's webhook endpoints;\n"
+        "                                             exit 0 delivered, 1 failed, 75 still queued\n"
+        "  cliqhost tokens                            webhook token usage (never the secrets)\n"
+        "  cliqhost outbox [list | retry ID | drop ID]\n"
+        "                                             posts waiting or failed\n"
+        "  cliqhost --version | --help\n"
+        "\n"
+        "options (flags override the config file, which overrides the defaults):\n"
+        "  --config FILE              Lua file that sets the settings below as globals\n",
+        CLIQHOST_VERSION);
     config_print_help(out);
 }
 
@@ -101,21 +111,7 @@ static char *find_lualib(const struct config *c)
 /* Defaults, then the config file, then the flags; then checks. */
 static int load_config(struct config *c, int argc, char **argv, int serving)
 {
-    char err[1024];
-    const char *path = NULL;
-    config_defaults(c);
-    if (config_apply_flags(c, argc, argv, 2, &path, err, sizeof err) < 0 ||
-        (path && config_load_file(c, path, err, sizeof err) < 0) ||
-        config_apply_flags(c, argc, argv, 2, NULL, err, sizeof err) < 0 ||
-        config_validate(c, serving, err, sizeof err) < 0) {
-        fprintf(stderr, "cliqhost: %s\n", err);
-        config_free(c);
-        return -1;
-    }
-    enum log_level level;
-    if (log_parse_level(c->log_level, &level) == 0)
-        log_set_level(level);
-    return 0;
+    return config_load_all(c, argc, argv, 2, serving);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -202,9 +198,6 @@ static int cmd_serve(int argc, char **argv)
     lualib = find_lualib(&c);
     if (!lualib)
         log_msg(LOG_WARN, NULL, "no lualib folder found; require finds only %s/lib", c.scripts);
-    if (c.has_tokens || strcmp(c.data_dir, "data") != 0 || c.cliq_api)
-        log_msg(LOG_WARN, NULL,
-                "tokens, data_dir and cliq_api are accepted but not used by this version");
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
@@ -284,6 +277,13 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc, argv);
-    fprintf(stderr, "cliqhost: unknown command '%s' (serve, check, --help)\n", cmd);
+    if (strcmp(cmd, "post") == 0)
+        return cli_post(argc, argv);
+    if (strcmp(cmd, "tokens") == 0)
+        return cli_tokens(argc, argv);
+    if (strcmp(cmd, "outbox") == 0)
+        return cli_outbox(argc, argv);
+    fprintf(stderr, "cliqhost: unknown command '%s' (serve, check, post, tokens, outbox, --help)\n",
+            cmd);
     return 2;
 }

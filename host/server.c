@@ -8,6 +8,8 @@
 #include "jsonw.h"
 #include "log.h"
 #include "luavm.h"
+#include "mailbox.h"
+#include "outbox.h"
 #include "mem.h"
 #include "request.h"
 #include "respond.h"
@@ -80,14 +82,16 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct call *running; /* calls whose handler is still running */
-    int mhd_kick;         /* a connection was resumed: run MHD after this turn */
+    struct mailbox *mailbox; /* answers from the outbox */
+    struct call *running;    /* calls whose handler is still running */
+    int mhd_kick;            /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
 };
 
 struct server {
     const struct config *cfg;
     const struct verify_keyset *ks;
+    struct outbox *outbox;
     int nworkers;
     struct worker *workers;
     unsigned port;
@@ -695,11 +699,18 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
         return -1;
     }
     w->responder = responder_new(w->sched, w->fetch);
+    w->mailbox = mailbox_new(w->sched);
+    if (!w->mailbox) {
+        snprintf(err, errlen, "cannot set up the worker's mailbox: %s", strerror(errno));
+        return -1;
+    }
     struct luavm_options lo;
     server_luavm_options(cfg, lualib_dir, &lo);
     lo.sched = w->sched;
     lo.fetch = w->fetch;
     lo.responder = w->responder;
+    lo.outbox = s->outbox;
+    lo.mailbox = w->mailbox;
     w->vm = luavm_new(&lo, err, errlen);
     if (!w->vm)
         return -1;
@@ -748,6 +759,13 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     for (int i = 0; i < s->nworkers; i++) {
         s->workers[i].index = i;
         s->workers[i].listen_fd = -1;
+    }
+    char obox_err[512];
+    s->outbox = outbox_open(c, obox_err, sizeof obox_err);
+    if (!s->outbox) {
+        snprintf(err, errlen, "outbox: %s", obox_err);
+        server_free(s);
+        return NULL;
     }
     for (int i = 0; i < s->nworkers; i++) {
         char why[512];
@@ -813,6 +831,9 @@ void server_free(struct server *s)
     if (!s)
         return;
     server_stop(s);
+    /* The outbox goes first: with the workers stopped nothing submits, and
+     * once it is closed nothing writes to their mailboxes. */
+    outbox_close(s->outbox);
     for (int i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
         /* A running daemon owns its listening socket (and closes it); a
@@ -820,6 +841,7 @@ void server_free(struct server *s)
         /* Handlers first (their waits use the loop and outbound HTTP),
          * then deliveries, then the connections. */
         luavm_free(w->vm);
+        mailbox_free(w->mailbox);
         responder_free(w->responder);
         if (w->mhd)
             MHD_stop_daemon(w->mhd);
@@ -853,6 +875,7 @@ void server_luavm_options(const struct config *cfg, const char *lualib_dir,
         .max_http_response = (size_t)cfg->max_http_response_bytes,
         .attachment_ttl_ms = cfg->attachment_ttl_s * 1000,
         .max_attachment = (size_t)cfg->max_attachment_bytes,
+        .cfg = cfg,
     };
 }
 

@@ -75,6 +75,10 @@ class Host:
         for k in keys:
             self.args += ["--key", k]
         self.args += list(flags)
+        if "--data-dir" not in flags and "--config" not in flags:
+            # The host's own state (the outbox) goes to a folder of its own.
+            self.data_dir = tempfile.mkdtemp(prefix="cliqhost-e2e-data-")
+            self.args += ["--data-dir", self.data_dir]
         self.lines = []
         self._cv = threading.Condition()
         penv = dict(os.environ)

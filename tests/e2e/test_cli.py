@@ -35,14 +35,14 @@ class ConfigFile(unittest.TestCase):
             error_reply = "Oops, {{id}}"
             local helper = "locals are fine"
         ''')
-        host = Host("--config", cfg, workers=None, listen=None)
+        host = Host("--config", cfg, "--data-dir", self.dir, workers=None, listen=None)
         try:
             self.assertIn("(3 workers", host.wait_for("listening on"))
             r = host.post(body("command", "execution_handler", "cmd", {}), key=KEY)
             self.assertEqual(r.status, 200)
         finally:
             self.assertEqual(host.stop(), 0)
-        host = Host("--config", cfg, workers=1, listen=None)  # the flag wins
+        host = Host("--config", cfg, "--data-dir", self.dir, workers=1, listen=None)  # the flag wins
         try:
             self.assertIn("(1 workers", host.wait_for("listening on"))
         finally:
@@ -78,7 +78,7 @@ class ConfigFile(unittest.TestCase):
             }}
             script_env  = {{ "JENKINS_URL" }}
         ''')
-        host = Host("--config", cfg)
+        host = Host("--config", cfg, "--data-dir", self.dir)
         self.assertEqual(host.stop(), 0)
 
 

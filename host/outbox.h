@@ -1,0 +1,97 @@
+/*
+ * outbox: every post to Cliq's incoming-webhook endpoints, kept in SQLite
+ * until it is delivered or fails for good.
+ *
+ * One outbox per process, with its own thread, loop, HTTP client and
+ * SQLite connection (data_dir/outbox.db, WAL). Workers hand it posts
+ * through its mailbox; it writes them to the database in one transaction
+ * per loop turn (so a post that was accepted survives a crash of the
+ * process), sends them with at most `post_concurrency` in flight, paces
+ * each webhook token below `post_rate_per_min`, retries network errors and
+ * 5xx with exponential backoff and jitter, honours 429's Retry-After, and
+ * keeps final failures (other 4xx, or too old) with their reason. Outcomes
+ * go back to the submitting thread's mailbox.
+ *
+ * A post names its token; the secret is looked up in the configuration
+ * only when the post is sent, so no token is ever written to the database
+ * or to a log line. Delivered posts are deleted; per token, the counts and
+ * the last 50 calls are kept for `cliqhost tokens`.
+ *
+ * Other processes (`cliqhost post`, `cliqhost outbox retry`) may use the
+ * same database: a post being sent is leased, so two deliverers never send
+ * the same post at once.
+ */
+#ifndef CLIQHOST_OUTBOX_H
+#define CLIQHOST_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct config;
+struct mailbox;
+struct outbox;
+
+enum post_kind { POST_CHANNEL, POST_BOT_MESSAGE, POST_BOT_INCOMING, POST_APP_INCOMING };
+
+/* What to post. All strings are owned by the post (outbox_post_free). */
+struct post {
+    enum post_kind kind;
+    char *token;  /* the token's name in the config */
+    char *target; /* channel unique name, bot unique name or app id */
+    char *as_bot; /* channel posts as this bot (bot_unique_name), or NULL */
+    char *appkey; /* application incoming: the app key (kept in the database) */
+    char *base;   /* API base URL, "https://cliq.zoho.eu" */
+    char *body;   /* JSON */
+    size_t len;
+    char req_id[48]; /* the request that made it, for the log; "" for none */
+};
+
+void outbox_post_free(struct post *p);
+/* "channel", "bot message", ... Static storage. */
+const char *outbox_kind_name(enum post_kind k);
+
+/* How a post ended, as told to its submitter. */
+enum outbox_state { OUTBOX_ACCEPTED, OUTBOX_DELIVERED, OUTBOX_FAILED };
+
+struct outbox_outcome {
+    int64_t id; /* the post's id in the outbox */
+    enum outbox_state state;
+    long status; /* last HTTP status, 0 if none */
+    char *error; /* for FAILED: why; else NULL */
+    char *reply; /* for DELIVERED: the endpoint's body (may be empty) */
+    size_t reply_len;
+};
+
+/* Called in the submitter's thread (through its mailbox). Owns nothing of
+ * the outcome after it returns. */
+typedef void (*outbox_cb)(const struct outbox_outcome *o, void *ud);
+
+/* Opens (creating) data_dir/outbox.db and starts the outbox thread. `cfg`
+ * is borrowed (tokens, rates) and must outlive the outbox. Returns NULL
+ * with a reason. */
+struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen);
+/* Stops the thread (posts in flight stay in the database for next time)
+ * and frees the outbox. */
+void outbox_close(struct outbox *o);
+
+/* Hands a post (taken) to the outbox. Thread-safe. `cb(ud)` is called
+ * through `reply_to` once the post is durably queued (wait = 0), or once
+ * it is delivered or failed for good (wait = 1). If the mailbox is freed
+ * first, `free_ud(ud)` is called instead (may be NULL). */
+void outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
+                   outbox_cb cb, void (*free_ud)(void *), void *ud);
+
+/* ---- for the command line (no thread needed) ------------------------- */
+
+/* Lists posts waiting or failed (all = include delivered-but-kept: none
+ * are kept, so it only adds counts). Returns the number listed. */
+int outbox_list(const struct config *cfg, FILE *out, char *err, size_t errlen);
+/* Re-queues a failed post, or drops one. Returns 0, 1 (no such post), or
+ * -1 with a reason. */
+int outbox_retry(const struct config *cfg, int64_t id, char *err, size_t errlen);
+int outbox_drop(const struct config *cfg, int64_t id, char *err, size_t errlen);
+/* Writes per-token usage (never the secret). Returns 0 or -1. */
+int outbox_tokens_report(const struct config *cfg, FILE *out, char *err, size_t errlen);
+
+#endif
