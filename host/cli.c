@@ -85,6 +85,8 @@ int cli_post(int argc, char **argv)
     else
         return usage("the kind is channel or bot");
     const char *name = argv[3];
+    if (strncmp(name, "--", 2) == 0 || !*name)
+        return usage("needs the channel's or bot's unique name before any option");
     const char *text = NULL, *token = "default", *bot = NULL, *users = NULL, *json_path = NULL;
     int broadcast = 0;
     long wait_s = 30;
@@ -121,6 +123,10 @@ int cli_post(int argc, char **argv)
     if (!text && !json_path) {
         free(rest);
         return usage("give the message as TEXT, or as a JSON table with --json FILE (- for stdin)");
+    }
+    if (users && broadcast) {
+        free(rest);
+        return usage("--users and --broadcast exclude each other");
     }
     if (kind == POST_BOT_MESSAGE && !users && !broadcast) {
         free(rest);

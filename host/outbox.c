@@ -13,11 +13,13 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Backoff for network errors and 5xx: RETRY_FIRST_MS, doubling up to
  * RETRY_MAX_MS, plus up to a fifth of jitter. 429 without Retry-After waits
@@ -43,7 +45,8 @@ static const char schema[] =
     " base TEXT NOT NULL, body BLOB NOT NULL, req_id TEXT NOT NULL DEFAULT '',"
     " state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,"
     " next_ms INTEGER NOT NULL DEFAULT 0, lease_ms INTEGER NOT NULL DEFAULT 0,"
-    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    " owner INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS posts_due ON posts(state, next_ms);"
     "CREATE TABLE IF NOT EXISTS token_calls("
     " id INTEGER PRIMARY KEY, token TEXT NOT NULL, at_ms INTEGER NOT NULL,"
@@ -511,7 +514,9 @@ static void on_sent(struct fetch_result *r, void *ud)
             }
         }
         long long max_age = o->cfg->post_max_age_s * 1000;
-        if (wait >= 0 && now + wait - sd->created_ms > max_age) {
+        if (wait >= 0 && now - sd->created_ms < max_age && now + wait - sd->created_ms > max_age)
+            wait = sd->created_ms + max_age - now; /* one last try as it comes of age */
+        if (wait >= 0 && now - sd->created_ms >= max_age) {
             char gave[sizeof why];
             snprintf(gave, sizeof gave, "gave up after %d attempt%s in %lld s: %.300s",
                      sd->attempts, sd->attempts == 1 ? "" : "s", (now - sd->created_ms) / 1000,
@@ -807,6 +812,7 @@ static void claim_due(struct outbox *o)
     for (size_t i = 0; i < nclaims; i++) {
         sqlite3_bind_int64(o->st_claim, 1, claims[i].id);
         sqlite3_bind_int64(o->st_claim, 2, now + o->cfg->http_timeout_ms + LEASE_MS);
+        sqlite3_bind_int64(o->st_claim, 3, (sqlite3_int64)getpid());
         sqlite3_step(o->st_claim);
         int changed = sqlite3_changes(o->db);
         sqlite3_reset(o->st_claim);
@@ -917,6 +923,31 @@ static void finalize_all(struct outbox *o)
     }
 }
 
+/* Posts left 'sending' by a process that is gone (killed, or this host
+ * before a restart) go back to the queue at once, not when their lease
+ * ends. A live process's posts are left alone. */
+static void requeue_orphans(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT DISTINCT owner FROM posts WHERE state='sending'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    long long dead[256];
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < sizeof dead / sizeof dead[0]) {
+        long long pid = sqlite3_column_int64(st, 0);
+        if (pid <= 0 || pid == (long long)getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+            dead[n++] = pid;
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < n; i++) {
+        char sql[120];
+        snprintf(sql, sizeof sql,
+                 "UPDATE posts SET state='queued' WHERE state='sending' AND owner=%lld", dead[i]);
+        db_exec(db, sql);
+    }
+}
+
 struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
 {
     struct outbox *o = xcalloc(1, sizeof *o);
@@ -931,7 +962,7 @@ struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
     o->st_due = prepare(o->db, "SELECT id,created_ms,token,kind,target,as_bot,appkey,base,body,"
                                "req_id,attempts FROM posts WHERE state='queued' AND "
                                "next_ms<=?1 ORDER BY next_ms,id LIMIT ?2");
-    o->st_claim = prepare(o->db, "UPDATE posts SET state='sending',lease_ms=?2,"
+    o->st_claim = prepare(o->db, "UPDATE posts SET state='sending',lease_ms=?2,owner=?3,"
                                  "attempts=attempts+1 WHERE id=?1 AND state='queued'");
     o->st_delete = prepare(o->db, "DELETE FROM posts WHERE id=?1");
     o->st_retry = prepare(o->db, "UPDATE posts SET state='queued',next_ms=?2,last_status=?3,"
@@ -951,6 +982,7 @@ struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot prepare the outbox's statements: %s", sqlite3_errmsg(o->db));
         goto fail;
     }
+    requeue_orphans(o->db);
     o->sched = sched_new(NULL, NULL, NULL);
     o->fetch = o->sched ? fetch_new(o->sched) : NULL;
     o->inbox = o->sched ? mailbox_new(o->sched) : NULL;
