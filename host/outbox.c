@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -116,6 +117,9 @@ static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
         sqlite3_close(db);
         return NULL;
     }
+    /* Columns added since the first schema; an error means it is there. */
+    sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN owner INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                 NULL);
     return db;
 }
 
@@ -168,6 +172,8 @@ struct token_state {
     char *name;
     long long *sent; /* ring of wall ms, `cap` long */
     size_t cap, n, head;
+    /* Usage, as in the database; read by outbox_metrics under the lock. */
+    long long invocations, failures, last_ms;
     struct token_state *next;
 };
 
@@ -208,7 +214,9 @@ struct outbox {
     struct sched *sched;
     struct fetch *fetch;
     struct mailbox *inbox;
-    pthread_mutex_t lock; /* guards `incoming` */
+    pthread_mutex_t lock;     /* guards `incoming`, the token list's usage and `counts` */
+    long long queued, failed; /* posts in the database by state (at the last upkeep) */
+    long long delivered_total, failed_total, retried_total; /* since start */
     struct submission *incoming, *incoming_tail;
     struct waiting *waiting[WAIT_BUCKETS];
     struct token_state *tokens;
@@ -240,8 +248,22 @@ static struct token_state *token_state(struct outbox *o, const char *name)
     t->name = xstrdup(name);
     t->cap = o->cfg->post_rate_per_min > 0 ? (size_t)o->cfg->post_rate_per_min : 1;
     t->sent = xcalloc(t->cap, sizeof *t->sent);
+    sqlite3_stmt *us = NULL;
+    if (sqlite3_prepare_v2(o->db,
+                           "SELECT invocations,failures,last_ms FROM token_stats WHERE token=?1",
+                           -1, &us, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(us, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(us) == SQLITE_ROW) {
+            t->invocations = sqlite3_column_int64(us, 0);
+            t->failures = sqlite3_column_int64(us, 1);
+            t->last_ms = sqlite3_column_int64(us, 2);
+        }
+    }
+    sqlite3_finalize(us);
+    pthread_mutex_lock(&o->lock);
     t->next = o->tokens;
     o->tokens = t;
+    pthread_mutex_unlock(&o->lock);
     /* Seed the window with what the database remembers, so a restart
      * does not double the rate. */
     sqlite3_stmt *st = NULL;
@@ -647,6 +669,16 @@ static void finish_results(struct outbox *o)
 /* Writes the finished attempts and token usage. Inside a transaction. */
 static void write_results(struct outbox *o)
 {
+    pthread_mutex_lock(&o->lock);
+    for (struct result *r = o->results; r; r = r->next) {
+        if (r->action == RESULT_DELIVERED)
+            o->delivered_total++;
+        else if (r->action == RESULT_FAILED)
+            o->failed_total++;
+        else
+            o->retried_total++;
+    }
+    pthread_mutex_unlock(&o->lock);
     for (struct result *r = o->results; r; r = r->next) {
         sqlite3_stmt *st;
         if (r->action == RESULT_DELIVERED) {
@@ -680,6 +712,13 @@ static void write_results(struct outbox *o)
         sqlite3_step(st);
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
+        struct token_state *ts = token_state(o, r->token);
+        pthread_mutex_lock(&o->lock);
+        ts->invocations++;
+        ts->failures += r->action != RESULT_DELIVERED;
+        if (r->at_ms > ts->last_ms)
+            ts->last_ms = r->at_ms;
+        pthread_mutex_unlock(&o->lock);
         st = o->st_stats;
         sqlite3_bind_text(st, 1, r->token, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, r->action == RESULT_DELIVERED ? 0 : 1);
@@ -860,6 +899,77 @@ static void prune_calls(sqlite3 *db)
     db_exec(db, sql);
 }
 
+/* Counts the posts by state, for the metrics. */
+static void count_states(struct outbox *o)
+{
+    sqlite3_stmt *st = NULL;
+    long long queued = 0, failed = 0;
+    if (sqlite3_prepare_v2(o->db, "SELECT state, count(*) FROM posts GROUP BY state", -1, &st,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *state = (const char *)sqlite3_column_text(st, 0);
+            if (strcmp(state, "failed") == 0)
+                failed = sqlite3_column_int64(st, 1);
+            else
+                queued += sqlite3_column_int64(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_lock(&o->lock);
+    o->queued = queued;
+    o->failed = failed;
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* Appends `name{token="label"} value` with the label escaped. */
+static void metric_line(struct buf *out, const char *name, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void metric_line(struct buf *out, const char *name, const char *label, const char *fmt, ...)
+{
+    buf_adds(out, name);
+    buf_adds(out, "{token=\"");
+    log_escape(out, label, strlen(label));
+    buf_adds(out, "\"} ");
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(out, fmt, ap);
+    va_end(ap);
+    buf_addc(out, '\n');
+}
+
+void outbox_metrics(struct outbox *o, struct buf *out)
+{
+    pthread_mutex_lock(&o->lock);
+    buf_printf(out,
+               "# HELP cliqhost_outbox_posts Posts in the outbox by state (queued includes "
+               "being sent).\n"
+               "# TYPE cliqhost_outbox_posts gauge\n"
+               "cliqhost_outbox_posts{state=\"queued\"} %lld\n"
+               "cliqhost_outbox_posts{state=\"failed\"} %lld\n"
+               "# HELP cliqhost_outbox_attempts_total Delivery attempts since start, by outcome.\n"
+               "# TYPE cliqhost_outbox_attempts_total counter\n"
+               "cliqhost_outbox_attempts_total{outcome=\"delivered\"} %lld\n"
+               "cliqhost_outbox_attempts_total{outcome=\"retry\"} %lld\n"
+               "cliqhost_outbox_attempts_total{outcome=\"failed\"} %lld\n",
+               o->queued, o->failed, o->delivered_total, o->retried_total, o->failed_total);
+    buf_adds(out, "# HELP cliqhost_token_invocations_total Calls made with a webhook token "
+                  "(never the token itself).\n"
+                  "# TYPE cliqhost_token_invocations_total counter\n");
+    for (struct token_state *t = o->tokens; t; t = t->next)
+        metric_line(out, "cliqhost_token_invocations_total", t->name, "%lld", t->invocations);
+    buf_adds(out, "# HELP cliqhost_token_failures_total Calls with a webhook token that failed.\n"
+                  "# TYPE cliqhost_token_failures_total counter\n");
+    for (struct token_state *t = o->tokens; t; t = t->next)
+        metric_line(out, "cliqhost_token_failures_total", t->name, "%lld", t->failures);
+    buf_adds(out, "# HELP cliqhost_token_last_invoked_seconds When a webhook token was last "
+                  "used (Unix time).\n"
+                  "# TYPE cliqhost_token_last_invoked_seconds gauge\n");
+    for (struct token_state *t = o->tokens; t; t = t->next)
+        metric_line(out, "cliqhost_token_last_invoked_seconds", t->name, "%.3f",
+                    (double)t->last_ms / 1000.0);
+    pthread_mutex_unlock(&o->lock);
+}
+
 static void turn(struct sched *s, void *ud)
 {
     (void)s;
@@ -880,6 +990,7 @@ static void turn(struct sched *s, void *ud)
                  "UPDATE posts SET state='queued' WHERE state='sending' AND lease_ms<%lld", now);
         db_exec(o->db, sql);
         prune_calls(o->db);
+        count_states(o);
     }
     claim_due(o);
     int committed = db_exec(o->db, "COMMIT") == 0;
@@ -983,6 +1094,9 @@ struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
         goto fail;
     }
     requeue_orphans(o->db);
+    for (size_t i = 0; i < cfg->ntokens; i++)
+        token_state(o, cfg->tokens[i].name); /* so /metrics lists every token */
+    count_states(o);
     o->sched = sched_new(NULL, NULL, NULL);
     o->fetch = o->sched ? fetch_new(o->sched) : NULL;
     o->inbox = o->sched ? mailbox_new(o->sched) : NULL;

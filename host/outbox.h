@@ -82,6 +82,11 @@ void outbox_close(struct outbox *o);
 void outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
                    outbox_cb cb, void (*free_ud)(void *), void *ud);
 
+struct buf;
+/* Appends the outbox's and the tokens' figures in Prometheus text format
+ * (token names only, never secrets). Thread-safe. */
+void outbox_metrics(struct outbox *o, struct buf *out);
+
 /* ---- for the command line (no thread needed) ------------------------- */
 
 /* Lists posts waiting or failed (all = include delivered-but-kept: none

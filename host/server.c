@@ -156,7 +156,7 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
                         int status, const struct outcome *o)
 {
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
-    if (strcmp(url, "/healthz") == 0 && status == 200)
+    if ((strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) && status == 200)
         level = LOG_DEBUG;
     if (level < log_get_level())
         return;
@@ -462,6 +462,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             static const char ok[] = "{\"status\":\"ok\"}";
             respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
+            log_request(w, c, method, url, 200, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+            struct buf m;
+            buf_init(&m, 4 * 1024 * 1024);
+            buf_adds(&m, "# HELP cliqhost_up 1 while the host serves.\n# TYPE cliqhost_up "
+                         "gauge\ncliqhost_up 1\n");
+            outbox_metrics(w->srv->outbox, &m);
+            size_t len;
+            char *text = buf_take(&m, &len);
+            struct MHD_Response *r =
+                MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+            if (r) {
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/plain; version=0.0.4; charset=utf-8");
+                if (MHD_queue_response(conn, 200, r) == MHD_YES)
+                    c->responded = 1;
+                MHD_destroy_response(r);
+            } else {
+                free(text);
+            }
             log_request(w, c, method, url, 200, NULL);
             return MHD_YES;
         }
