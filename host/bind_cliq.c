@@ -113,38 +113,37 @@ static int opt_bool(lua_State *L, int opts, const char *k, int def)
     return v;
 }
 
-/* Appends opts.userids (a list of ids, or a comma-separated string) to b as
- * ,"userids":"a,b". */
-static void add_userids(lua_State *L, int opts, struct buf *b)
+/* Pushes opts.userids (a list of ids, or a comma-separated string) as one
+ * comma-separated string, or nothing when absent. Raises on a wrong type;
+ * builds in Lua, so nothing of the host's leaks when it does. [-0, +(0|1)] */
+static int push_userids(lua_State *L, int opts)
 {
     int t = lua_getfield(L, opts, "userids");
-    struct buf ids;
-    buf_init(&ids, 64 * 1024);
-    if (t == LUA_TSTRING) {
-        buf_adds(&ids, lua_tostring(L, -1));
-    } else if (t == LUA_TTABLE) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-        for (lua_Integer i = 1; i <= n; i++) {
-            int et = lua_rawgeti(L, -1, i);
-            if (et != LUA_TSTRING && et != LUA_TNUMBER) {
-                buf_free(&ids);
-                luaL_error(L, "opts.userids[%d] must be a user id (string or number)", (int)i);
-            }
-            if (ids.len)
-                buf_addc(&ids, ',');
-            buf_adds(&ids, lua_tostring(L, -1));
-            lua_pop(L, 1);
-        }
-    } else if (t != LUA_TNIL) {
-        buf_free(&ids);
-        luaL_error(L, "opts.userids must be a list of user ids or a comma-separated string");
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
     }
-    lua_pop(L, 1);
-    if (ids.len) {
-        buf_adds(b, ",\"userids\":");
-        jsonw_string(b, ids.data, ids.len, JSONW_REPLACE, NULL);
+    if (t == LUA_TSTRING)
+        return 1;
+    if (t != LUA_TTABLE)
+        return luaL_error(L, "opts.userids must be a list of user ids or a comma-separated string");
+    int list = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    if (n > 100)
+        return luaL_error(L, "opts.userids: Cliq takes at most 100 user ids (got %d)", (int)n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "opts.userids[%d] must be a user id (string or number)", (int)i);
+        if (i > 1)
+            luaL_addchar(&b, ',');
+        luaL_addvalue(&b);
     }
-    buf_free(&ids);
+    luaL_pushresult(&b);
+    lua_remove(L, -2);
+    return 1;
 }
 
 static int fail(lua_State *L, const char *fmt, const char *arg)
@@ -176,6 +175,12 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     int broadcast = kind == POST_BOT_MESSAGE ? opt_bool(L, opts, "broadcast", 0) : 0;
     if (kind == POST_APP_INCOMING && !appkey)
         return luaL_error(L, "cliq.app_incoming: opts.appkey is required (the app's key)");
+    /* Everything that can raise comes before the host allocates. */
+    const char *userids = NULL;
+    if (kind == POST_BOT_MESSAGE && opts && push_userids(L, opts))
+        userids = lua_tostring(L, -1); /* stays on the stack */
+    if (kind == POST_BOT_MESSAGE && !broadcast && (!userids || !*userids))
+        return luaL_error(L, "%s: give opts.userids or opts.broadcast = true", fname);
 
     struct luavm_task *t = luavm_task_here(L, fname);
     const struct luavm_options *o = luavm_options(luavm_of(t));
@@ -186,7 +191,10 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
      * outbox. */
     const struct config_token *tok = config_token(o->cfg, token);
     if (!tok)
-        return fail(L, "no token named '%s' in the config", token);
+        return fail(L,
+                    "no token named '%s' in the config (a token set from an unset environment "
+                    "variable is missing)",
+                    token);
     if (tok->disabled)
         return fail(L, "token '%s' is disabled in the config", token);
     if (!tok->secret)
@@ -212,18 +220,16 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
         }
         body.data[--body.len] = '\0'; /* reopen the object */
         size_t mark = body.len;
-        if (opts)
-            add_userids(L, opts, &body);
+        if (userids && *userids) {
+            buf_adds(&body, ",\"userids\":");
+            jsonw_string(&body, userids, strlen(userids), JSONW_REPLACE, NULL);
+        }
         if (broadcast)
             buf_adds(&body, ",\"broadcast\":true");
         if (body.len > mark && body.data[1] == ',') {
             /* The message was {}: no comma before the first field. */
             memmove(body.data + 1, body.data + 2, body.len - 1);
             body.len--;
-        }
-        if (body.len == mark) {
-            buf_free(&body);
-            return luaL_error(L, "%s: give opts.userids or opts.broadcast = true", fname);
         }
         buf_addc(&body, '}');
     }

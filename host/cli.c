@@ -148,7 +148,8 @@ int cli_post(int argc, char **argv)
     const struct config_token *tok = config_token(&c, token);
     if (!tok || tok->disabled || !tok->secret) {
         fprintf(stderr, "cliqhost post: %s '%s'%s\n", tok ? "token" : "no token named", token,
-                !tok            ? " in the config (see --config)"
+                !tok            ? " in the config (see --config; a token set from an unset "
+                                  "environment variable is missing)"
                 : tok->disabled ? " is disabled in the config"
                                 : " has no value (is its environment variable set?)");
         goto cleanup;
@@ -186,7 +187,7 @@ int cli_post(int argc, char **argv)
     p->base = xstrdup(c.cliq_api ? c.cliq_api : "https://cliq.zoho.com");
     p->body = xstrdup(body);
     p->len = strlen(body);
-    o = outbox_open(&c, err, sizeof err);
+    o = outbox_open(&c, 1, err, sizeof err);
     s = sched_new(NULL, NULL, NULL);
     mb = s ? mailbox_new(s) : NULL;
     if (!o || !mb) {
@@ -199,6 +200,13 @@ int cli_post(int argc, char **argv)
     long long until = sched_clock_ms() + wait_s * 1000;
     while (!r.done && sched_clock_ms() < until)
         sched_run_once(s, (int)(until - sched_clock_ms()));
+    if (!r.done) {
+        /* Closing lets a send in flight finish (rather than send it twice
+         * later); its outcome may still come. */
+        outbox_close(o);
+        o = NULL;
+        sched_run_once(s, 0);
+    }
     if (!r.done) {
         printf("queued, not delivered yet after %ld s; the host (or the next post) will keep "
                "trying: see `cliqhost outbox`\n",
@@ -258,8 +266,17 @@ int cli_outbox(int argc, char **argv)
         fprintf(stderr, "cliqhost outbox: unknown action '%s' (list, retry ID, drop ID)\n", verb);
         return 2;
     }
+    /* `list --all`: the list always shows every post kept (queued and
+     * failed; delivered ones are not kept), so --all is accepted as is. */
+    char **args = xcalloc((size_t)argc + 1, sizeof *args);
+    int nargs = 0;
+    for (int i = 0; i < argc; i++)
+        if (i < first || strcmp(argv[i], "--all") != 0)
+            args[nargs++] = argv[i];
     struct config c;
-    if (config_load_all(&c, argc, argv, first, 0) < 0)
+    int loaded = config_load_all(&c, nargs, args, first, 0);
+    free(args);
+    if (loaded < 0)
         return 2;
     char err[512];
     int rc;

@@ -149,8 +149,7 @@ int log_kv(struct buf *b, const char *key, const char *v, size_t n)
     return buf_addc(b, '"');
 }
 
-/* Masks the values of zapikey= and appkey= in place (with '*'). */
-static void redact(char *line, size_t len)
+void log_redact(char *line, size_t len)
 {
     static const char *const keys[] = {"zapikey=", "appkey="};
     for (size_t k = 0; k < 2; k++) {
@@ -195,7 +194,7 @@ void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list
     }
     /* Webhook tokens and app keys never reach the log, whatever put them
      * in a message (a URL in a library's error text, say). */
-    redact(line, len);
+    log_redact(line, len);
     /* A message must never span lines: callers escape values, and this
      * catches any newline that slipped into a format string's arguments. */
     for (size_t i = 0; i < len; i++)

@@ -46,6 +46,10 @@ void log_flush(void);
  * anything but plain printable ASCII without spaces, quotes or '='. `n` is
  * the value's length. Returns 0 or -1 when b is full. */
 int log_kv(struct buf *b, const char *key, const char *value, size_t n);
+/* Masks the values of zapikey= and appkey= in s (len bytes) in place with
+ * '*'. Every log line goes through it. */
+void log_redact(char *s, size_t len);
+
 /* Appends `value` escaped (\n, \t, \", \\, \xNN) without quotes. */
 int log_escape(struct buf *b, const char *value, size_t n);
 

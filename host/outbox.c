@@ -12,8 +12,10 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -103,6 +105,10 @@ static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
     }
     char path[1024];
     snprintf(path, sizeof path, "%s/outbox.db", cfg->data_dir);
+    /* The database holds app keys of posts not yet sent: owner only. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -154,6 +160,7 @@ struct waiter {
 
 struct submission {
     struct post *p;
+    int64_t id; /* once written */
     int wait;
     struct waiter w;
     struct submission *next;
@@ -174,6 +181,7 @@ struct token_state {
     size_t cap, n, head;
     /* Usage, as in the database; read by outbox_metrics under the lock. */
     long long invocations, failures, last_ms;
+    long long blocked_until; /* after a 429: nothing goes out before (wall ms) */
     struct token_state *next;
 };
 
@@ -185,6 +193,7 @@ struct sending {
     int attempts;
     long long created_ms;
     long long started_ms;
+    long long reserved; /* its pacing slot */
     struct fetch_xfer *x;
     struct sending *prev, *next;
 };
@@ -225,10 +234,15 @@ struct outbox {
     struct result *results, *results_tail;
     struct sched_timer *kick;  /* a turn is due */
     struct sched_timer *timer; /* the next post due, or the poll */
-    long long last_upkeep;     /* wall ms of the last lease and prune pass */
+    long long last_upkeep;     /* wall ms of the last lease pass */
+    long long last_prune;      /* ... and of the last prune of the token history */
+    atomic_int closing;        /* outbox_close was called: send nothing new */
+    int own_only;              /* send only posts submitted here (`cliqhost post`) */
+    int64_t own[64];
+    size_t nown;
     uint64_t rng;
     sqlite3_stmt *st_insert, *st_due, *st_claim, *st_delete, *st_retry, *st_fail, *st_defer,
-        *st_call, *st_stats, *st_min_due;
+        *st_call, *st_stats, *st_min_due, *st_due_one;
 };
 
 static void turn(struct sched *s, void *ud);
@@ -295,8 +309,38 @@ static long long token_free_at(struct outbox *o, struct token_state *t, long lon
 {
     if (o->cfg->post_rate_per_min <= 0 || t->n < t->cap)
         return now;
+    /* Slots move when a send completes, so the oldest is looked for. */
     long long oldest = t->sent[t->head];
+    for (size_t i = 0; i < t->n; i++)
+        if (t->sent[i] < oldest)
+            oldest = t->sent[i];
     return oldest + 60000 > now ? oldest + 60000 : now;
+}
+
+static void own_add(struct outbox *o, int64_t id)
+{
+    if (o->nown < sizeof o->own / sizeof o->own[0])
+        o->own[o->nown++] = id;
+}
+
+/* Moves the pacing slot taken at `reserved` to `at` (when the post left or
+ * came back), so the window counts the real sends; at = 0 frees it. */
+static void token_move(struct outbox *o, struct token_state *t, long long reserved, long long at)
+{
+    if (o->cfg->post_rate_per_min <= 0)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t k = (t->head + i) % t->cap;
+        if (t->sent[k] == reserved) {
+            t->sent[k] = at;
+            return;
+        }
+    }
+}
+
+static void token_unsent(struct outbox *o, struct token_state *t, long long reserved)
+{
+    token_move(o, t, reserved, 0);
 }
 
 static void token_sent(struct outbox *o, struct token_state *t, long long now)
@@ -306,10 +350,14 @@ static void token_sent(struct outbox *o, struct token_state *t, long long now)
     if (t->n < t->cap) {
         t->sent[(t->head + t->n) % t->cap] = now;
         t->n++;
-    } else {
-        t->sent[t->head] = now;
-        t->head = (t->head + 1) % t->cap;
+        return;
     }
+    /* Replace the oldest slot. */
+    size_t oldest = 0;
+    for (size_t i = 1; i < t->n; i++)
+        if (t->sent[i] < t->sent[oldest])
+            oldest = i;
+    t->sent[oldest] = now;
 }
 
 /* ---- outcomes back to the submitter ------------------------------------- */
@@ -424,7 +472,11 @@ static void add_result(struct outbox *o, struct sending *sd, enum result_action 
     r->action = a;
     r->next_ms = next_ms;
     r->status = status;
-    r->error = error ? xstrdup(error) : NULL;
+    if (error) {
+        /* Reasons reach scripts and the database: no secrets in them. */
+        r->error = xstrdup(error);
+        log_redact(r->error, strlen(r->error));
+    }
     if (reply) {
         r->reply = xmalloc(reply_len + 1);
         memcpy(r->reply, reply, reply_len);
@@ -515,6 +567,9 @@ static void on_sent(struct fetch_result *r, void *ud)
     sd->x = NULL;
     unlink_sending(o, sd);
     long long now = wall_ms();
+    /* The post reached Cliq at the latest now: count it there. */
+    struct token_state *ts = token_state(o, sd->p->token);
+    token_move(o, ts, sd->reserved, now);
     char why[400];
     if (r->ok && r->status >= 200 && r->status < 300) {
         log_attempt(sd, "delivered", r->status, NULL);
@@ -530,7 +585,14 @@ static void on_sent(struct fetch_result *r, void *ud)
             reason_from(r->status, r->body.data, r->body.len, why, sizeof why);
             if (r->status == 429) {
                 long ra = retry_after(r);
-                wait = ra >= 0 ? ra * 1000 : RETRY_429_MS;
+                if (ra > o->cfg->post_max_age_s)
+                    ra = o->cfg->post_max_age_s;
+                wait = ra >= 0 ? (long long)ra * 1000 : RETRY_429_MS;
+                if (wait < 1000)
+                    wait = 1000;
+                /* Cliq is limiting this token: hold all its posts. */
+                if (now + wait > ts->blocked_until)
+                    ts->blocked_until = now + wait;
             } else if (r->status >= 500) {
                 wait = backoff(o, sd->attempts);
             }
@@ -560,7 +622,7 @@ static void on_sent(struct fetch_result *r, void *ud)
 
 /* Starts sending a claimed post. Takes ownership of p. */
 static void start_send(struct outbox *o, int64_t id, struct post *p, int attempts,
-                       long long created_ms)
+                       long long created_ms, long long reserved)
 {
     struct sending *sd = xcalloc(1, sizeof *sd);
     sd->o = o;
@@ -569,6 +631,7 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
     sd->attempts = attempts;
     sd->created_ms = created_ms;
     sd->started_ms = wall_ms();
+    sd->reserved = reserved;
     sd->next = o->sending;
     if (o->sending)
         o->sending->prev = sd;
@@ -590,6 +653,7 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
         refuse = why;
     }
     if (refuse) {
+        token_unsent(o, token_state(o, p->token), reserved);
         unlink_sending(o, sd);
         log_attempt(sd, "failed", 0, refuse);
         add_result(o, sd, RESULT_FAILED, 0, 0, refuse, NULL, 0, 0);
@@ -648,10 +712,8 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
 
 /* ---- a turn: write what happened, then start what is due ---------------- */
 
-static void finish_results(struct outbox *o)
+static void finish_results(struct outbox *o, struct result *r)
 {
-    struct result *r = o->results;
-    o->results = o->results_tail = NULL;
     while (r) {
         struct result *next = r->next;
         struct waiter w;
@@ -665,21 +727,26 @@ static void finish_results(struct outbox *o)
         r = next;
     }
 }
-
-/* Writes the finished attempts and token usage. Inside a transaction. */
-static void write_results(struct outbox *o)
+/* Steps a bound statement and resets it. Returns 0, or -1 (logged). */
+static int step(struct outbox *o, sqlite3_stmt *st)
 {
-    pthread_mutex_lock(&o->lock);
-    for (struct result *r = o->results; r; r = r->next) {
-        if (r->action == RESULT_DELIVERED)
-            o->delivered_total++;
-        else if (r->action == RESULT_FAILED)
-            o->failed_total++;
-        else
-            o->retried_total++;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_msg(LOG_ERROR, NULL, "outbox: %s", sqlite3_errmsg(o->db));
+        return -1;
     }
-    pthread_mutex_unlock(&o->lock);
-    for (struct result *r = o->results; r; r = r->next) {
+    return 0;
+}
+
+/* Writes the finished attempts in `list` and token usage. Inside a
+ * transaction. Returns 0, or -1 if the database refused (the caller rolls
+ * back and keeps the list for the next turn). */
+static int write_results(struct outbox *o, struct result *list)
+{
+    int rc = 0;
+    for (struct result *r = list; r && rc == 0; r = r->next) {
         sqlite3_stmt *st;
         if (r->action == RESULT_DELIVERED) {
             st = o->st_delete;
@@ -696,11 +763,8 @@ static void write_results(struct outbox *o)
             sqlite3_bind_int64(st, 2, r->status);
             sqlite3_bind_text(st, 3, r->error, -1, SQLITE_STATIC);
         }
-        sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        /* Usage: every attempt that reached the endpoint or failed on the way. */
-        if (!r->called)
+        rc = step(o, st);
+        if (rc < 0 || !r->called)
             continue; /* refused before any call: not an invocation */
         st = o->st_call;
         sqlite3_bind_text(st, 1, r->token, -1, SQLITE_STATIC);
@@ -709,41 +773,73 @@ static void write_results(struct outbox *o)
         sqlite3_bind_int64(st, 4, r->status);
         sqlite3_bind_text(st, 5, r->action == RESULT_DELIVERED ? NULL : r->error, -1,
                           SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        struct token_state *ts = token_state(o, r->token);
-        pthread_mutex_lock(&o->lock);
-        ts->invocations++;
-        ts->failures += r->action != RESULT_DELIVERED;
-        if (r->at_ms > ts->last_ms)
-            ts->last_ms = r->at_ms;
-        pthread_mutex_unlock(&o->lock);
+        rc = step(o, st);
+        if (rc < 0)
+            continue;
         st = o->st_stats;
         sqlite3_bind_text(st, 1, r->token, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, r->action == RESULT_DELIVERED ? 0 : 1);
         sqlite3_bind_int64(st, 3, r->at_ms);
-        sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        rc = step(o, st);
     }
+    return rc;
 }
 
-/* Writes new submissions; returns them (with ids) for telling afterwards. */
-static struct submission *write_submissions(struct outbox *o, int64_t **ids, size_t *nids)
+/* Counts what was written, for the metrics and token usage; after the
+ * commit. */
+static void count_results(struct outbox *o, struct result *list)
+{
+    for (struct result *r = list; r; r = r->next) {
+        struct token_state *ts = r->called ? token_state(o, r->token) : NULL;
+        pthread_mutex_lock(&o->lock);
+        if (r->action == RESULT_DELIVERED)
+            o->delivered_total++;
+        else if (r->action == RESULT_FAILED)
+            o->failed_total++;
+        else
+            o->retried_total++;
+        if (ts) {
+            ts->invocations++;
+            ts->failures += r->action != RESULT_DELIVERED;
+            if (r->at_ms > ts->last_ms)
+                ts->last_ms = r->at_ms;
+        }
+        pthread_mutex_unlock(&o->lock);
+    }
+}
+/* Takes the submissions handed over since the last turn. */
+static struct submission *take_submissions(struct outbox *o)
 {
     pthread_mutex_lock(&o->lock);
     struct submission *list = o->incoming;
     o->incoming = o->incoming_tail = NULL;
     pthread_mutex_unlock(&o->lock);
-    size_t n = 0;
-    for (struct submission *s = list; s; s = s->next)
-        n++;
-    *ids = n ? xcalloc(n, sizeof **ids) : NULL;
-    *nids = n;
+    return list;
+}
+
+/* Puts submissions back in front of any that came meanwhile (the turn that
+ * took them could not write them). */
+static void untake_submissions(struct outbox *o, struct submission *list)
+{
+    if (!list)
+        return;
+    struct submission *last = list;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&o->lock);
+    last->next = o->incoming;
+    if (!o->incoming)
+        o->incoming_tail = last;
+    o->incoming = list;
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* Writes submissions, setting each one's id. Inside a transaction. Returns
+ * 0, or -1 if the database refused. */
+static int write_submissions(struct outbox *o, struct submission *list)
+{
     long long now = wall_ms();
-    size_t i = 0;
-    for (struct submission *s = list; s; s = s->next, i++) {
+    for (struct submission *s = list; s; s = s->next) {
         struct post *p = s->p;
         sqlite3_stmt *st = o->st_insert;
         sqlite3_bind_int64(st, 1, now);
@@ -755,36 +851,28 @@ static struct submission *write_submissions(struct outbox *o, int64_t **ids, siz
         sqlite3_bind_text(st, 7, p->base, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 8, p->body, (int)p->len, SQLITE_STATIC);
         sqlite3_bind_text(st, 9, p->req_id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        (*ids)[i] = rc == SQLITE_DONE ? sqlite3_last_insert_rowid(o->db) : -1;
-        if (rc != SQLITE_DONE)
-            log_msg(LOG_ERROR, p->req_id[0] ? p->req_id : NULL, "outbox: cannot queue a post: %s",
-                    sqlite3_errmsg(o->db));
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        if (step(o, st) < 0)
+            return -1;
+        s->id = sqlite3_last_insert_rowid(o->db);
     }
-    return list;
+    return 0;
 }
-
 /* After the commit: accepted posts are told, waiters registered. */
-static void tell_submissions(struct outbox *o, struct submission *list, const int64_t *ids)
+static void tell_submissions(struct outbox *o, struct submission *list)
 {
-    size_t i = 0;
     while (list) {
         struct submission *next = list->next;
-        if (ids[i] < 0)
-            tell(&list->w, -1, OUTBOX_FAILED, 0, "could not write the post to the outbox", NULL, 0);
-        else if (list->wait)
-            waiting_add(o, ids[i], &list->w);
+        if (list->wait)
+            waiting_add(o, list->id, &list->w);
         else
-            tell(&list->w, ids[i], OUTBOX_ACCEPTED, 0, NULL, NULL, 0);
+            tell(&list->w, list->id, OUTBOX_ACCEPTED, 0, NULL, NULL, 0);
+        if (list->wait && o->own_only)
+            own_add(o, list->id);
         outbox_post_free(list->p);
         free(list);
         list = next;
-        i++;
     }
 }
-
 /* Reads a post row (from st_due) into a new post. */
 static struct post *row_post(sqlite3_stmt *st)
 {
@@ -807,62 +895,107 @@ static struct post *row_post(sqlite3_stmt *st)
     return p;
 }
 
-/* Claims due posts up to the concurrency limit and starts them. Inside a
- * transaction. Posts whose token is over its rate are put off. */
-static void claim_due(struct outbox *o)
+/* A post claimed in this turn, started once the turn commits. */
+struct claim {
+    int64_t id;
+    struct post *p;
+    int attempts;
+    long long created;
+    long long reserved; /* the pacing slot taken for it */
+};
+
+/* Looks at one due row (from st_due or st_due_one): too old, paced or
+ * blocked, or claimed into *claims. Inside a transaction. */
+static int consider_row(struct outbox *o, sqlite3_stmt *st, long long now, struct claim **claims,
+                        size_t *nclaims, size_t *alloc)
 {
+    int64_t id = sqlite3_column_int64(st, 0);
+    long long created = sqlite3_column_int64(st, 1);
+    if (now - created >= o->cfg->post_max_age_s * 1000) {
+        /* Waited too long (the host was down, or a long paced backlog). */
+        struct post *p = row_post(st);
+        struct sending tmp = {
+            .o = o, .id = id, .p = p, .started_ms = now, .attempts = sqlite3_column_int(st, 10)};
+        char why[160];
+        snprintf(why, sizeof why, "expired: not sent within post_max_age_s (%ld s)",
+                 o->cfg->post_max_age_s);
+        log_attempt(&tmp, "failed", 0, why);
+        add_result(o, &tmp, RESULT_FAILED, 0, 0, why, NULL, 0, 0);
+        outbox_post_free(p);
+        return 0;
+    }
+    struct token_state *t = token_state(o, (const char *)sqlite3_column_text(st, 2));
+    long long free_at = token_free_at(o, t, now);
+    if (t->blocked_until > free_at)
+        free_at = t->blocked_until;
+    if (free_at > now) {
+        sqlite3_bind_int64(o->st_defer, 1, id);
+        sqlite3_bind_int64(o->st_defer, 2, free_at);
+        return step(o, o->st_defer);
+    }
+    if (*nclaims == *alloc) {
+        *alloc = *alloc ? *alloc * 2 : 16;
+        *claims = xrealloc(*claims, *alloc * sizeof **claims);
+    }
+    struct claim *c = &(*claims)[(*nclaims)++];
+    c->id = id;
+    c->p = row_post(st);
+    c->attempts = sqlite3_column_int(st, 10) + 1;
+    c->created = created;
+    c->reserved = now;
+    token_sent(o, t, now);
+    sqlite3_bind_int64(o->st_claim, 1, id);
+    sqlite3_bind_int64(o->st_claim, 2, now + o->cfg->http_timeout_ms + LEASE_MS);
+    sqlite3_bind_int64(o->st_claim, 3, (sqlite3_int64)getpid());
+    return step(o, o->st_claim);
+}
+
+/* Claims due posts up to the concurrency limit. Inside a transaction; the
+ * claims start only once it commits. Returns 0 or -1. */
+static int claim_due(struct outbox *o, struct claim **claims, size_t *nclaims)
+{
+    *claims = NULL;
+    *nclaims = 0;
+    if (o->closing)
+        return 0;
     long long now = wall_ms();
     long max = o->cfg->post_concurrency;
+    size_t alloc = 0;
+    int rc = 0;
+    if (o->own_only) {
+        /* `cliqhost post` sends only its own posts; the host sends the rest. */
+        for (size_t i = 0; i < o->nown && rc == 0; i++) {
+            sqlite3_stmt *st = o->st_due_one;
+            sqlite3_bind_int64(st, 1, o->own[i]);
+            sqlite3_bind_int64(st, 2, now);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                rc = consider_row(o, st, now, claims, nclaims, &alloc);
+            sqlite3_reset(st);
+        }
+        return rc;
+    }
     if ((long)o->nsending >= max)
-        return;
+        return 0;
     sqlite3_stmt *st = o->st_due;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (max - (long)o->nsending) * 4);
-    struct claim {
-        int64_t id;
-        struct post *p;
-        int attempts;
-        long long created;
-    } *claims = NULL;
-    size_t nclaims = 0, alloc = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && (long)(o->nsending + nclaims) < max) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        struct token_state *t = token_state(o, (const char *)sqlite3_column_text(st, 2));
-        long long free_at = token_free_at(o, t, now);
-        if (free_at > now) {
-            sqlite3_bind_int64(o->st_defer, 1, id);
-            sqlite3_bind_int64(o->st_defer, 2, free_at);
-            sqlite3_step(o->st_defer);
-            sqlite3_reset(o->st_defer);
-            continue;
-        }
-        token_sent(o, t, now);
-        if (nclaims == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            claims = xrealloc(claims, alloc * sizeof *claims);
-        }
-        claims[nclaims].id = id;
-        claims[nclaims].p = row_post(st);
-        claims[nclaims].attempts = sqlite3_column_int(st, 10) + 1;
-        claims[nclaims].created = sqlite3_column_int64(st, 1);
-        nclaims++;
-    }
+    /* Rows are read first and changed after, so the scan never sees its
+     * own updates. */
+    int64_t ids[4096];
+    size_t n = 0;
+    while (n < sizeof ids / sizeof ids[0] && sqlite3_step(st) == SQLITE_ROW)
+        ids[n++] = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    for (size_t i = 0; i < nclaims; i++) {
-        sqlite3_bind_int64(o->st_claim, 1, claims[i].id);
-        sqlite3_bind_int64(o->st_claim, 2, now + o->cfg->http_timeout_ms + LEASE_MS);
-        sqlite3_bind_int64(o->st_claim, 3, (sqlite3_int64)getpid());
-        sqlite3_step(o->st_claim);
-        int changed = sqlite3_changes(o->db);
-        sqlite3_reset(o->st_claim);
-        if (changed == 1)
-            start_send(o, claims[i].id, claims[i].p, claims[i].attempts, claims[i].created);
-        else
-            outbox_post_free(claims[i].p); /* another process took it */
+    for (size_t i = 0; i < n && rc == 0 && (long)(o->nsending + *nclaims) < max; i++) {
+        sqlite3_stmt *one = o->st_due_one;
+        sqlite3_bind_int64(one, 1, ids[i]);
+        sqlite3_bind_int64(one, 2, now);
+        if (sqlite3_step(one) == SQLITE_ROW)
+            rc = consider_row(o, one, now, claims, nclaims, &alloc);
+        sqlite3_reset(one);
     }
-    free(claims);
+    return rc;
 }
-
 static void on_timer(struct sched *s, void *ud)
 {
     (void)s;
@@ -970,35 +1103,72 @@ void outbox_metrics(struct outbox *o, struct buf *out)
     pthread_mutex_unlock(&o->lock);
 }
 
+/* A turn: in one transaction, write what was handed over and what
+ * happened, then claim what is due. Only after it commits are submitters
+ * told and claimed posts sent; if it does not commit, everything stays for
+ * the next turn, so nothing is told or sent that the database lacks. */
 static void turn(struct sched *s, void *ud)
 {
     (void)s;
     struct outbox *o = ud;
     o->kick = NULL;
-    int64_t *ids = NULL;
-    size_t nids = 0;
-    db_exec(o->db, "BEGIN IMMEDIATE");
-    struct submission *subs = write_submissions(o, &ids, &nids);
-    write_results(o);
+    struct submission *subs = take_submissions(o);
+    struct result *results = o->results;
+    o->results = o->results_tail = NULL;
+    struct claim *claims = NULL;
+    size_t nclaims = 0;
+    int ok = db_exec(o->db, "BEGIN IMMEDIATE") == 0;
+    ok = ok && write_submissions(o, subs) == 0;
+    ok = ok && write_results(o, results) == 0;
     long long now = wall_ms();
-    if (now - o->last_upkeep >= POLL_MS) {
-        /* Leases of deliverers that died (a crashed `cliqhost post`, or
-         * this host before a restart), and the token history's length. */
+    if (ok && now - o->last_upkeep >= POLL_MS) {
+        /* Leases of deliverers that died (a crashed `cliqhost post`); this
+         * process's own sends are never taken back. */
         o->last_upkeep = now;
-        char sql[160];
+        char sql[200];
         snprintf(sql, sizeof sql,
-                 "UPDATE posts SET state='queued' WHERE state='sending' AND lease_ms<%lld", now);
-        db_exec(o->db, sql);
+                 "UPDATE posts SET state='queued' WHERE state='sending' AND lease_ms<%lld AND "
+                 "owner!=%lld",
+                 now, (long long)getpid());
+        ok = db_exec(o->db, sql) == 0;
+    }
+    ok = ok && claim_due(o, &claims, &nclaims) == 0;
+    ok = ok && db_exec(o->db, "COMMIT") == 0;
+    if (!ok) {
+        db_exec(o->db, "ROLLBACK");
+        untake_submissions(o, subs);
+        /* The results go back in front of any that came since. */
+        struct result *last = results;
+        while (last && last->next)
+            last = last->next;
+        if (last) {
+            last->next = o->results;
+            if (!o->results)
+                o->results_tail = last;
+            o->results = results;
+        }
+        for (size_t i = 0; i < nclaims; i++) {
+            token_unsent(o, token_state(o, claims[i].p->token), claims[i].reserved);
+            outbox_post_free(claims[i].p);
+        }
+        free(claims);
+        log_msg(LOG_ERROR, NULL, "outbox: the database refused a write; trying again in 1 s");
+        sched_timer_cancel(o->sched, o->timer);
+        o->timer = sched_timer_add(o->sched, 1000, on_timer, o);
+        return;
+    }
+    tell_submissions(o, subs);
+    count_results(o, results);
+    finish_results(o, results);
+    for (size_t i = 0; i < nclaims; i++)
+        start_send(o, claims[i].id, claims[i].p, claims[i].attempts, claims[i].created,
+                   claims[i].reserved);
+    free(claims);
+    if (now - o->last_prune >= 10 * POLL_MS) {
+        o->last_prune = now;
         prune_calls(o->db);
         count_states(o);
     }
-    claim_due(o);
-    int committed = db_exec(o->db, "COMMIT") == 0;
-    if (!committed)
-        db_exec(o->db, "ROLLBACK");
-    tell_submissions(o, subs, ids);
-    finish_results(o);
-    free(ids);
     arm_timer(o);
 }
 
@@ -1010,24 +1180,35 @@ static void on_submission(void *arg)
     kick(o);
 }
 
+/* The outbox's thread. Once closing, it sends nothing new, lets the sends
+ * in flight finish (up to their timeout: cancelling one that Cliq may
+ * already have would send it twice next time), and writes the outcomes. */
 static void *outbox_main(void *arg)
 {
     struct outbox *o = arg;
     log_thread_buffered(1);
     kick(o);
-    while (!sched_stopping(o->sched)) {
-        sched_run_once(o->sched, -1);
+    long long close_by = 0;
+    for (;;) {
+        sched_run_once(o->sched, o->closing ? 100 : -1);
         log_flush();
+        if (!o->closing)
+            continue;
+        if (!close_by)
+            close_by = sched_clock_ms() + o->cfg->http_timeout_ms + 1000;
+        if (o->nsending == 0 || sched_clock_ms() > close_by)
+            break;
     }
+    turn(o->sched, o); /* the last outcomes and submissions */
+    log_flush();
     log_thread_buffered(0);
     return NULL;
 }
-
 static void finalize_all(struct outbox *o)
 {
-    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,    &o->st_claim, &o->st_delete,
-                            &o->st_retry,  &o->st_fail,   &o->st_defer, &o->st_call,
-                            &o->st_stats,  &o->st_min_due};
+    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,     &o->st_claim,  &o->st_delete,
+                            &o->st_retry,  &o->st_fail,    &o->st_defer,  &o->st_call,
+                            &o->st_stats,  &o->st_min_due, &o->st_due_one};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -1059,10 +1240,11 @@ static void requeue_orphans(sqlite3 *db)
     }
 }
 
-struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
+struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, size_t errlen)
 {
     struct outbox *o = xcalloc(1, sizeof *o);
     o->cfg = cfg;
+    o->own_only = own_only;
     pthread_mutex_init(&o->lock, NULL);
     o->rng = (uint64_t)wall_ms() * 2654435761u + 1;
     o->db = db_open(cfg, err, errlen);
@@ -1073,6 +1255,9 @@ struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
     o->st_due = prepare(o->db, "SELECT id,created_ms,token,kind,target,as_bot,appkey,base,body,"
                                "req_id,attempts FROM posts WHERE state='queued' AND "
                                "next_ms<=?1 ORDER BY next_ms,id LIMIT ?2");
+    o->st_due_one = prepare(o->db, "SELECT id,created_ms,token,kind,target,as_bot,appkey,base,"
+                                   "body,req_id,attempts FROM posts WHERE id=?1 AND "
+                                   "state='queued' AND next_ms<=?2");
     o->st_claim = prepare(o->db, "UPDATE posts SET state='sending',lease_ms=?2,owner=?3,"
                                  "attempts=attempts+1 WHERE id=?1 AND state='queued'");
     o->st_delete = prepare(o->db, "DELETE FROM posts WHERE id=?1");
@@ -1089,11 +1274,13 @@ struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen)
                                  "last_ms=max(last_ms,excluded.last_ms)");
     o->st_min_due = prepare(o->db, "SELECT min(next_ms) FROM posts WHERE state='queued'");
     if (!o->st_insert || !o->st_due || !o->st_claim || !o->st_delete || !o->st_retry ||
-        !o->st_fail || !o->st_defer || !o->st_call || !o->st_stats || !o->st_min_due) {
+        !o->st_fail || !o->st_defer || !o->st_call || !o->st_stats || !o->st_min_due ||
+        !o->st_due_one) {
         snprintf(err, errlen, "cannot prepare the outbox's statements: %s", sqlite3_errmsg(o->db));
         goto fail;
     }
-    requeue_orphans(o->db);
+    if (!own_only)
+        requeue_orphans(o->db);
     for (size_t i = 0; i < cfg->ntokens; i++)
         token_state(o, cfg->tokens[i].name); /* so /metrics lists every token */
     count_states(o);
@@ -1121,12 +1308,12 @@ void outbox_close(struct outbox *o)
     if (!o)
         return;
     if (o->started) {
-        sched_stop(o->sched);
+        o->closing = 1;
+        mailbox_send(o->inbox, on_submission, NULL, o); /* wake it */
         pthread_join(o->thread, NULL);
     }
-    /* Posts in flight go back to the queue for next time; their waiters
-     * (and submissions never written) are told nothing more. */
-    if (o->db) {
+    /* Sends still in flight after their timeout go back to the queue. */
+    if (o->db && o->sending) {
         db_exec(o->db, "BEGIN IMMEDIATE");
         for (struct sending *sd = o->sending; sd; sd = sd->next) {
             char sql[120];
@@ -1134,24 +1321,21 @@ void outbox_close(struct outbox *o)
                      (long long)sd->id);
             db_exec(o->db, sql);
         }
-        /* Submissions that arrived after the last turn are still written:
-         * they were handed over, so they must not be lost. */
-        int64_t *ids = NULL;
-        size_t nids = 0;
-        struct submission *subs = o->st_insert ? write_submissions(o, &ids, &nids) : NULL;
-        write_results(o);
         db_exec(o->db, "COMMIT");
-        prune_calls(o->db);
-        while (subs) {
-            struct submission *next = subs->next;
-            if (subs->w.free_ud)
-                subs->w.free_ud(subs->w.ud);
-            outbox_post_free(subs->p);
-            free(subs);
-            subs = next;
-        }
-        free(ids);
     }
+    /* Submissions that could not be written (the database refused) are
+     * dropped with a log line each. */
+    for (struct submission *sub = o->incoming; sub;) {
+        struct submission *next = sub->next;
+        log_msg(LOG_ERROR, sub->p->req_id[0] ? sub->p->req_id : NULL,
+                "outbox: a post could not be written before the host stopped");
+        if (sub->w.free_ud)
+            sub->w.free_ud(sub->w.ud);
+        outbox_post_free(sub->p);
+        free(sub);
+        sub = next;
+    }
+    o->incoming = o->incoming_tail = NULL;
     while (o->sending) {
         struct sending *sd = o->sending;
         if (sd->x)
@@ -1311,7 +1495,7 @@ int outbox_tokens_report(const struct config *cfg, FILE *out, char *err, size_t 
     sqlite3 *db = db_open(cfg, err, errlen);
     if (!db)
         return -1;
-    /* Every configured token, and any the database remembers. */
+    /* Every configured token. */
     size_t n = cfg->ntokens;
     for (size_t i = 0; i <= n; i++) {
         const struct config_token *t = i < n ? &cfg->tokens[i] : NULL;

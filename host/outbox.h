@@ -68,11 +68,13 @@ struct outbox_outcome {
 typedef void (*outbox_cb)(const struct outbox_outcome *o, void *ud);
 
 /* Opens (creating) data_dir/outbox.db and starts the outbox thread. `cfg`
- * is borrowed (tokens, rates) and must outlive the outbox. Returns NULL
- * with a reason. */
-struct outbox *outbox_open(const struct config *cfg, char *err, size_t errlen);
-/* Stops the thread (posts in flight stay in the database for next time)
- * and frees the outbox. */
+ * is borrowed (tokens, rates) and must outlive the outbox. With own_only
+ * (`cliqhost post`) it sends only the posts submitted to it, and leaves
+ * the rest to the host. Returns NULL with a reason. */
+struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, size_t errlen);
+/* Stops sending anything new, lets the sends in flight finish (up to their
+ * timeout), writes every outcome, and frees the outbox. Posts not sent stay
+ * queued in the database for next time. */
 void outbox_close(struct outbox *o);
 
 /* Hands a post (taken) to the outbox. Thread-safe. `cb(ud)` is called

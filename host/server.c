@@ -783,7 +783,7 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
         s->workers[i].listen_fd = -1;
     }
     char obox_err[512];
-    s->outbox = outbox_open(c, obox_err, sizeof obox_err);
+    s->outbox = outbox_open(c, 0, obox_err, sizeof obox_err);
     if (!s->outbox) {
         snprintf(err, errlen, "outbox: %s", obox_err);
         server_free(s);

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import tempfile
 import time
 import unittest
@@ -796,3 +797,95 @@ class CommandLine(OutboundTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Handoffs(OutboundTest):
+    """A post that is mid-flight when the host stops, or that `cliqhost
+    post` gives up waiting for, is sent exactly once; a post whose token
+    was disabled while it waited fails for good; a post too old to send is
+    not sent; a 429 asking to wait for ages does not loop."""
+
+    def restart(self):
+        self.host.stop()
+        type(self).host = self.start_host()
+
+    def test_sigterm_with_a_post_in_flight_sends_it_once(self):
+        name = unique("graceful")
+        self.fake.answer(channel_path(name), [(204, {}, None, 2.0)])
+        out, _ = self.call("post_channel", name, "graceful", wait=False)
+        self.assertPosted(out)
+        time.sleep(0.5)  # the send is under way; Cliq answers after 2 s
+        self.restart()
+        time.sleep(3)
+        self.assertEqual(len(self.fake.requests(channel_path(name))), 1,
+                         self.fake.requests(channel_path(name)))
+
+    def test_post_that_gives_up_waiting_is_not_sent_again(self):
+        name = unique("cli-wait")
+        self.fake.answer(channel_path(name), [(204, {}, None, 2.0)])
+        p = self.cli("post", "channel", name, "hello-once", "--wait", "1")
+        self.assertIn(p.returncode, (0, 75), p.stdout + p.stderr)
+        other = unique("cli-next")
+        p = self.cli("post", "channel", other, "next")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        time.sleep(1)
+        self.assertEqual(len(self.fake.requests(channel_path(name))), 1)
+
+    def test_disabled_token_while_queued_fails_for_good(self):
+        name = unique("disabled-later")
+        self.fake.down()
+        try:
+            out, _ = self.call("post_channel", name, "x", token="alerts", wait=False)
+            self.assertPosted(out)
+            self.host.stop()
+        finally:
+            self.fake.up()
+        cfg = self.write_config(self.fake.url, self.data_dir, "disabled.lua")
+        with open(cfg) as f:
+            text = f.read().replace("disabled = false", "disabled = true")
+        with open(cfg, "w") as f:
+            f.write(text)
+        host = Host("--config", cfg, scripts=SCRIPTS, keys=[KEY.spki])
+        type(self).hosts.append(host)
+        type(self).host = host
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            lines = self.outbox_lines(name)
+            if lines and "failed" in lines[0]:
+                break
+            time.sleep(0.3)
+        self.assertTrue(lines and "failed" in lines[0] and "disabled" in lines[0], lines)
+        self.assertEqual(self.fake.requests(channel_path(name)), [])
+
+    def test_post_older_than_max_age_is_not_sent(self):
+        name = unique("too-old")
+        self.fake.down()
+        try:
+            out, _ = self.call("post_channel", name, "stale", wait=False)
+            self.assertPosted(out)
+            self.host.stop()
+            db = sqlite3.connect(os.path.join(self.data_dir, "outbox.db"))
+            db.execute("UPDATE posts SET created_ms = created_ms - 3 * 86400000, next_ms = 0")
+            db.commit()
+            db.close()
+        finally:
+            self.fake.up()
+        type(self).host = self.start_host()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            lines = self.outbox_lines(name)
+            if lines and "failed" in lines[0]:
+                break
+            time.sleep(0.3)
+        self.assertTrue(lines and "failed" in lines[0] and "expired" in lines[0], lines)
+        self.assertEqual(self.fake.requests(channel_path(name)), [])
+
+    def test_429_with_a_huge_retry_after_does_not_loop(self):
+        name = unique("retry-forever")
+        self.fake.answer(channel_path(name), [(429, {"Retry-After": "99999999999999"},
+                                               {"message": "slow down"})])
+        out, _ = self.call("post_channel", name, "x", wait=False)
+        self.assertPosted(out)
+        time.sleep(2)
+        self.assertEqual(len(self.fake.requests(channel_path(name))), 1)
+        self.assertEqual(self.host.request("GET", "/healthz").status, 200)
