@@ -805,6 +805,15 @@ class Handoffs(OutboundTest):
     was disabled while it waited fails for good; a post too old to send is
     not sent; a 429 asking to wait for ages does not loop."""
 
+    def wait_failed(self, name, timeout=10):
+        """The outbox lines for name once its post is failed (or after timeout)."""
+        deadline = time.time() + timeout
+        while True:
+            lines = self.outbox_lines(name)
+            if (lines and "failed" in lines[0]) or time.time() > deadline:
+                return lines
+            time.sleep(0.3)
+
     def restart(self):
         self.host.stop()
         type(self).host = self.start_host()
@@ -848,12 +857,7 @@ class Handoffs(OutboundTest):
         host = Host("--config", cfg, scripts=SCRIPTS, keys=[KEY.spki])
         type(self).hosts.append(host)
         type(self).host = host
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            lines = self.outbox_lines(name)
-            if lines and "failed" in lines[0]:
-                break
-            time.sleep(0.3)
+        lines = self.wait_failed(name)
         self.assertTrue(lines and "failed" in lines[0] and "disabled" in lines[0], lines)
         self.assertEqual(self.fake.requests(channel_path(name)), [])
 
@@ -871,12 +875,7 @@ class Handoffs(OutboundTest):
         finally:
             self.fake.up()
         type(self).host = self.start_host()
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            lines = self.outbox_lines(name)
-            if lines and "failed" in lines[0]:
-                break
-            time.sleep(0.3)
+        lines = self.wait_failed(name)
         self.assertTrue(lines and "failed" in lines[0] and "expired" in lines[0], lines)
         self.assertEqual(self.fake.requests(channel_path(name)), [])
 
