@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "config.h"
 #include "fetch.h"
+#include "invoke.h"
+#include "keygen.h"
 #include "log.h"
 #include "luavm.h"
 #include "mem.h"
@@ -59,6 +61,13 @@ static void print_help(FILE *out)
         "  cliqhost check [--config FILE] [--scripts DIR]\n"
         "                                             load every script; print problems as\n"
         "                                             file:line: message; exit 1 on any\n"
+        "  cliqhost keygen DIR                        write a development key pair "
+        "(DIR/cliq-dev.pem\n"
+        "                                             signs, DIR/cliq-dev.pub for serve --key)\n"
+        "  cliqhost invoke TYPE NAME [HANDLER] [TEXT] [options]\n"
+        "                                             play Cliq against a running host: a signed,\n"
+        "                                             realistic call; prints the reply (see\n"
+        "                                             cliqhost invoke --help)\n"
         "  cliqhost post channel NAME [TEXT] [--token NAME] [--bot BOT] [--json FILE|-]\n"
         "  cliqhost post bot NAME [TEXT] [--users ID,ID | --broadcast] [--token NAME]\n"
         "                [--json FILE|-] [--wait SECONDS]\n"
@@ -283,7 +292,13 @@ int main(int argc, char **argv)
         return cli_tokens(argc, argv);
     if (strcmp(cmd, "outbox") == 0)
         return cli_outbox(argc, argv);
-    fprintf(stderr, "cliqhost: unknown command '%s' (serve, check, post, tokens, outbox, --help)\n",
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc, argv);
+    if (strcmp(cmd, "invoke") == 0)
+        return cli_invoke(argc, argv);
+    fprintf(stderr,
+            "cliqhost: unknown command '%s' (serve, check, invoke, keygen, post, tokens, outbox, "
+            "--help)\n",
             cmd);
     return 2;
 }

@@ -197,6 +197,10 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
     MHD_add_response_header(r, "X-Request-Id", c->id);
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    /* Tells `cliqhost invoke` (and anyone curious) that this was the
+     * interim reply and the handler's result goes to response_url. */
+    if (c->late)
+        MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
     if (status == MHD_HTTP_CONTENT_TOO_LARGE)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (MHD_queue_response(conn, status, r) == MHD_YES)

@@ -1,0 +1,5 @@
+"""Live reload, /status and SIGHUP (filled in with the feature)."""
+import unittest
+
+if __name__ == "__main__":
+    unittest.main()
