@@ -87,6 +87,10 @@ static const struct setting settings[] = {
      "seconds after a request that its attachments can be downloaded"},
     {"max_attachment_bytes", "max-attachment-bytes", SET_INT, OFF(max_attachment_bytes), "16777216",
      1024, 1024L * 1024 * 1024, "largest attachment download"},
+    {"reload_settle_ms", "reload-settle", SET_INT, OFF(reload_settle_ms), "10", 0, 10000,
+     "ms a burst of script edits must be quiet before they are reloaded (0: no live reload)"},
+    {"status_access", "status-access", SET_STR, OFF(status_access), "loopback", 0, 0,
+     "who may GET /status: loopback, any or off"},
     {"log_level", "log-level", SET_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {NULL, "no-verify", SET_BOOL, OFF(no_verify), "0", 0, 1,
      "DEVELOPMENT ONLY: skip signature checks (loopback addresses only)"},
@@ -534,6 +538,12 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
         strcmp(c->log_level, "error")) {
         snprintf(err, errlen, "log level '%s' is not one of debug, info, warn, error",
                  c->log_level);
+        return -1;
+    }
+    if (strcmp(c->status_access, "loopback") && strcmp(c->status_access, "any") &&
+        strcmp(c->status_access, "off")) {
+        snprintf(err, errlen, "status_access '%s' is not one of loopback, any, off",
+                 c->status_access);
         return -1;
     }
     for (size_t i = 0; i < c->nscript_env; i++) {

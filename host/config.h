@@ -49,6 +49,8 @@ struct config {
     long attachment_ttl_s;
     long max_attachment_bytes;
     char *log_level;
+    long reload_settle_ms; /* 0: no live reload */
+    char *status_access;   /* "loopback", "any" or "off" */
     long no_verify;
     long post_rate_per_min;
     long post_max_age_s;

@@ -10,11 +10,11 @@
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
+#include "reload.h"
 #include "request.h"
 #include "sched.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -44,6 +44,15 @@ struct luavm {
     void *refused_ptr; /* a refused allocation not yet retried (size 0: none) */
     size_t refused_size;
     int mem_exceeded; /* the running script holds more than the cap allows */
+
+    /* Where scripts come from (see reload.h): a snapshot, held. NULL with
+     * no hub: files are read from disk on first use. */
+    struct scriptset *set;
+    unsigned long long gen; /* the hub generation `set` came from */
+    int fixed_set;          /* set by luavm_use_scriptset: never refreshed */
+    luavm_require_cb require_cb;
+    void *require_ud;
+    const char *loading; /* the script or module whose top level runs, for require_cb */
 };
 
 /* One handler run (see luavm.h). */
@@ -67,9 +76,10 @@ struct luavm_task {
 };
 
 /* Registry keys. */
-static const char env_mt_key = 'e';  /* metatable of per-script environments */
-static const char scripts_key = 'c'; /* path -> handlers table, or error string */
-static const char modules_key = 'm'; /* module name -> value */
+static const char env_mt_key = 'e';   /* metatable of per-script environments */
+static const char scripts_key = 'c';  /* path -> handlers table, or error string */
+static const char modules_key = 'm';  /* module name -> value */
+static const char versions_key = 'v'; /* script path or module name -> snapshot version */
 static const char request_mt_key = 'r';
 static const char attachment_mt_key = 'f';
 static const char task_threads_key = 'h'; /* weak set of handler coroutines */
@@ -283,6 +293,38 @@ static int read_file(struct luavm *vm, const char *path, char **out, size_t *len
     return 0;
 }
 
+/* The text of `rel` (a script's path in the scripts folder, or a module's
+ * "lib/<name>.lua"): from the snapshot, or from disk when there is none.
+ * Returns 0 with *src (borrowed from the snapshot, or read into *owned,
+ * which the caller frees) and its version (0 from disk); -ENOENT when there
+ * is no such file; -1 with the message in err. */
+static int find_source(struct luavm *vm, const char *rel, const char **src, size_t *len,
+                       char **owned, unsigned long long *version, char *err, size_t errlen)
+{
+    *owned = NULL;
+    *version = 0;
+    if (vm->set) {
+        const struct script_src *e = scriptset_find(vm->set, rel);
+        if (!e)
+            return -ENOENT;
+        *version = e->version;
+        if (!e->src) {
+            snprintf(err, errlen, "%s", e->error ? e->error : "did not load");
+            return -1;
+        }
+        *src = e->src;
+        *len = e->len;
+        return 0;
+    }
+    char path[PATH_BUF];
+    snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+    int rc = read_file(vm, path, owned, len, err, errlen);
+    if (rc < 0)
+        return rc;
+    *src = *owned;
+    return 0;
+}
+
 /* ---- the sandbox ------------------------------------------------------- */
 
 /* Pushes a new global table for one script or module: empty, falling back
@@ -412,57 +454,65 @@ static int module_name_ok(const char *s)
 }
 
 /* require(name) for scripts: a Lua module under scripts/lib/ (first) or the
- * host's lualib/, loaded once per worker and sandboxed like a script. */
+ * host's lualib/, loaded once per worker and sandboxed like a script. A
+ * scripts/lib module is loaded again when the snapshot has a newer version;
+ * lualib/ modules ship with the host and are read once. */
 static int sb_require(lua_State *L)
 {
     struct luavm *vm = lua_touserdata(L, lua_upvalueindex(1));
     const char *name = luaL_checkstring(L, 1);
     lua_settop(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &modules_key); /* 2 */
+    if (!module_name_ok(name))
+        return luaL_error(
+            L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")", name);
+    char rel[200];
+    int n = snprintf(rel, sizeof rel, "lib/%s.lua", name);
+    for (int i = 4; i < n - 4; i++)
+        if (rel[i] == '.')
+            rel[i] = '/';
+    const struct script_src *e = vm->set ? scriptset_find(vm->set, rel) : NULL;
+    if (e && vm->require_cb && vm->loading)
+        vm->require_cb(vm->require_ud, vm->loading, rel);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &modules_key);  /* 2 */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &versions_key); /* 3 */
     lua_pushvalue(L, 1);
     if (lua_rawget(L, 2) != LUA_TNIL) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
             return luaL_error(L, "require \"%s\": circular require", name);
-        return 1;
+        lua_getfield(L, 3, rel);
+        unsigned long long have = (unsigned long long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (!e || e->version == have)
+            return 1;
     }
-    lua_pop(L, 1);
-    if (!module_name_ok(name))
-        return luaL_error(
-            L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")", name);
-
-    char rel[160];
-    snprintf(rel, sizeof rel, "%s", name);
-    for (char *p = rel; *p; p++)
-        if (*p == '.')
-            *p = '/';
-    const char *dirs[2];
-    char libdir[PATH_BUF];
-    snprintf(libdir, sizeof libdir, "%s/lib", vm->scripts_dir);
-    dirs[0] = libdir;
-    dirs[1] = vm->opt.lualib_dir;
+    lua_settop(L, 3);
 
     char path[PATH_BUF];
     char err[ERR_BUF];
-    char *data = NULL;
+    const char *src = NULL;
     size_t len = 0;
-    int found = 0;
-    for (int i = 0; i < 2 && !found; i++) {
-        if (!dirs[i])
-            continue;
-        snprintf(path, sizeof path, "%s/%s.lua", dirs[i], rel);
-        int rc = read_file(vm, path, &data, &len, err, sizeof err);
-        if (rc == 0)
-            found = 1;
-        else if (rc != -ENOENT)
-            return luaL_error(L, "require \"%s\": %s", name, err);
+    char *owned = NULL;
+    unsigned long long version = 0;
+    int rc = -ENOENT;
+    if (e || !vm->set) {
+        rc = find_source(vm, rel, &src, &len, &owned, &version, err, sizeof err);
+        snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
     }
-    if (!found)
-        return luaL_error(L, "require \"%s\": no %s/%s.lua%s%s", name, libdir, rel,
+    if (rc == -ENOENT && vm->opt.lualib_dir) {
+        snprintf(path, sizeof path, "%s/%s", vm->opt.lualib_dir, rel + 4);
+        rc = read_file(vm, path, &owned, &len, err, sizeof err);
+        src = owned;
+    }
+    if (rc == -ENOENT)
+        return luaL_error(L, "require \"%s\": no %s/%s%s%s", name, vm->scripts_dir, rel,
                           vm->opt.lualib_dir ? " and none in " : "",
                           vm->opt.lualib_dir ? vm->opt.lualib_dir : "");
+    if (rc < 0)
+        return luaL_error(L, "require \"%s\": %s", name, err);
 
-    int rc = compile(L, data, len, path);
-    free(data);
+    rc = compile(L, src, len, path);
+    free(owned);
     if (rc != LUA_OK)
         return lua_error(L);
     /* Mark it as loading so a cycle is reported rather than looping. */
@@ -471,7 +521,10 @@ static int sb_require(lua_State *L)
     lua_rawset(L, 2);
     lua_pushvalue(L, 1);
     lua_pushstring(L, path);
+    const char *was_loading = vm->loading;
+    vm->loading = e ? e->rel : NULL;
     int ok = lua_pcall(L, 2, 1, 0);
+    vm->loading = was_loading;
     if (ok != LUA_OK) {
         lua_pushvalue(L, 1);
         lua_pushnil(L);
@@ -485,6 +538,8 @@ static int sb_require(lua_State *L)
     lua_pushvalue(L, 1);
     lua_pushvalue(L, -2);
     lua_rawset(L, 2);
+    lua_pushinteger(L, (lua_Integer)version);
+    lua_setfield(L, 3, rel);
     return 1;
 }
 
@@ -711,6 +766,8 @@ static int setup_state(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &scripts_key);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &modules_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &versions_key);
 
     lua_createtable(L, 0, 2);
     lua_pushliteral(L, "cliq.request");
@@ -776,6 +833,7 @@ void luavm_free(struct luavm *vm)
     }
     if (vm->L)
         lua_close(vm->L);
+    scriptset_release(vm->set);
     free(vm->scripts_dir);
     free(vm);
 }
@@ -805,29 +863,18 @@ static int check_handlers(lua_State *L, const char *path, char *err, size_t errl
     return 0;
 }
 
-/* Loads the script at `rel` (relative to the scripts folder), runs its top
- * level and checks the result. Returns 0 with the handlers table pushed,
- * -ENOENT (nothing pushed) when there is no such file, -1 with the error
- * message pushed, or -2 (message pushed) when a limit stopped its top level.
- * [-0, +(0|1)] */
-static int load_script(struct luavm *vm, const char *rel)
+/* Compiles `src` as the script `rel`, runs its top level and checks the
+ * result. Returns 0 with the handlers table pushed, -1 with the error
+ * message pushed, or -2 (message pushed) when a limit stopped its top
+ * level. [-0, +1] */
+static int load_script(struct luavm *vm, const char *rel, const char *src, size_t len)
 {
     lua_State *L = vm->L;
     char path[PATH_BUF];
     char err[ERR_BUF];
     snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
-    char *data;
-    size_t len;
-    int rc = read_file(vm, path, &data, &len, err, sizeof err);
-    if (rc == -ENOENT)
-        return -ENOENT;
-    if (rc < 0) {
-        lua_pushstring(L, err);
-        return -1;
-    }
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", rel);
-    rc = compile(L, data, len, path);
-    free(data);
+    int rc = compile(L, src, len, path);
     if (rc != LUA_OK)
         return -1;
     /* A script's top level is held to the limits like a handler. */
@@ -835,7 +882,10 @@ static int load_script(struct luavm *vm, const char *rel)
     enum luavm_limit limit = LIMIT_NONE;
     if (!outer)
         slice_begin(vm);
+    const char *was_loading = vm->loading;
+    vm->loading = rel;
     rc = lua_pcall(L, 0, 1, 0);
+    vm->loading = was_loading;
     if (!outer)
         limit = slice_end(vm, rc != LUA_OK);
     if (rc != LUA_OK)
@@ -848,32 +898,85 @@ static int load_script(struct luavm *vm, const char *rel)
     return 0;
 }
 
-/* Pushes the cached handlers table for `rel`, loading the script on first
- * use. A script that fails to load is cached as its error message, unless a
- * limit stopped it (that may pass: it is tried again next time). Returns 0
- * (table pushed), -ENOENT (nothing pushed), -1 or -2 (message pushed). */
+/* Takes the hub's newest snapshot when it changed. */
+static void refresh_scripts(struct luavm *vm)
+{
+    if (vm->fixed_set || !vm->opt.scripts)
+        return;
+    if (vm->set && scripts_hub_generation(vm->opt.scripts) == vm->gen)
+        return;
+    scriptset_release(vm->set);
+    vm->set = scripts_hub_acquire(vm->opt.scripts, &vm->gen);
+}
+
+/* Pushes the handlers table for `rel`, loading the script when it is not
+ * cached or the snapshot has a newer version. A version that fails to load
+ * here (it passed the reloader's check, so only a limit can stop it) leaves
+ * the version already loaded serving. A script that fails with nothing to
+ * fall back on is cached as its error message, unless a limit stopped it
+ * (that may pass: it is tried again next time). Returns 0 (table pushed),
+ * -ENOENT (nothing pushed), -1 or -2 (message pushed). */
 static int get_script(struct luavm *vm, const char *rel)
 {
     lua_State *L = vm->L;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &scripts_key);
-    int t = lua_getfield(L, -1, rel);
-    if (t == LUA_TTABLE || t == LUA_TSTRING) {
-        lua_remove(L, -2);
-        return t == LUA_TTABLE ? 0 : -1;
-    }
+    int cache = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &versions_key);
+    int versions = cache + 1;
+    int t = lua_getfield(L, cache, rel);
+    lua_getfield(L, versions, rel);
+    unsigned long long have = (unsigned long long)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    int rc = load_script(vm, rel);
-    if (rc == -ENOENT || rc == -2) {
-        if (rc == -2)
-            lua_remove(L, -2);
-        else
-            lua_pop(L, 1);
+    int cached = t == LUA_TTABLE || t == LUA_TSTRING;
+    if (cached && !vm->set) /* read from disk: kept for good */
+        goto hit;
+
+    const char *src = NULL;
+    size_t len = 0;
+    char *owned;
+    unsigned long long version;
+    char err[ERR_BUF];
+    int rc = find_source(vm, rel, &src, &len, &owned, &version, err, sizeof err);
+    if (rc == -ENOENT) {
+        lua_pushnil(L);
+        lua_setfield(L, cache, rel);
+        lua_settop(L, cache - 1);
+        return -ENOENT;
+    }
+    if (cached && have == version)
+        goto hit;
+    if (rc < 0) {
+        lua_settop(L, cache - 1);
+        lua_pushstring(L, err);
+        return -1;
+    }
+    rc = load_script(vm, rel, src, len);
+    free(owned);
+    if (rc < 0 && t == LUA_TTABLE) {
+        log_msg(LOG_WARN, NULL,
+                "%s: version %llu did not load in this worker (%s); the previous one serves", rel,
+                version, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        lua_pushinteger(L, (lua_Integer)version);
+        lua_setfield(L, versions, rel);
+        goto hit;
+    }
+    if (rc == -2) {
+        lua_replace(L, cache);
+        lua_settop(L, cache);
         return rc;
     }
     lua_pushvalue(L, -1);
-    lua_setfield(L, -3, rel);
-    lua_remove(L, -2);
+    lua_setfield(L, cache, rel);
+    lua_pushinteger(L, (lua_Integer)version);
+    lua_setfield(L, versions, rel);
+    lua_replace(L, cache);
+    lua_settop(L, cache);
     return rc;
+hit:
+    lua_replace(L, cache);
+    lua_settop(L, cache);
+    return lua_type(L, -1) == LUA_TTABLE ? 0 : -1;
 }
 
 /* ---- running a handler ------------------------------------------------- */
@@ -1339,6 +1442,7 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", c->req_id);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", d->script);
 
+    refresh_scripts(vm);
     int rc = get_script(vm, d->script);
     if (rc == -ENOENT) {
         res->status = 404;
@@ -1531,123 +1635,64 @@ lua_State *luavm_task_thread(struct luavm_task *t)
     return t->co;
 }
 
-/* ---- check ------------------------------------------------------------- */
+/* ---- for the reloader -------------------------------------------------- */
 
-/* Writes a problem as "file:line: message" (Lua's messages already carry
- * the chunk name and line). */
-static void report(FILE *out, const char *msg)
+void luavm_use_scriptset(struct luavm *vm, struct scriptset *set)
 {
-    fprintf(out, "%s\n", msg);
+    if (set)
+        scriptset_hold(set);
+    scriptset_release(vm->set);
+    vm->set = set;
+    vm->fixed_set = 1;
 }
 
-static int check_script(struct luavm *vm, const char *rel, const char *type, FILE *out, int *loaded)
+int luavm_validate(struct luavm *vm, const char *rel, const char *src, size_t len,
+                   luavm_require_cb cb, void *ud, char *keys, size_t keyslen, char *err,
+                   size_t errlen)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    int problems = 0;
-    int rc = load_script(vm, rel);
+    /* A fresh module cache, so every module the script needs runs (and is
+     * seen by cb) with the snapshot's text. */
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &modules_key);
+    vm->require_cb = cb;
+    vm->require_ud = ud;
+    int rc = load_script(vm, rel, src, len);
+    vm->require_cb = NULL;
+    vm->require_ud = NULL;
+    vm->logctx.script[0] = '\0';
     if (rc < 0) {
-        report(out, lua_tostring(L, -1));
-        problems++;
-    } else {
-        (*loaded)++;
+        const char *msg = lua_tostring(L, -1);
+        snprintf(err, errlen, "%s", msg ? msg : "failed to load");
+        lua_settop(L, top);
+        lua_gc(L, LUA_GCCOLLECT);
+        return -1;
+    }
+    if (keys && keyslen) {
+        keys[0] = '\0';
+        size_t used = 0;
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_pop(L, 1);
-            const char *key = lua_tostring(L, -1);
-            if (!request_key_known(type, key)) {
-                fprintf(out, "%s/%s:1: unknown handler '%s' (a %s script has: %s)\n",
-                        vm->scripts_dir, rel, key, type, request_keys_for_type(type));
-                problems++;
-            }
+            int w = snprintf(keys + used, keyslen - used, "%s%s", used ? ", " : "",
+                             lua_tostring(L, -1));
+            if (w > 0 && (size_t)w < keyslen - used)
+                used += (size_t)w;
         }
     }
     lua_settop(L, top);
-    return problems;
+    return 0;
 }
 
-static int has_lua_suffix(const char *name)
+int luavm_compile_only(struct luavm *vm, const char *rel, const char *src, size_t len, char *err,
+                       size_t errlen)
 {
-    size_t n = strlen(name);
-    return n > 4 && strcmp(name + n - 4, ".lua") == 0 && name[0] != '.';
-}
-
-/* Compiles every module under dir (recursively), reporting syntax errors. */
-static int check_modules(struct luavm *vm, const char *dir, FILE *out)
-{
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return 0;
-    int problems = 0;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[PATH_BUF];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            problems += check_modules(vm, path, out);
-        } else if (has_lua_suffix(de->d_name)) {
-            char *data;
-            size_t len;
-            char err[ERR_BUF];
-            if (read_file(vm, path, &data, &len, err, sizeof err) < 0) {
-                report(out, err);
-                problems++;
-                continue;
-            }
-            if (compile(vm->L, data, len, path) != LUA_OK) {
-                report(out, lua_tostring(vm->L, -1));
-                problems++;
-            }
-            lua_pop(vm->L, 1);
-            free(data);
-        }
-    }
-    closedir(dh);
-    return problems;
-}
-
-int luavm_check_all(struct luavm *vm, FILE *out, int *loaded)
-{
-    int problems = 0, count = 0;
-    struct stat st;
-    if (stat(vm->scripts_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(out, "%s: no such scripts folder\n", vm->scripts_dir);
-        return 1;
-    }
-    for (const char *const *t = request_types; *t; t++) {
-        int per_component;
-        const char *p = request_type_path(*t, &per_component);
-        if (!per_component) {
-            char path[PATH_BUF];
-            snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, p);
-            if (stat(path, &st) == 0)
-                problems += check_script(vm, p, *t, out, &count);
-            continue;
-        }
-        char dir[PATH_BUF];
-        snprintf(dir, sizeof dir, "%s/%.*s", vm->scripts_dir, (int)strlen(p) - 1, p);
-        DIR *dh = opendir(dir);
-        if (!dh)
-            continue;
-        struct dirent *de;
-        while ((de = readdir(dh))) {
-            if (!has_lua_suffix(de->d_name))
-                continue;
-            char rel[600];
-            snprintf(rel, sizeof rel, "%s%s", p, de->d_name);
-            problems += check_script(vm, rel, *t, out, &count);
-        }
-        closedir(dh);
-    }
-    char lib[PATH_BUF];
-    snprintf(lib, sizeof lib, "%s/lib", vm->scripts_dir);
-    problems += check_modules(vm, lib, out);
-    if (loaded)
-        *loaded = count;
-    return problems;
+    char path[PATH_BUF];
+    snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+    int rc = compile(vm->L, src, len, path);
+    if (rc != LUA_OK)
+        snprintf(err, errlen, "%s", lua_tostring(vm->L, -1));
+    lua_pop(vm->L, 1);
+    return rc == LUA_OK ? 0 : -1;
 }

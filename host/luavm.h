@@ -36,8 +36,15 @@ struct sched;
 struct luavm;
 struct luavm_task;
 
+struct scripts_hub;
+struct scriptset;
+
 struct luavm_options {
     const char *scripts_dir;
+    /* Where scripts come from: the hub's current snapshot (see reload.h),
+     * refreshed at each request. NULL: files are read on first use and
+     * kept (unit tests). */
+    struct scripts_hub *scripts;
     const char *lualib_dir;  /* NULL: no shipped modules */
     char *const *script_env; /* names os.getenv may read */
     size_t nscript_env;
@@ -152,10 +159,28 @@ void luavm_wake(struct luavm_task *t, int nresults);
  * fails (out of memory) the task gets nil and a message instead. */
 void luavm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), void *ud);
 
-/* Loads every script under the scripts folder as the host would and
- * compiles every module under scripts/lib. Each problem is written to
- * `out` as "file:line: message". Returns the number of problems; the
- * number of scripts loaded goes to *loaded when not NULL. */
-int luavm_check_all(struct luavm *vm, FILE *out, int *loaded);
+/* ---- for the reloader -------------------------------------------------- */
+
+/* Serves scripts and modules from this fixed snapshot (held until the next
+ * call or luavm_free), instead of the options' hub. */
+void luavm_use_scriptset(struct luavm *vm, struct scriptset *set);
+
+/* Called for each scripts/lib module a top level requires: `parent` is the
+ * script or module whose top level asked ("commands/a.lua", "lib/x.lua"),
+ * `module` the module's entry ("lib/y.lua"). */
+typedef void (*luavm_require_cb)(void *ud, const char *parent, const char *module);
+
+/* Compiles `src` as the script `rel`, runs its top level (held to the
+ * limits) and checks it returns a table of functions, in a fresh module
+ * cache, as a worker would. Handler names are written to `keys` (joined
+ * by ", ", may be NULL). Returns 0, or -1 with "file:line: message" in
+ * err. */
+int luavm_validate(struct luavm *vm, const char *rel, const char *src, size_t len,
+                   luavm_require_cb cb, void *ud, char *keys, size_t keyslen, char *err,
+                   size_t errlen);
+/* Compiles a module's text without running it. Returns 0 or -1 with the
+ * message in err. */
+int luavm_compile_only(struct luavm *vm, const char *rel, const char *src, size_t len, char *err,
+                       size_t errlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "luavm.h"
 #include "mem.h"
+#include "reload.h"
 #include "server.h"
 #include "verify.h"
 
@@ -128,26 +129,24 @@ static int cmd_check(int argc, char **argv)
     struct config c;
     if (load_config(&c, argc, argv, 0) < 0)
         return 2;
+    if (!is_dir(c.scripts)) {
+        printf("%s: no such scripts folder\n", c.scripts);
+        config_free(&c);
+        return 1;
+    }
     char *lualib = find_lualib(&c);
     struct luavm_options lo;
     server_luavm_options(&c, lualib, &lo);
-    char err[512];
-    struct luavm *vm = luavm_new(&lo, err, sizeof err);
-    if (!vm) {
-        fprintf(stderr, "cliqhost: %s\n", err);
-        free(lualib);
-        config_free(&c);
-        return 2;
-    }
+    struct scripts_hub *hub = scripts_hub_new();
     int loaded = 0;
-    int problems = luavm_check_all(vm, stdout, &loaded);
+    int problems = reload_scan(hub, &lo, 1, stdout, &loaded);
     if (problems)
         fprintf(stderr, "cliqhost: %d problem%s in %s\n", problems, problems == 1 ? "" : "s",
                 c.scripts);
     else
         fprintf(stderr, "cliqhost: %d script%s in %s load cleanly\n", loaded,
                 loaded == 1 ? "" : "s", c.scripts);
-    luavm_free(vm);
+    scripts_hub_free(hub);
     free(lualib);
     config_free(&c);
     return problems ? 1 : 0;
@@ -186,6 +185,8 @@ static int cmd_serve(int argc, char **argv)
     struct verify_keyset *ks = NULL;
     struct server *srv = NULL;
     char *lualib = NULL;
+    struct scripts_hub *hub = NULL;
+    struct reloader *reloader = NULL;
 
     if (!c.no_verify) {
         ks = verify_keyset_load((const char *const *)c.keys, c.nkeys, err, sizeof err);
@@ -216,7 +217,12 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    srv = server_new(&c, lualib, ks, err, sizeof err);
+    hub = scripts_hub_new();
+    struct luavm_options lo;
+    server_luavm_options(&c, lualib, &lo);
+    reload_scan(hub, &lo, 1, NULL, NULL);
+
+    srv = server_new(&c, lualib, ks, hub, err, sizeof err);
     if (!srv) {
         log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
         goto cleanup;
@@ -225,6 +231,12 @@ static int cmd_serve(int argc, char **argv)
     if (server_start(srv, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
         goto cleanup;
+    }
+    if (c.reload_settle_ms > 0) {
+        reloader = reloader_start(hub, &lo, c.reload_settle_ms, err, sizeof err);
+        if (!reloader)
+            log_msg(LOG_WARN, NULL, "%s; scripts are not reloaded live (restart to pick up edits)",
+                    err);
     }
     char host[128];
     snprintf(host, sizeof host, "%s", c.listen);
@@ -245,11 +257,15 @@ static int cmd_serve(int argc, char **argv)
         log_msg(LOG_INFO, NULL, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
+    reloader_stop(reloader);
+    reloader = NULL;
     server_stop(srv);
     log_msg(LOG_INFO, NULL, "stopped");
     rc = 0;
 cleanup:
+    reloader_stop(reloader);
     server_free(srv);
+    scripts_hub_free(hub);
     verify_keyset_free(ks);
     free(lualib);
     config_free(&c);

@@ -10,6 +10,7 @@
 #include "luavm.h"
 #include "mailbox.h"
 #include "outbox.h"
+#include "reload.h"
 #include "mem.h"
 #include "request.h"
 #include "respond.h"
@@ -19,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -91,6 +93,8 @@ struct worker {
 struct server {
     const struct config *cfg;
     const struct verify_keyset *ks;
+    struct scripts_hub *hub;
+    time_t started_at;
     struct outbox *outbox;
     int nworkers;
     struct worker *workers;
@@ -156,7 +160,8 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
                         int status, const struct outcome *o)
 {
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
-    if ((strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) && status == 200)
+    if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
+        status == 200)
         level = LOG_DEBUG;
     if (level < log_get_level())
         return;
@@ -437,6 +442,109 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     log_request(w, c, method, url, 200, &o);
 }
 
+#ifndef CLIQHOST_VERSION
+#define CLIQHOST_VERSION "0"
+#endif
+
+/* ---- GET /status ---------------------------------------------------------- */
+
+static int client_is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static void json_key(struct buf *b, const char *key)
+{
+    jsonw_string(b, key, strlen(key), JSONW_REPLACE, NULL);
+    buf_addc(b, ':');
+}
+
+static void json_str(struct buf *b, const char *key, const char *v)
+{
+    json_key(b, key);
+    if (v)
+        jsonw_string(b, v, strlen(v), JSONW_REPLACE, NULL);
+    else
+        buf_adds(b, "null");
+}
+
+/* "2026-11-23T10:50:01.123Z", or null for 0. */
+static void json_time(struct buf *b, const char *key, long long ms)
+{
+    json_key(b, key);
+    if (ms <= 0) {
+        buf_adds(b, "null");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char s[40];
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "\"%s.%03lldZ\"", s, ms % 1000);
+}
+
+/* What an operator (or an editor plugin) asks the host: which scripts it
+ * serves, since when, and what failed to load. */
+static char *status_body(struct worker *w, size_t *len)
+{
+    struct server *s = w->srv;
+    struct buf b;
+    buf_init(&b, 64 * 1024 * 1024);
+    struct reload_stats rs;
+    scripts_hub_stats(s->hub, &rs);
+    buf_adds(&b, "{");
+    json_str(&b, "version", CLIQHOST_VERSION);
+    buf_printf(&b, ",\"uptime_s\":%lld", (long long)(time(NULL) - s->started_at));
+    buf_adds(&b, ",");
+    json_time(&b, "started_at", (long long)s->started_at * 1000);
+    buf_printf(&b, ",\"workers\":%d,", s->nworkers);
+    json_str(&b, "scripts_dir", s->cfg->scripts);
+    buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
+               s->cfg->reload_settle_ms > 0 ? "true" : "false", rs.reloads, rs.failures);
+    json_time(&b, "last_reload_at", rs.last_reload_at);
+    struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
+    int errors = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        buf_adds(&b, pass ? "],\"modules\":[" : ",\"scripts\":[");
+        int first = 1;
+        for (size_t i = 0; i < scriptset_count(set); i++) {
+            const struct script_src *e = scriptset_at(set, i);
+            if ((strncmp(e->rel, "lib/", 4) == 0) != pass)
+                continue;
+            buf_adds(&b, first ? "{" : ",{");
+            first = 0;
+            json_str(&b, "file", e->rel);
+            buf_printf(&b, ",\"version\":%llu,\"serving\":%s,", e->version,
+                       e->src ? "true" : "false");
+            json_time(&b, "loaded_at", e->loaded_at);
+            buf_adds(&b, ",");
+            json_str(&b, "error", e->error);
+            buf_adds(&b, ",");
+            json_time(&b, "error_at", e->error ? e->error_at : 0);
+            buf_adds(&b, "}");
+            errors += e->error != NULL;
+        }
+    }
+    scriptset_release(set);
+    buf_printf(&b, "],\"errors\":%d}", errors);
+    *len = b.len;
+    return b.data;
+}
+
 /* libmicrohttpd calls this for the headers, for each piece of the body, and
  * once more when the body is complete. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -467,6 +575,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             static const char ok[] = "{\"status\":\"ok\"}";
             respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
             log_request(w, c, method, url, 200, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/status") == 0) {
+            const char *access = cfg->status_access;
+            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: /status answers GET", "GET, HEAD", NULL);
+            } else if (!strcmp(access, "off") ||
+                       (!strcmp(access, "loopback") && !client_is_loopback(conn))) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_FORBIDDEN,
+                              !strcmp(access, "off")
+                                  ? "/status is turned off (status_access = \"off\")"
+                                  : "/status answers loopback clients only (status_access)",
+                              NULL, NULL);
+            } else {
+                size_t len;
+                char *body = status_body(w, &len);
+                respond(conn, c, 200, body, len, NULL);
+                log_request(w, c, method, url, 200, NULL);
+            }
             return MHD_YES;
         }
         if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
@@ -737,6 +865,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     lo.responder = w->responder;
     lo.outbox = s->outbox;
     lo.mailbox = w->mailbox;
+    lo.scripts = s->hub;
     w->vm = luavm_new(&lo, err, errlen);
     if (!w->vm)
         return -1;
@@ -766,7 +895,8 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
 }
 
 struct server *server_new(const struct config *c, const char *lualib_dir,
-                          const struct verify_keyset *ks, char *err, size_t errlen)
+                          const struct verify_keyset *ks, struct scripts_hub *hub, char *err,
+                          size_t errlen)
 {
     struct sockaddr_storage ss;
     unsigned sslen;
@@ -776,6 +906,8 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = c;
     s->ks = ks;
+    s->hub = hub;
+    s->started_at = time(NULL);
     s->nworkers = (int)c->workers;
     if (s->nworkers <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

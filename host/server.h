@@ -18,6 +18,7 @@
 
 struct config;
 struct luavm_options;
+struct scripts_hub;
 struct verify_keyset;
 struct server;
 
@@ -25,7 +26,8 @@ struct server;
  * no thread runs yet. `ks` may be NULL only when checks are off. Both must
  * outlive the server. Returns NULL with a reason in err. */
 struct server *server_new(const struct config *c, const char *lualib_dir,
-                          const struct verify_keyset *ks, char *err, size_t errlen);
+                          const struct verify_keyset *ks, struct scripts_hub *hub, char *err,
+                          size_t errlen);
 /* Starts the worker threads. Returns 0 or -1 with a reason. */
 int server_start(struct server *s, char *err, size_t errlen);
 /* Stops accepting, finishes what is in flight, and joins the workers. */

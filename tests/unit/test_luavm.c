@@ -3,6 +3,7 @@
  * scripts are written into a temporary folder. */
 #include "check.h"
 #include "luavm.h"
+#include "reload.h"
 #include "request.h"
 
 #include <cjson/cJSON.h>
@@ -290,7 +291,9 @@ static void test_check_reports_each_problem(void)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     int loaded = 0;
-    int problems = luavm_check_all(vm, out, &loaded);
+    struct scripts_hub *hub = scripts_hub_new();
+    int problems = reload_scan(hub, luavm_options(vm), 1, out, &loaded);
+    scripts_hub_free(hub);
     fclose(out);
     CHECK_INT(problems, 5);
     CHECK_HAS(text, "/commands/broken.lua:3:");
