@@ -598,17 +598,26 @@ void config_print_help(FILE *out)
     }
 }
 
+int config_read(struct config *c, int argc, char **argv, int first, int serving, char *err,
+                size_t errlen)
+{
+    const char *path = NULL;
+    config_defaults(c);
+    if (config_apply_flags(c, argc, argv, first, &path, err, errlen) < 0 ||
+        (path && config_load_file(c, path, err, errlen) < 0) ||
+        config_apply_flags(c, argc, argv, first, NULL, err, errlen) < 0 ||
+        config_validate(c, serving, err, errlen) < 0) {
+        config_free(c);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load_all(struct config *c, int argc, char **argv, int first, int serving)
 {
     char err[1024];
-    const char *path = NULL;
-    config_defaults(c);
-    if (config_apply_flags(c, argc, argv, first, &path, err, sizeof err) < 0 ||
-        (path && config_load_file(c, path, err, sizeof err) < 0) ||
-        config_apply_flags(c, argc, argv, first, NULL, err, sizeof err) < 0 ||
-        config_validate(c, serving, err, sizeof err) < 0) {
+    if (config_read(c, argc, argv, first, serving, err, sizeof err) < 0) {
         fprintf(stderr, "cliqhost: %s\n", err);
-        config_free(c);
         return -1;
     }
     enum log_level level;

@@ -90,6 +90,11 @@ int config_apply_flags(struct config *c, int argc, char **argv, int first, const
  * standard error, frees c and returns -1. Sets the log level. */
 int config_load_all(struct config *c, int argc, char **argv, int first, int serving);
 
+/* As config_load_all, but quietly: the reason goes to err, and the log
+ * level is left alone (SIGHUP). */
+int config_read(struct config *c, int argc, char **argv, int first, int serving, char *err,
+                size_t errlen);
+
 /* Checks the settings taken together (e.g. the development switch only on
  * loopback). `serving` adds the checks that only `serve` needs. */
 int config_validate(const struct config *c, int serving, char *err, size_t errlen);

@@ -816,6 +816,22 @@ struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen)
     return vm;
 }
 
+void luavm_set_options(struct luavm *vm, const struct luavm_options *o)
+{
+    struct luavm_options keep = vm->opt;
+    vm->opt = *o;
+    vm->opt.scripts_dir = keep.scripts_dir;
+    vm->opt.scripts = keep.scripts;
+    vm->opt.lualib_dir = keep.lualib_dir;
+    vm->opt.script_env = keep.script_env;
+    vm->opt.nscript_env = keep.nscript_env;
+    vm->opt.sched = keep.sched;
+    vm->opt.fetch = keep.fetch;
+    vm->opt.responder = keep.responder;
+    vm->opt.outbox = keep.outbox;
+    vm->opt.mailbox = keep.mailbox;
+}
+
 static void unlink_task(struct luavm_task *t);
 static void free_task(struct luavm_task *t);
 

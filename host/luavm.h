@@ -77,6 +77,10 @@ struct luavm_options {
  * of the luavm. Returns NULL with a reason in err. Caller frees. */
 struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen);
 void luavm_free(struct luavm *vm);
+/* New settings (SIGHUP): limits, replies, tokens. The worker's own parts
+ * (loop, fetch, responder, outbox, mailbox, hub), the scripts folder and
+ * script_env (built into the sandbox) stay as they are. */
+void luavm_set_options(struct luavm *vm, const struct luavm_options *o);
 
 /* Bytes the state's heap holds now. */
 size_t luavm_memory(const struct luavm *vm);

@@ -175,6 +175,102 @@ static void raise_fd_limit(const struct config *c, int workers)
                 (rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 1) / (unsigned long long)workers);
 }
 
+/* Settings SIGHUP replaced; they stay alive until exit because calls in
+ * flight may still point into them. */
+struct retired {
+    struct config *cfg;
+    struct verify_keyset *ks;
+    struct retired *next;
+};
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* Names the settings a running host cannot change that differ in `nc`,
+ * and puts the running values back in it. */
+static void keep_fixed(const struct config *c, struct config *nc, char *names, size_t n)
+{
+    names[0] = '\0';
+#define FIXED_STR(f)                                                                               \
+    if (str_differs(c->f, nc->f)) {                                                                \
+        snprintf(names + strlen(names), n - strlen(names), "%s" #f, names[0] ? ", " : "");         \
+        free(nc->f);                                                                               \
+        nc->f = c->f ? xstrdup(c->f) : NULL;                                                       \
+    }
+#define FIXED_INT(f)                                                                               \
+    if (c->f != nc->f) {                                                                           \
+        snprintf(names + strlen(names), n - strlen(names), "%s" #f, names[0] ? ", " : "");         \
+        nc->f = c->f;                                                                              \
+    }
+    FIXED_STR(listen)
+    FIXED_STR(scripts)
+    FIXED_STR(data_dir)
+    FIXED_STR(lualib)
+    FIXED_INT(workers)
+    FIXED_INT(no_verify)
+    FIXED_INT(max_connections)
+    FIXED_INT(connection_memory_bytes)
+    FIXED_INT(idle_timeout_s)
+#undef FIXED_STR
+#undef FIXED_INT
+    int env_same = c->nscript_env == nc->nscript_env;
+    for (size_t i = 0; env_same && i < c->nscript_env; i++)
+        env_same = strcmp(c->script_env[i], nc->script_env[i]) == 0;
+    if (!env_same)
+        snprintf(names + strlen(names), n - strlen(names), "%sscript_env", names[0] ? ", " : "");
+}
+
+/* SIGHUP: the config file and flags again, all or nothing. */
+static void reload_config(int argc, char **argv, struct config **cur, struct verify_keyset **ks,
+                          struct server *srv, struct reloader *rl, const char *lualib,
+                          struct retired **retired)
+{
+    struct config *nc = xcalloc(1, sizeof *nc);
+    char err[1024];
+    if (config_read(nc, argc, argv, 2, 1, err, sizeof err) < 0) {
+        log_msg(LOG_ERROR, NULL, "SIGHUP: config not reloaded; the running settings stay: %s", err);
+        free(nc);
+        return;
+    }
+    struct verify_keyset *nks = NULL;
+    if (!nc->no_verify) {
+        nks = verify_keyset_load((const char *const *)nc->keys, nc->nkeys, err, sizeof err);
+        if (!nks) {
+            log_msg(LOG_ERROR, NULL, "SIGHUP: config not reloaded; the running settings stay: %s",
+                    err);
+            config_free(nc);
+            free(nc);
+            return;
+        }
+    }
+    char fixed[512];
+    keep_fixed(*cur, nc, fixed, sizeof fixed);
+    if (fixed[0])
+        log_msg(LOG_WARN, NULL, "SIGHUP: %s cannot change while the host runs; restart for that",
+                fixed);
+    server_reconfigure(srv, nc, nks);
+    if (rl) {
+        struct luavm_options lo;
+        server_luavm_options(nc, lualib, &lo);
+        reloader_set_options(rl, &lo);
+    }
+    enum log_level level;
+    if (log_parse_level(nc->log_level, &level) == 0)
+        log_set_level(level);
+    struct retired *r = xcalloc(1, sizeof *r);
+    r->cfg = *cur;
+    r->ks = *ks;
+    r->next = *retired;
+    *retired = r;
+    *cur = nc;
+    *ks = nks;
+    log_msg(LOG_INFO, NULL, "SIGHUP: config reloaded (%zu key%s, %zu token%s)",
+            nks ? verify_keyset_count(nks) : 0, nks && verify_keyset_count(nks) == 1 ? "" : "s",
+            nc->ntokens, nc->ntokens == 1 ? "" : "s");
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct config c;
@@ -187,9 +283,13 @@ static int cmd_serve(int argc, char **argv)
     char *lualib = NULL;
     struct scripts_hub *hub = NULL;
     struct reloader *reloader = NULL;
+    struct config *cur = &c;
+    struct verify_keyset *curks = NULL;
+    struct retired *retired = NULL;
 
     if (!c.no_verify) {
         ks = verify_keyset_load((const char *const *)c.keys, c.nkeys, err, sizeof err);
+        curks = ks;
         if (!ks) {
             log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
             goto cleanup;
@@ -251,7 +351,7 @@ static int cmd_serve(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_msg(LOG_WARN, NULL, "SIGHUP ignored: this version reads its config only at start");
+            reload_config(argc, argv, &cur, &curks, srv, reloader, lualib, &retired);
             continue;
         }
         log_msg(LOG_INFO, NULL, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -266,7 +366,23 @@ cleanup:
     reloader_stop(reloader);
     server_free(srv);
     scripts_hub_free(hub);
-    verify_keyset_free(ks);
+    if (cur != &c) {
+        config_free(cur);
+        free(cur);
+        verify_keyset_free(curks);
+    }
+    while (retired) {
+        struct retired *r = retired;
+        retired = r->next;
+        if (r->cfg != &c) {
+            config_free(r->cfg);
+            free(r->cfg);
+        }
+        verify_keyset_free(r->ks);
+        free(r);
+    }
+    if (cur == &c)
+        verify_keyset_free(ks); /* else it was retired, and freed above */
     free(lualib);
     config_free(&c);
     return rc;

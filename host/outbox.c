@@ -216,7 +216,8 @@ struct result {
 };
 
 struct outbox {
-    const struct config *cfg;
+    /* Swapped by outbox_set_config (SIGHUP): every use loads it afresh. */
+    _Atomic(const struct config *) cfg;
     sqlite3 *db;
     pthread_t thread;
     int started;
@@ -1238,6 +1239,12 @@ static void requeue_orphans(sqlite3 *db)
                  "UPDATE posts SET state='queued' WHERE state='sending' AND owner=%lld", dead[i]);
         db_exec(db, sql);
     }
+}
+
+void outbox_set_config(struct outbox *o, const struct config *cfg)
+{
+    if (o)
+        atomic_store(&o->cfg, cfg);
 }
 
 struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, size_t errlen)

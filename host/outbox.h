@@ -72,6 +72,9 @@ typedef void (*outbox_cb)(const struct outbox_outcome *o, void *ud);
  * (`cliqhost post`) it sends only the posts submitted to it, and leaves
  * the rest to the host. Returns NULL with a reason. */
 struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, size_t errlen);
+/* New settings (SIGHUP): tokens, pacing, limits. `cfg` must outlive the
+ * outbox. */
+void outbox_set_config(struct outbox *o, const struct config *cfg);
 /* Stops sending anything new, lets the sends in flight finish (up to their
  * timeout), writes every outcome, and frees the outbox. Posts not sent stay
  * queued in the database for next time. */

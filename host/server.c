@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,12 @@ struct call {
 struct worker {
     int index;
     struct server *srv;
+    /* The settings and keys this worker uses; swapped between requests
+     * when SIGHUP brought new ones (see server_reconfigure). */
+    const struct config *cfg;
+    const struct verify_keyset *ks;
+    unsigned long long conf_gen;
+    const char *lualib_dir;
     pthread_t thread;
     int started;
     int listen_fd;
@@ -91,8 +98,12 @@ struct worker {
 };
 
 struct server {
-    const struct config *cfg;
+    const struct config *cfg; /* as at start */
     const struct verify_keyset *ks;
+    pthread_mutex_t conf_mu; /* guards the two below */
+    const struct config *conf_cfg;
+    const struct verify_keyset *conf_ks;
+    atomic_ullong conf_gen; /* 0 until the first reconfigure */
     struct scripts_hub *hub;
     time_t started_at;
     struct outbox *outbox;
@@ -177,7 +188,7 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
         log_kv(&b, "handler", o->d->key, strlen(o->d->key));
     }
     buf_printf(&b, " status=%d ms=%.3f", status, ms_since(&c->t0));
-    if (o && o->key >= 0 && verify_keyset_count(w->srv->ks) > 1)
+    if (o && o->key >= 0 && verify_keyset_count(w->ks) > 1)
         buf_printf(&b, " key=%d", o->key + 1);
     if (o && o->late)
         buf_adds(&b, " late=1");
@@ -283,7 +294,7 @@ static void hand_off(struct call *c, const char *why)
     c->late = 1;
     c->o.late = 1;
     size_t len;
-    char *body = request_text_reply(&c->d, w->srv->cfg->interim_reply, 0, &len);
+    char *body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
     resume_with(c, 200, body, len);
     c->o.d = &c->d;
     c->o.error = why;
@@ -332,7 +343,7 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         buf_free(&b);
         return;
     }
-    long long expires = c->t0_ms + w->srv->cfg->response_url_ttl_s * 1000;
+    long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
     responder_post(w->responder, res->response_url, res->body, res->len, expires, c->id, "late",
                    NULL, NULL);
     res->body = NULL; /* the responder took it */
@@ -398,11 +409,11 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
     o.d = &c->d;
 
-    if (luavm_tasks(w->vm) >= (size_t)w->srv->cfg->max_handlers) {
+    if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
         arena_close();
         char msg[160];
         snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
-                 w->srv->cfg->max_handlers);
+                 w->cfg->max_handlers);
         respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, &o);
         return;
     }
@@ -422,7 +433,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         if (w->running)
             w->running->prev = c;
         w->running = c;
-        long long left = c->t0_ms + w->srv->cfg->deadline_ms - sched_clock_ms();
+        long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
         c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -512,9 +523,9 @@ static char *status_body(struct worker *w, size_t *len)
     buf_adds(&b, ",");
     json_time(&b, "started_at", (long long)s->started_at * 1000);
     buf_printf(&b, ",\"workers\":%d,", s->nworkers);
-    json_str(&b, "scripts_dir", s->cfg->scripts);
+    json_str(&b, "scripts_dir", w->cfg->scripts);
     buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
-               s->cfg->reload_settle_ms > 0 ? "true" : "false", rs.reloads, rs.failures);
+               w->cfg->reload_settle_ms > 0 ? "true" : "false", rs.reloads, rs.failures);
     json_time(&b, "last_reload_at", rs.last_reload_at);
     struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
     int errors = 0;
@@ -545,6 +556,48 @@ static char *status_body(struct worker *w, size_t *len)
     return b.data;
 }
 
+/* Takes the settings and keys SIGHUP brought, between requests. Calls in
+ * flight keep pointers into the old settings, which stay alive. */
+static void adopt_config(struct worker *w)
+{
+    struct server *s = w->srv;
+    if (atomic_load_explicit(&s->conf_gen, memory_order_acquire) == w->conf_gen)
+        return;
+    pthread_mutex_lock(&s->conf_mu);
+    const struct config *cfg = s->conf_cfg;
+    const struct verify_keyset *ks = s->conf_ks;
+    unsigned long long gen = atomic_load(&s->conf_gen);
+    pthread_mutex_unlock(&s->conf_mu);
+    if (ks != w->ks) {
+        struct verifier *v = verifier_new(ks);
+        if (!v) {
+            log_msg(LOG_ERROR, NULL,
+                    "worker %d: cannot set up the new keys (OpenSSL); keeping the "
+                    "old ones",
+                    w->index);
+            return;
+        }
+        verifier_free(w->verifier);
+        w->verifier = v;
+        w->ks = ks;
+    }
+    w->cfg = cfg;
+    struct luavm_options lo;
+    server_luavm_options(cfg, w->lualib_dir, &lo);
+    luavm_set_options(w->vm, &lo);
+    w->conf_gen = gen;
+}
+
+void server_reconfigure(struct server *s, const struct config *c, const struct verify_keyset *ks)
+{
+    pthread_mutex_lock(&s->conf_mu);
+    s->conf_cfg = c;
+    s->conf_ks = ks;
+    atomic_fetch_add_explicit(&s->conf_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->conf_mu);
+    outbox_set_config(s->outbox, c);
+}
+
 /* libmicrohttpd calls this for the headers, for each piece of the body, and
  * once more when the body is complete. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -554,7 +607,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct worker *w = cls;
     struct call *c = *con_cls;
-    const struct config *cfg = w->srv->cfg;
+    if (!c)
+        adopt_config(w);
+    const struct config *cfg = w->cfg;
 
     if (!c) {
         c = xcalloc(1, sizeof *c);
@@ -738,6 +793,7 @@ static void on_mhd_ready(struct sched *s, int fd, uint32_t events, void *ud)
 static int worker_prepare(void *ud)
 {
     struct worker *w = ud;
+    adopt_config(w);
     MHD_UNSIGNED_LONG_LONG t;
     if (MHD_get_timeout(w->mhd, &t) == MHD_YES) {
         if (t > 60000)
@@ -836,6 +892,9 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
 {
     const struct config *cfg = s->cfg;
     w->srv = s;
+    w->cfg = s->cfg;
+    w->ks = s->ks;
+    w->conf_gen = 0;
     w->listen_fd = open_listener(ss, sslen, err, errlen);
     if (w->listen_fd < 0)
         return -1;
@@ -870,6 +929,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     if (!w->vm)
         return -1;
     w->verifier = verifier_new(s->ks);
+    w->lualib_dir = lualib_dir;
     if (!w->verifier) {
         snprintf(err, errlen, "cannot set up signature checks (OpenSSL)");
         return -1;
@@ -906,6 +966,9 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = c;
     s->ks = ks;
+    pthread_mutex_init(&s->conf_mu, NULL);
+    s->conf_cfg = c;
+    s->conf_ks = ks;
     s->hub = hub;
     s->started_at = time(NULL);
     s->nworkers = (int)c->workers;
@@ -1010,6 +1073,7 @@ void server_free(struct server *s)
         verifier_free(w->verifier);
     }
     free(s->workers);
+    pthread_mutex_destroy(&s->conf_mu);
     free(s);
 }
 

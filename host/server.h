@@ -28,6 +28,11 @@ struct server;
 struct server *server_new(const struct config *c, const char *lualib_dir,
                           const struct verify_keyset *ks, struct scripts_hub *hub, char *err,
                           size_t errlen);
+/* New settings and keys (SIGHUP): each worker takes them before its next
+ * request; handlers in flight finish under the old ones. Both must outlive
+ * the server. The settings a running host cannot change (listen, workers,
+ * scripts, data_dir, lualib) must be the same as before. */
+void server_reconfigure(struct server *s, const struct config *c, const struct verify_keyset *ks);
 /* Starts the worker threads. Returns 0 or -1 with a reason. */
 int server_start(struct server *s, char *err, size_t errlen);
 /* Stops accepting, finishes what is in flight, and joins the workers. */

@@ -409,6 +409,75 @@ class StatusOff(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
 
+KEY2 = Key("reload-next")
+
+
+class Sighup(unittest.TestCase):
+    """SIGHUP reads the config again, all or nothing."""
+
+    def setUp(self):
+        self.dir = Folder()
+        self.dir.write("commands/ver.lua", script('"v"'))
+        self.dir.write("commands/boom.lua", script('error("boom")'))
+        self.cfg = os.path.join(self.dir.root, "host.conf.lua")
+        self.write_config(KEY.spki, "first ({id})")
+        self.host = Host("--config", self.cfg, "--listen", "127.0.0.1:0", "--workers", "2",
+                         listen=None, workers=None)
+
+    def tearDown(self):
+        rc = self.host.stop()
+        self.dir.cleanup()
+        self.assertEqual(rc, 0)
+        self.assertFalse(self.host.sanitizer_reports(), self.host.log())
+
+    def write_config(self, key, error_reply, extra=""):
+        with open(self.cfg, "w") as f:
+            f.write(f'scripts = "{self.dir.root}"\ndata_dir = "{self.dir.root}/data"\n'
+                    f'keys = {{ "{key}" }}\nerror_reply = "{error_reply}"\n{extra}')
+
+    def hup(self, expect):
+        n = len(self.host.lines)
+        self.host.proc.send_signal(signal.SIGHUP)
+        line = self.host.wait_for(expect, timeout=5, start=n)
+        self.assertIsNotNone(line, self.host.log()[-2000:])
+        return line
+
+    def post(self, name, key):
+        return self.host.post(body("command", "execution_handler", name, {"arguments": ""}),
+                              key=key)
+
+    def test_broken_config_keeps_the_running_one(self):
+        with open(self.cfg, "w") as f:
+            f.write("keys = { \n")  # a syntax error
+        self.hup(r"SIGHUP: config not reloaded; the running settings stay: .*host\.conf\.lua")
+        self.assertEqual(self.post("ver", KEY).status, 200)
+        self.assertEqual(self.post("ver", KEY2).status, 401)
+        self.write_config("not a key at all", "x")
+        self.hup(r"SIGHUP: config not reloaded")
+        self.assertEqual(self.post("ver", KEY).status, 200)
+        self.write_config(KEY.spki, "x", "deadline_ms = 5\n")  # out of range
+        self.hup(r"SIGHUP: config not reloaded; .*deadline")
+        r = self.post("boom", KEY)
+        self.assertIn("first (", r.json()["output"]["text"])
+
+    def test_new_keys_and_replies_apply(self):
+        self.assertIn("first (", self.post("boom", KEY).json()["output"]["text"])
+        self.write_config(KEY2.spki, "second ({id})")
+        self.hup(r"SIGHUP: config reloaded \(1 key")
+        # Both workers take it before their next request.
+        for _ in range(6):
+            self.assertEqual(self.post("ver", KEY).status, 401)
+            self.assertEqual(self.post("ver", KEY2).status, 200)
+        self.assertIn("second (", self.post("boom", KEY2).json()["output"]["text"])
+
+    def test_settings_that_need_a_restart_are_named(self):
+        self.write_config(KEY.spki, "third ({id})", f'data_dir = "{self.dir.root}/elsewhere"\n')
+        self.hup(r"SIGHUP: data_dir cannot change while the host runs")
+        self.assertIsNotNone(self.host.wait_for(r"SIGHUP: config reloaded"))
+        self.assertIn("third (", self.post("boom", KEY).json()["output"]["text"])
+        self.assertEqual(self.host.request("GET", "/status").json()["workers"], 2)
+
+
 class NoWatch(unittest.TestCase):
     def test_reload_settle_zero_turns_watching_off(self):
         d = Folder()
