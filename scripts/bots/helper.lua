@@ -2,6 +2,8 @@
 -- conversation with Cliq's bot context: the message handler starts it, and
 -- the context handler gets both answers at once.
 
+local message = require "cliq.message"
+
 local function first_name(req)
   return (req.params.user or {}).first_name or "there"
 end
@@ -10,24 +12,24 @@ local help = "I know *help*, *time* and *feedback*."
 
 return {
   welcome = function(req)
-    return {
+    return message.message {
       text = string.format("Hi %s! I'm the helper bot. %s", first_name(req), help),
-      suggestions = { list = { { text = "help" }, { text = "feedback" } } },
+      suggestions = message.suggestions { "help", "feedback" },
     }
   end,
 
   message = function(req)
     local text = (req.params.message or ""):lower():match("^%s*(.-)%s*$")
     if text == "feedback" then
-      return {
+      return message.message {
         text = "Two quick questions.",
-        context = {
+        context = message.context {
           id = "feedback",
           timeout = 300,
           params = {
-            { name = "rating", question = "How do you like cliqhost?",
-              suggestions = { list = { { text = "Great" }, { text = "Fine" }, { text = "Not yet" } } } },
-            { name = "wish", question = "What should it do next?" },
+            message.question("rating", "How do you like cliqhost?",
+              message.suggestions { "Great", "Fine", "Not yet" }),
+            message.question("wish", "What should it do next?"),
           },
         },
       }
@@ -47,10 +49,10 @@ return {
     local rating = answers.rating and answers.rating.text or "no answer"
     local wish = answers.wish and answers.wish.text or "no answer"
     log.info("feedback", rating, wish)
-    return {
+    return message.message {
       text = string.format("Thanks, %s! You said *%s*, and you wish for: %s",
         first_name(req), rating, wish),
-      card = { title = "Feedback noted", theme = "modern-inline" },
+      card = message.card { title = "Feedback noted", theme = "modern-inline" },
     }
   end,
 }

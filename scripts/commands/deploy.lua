@@ -3,6 +3,7 @@
 -- (scripts/functions/approval.lua) with the button's key.
 
 local args = require "cliq.args"
+local message = require "cliq.message"
 local deploys = require "deploys"
 
 local function usage()
@@ -27,26 +28,27 @@ return {
     log.info("deploy requested", service, env.name, "by", user.email or "someone")
 
     if env.name ~= "prod" or a.flags.force then
-      return {
+      return message.message {
         text = string.format("Deploying *%s* to *%s*.", service, env.name),
-        card = { title = "Deploy started", theme = "modern-inline" },
+        card = message.card { title = "Deploy started", theme = "modern-inline" },
       }
     end
     local key = service .. ":" .. env.name
-    return {
+    local approval = message.invoke_function("approval")
+    return message.message {
       text = string.format("*%s* wants to deploy *%s* to production.",
         user.first_name or "Someone", service),
-      card = { title = "Approval needed", theme = "modern-inline" },
+      card = message.card { title = "Approval needed", theme = "modern-inline" },
       slides = {
-        { type = "label", title = "Details", data = {
+        message.label_slide("Details", {
           { Service = service }, { Environment = env.description },
-        } },
+        }),
       },
       buttons = {
-        { label = "Approve", type = "+", key = "approve:" .. key,
-          action = { type = "invoke.function", data = { name = "approval" } } },
-        { label = "Reject", type = "-", key = "reject:" .. key,
-          action = { type = "invoke.function", data = { name = "approval" } } },
+        message.button { label = "Approve", type = "+", key = "approve:" .. key,
+                         action = approval },
+        message.button { label = "Reject", type = "-", key = "reject:" .. key,
+                         action = approval },
       },
     }
   end,
@@ -54,12 +56,12 @@ return {
   -- Suggests environments once the service is typed.
   suggestion = function(req)
     local typed = (req.params.arguments or ""):match("%S+%s+(%S*)$") or ""
-    local list = json.array()
+    local list = {}
     for _, env in ipairs(deploys.environments) do
       if env.name:sub(1, #typed) == typed then
         list[#list + 1] = { title = env.name, description = env.description }
       end
     end
-    return list
+    return message.command_suggestions(list) -- [] when nothing matches
   end,
 }

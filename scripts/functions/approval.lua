@@ -2,30 +2,31 @@
 -- "Reject" opens a form that asks why, and the form's submission answers
 -- with a card that has a button to reopen the request.
 
+local message = require "cliq.message"
+
 local function split_key(key)
   local verdict, service, env = (key or ""):match("^(%a+):([^:]+):(%w+)$")
   return verdict, service, env
 end
 
 local function reason_form(service, env)
-  return {
-    type = "form",
+  return message.form {
     title = "Reject the deploy",
     name = "reject_reason",
     hint = string.format("Tell the requester why %s should not go to %s.", service, env),
     button_label = "Reject",
     inputs = {
-      { type = "hidden", name = "target", value = service .. ":" .. env },
-      { type = "textarea", name = "reason", label = "Reason", mandatory = true,
-        placeholder = "Failing checks on staging" },
-      { type = "select", name = "retry", label = "Try again", mandatory = false,
-        options = {
-          { label = "Tomorrow", value = "tomorrow" },
-          { label = "Next week", value = "next_week" },
-          { label = "Not planned", value = "never" },
-        } },
+      message.input { type = "hidden", name = "target", value = service .. ":" .. env },
+      message.input { type = "textarea", name = "reason", label = "Reason", mandatory = true,
+                      placeholder = "Failing checks on staging" },
+      message.input { type = "select", name = "retry", label = "Try again", mandatory = false,
+                      options = {
+                        message.option("Tomorrow", "tomorrow"),
+                        message.option("Next week", "next_week"),
+                        message.option("Not planned", "never"),
+                      } },
     },
-    action = { type = "invoke.function", name = "approval" },
+    action = message.submit("approval"),
   }
 end
 
@@ -35,31 +36,29 @@ return {
     local verdict, service, env = split_key(key)
     local who = (req.params.user or {}).first_name or "Someone"
     if verdict == "approve" then
-      return {
+      return message.message {
         text = string.format("%s approved deploying *%s* to *%s*.", who, service, env),
-        card = { title = "Approved", theme = "modern-inline" },
+        card = message.card { title = "Approved", theme = "modern-inline" },
       }
     elseif verdict == "reject" then
       return reason_form(service, env)
     end
-    return { type = "banner", status = "failure", text = "Unknown button: " .. tostring(key) }
+    return message.banner("Unknown button: " .. tostring(key), "failure")
   end,
 
   form = function(req)
     local values = req.params.form.values
     local service, env = (values.target or ""):match("^([^:]+):(%w+)$")
     local retry = type(values.retry) == "table" and values.retry.label or "Not said"
-    return {
+    return message.message {
       text = string.format("Deploying *%s* to *%s* was rejected.", service or "?", env or "?"),
-      card = { title = "Rejected", theme = "modern-inline" },
+      card = message.card { title = "Rejected", theme = "modern-inline" },
       slides = {
-        { type = "label", title = "Why", data = {
-          { Reason = values.reason or "" }, { ["Try again"] = retry },
-        } },
+        message.label_slide("Why", { { Reason = values.reason or "" }, { ["Try again"] = retry } }),
       },
       buttons = {
-        { label = "Reopen", type = "+", key = "approve:" .. (values.target or ""),
-          action = { type = "invoke.function", data = { name = "approval" } } },
+        message.button { label = "Reopen", type = "+", key = "approve:" .. (values.target or ""),
+                         action = message.invoke_function("approval") },
       },
     }
   end,
