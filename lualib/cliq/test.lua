@@ -43,6 +43,8 @@
 --       gets fresh globals and fresh module instances. It must return a table
 --       of functions, as the host checks. Calling h.execution(req) runs that
 --       handler like kit.run.
+--   kit.load_string(text [, name])  -> handlers, from a script's text (for
+--       a quick handler inside a test)
 --
 -- REQUESTS (realistic bodies for every handler in the catalogue; params are
 -- deep-merged over the defaults; see "Merging" below)
@@ -246,8 +248,35 @@ end
 -- handlers table kit.load returned -> { path, handlers, vm }
 local loaded = setmetatable({}, { __mode = "k" })
 
+local run_handler -- (fn, label, req, level): see "running"
+
+-- The table kit.load returns: the handlers, each running like kit.run.
+local function wrap(handlers, vm, path)
+  local h = {}
+  loaded[h] = { path = path, handlers = handlers, vm = vm }
+  for name, fn in pairs(handlers) do
+    h[name] = function(req)
+      return run_handler(fn, path .. " " .. name, req, 2)
+    end
+  end
+  return h
+end
+
 local function exists(path)
   return host.read(path) ~= nil
+end
+
+local type_folders = { commands = true, bots = true, messageactions = true, functions = true,
+  widgets = true }
+
+-- The scripts folder of a script's path: the folder above its type's
+-- folder ("x/commands/deploy.lua" -> "x"), else the script's own folder.
+local function scripts_dir_of(path)
+  local dir, folder = path:match("^(.-)/?([^/]*)/[^/]+$")
+  if type_folders[folder] then
+    return dir ~= "" and dir or "."
+  end
+  return path:match("^(.*)/[^/]+$") or "."
 end
 
 function kit.load(path)
@@ -264,16 +293,19 @@ function kit.load(path)
     end
     full = path
   end
-  local script = full:sub(1, #dir + 1) == dir .. "/" and full:sub(#dir + 2) or full
-  local handlers, vm = host.load_script(dir, full, script)
-  local h = {}
-  loaded[h] = { path = full, handlers = handlers, vm = vm }
-  for name, fn in pairs(handlers) do
-    h[name] = function(req)
-      return kit.run(fn, req)
-    end
+  if full == path then
+    dir = scripts_dir_of(path)
   end
-  return h
+  local script = full:sub(1, #dir + 1) == dir .. "/" and full:sub(#dir + 2) or full
+  return wrap(host.load_script(dir, host.read(full), full, script))
+end
+
+function kit.load_string(text, name)
+  if type(text) ~= "string" then
+    error("kit.load_string: give the script's text", 2)
+  end
+  name = name or "(kit.load_string)"
+  return wrap(host.load_script(kit.scripts_dir, text, name, name))
 end
 
 -- ---- requests -------------------------------------------------------------
@@ -556,31 +588,16 @@ local function reply_error(label, msg)
   error(label .. ": " .. msg, 0)
 end
 
-function kit.run(h, req)
+local function check_request(req, what, level)
   if getmetatable(req) ~= request_mt then
-    error("kit.run(h, req): req must be a request made by the kit (kit.request, kit.command, "
-      .. "kit.bot, ...), got " .. check.show(req), 2)
+    error(what .. ": req must be a request made by the kit (kit.request, kit.command, kit.bot, "
+      .. "...), got " .. check.show(req), level + 1)
   end
-  local fn, label
-  if type(h) == "function" then
-    fn, label = h, req.handler
-  elseif loaded[h] then
-    local l = loaded[h]
-    fn, label = l.handlers[req.handler], l.path .. " " .. req.handler
-    if not fn then
-      local names = {}
-      for k in pairs(l.handlers) do
-        names[#names + 1] = k
-      end
-      table.sort(names)
-      error(string.format("kit.run: %s has no handler '%s' (it has: %s)", l.path, req.handler,
-        #names > 0 and table.concat(names, ", ") or "none"), 2)
-    end
-  elseif type(h) == "table" and type(h[req.handler]) == "function" then
-    fn, label = h[req.handler], req.handler
-  else
-    error("kit.run(h, req): h must be what kit.load returned, or a function", 2)
-  end
+end
+
+-- Runs fn as the handler for req; label names it in errors.
+run_handler = function(fn, label, req, level)
+  check_request(req, "kit.run(h, req)", level + 1)
   local task, reply = host.run(fn, req)
   local t = type(reply)
   if reply ~= nil and t ~= "string" and t ~= "table" then
@@ -601,6 +618,31 @@ function kit.run(h, req)
   return reply, info
 end
 
+function kit.run(h, req)
+  check_request(req, "kit.run(h, req)", 2)
+  if type(h) == "function" then
+    return run_handler(h, req.handler, req, 2)
+  end
+  local l = loaded[h]
+  if l then
+    local fn = l.handlers[req.handler]
+    if not fn then
+      local names = {}
+      for k in pairs(l.handlers) do
+        names[#names + 1] = k
+      end
+      table.sort(names)
+      error(string.format("kit.run: %s has no handler '%s' (it has: %s)", l.path, req.handler,
+        #names > 0 and table.concat(names, ", ") or "none"), 2)
+    end
+    return run_handler(fn, l.path .. " " .. req.handler, req, 2)
+  elseif type(h) == "table" and type(h[req.handler]) == "function" then
+    return run_handler(h[req.handler], req.handler, req, 2)
+  end
+  error("kit.run(h, req): h must be what kit.load returned (with a '" .. req.handler
+    .. "' handler), or a function", 2)
+end
+
 function kit.output(reply)
   local text, err = json.encode_output(reply)
   if not text then
@@ -610,9 +652,7 @@ function kit.output(reply)
 end
 
 function kit.invoke(req, h)
-  if getmetatable(req) ~= request_mt then
-    error("kit.invoke(req): req must be a request made by the kit, got " .. check.show(req), 2)
-  end
+  check_request(req, "kit.invoke(req)", 2)
   if h == nil then
     local path = bodies.paths[req.type]:format(req.name)
     h = kit.load(path)
@@ -645,7 +685,7 @@ local function on_error(e)
   local frames = {}
   for line in debug.traceback("", 2):gmatch("[^\n]+") do
     local keep = line:find("^%s") and not line:find("cliq/test") and not line:find("%[C%]")
-      and not line:find("tail calls") and not line:find("in function <")
+      and not line:find("tail calls") and not line:find("in main chunk")
     local at = line:match("^%s*(.-:%d+):")
     if keep and #frames < 4 and not (at and msg:find(at, 1, true)) then
       frames[#frames + 1] = line

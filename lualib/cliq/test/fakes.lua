@@ -232,10 +232,12 @@ end
 
 -- ---- http.request ---------------------------------------------------------
 
-local function opt_string(t, k, where)
+-- Field k of t as an optional string; `name` is how a message names it
+-- ("http.request: '%s'", "opts.%s").
+local function opt_string(t, k, name)
   local v = t[k]
   if v ~= nil and type(v) ~= "string" then
-    error(string.format("%s'%s' must be a string (got %s)", where, k, type(v)), 3)
+    error(string.format(name .. " must be a string (got %s)", k, type(v)), 3)
   end
   return v
 end
@@ -298,12 +300,12 @@ function M.http_request(opts)
     error(string.format("bad argument #1 to 'request' (table expected, got %s)",
       opts == nil and "no value" or type(opts)), 2)
   end
-  local url = opt_string(opts, "url", "http.request: ")
+  local url = opt_string(opts, "url", "http.request: '%s'")
   if not url then
     error("http.request: 'url' is required", 2)
   end
-  local method = opt_string(opts, "method", "http.request: ")
-  local body = opt_string(opts, "body", "http.request: ")
+  local method = opt_string(opts, "method", "http.request: '%s'")
+  local body = opt_string(opts, "body", "http.request: '%s'")
   if method and method:find("[^A-Z]") then
     error(string.format("http.request: method '%s' is not an HTTP method", method), 2)
   end
@@ -465,9 +467,9 @@ local function post(short)
         type(opts)), 2)
     end
     local o = opts or {}
-    local token = opt_string(o, "token", "opts.") or "default"
-    local as_bot = short == "post_channel" and opt_string(o, "as_bot", "opts.") or nil
-    local appkey = short == "app_incoming" and opt_string(o, "appkey", "opts.") or nil
+    local token = opt_string(o, "token", "opts.%s") or "default"
+    local as_bot = short == "post_channel" and opt_string(o, "as_bot", "opts.%s") or nil
+    local appkey = short == "app_incoming" and opt_string(o, "appkey", "opts.%s") or nil
     local wait = opt_bool(opts, "wait", true)
     local broadcast = short == "post_bot" and opt_bool(opts, "broadcast", false) or false
     if short == "app_incoming" and not appkey then

@@ -223,6 +223,22 @@ local function new_sandbox(vm, script)
   return sb
 end
 
+-- The message of error e with the traceback of co (or of the running
+-- code, from `level`), cut where the kit's own frames begin.
+function M.traceback(co, e, level)
+  local msg = (type(e) == "string" or type(e) == "number") and tostring(e)
+    or string.format("(error object is a %s value)", type(e))
+  local tb = co and debug.traceback(co, msg) or debug.traceback(msg, level + 1)
+  local lines = {}
+  for line in tb:gmatch("[^\n]+") do
+    if line:find("/cliq/test/", 1, true) or line:find("in function 'xpcall'", 1, true) then
+      break
+    end
+    lines[#lines + 1] = line
+  end
+  return table.concat(lines, "\n")
+end
+
 -- A new worker for the scripts folder `scripts_dir`; `script` names the
 -- file it is for in log records.
 function M.new_vm(scripts_dir, script)
@@ -235,16 +251,12 @@ local function type_name(v)
   return v == nil and "nil" or type(v)
 end
 
--- Loads the script at `path` in a new worker, runs its top level (where
--- nothing may wait) and checks that it returned a table of handler
--- functions. Returns the handlers and the worker; raises the host's
+-- Loads a script's text (from the file `path`) in a new worker, runs its
+-- top level (where nothing may wait) and checks that it returned a table of
+-- handler functions. Returns the handlers, the worker and path; raises the host's
 -- messages when the script does not compile, fails or returns the wrong
 -- thing.
-function M.load_script(scripts_dir, path, script)
-  local data = read(path)
-  if not data then
-    error("no such script: " .. path, 0)
-  end
+function M.load_script(scripts_dir, data, path, script)
   local vm = M.new_vm(scripts_dir, script)
   local chunk, err = load(data, "@" .. path, "t", new_env(vm))
   if not chunk then
@@ -253,8 +265,7 @@ function M.load_script(scripts_dir, path, script)
   local outer = fakes.current
   fakes.current = nil
   local ok, v = xpcall(chunk, function(e)
-    return debug.traceback(type(e) == "string" and e or
-      string.format("(error object is a %s value)", type(e)), 2)
+    return M.traceback(nil, e, 2)
   end)
   fakes.current = outer
   if not ok then
@@ -270,7 +281,7 @@ function M.load_script(scripts_dir, path, script)
         type(k) == "string" and k or "?", type_name(fn)), 0)
     end
   end
-  return v, vm
+  return v, vm, path
 end
 
 -- Runs fn(req) as a handler coroutine: each waiting binding yields to this
@@ -294,10 +305,7 @@ function M.run(fn, req)
     res = table.pack(coroutine.resume(co, table.unpack(args, 1, args.n)))
     if not res[1] then
       fakes.current = outer
-      local e = res[2]
-      local msg = (type(e) == "string" or type(e) == "number") and tostring(e)
-        or string.format("(error object is a %s value)", type(e))
-      error(debug.traceback(co, msg), 0)
+      error(M.traceback(co, res[2]), 0)
     end
     if coroutine.status(co) == "dead" then
       break
