@@ -103,6 +103,8 @@
 --       date table). os.time and os.date follow it; os.clock counts the
 --       seconds it moved. sleep(s) moves it at once. Starts at
 --       2026-11-23 09:30:00 UTC.
+--   kit.clock.zone(hours)       the local time zone of os.date and
+--       os.time(t): UTC until set, whatever the machine's zone
 --   kit.env.NAME = "value"      what os.getenv("NAME") gives scripts (nil
 --       for anything not set; the real environment is never read)
 --   kit.http.route(method, url, answer)   answers http.request: method or
@@ -190,21 +192,11 @@ function kit.log_text()
   return table.concat(lines, "\n")
 end
 
--- Days since 1970-01-01 of a proleptic Gregorian date (no time zones).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 local function utc_seconds(t)
   if not (t.year and t.month and t.day) then
     error("kit.clock.set: a date table needs year, month and day (UTC)", 3)
   end
-  return days_from_civil(t.year, t.month, t.day) * 86400 + (t.hour or 0) * 3600
+  return fakes.days_from_civil(t.year, t.month, t.day) * 86400 + (t.hour or 0) * 3600
     + (t.min or 0) * 60 + (t.sec or 0)
 end
 
@@ -232,6 +224,12 @@ kit.clock = {
       error("kit.clock.set: give epoch seconds, a UTC date table or \"YYYY-MM-DDTHH:MM:SSZ\"", 2)
     end
     fakes.clock.now = t
+  end,
+  zone = function(hours)
+    if type(hours) ~= "number" then
+      error("kit.clock.zone: give the local zone's hours east of UTC (5.5 for UTC+05:30)", 2)
+    end
+    fakes.clock.offset = math.floor(hours * 3600 + 0.5)
   end,
 }
 

@@ -423,6 +423,19 @@ kit.test("sleep moves the fake clock at once; os.time, os.date and os.clock foll
   kit.eq(run([[return os.date("!%m-%d %H", os.time())]]), "03-01 00")
 end)
 
+kit.test("local time is UTC until kit.clock.zone sets another zone", function()
+  local body = [[
+    return { here = os.date("%H:%M"), utc = os.date("!%H:%M"), hour = os.date("*t").hour,
+      back = os.time({ year = 2026, month = 11, day = 23, hour = 15, min = 0 }) }
+  ]]
+  kit.eq(run(body), { here = "09:30", utc = "09:30", hour = 9, back = 1795446000 })
+  kit.clock.zone(5.5)
+  kit.eq(run(body), { here = "15:00", utc = "09:30", hour = 15, back = 1795426200 })
+  kit.raises(function()
+    run("return tostring(os.time({ year = 2026 }))")
+  end, "field 'day' missing in date table")
+end)
+
 kit.test("sleep refuses what the host refuses", function()
   kit.raises(function()
     run("sleep(-1)")

@@ -51,7 +51,10 @@ M.tokens = nil -- nil: every token name works
 M.files = {} -- attachment url -> content or failure
 M.download_cache = setmetatable({}, { __mode = "k" })
 
-M.clock = { now = M.START_TIME, elapsed = 0 }
+-- now: epoch seconds; elapsed: seconds moved since reset (os.clock);
+-- offset: the local time zone, seconds east of UTC (0 after reset, whatever
+-- the machine's zone, so that tests give the same answers everywhere).
+M.clock = { now = M.START_TIME, elapsed = 0, offset = 0 }
 
 local function clear(t)
   for k in pairs(t) do
@@ -68,6 +71,7 @@ function M.reset()
   M.tokens = nil
   M.clock.now = M.START_TIME
   M.clock.elapsed = 0
+  M.clock.offset = 0
 end
 
 -- ---- answers --------------------------------------------------------------
@@ -134,18 +138,51 @@ function M.advance(seconds)
   M.clock.elapsed = M.clock.elapsed + seconds
 end
 
+-- Days since 1970-01-01 of a proleptic Gregorian date (no time zones);
+-- days past the month's end count on into the next.
+function M.days_from_civil(y, m, d)
+  y = y + (m - 1) // 12
+  m = (m - 1) % 12 + 1
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- os.time(t) for a date table in the fake local zone.
+local function local_time(t)
+  if type(t) ~= "table" then
+    error(string.format("bad argument #1 to 'time' (table expected, got %s)", type(t)), 3)
+  end
+  for _, k in ipairs({ "day", "month", "year" }) do
+    if math.type(t[k]) ~= "integer" then
+      error(string.format("field '%s' missing in date table", k), 3)
+    end
+  end
+  local days = M.days_from_civil(t.year, t.month, t.day)
+  return days * 86400 + (t.hour or 12) * 3600 + (t.min or 0) * 60 + (t.sec or 0) - M.clock.offset
+end
+
 -- The os functions scripts see: time, date and clock follow the fake clock
--- (os.clock counts the seconds the clock moved since the last reset).
+-- (os.clock counts the seconds the clock moved since the last reset), and
+-- local time is UTC plus clock.offset.
 function M.make_os()
   return {
     time = function(t)
       if t == nil then
         return math.floor(M.clock.now)
       end
-      return os.time(t)
+      return local_time(t)
     end,
     date = function(fmt, t)
-      return os.date(fmt or "%c", t or math.floor(M.clock.now))
+      fmt = fmt or "%c"
+      t = t or math.floor(M.clock.now)
+      if type(fmt) == "string" and fmt:sub(1, 1) == "!" then
+        return os.date(fmt, t)
+      end
+      return os.date("!" .. fmt, t + M.clock.offset)
     end,
     clock = function()
       return M.clock.elapsed
