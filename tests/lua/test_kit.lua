@@ -79,7 +79,10 @@ kit.test("json.encode errors name the path of the bad value", function()
 end)
 
 kit.test("json.decode returns nil and a message for bad text", function()
-  kit.eq({ json.decode("[1,") }, { nil, "invalid JSON near byte 4" })
+  -- Positions as cJSON gives them (the last byte when the text ends too soon).
+  kit.eq({ json.decode("[1,") }, { nil, "invalid JSON near byte 3" })
+  kit.eq({ json.decode('{"a" 1}') }, { nil, "invalid JSON near byte 6" })
+  kit.eq({ json.decode('"abc') }, { nil, "invalid JSON near byte 2" })
   kit.eq({ json.decode("{} x") }, { nil, "data after the JSON value at byte 4" })
   kit.eq(json.decode(' {"k":"\\u00e9\\ud83d\\ude00"} \n').k, "é😀")
 end)
@@ -634,7 +637,7 @@ kit.test("cliq.post_* raise for wrong arguments, as the host does", function()
     ["cliq.post_channel('', 'x')"] =
       "bad argument #1 to 'post_channel' (must be a name of 1 to 200 characters)",
     ["cliq.post_channel('ops')"] =
-      "bad argument #2 to 'post_channel' (a message (string or table) expected, got nil)",
+      "bad argument #2 to 'post_channel' (a message (string or table) expected, got no value)",
     ["cliq.post_channel('ops', 'x', 'alerts')"] =
       "bad argument #3 to 'post_channel' (table expected, got string)",
     ["cliq.post_channel('ops', 'x', { token = 1 })"] = "opts.token must be a string (got number)",

@@ -127,6 +127,11 @@ local function copy(v)
 end
 M.copy = copy
 
+-- The name of an argument's type in a message: "no value" when absent.
+local function arg_type(n, i, v)
+  return i > n and "no value" or type(v)
+end
+
 -- ---- the clock ------------------------------------------------------------
 
 function M.now()
@@ -253,10 +258,12 @@ end
 
 -- ---- sleep ----------------------------------------------------------------
 
-function M.sleep(s)
+function M.sleep(...)
+  local s = ...
   local n = tonumber(s)
   if n == nil then
-    error(string.format("bad argument #1 to 'sleep' (number expected, got %s)", type(s)), 2)
+    error(string.format("bad argument #1 to 'sleep' (number expected, got %s)",
+      arg_type(select("#", ...), 1, s)), 2)
   end
   if not (n >= 0 and n < math.huge) then
     error("bad argument #1 to 'sleep' (seconds must be a number >= 0)", 2)
@@ -484,12 +491,13 @@ local defaults = {
 
 local function post(short)
   local fname = "cliq." .. short
-  return function(target, msg, opts)
+  return function(...)
+    local n, target, msg, opts = select("#", ...), ...
     if type(target) == "number" then
       target = tostring(target)
     elseif type(target) ~= "string" then
       error(string.format("bad argument #1 to '%s' (string expected, got %s)", short,
-        type(target)), 2)
+        arg_type(n, 1, target)), 2)
     end
     if #target == 0 or #target > 200 then
       error(string.format("bad argument #1 to '%s' (must be a name of 1 to 200 characters)",
@@ -497,7 +505,7 @@ local function post(short)
     end
     if type(msg) ~= "string" and type(msg) ~= "table" then
       error(string.format("bad argument #2 to '%s' (a message (string or table) expected, "
-        .. "got %s)", short, type(msg)), 2)
+        .. "got %s)", short, arg_type(n, 2, msg)), 2)
     end
     if opts ~= nil and type(opts) ~= "table" then
       error(string.format("bad argument #3 to '%s' (table expected, got %s)", short,
@@ -578,13 +586,15 @@ end
 
 -- ---- req:respond ----------------------------------------------------------
 
-function M.respond(req, msg)
+function M.respond(...)
+  local n, req, msg = select("#", ...), ...
   if type(req) ~= "table" then
-    error(string.format("calling 'respond' on bad self (table expected, got %s)", type(req)), 2)
+    error(string.format("calling 'respond' on bad self (table expected, got %s)",
+      arg_type(n, 1, req)), 2)
   end
   if type(msg) ~= "string" and type(msg) ~= "table" then
     error(string.format("bad argument #1 to 'respond' (a message (string or table) expected, "
-      .. "got %s)", type(msg)), 2)
+      .. "got %s)", arg_type(n, 2, msg)), 2)
   end
   local t = M.here("req:respond")
   if not t.response_url then

@@ -324,7 +324,7 @@ local function decode_string(s, i) -- s:sub(i, i) == '"'
   while true do
     local k = s:find('["\\]', j)
     if not k then
-      bad(#s + 1)
+      bad(i + 1) -- never closed: cJSON names the string's first byte
     end
     parts[#parts + 1] = s:sub(j, k - 1)
     if s:byte(k) == 34 then -- '"'
@@ -455,7 +455,8 @@ function M.decode(...)
   local ok, v, i = pcall(decode_value, s, start, 0)
   if not ok then
     if getmetatable(v) == DecodeError then
-      return nil, string.format("invalid JSON near byte %d", v.at)
+      -- cJSON names the last byte when the text ends too soon.
+      return nil, string.format("invalid JSON near byte %d", math.max(1, math.min(v.at, #s)))
     end
     error(v, 0)
   end
