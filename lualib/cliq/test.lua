@@ -134,7 +134,11 @@
 --   kit.logs                    every log.* and print: { level, msg, script,
 --       id }; kit.log_text() joins them as "info: msg" lines
 --   kit.sleeps, kit.downloads   every sleep and attachment download
---   kit.reset()                 clears all of the above and sets the clock back
+--   kit.settings                the host's timings the fakes use, in seconds:
+--       deadline (4.5), response_ttl (120), attachment_ttl (60), http_timeout
+--       (10)
+--   kit.reset()                 clears all of the above, puts back the
+--       settings and the clock (kit.scripts_dir stays as set)
 --
 -- CHECKING
 --   kit.test(name, fn); os.exit(kit.run_tests())
@@ -143,8 +147,14 @@
 --   kit.fail(message)                  kit.show(value)
 --   kit.json                           the json module scripts see
 --
--- Not modelled: the CPU, memory and run-time limits, the host's logging of
--- its own events, and the interim reply's text.
+-- Where the kit differs from the host: the CPU, memory and run-time limits
+-- are not modelled, nor the host's own log lines; json.null is a table (a
+-- userdata in the host) and json.encode writes object keys sorted; every
+-- fake answers at once (only the fake clock tells time). Like the host, the
+-- kit removes string.dump and hides the string metatable, here for the
+-- whole test process, and it seeds math.random the same before each test.
+-- tests/e2e/test_kit_parity.py checks the kit's replies and error strings
+-- against the real host.
 
 local json = require "cliq.test.json"
 local bodies = require "cliq.test.bodies"

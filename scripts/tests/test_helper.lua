@@ -59,7 +59,9 @@ kit.test("feedback starts a conversation of two questions", function()
       timeout = 300,
       params = {
         { name = "rating", question = "How do you like cliqhost?",
-          suggestions = { list = { { text = "Great" }, { text = "Fine" }, { text = "Not yet" } } } },
+          suggestions = { list = {
+            { text = "Great" }, { text = "Fine" }, { text = "Not yet" },
+          } } },
         { name = "wish", question = "What should it do next?" },
       },
     },

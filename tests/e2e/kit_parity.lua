@@ -37,5 +37,6 @@ for _, c in ipairs(cases) do
   kit.cliq.tokens({}) -- the host under test has no tokens in its config
   kit.clock.set(os.time()) -- bodies carry the real time, as Cliq's do
   local out = kit.invoke(req)
-  print(kit.json.encode({ scripts = dir, body = req.body, output = kit.json.object({ output = out }) }))
+  local output = kit.json.object({ output = out })
+  print(kit.json.encode({ scripts = dir, body = req.body, output = output }))
 end

@@ -111,7 +111,7 @@ kit.test("the sandbox has the host's allow-list and nothing else", function()
   })
 end)
 
-kit.test("load is text only and gives fresh globals; __gc and collectgarbage are refused", function()
+kit.test("load is text only with fresh globals; __gc and collectgarbage are refused", function()
   local out = run([[
     local f, err = load("return 1", "chunk", "b")
     local g = load("x = 5; return x")
@@ -371,7 +371,8 @@ kit.test("kit.from_body takes both of Cliq's body formats", function()
     .. '"handler":"action_handler","handler_name":"help","params":{"user":{"id":"7"}}}')
   kit.eq({ r.type, r.name, r.handler, r.action, r.params.user.id, r.response_url },
     { "bot", "helper", "action", "help", "7", nil })
-  local m = kit.from_body({ type = "function", name = "f", handler = { type = "widget_button_handler" } })
+  local m = kit.from_body({ type = "function", name = "f",
+    handler = { type = "widget_button_handler" } })
   kit.eq(m.handler, "applet_button")
   kit.eq(json.encode(m.params), "{}")
 end)
@@ -701,11 +702,14 @@ kit.test("kit.reset clears every recorder, route and setting, and the clock", fu
   kit.http.route("GET", "https://x.example/", { body = "y" })
   kit.env.A = "1"
   kit.cliq.tokens({ default = true })
-  run("sleep(3) log.info('x') cliq.post_channel('ops', 'x') http.request{ url = 'https://x.example/' }")
+  kit.settings.deadline = 1
+  run("sleep(3) log.info('x') cliq.post_channel('ops', 'x') "
+    .. "http.request{ url = 'https://x.example/' }")
   kit.reset()
   kit.eq({ #kit.logs, #kit.posts, #kit.http.calls, #kit.sleeps, #kit.responses, kit.env.A },
     { 0, 0, 0, 0, 0, nil })
   kit.eq(kit.clock.now(), 1795426200)
+  kit.eq(kit.settings.deadline, 4.5)
   kit.eq(run("return { http.request{ url = 'https://x.example/' } == nil }"), { true })
   kit.eq(run("return { ok = cliq.post_channel('ops', 'x', { token = 'any' }) }"), { ok = true })
 end)
@@ -760,7 +764,7 @@ kit.test("a failing test is reported as failed, with the scripts' logs", functio
   kit.eq(none, { false, 0, 0 })
 end)
 
-kit.test("a test file with a failing test exits non-zero", function()
+kit.test("a test file with a failing test exits non-zero; a word picks tests", function()
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write([[
@@ -771,13 +775,20 @@ os.exit(kit.run_tests())
 ]])
   f:close()
   local lua = arg[-1] or "lua5.4"
-  local p = assert(io.popen(string.format("%q %q 2>&1; echo \"exit=$?\"", lua, path)))
-  local out = p:read("a")
-  p:close()
+  local function run_file(filter)
+    local p = assert(io.popen(string.format("%q %q %s 2>&1; echo \"exit=$?\"", lua, path,
+      filter or "")))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  local all, good = run_file(), run_file("goo")
   os.remove(path)
-  kit.contains(out, "FAIL bad")
-  kit.contains(out, "1 passed, 1 failed")
-  kit.contains(out, "exit=1")
+  kit.contains(all, "FAIL bad")
+  kit.contains(all, "1 passed, 1 failed")
+  kit.contains(all, "exit=1")
+  kit.contains(good, "1 passed, 0 failed, 1 skipped")
+  kit.contains(good, "exit=0")
 end)
 
 os.exit(kit.run_tests())

@@ -15,13 +15,15 @@ local M = {}
 -- 2026-11-23 09:30:00 UTC: where the clock starts after each reset.
 M.START_TIME = 1795426200
 
--- The host's defaults that the fakes model (README "Timing and limits").
-M.settings = {
-  deadline = 4.5, -- seconds before the host answers for a slow handler
+-- The host's defaults that the fakes model (README "Timing and limits"),
+-- in seconds. A test may change them; reset puts them back.
+local DEFAULT_SETTINGS = {
+  deadline = 4.5, -- before the host answers for a slow handler
   response_ttl = 120, -- response_url validity
   attachment_ttl = 60, -- attachment URL validity
   http_timeout = 10, -- http.request's default timeout
 }
+M.settings = {}
 
 -- What the driver passes through a yield; anything else yielded is a
 -- handler yielding outside a host call.
@@ -66,6 +68,9 @@ function M.reset()
   for _, t in ipairs({ M.logs, M.http_calls, M.posts, M.responses, M.sleeps, M.downloads,
     M.env, M.routes, M.cliq_answers, M.files, M.download_cache }) do
     clear(t)
+  end
+  for k, v in pairs(DEFAULT_SETTINGS) do
+    M.settings[k] = v
   end
   M.respond_answer = nil
   M.tokens = nil
