@@ -1,0 +1,42 @@
+-- For test_kit_parity.py: builds requests with the test kit (cliq.test), runs
+-- them with the kit, and prints one JSON line per request:
+-- {"scripts": folder, "body": the request body, "output": the kit's reply}.
+-- The test sends each body to the real host and compares the replies.
+local kit = require "cliq.test"
+
+local ROOT = assert(os.getenv("CLIQHOST_REPO"), "set CLIQHOST_REPO to the project's root")
+
+local cases = {
+  { "scripts", kit.command("deploy", "api") },
+  { "scripts", kit.command("deploy", "api prod") },
+  { "scripts", kit.command("deploy", "api prod --force", { user = kit.absent }) },
+  { "scripts", kit.command("deploy", "") },
+  { "scripts", kit.command("deploy", "api moon") },
+  { "scripts", kit.command("deploy", 'api "prod') },
+  { "scripts", kit.suggestion("deploy", "api ") },
+  { "scripts", kit.suggestion("deploy", "api zz") },
+  { "scripts", kit.button("approval", { key = "approve:api:prod" }) },
+  { "scripts", kit.button("approval", { key = "reject:api:prod" }) },
+  { "scripts", kit.button("approval", { key = "x" }) },
+  { "scripts", kit.form("approval", { target = "api:prod", reason = "Red",
+    retry = { label = "Tomorrow", value = "tomorrow" } }) },
+  { "scripts", kit.bot("helper", "welcome") },
+  { "scripts", kit.bot("helper", "message", { message = "feedback" }) },
+  { "scripts", kit.bot("helper", "message", { message = "Hello There" }) },
+  { "scripts", kit.bot("helper", "context", { context_id = "feedback",
+    answers = kit.exactly({ rating = { text = "Great" } }) }) },
+  { "scripts", kit.messageaction("stats", "héllo wörld ✓") },
+  { "tests/e2e/parity_scripts",
+    kit.request("command", "probe", "execution", nil, { response_url = false }) },
+}
+
+for _, c in ipairs(cases) do
+  local dir, req = c[1], c[2]
+  kit.reset()
+  kit.scripts_dir = ROOT .. "/" .. dir -- as the host is given it, for the same messages
+  kit.cliq.tokens({}) -- the host under test has no tokens in its config
+  kit.clock.set(os.time()) -- bodies carry the real time, as Cliq's do
+  local out = kit.invoke(req)
+  local output = kit.json.object({ output = out })
+  print(kit.json.encode({ scripts = dir, body = req.body, output = output }))
+end

@@ -1,0 +1,65 @@
+"""The test kit (lualib/cliq/test.lua) against the real host: requests built
+by the kit, sent to `cliqhost serve`, must get the reply the kit gave for
+them (example scripts), and the kit's fakes must raise and return the
+host's strings (parity_scripts/commands/probe.lua). kit_parity.lua makes
+the requests and the kit's replies."""
+
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from hostlib import REPO, Host, Key
+
+KEY = Key("main")
+
+
+def kit_cases():
+    lua = shutil.which("lua5.4")
+    if not lua:
+        raise unittest.SkipTest("lua5.4 is not installed")
+    lib = os.path.join(REPO, "lualib")
+    env = dict(os.environ, LUA_PATH=f"{lib}/?.lua;{lib}/?/init.lua;;", CLIQHOST_REPO=REPO)
+    out = subprocess.run([lua, os.path.join(REPO, "tests/e2e/kit_parity.lua")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("kit_parity.lua failed:\n" + out.stderr)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+class KitParity(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cases = kit_cases()
+        cls.hosts = {}
+        for c in cls.cases:
+            d = c["scripts"]
+            if d not in cls.hosts:
+                cls.hosts[d] = Host(scripts=os.path.join(REPO, d), keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        for h in cls.hosts.values():
+            assert h.stop() == 0
+            assert not h.sanitizer_reports(), h.log()
+
+    def test_the_host_replies_as_the_kit_did(self):
+        self.assertGreater(len(self.cases), 10)
+        for c in self.cases:
+            body = c["body"]
+            with self.subTest(type=body["type"], name=body.get("name"),
+                              handler=body["handler"]["type"],
+                              params=str(body["params"].get("arguments", ""))):
+                r = self.hosts[c["scripts"]].post(json.dumps(body), key=KEY)
+                self.assertEqual(r.status, 200, r)
+                host, kit = r.json()["output"], c["output"]["output"]
+                if isinstance(host, list) and isinstance(kit, list) and len(host) == len(kit):
+                    # The probe: name each string that differs.
+                    for i, (h, k) in enumerate(zip(host, kit)):
+                        self.assertEqual(k, h, f"probe item {i + 1}")
+                self.assertEqual(kit, host)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,2 @@
+local echo = require "echo"
+return { installation = echo, installation_validator = echo, uninstallation = echo }

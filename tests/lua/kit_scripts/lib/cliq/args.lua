@@ -1,0 +1,2 @@
+-- Shadows the shipped cliq.args: scripts/lib/ is searched first.
+return { shadow = true }

@@ -1,0 +1,1 @@
+return { b = require "loop_b" }

@@ -1,0 +1,2 @@
+local echo = require "echo"
+return { view = echo }
