@@ -3,6 +3,9 @@
  *
  *   cliqhost serve  [flags]    serve Cliq's calls
  *   cliqhost check  [flags]    load every script as serve would; report problems
+ *   cliqhost keygen DIR        a development key pair (keygen.h)
+ *   cliqhost invoke ...        play Cliq against a running host (invoke.h)
+ *   cliqhost post|tokens|outbox   the outbox's commands (cli.h)
  *   cliqhost --version | --help
  */
 #include "arena.h"
@@ -62,10 +65,10 @@ static void print_help(FILE *out)
         "  cliqhost check [--config FILE] [--scripts DIR]\n"
         "                                             load every script; print problems as\n"
         "                                             file:line: message; exit 1 on any\n"
-        "  cliqhost keygen DIR                        write a development key pair "
-        "(DIR/cliq-dev.pem\n"
-        "                                             signs, DIR/cliq-dev.pub for serve --key)\n"
-        "  cliqhost invoke TYPE NAME [HANDLER] [TEXT] [options]\n"
+        "  cliqhost keygen DIR [--force]              write a development key pair: "
+        "DIR/cliq-dev.pem\n"
+        "                                             signs, DIR/cliq-dev.pub for serve --key\n"
+        "  cliqhost invoke TYPE [NAME] [HANDLER] [TEXT] [options]\n"
         "                                             play Cliq against a running host: a signed,\n"
         "                                             realistic call; prints the reply (see\n"
         "                                             cliqhost invoke --help)\n"
@@ -408,6 +411,11 @@ int main(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
+    /* These two print their own --help. */
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc, argv);
+    if (strcmp(cmd, "invoke") == 0)
+        return cli_invoke(argc, argv);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(stdout);
@@ -424,10 +432,6 @@ int main(int argc, char **argv)
         return cli_tokens(argc, argv);
     if (strcmp(cmd, "outbox") == 0)
         return cli_outbox(argc, argv);
-    if (strcmp(cmd, "keygen") == 0)
-        return cli_keygen(argc, argv);
-    if (strcmp(cmd, "invoke") == 0)
-        return cli_invoke(argc, argv);
     fprintf(stderr,
             "cliqhost: unknown command '%s' (serve, check, invoke, keygen, post, tokens, outbox, "
             "--help)\n",

@@ -1,0 +1,6 @@
+local echo = require "echo"
+
+return {
+  execution = echo,
+  suggestion = echo,
+}

@@ -1,0 +1,5 @@
+local echo = require "echo"
+
+return {
+  view = echo,
+}
