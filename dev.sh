@@ -39,13 +39,10 @@ build() {
 }
 
 # A development key pair, made once and kept in build/dev/: `serve` trusts its
-# public half, and you sign test calls with the private half (see README).
+# public half, and `cliqhost invoke` signs calls with the private half.
 dev_key() {
-  mkdir -p build/dev
   if [ ! -f build/dev/cliq-dev.pem ]; then
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out build/dev/cliq-dev.pem 2>/dev/null
-    openssl pkey -in build/dev/cliq-dev.pem -pubout -out build/dev/cliq-dev.pub
-    echo "== made a development key pair in build/dev/ (cliq-dev.pem signs, cliq-dev.pub verifies)"
+    build/cliqhost keygen build/dev
   fi
 }
 
