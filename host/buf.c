@@ -3,6 +3,7 @@
 
 #include "mem.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,4 +111,36 @@ char *buf_take(struct buf *b, size_t *len)
     b->len = 0;
     b->alloc = 0;
     return d;
+}
+
+char *buf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, max);
+    char chunk[8192];
+    size_t n;
+    int too_big = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (buf_add(&b, chunk, n) < 0) {
+            too_big = 1;
+            break;
+        }
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (too_big || bad) {
+        buf_free(&b);
+        if (too_big)
+            snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        else
+            snprintf(err, errlen, "%s: read error", path);
+        return NULL;
+    }
+    return buf_take(&b, len);
 }

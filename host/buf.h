@@ -45,4 +45,9 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * empty. Returns an allocated empty string if nothing was appended. */
 char *buf_take(struct buf *b, size_t *len);
 
+/* Reads a whole file, or standard input for "-", of at most `max` bytes.
+ * Returns the text, NUL-terminated (caller frees), with its length in *len;
+ * NULL with "PATH: reason" in err. */
+char *buf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
 #endif

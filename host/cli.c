@@ -18,36 +18,6 @@
 #define EXIT_QUEUED 75 /* EX_TEMPFAIL */
 #define JSON_MAX    (1024 * 1024)
 
-/* Reads a message table from a file, or standard input for "-". Caller
- * frees. NULL with a reason. */
-static char *read_json(const char *path, char *err, size_t errlen)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct buf b;
-    buf_init(&b, JSON_MAX);
-    char chunk[8192];
-    size_t n;
-    int too_big = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (buf_add(&b, chunk, n) < 0) {
-            too_big = 1;
-            break;
-        }
-    if (f != stdin)
-        fclose(f);
-    if (too_big) {
-        buf_free(&b);
-        snprintf(err, errlen, "%s: larger than %d bytes", path, JSON_MAX);
-        return NULL;
-    }
-    size_t len;
-    return buf_take(&b, &len);
-}
-
 struct post_result {
     int done;
     struct outbox_outcome oc;
@@ -155,7 +125,8 @@ int cli_post(int argc, char **argv)
         goto cleanup;
     }
     if (json_path) {
-        char *text_json = read_json(json_path, err, sizeof err);
+        size_t json_len;
+        char *text_json = buf_read_file(json_path, JSON_MAX, &json_len, err, sizeof err);
         if (!text_json) {
             fprintf(stderr, "cliqhost post: %s\n", err);
             rc = 2;

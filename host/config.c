@@ -130,8 +130,7 @@ static void list_append(char ***list, size_t *n, const char *v)
     (*list)[(*n)++] = xstrdup(v);
 }
 
-/* Parses a decimal integer within [min, max]. */
-static int parse_long(const char *s, long min, long max, long *out)
+int config_parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
@@ -157,7 +156,7 @@ static int set_from_text(struct config *c, const struct setting *s, const char *
     }
     case SET_INT:
     case SET_BOOL:
-        if (parse_long(v, s->min, s->max, (long *)base) < 0) {
+        if (config_parse_long(v, s->min, s->max, (long *)base) < 0) {
             snprintf(err, errlen, "%s must be an integer from %ld to %ld (got \"%s\")",
                      s->flag ? s->flag : s->key, s->min, s->max, v);
             return -1;
@@ -488,7 +487,7 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int
         return -1;
     }
     long port;
-    if (parse_long(colon + 1, 0, 65535, &port) < 0) {
+    if (config_parse_long(colon + 1, 0, 65535, &port) < 0) {
         snprintf(err, errlen, "listen address '%s' has a bad port", s);
         return -1;
     }

@@ -99,6 +99,9 @@ int config_read(struct config *c, int argc, char **argv, int first, int serving,
  * loopback). `serving` adds the checks that only `serve` needs. */
 int config_validate(const struct config *c, int serving, char *err, size_t errlen);
 
+/* Parses a decimal integer within [min, max]. Returns 0 or -1. */
+int config_parse_long(const char *s, long min, long max, long *out);
+
 /* Writes the setting list with flags, config keys and defaults for --help. */
 void config_print_help(FILE *out);
 

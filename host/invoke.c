@@ -3,6 +3,7 @@
 
 #include "base64.h"
 #include "buf.h"
+#include "config.h"
 #include "callbody.h"
 #include "mem.h"
 #include "render.h"
@@ -235,17 +236,6 @@ static int add_pair(struct callbody_pair *list, size_t *n, const char *flag, con
     return 0;
 }
 
-static int parse_seconds(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The flags that take a value, for the error when the value is missing. */
 static const char *const value_flags[] = {
     "--key",     "--url",     "--timeout",    "--wait",    "--body",      "--arg",
@@ -393,12 +383,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             o->url = v;
         } else if (strcmp(a, "--timeout") == 0) {
-            if (parse_seconds(v, 1, 600, &o->timeout_s) < 0) {
+            if (config_parse_long(v, 1, 600, &o->timeout_s) < 0) {
                 usage("--timeout takes whole seconds from 1 to 600");
                 goto done;
             }
         } else if (strcmp(a, "--wait") == 0) {
-            if (parse_seconds(v, 0, 3600, &o->wait_s) < 0) {
+            if (config_parse_long(v, 0, 3600, &o->wait_s) < 0) {
                 usage("--wait takes whole seconds from 0 to 3600");
                 goto done;
             }
@@ -442,37 +432,6 @@ done:
 
 /* ---- files and keys ---------------------------------------------------- */
 
-/* Reads a whole file (or standard input for "-") of at most `max` bytes.
- * Caller frees. NULL with a reason. */
-static char *read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct buf b;
-    buf_init(&b, max);
-    char chunk[8192];
-    size_t n;
-    int too_big = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (buf_add(&b, chunk, n) < 0) {
-            too_big = 1;
-            break;
-        }
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (too_big || bad) {
-        buf_free(&b);
-        snprintf(err, errlen, "%s: %s", path, too_big ? "too large" : "read error");
-        return NULL;
-    }
-    return buf_take(&b, len);
-}
-
 /* Refuses to ask for a passphrase: development keys have none. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
@@ -485,7 +444,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 static EVP_PKEY *load_key(const char *path, char *err, size_t errlen)
 {
     size_t len;
-    char *text = read_file(path, KEY_FILE_MAX, &len, err, errlen);
+    char *text = buf_read_file(path, KEY_FILE_MAX, &len, err, errlen);
     if (!text)
         return NULL;
     EVP_PKEY *key = NULL;
@@ -1105,7 +1064,7 @@ static char *make_body(const struct options *o, const char *url, size_t *len, in
         *len = strlen(body);
         return body;
     }
-    char *file = read_file(o->body_path, BODY_FILE_MAX, len, err, errlen);
+    char *file = buf_read_file(o->body_path, BODY_FILE_MAX, len, err, errlen);
     if (!file)
         return NULL;
     cJSON *tree = cJSON_ParseWithLength(file, *len);

@@ -604,6 +604,21 @@ static void reject(struct scan *sc, struct item *it, const char *why)
         note(sc, LOG_ERROR, "%s did not load: %s", it->rel, why);
 }
 
+/* A new entry serving the text read from disk, with a new version. */
+static struct script_src *accept_text(struct scan *sc, struct item *it)
+{
+    struct script_src *e = entry_new(it->rel);
+    e->src = it->text;
+    e->len = it->len;
+    it->text = NULL;
+    e->version = new_version(sc);
+    e->loaded_at = wall_ms();
+    e->seen_hash = it->hash;
+    set_stat(e, it->st);
+    sc->changes++;
+    return e;
+}
+
 /* Marks items that require, directly or through other modules, a module
  * still changing. */
 static void mark_affected(struct scan *sc)
@@ -678,16 +693,7 @@ static void settle_modules(struct scan *sc)
                 sc->changes++;
                 continue; /* res stays NULL: gone */
             }
-            struct script_src *e = entry_new(it->rel);
-            e->src = it->text;
-            e->len = it->len;
-            it->text = NULL;
-            e->version = new_version(sc);
-            e->loaded_at = wall_ms();
-            e->seen_hash = it->hash;
-            set_stat(e, it->st);
-            it->res = e;
-            sc->changes++;
+            it->res = accept_text(sc, it);
             if (!sc->initial) {
                 note(sc, LOG_INFO, "%s %s", it->rel, it->old ? "changed" : "added");
             }
@@ -761,19 +767,11 @@ static void settle_scripts(struct scan *sc, FILE *out)
             continue;
         }
         sc->unknown += unknown_keys(sc, it, keys, out);
-        struct script_src *e = entry_new(it->rel);
-        e->src = it->text;
-        e->len = it->len;
-        it->text = NULL;
-        e->version = new_version(sc);
-        e->loaded_at = wall_ms();
-        e->seen_hash = it->hash;
-        set_stat(e, it->st);
+        struct script_src *e = accept_text(sc, it);
         set_deps(e, it->deps_seen);
         if (it->res)
             entry_release(it->res);
         it->res = e;
-        sc->changes++;
         if (!sc->initial) {
             note(sc, LOG_INFO, "%s %s (version %llu)", it->rel, it->old ? "reloaded" : "loaded",
                  e->version);
