@@ -4,12 +4,14 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Set again on SIGHUP while workers log: an atomic. */
+static _Atomic int min_level = LOG_INFO;
 static int log_fd = 2;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -26,12 +28,12 @@ static _Thread_local struct log_thread tls;
 
 void log_set_level(enum log_level level)
 {
-    min_level = level;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 
 enum log_level log_get_level(void)
 {
-    return min_level;
+    return (enum log_level)atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 void log_set_fd(int fd)
@@ -166,7 +168,7 @@ void log_redact(char *line, size_t len)
 
 void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap)
 {
-    if (level < min_level)
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

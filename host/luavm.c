@@ -921,8 +921,15 @@ static void refresh_scripts(struct luavm *vm)
         return;
     if (vm->set && scripts_hub_generation(vm->opt.scripts) == vm->gen)
         return;
+    unsigned long long had = scriptset_modules_gen(vm->set);
     scriptset_release(vm->set);
     vm->set = scripts_hub_acquire(vm->opt.scripts, &vm->gen);
+    if (scriptset_modules_gen(vm->set) != had) {
+        /* Scripts loaded again take fresh modules; the ones still loaded
+         * keep the modules they hold. */
+        lua_newtable(vm->L);
+        lua_rawsetp(vm->L, LUA_REGISTRYINDEX, &modules_key);
+    }
 }
 
 /* Pushes the handlers table for `rel`, loading the script when it is not
@@ -956,6 +963,8 @@ static int get_script(struct luavm *vm, const char *rel)
     if (rc == -ENOENT) {
         lua_pushnil(L);
         lua_setfield(L, cache, rel);
+        lua_pushnil(L);
+        lua_setfield(L, versions, rel);
         lua_settop(L, cache - 1);
         return -ENOENT;
     }
@@ -969,12 +978,15 @@ static int get_script(struct luavm *vm, const char *rel)
     rc = load_script(vm, rel, src, len);
     free(owned);
     if (rc < 0 && t == LUA_TTABLE) {
+        /* A limit may pass: the next request tries again. */
+        if (rc == -1) {
+            lua_pushinteger(L, (lua_Integer)version);
+            lua_setfield(L, versions, rel);
+        }
         log_msg(LOG_WARN, NULL,
                 "%s: version %llu did not load in this worker (%s); the previous one serves", rel,
                 version, lua_tostring(L, -1));
         lua_pop(L, 1);
-        lua_pushinteger(L, (lua_Integer)version);
-        lua_setfield(L, versions, rel);
         goto hit;
     }
     if (rc == -2) {

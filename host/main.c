@@ -216,13 +216,23 @@ static void keep_fixed(const struct config *c, struct config *nc, char *names, s
     FIXED_INT(max_connections)
     FIXED_INT(connection_memory_bytes)
     FIXED_INT(idle_timeout_s)
+    FIXED_INT(reload_settle_ms)
+    FIXED_INT(post_rate_per_min)
 #undef FIXED_STR
 #undef FIXED_INT
     int env_same = c->nscript_env == nc->nscript_env;
     for (size_t i = 0; env_same && i < c->nscript_env; i++)
         env_same = strcmp(c->script_env[i], nc->script_env[i]) == 0;
-    if (!env_same)
+    if (!env_same) {
         snprintf(names + strlen(names), n - strlen(names), "%sscript_env", names[0] ? ", " : "");
+        for (size_t i = 0; i < nc->nscript_env; i++)
+            free(nc->script_env[i]);
+        free(nc->script_env);
+        nc->script_env = xcalloc(c->nscript_env + 1, sizeof *nc->script_env);
+        for (size_t i = 0; i < c->nscript_env; i++)
+            nc->script_env[i] = xstrdup(c->script_env[i]);
+        nc->nscript_env = c->nscript_env;
+    }
 }
 
 /* SIGHUP: the config file and flags again, all or nothing. */

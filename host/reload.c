@@ -43,6 +43,7 @@ static uint64_t fnv1a(const char *s, size_t n)
 
 struct scriptset {
     atomic_int refs;
+    unsigned long long modules_gen; /* changes when any lib/ module does */
     size_t n;
     struct script_src **e; /* sorted by rel */
 };
@@ -110,14 +111,6 @@ static struct script_src *entry_copy(const struct script_src *e)
     return c;
 }
 
-static int entry_has_dep(const struct script_src *e, const char *module)
-{
-    for (size_t i = 0; i < e->ndeps; i++)
-        if (strcmp(e->deps[i], module) == 0)
-            return 1;
-    return 0;
-}
-
 const struct script_src *scriptset_find(const struct scriptset *s, const char *rel)
 {
     size_t lo = 0, hi = s ? s->n : 0;
@@ -132,6 +125,11 @@ const struct script_src *scriptset_find(const struct scriptset *s, const char *r
             hi = mid;
     }
     return NULL;
+}
+
+unsigned long long scriptset_modules_gen(const struct scriptset *s)
+{
+    return s ? s->modules_gen : 0;
 }
 
 size_t scriptset_count(const struct scriptset *s)
@@ -404,16 +402,20 @@ static char *read_text(const char *root, const char *rel, size_t cap, size_t *le
 struct item {
     const char *rel;
     int module;             /* under lib/ */
-    struct script_src *old; /* served now, or NULL */
+    struct script_src *old; /* served now (or known only by its error), or NULL */
     const struct stat *st;  /* on disk now, or NULL: gone */
-    char *text;             /* read from disk when it may have changed */
+    char *text;             /* read from disk when it may differ from what is served */
     size_t len;
-    uint64_t hash;          /* of text; GONE_HASH when gone */
-    char *read_error;       /* could not read it */
-    int changed;            /* differs from what is served */
-    int affected;           /* requires (transitively) a module that changed */
-    struct script_src *res; /* what the next snapshot holds; NULL: nothing */
-    char *deps_seen;        /* modules its top level required, "\n"-joined */
+    uint64_t hash;    /* of text; GONE_HASH when gone */
+    char *read_error; /* could not read it */
+    int dirty;        /* the disk differs from what is served: try the disk's version */
+    int moved;        /* the disk changed since the last rescan looked */
+    /* While settling. */
+    int held;        /* a module whose disk version is held back */
+    int accepted;    /* a script whose disk version loads */
+    int affected;    /* serves its old text but requires a module that changes */
+    char *why;       /* why the disk version is not taken */
+    char *deps_seen; /* "\n"-joined modules its top level loaded, last check */
 };
 
 struct scan {
@@ -425,9 +427,9 @@ struct scan {
     int failures; /* files rejected */
     int unknown;  /* unknown handler names */
     int changes;
-    struct luavm *vm; /* scratch state */
-    struct scriptset *cand;
     int quiet; /* `check`: problems go to its output, not the log */
+    struct luavm *vm;
+    struct item *checking; /* the script whose top level runs */
 };
 
 /* Logs unless the rescan is quiet. */
@@ -458,11 +460,6 @@ static struct item *find_item(struct scan *sc, const char *rel)
     return NULL;
 }
 
-static unsigned long long new_version(struct scan *sc)
-{
-    return sc->hub->next_version++;
-}
-
 /* Whether the "\n"-joined list `seen` holds `rel`. */
 static int seen_has(const char *seen, const char *rel)
 {
@@ -473,48 +470,21 @@ static int seen_has(const char *seen, const char *rel)
     return 0;
 }
 
-/* Whether `it` requires `module`, directly or through other modules, as
- * last published or as seen in this rescan. */
-static int reaches(struct scan *sc, const struct item *it, const char *module, int depth)
-{
-    if (depth > 32)
-        return 0;
-    if (seen_has(it->deps_seen, module) || (it->old && entry_has_dep(it->old, module)))
-        return 1;
-    for (size_t d = 0; it->old && d < it->old->ndeps; d++) {
-        const struct item *m = find_item(sc, it->old->deps[d]);
-        if (m && m != it && reaches(sc, m, module, depth + 1))
-            return 1;
-    }
-    for (const char *q = it->deps_seen; q && *q;) {
-        const char *nl = strchr(q, '\n');
-        size_t l = nl ? (size_t)(nl - q) : strlen(q);
-        char rel[1024];
-        snprintf(rel, sizeof rel, "%.*s", (int)l, q);
-        const struct item *m = find_item(sc, rel);
-        if (m && m != it && reaches(sc, m, module, depth + 1))
-            return 1;
-        q += l + (nl ? 1 : 0);
-    }
-    return 0;
-}
-
-/* Records "parent requires module" seen while a top level ran. */
+/* Every module a script's top level loads, however deep, counts as its
+ * dependency (each check starts with an empty module cache). */
 static void on_require(void *ud, const char *parent, const char *module)
 {
+    (void)parent;
     struct scan *sc = ud;
-    struct item *p = find_item(sc, parent);
+    struct item *p = sc->checking;
     if (!p || seen_has(p->deps_seen, module))
         return;
     size_t ml = strlen(module);
-    if (p->deps_seen) {
-        size_t have = strlen(p->deps_seen);
-        p->deps_seen = xrealloc(p->deps_seen, have + ml + 2);
-        p->deps_seen[have] = '\n';
-        memcpy(p->deps_seen + have + 1, module, ml + 1);
-    } else {
-        p->deps_seen = xstrdup(module);
-    }
+    size_t have = p->deps_seen ? strlen(p->deps_seen) : 0;
+    p->deps_seen = xrealloc(p->deps_seen, have + ml + 2);
+    if (have)
+        p->deps_seen[have++] = '\n';
+    memcpy(p->deps_seen + have, module, ml + 1);
 }
 
 static void set_deps(struct script_src *e, const char *seen)
@@ -535,26 +505,31 @@ static void set_deps(struct script_src *e, const char *seen)
     }
 }
 
-/* The snapshot a validation runs against: every item's `res` when set,
- * else what is served. `module_text` puts the disk text of changed modules
- * still in play in place of theirs. */
-static struct scriptset *build_candidate(struct scan *sc, int module_text)
+/* A module whose disk version is in play this round. */
+static int changing(const struct item *m)
+{
+    return m->module && m->dirty && !m->held;
+}
+
+/* The modules a check runs against: the disk's version of each module in
+ * play, what is served for the others. */
+static struct scriptset *candidate(struct scan *sc)
 {
     struct scriptset *s = set_new(sc->n);
     for (size_t i = 0; i < sc->n; i++) {
         struct item *it = &sc->it[i];
-        struct script_src *e = NULL;
-        if (module_text && it->module && it->changed && !it->res) {
+        if (!it->module)
+            continue;
+        struct script_src *e;
+        if (changing(it)) {
             if (!it->st)
                 continue; /* deleted: try without it */
             e = entry_new(it->rel);
             e->src = xmalloc(it->len + 1);
             memcpy(e->src, it->text, it->len + 1);
             e->len = it->len;
-            e->version = new_version(sc);
-        } else if (it->res) {
-            e = entry_hold(it->res);
-        } else if (it->old) {
+            e->version = i + 1;
+        } else if (it->old && it->old->src) {
             e = entry_hold(it->old);
         } else {
             continue;
@@ -564,146 +539,90 @@ static struct scriptset *build_candidate(struct scan *sc, int module_text)
     return s;
 }
 
-static void use_candidate(struct scan *sc, struct scriptset *s)
-{
-    scriptset_release(sc->cand);
-    sc->cand = s;
-    luavm_use_scriptset(sc->vm, s);
-}
-
-static int validate(struct scan *sc, struct item *it, const char *src, size_t len, char *keys,
-                    size_t keyslen, char *err, size_t errlen)
+static int check(struct scan *sc, struct item *it, const char *src, size_t len, char *keys,
+                 size_t keyslen, char *err, size_t errlen)
 {
     free(it->deps_seen);
     it->deps_seen = NULL;
-    return luavm_validate(sc->vm, it->rel, src, len, on_require, sc, keys, keyslen, err, errlen);
+    sc->checking = it;
+    int rc = luavm_validate(sc->vm, it->rel, src, len, on_require, sc, keys, keyslen, err, errlen);
+    sc->checking = NULL;
+    return rc;
 }
 
-/* Takes what the file on disk holds as rejected: the served version stays,
- * with the problem noted. */
-static void reject(struct scan *sc, struct item *it, const char *why)
+static void set_why(struct item *it, const char *why)
 {
-    struct script_src *e = it->res ? it->res : it->old ? entry_copy(it->old) : entry_new(it->rel);
-    if (it->res == NULL && it->old)
-        e->version = it->old->version;
-    free(e->error);
-    e->error = xstrdup(why);
-    e->error_at = wall_ms();
-    e->seen_hash = it->hash;
-    if (it->st)
-        set_stat(e, it->st);
-    it->res = e;
-    sc->failures++;
-    if (it->module)
-        note(sc, LOG_ERROR, "%s: %s; %s", it->rel, why,
-             e->src ? "the previous version keeps serving" : "no version of it is available");
-    else if (e->src)
-        note(sc, LOG_ERROR, "%s did not load; the previous version keeps serving: %s", it->rel,
-             why);
-    else
-        note(sc, LOG_ERROR, "%s did not load: %s", it->rel, why);
+    free(it->why);
+    it->why = xstrdup(why);
 }
 
-/* A new entry serving the text read from disk, with a new version. */
-static struct script_src *accept_text(struct scan *sc, struct item *it)
+/* Whether a script still serving its old text requires a module in play. */
+static int reaches_change(struct scan *sc, const struct item *it)
 {
-    struct script_src *e = entry_new(it->rel);
-    e->src = it->text;
-    e->len = it->len;
-    it->text = NULL;
-    e->version = new_version(sc);
-    e->loaded_at = wall_ms();
-    e->seen_hash = it->hash;
-    set_stat(e, it->st);
-    sc->changes++;
-    return e;
-}
-
-/* Marks items that require, directly or through other modules, a module
- * still changing. */
-static void mark_affected(struct scan *sc)
-{
-    for (size_t i = 0; i < sc->n; i++)
-        sc->it[i].affected = 0;
-    int more = 1;
-    while (more) {
-        more = 0;
-        for (size_t i = 0; i < sc->n; i++) {
-            struct item *it = &sc->it[i];
-            if (it->affected || !it->old)
-                continue;
-            for (size_t d = 0; d < it->old->ndeps && !it->affected; d++) {
-                struct item *m = find_item(sc, it->old->deps[d]);
-                if (m && ((m->changed && !m->res) || m->affected))
-                    it->affected = more = 1;
-            }
-        }
+    for (size_t d = 0; it->old && d < it->old->ndeps; d++) {
+        struct item *m = find_item(sc, it->old->deps[d]);
+        if (m && changing(m))
+            return 1;
     }
+    return 0;
 }
 
-/* Phase one: module changes. A module change is taken only when every
- * script that requires it (and is served now) still loads with it. */
-static void settle_modules(struct scan *sc)
+/* One round: every script in play against the modules in play. A script
+ * still on its old text that no longer loads holds back the changing
+ * modules it loaded. Returns how many modules it held back. */
+static int settle_round(struct scan *sc)
 {
     char err[1600];
+    struct scriptset *cand = candidate(sc);
+    luavm_use_scriptset(sc->vm, cand);
+    scriptset_release(cand);
+    int held = 0;
     for (size_t i = 0; i < sc->n; i++) {
         struct item *it = &sc->it[i];
-        if (!it->module || !it->changed)
+        if (it->module)
             continue;
-        if (it->read_error)
-            reject(sc, it, it->read_error);
-        else if (it->st &&
-                 luavm_compile_only(sc->vm, it->rel, it->text, it->len, err, sizeof err) < 0)
-            reject(sc, it, err);
-    }
-    for (int round = 0; round < 64; round++) {
-        mark_affected(sc);
-        use_candidate(sc, build_candidate(sc, 1));
-        int rejected = 0;
-        for (size_t i = 0; i < sc->n && !rejected; i++) {
-            struct item *it = &sc->it[i];
-            if (it->module || !it->affected || !it->old || !it->old->src)
+        it->accepted = it->affected = 0;
+        if (it->dirty && it->st && !it->read_error) {
+            if (check(sc, it, it->text, it->len, NULL, 0, err, sizeof err) == 0) {
+                it->accepted = 1;
                 continue;
-            if (validate(sc, it, it->old->src, it->old->len, NULL, 0, err, sizeof err) == 0)
-                continue;
-            /* Every changed module it loaded is held back. */
+            }
+            set_why(it, err);
+        }
+        if (it->dirty && !it->st)
+            continue; /* deleted */
+        if (!it->old || !it->old->src || !reaches_change(sc, it))
+            continue;
+        it->affected = 1;
+        if (check(sc, it, it->old->src, it->old->len, NULL, 0, err, sizeof err) == 0)
+            continue;
+        /* Hold back what it loaded that changed; failing that, all it
+         * required before. */
+        int blamed = 0;
+        for (int pass = 0; pass < 2 && !blamed; pass++) {
             for (size_t j = 0; j < sc->n; j++) {
                 struct item *m = &sc->it[j];
-                if (!m->module || !m->changed || m->res)
+                if (!changing(m))
                     continue;
-                if (!reaches(sc, it, m->rel, 0))
+                int used = pass == 0 ? seen_has(it->deps_seen, m->rel) : 1;
+                if (pass == 1) {
+                    used = 0;
+                    for (size_t d = 0; d < it->old->ndeps && !used; d++)
+                        used = strcmp(it->old->deps[d], m->rel) == 0;
+                }
+                if (!used)
                     continue;
                 char why[1800];
                 snprintf(why, sizeof why, "%s; %s does not load with it: %s",
                          m->st ? "change not taken" : "deleted but still required", it->rel, err);
-                reject(sc, m, why);
-                rejected = 1;
+                set_why(m, why);
+                m->held = 1;
+                blamed = 1;
+                held++;
             }
         }
-        if (!rejected)
-            break;
     }
-    /* The module changes that stand, and versions for what requires them. */
-    mark_affected(sc);
-    for (size_t i = 0; i < sc->n; i++) {
-        struct item *it = &sc->it[i];
-        if (it->module && it->changed && !it->res) {
-            if (!it->st) {
-                note(sc, LOG_INFO, "%s removed", it->rel);
-                sc->changes++;
-                continue; /* res stays NULL: gone */
-            }
-            it->res = accept_text(sc, it);
-            if (!sc->initial) {
-                note(sc, LOG_INFO, "%s %s", it->rel, it->old ? "changed" : "added");
-            }
-        } else if (it->affected && !it->res && it->old) {
-            struct script_src *e = entry_copy(it->old);
-            e->version = new_version(sc);
-            it->res = e;
-            sc->changes++;
-        }
-    }
+    return held;
 }
 
 /* Warns about handler names no handler type has ("exection"). Returns
@@ -733,61 +652,98 @@ static int unknown_keys(struct scan *sc, const struct item *it, char *keys, FILE
     return n;
 }
 
-/* Phase two: each changed script, from its text on disk, against the
- * modules phase one settled. */
-static void settle_scripts(struct scan *sc, FILE *out)
+/* The entry the next snapshot holds for `it`, or NULL (gone). */
+static struct script_src *outcome(struct scan *sc, struct item *it, int modules_changed)
 {
-    char err[1600];
-    char keys[512];
-    use_candidate(sc, build_candidate(sc, 0));
-    for (size_t i = 0; i < sc->n; i++) {
-        struct item *it = &sc->it[i];
-        if (it->module)
-            continue;
-        if (!it->changed) {
-            /* Reached by a module change: what its top level required then. */
-            if (it->res && it->res != it->old)
-                set_deps(it->res, it->deps_seen);
-            continue;
+    if (!it->dirty) {
+        if (!it->old)
+            return NULL;
+        int touched = it->st && !same_stat(it->old, it->st);
+        int bump = it->affected;               /* serves its old text with new modules */
+        int back = it->old->error && it->text; /* the disk is back to what is served */
+        if (!touched && !bump && !back)
+            return entry_hold(it->old);
+        struct script_src *e = entry_copy(it->old);
+        if (it->st) {
+            set_stat(e, it->st);
+            e->seen_hash = it->hash ? it->hash : e->seen_hash;
         }
-        if (!it->st) {
-            if (it->res)
-                entry_release(it->res);
-            it->res = NULL;
-            note(sc, LOG_INFO, "%s removed: no longer served", it->rel);
+        if (bump) {
+            e->version = sc->hub->next_version++;
+            set_deps(e, it->deps_seen);
             sc->changes++;
-            continue;
         }
-        if (it->read_error) {
-            reject(sc, it, it->read_error);
-            continue;
+        if (back) {
+            free(e->error);
+            e->error = NULL;
         }
-        if (validate(sc, it, it->text, it->len, keys, sizeof keys, err, sizeof err) < 0) {
-            reject(sc, it, err);
-            continue;
-        }
-        sc->unknown += unknown_keys(sc, it, keys, out);
-        struct script_src *e = accept_text(sc, it);
+        return e;
+    }
+    int taken = it->module ? !it->held : it->accepted || !it->st;
+    if (taken && !it->st) {
+        note(sc, LOG_INFO, "%s removed%s", it->rel, it->module ? "" : ": no longer served");
+        sc->changes++;
+        return NULL;
+    }
+    if (taken) {
+        struct script_src *e = entry_new(it->rel);
+        e->src = it->text;
+        e->len = it->len;
+        it->text = NULL;
+        e->version = sc->hub->next_version++;
+        e->loaded_at = wall_ms();
+        e->seen_hash = it->hash;
+        set_stat(e, it->st);
+        if (!it->module)
+            set_deps(e, it->deps_seen);
+        sc->changes++;
+        if (!sc->initial)
+            note(sc, LOG_INFO, "%s %s%s", it->rel, it->old && it->old->src ? "reloaded" : "loaded",
+                 it->module && modules_changed ? "; scripts that require it are reloaded" : "");
+        return e;
+    }
+    /* Not taken: what was served stays, with the reason. */
+    struct script_src *e = it->old ? entry_copy(it->old) : entry_new(it->rel);
+    const char *why = it->read_error ? it->read_error : it->why ? it->why : "did not load";
+    int again = e->error && strcmp(e->error, why) == 0 && e->seen_hash == it->hash;
+    free(e->error);
+    e->error = xstrdup(why);
+    if (!again)
+        e->error_at = wall_ms();
+    e->seen_hash = it->hash;
+    if (it->st)
+        set_stat(e, it->st);
+    if (it->affected) {
+        e->version = sc->hub->next_version++;
         set_deps(e, it->deps_seen);
-        if (it->res)
-            entry_release(it->res);
-        it->res = e;
-        if (!sc->initial) {
-            note(sc, LOG_INFO, "%s %s (version %llu)", it->rel, it->old ? "reloaded" : "loaded",
-                 e->version);
-        }
+        sc->changes++;
     }
-    /* Module dependencies seen while scripts ran. */
-    for (size_t i = 0; i < sc->n; i++) {
-        struct item *it = &sc->it[i];
-        if (it->module && it->deps_seen && it->res && it->res != it->old)
-            set_deps(it->res, it->deps_seen);
+    if (!again) {
+        sc->failures++;
+        if (it->module)
+            note(sc, LOG_ERROR, "%s: %s; %s", it->rel, why,
+                 e->src ? "the previous version keeps serving" : "no version of it is available");
+        else if (e->src)
+            note(sc, LOG_ERROR, "%s did not load; the previous version keeps serving: %s", it->rel,
+                 why);
+        else
+            note(sc, LOG_ERROR, "%s did not load: %s", it->rel, why);
     }
+    return e;
 }
 
 int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initial, FILE *out,
                 int *loaded)
 {
+    struct stat rootst;
+    if (!initial && (stat(lo->scripts_dir, &rootst) < 0 || !S_ISDIR(rootst.st_mode))) {
+        /* Mid-swap (rm -rf and copy, a release symlink moving) or gone:
+         * keep serving what loaded; the watcher looks again when the
+         * folder comes back. */
+        log_msg(LOG_WARN, NULL, "scripts folder %s is not there; what loaded keeps serving",
+                lo->scripts_dir);
+        return 0;
+    }
     pthread_mutex_lock(&h->scan_mu);
     struct scriptset *cur = scripts_hub_acquire(h, NULL);
     struct listing l = {0};
@@ -808,56 +764,96 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
         it->module = strncmp(it->rel, "lib/", 4) == 0;
     }
 
-    /* What changed: stat first, then the text. */
+    /* What the disk holds: stat first, then the text. A file whose last
+     * version was refused is read again, so it is tried again when
+     * anything it depends on changes. */
     char err[1600];
+    int moved = 0;
     for (size_t i = 0; i < sc.n; i++) {
         struct item *it = &sc.it[i];
         if (!it->st) {
             it->hash = GONE_HASH;
-            it->changed = it->old->seen_hash != GONE_HASH;
+            it->dirty = 1;
+            it->moved = it->old->seen_hash != GONE_HASH;
+            moved |= it->moved;
             continue;
         }
-        if (it->old && same_stat(it->old, it->st))
+        int same = it->old && same_stat(it->old, it->st);
+        if (same && !it->old->error)
             continue;
         it->text =
             read_text(lo->scripts_dir, it->rel, lo->max_script_bytes, &it->len, err, sizeof err);
-        if (!it->text) {
+        if (!it->text)
             it->read_error = xstrdup(err);
-            it->hash = fnv1a(err, strlen(err));
-        } else {
-            it->hash = fnv1a(it->text, it->len);
-        }
-        if (it->old && (it->hash == it->old->seen_hash ||
-                        (it->old->src && !it->old->error && it->old->len == it->len &&
-                         memcmp(it->old->src, it->text, it->len) == 0))) {
-            /* Touched, or the same text again: note the new stat only. */
-            it->res = entry_copy(it->old);
-            set_stat(it->res, it->st);
-            continue;
-        }
-        it->changed = 1;
+        it->hash = it->text ? fnv1a(it->text, it->len) : fnv1a(err, strlen(err));
+        it->moved = !it->old || it->hash != it->old->seen_hash;
+        moved |= it->moved;
+        it->dirty = !(it->old && it->old->src && it->text && it->old->len == it->len &&
+                      memcmp(it->old->src, it->text, it->len) == 0);
     }
 
     char e2[512];
-    sc.vm = luavm_new(lo, e2, sizeof e2);
-    if (!sc.vm) {
-        log_msg(LOG_ERROR, NULL, "cannot check scripts: %s", e2);
-    } else {
-        settle_modules(&sc);
-        settle_scripts(&sc, out);
+    if (moved) {
+        sc.vm = luavm_new(lo, e2, sizeof e2);
+        if (!sc.vm)
+            log_msg(LOG_ERROR, NULL, "cannot check scripts: %s", e2);
+    }
+    int modules_changed = 0;
+    if (sc.vm) {
+        /* Modules that cannot be read or do not compile are out at once. */
+        for (size_t i = 0; i < sc.n; i++) {
+            struct item *m = &sc.it[i];
+            if (!m->module || !m->dirty)
+                continue;
+            if (m->read_error) {
+                m->held = 1;
+            } else if (m->st &&
+                       luavm_compile_only(sc.vm, m->rel, m->text, m->len, err, sizeof err) < 0) {
+                set_why(m, err);
+                m->held = 1;
+            }
+        }
+        /* Each round holds back at least one module, or settles. */
+        int rounds = 0;
+        while (settle_round(&sc) > 0)
+            if (++rounds > 64) {
+                for (size_t i = 0; i < sc.n; i++)
+                    if (changing(&sc.it[i])) {
+                        set_why(&sc.it[i], "change not taken: the scripts that require it "
+                                           "could not be settled");
+                        sc.it[i].held = 1;
+                    }
+                settle_round(&sc);
+                break;
+            }
+        for (size_t i = 0; i < sc.n; i++)
+            modules_changed |= changing(&sc.it[i]);
+        /* Unknown handler names, from each script now served anew. */
+        char keys[512];
+        for (size_t i = 0; i < sc.n; i++) {
+            struct item *it = &sc.it[i];
+            if (!it->accepted)
+                continue;
+            char *deps = it->deps_seen;
+            it->deps_seen = NULL;
+            if (check(&sc, it, it->text, it->len, keys, sizeof keys, err, sizeof err) == 0)
+                sc.unknown += unknown_keys(&sc, it, keys, out);
+            free(it->deps_seen);
+            it->deps_seen = deps;
+        }
         luavm_free(sc.vm);
     }
-    scriptset_release(sc.cand);
 
     struct scriptset *next = set_new(sc.n);
+    next->modules_gen = cur->modules_gen;
     int differs = 0, problems = 0, scripts = 0;
     for (size_t i = 0; i < sc.n; i++) {
         struct item *it = &sc.it[i];
-        struct script_src *e = it->res                     ? it->res
-                               : (it->old && !it->changed) ? entry_hold(it->old)
-                                                           : NULL;
-        if (!sc.vm && it->changed && !e && it->old)
-            e = entry_hold(it->old);
+        struct script_src *e;
+        if (it->dirty && !sc.vm) /* nothing checked: keep what is served */
+            e = it->old ? entry_hold(it->old) : NULL;
+        else
+            e = outcome(&sc, it, modules_changed);
         differs |= e != it->old;
         if (e) {
             next->e[next->n++] = e;
@@ -870,8 +866,11 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
         }
         free(it->text);
         free(it->read_error);
+        free(it->why);
         free(it->deps_seen);
     }
+    if (modules_changed)
+        next->modules_gen = ++h->next_version;
     if (out)
         ; /* `check` says it itself */
     else if (initial && problems)
@@ -897,24 +896,84 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
 
 struct reloader {
     struct scripts_hub *hub;
-    pthread_mutex_t mu; /* guards lo */
+    pthread_mutex_t mu; /* guards lo and rescan */
     struct luavm_options lo;
+    int rescan; /* set_options asked for a rescan */
     long settle_ms;
-    int ifd;    /* inotify */
-    int stopfd; /* eventfd: stop */
+    int ifd; /* inotify */
+    /* The folders holding the scripts folder and each symlink on the way
+     * to it, with the name watched in each. */
+    int parent_wd[8];
+    char parent_name[8][256];
+    int nparents;
+    int wakefd; /* eventfd: rescan or stop */
+    int stop;
     pthread_t thread;
 };
 
 #define WATCH_MASK                                                                                 \
-    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_DELETE_SELF |       \
-     IN_MOVE_SELF | IN_ONLYDIR)
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB |            \
+     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
+
+/* Watches the folder holding `path` for `path`'s name. */
+static void watch_parent(struct reloader *r, const char *path)
+{
+    if (r->nparents == 8)
+        return;
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", path);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s", name);
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else if (slash == parent)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int wd = inotify_add_watch(r->ifd, parent, PARENT_MASK);
+    if (wd < 0)
+        return;
+    r->parent_wd[r->nparents] = wd;
+    snprintf(r->parent_name[r->nparents], sizeof r->parent_name[0], "%s", nm);
+    r->nparents++;
+}
 
 /* Watches every folder scripts may be in (again: inotify keeps one watch
- * per folder, and folders come and go). */
-static void watch_folders(struct reloader *r)
+ * per folder, and folders come and go), and the folders holding the scripts
+ * folder and each symlink that leads to it, for the folder being replaced
+ * (rm -rf and copy, or a release symlink moving). */
+static void watch_folders(struct reloader *r, const char *root)
 {
+    r->nparents = 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", root);
+    for (int hop = 0; hop < 8; hop++) {
+        watch_parent(r, path);
+        char target[1024];
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            break;
+        target[n] = '\0';
+        if (target[0] == '/') {
+            snprintf(path, sizeof path, "%s", target);
+        } else {
+            char *slash = strrchr(path, '/');
+            char next[2100];
+            if (slash)
+                snprintf(next, sizeof next, "%.*s/%s", (int)(slash - path), path, target);
+            else
+                snprintf(next, sizeof next, "%s", target);
+            snprintf(path, sizeof path, "%.1023s", next);
+        }
+    }
     struct listing l = {0};
-    list_scripts(&l, r->lo.scripts_dir);
+    list_scripts(&l, root);
     for (size_t i = 0; i < l.ndirs; i++)
         if (inotify_add_watch(r->ifd, l.dirs[i], WATCH_MASK) < 0 && errno != ENOENT)
             log_msg(LOG_WARN, NULL, "cannot watch %s: %s; edits there are not picked up", l.dirs[i],
@@ -943,38 +1002,62 @@ static int drain(struct reloader *r)
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *)p;
             p += sizeof *ev + ev->len;
-            if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+            if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF)) {
                 relevant = 1;
                 continue;
             }
-            if (!ev->len || ev->name[0] == '.')
+            if (!ev->len)
                 continue;
-            if (ev->mask & IN_ISDIR) {
-                relevant = 1;
+            int parent = 0;
+            for (int i = 0; i < r->nparents; i++)
+                if (ev->wd == r->parent_wd[i]) {
+                    parent = 1;
+                    relevant |= strcmp(ev->name, r->parent_name[i]) == 0;
+                }
+            if (parent)
                 continue;
-            }
-            /* A file just created is picked up when its writer closes it. */
-            if ((ev->mask & IN_CREATE) && !(ev->mask & ~(IN_CREATE)))
+            if (ev->name[0] == '.')
                 continue;
-            if (lua_file_name(ev->name))
+            if ((ev->mask & IN_ISDIR) || lua_file_name(ev->name))
                 relevant = 1;
         }
     }
     return got < 0 ? -1 : relevant;
 }
 
+static void rescan(struct reloader *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct luavm_options lo = r->lo;
+    r->rescan = 0;
+    pthread_mutex_unlock(&r->mu);
+    watch_folders(r, lo.scripts_dir);
+    reload_scan(r->hub, &lo, 0, NULL, NULL);
+}
+
 static void *reloader_main(void *arg)
 {
     struct reloader *r = arg;
-    struct pollfd pf[2] = {{.fd = r->ifd, .events = POLLIN}, {.fd = r->stopfd, .events = POLLIN}};
+    struct pollfd pf[2] = {{.fd = r->ifd, .events = POLLIN}, {.fd = r->wakefd, .events = POLLIN}};
     for (;;) {
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (pf[1].revents)
-            break;
+        if (pf[1].revents) {
+            uint64_t v;
+            if (read(r->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
+                break;
+            pthread_mutex_lock(&r->mu);
+            int stop = r->stop, again = r->rescan;
+            pthread_mutex_unlock(&r->mu);
+            if (stop)
+                break;
+            if (again)
+                rescan(r);
+            continue;
+        }
         if (drain(r) <= 0)
             continue;
         /* Let the burst settle: an editor's save, or a checkout of many
@@ -987,27 +1070,24 @@ static void *reloader_main(void *arg)
                 wait = first + 4 * r->settle_ms - now;
             if (wait <= 0)
                 break;
-            if (poll(pf, 2, (int)wait) > 0) {
-                if (pf[1].revents)
-                    goto out;
-                if (drain(r) >= 0)
-                    last = mono_ms();
-            }
+            if (poll(pf, 1, (int)wait) > 0 && drain(r) >= 0)
+                last = mono_ms();
         }
-        pthread_mutex_lock(&r->mu);
-        watch_folders(r);
-        reload_scan(r->hub, &r->lo, 0, NULL, NULL);
-        pthread_mutex_unlock(&r->mu);
+        rescan(r);
     }
-out:
     return NULL;
 }
 
-struct reloader *reloader_start(struct scripts_hub *h, const struct luavm_options *lo,
-                                long settle_ms, char *err, size_t errlen)
+static void wake(struct reloader *r)
 {
-    struct reloader *r = xcalloc(1, sizeof *r);
-    r->hub = h;
+    uint64_t one = 1;
+    if (write(r->wakefd, &one, sizeof one) < 0)
+        log_msg(LOG_WARN, NULL, "cannot wake the reloader: %s", strerror(errno));
+}
+
+/* The reloader's own copy: without the worker's parts. */
+static void set_lo(struct reloader *r, const struct luavm_options *lo)
+{
     r->lo = *lo;
     r->lo.scripts = NULL;
     r->lo.sched = NULL;
@@ -1015,17 +1095,24 @@ struct reloader *reloader_start(struct scripts_hub *h, const struct luavm_option
     r->lo.responder = NULL;
     r->lo.outbox = NULL;
     r->lo.mailbox = NULL;
+}
+
+struct reloader *reloader_start(struct scripts_hub *h, const struct luavm_options *lo,
+                                long settle_ms, char *err, size_t errlen)
+{
+    struct reloader *r = xcalloc(1, sizeof *r);
+    r->hub = h;
+    set_lo(r, lo);
     r->settle_ms = settle_ms > 0 ? settle_ms : 1;
     pthread_mutex_init(&r->mu, NULL);
     r->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    r->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (r->ifd < 0 || r->stopfd < 0) {
+    r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->ifd < 0 || r->wakefd < 0) {
         snprintf(err, errlen, "cannot watch the scripts folder: %s", strerror(errno));
         goto fail;
     }
-    watch_folders(r);
-    /* What changed between the first load and the watches. */
-    reload_scan(h, &r->lo, 0, NULL, NULL);
+    /* The watches, then what changed between the first load and them. */
+    rescan(r);
     int rc = pthread_create(&r->thread, NULL, reloader_main, r);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the reloader: %s", strerror(rc));
@@ -1035,8 +1122,8 @@ struct reloader *reloader_start(struct scripts_hub *h, const struct luavm_option
 fail:
     if (r->ifd >= 0)
         close(r->ifd);
-    if (r->stopfd >= 0)
-        close(r->stopfd);
+    if (r->wakefd >= 0)
+        close(r->wakefd);
     pthread_mutex_destroy(&r->mu);
     free(r);
     return NULL;
@@ -1045,28 +1132,23 @@ fail:
 void reloader_set_options(struct reloader *r, const struct luavm_options *lo)
 {
     pthread_mutex_lock(&r->mu);
-    struct scripts_hub *h = r->hub;
-    r->lo = *lo;
-    r->lo.scripts = NULL;
-    r->lo.sched = NULL;
-    r->lo.fetch = NULL;
-    r->lo.responder = NULL;
-    r->lo.outbox = NULL;
-    r->lo.mailbox = NULL;
-    (void)h;
+    set_lo(r, lo);
+    r->rescan = 1;
     pthread_mutex_unlock(&r->mu);
+    wake(r);
 }
 
 void reloader_stop(struct reloader *r)
 {
     if (!r)
         return;
-    uint64_t one = 1;
-    if (write(r->stopfd, &one, sizeof one) < 0)
-        log_msg(LOG_WARN, NULL, "cannot stop the reloader: %s", strerror(errno));
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
     pthread_join(r->thread, NULL);
     close(r->ifd);
-    close(r->stopfd);
+    close(r->wakefd);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

@@ -60,6 +60,10 @@ struct scriptset;
 /* The entry for `rel`, or NULL. */
 const struct script_src *scriptset_find(const struct scriptset *s, const char *rel);
 size_t scriptset_count(const struct scriptset *s);
+/* Changes whenever any lib/ module changes: a worker then drops the modules
+ * it loaded, so a script loaded again gets every module afresh (also one
+ * that requires a module that changed). */
+unsigned long long scriptset_modules_gen(const struct scriptset *s);
 const struct script_src *scriptset_at(const struct scriptset *s, size_t i);
 void scriptset_hold(struct scriptset *s);
 void scriptset_release(struct scriptset *s);

@@ -461,6 +461,12 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
 
 static int client_is_loopback(struct MHD_Connection *conn)
 {
+    /* A proxy on this machine connects from loopback for everyone: a
+     * forwarded request is not a local one. */
+    static const char *const forwarded[] = {"Forwarded", "X-Forwarded-For", "X-Real-IP"};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, forwarded[i]))
+            return 0;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr)

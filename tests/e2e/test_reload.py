@@ -392,6 +392,14 @@ class Status(Base):
         self.until("ver", "counted")
         self.assertEqual(self.status()["reloads"], before + 1)
 
+    def test_forwarded_requests_are_not_local(self):
+        # A TLS proxy on this machine connects from loopback for everyone.
+        for h in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+                  {"X-Real-IP": "203.0.113.9"}):
+            r = self.host.request("GET", "/status", headers=h)
+            self.assertEqual(r.status, 403, h)
+            self.assertIn("loopback clients only", r.json()["error"])
+
     def test_status_answers_get_only(self):
         r = self.host.request("POST", "/status")
         self.assertEqual(r.status, 405)
