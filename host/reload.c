@@ -929,7 +929,7 @@ static void watch_parent(struct reloader *r, const char *path)
     char *slash = strrchr(parent, '/');
     const char *name = slash ? slash + 1 : parent;
     char nm[256];
-    snprintf(nm, sizeof nm, "%s", name);
+    snprintf(nm, sizeof nm, "%.255s", name);
     if (!slash)
         snprintf(parent, sizeof parent, ".");
     else if (slash == parent)
