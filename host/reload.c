@@ -338,7 +338,8 @@ static void list_scripts(struct listing *l, const char *root)
         }
     }
     list_dir(l, root, "lib/", 1, 0);
-    qsort(l->f, l->n, sizeof *l->f, cmp_found);
+    if (l->n > 1)
+        qsort(l->f, l->n, sizeof *l->f, cmp_found);
 }
 
 static void listing_free(struct listing *l)
