@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The URL goes into a JSON string unescaped, so it must not need escaping. */
 static int url_is_plain(const char *url)
@@ -31,6 +32,11 @@ static int url_is_plain(const char *url)
 
 int main(int argc, char **argv)
 {
+    /* Stamped now, as Cliq does: the host refuses timestamps out of its window. */
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    long long now_ms = (long long)now_ts.tv_sec * 1000 + now_ts.tv_nsec / 1000000;
+
     if (argc != 5) {
         fprintf(stderr, "usage: %s KEY.pem COUNT URL OUT\n", argv[0]);
         return 2;
@@ -89,8 +95,8 @@ int main(int argc, char **argv)
             "\"status\":\"granted\"},"
             "\"mentions\":[],\"options\":{},\"selections\":[],\"attachments\":[],"
             "\"arguments\":\"%s%ci=%ld\"}}",
-            i % 1000000, 1700000000000LL + i, user, user, user, user, i, i, user, user, user, user,
-            i, i, url, sep, i);
+            i % 1000000, now_ms + i, user, user, user, user, i, i, user, user, user, user, i, i,
+            url, sep, i);
         if (n < 0 || (size_t)n >= sizeof body) {
             fprintf(stderr, "body too long\n");
             return 1;

@@ -21,6 +21,7 @@ import time
 port, scripts, key, edits, out = (int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]),
                                   sys.argv[5])
 body = json.dumps({"type": "command", "name": "probe", "handler": {"type": "execution_handler"},
+                   "timestamp": time.time_ns() // 1_000_000,
                    "params": {"arguments": ""}}).encode()
 sig = base64.b64encode(subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=body,
                                       capture_output=True, check=True).stdout).decode()

@@ -42,7 +42,8 @@ openssl pkey -in "$WORK/key.pem" -pubout -out "$WORK/key.pub"
 cp -r bench/scripts "$WORK/scripts"
 
 "$BUILD/cliqhost" serve --listen 127.0.0.1:0 --workers 2 --scripts "$WORK/scripts" \
-  --key "$WORK/key.pub" --data-dir "$WORK/data" --log-level warn 2>"$WORK/host.log" &
+  --key "$WORK/key.pub" --data-dir "$WORK/data" --log-level warn --replay-memory 0 \
+  2>"$WORK/host.log" &
 HOST_PID=$!
 port=
 for _ in $(seq 100); do

@@ -13,12 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const services[] = {"api", "web", "worker", "billing", "search", "auth"};
 static const char *const envs[] = {"dev", "staging", "prod --force"};
 
 int main(int argc, char **argv)
 {
+    /* Stamped now, as Cliq does: the host refuses timestamps out of its window. */
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    long long now_ms = (long long)now_ts.tv_sec * 1000 + now_ts.tv_nsec / 1000000;
+
     if (argc != 4) {
         fprintf(stderr, "usage: %s KEY.pem COUNT OUT\n", argv[0]);
         return 2;
@@ -66,8 +72,8 @@ int main(int argc, char **argv)
             "\"status\":\"granted\"},"
             "\"mentions\":[],\"options\":{},\"selections\":[],\"attachments\":[],"
             "\"arguments\":\"%s %s #%ld\"}}",
-            i % 1000000, 1700000000000LL + i, user, user, user, user, i, i, user, user, user, user,
-            i, i, services[i % 6], envs[i % 3], i);
+            i % 1000000, now_ms + i, user, user, user, user, i, i, user, user, user, user, i, i,
+            services[i % 6], envs[i % 3], i);
         size_t siglen = sizeof sig;
         if (!EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) ||
             !EVP_DigestSign(md, sig, &siglen, (unsigned char *)body, (size_t)n)) {

@@ -87,6 +87,11 @@ static const struct setting settings[] = {
      "seconds after a request that its attachments can be downloaded"},
     {"max_attachment_bytes", "max-attachment-bytes", SET_INT, OFF(max_attachment_bytes), "16777216",
      1024, 1024L * 1024 * 1024, "largest attachment download"},
+    {"replay_window_s", "replay-window", SET_INT, OFF(replay_window_s), "300", 0, 86400,
+     "seconds a call's timestamp may be from this host's clock; repeats within it are refused "
+     "(0: no replay checks)"},
+    {"replay_memory", "replay-memory", SET_INT, OFF(replay_memory), "100000", 0, 100000000,
+     "signatures remembered to refuse repeats (0: check timestamps only)"},
     {"reload_settle_ms", "reload-settle", SET_INT, OFF(reload_settle_ms), "10", 0, 10000,
      "ms a burst of script edits must be quiet before they are reloaded (0: no live reload)"},
     {"status_access", "status-access", SET_STR, OFF(status_access), "loopback", 0, 0,

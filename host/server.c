@@ -11,6 +11,7 @@
 #include "mailbox.h"
 #include "outbox.h"
 #include "reload.h"
+#include "replay.h"
 #include "mem.h"
 #include "request.h"
 #include "respond.h"
@@ -105,6 +106,7 @@ struct server {
     const struct verify_keyset *conf_ks;
     atomic_ullong conf_gen; /* 0 until the first reconfigure */
     struct scripts_hub *hub;
+    struct replay *replay; /* NULL: replay checks are off */
     time_t started_at;
     struct outbox *outbox;
     int nworkers;
@@ -381,6 +383,48 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
         free_call(c); /* libmicrohttpd was done with it already */
 }
 
+/* A verified call whose timestamp is out of the window, or whose signature
+ * was accepted before: -1 with the 401's message. */
+static int replay_refused(struct worker *w, const cJSON *json, const char *sig, char *err,
+                          size_t errlen)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(json, "timestamp");
+    long window = w->cfg->replay_window_s;
+    if (!cJSON_IsNumber(ts)) {
+        snprintf(err, errlen,
+                 "no timestamp in the body: replay protection needs the timestamp Cliq sends "
+                 "(replay_window_s = 0 turns it off)");
+        return -1;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    double t = ts->valuedouble;
+    long long tms = t > 9e15 ? 9000000000000000LL : t < -9e15 ? -9000000000000000LL : (long long)t;
+    long long age;
+    switch (replay_check(w->srv->replay, tms, now_ms, sig, sig ? strlen(sig) : 0, &age)) {
+    case REPLAY_OK:
+        return 0;
+    case REPLAY_STALE:
+        snprintf(err, errlen,
+                 "stale request: its timestamp is %lld s old, more than replay_window_s (%ld s)",
+                 age / 1000, window);
+        return -1;
+    case REPLAY_FUTURE:
+        snprintf(err, errlen,
+                 "request from the future: its timestamp is %lld s ahead of this host's clock, "
+                 "more than replay_window_s (%ld s); check the clock",
+                 -age / 1000, window);
+        return -1;
+    case REPLAY_REPEAT:
+        snprintf(err, errlen,
+                 "replayed request: this signature was already accepted %lld.%03lld s ago",
+                 age / 1000, age % 1000);
+        return -1;
+    }
+    return 0;
+}
+
 /* Verifies, decodes, dispatches and runs a complete callback body. */
 static void handle_callback(struct worker *w, struct MHD_Connection *conn, struct call *c,
                             const char *method, const char *url)
@@ -409,6 +453,11 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
     o.d = &c->d;
 
+    if (vr == VERIFY_OK && w->srv->replay && replay_refused(w, json, sig, err, sizeof err) < 0) {
+        arena_close();
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
+        return;
+    }
     if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
         arena_close();
         char msg[160];
@@ -977,6 +1026,8 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     s->conf_ks = ks;
     s->hub = hub;
     s->started_at = time(NULL);
+    if (c->replay_window_s > 0)
+        s->replay = replay_new(c->replay_window_s * 1000LL, (size_t)c->replay_memory);
     s->nworkers = (int)c->workers;
     if (s->nworkers <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1079,6 +1130,7 @@ void server_free(struct server *s)
         verifier_free(w->verifier);
     }
     free(s->workers);
+    replay_free(s->replay);
     pthread_mutex_destroy(&s->conf_mu);
     free(s);
 }

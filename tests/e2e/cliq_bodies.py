@@ -2,6 +2,7 @@
 reference/cliq-platform.md §2 (shapes from Zoho's samples, S1/S3 there)."""
 
 import copy
+import time
 
 ENVIRONMENT = {"tld": ".com", "data_center": "US", "base_url": "https://cliq.zoho.com/company/123456456"}
 ACCESS = {"user_id": "130720038", "zoho_user_id": "130720038",
@@ -93,8 +94,20 @@ CATALOGUE = [
 ]
 
 
+_last_ms = [0]
+
+
+def now_ms():
+    """The current time in epoch ms, as Cliq stamps a call; strictly
+    increasing, so two bodies built in one millisecond still differ (the
+    host refuses a signature it has accepted before)."""
+    ms = time.time_ns() // 1_000_000
+    _last_ms[0] = ms = max(ms, _last_ms[0] + 1)
+    return ms
+
+
 def body(type_, wire, name=None, params=None, response_url=True, unique_name=None,
-         handler_name=None, legacy=False, timestamp=1569520690703):
+         handler_name=None, legacy=False, timestamp=None):
     """Builds a body the way Cliq does. legacy=True uses the 2019 format
     (handler as a plain string)."""
     b = {}
@@ -113,7 +126,7 @@ def body(type_, wire, name=None, params=None, response_url=True, unique_name=Non
     if response_url:
         b["response_url"] = RESPONSE_URL
     b["type"] = type_
-    b["timestamp"] = timestamp
+    b["timestamp"] = now_ms() if timestamp is None else timestamp
     p = {"environment": copy.deepcopy(ENVIRONMENT), "access": copy.deepcopy(ACCESS)}
     p.update(copy.deepcopy(params or {}))
     b["params"] = p

@@ -1,0 +1,43 @@
+/*
+ * replay: refusing replayed and stale calls.
+ *
+ * A signed call stays valid for anyone who captured it, so the host also
+ * checks the body's `timestamp` (epoch ms, which Cliq signs with the body):
+ * a call more than the window older or newer than the host's clock is
+ * refused, and so is a second call with a signature already accepted
+ * within the window. Accepted signatures are remembered by a 64-bit hash,
+ * in buckets by timestamp, so whole buckets expire at once; the memory is
+ * capped (the oldest bucket goes early when the cap is reached, and the log
+ * says so). One replay guard is shared by every worker, behind a mutex held
+ * for a hash lookup.
+ */
+#ifndef CLIQHOST_REPLAY_H
+#define CLIQHOST_REPLAY_H
+
+#include <stddef.h>
+
+struct replay;
+
+/* window_ms: how far a timestamp may be from the clock (> 0).
+ * max_entries: signatures remembered at most; 0: repeats are not
+ * checked, only timestamps. Returns NULL on allocation failure. */
+struct replay *replay_new(long long window_ms, size_t max_entries);
+void replay_free(struct replay *r);
+
+enum replay_result {
+    REPLAY_OK,
+    REPLAY_STALE,  /* older than the window */
+    REPLAY_FUTURE, /* newer than the window */
+    REPLAY_REPEAT, /* this signature was accepted already */
+};
+
+/* Checks a verified call's timestamp and signature (the header's text) and
+ * remembers the signature when accepted. *age_ms gets now - timestamp, or
+ * for a repeat how long ago the first was accepted. */
+enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
+                                const char *sig, size_t siglen, long long *age_ms);
+
+/* Signatures remembered now. */
+size_t replay_entries(struct replay *r);
+
+#endif
