@@ -13,6 +13,7 @@
 #include "reload.h"
 #include "replay.h"
 #include "mem.h"
+#include "metrics.h"
 #include "request.h"
 #include "respond.h"
 #include "sched.h"
@@ -96,6 +97,7 @@ struct worker {
     struct call *running;    /* calls whose handler is still running */
     int mhd_kick;            /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
+    struct metrics metrics; /* written by this worker only */
 };
 
 struct server {
@@ -172,6 +174,8 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
 {
+    if (strcmp(url, "/") == 0 && strcmp(method, "POST") == 0)
+        metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
     if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
         status == 200)
@@ -295,6 +299,7 @@ static void hand_off(struct call *c, const char *why)
     c->deadline = NULL;
     c->late = 1;
     c->o.late = 1;
+    metrics_add(&w->metrics.handoffs, 1);
     size_t len;
     char *body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
     resume_with(c, 200, body, len);
@@ -326,6 +331,25 @@ static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
 }
 
 /* Sends a handler's result that came after the sync reply. */
+static void on_late_outcome(int ok, const char *err, void *ud)
+{
+    (void)err;
+    struct worker *w = ud;
+    metrics_add(&w->metrics.late[ok ? LATE_DELIVERED : LATE_FAILED], 1);
+}
+
+/* Counts a handler that failed, by why. */
+static void count_failure(struct worker *w, const struct luavm_result *res)
+{
+    if (!res->failed)
+        return;
+    enum metrics_fail k = res->limit == LIMIT_CPU      ? FAIL_CPU
+                          : res->limit == LIMIT_MEMORY ? FAIL_MEMORY
+                          : res->limit == LIMIT_TIME   ? FAIL_TIME
+                                                       : FAIL_ERROR;
+    metrics_add(&w->metrics.failures[k], 1);
+}
+
 static void deliver_late(struct call *c, struct luavm_result *res)
 {
     struct worker *w = c->w;
@@ -343,11 +367,12 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         log_msg(res->responded ? LOG_INFO : LOG_WARN, c->id, "respond kind=late outcome=%s%s",
                 res->responded ? "skipped" : "dropped", b.data ? b.data : "");
         buf_free(&b);
+        metrics_add(&w->metrics.late[res->responded ? LATE_SKIPPED : LATE_DROPPED], 1);
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
     responder_post(w->responder, res->response_url, res->body, res->len, expires, c->id, "late",
-                   NULL, NULL);
+                   on_late_outcome, w);
     res->body = NULL; /* the responder took it */
 }
 
@@ -362,6 +387,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     sched_timer_cancel(w->sched, c->deadline);
     c->deadline = NULL;
     c->o.failed = res->failed;
+    count_failure(w, res);
     if (c->late) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
@@ -391,6 +417,7 @@ static int replay_refused(struct worker *w, const cJSON *json, const char *sig, 
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(json, "timestamp");
     long window = w->cfg->replay_window_s;
     if (!cJSON_IsNumber(ts)) {
+        metrics_add(&w->metrics.refused[4], 1);
         snprintf(err, errlen,
                  "no timestamp in the body: replay protection needs the timestamp Cliq sends "
                  "(replay_window_s = 0 turns it off)");
@@ -406,17 +433,20 @@ static int replay_refused(struct worker *w, const cJSON *json, const char *sig, 
     case REPLAY_OK:
         return 0;
     case REPLAY_STALE:
+        metrics_add(&w->metrics.refused[1], 1);
         snprintf(err, errlen,
                  "stale request: its timestamp is %lld s old, more than replay_window_s (%ld s)",
                  age / 1000, window);
         return -1;
     case REPLAY_FUTURE:
+        metrics_add(&w->metrics.refused[2], 1);
         snprintf(err, errlen,
                  "request from the future: its timestamp is %lld s ahead of this host's clock, "
                  "more than replay_window_s (%ld s); check the clock",
                  -age / 1000, window);
         return -1;
     case REPLAY_REPEAT:
+        metrics_add(&w->metrics.refused[3], 1);
         snprintf(err, errlen,
                  "replayed request: this signature was already accepted %lld.%03lld s ago",
                  age / 1000, age % 1000);
@@ -436,6 +466,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
     enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
+        metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
                       &o);
         return;
@@ -496,6 +527,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
         return;
     }
+    count_failure(w, &res);
     respond(conn, c, 200, res.body, res.len, NULL);
     o.failed = res.failed;
     o.error = res.failed ? res.error : NULL;
@@ -712,6 +744,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             buf_init(&m, 4 * 1024 * 1024);
             buf_adds(&m, "# HELP cliqhost_up 1 while the host serves.\n# TYPE cliqhost_up "
                          "gauge\ncliqhost_up 1\n");
+            struct metrics *all[256];
+            int nw = w->srv->nworkers < 256 ? w->srv->nworkers : 256;
+            for (int i = 0; i < nw; i++)
+                all[i] = &w->srv->workers[i].metrics;
+            struct reload_stats rs;
+            scripts_hub_stats(w->srv->hub, &rs);
+            struct metrics_extra x = {rs.reloads, rs.failures,
+                                      w->srv->replay ? replay_entries(w->srv->replay) : 0};
+            metrics_write(all, nw, &x, &m);
             outbox_metrics(w->srv->outbox, &m);
             size_t len;
             char *text = buf_take(&m, &len);
@@ -863,6 +904,8 @@ static int worker_prepare(void *ud)
 static void worker_after(void *ud)
 {
     struct worker *w = ud;
+    metrics_set(&w->metrics.lua_memory, luavm_memory(w->vm));
+    metrics_set(&w->metrics.handlers_waiting, luavm_tasks(w->vm));
     if (w->mhd_kick || (w->mhd_deadline && now_ms() >= w->mhd_deadline)) {
         w->mhd_kick = 0;
         MHD_run(w->mhd);

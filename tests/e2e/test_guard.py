@@ -3,12 +3,15 @@ sending a stale or future one, holding connections open, oversized headers."""
 
 import json
 import os
+import shutil
+import tempfile
 import socket
 import threading
 import time
 import unittest
 
 from cliq_bodies import body, now_ms
+from fakes import Sink
 from hostlib import REPO, Host, Key
 
 KEY = Key("guard")
@@ -124,6 +127,114 @@ class ReplaySettings(unittest.TestCase):
             self.assertEqual(h.post(raw, signature=s2).status, 401)
         finally:
             self.assertEqual(h.stop(), 0)
+
+
+def metric(text, name, **labels):
+    """The value of one sample in Prometheus text, or 0 when absent."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    head = f"{name}{{{want}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(head + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class Metrics(unittest.TestCase):
+    """The counters move as requests are made."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-metrics-")
+        os.makedirs(os.path.join(cls.dir, "commands"))
+        for name, code in {
+            "ok": 'return { execution = function() return "ok" end }',
+            "boom": 'return { execution = function() error("boom") end }',
+            "spin": 'return { execution = function() while true do end end }',
+            "slow": 'return { execution = function() sleep(0.5) return "late" end }',
+        }.items():
+            with open(os.path.join(cls.dir, "commands", name + ".lua"), "w") as f:
+                f.write(code + "\n")
+        cls.sink = Sink().start()
+        cls.host = Host("--deadline", "200", "--max-cpu", "50", scripts=cls.dir, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.host.stop()
+        cls.sink.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert rc == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def scrape(self):
+        r = self.host.request("GET", "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertIn("text/plain", r.headers["content-type"])
+        return r.body.decode()
+
+    def post(self, name, response_url=None):
+        b = body("command", "execution_handler", name, {"arguments": ""})
+        if response_url:
+            b["response_url"] = response_url
+        return self.host.post(b, key=KEY)
+
+    def test_counters_move(self):
+        before = self.scrape()
+        req = lambda t, st, h="execution", ty="command": metric(
+            t, "cliqhost_requests_total", type=ty, handler=h, status=st)
+        for _ in range(3):
+            self.assertEqual(self.post("ok").status, 200)
+        self.assertEqual(self.post("nosuch").status, 404)
+        self.assertEqual(self.host.post(call(), signature="bm9wZQ==").status, 401)
+        self.assertEqual(self.host.post(call(now_ms() - 900_000), key=KEY).status, 401)
+        raw = call()
+        sig = KEY.sign(raw)
+        self.host.post(raw, signature=sig)
+        self.assertEqual(self.host.post(raw, signature=sig).status, 401)
+        self.assertIn("wrong", self.post("boom").json()["output"]["text"])
+        self.assertIn("CPU", self.post("spin").json()["output"]["text"])
+        r = self.post("slow", response_url=self.sink.url_for("m1"))
+        self.assertEqual(r.headers.get("x-cliqhost-late"), "response_url")
+        self.assertTrue(self.sink.wait_posts(1, "m1", timeout=10), self.host.log()[-2000:])
+        time.sleep(0.2)
+        after = self.scrape()
+
+        def moved(name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        self.assertEqual(req(after, "200") - req(before, "200"), 6)  # ok x3, boom, spin, slow
+        # nosuch, and the first of the replayed pair (call() names "cmd", not here)
+        self.assertEqual(req(after, "404") - req(before, "404"), 2)
+        # A bad signature reaches no handler; stale and replayed calls were decoded.
+        self.assertEqual(moved("cliqhost_requests_total", type="none", handler="none",
+                               status="401"), 1)
+        self.assertEqual(req(after, "401") - req(before, "401"), 2)
+        self.assertEqual(moved("cliqhost_refused_total", reason="signature"), 1)
+        self.assertEqual(moved("cliqhost_refused_total", reason="stale"), 1)
+        self.assertEqual(moved("cliqhost_refused_total", reason="replayed"), 1)
+        self.assertEqual(moved("cliqhost_script_failures_total", kind="error"), 1)
+        self.assertEqual(moved("cliqhost_script_failures_total", kind="cpu"), 1)
+        self.assertEqual(moved("cliqhost_handoffs_total"), 1)
+        self.assertEqual(moved("cliqhost_late_replies_total", outcome="delivered"), 1)
+        self.assertGreaterEqual(
+            moved("cliqhost_request_duration_seconds_count", type="command"), 8)
+        self.assertGreater(metric(after, "cliqhost_request_duration_seconds_bucket",
+                                  type="command", le="+Inf"), 0)
+        self.assertGreater(metric(after, "cliqhost_lua_memory_bytes", worker="0"), 0)
+        self.assertIn("cliqhost_outbox_posts", after)
+        self.assertIn("cliqhost_reloads_total", after)
+        # No secret in it.
+        self.assertNotIn(sig, after)
+
+    def test_reloads_are_counted(self):
+        before = metric(self.scrape(), "cliqhost_reloads_total")
+        with open(os.path.join(self.dir, "commands", "ok.lua"), "w") as f:
+            f.write('return { execution = function() return "ok2" end }\n')
+        t0 = time.time()
+        while time.time() - t0 < 5 and self.post("ok").json()["output"]["text"] != "ok2":
+            time.sleep(0.01)
+        self.assertEqual(metric(self.scrape(), "cliqhost_reloads_total"), before + 1)
+        with open(os.path.join(self.dir, "commands", "ok.lua"), "w") as f:
+            f.write('return { execution = function() return "ok" end }\n')
 
 
 if __name__ == "__main__":
