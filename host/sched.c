@@ -283,8 +283,14 @@ void sched_run_once(struct sched *s, int max_ms)
     s->now = sched_clock_ms();
     for (int i = 0; i < n; i++) {
         uint64_t t = evs[i].data.u64;
-        if (t == STOP_TAG)
+        if (t == STOP_TAG) {
+            /* Reset it, so a loop still turning after the stop (a drain)
+             * does not spin. */
+            uint64_t v;
+            ssize_t rc = read(s->stopfd, &v, sizeof v);
+            (void)rc;
             continue;
+        }
         int fd = (int)(uint32_t)t;
         uint32_t gen = (uint32_t)(t >> 32);
         if ((size_t)fd >= s->nw || !s->w[fd].active || s->w[fd].gen != gen)

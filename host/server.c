@@ -714,6 +714,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "method not allowed: /healthz answers GET", "GET, HEAD", NULL);
                 return MHD_YES;
             }
+            if (sched_stopping(w->sched)) { /* a load balancer should look elsewhere */
+                respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "shutting down", NULL, NULL);
+                return MHD_YES;
+            }
             static const char ok[] = "{\"status\":\"ok\"}";
             respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
             log_request(w, c, method, url, 200, NULL);
@@ -941,12 +946,24 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     log_thread_buffered(1);
     sched_run(w->sched);
-    drop_running(w);
-    /* Stop taking connections, then let MHD finish what it holds. */
+    /* Shutting down: stop taking connections, and let the handlers running
+     * finish and their late replies reach response_url, for up to
+     * shutdown_grace_s. Connections already open are still served. */
     int lfd = MHD_quiesce_daemon(w->mhd);
     if (lfd >= 0)
         close(lfd);
     w->listen_fd = -1;
+    long long until = sched_clock_ms() + w->cfg->shutdown_grace_s * 1000;
+    if (w->running || responder_pending(w->responder))
+        log_msg(LOG_INFO, NULL,
+                "worker %d: waiting up to %ld s for %zu handler%s and %zu late "
+                "repl%s",
+                w->index, w->cfg->shutdown_grace_s, luavm_tasks(w->vm),
+                luavm_tasks(w->vm) == 1 ? "" : "s", responder_pending(w->responder),
+                responder_pending(w->responder) == 1 ? "y" : "ies");
+    while ((w->running || responder_pending(w->responder)) && sched_clock_ms() < until)
+        sched_run_once(w->sched, 100);
+    drop_running(w);
     MHD_run(w->mhd);
     arena_release();
     log_thread_buffered(0);

@@ -4,6 +4,7 @@ sending a stale or future one, holding connections open, oversized headers."""
 import json
 import os
 import shutil
+import signal
 import tempfile
 import socket
 import threading
@@ -235,6 +236,78 @@ class Metrics(unittest.TestCase):
         self.assertEqual(metric(self.scrape(), "cliqhost_reloads_total"), before + 1)
         with open(os.path.join(self.dir, "commands", "ok.lua"), "w") as f:
             f.write('return { execution = function() return "ok" end }\n')
+
+
+class Shutdown(unittest.TestCase):
+    """SIGTERM: stop accepting, let handlers finish, deliver their late
+    replies, keep the outbox, exit 0."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-shutdown-")
+        os.makedirs(os.path.join(self.dir, "commands"))
+        for name, code in {
+            "slow": 'return { execution = function(req) sleep(tonumber(req.params.arguments)) '
+                    'return "done after " .. req.params.arguments end }',
+        }.items():
+            with open(os.path.join(self.dir, "commands", name + ".lua"), "w") as f:
+                f.write(code + "\n")
+        self.sink = Sink().start()
+
+    def tearDown(self):
+        self.sink.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def slow(self, host, seconds, tag, results):
+        b = body("command", "execution_handler", "slow", {"arguments": str(seconds)})
+        b["response_url"] = self.sink.url_for(tag)
+        results[tag] = host.post(b, key=KEY)
+
+    def test_sigterm_loses_no_late_reply(self):
+        h = Host("--deadline", "300", scripts=self.dir, keys=[KEY.spki])
+        results = {}
+        threads = [threading.Thread(target=self.slow, args=(h, s, f"t{i}", results))
+                   for i, s in enumerate([1.0, 1.5, 2.0, 0.1])]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # three are past the deadline, handed off; one answered
+        t0 = time.time()
+        rc = h.stop(signal.SIGTERM, timeout=20)
+        took = time.time() - t0
+        for t in threads:
+            t.join(5)
+        self.assertEqual(rc, 0, h.log())
+        for i, s in enumerate([1.0, 1.5, 2.0]):
+            posts = self.sink.posts(f"t{i}")
+            self.assertEqual(len(posts), 1, h.log()[-3000:])
+            self.assertEqual(json.loads(posts[0].body)["output"]["text"], f"done after {s}")
+        self.assertEqual(results["t3"].json()["output"]["text"], "done after 0.1")
+        self.assertLess(took, 10)  # it waited for them, not for the whole grace
+        self.assertIsNotNone(h.wait_for(r"worker \d: waiting up to 10 s for \d+ handlers? and", timeout=1))
+        self.assertFalse(h.sanitizer_reports(), h.log())
+
+    def test_sync_reply_in_flight_is_answered(self):
+        h = Host(scripts=self.dir, keys=[KEY.spki])
+        results = {}
+        t = threading.Thread(target=self.slow, args=(h, 1.0, "sync", results))
+        t.start()
+        time.sleep(0.3)
+        self.assertEqual(h.stop(signal.SIGTERM, timeout=20), 0)
+        t.join(5)
+        self.assertEqual(results["sync"].status, 200)
+        self.assertEqual(results["sync"].json()["output"]["text"], "done after 1.0")
+
+    def test_grace_bounds_the_wait(self):
+        h = Host("--deadline", "300", "--shutdown-grace", "1", scripts=self.dir, keys=[KEY.spki])
+        results = {}
+        t = threading.Thread(target=self.slow, args=(h, 30, "long", results))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        self.assertEqual(h.stop(signal.SIGTERM, timeout=20), 0)
+        self.assertLess(time.time() - t0, 5)
+        t.join(5)
+        self.assertIsNotNone(h.wait_for(r"handler still running at shutdown; dropped", timeout=1))
+        self.assertEqual(self.sink.posts("long"), [])
 
 
 if __name__ == "__main__":
