@@ -92,11 +92,15 @@ static const struct setting settings[] = {
      "(0: no replay checks)"},
     {"replay_memory", "replay-memory", SET_INT, OFF(replay_memory), "100000", 0, 100000000,
      "signatures remembered to refuse repeats (0: check timestamps only)"},
+    {"shutdown_grace_s", "shutdown-grace", SET_INT, OFF(shutdown_grace_s), "10", 0, 3600,
+     "on SIGTERM, seconds running handlers and late replies get to finish"},
     {"reload_settle_ms", "reload-settle", SET_INT, OFF(reload_settle_ms), "10", 0, 10000,
      "ms a burst of script edits must be quiet before they are reloaded (0: no live reload)"},
     {"status_access", "status-access", SET_STR, OFF(status_access), "loopback", 0, 0,
      "who may GET /status: loopback, any or off"},
     {"log_level", "log-level", SET_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"log_format", "log-format", SET_STR, OFF(log_format), "text", 0, 0,
+     "text, or json: one JSON object per line"},
     {NULL, "no-verify", SET_BOOL, OFF(no_verify), "0", 0, 1,
      "DEVELOPMENT ONLY: skip signature checks (loopback addresses only)"},
     {"data_dir", "data-dir", SET_STR, OFF(data_dir), "data", 0, 0,
@@ -544,6 +548,10 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
                  c->log_level);
         return -1;
     }
+    if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json")) {
+        snprintf(err, errlen, "log format '%s' is not one of text, json", c->log_format);
+        return -1;
+    }
     if (strcmp(c->status_access, "loopback") && strcmp(c->status_access, "any") &&
         strcmp(c->status_access, "off")) {
         snprintf(err, errlen, "status_access '%s' is not one of loopback, any, off",
@@ -627,5 +635,6 @@ int config_load_all(struct config *c, int argc, char **argv, int first, int serv
     enum log_level level;
     if (log_parse_level(c->log_level, &level) == 0)
         log_set_level(level);
+    log_set_json(strcmp(c->log_format, "json") == 0);
     return 0;
 }

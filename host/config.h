@@ -49,10 +49,12 @@ struct config {
     long attachment_ttl_s;
     long max_attachment_bytes;
     char *log_level;
+    char *log_format;      /* "text" or "json" */
     long replay_window_s;  /* 0: no replay checks */
     long replay_memory;    /* signatures remembered; 0: timestamps only */
     long reload_settle_ms; /* 0: no live reload */
-    char *status_access;   /* "loopback", "any" or "off" */
+    long shutdown_grace_s;
+    char *status_access; /* "loopback", "any" or "off" */
     long no_verify;
     long post_rate_per_min;
     long post_max_age_s;

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include "buf.h"
+#include "jsonw.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 
 /* Set again on SIGHUP while workers log: an atomic. */
 static _Atomic int min_level = LOG_INFO;
+static _Atomic int json_format; /* lines as JSON objects */
 static int log_fd = 2;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -29,6 +31,11 @@ static _Thread_local struct log_thread tls;
 void log_set_level(enum log_level level)
 {
     atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+}
+
+void log_set_json(int on)
+{
+    atomic_store_explicit(&json_format, on, memory_order_relaxed);
 }
 
 enum log_level log_get_level(void)
@@ -166,6 +173,115 @@ void log_redact(char *line, size_t len)
     }
 }
 
+static int key_char(char c, int first)
+{
+    return (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+/* A value written by log_kv: bare, or quoted with \" \\ \n \t \xNN escapes.
+ * Appends it unescaped to `v`; returns the text after it. */
+static const char *take_value(const char *p, const char *end, struct buf *v)
+{
+    if (p >= end || *p != '"') {
+        const char *q = p;
+        while (q < end && *q != ' ')
+            q++;
+        buf_add(v, p, (size_t)(q - p));
+        return q;
+    }
+    for (p++; p < end && *p != '"'; p++) {
+        if (*p == '\\' && p + 1 < end) {
+            p++;
+            char c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+            if (*p == 'x' && p + 2 < end) {
+                unsigned x = 0;
+                sscanf(p + 1, "%2x", &x);
+                c = (char)x;
+                p += 2;
+            }
+            buf_addc(v, c);
+        } else {
+            buf_addc(v, *p);
+        }
+    }
+    return p < end ? p + 1 : p;
+}
+
+/* Whether s is a number JSON can carry as it is: -?digits[.digits], no
+ * leading zero. */
+static int numeric(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+    size_t first = i;
+    int dot = 0;
+    for (; i < n; i++) {
+        if (s[i] == '.' && !dot && i > first && i + 1 < n)
+            dot = 1;
+        else if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    if (first >= n)
+        return 0;
+    return !(s[first] == '0' && first + 1 < n && s[first + 1] != '.');
+}
+
+/* One JSON object for a line: time, level, request_id, the message's words
+ * as "msg", and each key=value in it as a field. */
+static size_t json_line(const char *stamp, long ms, enum log_level level, const char *req_id,
+                        const char *msg, size_t len, char *out, size_t cap)
+{
+    struct buf b, words, v;
+    buf_init(&b, cap - 2);
+    buf_init(&words, LOG_LINE_MAX);
+    buf_init(&v, LOG_LINE_MAX);
+    buf_printf(&b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\"", stamp, ms, level_names[level]);
+    if (req_id) {
+        buf_adds(&b, ",\"request_id\":");
+        jsonw_string(&b, req_id, strlen(req_id), JSONW_REPLACE, NULL);
+    }
+    struct buf fields;
+    buf_init(&fields, LOG_LINE_MAX * 2);
+    const char *p = msg, *end = msg + len;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        const char *k = p;
+        while (p < end && key_char(*p, p == k))
+            p++;
+        if (p > k && p < end && *p == '=' && (size_t)(p - k) < 40) {
+            size_t kl = (size_t)(p - k);
+            v.len = 0;
+            p = take_value(p + 1, end, &v);
+            buf_addc(&fields, ',');
+            buf_addc(&fields, '"');
+            buf_add(&fields, k, kl);
+            buf_adds(&fields, "\":");
+            if (v.len && numeric(v.data, v.len))
+                buf_add(&fields, v.data, v.len);
+            else
+                jsonw_string(&fields, v.data ? v.data : "", v.len, JSONW_REPLACE, NULL);
+            continue;
+        }
+        while (p < end && *p != ' ')
+            p++;
+        if (words.len)
+            buf_addc(&words, ' ');
+        buf_add(&words, k, (size_t)(p - k));
+    }
+    buf_adds(&b, ",\"msg\":");
+    jsonw_string(&b, words.data ? words.data : "", words.len, JSONW_REPLACE, NULL);
+    if (fields.len)
+        buf_add(&b, fields.data, fields.len);
+    buf_addc(&b, '}');
+    size_t n = b.len < cap ? b.len : cap;
+    memcpy(out, b.data, n);
+    buf_free(&b);
+    buf_free(&words);
+    buf_free(&v);
+    buf_free(&fields);
+    return n;
+}
+
 void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap)
 {
     if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
@@ -202,6 +318,15 @@ void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list
     for (size_t i = 0; i < len; i++)
         if (line[i] == '\n')
             line[i] = ' ';
+    if (atomic_load_explicit(&json_format, memory_order_relaxed)) {
+        char json[2 * LOG_LINE_MAX + 64];
+        size_t start = (size_t)n; /* the message, after time, level and req= */
+        size_t jl = json_line(tls.stamp, ts.tv_nsec / 1000000L, level, req_id, line + start,
+                              len - start, json, sizeof json - 1);
+        json[jl++] = '\n';
+        emit(json, jl);
+        return;
+    }
     line[len++] = '\n';
     emit(line, len);
 }

@@ -27,6 +27,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* Lines below `level` are dropped. Call before starting threads. */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+/* Lines as JSON objects: {"time", "level", "request_id", "msg", and each
+ * key=value of the message as a field}, one per line. */
+void log_set_json(int on);
 /* Parses "debug", "info", "warn" or "error". Returns 0 or -1. */
 int log_parse_level(const char *s, enum log_level *out);
 /* Writes to `fd` instead of standard error (tests). */

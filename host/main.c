@@ -274,6 +274,7 @@ static void reload_config(int argc, char **argv, struct config **cur, struct ver
     enum log_level level;
     if (log_parse_level(nc->log_level, &level) == 0)
         log_set_level(level);
+    log_set_json(strcmp(nc->log_format, "json") == 0);
     struct retired *r = xcalloc(1, sizeof *r);
     r->cfg = *cur;
     r->ks = *ks;

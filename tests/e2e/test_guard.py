@@ -238,6 +238,47 @@ class Metrics(unittest.TestCase):
             f.write('return { execution = function() return "ok" end }\n')
 
 
+class Logs(unittest.TestCase):
+    def test_json_lines_with_request_ids_and_no_secrets(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-logs-")
+        os.makedirs(os.path.join(d, "commands"))
+        with open(os.path.join(d, "commands", "talk.lua"), "w") as f:
+            f.write('return { execution = function(req)\n'
+                    '  log.info("working on", req.params.arguments, {n = 2})\n'
+                    '  log.warn("url was https://x.example/?zapikey=sekrit123&a=1")\n'
+                    '  return "said"\nend }\n')
+        h = Host("--log-format", "json", "--log-level", "debug", scripts=d, keys=[KEY.spki])
+        try:
+            b = body("command", "execution_handler", "talk", {"arguments": "hello \"there\""})
+            raw = json.dumps(b).encode()
+            sig = KEY.sign(raw)
+            r = h.post(raw, signature=sig)
+            self.assertEqual(r.status, 200)
+            rid = r.headers["x-request-id"]
+            bad = h.post(call(), signature=sig)
+            self.assertEqual(bad.status, 401)
+            time.sleep(0.2)
+        finally:
+            self.assertEqual(h.stop(), 0)
+            shutil.rmtree(d, ignore_errors=True)
+        lines = [json.loads(l) for l in h.lines]  # every line is one JSON object
+        for l in lines:
+            self.assertRegex(l["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn(l["level"], ("debug", "info", "warn", "error"))
+        mine = [l for l in lines if l.get("request_id") == rid]
+        self.assertEqual(len(mine), 3, mine)  # two script lines and the request line
+        req = [l for l in mine if l.get("path") == "/"][0]
+        self.assertEqual((req["status"], req["type"], req["name"], req["handler"]),
+                         (200, "command", "talk", "execution"))
+        self.assertIsInstance(req["ms"], float)
+        said = [l for l in mine if "working on" in l["msg"]][0]
+        self.assertIn('hello "there"', said["msg"])
+        text = "\n".join(h.lines)
+        self.assertNotIn("sekrit123", text)
+        self.assertNotIn(sig, text)
+        self.assertNotIn(sig[:40], text)
+
+
 class Shutdown(unittest.TestCase):
     """SIGTERM: stop accepting, let handlers finish, deliver their late
     replies, keep the outbox, exit 0."""
