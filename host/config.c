@@ -59,6 +59,13 @@ static const struct setting settings[] = {
     {"connection_memory_bytes", "connection-memory-bytes", SET_INT, OFF(connection_memory_bytes),
      "8192", 4096, 1024L * 1024,
      "buffer per connection for the request line, headers and I/O (431 when headers pass it)"},
+    {"max_connections_per_ip", "max-connections-per-ip", SET_INT, OFF(max_connections_per_ip),
+     "1024", 0, 1000000,
+     "open connections per worker from one address (0: no limit; behind a proxy on this machine "
+     "every caller is one address)"},
+    {"request_timeout_s", "request-timeout", SET_INT, OFF(request_timeout_s), "30", 1, 3600,
+     "seconds a connection has to send a whole request (headers and body), from its start or "
+     "its last reply; a slow client is cut"},
     {"idle_timeout_s", "idle-timeout", SET_INT, OFF(idle_timeout_s), "60", 1, 3600,
      "seconds before an idle connection is closed"},
     {"error_reply", "error-reply", SET_STR, OFF(error_reply),

@@ -36,6 +36,8 @@ struct config {
     long max_connections;
     long connection_memory_bytes;
     long idle_timeout_s;
+    long max_connections_per_ip; /* per worker; 0: none */
+    long request_timeout_s;
     char *error_reply;
     char *limit_reply;
     char *interim_reply;

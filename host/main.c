@@ -216,6 +216,8 @@ static void keep_fixed(const struct config *c, struct config *nc, char *names, s
     FIXED_INT(max_connections)
     FIXED_INT(connection_memory_bytes)
     FIXED_INT(idle_timeout_s)
+    FIXED_INT(max_connections_per_ip)
+    FIXED_INT(request_timeout_s)
     FIXED_INT(reload_settle_ms)
     FIXED_INT(replay_window_s)
     FIXED_INT(replay_memory)

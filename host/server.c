@@ -73,6 +73,15 @@ struct call {
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
+/* One connection, from accept to close: the slow-client guard's view. */
+struct conn_state {
+    long long since; /* monotonic ms it started waiting for a whole request */
+    int busy;        /* a request is complete and being handled or answered */
+    int cut;         /* shut down by the guard */
+    int fd;
+    struct conn_state *prev, *next;
+};
+
 struct worker {
     int index;
     struct server *srv;
@@ -97,7 +106,9 @@ struct worker {
     struct call *running;    /* calls whose handler is still running */
     int mhd_kick;            /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
-    struct metrics metrics; /* written by this worker only */
+    struct metrics metrics;   /* written by this worker only */
+    struct conn_state *conns; /* every open connection */
+    struct sched_timer *sweep;
 };
 
 struct server {
@@ -206,6 +217,21 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
     buf_free(&b);
 }
 
+static struct conn_state *conn_state_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request on conn is complete: the slow-client clock stops. */
+static void conn_busy(struct MHD_Connection *conn)
+{
+    struct conn_state *cs = conn_state_of(conn);
+    if (cs)
+        cs->busy = 1;
+}
+
 /* Queues a reply. Takes ownership of body (malloc'd). */
 static void respond(struct MHD_Connection *conn, struct call *c, unsigned status, char *body,
                     size_t len, const char *allow)
@@ -229,6 +255,7 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
         c->responded = 1;
     else
         log_msg(LOG_ERROR, c->id, "could not queue the %u reply", status);
+    conn_busy(conn);
     MHD_destroy_response(r);
 }
 
@@ -462,6 +489,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     const char *body = c->body.data ? c->body.data : "";
     size_t len = c->body.len;
     struct outcome o = {NULL, NULL, 0, -1, 0};
+    conn_busy(conn);
 
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
     enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
@@ -850,12 +878,66 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+/* Keeps the list of open connections for the slow-client guard. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct worker *w = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_state *cs = xcalloc(1, sizeof *cs);
+        cs->since = sched_clock_ms();
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cs->fd = ci ? ci->connect_fd : -1;
+        cs->next = w->conns;
+        if (w->conns)
+            w->conns->prev = cs;
+        w->conns = cs;
+        *socket_context = cs;
+        return;
+    }
+    struct conn_state *cs = *socket_context;
+    if (!cs)
+        return;
+    if (cs->prev)
+        cs->prev->next = cs->next;
+    else
+        w->conns = cs->next;
+    if (cs->next)
+        cs->next->prev = cs->prev;
+    free(cs);
+    *socket_context = NULL;
+}
+
+/* Every second: cuts connections that took more than request_timeout_s to
+ * send a whole request (a slowloris client trickling headers or a body
+ * resets libmicrohttpd's idle timer with each byte). */
+static void on_sweep(struct sched *s, void *ud)
+{
+    struct worker *w = ud;
+    long long now = sched_clock_ms(), limit = w->cfg->request_timeout_s * 1000;
+    for (struct conn_state *cs = w->conns; cs; cs = cs->next) {
+        if (cs->busy || cs->cut || now - cs->since <= limit || cs->fd < 0)
+            continue;
+        cs->cut = 1;
+        shutdown(cs->fd, SHUT_RDWR);
+        log_msg(LOG_WARN, NULL, "connection cut: no whole request within request_timeout_s (%ld s)",
+                w->cfg->request_timeout_s);
+        w->mhd_kick = 1;
+    }
+    w->sweep = sched_timer_add(s, 1000, on_sweep, w);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
+    struct conn_state *cs = conn_state_of(conn);
+    if (cs) { /* waiting for the next request on this connection */
+        cs->busy = 0;
+        cs->since = sched_clock_ms();
+    }
     struct call *c = *con_cls;
     if (!c)
         return;
@@ -1052,10 +1134,12 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     w->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
         on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w, MHD_OPTION_LISTEN_SOCKET,
-        w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->connection_memory_bytes, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->idle_timeout_s, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+        w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, w, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
     if (!w->mhd) {
         snprintf(err, errlen, "cannot start the HTTP daemon (libmicrohttpd)");
         return -1;
@@ -1066,6 +1150,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
         snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
         return -1;
     }
+    w->sweep = sched_timer_add(w->sched, 1000, on_sweep, w);
     return 0;
 }
 

@@ -238,6 +238,133 @@ class Metrics(unittest.TestCase):
             f.write('return { execution = function() return "ok" end }\n')
 
 
+class Connections(unittest.TestCase):
+    """Connection limits: idle and slow clients cannot crowd out Cliq."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host("--request-timeout", "2", scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.host.port), timeout=10)
+        return s
+
+    def test_500_idle_connections_do_not_stop_signed_calls(self):
+        idle = [self.connect() for _ in range(500)]
+        try:
+            for _ in range(20):
+                self.assertEqual(self.host.post(call(), key=KEY).status, 200)
+        finally:
+            for s in idle:
+                s.close()
+
+    def test_slowloris_is_cut(self):
+        s = self.connect()
+        try:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.time()
+            closed = False
+            while time.time() - t0 < 10:
+                try:
+                    s.sendall(b"X-A: b\r\n")  # a header line now and then, forever
+                    s.settimeout(0.5)
+                    if s.recv(1024) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    closed = True
+                    break
+            self.assertTrue(closed, "the slow client was never cut")
+            self.assertLess(time.time() - t0, 6)
+            self.assertIsNotNone(self.host.wait_for(r"connection cut: no whole request within "
+                                                    r"request_timeout_s \(2 s\)", timeout=2))
+        finally:
+            s.close()
+        # And the host still serves.
+        self.assertEqual(self.host.post(call(), key=KEY).status, 200)
+
+    def test_slow_body_is_cut(self):
+        s = self.connect()
+        try:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            t0 = time.time()
+            got = b""
+            while time.time() - t0 < 10:
+                try:
+                    s.sendall(b"{")
+                    s.settimeout(0.5)
+                    chunk = s.recv(1024)
+                    if chunk == b"":
+                        break
+                    got += chunk
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+            self.assertLess(time.time() - t0, 6)
+        finally:
+            s.close()
+
+    def test_keep_alive_between_calls_is_fine(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=10)
+        for _ in range(3):
+            raw = call()
+            conn.request("POST", "/", raw, {"X-Cliq-Signature": KEY.sign(raw)})
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            time.sleep(0.5)
+        conn.close()
+
+    def test_oversized_headers_are_refused(self):
+        s = self.connect()
+        try:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+            s.settimeout(5)
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(4096)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            self.assertRegex(data.split(b"\r\n", 1)[0], rb"^HTTP/1\.1 431 ")
+        finally:
+            s.close()
+
+
+class PerAddress(unittest.TestCase):
+    def test_one_address_cannot_take_every_connection(self):
+        h = Host("--max-connections-per-ip", "20", "--workers", "1", workers=None,
+                 scripts=SCRIPTS, keys=[KEY.spki])
+        socks = []
+        try:
+            for _ in range(20):
+                socks.append(socket.create_connection(("127.0.0.1", h.port), timeout=5))
+            extra = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            extra.settimeout(5)
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(extra.recv(100), b"")  # closed at once, unanswered
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            extra.close()
+        finally:
+            for s in socks:
+                s.close()
+            self.assertEqual(h.stop(), 0)
+
+
 class Logs(unittest.TestCase):
     def test_json_lines_with_request_ids_and_no_secrets(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-logs-")
