@@ -216,7 +216,7 @@ echo "   $(cat "$WORK/ref-load.json")"
 echo "== the host: $WORKERS workers, $N handlers waiting ${DELAY_MS} ms each"
 HOST_CMD=(build/bench/cliqhost serve --scripts bench/scripts-inflight --listen 127.0.0.1:0
           --workers "$WORKERS" --key "$WORK/key.pub" --deadline 20000 --max-connections "$MAX_CONNS"
-          --log-level warn)
+          --max-connections-per-ip 0 --log-level warn)
 # shellcheck disable=SC2206 # HOST_FLAGS is split into words on purpose
 HOST_CMD+=($HOST_FLAGS)
 "${HOST_CMD[@]}" 2>"$WORK/host.log" &
