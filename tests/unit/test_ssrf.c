@@ -1,11 +1,20 @@
-/* Unit tests for ssrf: the address classes, the allow-list and the message
- * a script sees. */
+/* Unit tests for ssrf (the address classes, the allow-list and the message
+ * a script sees) and for fetch's guard, which applies them to every
+ * connection a script's request opens or reuses, against a small
+ * keep-alive HTTP server on loopback. */
 #include "check.h"
+#include "fetch.h"
+#include "sched.h"
 #include "ssrf.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- classes ----------------------------------------------------------- */
 
@@ -307,12 +316,296 @@ static void test_allow_matching(void)
     ssrf_allow_free(a);
 }
 
+/* ---- fetch's guard ----------------------------------------------------- */
+
+/* A keep-alive HTTP server on one loopback address: answers "/" with 200
+ * "ok" and "/r" with a redirect to `location`, counting connections and
+ * requests. */
+struct server {
+    int fd;
+    unsigned port;
+    char location[128];
+    atomic_int connections, requests, stop;
+    pthread_t th;
+};
+
+static void *serve(void *arg)
+{
+    struct server *sv = arg;
+    struct pollfd p[9] = {{.fd = sv->fd, .events = POLLIN}};
+    int n = 1;
+    while (!atomic_load(&sv->stop)) {
+        if (poll(p, (nfds_t)n, 20) <= 0)
+            continue;
+        if ((p[0].revents & POLLIN) && n < 9) {
+            int c = accept(sv->fd, NULL, NULL);
+            if (c >= 0) {
+                atomic_fetch_add(&sv->connections, 1);
+                p[n++] = (struct pollfd){.fd = c, .events = POLLIN};
+            }
+        }
+        for (int i = 1; i < n; i++) {
+            if (!p[i].revents)
+                continue;
+            char buf[4096];
+            ssize_t got = read(p[i].fd, buf, sizeof buf - 1);
+            if (got <= 0) {
+                close(p[i].fd);
+                p[i--] = p[--n];
+                continue;
+            }
+            buf[got] = '\0';
+            atomic_fetch_add(&sv->requests, 1);
+            char reply[512];
+            if (strncmp(buf, "GET /r ", 7) == 0)
+                snprintf(reply, sizeof reply,
+                         "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n",
+                         sv->location);
+            else
+                snprintf(reply, sizeof reply, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            ssize_t w = write(p[i].fd, reply, strlen(reply));
+            (void)w;
+        }
+    }
+    for (int i = 1; i < n; i++)
+        close(p[i].fd);
+    return NULL;
+}
+
+/* Starts a server on `ip` (127.0.0.1, 127.0.0.2, ...). Returns 0 or -1. */
+static int server_start(struct server *sv, const char *ip)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (bind(sv->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(sv->fd, 8) < 0) {
+        close(sv->fd);
+        return -1;
+    }
+    socklen_t al = sizeof a;
+    getsockname(sv->fd, (struct sockaddr *)&a, &al);
+    sv->port = ntohs(a.sin_port);
+    pthread_create(&sv->th, NULL, serve, sv);
+    return 0;
+}
+
+static void server_stop(struct server *sv)
+{
+    atomic_store(&sv->stop, 1);
+    pthread_join(sv->th, NULL);
+    close(sv->fd);
+}
+
+static struct fetch_result got;
+static char got_body[64];
+static int done;
+
+static void on_done(struct fetch_result *r, void *ud)
+{
+    (void)ud;
+    got = *r;
+    snprintf(got_body, sizeof got_body, "%s", r->body.data ? r->body.data : "");
+    got.body.data = got.headers.data = NULL;
+    done = 1;
+}
+
+/* Fetches url on f; guard as given, with the allow-list `allow` (NULL
+ * terminated). Returns when done. */
+static void fetch_on(struct sched *s, struct fetch *f, const char *url, int guard,
+                     char *const *allow, long redirects)
+{
+    size_t n = 0;
+    while (allow && allow[n])
+        n++;
+    struct fetch_request rq = {.url = url,
+                               .timeout_ms = 3000,
+                               .max_response = 1024,
+                               .max_redirects = redirects,
+                               .guard = guard,
+                               .allow = allow,
+                               .nallow = n};
+    done = 0;
+    memset(&got, 0, sizeof got);
+    got_body[0] = '\0';
+    fetch_start(f, &rq, on_done, NULL);
+    long long t0 = sched_clock_ms();
+    while (!done && sched_clock_ms() - t0 < 5000)
+        sched_run_once(s, 50);
+    CHECK(done);
+}
+
+static void test_guard_refuses_before_connecting(void)
+{
+    struct server sv;
+    CHECK_INT(server_start(&sv, "127.0.0.1"), 0);
+    struct sched *s = sched_new(NULL, NULL, NULL);
+    struct fetch *f = fetch_new(s);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", sv.port);
+
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK(!got.ok);
+    CHECK_STR(got.error, "refused: 127.0.0.1 is a loopback address (allow it with http_allow)");
+    /* Spellings curl reads as 127.0.0.1, and a name that resolves to it. */
+    snprintf(url, sizeof url, "http://2130706433:%u/", sv.port);
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK_STR(got.error, "refused: 127.0.0.1 is a loopback address (allow it with http_allow)");
+    snprintf(url, sizeof url, "http://0x7f.1:%u/", sv.port);
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK_STR(got.error, "refused: 127.0.0.1 is a loopback address (allow it with http_allow)");
+    snprintf(url, sizeof url, "http://localhost:%u/", sv.port);
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK_HAS(got.error, "refused: localhost resolves to ");
+    CHECK_HAS(got.error, ", a loopback address (allow it with http_allow)");
+    snprintf(url, sizeof url, "http://[::ffff:127.0.0.1]:%u/", sv.port);
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK_STR(got.error,
+              "refused: ::ffff:127.0.0.1 is a loopback address (allow it with http_allow)");
+    CHECK_INT(atomic_load(&sv.connections), 0); /* not even a SYN reached it */
+
+    /* The allow-list lets it through; an unguarded request never asks. */
+    char *allow[] = {"127.0.0.1", NULL};
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", sv.port);
+    fetch_on(s, f, url, 1, allow, 0);
+    CHECK(got.ok);
+    CHECK_INT(got.status, 200);
+    CHECK_STR(got_body, "ok");
+    char *others[] = {"10.0.0.0/8", "::1", "localhost", NULL};
+    fetch_on(s, f, url, 1, others, 0);
+    CHECK_HAS(got.error, "refused: 127.0.0.1 is a loopback address");
+    fetch_on(s, f, url, 0, NULL, 0);
+    CHECK(got.ok);
+    /* A name on the list allows what it resolves to. */
+    snprintf(url, sizeof url, "http://localhost:%u/", sv.port);
+    fetch_on(s, f, url, 1, others, 0);
+    CHECK(got.ok);
+
+    fetch_free(f);
+    sched_free(s);
+    server_stop(&sv);
+}
+
+/* A connection in the pool that an unguarded request (a post to Cliq)
+ * opened to an internal address is not handed to a guarded request. */
+static void test_pooled_connection_is_judged_again(void)
+{
+    struct server sv;
+    CHECK_INT(server_start(&sv, "127.0.0.1"), 0);
+    struct sched *s = sched_new(NULL, NULL, NULL);
+    struct fetch *f = fetch_new(s);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", sv.port);
+    fetch_on(s, f, url, 0, NULL, 0);
+    CHECK(got.ok);
+    CHECK_INT(atomic_load(&sv.connections), 1);
+    CHECK_INT(atomic_load(&sv.requests), 1);
+
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK(!got.ok);
+    CHECK_STR(got.error, "refused: 127.0.0.1 is a loopback address (allow it with http_allow)");
+    CHECK_INT(atomic_load(&sv.requests), 1); /* nothing was sent on the pooled connection */
+
+    char *allow[] = {"127.0.0.1", NULL};
+    fetch_on(s, f, url, 1, allow, 0);
+    CHECK(got.ok); /* on a new connection: curl closes one whose transfer was refused */
+    CHECK_INT(atomic_load(&sv.requests), 2);
+    /* A connection a guarded request opened under an allow-list is judged
+     * again when the next request's list no longer names it (SIGHUP). */
+    fetch_on(s, f, url, 1, NULL, 0);
+    CHECK_HAS(got.error, "refused: 127.0.0.1 is a loopback address");
+    CHECK_INT(atomic_load(&sv.requests), 2);
+
+    fetch_free(f);
+    sched_free(s);
+    server_stop(&sv);
+}
+
+/* A redirect from an allowed address to one that is not is refused, and
+ * the refused address never sees a connection. */
+static void test_redirect_is_judged(void)
+{
+    struct server to, from;
+    CHECK_INT(server_start(&to, "127.0.0.1"), 0);
+    if (server_start(&from, "127.0.0.2") < 0) {
+        fprintf(stderr, "  (no 127.0.0.2 here: redirect case skipped)\n");
+        server_stop(&to);
+        return;
+    }
+    snprintf(from.location, sizeof from.location, "http://127.0.0.1:%u/", to.port);
+    struct sched *s = sched_new(NULL, NULL, NULL);
+    struct fetch *f = fetch_new(s);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.2:%u/r", from.port);
+    char *allow[] = {"127.0.0.2", NULL};
+    fetch_on(s, f, url, 1, allow, 0);
+    CHECK(got.ok);
+    CHECK_INT(got.status, 302);
+    fetch_on(s, f, url, 1, allow, 1);
+    CHECK(!got.ok);
+    CHECK_STR(got.error, "refused after a redirect: 127.0.0.1 is a loopback address (allow it "
+                         "with http_allow)");
+    CHECK_INT(atomic_load(&to.connections), 0);
+    char *both[] = {"127.0.0.2", "127.0.0.1", NULL};
+    fetch_on(s, f, url, 1, both, 1);
+    CHECK(got.ok);
+    CHECK_INT(got.status, 200);
+    CHECK_INT(atomic_load(&to.requests), 1);
+    fetch_free(f);
+    sched_free(s);
+    server_stop(&from);
+    server_stop(&to);
+}
+
+/* A guarded request goes straight to its address, whatever the
+ * environment's proxy settings say: the address judged is the one used. */
+static void test_guarded_requests_use_no_proxy(void)
+{
+    struct server sv, proxy;
+    CHECK_INT(server_start(&sv, "127.0.0.1"), 0);
+    CHECK_INT(server_start(&proxy, "127.0.0.1"), 0);
+    char purl[64];
+    snprintf(purl, sizeof purl, "http://127.0.0.1:%u", proxy.port);
+    setenv("http_proxy", purl, 1);
+    setenv("HTTPS_PROXY", purl, 1);
+    setenv("ALL_PROXY", purl, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    struct sched *s = sched_new(NULL, NULL, NULL);
+    struct fetch *f = fetch_new(s);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", sv.port);
+    char *allow[] = {"127.0.0.1", NULL};
+    fetch_on(s, f, url, 1, allow, 0);
+    CHECK(got.ok);
+    CHECK_INT(atomic_load(&sv.requests), 1);
+    CHECK_INT(atomic_load(&proxy.requests), 0);
+    /* An unguarded request still honours the environment (so the check
+     * would fail above if the guard did not turn proxies off). */
+    fetch_on(s, f, url, 0, NULL, 0);
+    CHECK(got.ok);
+    CHECK_INT(atomic_load(&proxy.requests), 1);
+    unsetenv("http_proxy");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("ALL_PROXY");
+    fetch_free(f);
+    sched_free(s);
+    server_stop(&proxy);
+    server_stop(&sv);
+}
+
 int main(void)
 {
+    fetch_global_init();
     RUN(test_every_block_and_its_edges);
     RUN(test_classify_a_sockaddr);
     RUN(test_allow_entries);
     RUN(test_messages);
     RUN(test_allow_matching);
+    RUN(test_guard_refuses_before_connecting);
+    RUN(test_pooled_connection_is_judged_again);
+    RUN(test_redirect_is_judged);
+    RUN(test_guarded_requests_use_no_proxy);
+    fetch_global_cleanup();
     return CHECK_DONE();
 }
