@@ -20,6 +20,8 @@
 #   bench/inflight-sign.c      N distinct signed /wait calls whose arguments are its URL
 #   bench/inflight-load.c      one connection per call, all sent at once, waits for all
 #   bench/scripts-inflight/commands/wait.lua   the handler: http.request{url=..., timeout=30}
+# The upstream is on 127.0.0.2, which scripts may reach only because the host
+# runs with --http-allow 127.0.0.2 (loopback is refused otherwise).
 # The tools are single files built with cc into build/bench-tools/; the host
 # builds in its own tree, build/bench/.
 #
@@ -216,7 +218,7 @@ echo "   $(cat "$WORK/ref-load.json")"
 echo "== the host: $WORKERS workers, $N handlers waiting ${DELAY_MS} ms each"
 HOST_CMD=(build/bench/cliqhost serve --scripts bench/scripts-inflight --listen 127.0.0.1:0
           --workers "$WORKERS" --key "$WORK/key.pub" --deadline 20000 --max-connections "$MAX_CONNS"
-          --max-connections-per-ip 0 --log-level warn)
+          --max-connections-per-ip 0 --log-level warn --http-allow 127.0.0.2)
 # shellcheck disable=SC2206 # HOST_FLAGS is split into words on purpose
 HOST_CMD+=($HOST_FLAGS)
 "${HOST_CMD[@]}" 2>"$WORK/host.log" &

@@ -244,6 +244,9 @@ static int l_request(lua_State *L)
         .timeout_ms = (long)timeout_ms,
         .max_response = o->max_http_response,
         .max_redirects = redirects,
+        .guard = 1,
+        .allow = o->http_allow,
+        .nallow = o->nhttp_allow,
     };
     hc->xfer = fetch_start(o->fetch, &rq, http_done, hc);
     return luavm_wait(L, t, http_cancel, hc);

@@ -212,6 +212,11 @@ static int l_download(lua_State *L)
         .url = url,
         .timeout_ms = (long)timeout,
         .max_response = o->max_attachment,
+        /* The script can change the attachment's url: guarded like
+         * http.request. */
+        .guard = 1,
+        .allow = o->http_allow,
+        .nallow = o->nhttp_allow,
     };
     dl->xfer = fetch_start(o->fetch, &rq, download_done, dl);
     return luavm_wait(L, t, download_cancel, dl);

@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "ssrf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,6 +91,9 @@ static const struct setting settings[] = {
      "default timeout of http.request in ms"},
     {"max_http_response_bytes", "max-http-response-bytes", SET_INT, OFF(max_http_response_bytes),
      "8388608", 1024, 1024L * 1024 * 1024, "largest response body http.request accepts"},
+    {"http_allow", "http-allow", SET_LIST, OFF(http_allow), NULL, 0, 0,
+     "address, CIDR block or host name scripts' http.request may reach although internal; "
+     "repeatable"},
     {"attachment_ttl_s", "attachment-ttl", SET_INT, OFF(attachment_ttl_s), "60", 1, 3600,
      "seconds after a request that its attachments can be downloaded"},
     {"max_attachment_bytes", "max-attachment-bytes", SET_INT, OFF(max_attachment_bytes), "16777216",
@@ -130,6 +134,9 @@ _Static_assert(offsetof(struct config, nkeys) == offsetof(struct config, keys) +
 _Static_assert(offsetof(struct config, nscript_env) ==
                    offsetof(struct config, script_env) + sizeof(char **),
                "nscript_env must follow script_env");
+_Static_assert(offsetof(struct config, nhttp_allow) ==
+                   offsetof(struct config, http_allow) + sizeof(char **),
+               "nhttp_allow must follow http_allow");
 
 static void tokens_free(struct config *c);
 
@@ -572,6 +579,10 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
             return -1;
         }
     }
+    struct ssrf_allow *allow = ssrf_allow_new(c->http_allow, c->nhttp_allow, err, errlen);
+    if (!allow)
+        return -1;
+    ssrf_allow_free(allow);
     if (!serving)
         return 0;
     struct sockaddr_storage ss;

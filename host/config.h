@@ -48,6 +48,10 @@ struct config {
     long max_memory_bytes;
     long http_timeout_ms;
     long max_http_response_bytes;
+    /* Internal addresses, CIDR blocks and host names scripts' requests may
+     * reach (ssrf.h); checked by config_validate. */
+    char **http_allow;
+    size_t nhttp_allow;
     long attachment_ttl_s;
     long max_attachment_bytes;
     char *log_level;

@@ -3,12 +3,16 @@
 
 #include "mem.h"
 #include "sched.h"
+#include "ssrf.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #ifndef CLIQHOST_VERSION
 #define CLIQHOST_VERSION "0"
@@ -31,6 +35,8 @@ struct fetch_xfer {
     char errbuf[CURL_ERROR_SIZE];
     struct fetch_xfer *prev, *next; /* every live transfer, for fetch_free */
     struct sched_timer *failed;     /* set when curl refused it at once */
+    struct ssrf_allow *guard;       /* a guarded request's allow-list; NULL: not guarded */
+    char refused[300];              /* why a connection was refused, for the error */
 };
 
 struct fetch {
@@ -77,6 +83,7 @@ static void free_xfer(struct fetch_xfer *x)
         curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     free(x->body);
+    ssrf_allow_free(x->guard);
     buf_free(&x->res.headers);
     buf_free(&x->res.body);
     free(x);
@@ -85,7 +92,9 @@ static void free_xfer(struct fetch_xfer *x)
 static void describe_error(struct fetch_xfer *x, CURLcode code)
 {
     struct fetch_result *r = &x->res;
-    if (x->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+    if (x->refused[0] && (code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK)) {
+        snprintf(r->error, sizeof r->error, "%s", x->refused);
+    } else if (x->too_large || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(r->error, sizeof r->error, "response larger than %zu bytes", x->max_response);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         r->timed_out = 1;
@@ -233,6 +242,79 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ---- the guard (ssrf.h) ------------------------------------------------ */
+
+/* Whether the guarded transfer x may use a connection to sa, judged with
+ * the host of the URL it is on now (after any redirect). Records why not
+ * in x->refused, unless an earlier address was refused already (a name
+ * with several addresses is reported by the first one curl tried). Called
+ * from curl's callbacks. */
+static int judge(struct fetch_xfer *x, const struct sockaddr *sa)
+{
+    if (ssrf_classify(sa) == SSRF_PUBLIC)
+        return 1;
+    char *url = NULL, *host = NULL;
+    long redirects = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+    curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+    CURLU *u = curl_url();
+    if (u && url &&
+        curl_url_set(u, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+            CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+    char why[sizeof x->refused];
+    int ok = ssrf_check(x->guard, sa, host, redirects > 0, why, sizeof why) == 0;
+    if (!ok && !x->refused[0])
+        memcpy(x->refused, why, sizeof why);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* Every new connection of a guarded transfer (each address tried, each
+ * redirect) is judged here, before a packet is sent to the address. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct fetch_xfer *x = ud;
+    struct sockaddr_storage ss;
+    if (a->addrlen > sizeof ss)
+        return CURL_SOCKET_BAD;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, &a->addr, a->addrlen);
+    if (!judge(x, (const struct sockaddr *)&ss))
+        return CURL_SOCKET_BAD; /* curl tries the next address, or fails: COULDNT_CONNECT */
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* Before each request is sent, on a new connection or on one from the
+ * pool: a pooled connection may have been opened by an unguarded request
+ * (a post to Cliq) or under an allow-list that has since changed. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    struct fetch_xfer *x = ud;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, primary_ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+    } else if (inet_pton(AF_INET6, primary_ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+    } else {
+        snprintf(x->refused, sizeof x->refused,
+                 "refused: cannot tell which address the connection goes to");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if (!judge(x, (const struct sockaddr *)&ss))
+        return CURL_PREREQFUNC_ABORT; /* the transfer fails: ABORTED_BY_CALLBACK */
+    x->refused[0] = '\0';             /* an address refused before this one no longer matters */
+    return CURL_PREREQFUNC_OK;
+}
+
 /* ---- the fetch --------------------------------------------------------- */
 
 struct fetch *fetch_new(struct sched *s)
@@ -307,6 +389,17 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)rq->max_response);
+        if (rq->guard) {
+            char err[256];
+            x->guard = ssrf_allow_new(rq->allow, rq->nallow, err, sizeof err);
+            if (!x->guard) /* validated with the config: cannot happen; allow nothing */
+                x->guard = ssrf_allow_new(NULL, 0, err, sizeof err);
+            curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+            curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+            curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+            curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+            curl_easy_setopt(e, CURLOPT_PROXY, ""); /* not even from the environment */
+        }
         if (rq->max_redirects > 0) {
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
             curl_easy_setopt(e, CURLOPT_MAXREDIRS, rq->max_redirects);

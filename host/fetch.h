@@ -10,6 +10,14 @@
  * transfer fails with a clear error instead of growing. TLS peers are
  * verified (curl's default); only http and https URLs are allowed, also
  * for redirects, which are off unless asked for.
+ *
+ * A guarded request (a script's) connects only to public addresses and to
+ * those its allow-list names (ssrf.h), judged on each address a connection
+ * is opened to, after name resolution, for every attempt and redirect;
+ * a pooled connection is judged again before it is reused. It uses no proxy
+ * from the environment (http_proxy, HTTPS_PROXY, ...), so the address
+ * judged is the one the request goes to. The host's own calls to Cliq are
+ * not guarded.
  */
 #ifndef CLIQHOST_FETCH_H
 #define CLIQHOST_FETCH_H
@@ -44,12 +52,18 @@ struct fetch_request {
     long timeout_ms;     /* whole transfer */
     size_t max_response; /* body bytes kept at most */
     long max_redirects;  /* 0: redirects are not followed */
+    /* 1 for requests a script controls: refuse loopback, private,
+     * link-local and other internal addresses unless `allow` names them
+     * (http_allow entries, already validated by config_validate). */
+    int guard;
+    char *const *allow;
+    size_t nallow;
 };
 
 struct fetch_result {
     int ok;             /* a response arrived (any status) */
     long status;        /* HTTP status when ok */
-    char error[300];    /* why not, when !ok: "timeout after 2.0 s", ... */
+    char error[300];    /* why not, when !ok: "timeout after 2.0 s", "refused: ...", ... */
     int timed_out;      /* !ok because the timeout passed */
     struct buf headers; /* the final response's header lines, "Name: value\r\n" each */
     struct buf body;

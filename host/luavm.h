@@ -58,6 +58,10 @@ struct luavm_options {
     long response_url_ttl_ms;
     long http_timeout_ms;
     size_t max_http_response;
+    /* What scripts' outbound requests may reach although internal
+     * (http_allow; see ssrf.h). Borrowed, like the other settings. */
+    char *const *http_allow;
+    size_t nhttp_allow;
     long attachment_ttl_ms;
     size_t max_attachment;
     /* The worker's loop, outbound HTTP and late-reply delivery; NULL for

@@ -148,7 +148,9 @@
 --   kit.json                           the json module scripts see
 --
 -- Where the kit differs from the host: the CPU, memory and run-time limits
--- are not modelled, nor the host's own log lines; json.null is a table (a
+-- are not modelled, nor the host's own log lines, nor http_allow (a routed
+-- URL is answered whatever address it names; make a fake return
+-- kit.fails("refused: ...") to test a refusal); json.null is a table (a
 -- userdata in the host) and json.encode writes object keys sorted; every
 -- fake answers at once (only the fake clock tells time). Like the host, the
 -- kit removes string.dump and hides the string metatable, here for the

@@ -66,7 +66,8 @@ class _Server:
     implement `async handle(req) -> (status, headers dict, body bytes)`;
     handle runs on the loop thread."""
 
-    def __init__(self):
+    def __init__(self, address="127.0.0.1"):
+        self.address = address
         self.port = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -77,7 +78,7 @@ class _Server:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     def start(self):
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -125,7 +126,7 @@ class _Server:
                 tasks.discard(task)
                 writer.close()
 
-        server = await asyncio.start_server(client, "127.0.0.1", 0, backlog=4096,
+        server = await asyncio.start_server(client, self.address, 0, backlog=4096,
                                             limit=MAX_HEAD)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -264,10 +265,11 @@ class SlowUpstream(_Server):
     query, body and request headers, and an `X-Upstream: slow` header.
 
     /files/<name> serves files[name] at once (unless ?delay=), counting the
-    fetches of each name; /redirect answers 302 to /echo/redirected."""
+    fetches of each name; /redirect answers 302 to /echo/redirected (or to
+    ?to=URL). It listens on `address` (any loopback address)."""
 
-    def __init__(self, delay=2.0, files=None):
-        super().__init__()
+    def __init__(self, delay=2.0, files=None, address="127.0.0.1"):
+        super().__init__(address)
         self.delay = delay
         self.files = dict(files or {})
         self.requests = 0
@@ -318,8 +320,8 @@ class SlowUpstream(_Server):
             extra["Content-Type"] = "application/octet-stream"
             return 200, extra, self.files[name]
         if req.path == "/redirect":
-            extra["Location"] = "/echo/redirected"
-            return _json_reply(302, {"redirect": "/echo/redirected"}, extra)
+            extra["Location"] = req.query.get("to", "/echo/redirected")
+            return _json_reply(302, {"redirect": extra["Location"]}, extra)
         await asyncio.sleep(float(req.query.get("delay", self.delay)))
         return _json_reply(200, {
             "method": req.method, "path": req.path, "query": req.query,

@@ -3,7 +3,10 @@ hand-off to response_url, req:respond(), non-blocking http.request and
 sleep, the limits that contain a bad script, and attachment downloads.
 
 The real binary runs on loopback against local fakes (fakes.py): a Sink
-playing Cliq's response_url and a SlowUpstream playing any HTTP API. The
+playing Cliq's response_url and a SlowUpstream playing any HTTP API. Scripts
+may reach the upstream on 127.0.0.1 only where a class allows it
+(--http-allow, test_ssrf.py); the host's own deliveries to the sink need no
+allowing. The
 handler scripts are in timing_scripts/; each takes its knobs (how long to
 sleep, which URL to call, a tag to recognise its result by) from the
 request's params, never from hard-coded addresses.
@@ -65,6 +68,7 @@ class TimingTest(unittest.TestCase):
     """One host (and its fakes) per class; every test leaves it serving."""
 
     flags = ()
+    allow = ()  # --http-allow entries: what scripts may reach on loopback
     workers = 2
     upstream_delay = 2.0
 
@@ -73,7 +77,9 @@ class TimingTest(unittest.TestCase):
         cls.sink = Sink().start()
         cls.upstream = SlowUpstream(delay=cls.upstream_delay).start()
         try:
-            cls.host = Host(*cls.flags, scripts=SCRIPTS, keys=[KEY.spki], workers=cls.workers)
+            allow = [a for entry in cls.allow for a in ("--http-allow", entry)]
+            cls.host = Host(*cls.flags, *allow, scripts=SCRIPTS, keys=[KEY.spki],
+                            workers=cls.workers)
         except Exception:
             cls.sink.stop()
             cls.upstream.stop()
@@ -244,6 +250,7 @@ class ManyInFlight(TimingTest):
     worker never blocks on a handler's I/O."""
 
     flags = ("--deadline", "20000")
+    allow = ("127.0.0.1",)
     workers = 2
     upstream_delay = 2.0
     N = 500
@@ -580,6 +587,7 @@ class Attachments(TimingTest):
     once expired (--attachment-ttl 1)."""
 
     flags = ("--attachment-ttl", "1")
+    allow = ("127.0.0.1",)
     upstream_delay = 0
 
     def attach(self, options):
@@ -609,6 +617,7 @@ class HttpRequest(TimingTest):
     """http.request: what comes back, and each way it fails."""
 
     flags = ("--http-timeout", "1000", "--max-http-response-bytes", "4096")
+    allow = ("127.0.0.1",)
     upstream_delay = 2.0
 
     def fetch(self, **options):

@@ -27,13 +27,13 @@ static void test_timers_fire_in_order(void)
     norder = 0;
     order[0] = '\0';
     static const char a = 'a', b = 'b', c = 'c', d = 'd', x = 'x';
+    long long t0 = sched_clock_ms(); /* before the timers, which count from when they are added */
     sched_timer_add(s, 30, note, (void *)&c);
     sched_timer_add(s, 10, note, (void *)&a);
     struct sched_timer *gone = sched_timer_add(s, 20, note, (void *)&x);
     sched_timer_add(s, 10, note, (void *)&b); /* a tie fires in the order added */
     sched_timer_add(s, 0, note, (void *)&d);
     sched_timer_cancel(s, gone);
-    long long t0 = sched_clock_ms();
     while (norder < 4 && sched_clock_ms() - t0 < 2000)
         sched_run_once(s, 100);
     CHECK_STR(order, "dabc");

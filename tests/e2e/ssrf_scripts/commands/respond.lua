@@ -1,0 +1,18 @@
+-- Replies through response_url (the host's own call, which needs no
+-- allowing), then calls the same URL with http.request, which the
+-- allow-list decides: the connection the reply left open is not the
+-- script's to use.
+return {
+  execution = function(req)
+    local sent, serr = req:respond("early")
+    local res, err = http.request { url = req.response_url, method = "POST", body = "{}" }
+    return {
+      text = "done",
+      sent = sent == true,
+      send_err = serr,
+      status = res and res.status,
+      failed = res == nil,
+      err = err,
+    }
+  end,
+}
