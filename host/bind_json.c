@@ -539,6 +539,13 @@ static int l_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    /* The tree must be freed even if building the value raises (the Lua
+     * heap is capped), so a userdata owns it until then. The box is made
+     * before the tree: making it can fail too, and the tree would leak. */
+    cJSON **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tree_box_key);
+    lua_setmetatable(L, -2);
     const char *end = NULL;
     /* This tree may outlive the request's arena (its box is collected
      * later if building the value raises), so it comes from malloc. */
@@ -560,12 +567,7 @@ static int l_decode(lua_State *L)
         lua_pushfstring(L, "invalid JSON near byte %d", end && end >= s ? (int)(end - s) + 1 : 1);
         return 2;
     }
-    /* The tree must be freed even if building the value raises (the Lua
-     * heap is capped), so a userdata owns it until then. */
-    cJSON **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = root;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tree_box_key);
-    lua_setmetatable(L, -2);
     bind_json_push_tree(L, root, s, n);
     free_malloc_tree(root);
     *box = NULL;
