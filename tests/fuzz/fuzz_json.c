@@ -15,8 +15,9 @@
  *     json.encode writes the same text as pass 1 and fails where it does;
  *     a copy without the array/object marks still encodes (only an empty
  *     array may come back as {}).
- *  3. json.decode again, in states whose heap runs out at some point along
- *     the way: a memory error, or the value, and nothing leaks.
+ *  3. json.decode and json.encode again, in states whose heap runs out at
+ *     some point along the way: a memory error or the result, and nothing
+ *     leaks.
  *  4. For an object: a sandboxed luavm runs a handler that gets it as
  *     req.body, encodes and decodes it with json.*, and returns both; the
  *     reply {"output": ...} must carry the same value.
@@ -334,33 +335,58 @@ static const char module_chunk[] =
 
 /* ---- pass 3: out of memory ------------------------------------------- */
 
-/* Runs json.decode(text) in a fresh state whose heap refuses every
- * allocation from the call's `n`th on (n < 0: none). It must give the value
- * (when `parsed`), or nil and a message, or fail for want of memory; the
- * state's closing and LeakSanitizer see that nothing is left behind.
- * Returns the allocations the call made. */
-static long decode_failing_from(const char *text, size_t size, long n, int parsed)
+/* Runs json.decode(text), or with `encode` json.encode of its value, in a
+ * fresh state whose heap refuses every allocation from the call's `n`th on
+ * (n < 0: none). It must give its result (decode: the value when `parsed`,
+ * or nil and a message), or fail for want of memory; closing the state and
+ * LeakSanitizer see that nothing is left behind. Returns the allocations
+ * the call made. */
+static long run_failing_from(const char *text, size_t size, int encode, long n, int parsed)
 {
     struct heap h;
     struct slots s;
     lua_State *T = open_state(&h, (size_t)1 << 30, &s, 0);
-    lua_getfield(T, s.json, "decode");
-    lua_pushlstring(T, text, size);
+    if (encode) {
+        lua_getfield(T, s.json, "encode");
+        lua_getfield(T, s.json, "decode");
+        lua_pushlstring(T, text, size);
+        lua_call(T, 1, 1);
+        FUZZ_CHECK(!lua_isnil(T, -1));
+    } else {
+        lua_getfield(T, s.json, "decode");
+        lua_pushlstring(T, text, size);
+    }
     h.allocs = 0;
     h.fail_from = n;
     int st = lua_pcall(T, 1, 2, 0);
     /* A stack that cannot grow for want of memory is reported as a stack
      * overflow; luavm counts any refused allocation as the memory limit. */
     if (!(st == LUA_OK || st == LUA_ERRMEM || (st == LUA_ERRRUN && h.refused)))
-        fuzz_fail(__FILE__, __LINE__, "json.decode, out of memory at %ld: status %d: %s", n, st,
-                  lua_tostring(T, -1));
+        fuzz_fail(__FILE__, __LINE__, "json.%s, out of memory at %ld: status %d: %s",
+                  encode ? "encode" : "decode", n, st, lua_tostring(T, -1));
     if (n < 0)
         FUZZ_CHECK(st == LUA_OK);
-    if (st == LUA_OK)
+    if (st == LUA_OK && encode)
+        FUZZ_CHECK(lua_isstring(T, -2));
+    else if (st == LUA_OK)
         FUZZ_CHECK(parsed ? !lua_isnil(T, -2) : lua_isnil(T, -2) && lua_isstring(T, -1));
     long made = h.allocs;
     lua_close(T);
     return made;
+}
+
+/* Runs the call above with the heap running out first or early on, half-
+ * way, at the end, and at a point the input picks. */
+static void run_out_of_memory(const char *text, size_t size, int encode, int parsed)
+{
+    long total = run_failing_from(text, size, encode, -1, parsed);
+    size_t sum = 0;
+    for (size_t i = 0; i < size; i++)
+        sum += (unsigned char)text[i];
+    const long points[] = {0, 1, 2, 3, total / 2, total - 1, (long)(sum % (size_t)(total + 1))};
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++)
+        if (points[i] >= 0 && points[i] < total)
+            run_failing_from(text, size, encode, points[i], parsed);
 }
 
 /* ---- pass 4: a sandboxed luavm ----------------------------------------- */
@@ -521,17 +547,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_settop(L, base);
     buf_free(&out);
 
-    /* Pass 3: json.decode when the heap runs out somewhere on the way:
-     * first or early on (every input), half-way, at the end, and at a point
-     * the input picks. */
-    long total = decode_failing_from(text, size, -1, tree != NULL);
-    size_t sum = 0;
-    for (size_t i = 0; i < size; i++)
-        sum += data[i];
-    const long points[] = {0, 1, 2, 3, total / 2, total - 1, (long)(sum % (size_t)(total + 1))};
-    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++)
-        if (points[i] >= 0 && points[i] < total)
-            decode_failing_from(text, size, points[i], tree != NULL);
+    /* Pass 3: json.decode, and json.encode of what it gave, when the heap
+     * runs out on the way. */
+    run_out_of_memory(text, size, 0, tree != NULL);
+    if (tree && encode_ok)
+        run_out_of_memory(text, size, 1, 1);
 
     /* Pass 4: an object as a handler's req.body, and back in its reply. */
     if (tree && cJSON_IsObject(tree))
