@@ -4,7 +4,8 @@
 #   ./dev.sh serve [cliqhost serve flags]   install what is missing, build, and serve the
 #                                           example scripts on 127.0.0.1:8080
 #   ./dev.sh test                           install what is missing, build, and run every
-#                                           test, then again under ASan and UBSan
+#                                           test, then again under ASan and UBSan, then
+#                                           fuzz each libFuzzer target for 20 s
 #
 # Both are safe to run again: packages are installed only when missing and
 # builds are incremental.
@@ -13,7 +14,7 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl)
-TEST_PKGS=(python3 clang-format lua5.4)
+TEST_PKGS=(python3 clang-format lua5.4 clang libclang-rt-14-dev)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {
@@ -67,10 +68,12 @@ case "${1:-}" in
     echo "== build and test under AddressSanitizer and UndefinedBehaviorSanitizer (build/asan/)"
     build build/asan -DCLIQHOST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure) || status=1
+    echo "== fuzz each target for 20 s (build/fuzz/, clang and libFuzzer)"
+    tests/fuzz/run.sh 20 || status=1
     exit $status
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

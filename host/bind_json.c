@@ -19,6 +19,7 @@ static const char array_mt_key = 'a';
 static const char object_mt_key = 'o';
 static const char null_key = 'n';
 static const char tree_box_key = 't';
+static const char buf_box_key = 'b';
 
 /* ---- decoding ---------------------------------------------------------- */
 
@@ -509,19 +510,23 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
 /* ---- the module -------------------------------------------------------- */
 
 /* json.encode(value) -> string. Raises with the path of a value JSON cannot
- * carry: that is a programming error, not an expected failure. */
+ * carry: that is a programming error, not an expected failure. The text is
+ * built in malloc'd memory owned by a userdata, so that a memory error
+ * while encoding or pushing the result cannot leak it. */
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    struct buf b;
-    buf_init(&b, 64 * 1024 * 1024);
+    struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    buf_init(b, 64 * 1024 * 1024);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &buf_box_key);
+    lua_setmetatable(L, -2);
     char err[512];
-    if (bind_json_encode(L, 1, &b, "value", err, sizeof err) < 0) {
-        buf_free(&b);
+    if (bind_json_encode(L, 1, b, "value", err, sizeof err) < 0) {
+        buf_free(b);
         return luaL_error(L, "json.encode: %s", err);
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    buf_free(&b);
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    buf_free(b);
     return 1;
 }
 
@@ -539,6 +544,13 @@ static int l_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
+    /* The tree must be freed even if building the value raises (the Lua
+     * heap is capped), so a userdata owns it until then. The box is made
+     * before the tree: making it can fail too, and the tree would leak. */
+    cJSON **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tree_box_key);
+    lua_setmetatable(L, -2);
     const char *end = NULL;
     /* This tree may outlive the request's arena (its box is collected
      * later if building the value raises), so it comes from malloc. */
@@ -560,12 +572,7 @@ static int l_decode(lua_State *L)
         lua_pushfstring(L, "invalid JSON near byte %d", end && end >= s ? (int)(end - s) + 1 : 1);
         return 2;
     }
-    /* The tree must be freed even if building the value raises (the Lua
-     * heap is capped), so a userdata owns it until then. */
-    cJSON **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = root;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tree_box_key);
-    lua_setmetatable(L, -2);
     bind_json_push_tree(L, root, s, n);
     free_malloc_tree(root);
     *box = NULL;
@@ -647,6 +654,14 @@ static int tree_box_gc(lua_State *L)
     return 0;
 }
 
+static int buf_box_gc(lua_State *L)
+{
+    struct buf *b = lua_touserdata(L, 1);
+    if (b)
+        buf_free(b);
+    return 0;
+}
+
 static int null_tostring(lua_State *L)
 {
     lua_pushliteral(L, "json.null");
@@ -678,6 +693,10 @@ int bind_json_open(lua_State *L)
     lua_pushcfunction(L, tree_box_gc);
     lua_setfield(L, -2, "__gc");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tree_box_key);
+    lua_newtable(L);
+    lua_pushcfunction(L, buf_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &buf_box_key);
 
     lua_createtable(L, 0, 5);
     lua_pushcfunction(L, l_encode);
