@@ -513,13 +513,19 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
  * carry: that is a programming error, not an expected failure. The text is
  * built in malloc'd memory owned by a userdata, so that a memory error
  * while encoding or pushing the result cannot leak it. */
+struct buf *bind_json_push_buf(lua_State *L, size_t cap)
+{
+    struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    buf_init(b, cap);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &buf_box_key);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-    buf_init(b, 64 * 1024 * 1024);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &buf_box_key);
-    lua_setmetatable(L, -2);
+    struct buf *b = bind_json_push_buf(L, 64 * 1024 * 1024);
     char err[512];
     if (bind_json_encode(L, 1, b, "value", err, sizeof err) < 0) {
         buf_free(b);

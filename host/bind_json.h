@@ -56,6 +56,11 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
  * BIND_JSON_BAD / BIND_JSON_FULL with the reason in `err`. [-0, +0] */
 int bind_json_encode_output(lua_State *L, int idx, struct buf *out, char *err, size_t errlen);
 
+/* Pushes a userdata owning an empty buf of at most `cap` bytes, freed when
+ * the userdata is collected (or earlier with buf_free), so a Lua error
+ * raised while it is filled cannot leak it. [-0, +1] */
+struct buf *bind_json_push_buf(lua_State *L, size_t cap);
+
 /* Pushes json.null. [-0, +1] */
 void bind_json_push_null(lua_State *L);
 /* Pushes a new table marked as a JSON object, with room for nrec keys.

@@ -8,10 +8,9 @@
 #include <lauxlib.h>
 #include <string.h>
 
-/* Joins the arguments into b. [-0, +0] */
-static void join_args(lua_State *L, struct buf *b)
+/* Joins the arguments 1..n into b. [-0, +0] */
+static void join_args(lua_State *L, int n, struct buf *b)
 {
-    int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         if (i > 1)
             buf_addc(b, ' ');
@@ -34,17 +33,18 @@ static int emit(lua_State *L, enum log_level level)
     if (level < log_get_level())
         return 0;
     const struct bind_log_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
-    struct buf msg;
-    buf_init(&msg, LOG_LINE_MAX);
-    join_args(L, &msg);
-    struct buf line;
-    buf_init(&line, LOG_LINE_MAX);
+    /* An argument's __tostring may raise: the buffers belong to userdata,
+     * so nothing leaks when it does. */
+    int n = lua_gettop(L);
+    struct buf *msg = bind_json_push_buf(L, LOG_LINE_MAX);
+    join_args(L, n, msg);
+    struct buf *line = bind_json_push_buf(L, LOG_LINE_MAX);
     if (ctx->script[0])
-        log_kv(&line, "script", ctx->script, strlen(ctx->script));
-    log_kv(&line, "msg", msg.data ? msg.data : "", msg.len);
-    log_msg(level, ctx->req_id[0] ? ctx->req_id : NULL, "%s", line.data ? line.data + 1 : "");
-    buf_free(&line);
-    buf_free(&msg);
+        log_kv(line, "script", ctx->script, strlen(ctx->script));
+    log_kv(line, "msg", msg->data ? msg->data : "", msg->len);
+    log_msg(level, ctx->req_id[0] ? ctx->req_id : NULL, "%s", line->data ? line->data + 1 : "");
+    buf_free(line);
+    buf_free(msg);
     return 0;
 }
 
