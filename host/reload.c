@@ -174,6 +174,7 @@ struct scripts_hub {
     struct reload_stats stats;
     pthread_mutex_t scan_mu; /* one rescan at a time */
     unsigned long long next_version;
+    int writing; /* the last rescan left a file being written (guarded by scan_mu) */
 };
 
 struct scripts_hub *scripts_hub_new(void)
@@ -411,6 +412,7 @@ struct item {
     char *read_error; /* could not read it */
     int dirty;        /* the disk differs from what is served: try the disk's version */
     int moved;        /* the disk changed since the last rescan looked */
+    int writing;      /* empty and just written: left for the next rescan */
     /* While settling. */
     int held;        /* a module whose disk version is held back */
     int accepted;    /* a script whose disk version loads */
@@ -428,7 +430,8 @@ struct scan {
     int failures; /* files rejected */
     int unknown;  /* unknown handler names */
     int changes;
-    int quiet; /* `check`: problems go to its output, not the log */
+    int quiet;   /* `check`: problems go to its output, not the log */
+    int writing; /* a file is being written: rescan soon */
     struct luavm *vm;
     struct item *checking; /* the script whose top level runs */
 };
@@ -656,6 +659,8 @@ static int unknown_keys(struct scan *sc, const struct item *it, char *keys, FILE
 /* The entry the next snapshot holds for `it`, or NULL (gone). */
 static struct script_src *outcome(struct scan *sc, struct item *it, int modules_changed)
 {
+    if (it->writing)
+        return entry_hold(it->old);
     if (!it->dirty) {
         if (!it->old)
             return NULL;
@@ -784,6 +789,19 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
             continue;
         it->text =
             read_text(lo->scripts_dir, it->rel, lo->max_script_bytes, &it->len, err, sizeof err);
+        if (it->text && !it->len && it->old && !out &&
+            wall_ms() -
+                    ((long long)it->st->st_mtim.tv_sec * 1000 + it->st->st_mtim.tv_nsec / 1000000) <
+                2000) {
+            /* Just truncated by a writer still at work (an editor saving in
+             * place): look again shortly rather than report a script that
+             * returns nothing. */
+            free(it->text);
+            it->text = NULL;
+            it->writing = 1;
+            sc.writing = 1;
+            continue;
+        }
         if (!it->text)
             it->read_error = xstrdup(err);
         it->hash = it->text ? fnv1a(it->text, it->len) : fnv1a(err, strlen(err));
@@ -880,6 +898,7 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
     else if (initial)
         log_msg(LOG_INFO, NULL, "%d script%s loaded from %s", scripts, scripts == 1 ? "" : "s",
                 lo->scripts_dir);
+    h->writing = sc.writing;
     if (differs || initial)
         publish(h, next, sc.changes > 0 && !initial, sc.failures);
     else
@@ -1026,7 +1045,8 @@ static int drain(struct reloader *r)
     return got < 0 ? -1 : relevant;
 }
 
-static void rescan(struct reloader *r)
+/* Returns 1 when a file was being written and should be looked at again. */
+static int rescan(struct reloader *r)
 {
     pthread_mutex_lock(&r->mu);
     struct luavm_options lo = r->lo;
@@ -1034,29 +1054,39 @@ static void rescan(struct reloader *r)
     pthread_mutex_unlock(&r->mu);
     watch_folders(r, lo.scripts_dir);
     reload_scan(r->hub, &lo, 0, NULL, NULL);
+    pthread_mutex_lock(&r->hub->scan_mu);
+    int writing = r->hub->writing;
+    pthread_mutex_unlock(&r->hub->scan_mu);
+    return writing;
 }
 
 static void *reloader_main(void *arg)
 {
     struct reloader *r = arg;
     struct pollfd pf[2] = {{.fd = r->ifd, .events = POLLIN}, {.fd = r->wakefd, .events = POLLIN}};
+    int again = 0; /* rescans left for a file being written */
     for (;;) {
-        if (poll(pf, 2, -1) < 0) {
+        int n = poll(pf, 2, again ? (int)(5 * r->settle_ms) : -1);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             break;
+        }
+        if (n == 0) { /* look again at a file that was being written */
+            again = rescan(r) ? again - 1 : 0;
+            continue;
         }
         if (pf[1].revents) {
             uint64_t v;
             if (read(r->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
                 break;
             pthread_mutex_lock(&r->mu);
-            int stop = r->stop, again = r->rescan;
+            int stop = r->stop, asked = r->rescan;
             pthread_mutex_unlock(&r->mu);
             if (stop)
                 break;
-            if (again)
-                rescan(r);
+            if (asked)
+                again = rescan(r) ? 40 : 0;
             continue;
         }
         if (drain(r) <= 0)
@@ -1074,7 +1104,7 @@ static void *reloader_main(void *arg)
             if (poll(pf, 1, (int)wait) > 0 && drain(r) >= 0)
                 last = mono_ms();
         }
-        rescan(r);
+        again = rescan(r) ? 40 : 0;
     }
     return NULL;
 }

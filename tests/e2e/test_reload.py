@@ -224,6 +224,24 @@ class BrokenVersions(Base):
     def test_endless_top_level_is_stopped(self):
         self.broken("while true do end\n", "CPU")
 
+    def test_truncate_then_write_reports_nothing(self):
+        # An editor saving in place: the file is empty for a moment.
+        n = len(self.host.lines)
+        open(self.dir.path("commands/ver.lua"), "w").close()
+        time.sleep(0.3)
+        self.dir.write("commands/ver.lua", script('"rewritten"'))
+        self.until("ver", "rewritten")
+        self.assertFalse([l for l in self.host.lines[n:] if "did not load" in l],
+                         self.host.log()[-2000:])
+
+    def test_a_file_left_empty_is_reported(self):
+        n = len(self.host.lines)
+        open(self.dir.path("commands/ver.lua"), "w").close()
+        line = self.host.wait_for(r"commands/ver\.lua did not load; the previous version keeps "
+                                  r"serving: .*returned nil", timeout=8, start=n)
+        self.assertIsNotNone(line, self.host.log()[-2000:])
+        self.assertEqual(self.text("ver"), "good")
+
     def test_fix_clears_the_error(self):
         self.broken("return {\n", "ver.lua")
         self.dir.write("commands/ver.lua", script('"fixed"'))
