@@ -31,12 +31,17 @@ need_packages() {
     "${missing[@]}"
 }
 
-# build DIR [cmake options]: configures once, then builds incrementally.
-build() {
+# configure DIR [cmake options]: (re)configures; warnings are errors here.
+configure() {
   local dir=$1
   shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j"$(nproc)"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLIQHOST_WERROR=ON "$@" >/dev/null
+}
+
+# build DIR [cmake options]: configures, then builds everything incrementally.
+build() {
+  configure "$@"
+  cmake --build "$1" -j"$(nproc)"
 }
 
 # A development key pair, made once and kept in build/dev/: `serve` trusts its
@@ -51,7 +56,9 @@ case "${1:-}" in
   serve)
     shift
     need_packages "${BUILD_PKGS[@]}"
-    build build
+    # Only the binary: serving needs no test tools and builds no tests.
+    configure build
+    cmake --build build -j"$(nproc)" --target cliqhost
     args=("$@")
     if [[ " $* " != *" --key"* && " $* " != *" --no-verify "* && " $* " != *" --config"* ]]; then
       dev_key

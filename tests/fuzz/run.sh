@@ -39,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== build the fuzz targets (build/fuzz/, clang, libFuzzer, ASan, UBSan)"
-CC=clang cmake -S . -B build/fuzz -DCLIQHOST_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=clang cmake -S . -B build/fuzz -DCLIQHOST_FUZZ=ON -DCLIQHOST_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/fuzz -j"$(nproc)" --target "${targets[@]}"
 
 # Readable stacks when LLVM's symbolizer is there; addr2line otherwise.
