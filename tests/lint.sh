@@ -5,13 +5,13 @@
 set -u
 cd "$(dirname "$0")/.."
 status=0
-files=$(ls host/*.c host/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/sign.c)
+files=$(ls host/*/*.c host/*/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/sign.c)
 if ! clang-format --dry-run --Werror $files; then
   echo "lint: run clang-format -i on the files above"
   status=1
 fi
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|atoll)[[:space:]]*\('
-if grep -nE "$banned" host/*.c host/*.h tests/fuzz/*.c tests/fuzz/*.h; then
+if grep -nE "$banned" host/*/*.c host/*/*.h tests/fuzz/*.c tests/fuzz/*.h; then
   echo "lint: banned calls above (unbounded or unchecked)"
   status=1
 fi

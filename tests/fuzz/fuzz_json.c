@@ -24,11 +24,11 @@
  */
 #include "fuzz.h"
 
-#include "arena.h"
-#include "bind_json.h"
-#include "buf.h"
-#include "luavm.h"
-#include "request.h"
+#include "core/arena.h"
+#include "script/bind_json.h"
+#include "core/buf.h"
+#include "script/luavm.h"
+#include "cliq/request.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

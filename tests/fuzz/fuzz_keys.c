@@ -19,7 +19,7 @@
  */
 #include "fuzz.h"
 
-#include "verify.h"
+#include "cliq/verify.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>

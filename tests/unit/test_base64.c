@@ -1,6 +1,6 @@
 /* Unit tests for base64: RFC 4648 vectors and the edge cases keys and
  * signatures meet. */
-#include "base64.h"
+#include "core/base64.h"
 #include "check.h"
 
 static const char *decode(const char *in, int flags, size_t *n)

@@ -2,9 +2,9 @@
  * the host dispatches (every handler decodes to its own script key, with
  * the response_url the host expects), and --param paths set what they say
  * or refuse with a reason. */
-#include "callbody.h"
+#include "cliq/callbody.h"
 #include "check.h"
-#include "request.h"
+#include "cliq/request.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Unit tests for bind_json: JSON -> Lua -> JSON keeps shapes, text, numbers
  * and escapes; values JSON cannot carry fail with their path. */
-#include "bind_json.h"
-#include "buf.h"
+#include "script/bind_json.h"
+#include "core/buf.h"
 #include "check.h"
 
 #include <cjson/cJSON.h>

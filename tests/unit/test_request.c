@@ -4,7 +4,7 @@
  * The expected mapping is written out here by hand, not read from the
  * catalogue under test. */
 #include "check.h"
-#include "request.h"
+#include "cliq/request.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

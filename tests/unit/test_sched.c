@@ -1,8 +1,8 @@
 /* Unit tests for sched (timers and fd watchers) and fetch (outbound HTTP
  * on the loop), against a tiny HTTP server on a loopback socket. */
 #include "check.h"
-#include "fetch.h"
-#include "sched.h"
+#include "event/fetch.h"
+#include "event/sched.h"
 
 #include <netinet/in.h>
 #include <pthread.h>

@@ -1,0 +1,167 @@
+/* replay: refusing replayed and stale calls (see replay.h). */
+#include "cliq/replay.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Buckets cover [now - window, now + window] with room to spare. */
+#define NBUCKETS 18
+
+struct slot {
+    uint64_t key; /* 0: empty */
+    long long seen_ms;
+};
+
+struct bucket {
+    long long epoch; /* timestamp / width of what it holds; -1: empty */
+    struct slot *slots;
+    size_t cap, n;
+};
+
+struct replay {
+    pthread_mutex_t mu;
+    long long window_ms, width_ms;
+    size_t max_entries, entries;
+    struct bucket b[NBUCKETS];
+    long long warned_ms;
+};
+
+struct replay *replay_new(long long window_ms, size_t max_entries)
+{
+    struct replay *r = xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    r->window_ms = window_ms > 0 ? window_ms : 1;
+    r->width_ms = (2 * r->window_ms) / (NBUCKETS - 2) + 1;
+    r->max_entries = max_entries;
+    for (int i = 0; i < NBUCKETS; i++)
+        r->b[i].epoch = -1;
+    return r;
+}
+
+void replay_free(struct replay *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < NBUCKETS; i++)
+        free(r->b[i].slots);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void bucket_clear(struct replay *r, struct bucket *b)
+{
+    r->entries -= b->n;
+    free(b->slots);
+    b->slots = NULL;
+    b->cap = b->n = 0;
+    b->epoch = -1;
+}
+
+static uint64_t sig_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33; /* spread FNV's high bits into the low ones the table uses */
+    return h ? h : 1;
+}
+
+/* The slot for key: where it is, or the empty one where it would go. */
+static struct slot *find(struct bucket *b, uint64_t key)
+{
+    size_t mask = b->cap - 1;
+    for (size_t i = (size_t)key & mask;; i = (i + 1) & mask)
+        if (b->slots[i].key == key || b->slots[i].key == 0)
+            return &b->slots[i];
+}
+
+static void grow(struct bucket *b)
+{
+    size_t cap = b->cap ? 2 * b->cap : 64;
+    struct slot *old = b->slots;
+    size_t oldcap = b->cap;
+    b->slots = xcalloc(cap, sizeof *b->slots);
+    b->cap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *find(b, old[i].key) = old[i];
+    free(old);
+}
+
+/* Frees the bucket holding the oldest timestamps (cap reached). */
+static void evict_oldest(struct replay *r, long long now_ms)
+{
+    struct bucket *oldest = NULL;
+    for (int i = 0; i < NBUCKETS; i++)
+        if (r->b[i].epoch >= 0 && r->b[i].n && (!oldest || r->b[i].epoch < oldest->epoch))
+            oldest = &r->b[i];
+    if (!oldest)
+        return;
+    if (now_ms - r->warned_ms >= 60000) {
+        r->warned_ms = now_ms;
+        log_msg(LOG_WARN, NULL,
+                "replay_memory (%zu signatures) is full: calls are coming faster than it can "
+                "remember for the whole window; the oldest are forgotten early",
+                r->max_entries);
+    }
+    bucket_clear(r, oldest);
+}
+
+enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
+                                const char *sig, size_t siglen, long long *age_ms)
+{
+    *age_ms = now_ms - timestamp_ms;
+    if (timestamp_ms < now_ms - r->window_ms)
+        return REPLAY_STALE;
+    if (timestamp_ms > now_ms + r->window_ms)
+        return REPLAY_FUTURE;
+    if (!r->max_entries || !sig)
+        return REPLAY_OK;
+    uint64_t key = sig_hash(sig, siglen);
+    long long epoch = timestamp_ms / r->width_ms;
+    pthread_mutex_lock(&r->mu);
+    struct bucket *b = &r->b[epoch % NBUCKETS];
+    if (b->epoch != epoch) {
+        bucket_clear(r, b); /* it held timestamps long out of the window */
+        b->epoch = epoch;
+    }
+    enum replay_result res = REPLAY_OK;
+    if (b->cap) {
+        struct slot *s = find(b, key);
+        if (s->key == key) {
+            *age_ms = now_ms - s->seen_ms;
+            res = REPLAY_REPEAT;
+        }
+    }
+    if (res == REPLAY_OK) {
+        while (r->entries >= r->max_entries && r->entries)
+            evict_oldest(r, now_ms);
+        if (b->epoch != epoch) { /* the eviction took this very bucket */
+            b->epoch = epoch;
+        }
+        if (2 * (b->n + 1) > b->cap)
+            grow(b);
+        struct slot *s = find(b, key);
+        s->key = key;
+        s->seen_ms = now_ms;
+        b->n++;
+        r->entries++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return res;
+}
+
+size_t replay_entries(struct replay *r)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->entries;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}

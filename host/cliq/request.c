@@ -1,0 +1,307 @@
+/* request: decode a Cliq call and map it to a script and handler (see request.h). */
+#include "cliq/request.h"
+
+#include "core/buf.h"
+#include "core/jsonw.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+/* reference/cliq-platform.md §2. `response_url` per that table and
+ * reference/cliq-webhook-extensions.txt. */
+static const struct request_catalogue_entry catalogue[] = {
+    {"bot", "welcome_handler", "welcome", 1, ERROR_REPLY_TEXT},
+    {"bot", "message_handler", "message", 1, ERROR_REPLY_TEXT},
+    {"bot", "context_handler", "context", 1, ERROR_REPLY_TEXT},
+    {"bot", "mention_handler", "mention", 1, ERROR_REPLY_TEXT},
+    {"bot", "action_handler", "action", 1, ERROR_REPLY_TEXT},
+    {"bot", "menu_handler", "action", 1, ERROR_REPLY_TEXT}, /* the v3 API's name for it */
+    {"bot", "incomingwebhook_handler", "incomingwebhook", 1, ERROR_REPLY_TEXT},
+    {"bot", "incoming_webhook_handler", "incomingwebhook", 1, ERROR_REPLY_TEXT},
+    {"bot", "participation_handler", "participation", 1, ERROR_REPLY_TEXT},
+    {"bot", "alert_handler", "alert", 0, ERROR_REPLY_EMPTY},
+    {"bot", "call_handler", "alert", 0, ERROR_REPLY_EMPTY}, /* its sample's file name */
+    {"command", "execution_handler", "execution", 1, ERROR_REPLY_TEXT},
+    {"command", "suggestion_handler", "suggestion", 1, ERROR_REPLY_EMPTY},
+    {"messageaction", "execution_handler", "execution", 1, ERROR_REPLY_TEXT},
+    {"function", "button_handler", "button", 1, ERROR_REPLY_BANNER},
+    {"function", "form_handler", "form", 1, ERROR_REPLY_BANNER},
+    {"function", "form_submit_handler", "form", 1, ERROR_REPLY_BANNER},
+    {"function", "form_change_handler", "form_change", 0, ERROR_REPLY_EMPTY},
+    {"function", "form_values_handler", "form_values", 0, ERROR_REPLY_EMPTY},
+    {"function", "form_dynamic_select_handler", "form_values", 0, ERROR_REPLY_EMPTY},
+    {"function", "form_view_handler", "form_view", 0, ERROR_REPLY_BANNER},
+    {"function", "applet_button_handler", "applet_button", 0, ERROR_REPLY_BANNER},
+    {"function", "widget_button_handler", "applet_button", 0, ERROR_REPLY_BANNER},
+    {"widget", "view_handler", "view", 0, ERROR_REPLY_BANNER},
+    {"extension", "installation_handler", "installation", 0, ERROR_REPLY_STATUS},
+    {"extension", "installation_validator", "installation_validator", 0, ERROR_REPLY_STATUS},
+    {"extension", "uninstallation_handler", "uninstallation", 0, ERROR_REPLY_STATUS},
+    {"link_preview", "unfurl_handler", "unfurl", 0, ERROR_REPLY_EMPTY},
+    {"link_preview", "unfurl_button_action_handler", "unfurl_button_action", 0, ERROR_REPLY_BANNER},
+    {"link_preview", "unfurl_dynamic_action_handler", "unfurl_dynamic_action", 0,
+     ERROR_REPLY_EMPTY},
+    {"link_preview", "unfurl_post_message_handler", "unfurl_post_message", 0, ERROR_REPLY_EMPTY},
+};
+
+#define NCATALOGUE (sizeof catalogue / sizeof catalogue[0])
+
+const char *const request_types[] = {
+    "command", "bot", "messageaction", "function", "widget", "extension", "link_preview", NULL,
+};
+
+static const struct {
+    const char *type;
+    const char *path;
+    int per_component;
+    const char *keys;
+} type_paths[] = {
+    {"command", "commands/", 1, "execution, suggestion"},
+    {"bot", "bots/", 1,
+     "welcome, message, context, mention, action, incomingwebhook, participation, alert"},
+    {"messageaction", "messageactions/", 1, "execution"},
+    {"function", "functions/", 1,
+     "button, form, form_change, form_values, form_view, applet_button"},
+    {"widget", "widgets/", 1, "view"},
+    {"extension", "extension.lua", 0, "installation, installation_validator, uninstallation"},
+    {"link_preview", "link_preview.lua", 0,
+     "unfurl, unfurl_button_action, unfurl_dynamic_action, unfurl_post_message"},
+};
+
+const struct request_catalogue_entry *request_catalogue(size_t *n)
+{
+    *n = NCATALOGUE;
+    return catalogue;
+}
+
+static int type_index(const char *type)
+{
+    for (size_t i = 0; i < sizeof type_paths / sizeof type_paths[0]; i++)
+        if (strcmp(type_paths[i].type, type) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *request_type_path(const char *type, int *per_component)
+{
+    int i = type_index(type);
+    if (i < 0)
+        return NULL;
+    if (per_component)
+        *per_component = type_paths[i].per_component;
+    return type_paths[i].path;
+}
+
+const char *request_keys_for_type(const char *type)
+{
+    int i = type_index(type);
+    return i < 0 ? "" : type_paths[i].keys;
+}
+
+int request_key_known(const char *type, const char *key)
+{
+    for (size_t i = 0; i < NCATALOGUE; i++)
+        if (strcmp(catalogue[i].type, type) == 0 && strcmp(catalogue[i].key, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* A component name becomes a file name: it must not be able to leave the
+ * folder or hide as a dot file. Anything else (spaces, unicode) is fine. */
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REQUEST_NAME_MAX || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* Wire handler names are lower-case words joined by underscores. */
+static int wire_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REQUEST_HANDLER_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int request_map(const char *type, const char *wire, const char *name, struct request_dispatch *d,
+                char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    int ti = type_index(type);
+    if (ti < 0) {
+        snprintf(err, errlen,
+                 "unknown request type \"%.40s\" (expected command, bot, messageaction, "
+                 "function, widget, extension or link_preview)",
+                 type);
+        return -1;
+    }
+    d->type = type_paths[ti].type;
+    if (!wire_ok(wire)) {
+        snprintf(err, errlen, "handler \"%.40s\" is not a handler name", wire);
+        return -1;
+    }
+    snprintf(d->wire, sizeof d->wire, "%s", wire);
+
+    for (size_t i = 0; i < NCATALOGUE; i++) {
+        if (strcmp(catalogue[i].type, d->type) == 0 && strcmp(catalogue[i].wire, wire) == 0) {
+            d->entry = &catalogue[i];
+            break;
+        }
+    }
+    if (d->entry) {
+        snprintf(d->key, sizeof d->key, "%s", d->entry->key);
+    } else {
+        size_t n = strlen(wire);
+        static const char suffix[] = "_handler";
+        if (n > sizeof suffix - 1 && strcmp(wire + n - (sizeof suffix - 1), suffix) == 0)
+            n -= sizeof suffix - 1;
+        memcpy(d->key, wire, n);
+        d->key[n] = '\0';
+    }
+
+    if (type_paths[ti].per_component) {
+        if (!name || !*name) {
+            snprintf(err, errlen, "a %s request needs a component name (\"%s\")", d->type,
+                     strcmp(d->type, "bot") == 0 ? "unique_name" : "name");
+            return -1;
+        }
+        if (!name_ok(name)) {
+            snprintf(err, errlen,
+                     "component name is not usable as a script name (empty, too long, "
+                     "starts with '.', or has '/', '\\\\' or control characters)");
+            return -1;
+        }
+        snprintf(d->name, sizeof d->name, "%s", name);
+        snprintf(d->script, sizeof d->script, "%s%s.lua", type_paths[ti].path, name);
+    } else {
+        snprintf(d->script, sizeof d->script, "%s", type_paths[ti].path);
+    }
+    return 0;
+}
+
+static const char *get_string(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+int request_decode(const char *body, size_t len, cJSON **json, struct request_dispatch *d,
+                   char *err, size_t errlen)
+{
+    *json = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= body ? (size_t)(end - body) : 0;
+        snprintf(err, errlen, "body is not valid JSON (error near byte %zu)", at);
+        return -1;
+    }
+    /* Only whitespace may follow the value. */
+    for (const char *p = end; p && p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            snprintf(err, errlen, "body has data after the JSON value (at byte %zu)",
+                     (size_t)(p - body));
+            goto fail;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "body must be a JSON object");
+        goto fail;
+    }
+
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!type) {
+        snprintf(err, errlen, "body has no \"type\"");
+        goto fail;
+    }
+    if (!cJSON_IsString(type) || !type->valuestring[0]) {
+        snprintf(err, errlen, "\"type\" must be a non-empty string");
+        goto fail;
+    }
+
+    const cJSON *handler = cJSON_GetObjectItemCaseSensitive(root, "handler");
+    const char *wire = NULL;
+    const char *action = NULL;
+    if (!handler) {
+        snprintf(err, errlen, "body has no \"handler\"");
+        goto fail;
+    }
+    if (cJSON_IsString(handler)) {
+        /* 2019 format: "handler": "execution_handler", "handler_name": "help" */
+        wire = handler->valuestring;
+        action = get_string(root, "handler_name");
+    } else if (cJSON_IsObject(handler)) {
+        wire = get_string(handler, "type");
+        action = get_string(handler, "name");
+        if (!action)
+            action = get_string(root, "handler_name");
+    }
+    if (!wire) {
+        snprintf(err, errlen, "\"handler\" must be an object with a \"type\" string, or a string");
+        goto fail;
+    }
+
+    const char *name = NULL;
+    if (strcmp(type->valuestring, "bot") == 0) {
+        name = get_string(root, "unique_name");
+        if (!name || !*name)
+            name = get_string(root, "name");
+    } else {
+        name = get_string(root, "name");
+    }
+
+    if (request_map(type->valuestring, wire, name, d, err, errlen) < 0)
+        goto fail;
+    if (action && strcmp(d->type, "bot") == 0)
+        snprintf(d->action, sizeof d->action, "%s", action);
+
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "params");
+    if (params && !cJSON_IsObject(params) && !cJSON_IsNull(params)) {
+        snprintf(err, errlen, "\"params\" must be an object");
+        goto fail;
+    }
+    *json = root;
+    return 0;
+fail:
+    cJSON_Delete(root);
+    return -1;
+}
+
+char *request_text_reply(const struct request_dispatch *d, const char *text, int failure,
+                         size_t *len)
+{
+    enum request_error_reply kind = d && d->entry ? d->entry->error_reply : ERROR_REPLY_TEXT;
+    struct buf b;
+    buf_init(&b, 1024 * 1024); /* text is an error message or a setting */
+    size_t n = strlen(text);
+    if (kind == ERROR_REPLY_EMPTY || n == 0) {
+        buf_adds(&b, "{\"output\":\"\"}");
+        return buf_take(&b, len);
+    }
+    if (kind == ERROR_REPLY_BANNER) {
+        buf_adds(&b, "{\"output\":{\"type\":\"banner\",\"status\":");
+        buf_adds(&b, failure ? "\"failure\"" : "\"success\"");
+        buf_adds(&b, ",\"text\":");
+    } else if (kind == ERROR_REPLY_STATUS) {
+        buf_adds(&b, failure ? "{\"output\":{\"status\":500,\"title\":\"Error\",\"message\":"
+                             : "{\"output\":{\"status\":200,\"title\":\"Working\",\"message\":");
+    } else {
+        buf_adds(&b, "{\"output\":{\"text\":");
+    }
+    jsonw_string(&b, text, n, JSONW_REPLACE, NULL);
+    buf_adds(&b, "}}");
+    return buf_take(&b, len);
+}

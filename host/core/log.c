@@ -1,0 +1,340 @@
+/* log: one line per event, escaped, buffered per worker (see log.h). */
+#include "core/log.h"
+
+#include "core/buf.h"
+#include "core/jsonw.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Set again on SIGHUP while workers log: an atomic. */
+static _Atomic int min_level = LOG_INFO;
+static _Atomic int json_format; /* lines as JSON objects */
+static int log_fd = 2;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+struct log_thread {
+    int buffered;
+    char pending[LOG_CHUNK];
+    size_t pending_len;
+    time_t stamp_sec; /* the second `stamp` was formatted for */
+    char stamp[32];   /* "2026-11-22T14:23:01" */
+};
+
+static _Thread_local struct log_thread tls;
+
+void log_set_level(enum log_level level)
+{
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+}
+
+void log_set_json(int on)
+{
+    atomic_store_explicit(&json_format, on, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load_explicit(&min_level, memory_order_relaxed);
+}
+
+void log_set_fd(int fd)
+{
+    log_fd = fd;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    if (strcmp(s, "warning") == 0) {
+        *out = LOG_WARN;
+        return 0;
+    }
+    return -1;
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(log_fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* Nowhere left to report it. */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void log_flush(void)
+{
+    if (tls.pending_len) {
+        write_all(tls.pending, tls.pending_len);
+        tls.pending_len = 0;
+    }
+}
+
+void log_thread_buffered(int on)
+{
+    if (!on)
+        log_flush();
+    tls.buffered = on;
+}
+
+static void emit(const char *line, size_t n)
+{
+    if (!tls.buffered) {
+        write_all(line, n);
+        return;
+    }
+    if (tls.pending_len + n > sizeof tls.pending)
+        log_flush();
+    memcpy(tls.pending + tls.pending_len, line, n);
+    tls.pending_len += n;
+}
+
+int log_escape(struct buf *b, const char *v, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0; /* start of the current run of plain bytes */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        const char *esc = NULL;
+        char tmp[4];
+        if (c == '\n')
+            esc = "\\n";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c < 0x20 || c == 0x7f) {
+            tmp[0] = '\\';
+            tmp[1] = 'x';
+            tmp[2] = hex[c >> 4];
+            tmp[3] = hex[c & 15];
+            if (buf_add(b, v + run, i - run) < 0 || buf_add(b, tmp, 4) < 0)
+                return -1;
+            run = i + 1;
+            continue;
+        }
+        if (esc) {
+            if (buf_add(b, v + run, i - run) < 0 || buf_adds(b, esc) < 0)
+                return -1;
+            run = i + 1;
+        }
+    }
+    return buf_add(b, v + run, n - run);
+}
+
+int log_kv(struct buf *b, const char *key, const char *v, size_t n)
+{
+    int plain = n > 0;
+    for (size_t i = 0; i < n && plain; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
+            plain = 0;
+    }
+    if (buf_addc(b, ' ') < 0 || buf_adds(b, key) < 0 || buf_addc(b, '=') < 0)
+        return -1;
+    if (plain)
+        return buf_add(b, v, n);
+    if (buf_addc(b, '"') < 0 || log_escape(b, v, n) < 0)
+        return -1;
+    return buf_addc(b, '"');
+}
+
+void log_redact(char *line, size_t len)
+{
+    static const char *const keys[] = {"zapikey=", "appkey="};
+    for (size_t k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        char *p = line;
+        while ((p = memmem(p, len - (size_t)(p - line), keys[k], kl))) {
+            p += kl;
+            while (p < line + len && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' &&
+                   *p != '\n' && *p != '\\')
+                *p++ = '*';
+        }
+    }
+}
+
+static int key_char(char c, int first)
+{
+    return (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+/* A value written by log_kv: bare, or quoted with \" \\ \n \t \xNN escapes.
+ * Appends it unescaped to `v`; returns the text after it. */
+static const char *take_value(const char *p, const char *end, struct buf *v)
+{
+    if (p >= end || *p != '"') {
+        const char *q = p;
+        while (q < end && *q != ' ')
+            q++;
+        buf_add(v, p, (size_t)(q - p));
+        return q;
+    }
+    for (p++; p < end && *p != '"'; p++) {
+        if (*p == '\\' && p + 1 < end) {
+            p++;
+            char c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+            if (*p == 'x' && p + 2 < end) {
+                unsigned x = 0;
+                sscanf(p + 1, "%2x", &x);
+                c = (char)x;
+                p += 2;
+            }
+            buf_addc(v, c);
+        } else {
+            buf_addc(v, *p);
+        }
+    }
+    return p < end ? p + 1 : p;
+}
+
+/* Whether s is a number JSON can carry as it is: -?digits[.digits], no
+ * leading zero. */
+static int numeric(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+    size_t first = i;
+    int dot = 0;
+    for (; i < n; i++) {
+        if (s[i] == '.' && !dot && i > first && i + 1 < n)
+            dot = 1;
+        else if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    if (first >= n)
+        return 0;
+    return !(s[first] == '0' && first + 1 < n && s[first + 1] != '.');
+}
+
+/* One JSON object for a line: time, level, request_id, the message's words
+ * as "msg", and each key=value in it as a field. */
+static size_t json_line(const char *stamp, long ms, enum log_level level, const char *req_id,
+                        const char *msg, size_t len, char *out, size_t cap)
+{
+    struct buf b, words, v;
+    buf_init(&b, cap - 2);
+    buf_init(&words, LOG_LINE_MAX);
+    buf_init(&v, LOG_LINE_MAX);
+    buf_printf(&b, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\"", stamp, ms, level_names[level]);
+    if (req_id) {
+        buf_adds(&b, ",\"request_id\":");
+        jsonw_string(&b, req_id, strlen(req_id), JSONW_REPLACE, NULL);
+    }
+    struct buf fields;
+    buf_init(&fields, LOG_LINE_MAX * 2);
+    const char *p = msg, *end = msg + len;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        const char *k = p;
+        while (p < end && key_char(*p, p == k))
+            p++;
+        if (p > k && p < end && *p == '=' && (size_t)(p - k) < 40) {
+            size_t kl = (size_t)(p - k);
+            v.len = 0;
+            p = take_value(p + 1, end, &v);
+            buf_addc(&fields, ',');
+            buf_addc(&fields, '"');
+            buf_add(&fields, k, kl);
+            buf_adds(&fields, "\":");
+            if (v.len && numeric(v.data, v.len))
+                buf_add(&fields, v.data, v.len);
+            else
+                jsonw_string(&fields, v.data ? v.data : "", v.len, JSONW_REPLACE, NULL);
+            continue;
+        }
+        while (p < end && *p != ' ')
+            p++;
+        if (words.len)
+            buf_addc(&words, ' ');
+        buf_add(&words, k, (size_t)(p - k));
+    }
+    buf_adds(&b, ",\"msg\":");
+    jsonw_string(&b, words.data ? words.data : "", words.len, JSONW_REPLACE, NULL);
+    if (fields.len)
+        buf_add(&b, fields.data, fields.len);
+    buf_addc(&b, '}');
+    size_t n = b.len < cap ? b.len : cap;
+    memcpy(out, b.data, n);
+    buf_free(&b);
+    buf_free(&words);
+    buf_free(&v);
+    buf_free(&fields);
+    return n;
+}
+
+void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap)
+{
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != tls.stamp_sec || !tls.stamp[0]) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(tls.stamp, sizeof tls.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        tls.stamp_sec = ts.tv_sec;
+    }
+    char line[LOG_LINE_MAX + 8];
+    int n = snprintf(line, LOG_LINE_MAX, "%s.%03ldZ %-5s ", tls.stamp, ts.tv_nsec / 1000000L,
+                     level_names[level]);
+    if (req_id)
+        n += snprintf(line + n, (size_t)(LOG_LINE_MAX - n), "req=%s ", req_id);
+    int m = vsnprintf(line + n, (size_t)(LOG_LINE_MAX - n), fmt, ap);
+    size_t len;
+    if (m < 0) {
+        len = (size_t)n;
+    } else if (m >= LOG_LINE_MAX - n) {
+        len = LOG_LINE_MAX - 1;
+        memcpy(line + len, "\xe2\x80\xa6", 3); /* "…" marks a cut line */
+        len += 3;
+    } else {
+        len = (size_t)(n + m);
+    }
+    /* Webhook tokens and app keys never reach the log, whatever put them
+     * in a message (a URL in a library's error text, say). */
+    log_redact(line, len);
+    /* A message must never span lines: callers escape values, and this
+     * catches any newline that slipped into a format string's arguments. */
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\n')
+            line[i] = ' ';
+    if (atomic_load_explicit(&json_format, memory_order_relaxed)) {
+        char json[2 * LOG_LINE_MAX + 64];
+        size_t start = (size_t)n; /* the message, after time, level and req= */
+        size_t jl = json_line(tls.stamp, ts.tv_nsec / 1000000L, level, req_id, line + start,
+                              len - start, json, sizeof json - 1);
+        json[jl++] = '\n';
+        emit(json, jl);
+        return;
+    }
+    line[len++] = '\n';
+    emit(line, len);
+}
+
+void log_msg(enum log_level level, const char *req_id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, req_id, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,84 @@
+/* bind_log: the log module and print for scripts (see bind_log.h). */
+#include "script/bind_log.h"
+
+#include "script/bind_json.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+/* Joins the arguments 1..n into b. [-0, +0] */
+static void join_args(lua_State *L, int n, struct buf *b)
+{
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            buf_addc(b, ' ');
+        if (lua_type(L, i) == LUA_TTABLE) {
+            size_t mark = b->len;
+            char err[256];
+            if (bind_json_encode(L, i, b, "value", err, sizeof err) == 0)
+                continue;
+            b->len = mark; /* not JSON: fall back to tostring */
+        }
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        buf_add(b, s, len);
+        lua_pop(L, 1);
+    }
+}
+
+static int emit(lua_State *L, enum log_level level)
+{
+    if (level < log_get_level())
+        return 0;
+    const struct bind_log_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    /* An argument's __tostring may raise: the buffers belong to userdata,
+     * so nothing leaks when it does. */
+    int n = lua_gettop(L);
+    struct buf *msg = bind_json_push_buf(L, LOG_LINE_MAX);
+    join_args(L, n, msg);
+    struct buf *line = bind_json_push_buf(L, LOG_LINE_MAX);
+    if (ctx->script[0])
+        log_kv(line, "script", ctx->script, strlen(ctx->script));
+    log_kv(line, "msg", msg->data ? msg->data : "", msg->len);
+    log_msg(level, ctx->req_id[0] ? ctx->req_id : NULL, "%s", line->data ? line->data + 1 : "");
+    buf_free(line);
+    buf_free(msg);
+    return 0;
+}
+
+static int l_debug(lua_State *L)
+{
+    return emit(L, LOG_DEBUG);
+}
+
+static int l_info(lua_State *L)
+{
+    return emit(L, LOG_INFO);
+}
+
+static int l_warn(lua_State *L)
+{
+    return emit(L, LOG_WARN);
+}
+
+static int l_error(lua_State *L)
+{
+    return emit(L, LOG_ERROR);
+}
+
+int bind_log_open(lua_State *L, struct bind_log_ctx *ctx, int env_idx)
+{
+    env_idx = lua_absindex(L, env_idx);
+    static const luaL_Reg fns[] = {
+        {"debug", l_debug}, {"info", l_info}, {"warn", l_warn}, {"error", l_error}, {NULL, NULL},
+    };
+    lua_createtable(L, 0, 4);
+    lua_pushlightuserdata(L, ctx);
+    luaL_setfuncs(L, fns, 1);
+    lua_pushlightuserdata(L, ctx);
+    lua_pushcclosure(L, l_info, 1);
+    lua_setfield(L, env_idx, "print");
+    return 1;
+}

@@ -1,0 +1,1317 @@
+/* server: HTTP surface and share-nothing workers (see server.h). */
+#include "serve/server.h"
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "event/fetch.h"
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "script/luavm.h"
+#include "event/mailbox.h"
+#include "cliq/outbox.h"
+#include "script/reload.h"
+#include "cliq/replay.h"
+#include "core/mem.h"
+#include "serve/metrics.h"
+#include "cliq/request.h"
+#include "cliq/respond.h"
+#include "event/sched.h"
+#include "cliq/verify.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REQ_ID_MAX 40
+
+/* Why a handler was stopped or failed, and what ran: for the log line. */
+struct outcome {
+    const struct request_dispatch *d; /* NULL before dispatch */
+    const char *error;                /* why, for an error status or a failed handler */
+    int failed;                       /* a handler ran and failed */
+    int key;                          /* which key verified, -1 if none */
+    int late;                         /* the deadline passed; the result goes later */
+};
+
+/* One HTTP request, from its headers to its answer; with a handler that
+ * waits, until the handler is done (which may be after the answer). */
+struct call {
+    char id[REQ_ID_MAX + 1];
+    struct timespec t0;
+    long long t0_ms; /* monotonic ms when the headers arrived */
+    struct buf body;
+    int responded;    /* a response is queued */
+    int too_large;    /* the body passed the cap: its bytes are dropped */
+    size_t discarded; /* bytes dropped since */
+
+    /* While a handler waits (see handle_callback). */
+    struct worker *w;
+    struct MHD_Connection *conn; /* NULL once libmicrohttpd is done with it */
+    struct luavm_task *task;     /* the running handler, or NULL */
+    struct request_dispatch d;
+    struct outcome o;
+    int suspended; /* the connection is suspended */
+    int hangup_fd; /* watched for the client going away; -1: not */
+    struct sched_timer *deadline;
+    int late;              /* the sync reply went out before the handler finished */
+    unsigned reply_status; /* the reply to queue when the connection resumes */
+    char *reply_body;
+    size_t reply_len;
+    struct call *prev, *next; /* the worker's calls with a running handler */
+};
+
+/* One connection, from accept to close: the slow-client guard's view. */
+struct conn_state {
+    long long since; /* monotonic ms it started waiting for a whole request */
+    int busy;        /* a request is complete and being handled or answered */
+    int cut;         /* shut down by the guard */
+    int fd;
+    struct conn_state *prev, *next;
+};
+
+struct worker {
+    int index;
+    struct server *srv;
+    /* The settings and keys this worker uses; swapped between requests
+     * when SIGHUP brought new ones (see server_reconfigure). */
+    const struct config *cfg;
+    const struct verify_keyset *ks;
+    unsigned long long conf_gen;
+    const char *lualib_dir;
+    pthread_t thread;
+    int started;
+    int listen_fd;
+    struct MHD_Daemon *mhd;
+    int mhd_fd;             /* libmicrohttpd's own epoll set */
+    long long mhd_deadline; /* monotonic ms when MHD must run again; 0: none */
+    struct sched *sched;
+    struct luavm *vm;
+    struct verifier *verifier;
+    struct fetch *fetch;
+    struct responder *responder;
+    struct mailbox *mailbox; /* answers from the outbox */
+    struct call *running;    /* calls whose handler is still running */
+    int mhd_kick;            /* a connection was resumed: run MHD after this turn */
+    uint64_t rng;
+    struct metrics metrics;   /* written by this worker only */
+    struct conn_state *conns; /* every open connection */
+    struct sched_timer *sweep;
+};
+
+struct server {
+    const struct config *cfg; /* as at start */
+    const struct verify_keyset *ks;
+    pthread_mutex_t conf_mu; /* guards the two below */
+    const struct config *conf_cfg;
+    const struct verify_keyset *conf_ks;
+    atomic_ullong conf_gen; /* 0 until the first reconfigure */
+    struct scripts_hub *hub;
+    struct replay *replay; /* NULL: replay checks are off */
+    time_t started_at;
+    struct outbox *outbox;
+    int nworkers;
+    struct worker *workers;
+    unsigned port;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - t0->tv_sec) * 1e3 + (double)(ts.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* ---- request ids ------------------------------------------------------- */
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64*: ids only need to be unique, not secret. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* A proxy's X-Request-Id is kept when it is short and plain, so one id
+ * follows the request through both logs. */
+static int request_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REQ_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call *c)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && request_id_ok(given))
+        snprintf(c->id, sizeof c->id, "%s", given);
+    else
+        snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_random(w));
+}
+
+/* ---- answering --------------------------------------------------------- */
+
+/* Writes the request's one log line. */
+static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
+                        int status, const struct outcome *o)
+{
+    if (strcmp(url, "/") == 0 && strcmp(method, "POST") == 0)
+        metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
+    enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
+    if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
+        status == 200)
+        level = LOG_DEBUG;
+    if (level < log_get_level())
+        return;
+    struct buf b;
+    buf_init(&b, LOG_LINE_MAX);
+    buf_reserve(&b, 320); /* one allocation for a typical line */
+    log_kv(&b, "method", method, strlen(method));
+    log_kv(&b, "path", url, strlen(url));
+    if (o && o->d) {
+        log_kv(&b, "type", o->d->type, strlen(o->d->type));
+        if (o->d->name[0])
+            log_kv(&b, "name", o->d->name, strlen(o->d->name));
+        log_kv(&b, "handler", o->d->key, strlen(o->d->key));
+    }
+    buf_printf(&b, " status=%d ms=%.3f", status, ms_since(&c->t0));
+    if (o && o->key >= 0 && verify_keyset_count(w->ks) > 1)
+        buf_printf(&b, " key=%d", o->key + 1);
+    if (o && o->late)
+        buf_adds(&b, " late=1");
+    if (o && o->failed)
+        buf_adds(&b, " failed=1");
+    if (o && o->error)
+        log_kv(&b, "error", o->error, strlen(o->error));
+    log_msg(level, c->id, "%s", b.data + 1);
+    buf_free(&b);
+}
+
+static struct conn_state *conn_state_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request on conn is complete: the slow-client clock stops. */
+static void conn_busy(struct MHD_Connection *conn)
+{
+    struct conn_state *cs = conn_state_of(conn);
+    if (cs)
+        cs->busy = 1;
+}
+
+/* Queues a reply. Takes ownership of body (malloc'd). */
+static void respond(struct MHD_Connection *conn, struct call *c, unsigned status, char *body,
+                    size_t len, const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(r, "X-Request-Id", c->id);
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    /* Tells `cliqhost invoke` (and anyone curious) that this was the
+     * interim reply and the handler's result goes to response_url. */
+    if (c->late)
+        MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
+    if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(conn, status, r) == MHD_YES)
+        c->responded = 1;
+    else
+        log_msg(LOG_ERROR, c->id, "could not queue the %u reply", status);
+    conn_busy(conn);
+    MHD_destroy_response(r);
+}
+
+static void respond_error(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                          const char *method, const char *url, unsigned status, const char *msg,
+                          const char *allow, struct outcome *o)
+{
+    size_t len;
+    char *body = jsonw_error_body(msg, c->id, &len);
+    respond(conn, c, status, body, len, allow);
+    struct outcome none = {NULL, NULL, 0, -1, 0};
+    if (!o)
+        o = &none;
+    o->error = msg;
+    log_request(w, c, method, url, (int)status, o);
+}
+
+/* ---- handlers that wait ------------------------------------------------ */
+
+static void free_call(struct call *c)
+{
+    buf_free(&c->body);
+    free(c->reply_body);
+    free(c);
+}
+
+static void unlink_running(struct call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->w->running == c)
+        c->w->running = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void stop_watching_hangup(struct call *c)
+{
+    if (c->hangup_fd >= 0) {
+        sched_unwatch(c->w->sched, c->hangup_fd);
+        c->hangup_fd = -1;
+    }
+}
+
+/* Sets the reply a suspended connection sends when it resumes, and
+ * resumes it. Takes ownership of body. */
+static void resume_with(struct call *c, unsigned status, char *body, size_t len)
+{
+    free(c->reply_body);
+    c->reply_status = status;
+    c->reply_body = body;
+    c->reply_len = len;
+    stop_watching_hangup(c);
+    if (c->suspended && c->conn) {
+        c->suspended = 0;
+        MHD_resume_connection(c->conn);
+        c->w->mhd_kick = 1;
+    }
+}
+
+/* Answers Cliq now with the interim reply; the handler's result will go to
+ * response_url. */
+static void hand_off(struct call *c, const char *why)
+{
+    struct worker *w = c->w;
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
+    c->late = 1;
+    c->o.late = 1;
+    metrics_add(&w->metrics.handoffs, 1);
+    size_t len;
+    char *body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
+    resume_with(c, 200, body, len);
+    c->o.d = &c->d;
+    c->o.error = why;
+    log_request(w, c, "POST", "/", 200, &c->o);
+    c->o.error = NULL;
+}
+
+static void on_deadline(struct sched *s, void *ud)
+{
+    (void)s;
+    struct call *c = ud;
+    c->deadline = NULL;
+    hand_off(c, NULL);
+}
+
+/* The client closed its connection while the handler runs: the result
+ * will go to response_url, as after the deadline. */
+static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
+{
+    (void)s;
+    (void)fd;
+    (void)events;
+    struct call *c = ud;
+    stop_watching_hangup(c);
+    if (!c->late)
+        hand_off(c, "client closed the connection before the reply");
+}
+
+/* Sends a handler's result that came after the sync reply. */
+static void on_late_outcome(int ok, const char *err, void *ud)
+{
+    (void)err;
+    struct worker *w = ud;
+    metrics_add(&w->metrics.late[ok ? LATE_DELIVERED : LATE_FAILED], 1);
+}
+
+/* Counts a handler that failed, by why. */
+static void count_failure(struct worker *w, const struct luavm_result *res)
+{
+    if (!res->failed)
+        return;
+    enum metrics_fail k = res->limit == LIMIT_CPU      ? FAIL_CPU
+                          : res->limit == LIMIT_MEMORY ? FAIL_MEMORY
+                          : res->limit == LIMIT_TIME   ? FAIL_TIME
+                                                       : FAIL_ERROR;
+    metrics_add(&w->metrics.failures[k], 1);
+}
+
+static void deliver_late(struct call *c, struct luavm_result *res)
+{
+    struct worker *w = c->w;
+    const char *why = NULL;
+    if (res->status != 200)
+        why = "the handler was not found";
+    else if (res->responded)
+        why = "the handler already used req:respond()";
+    else if (!res->response_url)
+        why = "the request has no response_url";
+    if (why) {
+        struct buf b;
+        buf_init(&b, LOG_LINE_MAX);
+        log_kv(&b, "reason", why, strlen(why));
+        log_msg(res->responded ? LOG_INFO : LOG_WARN, c->id, "respond kind=late outcome=%s%s",
+                res->responded ? "skipped" : "dropped", b.data ? b.data : "");
+        buf_free(&b);
+        metrics_add(&w->metrics.late[res->responded ? LATE_SKIPPED : LATE_DROPPED], 1);
+        return;
+    }
+    long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
+    responder_post(w->responder, res->response_url, res->body, res->len, expires, c->id, "late",
+                   on_late_outcome, w);
+    res->body = NULL; /* the responder took it */
+}
+
+/* luavm calls this when a handler that waited is done. */
+static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *ud)
+{
+    (void)t;
+    struct call *c = ud;
+    struct worker *w = c->w;
+    c->task = NULL;
+    unlink_running(c);
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
+    c->o.failed = res->failed;
+    count_failure(w, res);
+    if (c->late) {
+        if (res->failed)
+            log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
+        deliver_late(c, res);
+    } else if (res->status != 200) {
+        size_t len;
+        char *body = jsonw_error_body(res->error, c->id, &len);
+        c->o.error = res->error;
+        resume_with(c, (unsigned)res->status, body, len);
+        log_request(w, c, "POST", "/", res->status, &c->o);
+    } else {
+        c->o.error = res->failed ? res->error : NULL;
+        resume_with(c, 200, res->body, res->len);
+        res->body = NULL;
+        log_request(w, c, "POST", "/", 200, &c->o);
+    }
+    c->o.error = NULL;
+    if (!c->conn)
+        free_call(c); /* libmicrohttpd was done with it already */
+}
+
+/* A verified call whose timestamp is out of the window, or whose signature
+ * was accepted before: -1 with the 401's message. */
+static int replay_refused(struct worker *w, const cJSON *json, const char *sig, char *err,
+                          size_t errlen)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(json, "timestamp");
+    long window = w->cfg->replay_window_s;
+    if (!cJSON_IsNumber(ts)) {
+        metrics_add(&w->metrics.refused[4], 1);
+        snprintf(err, errlen,
+                 "no timestamp in the body: replay protection needs the timestamp Cliq sends "
+                 "(replay_window_s = 0 turns it off)");
+        return -1;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    double t = ts->valuedouble;
+    long long tms = t > 9e15 ? 9000000000000000LL : t < -9e15 ? -9000000000000000LL : (long long)t;
+    long long age;
+    switch (replay_check(w->srv->replay, tms, now_ms, sig, sig ? strlen(sig) : 0, &age)) {
+    case REPLAY_OK:
+        return 0;
+    case REPLAY_STALE:
+        metrics_add(&w->metrics.refused[1], 1);
+        snprintf(err, errlen,
+                 "stale request: its timestamp is %lld s old, more than replay_window_s (%ld s)",
+                 age / 1000, window);
+        return -1;
+    case REPLAY_FUTURE:
+        metrics_add(&w->metrics.refused[2], 1);
+        snprintf(err, errlen,
+                 "request from the future: its timestamp is %lld s ahead of this host's clock, "
+                 "more than replay_window_s (%ld s); check the clock",
+                 -age / 1000, window);
+        return -1;
+    case REPLAY_REPEAT:
+        metrics_add(&w->metrics.refused[3], 1);
+        snprintf(err, errlen,
+                 "replayed request: this signature was already accepted %lld.%03lld s ago",
+                 age / 1000, age % 1000);
+        return -1;
+    }
+    return 0;
+}
+
+/* Verifies, decodes, dispatches and runs a complete callback body. */
+static void handle_callback(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                            const char *method, const char *url)
+{
+    const char *body = c->body.data ? c->body.data : "";
+    size_t len = c->body.len;
+    struct outcome o = {NULL, NULL, 0, -1, 0};
+    conn_busy(conn);
+
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
+    enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
+    if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
+        metrics_add(&w->metrics.refused[0], 1);
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
+                      &o);
+        return;
+    }
+
+    /* The parse tree lives in the thread's arena until the handler has its
+     * request object. */
+    cJSON *json = NULL;
+    char err[512];
+    arena_open();
+    if (request_decode(body, len, &json, &c->d, err, sizeof err) < 0) {
+        arena_close();
+        respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
+        return;
+    }
+    o.d = &c->d;
+
+    if (vr == VERIFY_OK && w->srv->replay && replay_refused(w, json, sig, err, sizeof err) < 0) {
+        arena_close();
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
+        return;
+    }
+    if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
+        arena_close();
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
+                 w->cfg->max_handlers);
+        respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, &o);
+        return;
+    }
+    struct luavm_result res;
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
+    struct luavm_task *task;
+    int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    arena_close();
+    if (!finished) {
+        /* The handler waits: hold the connection until it is done or the
+         * deadline passes, whichever is first. */
+        c->task = task;
+        c->conn = conn;
+        c->o = o;
+        c->o.d = &c->d;
+        c->next = w->running;
+        if (w->running)
+            w->running->prev = c;
+        w->running = c;
+        long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
+        c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_hangup, c) == 0)
+            c->hangup_fd = ci->connect_fd;
+        MHD_suspend_connection(conn);
+        c->suspended = 1;
+        return;
+    }
+    if (res.status != 200) {
+        respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
+        return;
+    }
+    count_failure(w, &res);
+    respond(conn, c, 200, res.body, res.len, NULL);
+    o.failed = res.failed;
+    o.error = res.failed ? res.error : NULL;
+    log_request(w, c, method, url, 200, &o);
+}
+
+#ifndef CLIQHOST_VERSION
+#define CLIQHOST_VERSION "0"
+#endif
+
+/* ---- GET /status ---------------------------------------------------------- */
+
+static int client_is_loopback(struct MHD_Connection *conn)
+{
+    /* A proxy on this machine connects from loopback for everyone: a
+     * forwarded request is not a local one. */
+    static const char *const forwarded[] = {"Forwarded", "X-Forwarded-For", "X-Real-IP"};
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, forwarded[i]))
+            return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static void json_key(struct buf *b, const char *key)
+{
+    jsonw_string(b, key, strlen(key), JSONW_REPLACE, NULL);
+    buf_addc(b, ':');
+}
+
+static void json_str(struct buf *b, const char *key, const char *v)
+{
+    json_key(b, key);
+    if (v)
+        jsonw_string(b, v, strlen(v), JSONW_REPLACE, NULL);
+    else
+        buf_adds(b, "null");
+}
+
+/* "2026-11-23T10:50:01.123Z", or null for 0. */
+static void json_time(struct buf *b, const char *key, long long ms)
+{
+    json_key(b, key);
+    if (ms <= 0) {
+        buf_adds(b, "null");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char s[40];
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "\"%s.%03lldZ\"", s, ms % 1000);
+}
+
+/* What an operator (or an editor plugin) asks the host: which scripts it
+ * serves, since when, and what failed to load. */
+static char *status_body(struct worker *w, size_t *len)
+{
+    struct server *s = w->srv;
+    struct buf b;
+    buf_init(&b, 64 * 1024 * 1024);
+    struct reload_stats rs;
+    scripts_hub_stats(s->hub, &rs);
+    buf_adds(&b, "{");
+    json_str(&b, "version", CLIQHOST_VERSION);
+    buf_printf(&b, ",\"uptime_s\":%lld", (long long)(time(NULL) - s->started_at));
+    buf_adds(&b, ",");
+    json_time(&b, "started_at", (long long)s->started_at * 1000);
+    buf_printf(&b, ",\"workers\":%d,", s->nworkers);
+    json_str(&b, "scripts_dir", w->cfg->scripts);
+    buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
+               w->cfg->reload_settle_ms > 0 ? "true" : "false", rs.reloads, rs.failures);
+    json_time(&b, "last_reload_at", rs.last_reload_at);
+    struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
+    int errors = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        buf_adds(&b, pass ? "],\"modules\":[" : ",\"scripts\":[");
+        int first = 1;
+        for (size_t i = 0; i < scriptset_count(set); i++) {
+            const struct script_src *e = scriptset_at(set, i);
+            if ((strncmp(e->rel, "lib/", 4) == 0) != pass)
+                continue;
+            buf_adds(&b, first ? "{" : ",{");
+            first = 0;
+            json_str(&b, "file", e->rel);
+            buf_printf(&b, ",\"version\":%llu,\"serving\":%s,", e->version,
+                       e->src ? "true" : "false");
+            json_time(&b, "loaded_at", e->loaded_at);
+            buf_adds(&b, ",");
+            json_str(&b, "error", e->error);
+            buf_adds(&b, ",");
+            json_time(&b, "error_at", e->error ? e->error_at : 0);
+            buf_adds(&b, "}");
+            errors += e->error != NULL;
+        }
+    }
+    scriptset_release(set);
+    buf_printf(&b, "],\"errors\":%d}", errors);
+    *len = b.len;
+    return b.data;
+}
+
+/* Takes the settings and keys SIGHUP brought, between requests. Calls in
+ * flight keep pointers into the old settings, which stay alive. */
+static void adopt_config(struct worker *w)
+{
+    struct server *s = w->srv;
+    if (atomic_load_explicit(&s->conf_gen, memory_order_acquire) == w->conf_gen)
+        return;
+    pthread_mutex_lock(&s->conf_mu);
+    const struct config *cfg = s->conf_cfg;
+    const struct verify_keyset *ks = s->conf_ks;
+    unsigned long long gen = atomic_load(&s->conf_gen);
+    pthread_mutex_unlock(&s->conf_mu);
+    if (ks != w->ks) {
+        struct verifier *v = verifier_new(ks);
+        if (!v) {
+            log_msg(LOG_ERROR, NULL,
+                    "worker %d: cannot set up the new keys (OpenSSL); keeping the "
+                    "old ones",
+                    w->index);
+            return;
+        }
+        verifier_free(w->verifier);
+        w->verifier = v;
+        w->ks = ks;
+    }
+    w->cfg = cfg;
+    struct luavm_options lo;
+    server_luavm_options(cfg, w->lualib_dir, &lo);
+    luavm_set_options(w->vm, &lo);
+    w->conf_gen = gen;
+}
+
+void server_reconfigure(struct server *s, const struct config *c, const struct verify_keyset *ks)
+{
+    pthread_mutex_lock(&s->conf_mu);
+    s->conf_cfg = c;
+    s->conf_ks = ks;
+    atomic_fetch_add_explicit(&s->conf_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->conf_mu);
+    outbox_set_config(s->outbox, c);
+}
+
+/* libmicrohttpd calls this for the headers, for each piece of the body, and
+ * once more when the body is complete. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct worker *w = cls;
+    struct call *c = *con_cls;
+    if (!c)
+        adopt_config(w);
+    const struct config *cfg = w->cfg;
+
+    if (!c) {
+        c = xcalloc(1, sizeof *c);
+        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        c->t0_ms = (long long)c->t0.tv_sec * 1000 + c->t0.tv_nsec / 1000000;
+        c->w = w;
+        c->hangup_fd = -1;
+        buf_init(&c->body, (size_t)cfg->max_body_bytes);
+        assign_id(w, conn, c);
+        *con_cls = c;
+
+        if (strcmp(url, "/healthz") == 0) {
+            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: /healthz answers GET", "GET, HEAD", NULL);
+                return MHD_YES;
+            }
+            if (sched_stopping(w->sched)) { /* a load balancer should look elsewhere */
+                respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "shutting down", NULL, NULL);
+                return MHD_YES;
+            }
+            static const char ok[] = "{\"status\":\"ok\"}";
+            respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
+            log_request(w, c, method, url, 200, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/status") == 0) {
+            const char *access = cfg->status_access;
+            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: /status answers GET", "GET, HEAD", NULL);
+            } else if (!strcmp(access, "off") ||
+                       (!strcmp(access, "loopback") && !client_is_loopback(conn))) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_FORBIDDEN,
+                              !strcmp(access, "off")
+                                  ? "/status is turned off (status_access = \"off\")"
+                                  : "/status answers loopback clients only (status_access)",
+                              NULL, NULL);
+            } else {
+                size_t len;
+                char *body = status_body(w, &len);
+                respond(conn, c, 200, body, len, NULL);
+                log_request(w, c, method, url, 200, NULL);
+            }
+            return MHD_YES;
+        }
+        if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+            struct buf m;
+            buf_init(&m, 4 * 1024 * 1024);
+            buf_adds(&m, "# HELP cliqhost_up 1 while the host serves.\n# TYPE cliqhost_up "
+                         "gauge\ncliqhost_up 1\n");
+            struct metrics *all[256];
+            int nw = w->srv->nworkers < 256 ? w->srv->nworkers : 256;
+            for (int i = 0; i < nw; i++)
+                all[i] = &w->srv->workers[i].metrics;
+            struct reload_stats rs;
+            scripts_hub_stats(w->srv->hub, &rs);
+            struct metrics_extra x = {rs.reloads, rs.failures,
+                                      w->srv->replay ? replay_entries(w->srv->replay) : 0};
+            metrics_write(all, nw, &x, &m);
+            outbox_metrics(w->srv->outbox, &m);
+            size_t len;
+            char *text = buf_take(&m, &len);
+            struct MHD_Response *r =
+                MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+            if (r) {
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/plain; version=0.0.4; charset=utf-8");
+                if (MHD_queue_response(conn, 200, r) == MHD_YES)
+                    c->responded = 1;
+                MHD_destroy_response(r);
+            } else {
+                free(text);
+            }
+            log_request(w, c, method, url, 200, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/") != 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST /)", url);
+            respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
+            return MHD_YES;
+        }
+        if (strcmp(method, "POST") != 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST /)",
+                     method);
+            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
+            return MHD_YES;
+        }
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (!errno && end != cl && n > (unsigned long long)cfg->max_body_bytes) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "body of %llu bytes is over the limit of %ld bytes", n,
+                         cfg->max_body_bytes);
+                respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
+                return MHD_YES;
+            }
+            if (!errno && end != cl && n > 0)
+                buf_reserve(&c->body, (size_t)n);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->too_large) {
+            /* libmicrohttpd cannot answer in the middle of a body, so a
+             * chunked body that passed the cap is read and dropped; if it
+             * goes on for another cap's worth, the connection is cut. */
+            c->discarded += n;
+            if (c->discarded > (size_t)cfg->max_body_bytes) {
+                log_msg(LOG_WARN, c->id,
+                        "status=413 error=\"body far over the limit; connection closed\"");
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        if (buf_add(&c->body, upload_data, n) < 0) {
+            c->too_large = 1;
+            c->discarded = n;
+            buf_free(&c->body);
+        }
+        return MHD_YES;
+    }
+    if (c->responded)
+        return MHD_YES;
+    if (c->reply_body) {
+        /* Resumed after a handler that waited, or at its deadline. */
+        char *b = c->reply_body;
+        c->reply_body = NULL;
+        respond(conn, c, c->reply_status, b, c->reply_len, NULL);
+        return MHD_YES;
+    }
+    if (c->task)
+        return MHD_YES; /* resumed spuriously; the handler still runs */
+    if (c->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "body is over the limit of %ld bytes", cfg->max_body_bytes);
+        respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
+        return MHD_YES;
+    }
+    handle_callback(w, conn, c, method, url);
+    return MHD_YES;
+}
+
+/* Keeps the list of open connections for the slow-client guard. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct worker *w = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_state *cs = xcalloc(1, sizeof *cs);
+        cs->since = sched_clock_ms();
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cs->fd = ci ? ci->connect_fd : -1;
+        cs->next = w->conns;
+        if (w->conns)
+            w->conns->prev = cs;
+        w->conns = cs;
+        *socket_context = cs;
+        return;
+    }
+    struct conn_state *cs = *socket_context;
+    if (!cs)
+        return;
+    if (cs->prev)
+        cs->prev->next = cs->next;
+    else
+        w->conns = cs->next;
+    if (cs->next)
+        cs->next->prev = cs->prev;
+    free(cs);
+    *socket_context = NULL;
+}
+
+/* Every second: cuts connections that took more than request_timeout_s to
+ * send a whole request (a slowloris client trickling headers or a body
+ * resets libmicrohttpd's idle timer with each byte). */
+static void on_sweep(struct sched *s, void *ud)
+{
+    struct worker *w = ud;
+    long long now = sched_clock_ms(), limit = w->cfg->request_timeout_s * 1000;
+    for (struct conn_state *cs = w->conns; cs; cs = cs->next) {
+        if (cs->busy || cs->cut || now - cs->since <= limit || cs->fd < 0)
+            continue;
+        cs->cut = 1;
+        shutdown(cs->fd, SHUT_RDWR);
+        log_msg(LOG_WARN, NULL, "connection cut: no whole request within request_timeout_s (%ld s)",
+                w->cfg->request_timeout_s);
+        w->mhd_kick = 1;
+    }
+    w->sweep = sched_timer_add(s, 1000, on_sweep, w);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)toe;
+    struct conn_state *cs = conn_state_of(conn);
+    if (cs) { /* waiting for the next request on this connection */
+        cs->busy = 0;
+        cs->since = sched_clock_ms();
+    }
+    struct call *c = *con_cls;
+    if (!c)
+        return;
+    *con_cls = NULL;
+    c->conn = NULL;
+    if (c->task) {
+        /* The handler still runs; it frees the call when it is done. */
+        stop_watching_hangup(c);
+        return;
+    }
+    free_call(c);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, NULL, "http: %s", msg);
+}
+
+/* ---- the worker loop --------------------------------------------------- */
+
+static void on_mhd_ready(struct sched *s, int fd, uint32_t events, void *ud)
+{
+    (void)s;
+    (void)fd;
+    (void)events;
+    struct worker *w = ud;
+    MHD_run(w->mhd);
+}
+
+static int worker_prepare(void *ud)
+{
+    struct worker *w = ud;
+    adopt_config(w);
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(w->mhd, &t) == MHD_YES) {
+        if (t > 60000)
+            t = 60000;
+        w->mhd_deadline = now_ms() + (long long)t;
+        return (int)t;
+    }
+    w->mhd_deadline = 0;
+    return -1;
+}
+
+static void worker_after(void *ud)
+{
+    struct worker *w = ud;
+    metrics_set(&w->metrics.lua_memory, luavm_memory(w->vm));
+    metrics_set(&w->metrics.handlers_waiting, luavm_tasks(w->vm));
+    if (w->mhd_kick || (w->mhd_deadline && now_ms() >= w->mhd_deadline)) {
+        w->mhd_kick = 0;
+        MHD_run(w->mhd);
+    }
+    log_flush();
+}
+
+/* At shutdown: handlers still running are dropped, and their connections
+ * answered 503. */
+static void drop_running(struct worker *w)
+{
+    while (w->running) {
+        struct call *c = w->running;
+        unlink_running(c);
+        sched_timer_cancel(w->sched, c->deadline);
+        c->deadline = NULL;
+        c->task = NULL; /* luavm_free drops it without a callback */
+        log_msg(LOG_WARN, c->id, "handler still running at shutdown; dropped");
+        if (!c->conn) {
+            free_call(c);
+            continue;
+        }
+        if (!c->late) {
+            size_t len;
+            char *body = jsonw_error_body("the host is shutting down", c->id, &len);
+            resume_with(c, 503, body, len);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    log_thread_buffered(1);
+    sched_run(w->sched);
+    /* Shutting down: stop taking connections, and let the handlers running
+     * finish and their late replies reach response_url, for up to
+     * shutdown_grace_s. Connections already open are still served. */
+    int lfd = MHD_quiesce_daemon(w->mhd);
+    if (lfd >= 0)
+        close(lfd);
+    w->listen_fd = -1;
+    long long until = sched_clock_ms() + w->cfg->shutdown_grace_s * 1000;
+    if (w->running || responder_pending(w->responder))
+        log_msg(LOG_INFO, NULL,
+                "worker %d: waiting up to %ld s for %zu handler%s and %zu late "
+                "repl%s",
+                w->index, w->cfg->shutdown_grace_s, luavm_tasks(w->vm),
+                luavm_tasks(w->vm) == 1 ? "" : "s", responder_pending(w->responder),
+                responder_pending(w->responder) == 1 ? "y" : "ies");
+    while ((w->running || responder_pending(w->responder)) && sched_clock_ms() < until)
+        sched_run_once(w->sched, 100);
+    drop_running(w);
+    MHD_run(w->mhd);
+    arena_release();
+    log_thread_buffered(0);
+    return NULL;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int open_listener(const struct sockaddr_storage *ss, unsigned sslen, char *err,
+                         size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sslen) < 0) {
+        snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int worker_init(struct server *s, struct worker *w, const struct sockaddr_storage *ss,
+                       unsigned sslen, const char *lualib_dir, char *err, size_t errlen)
+{
+    const struct config *cfg = s->cfg;
+    w->srv = s;
+    w->cfg = s->cfg;
+    w->ks = s->ks;
+    w->conf_gen = 0;
+    w->listen_fd = open_listener(ss, sslen, err, errlen);
+    if (w->listen_fd < 0)
+        return -1;
+    if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || w->rng == 0)
+        w->rng = (uint64_t)now_ms() * 2654435761u + (uint64_t)w->index + 1;
+
+    w->sched = sched_new(worker_prepare, worker_after, w);
+    if (!w->sched) {
+        snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
+        return -1;
+    }
+    w->fetch = fetch_new(w->sched);
+    if (!w->fetch) {
+        snprintf(err, errlen, "cannot set up outbound HTTP (libcurl)");
+        return -1;
+    }
+    w->responder = responder_new(w->sched, w->fetch);
+    w->mailbox = mailbox_new(w->sched);
+    if (!w->mailbox) {
+        snprintf(err, errlen, "cannot set up the worker's mailbox: %s", strerror(errno));
+        return -1;
+    }
+    struct luavm_options lo;
+    server_luavm_options(cfg, lualib_dir, &lo);
+    lo.sched = w->sched;
+    lo.fetch = w->fetch;
+    lo.responder = w->responder;
+    lo.outbox = s->outbox;
+    lo.mailbox = w->mailbox;
+    lo.scripts = s->hub;
+    w->vm = luavm_new(&lo, err, errlen);
+    if (!w->vm)
+        return -1;
+    w->verifier = verifier_new(s->ks);
+    w->lualib_dir = lualib_dir;
+    if (!w->verifier) {
+        snprintf(err, errlen, "cannot set up signature checks (OpenSSL)");
+        return -1;
+    }
+    w->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w, MHD_OPTION_LISTEN_SOCKET,
+        w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, w, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+    if (!w->mhd) {
+        snprintf(err, errlen, "cannot start the HTTP daemon (libmicrohttpd)");
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    w->mhd_fd = info ? info->epoll_fd : -1;
+    if (w->mhd_fd < 0 || sched_watch(w->sched, w->mhd_fd, EPOLLIN, on_mhd_ready, w) < 0) {
+        snprintf(err, errlen, "cannot set up the worker's event loop: %s", strerror(errno));
+        return -1;
+    }
+    w->sweep = sched_timer_add(w->sched, 1000, on_sweep, w);
+    return 0;
+}
+
+struct server *server_new(const struct config *c, const char *lualib_dir,
+                          const struct verify_keyset *ks, struct scripts_hub *hub, char *err,
+                          size_t errlen)
+{
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    int loopback;
+    if (config_parse_listen(c->listen, &ss, &sslen, &loopback, err, errlen) < 0)
+        return NULL;
+    struct server *s = xcalloc(1, sizeof *s);
+    s->cfg = c;
+    s->ks = ks;
+    pthread_mutex_init(&s->conf_mu, NULL);
+    s->conf_cfg = c;
+    s->conf_ks = ks;
+    s->hub = hub;
+    s->started_at = time(NULL);
+    if (c->replay_window_s > 0)
+        s->replay = replay_new(c->replay_window_s * 1000LL, (size_t)c->replay_memory);
+    s->nworkers = (int)c->workers;
+    if (s->nworkers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->nworkers = n > 0 ? (int)n : 1;
+    }
+    s->workers = xcalloc((size_t)s->nworkers, sizeof *s->workers);
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].index = i;
+        s->workers[i].listen_fd = -1;
+    }
+    char obox_err[512];
+    s->outbox = outbox_open(c, 0, obox_err, sizeof obox_err);
+    if (!s->outbox) {
+        snprintf(err, errlen, "outbox: %s", obox_err);
+        server_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        char why[512];
+        if (worker_init(s, &s->workers[i], &ss, sslen, lualib_dir, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", c->listen, why);
+            server_free(s);
+            return NULL;
+        }
+        if (i == 0) {
+            /* With port 0 the first worker gets a free port; the others
+             * join it there. */
+            struct sockaddr_storage got;
+            socklen_t gl = sizeof got;
+            getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &gl);
+            uint16_t port = got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                      : ((struct sockaddr_in *)&got)->sin_port;
+            s->port = ntohs(port);
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = port;
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = port;
+        }
+    }
+    return s;
+}
+
+int server_start(struct server *s, char *err, size_t errlen)
+{
+    /* Workers leave signals to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+        if (e) {
+            snprintf(err, errlen, "cannot start worker %d: %s", i, strerror(e));
+            rc = -1;
+            break;
+        }
+        w->started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+void server_stop(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            sched_stop(s->workers[i].sched);
+    for (int i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].started) {
+            pthread_join(s->workers[i].thread, NULL);
+            s->workers[i].started = 0;
+        }
+    }
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    server_stop(s);
+    /* The outbox goes first: with the workers stopped nothing submits, and
+     * once it is closed nothing writes to their mailboxes. */
+    outbox_close(s->outbox);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        /* A running daemon owns its listening socket (and closes it); a
+         * worker that ran has already closed it after quiescing. */
+        /* Handlers first (their waits use the loop and outbound HTTP),
+         * then deliveries, then the connections. */
+        luavm_free(w->vm);
+        mailbox_free(w->mailbox);
+        responder_free(w->responder);
+        if (w->mhd)
+            MHD_stop_daemon(w->mhd);
+        else if (w->listen_fd >= 0)
+            close(w->listen_fd);
+        fetch_free(w->fetch);
+        sched_free(w->sched);
+        verifier_free(w->verifier);
+    }
+    free(s->workers);
+    replay_free(s->replay);
+    pthread_mutex_destroy(&s->conf_mu);
+    free(s);
+}
+
+void server_luavm_options(const struct config *cfg, const char *lualib_dir,
+                          struct luavm_options *lo)
+{
+    *lo = (struct luavm_options){
+        .scripts_dir = cfg->scripts,
+        .lualib_dir = lualib_dir,
+        .script_env = cfg->script_env,
+        .nscript_env = cfg->nscript_env,
+        .max_script_bytes = (size_t)cfg->max_script_bytes,
+        .max_reply_bytes = (size_t)cfg->max_reply_bytes,
+        .error_reply = cfg->error_reply,
+        .limit_reply = cfg->limit_reply,
+        .max_run_ms = cfg->max_run_ms,
+        .max_cpu_ms = cfg->max_cpu_ms,
+        .max_memory = (size_t)cfg->max_memory_bytes,
+        .response_url_ttl_ms = cfg->response_url_ttl_s * 1000,
+        .http_timeout_ms = cfg->http_timeout_ms,
+        .max_http_response = (size_t)cfg->max_http_response_bytes,
+        .http_allow = cfg->http_allow,
+        .nhttp_allow = cfg->nhttp_allow,
+        .attachment_ttl_ms = cfg->attachment_ttl_s * 1000,
+        .max_attachment = (size_t)cfg->max_attachment_bytes,
+        .cfg = cfg,
+    };
+}
+
+unsigned server_port(const struct server *s)
+{
+    return s->port;
+}
+
+int server_workers(const struct server *s)
+{
+    return s->nworkers;
+}
