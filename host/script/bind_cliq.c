@@ -5,7 +5,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/jsonw.h"
-#include "script/luavm.h"
+#include "script/vm.h"
 #include "core/mem.h"
 #include "cliq/outbox.h"
 
@@ -80,7 +80,7 @@ static void post_done(const struct outbox_outcome *oc, void *ud)
     struct luavm_task *t = w->t;
     w->oc = (struct outbox_outcome *)oc;
     w->refs = 1; /* both owners end here; the last release below frees it */
-    luavm_wake_with(t, push_outcome, w);
+    vm_wake_with(t, push_outcome, w);
     release(w);
 }
 
@@ -182,8 +182,8 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     if (kind == POST_BOT_MESSAGE && !broadcast && (!userids || !*userids))
         return luaL_error(L, "%s: give opts.userids or opts.broadcast = true", fname);
 
-    struct luavm_task *t = luavm_task_here(L, fname);
-    const struct luavm_options *o = luavm_options(luavm_of(t));
+    struct luavm_task *t = vm_task_here(L, fname);
+    const struct luavm_options *o = vm_options(vm_of(t));
     if (!o->outbox || !o->cfg)
         return luaL_error(L, "%s is not available here (no outbox)", fname);
 
@@ -240,15 +240,15 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     p->target = xstrndup(target, tlen);
     p->as_bot = as_bot ? xstrdup(as_bot) : NULL;
     p->appkey = appkey ? xstrdup(appkey) : NULL;
-    p->base = xstrdup(o->cfg->cliq_api ? o->cfg->cliq_api : luavm_task_api_base(t));
+    p->base = xstrdup(o->cfg->cliq_api ? o->cfg->cliq_api : vm_task_api_base(t));
     p->body = buf_take(&body, &p->len);
-    snprintf(p->req_id, sizeof p->req_id, "%s", luavm_task_id(t));
+    snprintf(p->req_id, sizeof p->req_id, "%s", vm_task_id(t));
 
     struct post_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
     w->refs = 2;
     outbox_submit(o->outbox, p, wait, o->mailbox, post_done, wait_drop, w);
-    return luavm_wait(L, t, wait_cancel, w);
+    return vm_wait(L, t, wait_cancel, w);
 }
 
 static int l_post_channel(lua_State *L)

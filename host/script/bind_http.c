@@ -3,7 +3,7 @@
 
 #include "core/buf.h"
 #include "event/fetch.h"
-#include "script/luavm.h"
+#include "script/vm.h"
 #include "core/mem.h"
 #include "event/sched.h"
 
@@ -30,7 +30,7 @@ static void sleep_done(struct sched *s, void *ud)
     struct sleeper *z = ud;
     struct luavm_task *t = z->t;
     free(z);
-    luavm_wake(t, 0);
+    vm_wake(t, 0);
 }
 
 static void sleep_cancel(void *ud)
@@ -44,15 +44,15 @@ static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && isfinite(s), 1, "seconds must be a number >= 0");
-    struct luavm_task *t = luavm_task_here(L, "sleep");
-    const struct luavm_options *o = luavm_options(luavm_of(t));
+    struct luavm_task *t = vm_task_here(L, "sleep");
+    const struct luavm_options *o = vm_options(vm_of(t));
     struct sleeper *z = xmalloc(sizeof *z);
     z->t = t;
     z->sched = o->sched;
     double ms = s * 1000.0;
     long long wait = ms > 1e12 ? (long long)1e12 : (long long)ms;
     z->timer = sched_timer_add(o->sched, wait, sleep_done, z);
-    return luavm_wait(L, t, sleep_cancel, z);
+    return vm_wait(L, t, sleep_cancel, z);
 }
 
 /* ---- http.request ------------------------------------------------------ */
@@ -127,7 +127,7 @@ static void http_done(struct fetch_result *r, void *ud)
     struct http_call *hc = ud;
     struct luavm_task *t = hc->t;
     free(hc);
-    luavm_wake_with(t, push_response, r);
+    vm_wake_with(t, push_response, r);
 }
 
 static void http_cancel(void *ud)
@@ -174,8 +174,8 @@ static int l_request(lua_State *L)
                 return luaL_error(L, "http.request: method '%s' is not an HTTP method", method);
     }
 
-    struct luavm_task *t = luavm_task_here(L, "http.request");
-    const struct luavm_options *o = luavm_options(luavm_of(t));
+    struct luavm_task *t = vm_task_here(L, "http.request");
+    const struct luavm_options *o = vm_options(vm_of(t));
 
     double timeout_ms = (double)o->http_timeout_ms;
     int tt = lua_getfield(L, 1, "timeout");
@@ -188,7 +188,7 @@ static int l_request(lua_State *L)
         return luaL_error(L, "http.request: 'timeout' must be a number of seconds");
     }
     lua_pop(L, 1);
-    long long left = luavm_task_time_left(t);
+    long long left = vm_task_time_left(t);
     if (timeout_ms > (double)left)
         timeout_ms = (double)(left > 1 ? left : 1);
     if (timeout_ms < 1)
@@ -249,7 +249,7 @@ static int l_request(lua_State *L)
         .nallow = o->nhttp_allow,
     };
     hc->xfer = fetch_start(o->fetch, &rq, http_done, hc);
-    return luavm_wait(L, t, http_cancel, hc);
+    return vm_wait(L, t, http_cancel, hc);
 }
 
 void bind_http_open(lua_State *L, int env_idx)

@@ -6,7 +6,7 @@
  *   sleep(seconds)
  *
  * Both wait without blocking the worker: they start their work on the
- * worker's loop and yield the handler's coroutine (see luavm_wait). A
+ * worker's loop and yield the handler's coroutine (see vm_wait). A
  * request's timeout never reaches past the handler's run-time limit, and its
  * response is capped (max_http_response_bytes). TLS peers are verified;
  * redirects are followed only when `redirects` allows. Wrong argument

@@ -5,7 +5,7 @@
 #include "core/buf.h"
 #include "event/fetch.h"
 #include "core/log.h"
-#include "script/luavm.h"
+#include "script/vm.h"
 #include "core/mem.h"
 #include "cliq/respond.h"
 #include "event/sched.h"
@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Registry key of the weak table: attachment table -> downloaded bytes. */
+/* Registry keys: the weak table attachment table -> downloaded bytes, and
+ * the metatables of the request object and of its attachments. */
 static const char cache_key = 'd';
+static const char request_mt_key = 'r';
+static const char attachment_mt_key = 'f';
 
 /* ---- req:respond ------------------------------------------------------- */
 
@@ -44,7 +47,7 @@ static void respond_done(int ok, const char *err, void *ud)
     struct luavm_task *t = w->t;
     w->ok = ok;
     w->err = err;
-    luavm_wake_with(t, push_outcome, w);
+    vm_wake_with(t, push_outcome, w);
     free(w);
 }
 
@@ -65,7 +68,7 @@ static int fail(lua_State *L, const char *why)
 /* req:respond() refused without trying: logged like a delivery. */
 static int refuse(lua_State *L, struct luavm_task *t, const char *why)
 {
-    log_msg(LOG_WARN, luavm_task_id(t), "respond kind=respond outcome=%s attempts=0", why);
+    log_msg(LOG_WARN, vm_task_id(t), "respond kind=respond outcome=%s attempts=0", why);
     return fail(L, why);
 }
 
@@ -75,15 +78,15 @@ static int l_respond(lua_State *L)
     int mt = lua_type(L, 2);
     luaL_argexpected(L, mt == LUA_TSTRING || mt == LUA_TTABLE, 2, "a message (string or table)");
     lua_settop(L, 2);
-    struct luavm_task *t = luavm_task_here(L, "req:respond");
-    const struct luavm_options *o = luavm_options(luavm_of(t));
-    const char *url = luavm_task_response_url(t);
-    int *used = luavm_task_responded(t);
+    struct luavm_task *t = vm_task_here(L, "req:respond");
+    const struct luavm_options *o = vm_options(vm_of(t));
+    const char *url = vm_task_response_url(t);
+    int *used = vm_task_responded(t);
     if (!url)
         return refuse(L, t, "none");
     if (*used)
         return refuse(L, t, "used");
-    long long expires = luavm_task_received(t) + o->response_url_ttl_ms;
+    long long expires = vm_task_received(t) + o->response_url_ttl_ms;
     if (sched_clock_ms() >= expires)
         return refuse(L, t, "expired");
 
@@ -99,12 +102,12 @@ static int l_respond(lua_State *L)
     char *body = buf_take(&out, &len);
     struct respond_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
-    w->job = responder_post(o->responder, url, body, len, expires, luavm_task_id(t), "respond",
+    w->job = responder_post(o->responder, url, body, len, expires, vm_task_id(t), "respond",
                             respond_done, w);
-    return luavm_wait(L, t, respond_cancel, w);
+    return vm_wait(L, t, respond_cancel, w);
 }
 
-void bind_req_push_request_methods(lua_State *L)
+static void push_request_methods(lua_State *L)
 {
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, l_respond);
@@ -164,7 +167,7 @@ static void download_done(struct fetch_result *r, void *ud)
 {
     struct download *dl = ud;
     dl->res = r;
-    luavm_wake_with(dl->t, push_download, dl);
+    vm_wake_with(dl->t, push_download, dl);
     luaL_unref(dl->L, LUA_REGISTRYINDEX, dl->ref);
     free(dl);
 }
@@ -189,9 +192,9 @@ static int l_download(lua_State *L)
     if (lua_getfield(L, 1, "url") != LUA_TSTRING)
         return luaL_error(L, "attachment:download: the attachment has no url");
     const char *url = lua_tostring(L, -1);
-    struct luavm_task *t = luavm_task_here(L, "attachment:download");
-    const struct luavm_options *o = luavm_options(luavm_of(t));
-    long long left = luavm_task_received(t) + o->attachment_ttl_ms - sched_clock_ms();
+    struct luavm_task *t = vm_task_here(L, "attachment:download");
+    const struct luavm_options *o = vm_options(vm_of(t));
+    long long left = vm_task_received(t) + o->attachment_ttl_ms - sched_clock_ms();
     if (left <= 0)
         return fail(L, "expired");
 
@@ -205,7 +208,7 @@ static int l_download(lua_State *L)
     lua_pop(L, 1);
     dl->fetch = o->fetch;
     long long timeout = o->http_timeout_ms;
-    long long run_left = luavm_task_time_left(t);
+    long long run_left = vm_task_time_left(t);
     if (timeout > run_left)
         timeout = run_left > 1 ? run_left : 1;
     struct fetch_request rq = {
@@ -219,12 +222,99 @@ static int l_download(lua_State *L)
         .nallow = o->nhttp_allow,
     };
     dl->xfer = fetch_start(o->fetch, &rq, download_done, dl);
-    return luavm_wait(L, t, download_cancel, dl);
+    return vm_wait(L, t, download_cancel, dl);
 }
 
-void bind_req_push_attachment_methods(lua_State *L)
+static void push_attachment_methods(lua_State *L)
 {
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, l_download);
     lua_setfield(L, -2, "download");
+}
+
+/* ---- the request object ------------------------------------------------- */
+
+void bind_req_open(lua_State *L)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "cliq.request");
+    lua_setfield(L, -2, "__name");
+    push_request_methods(L);
+    lua_setfield(L, -2, "__index");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+
+    /* Attachments stay plain JSON objects (string keys) with a method. */
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "cliq.attachment");
+    lua_setfield(L, -2, "__name");
+    push_attachment_methods(L);
+    lua_setfield(L, -2, "__index");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &attachment_mt_key);
+}
+
+/* Gives every attachment in params.attachments its download() method. */
+static void mark_attachments(lua_State *L, int params)
+{
+    if (lua_getfield(L, params, "attachments") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TTABLE) {
+            if (lua_getfield(L, -1, "url") == LUA_TSTRING) {
+                lua_rawgetp(L, LUA_REGISTRYINDEX, &attachment_mt_key);
+                lua_setmetatable(L, -3);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Builds the request object from the parsed body. [-0, +1] */
+void bind_req_push_request(lua_State *L, const struct luavm_call *c)
+{
+    const struct request_dispatch *d = c->d;
+    lua_createtable(L, 0, 10);
+    int req = lua_gettop(L);
+    bind_json_push_tree(L, c->json, c->text, c->len);
+    int body = req + 1;
+    lua_pushvalue(L, body);
+    lua_setfield(L, req, "body");
+
+    if (lua_getfield(L, body, "params") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        bind_json_new_object(L, 0); /* so handlers can always index params */
+    } else {
+        mark_attachments(L, lua_gettop(L));
+    }
+    lua_setfield(L, req, "params");
+
+    lua_pushstring(L, d->type);
+    lua_setfield(L, req, "type");
+    if (d->name[0]) {
+        lua_pushstring(L, d->name);
+        lua_setfield(L, req, "name");
+    }
+    lua_pushstring(L, d->key);
+    lua_setfield(L, req, "handler");
+    if (d->action[0]) {
+        lua_pushstring(L, d->action);
+        lua_setfield(L, req, "action");
+    }
+    lua_pushstring(L, c->req_id);
+    lua_setfield(L, req, "id");
+    if (lua_getfield(L, body, "response_url") == LUA_TSTRING)
+        lua_setfield(L, req, "response_url");
+    else
+        lua_pop(L, 1);
+    if (lua_getfield(L, body, "timestamp") == LUA_TNUMBER)
+        lua_setfield(L, req, "timestamp");
+    else
+        lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &request_mt_key);
+    lua_setmetatable(L, req);
+    lua_settop(L, req);
 }

@@ -1,5 +1,6 @@
 /*
- * bind_req: the methods of the request object and of its attachments.
+ * bind_req: the request object a handler gets, and its methods and those of
+ * its attachments.
  *
  *   req:respond(msg)   -> true | nil, err
  *       POSTs {"output": msg} to the request's response_url once, while it
@@ -17,9 +18,16 @@
 
 #include <lua.h>
 
-/* Push the method tables used as __index of the request and attachment
- * metatables. [-0, +1] each */
-void bind_req_push_request_methods(lua_State *L);
-void bind_req_push_attachment_methods(lua_State *L);
+struct luavm_call;
+
+/* Makes the metatables of the request object and its attachments (in the
+ * registry). [-0, +0] */
+void bind_req_open(lua_State *L);
+
+/* Builds the request object a handler gets from the call's parsed body:
+ * body, params (attachments get their download() method), type, name,
+ * handler, action, id, response_url, timestamp. Allocates: call in
+ * protected mode. [-0, +1] */
+void bind_req_push_request(lua_State *L, const struct luavm_call *c);
 
 #endif

@@ -391,7 +391,7 @@ static void run_out_of_memory(const char *text, size_t size, int encode, int par
 
 /* ---- pass 4: a sandboxed luavm ----------------------------------------- */
 
-static struct luavm_options vm_options;
+static struct luavm_options vmopt;
 static struct request_dispatch echo;
 
 static const char echo_script[] =
@@ -416,12 +416,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FILE *f = fopen(path, "w");
     FUZZ_CHECK(f && fputs(echo_script, f) >= 0 && fclose(f) == 0);
 
-    vm_options.scripts_dir = scripts;
-    vm_options.max_script_bytes = 1 << 20;
-    vm_options.max_reply_bytes = TEXT_MAX;
-    vm_options.max_memory = 512 * 1024 * 1024;
-    vm_options.error_reply = "Failed ({id}).";
-    vm_options.limit_reply = "Stopped: {reason} ({id}).";
+    vmopt.scripts_dir = scripts;
+    vmopt.max_script_bytes = 1 << 20;
+    vmopt.max_reply_bytes = TEXT_MAX;
+    vmopt.max_memory = 512 * 1024 * 1024;
+    vmopt.error_reply = "Failed ({id}).";
+    vmopt.limit_reply = "Stopped: {reason} ({id}).";
     char err[512];
     FUZZ_CHECK(request_map("command", "execution_handler", "echo", &echo, err, sizeof err) == 0);
     return 0;
@@ -434,7 +434,7 @@ static void run_in_luavm(lua_State *L, int value, const cJSON *tree, const char 
      * garbage during later ones, and libFuzzer would suspect a leak (and
      * run LeakSanitizer) after nearly every input. */
     char err[512];
-    struct luavm *vm = luavm_new(&vm_options, err, sizeof err);
+    struct luavm *vm = luavm_new(&vmopt, err, sizeof err);
     if (!vm)
         fuzz_fail(__FILE__, __LINE__, "luavm_new: %s", err);
     struct luavm_result res;

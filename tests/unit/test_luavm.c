@@ -312,7 +312,7 @@ static void test_check_reports_each_problem(void)
     FILE *out = open_memstream(&text, &len);
     int loaded = 0;
     struct scripts_hub *hub = scripts_hub_new();
-    int problems = reload_scan(hub, luavm_options(vm), 1, out, &loaded);
+    int problems = reload_scan(hub, vm_options(vm), 1, out, &loaded);
     scripts_hub_free(hub);
     fclose(out);
     CHECK_INT(problems, 5);

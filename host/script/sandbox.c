@@ -1,0 +1,455 @@
+/* sandbox: the globals scripts see, and require (see sandbox.h). */
+#include "script/sandbox.h"
+
+#include "core/log.h"
+#include "script/scriptset.h"
+#include "script/source.h"
+#include "script/vm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+static const char env_mt_key = 'e'; /* metatable of per-script environments */
+
+/* Pushes a new global table for one script or module: empty, falling back
+ * to the sandbox, with its metatable hidden. [-0, +1] */
+static void push_env(lua_State *L)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_setmetatable(L, -2);
+}
+
+/* Compiles `data` as a text chunk named after `path` and sets a fresh
+ * environment as its _ENV. Returns LUA_OK with the function pushed, or an
+ * error status with the message pushed. [-0, +1] */
+int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path)
+{
+    char chunkname[512];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc = luaL_loadbufferx(L, data, len, chunkname, "t");
+    if (rc != LUA_OK)
+        return rc;
+    push_env(L);
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1); /* a chunk with no _ENV upvalue uses no globals */
+    return LUA_OK;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]) for scripts: text only, and
+ * without an env the chunk gets a fresh sandboxed global table instead of
+ * the host's real one. */
+static int sb_load(lua_State *L)
+{
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strchr(mode, 'b')) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "load: binary chunks are not allowed");
+        return 2;
+    }
+    int has_env = !lua_isnone(L, 4);
+    size_t len;
+    const char *s = NULL;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        s = lua_tolstring(L, 1, &len);
+    } else {
+        /* A reader function: collect its pieces (capped like a script). */
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (;;) {
+            lua_pushvalue(L, 1);
+            lua_call(L, 0, 1);
+            if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) == 0)) {
+                lua_pop(L, 1);
+                break;
+            }
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "load: reader function must return a string");
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        lua_replace(L, 1);
+        s = lua_tolstring(L, 1, &len);
+    }
+    const char *name = luaL_optstring(L, 2, s);
+    int rc = luaL_loadbufferx(L, s, len, name, "t");
+    if (rc != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env)
+        lua_pushvalue(L, 4);
+    else
+        push_env(L);
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1);
+    return 1;
+}
+
+/* os.getenv(name) for scripts: only names in script_env (upvalue 1, a set);
+ * others read as nil. */
+static int sb_getenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNIL) {
+        log_msg(LOG_DEBUG, NULL, "os.getenv(\"%.64s\") refused: not listed in script_env", name);
+        lua_pushnil(L);
+        return 1;
+    }
+    const char *v = getenv(name);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* collectgarbage for scripts: only "count" (the state is shared by every
+ * request on the worker, so scripts may not stop or tune its collector). */
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "count");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage(\"%s\") is not allowed; only \"count\"", opt);
+    int kb = lua_gc(L, LUA_GCCOUNT, 0);
+    int b = lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_pushnumber(L, (lua_Number)kb + ((lua_Number)b / 1024));
+    return 1;
+}
+
+/* A module name is dotted words: "cliq.message", "util". */
+static int module_name_ok(const char *s)
+{
+    if (!*s || *s == '.' || strlen(s) > 128)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == '-';
+        if (!word && !(c == '.' && p[1] && p[1] != '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* require(name) for scripts: a Lua module under scripts/lib/ (first) or the
+ * host's lualib/, loaded once per worker and sandboxed like a script. A
+ * scripts/lib module is loaded again when the snapshot has a newer version;
+ * lualib/ modules ship with the host and are read once. */
+static int sb_require(lua_State *L)
+{
+    struct luavm *vm = lua_touserdata(L, lua_upvalueindex(1));
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    if (!module_name_ok(name))
+        return luaL_error(
+            L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")", name);
+    char rel[200];
+    int n = snprintf(rel, sizeof rel, "lib/%s.lua", name);
+    for (int i = 4; i < n - 4; i++)
+        if (rel[i] == '.')
+            rel[i] = '/';
+    const struct script_src *e = vm->set ? scriptset_find(vm->set, rel) : NULL;
+    if (e && vm->require_cb && vm->loading)
+        vm->require_cb(vm->require_ud, vm->loading, rel);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_modules);  /* 2 */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_versions); /* 3 */
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
+            return luaL_error(L, "require \"%s\": circular require", name);
+        lua_getfield(L, 3, rel);
+        unsigned long long have = (unsigned long long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (!e || e->version == have)
+            return 1;
+    }
+    lua_settop(L, 3);
+
+    char path[SOURCE_PATH_MAX];
+    char err[SOURCE_ERR_MAX];
+    const char *src = NULL;
+    size_t len = 0;
+    char *owned = NULL;
+    unsigned long long version = 0;
+    int rc = -ENOENT;
+    if (e || !vm->set) {
+        rc = source_find(vm, rel, &src, &len, &owned, &version, err, sizeof err);
+        snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+    }
+    if (rc == -ENOENT && vm->opt.lualib_dir) {
+        snprintf(path, sizeof path, "%s/%s", vm->opt.lualib_dir, rel + 4);
+        rc = source_read(vm, path, &owned, &len, err, sizeof err);
+        src = owned;
+    }
+    if (rc == -ENOENT)
+        return luaL_error(L, "require \"%s\": no %s/%s%s%s", name, vm->scripts_dir, rel,
+                          vm->opt.lualib_dir ? " and none in " : "",
+                          vm->opt.lualib_dir ? vm->opt.lualib_dir : "");
+    if (rc < 0)
+        return luaL_error(L, "require \"%s\": %s", name, err);
+
+    rc = sandbox_compile(L, src, len, path);
+    free(owned);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    /* Mark it as loading so a cycle is reported rather than looping. */
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, vm);
+    lua_rawset(L, 2);
+    lua_pushvalue(L, 1);
+    lua_pushstring(L, path);
+    const char *was_loading = vm->loading;
+    vm->loading = e ? e->rel : NULL;
+    int ok = lua_pcall(L, 2, 1, 0);
+    vm->loading = was_loading;
+    if (ok != LUA_OK) {
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, 2);
+        return lua_error(L);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 2);
+    lua_pushinteger(L, (lua_Integer)version);
+    lua_setfield(L, 3, rel);
+    return 1;
+}
+
+/* coroutine.resume and coroutine.close for scripts: a handler's own
+ * coroutine belongs to the host (it resumes it when a wait is over), so a
+ * script that got it from coroutine.running() cannot resume or close it.
+ * Upvalue 1 is the real function, upvalue 2 the weak set of handler
+ * coroutines. */
+static int sb_coroutine_guard(lua_State *L)
+{
+    if (vm_of_state(L)->kill)
+        return luaL_error(L, "stopped"); /* the handler is being stopped */
+    if (lua_type(L, 1) == LUA_TTHREAD) {
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+            return luaL_error(L, "a handler's own coroutine is run by the host; it cannot be "
+                                 "resumed or closed by a script");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns: resumes its coroutine (upvalue 1)
+ * and passes errors on, like Lua's own, but without closing the dead
+ * coroutine (a stopped coroutine runs no hooks, so its __close could not be
+ * stopped). */
+static int sb_wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    int st = lua_status(co);
+    if (st != LUA_OK && st != LUA_YIELD)
+        return luaL_error(L, "cannot resume dead coroutine");
+    if (st == LUA_OK && lua_gettop(co) == 0)
+        return luaL_error(L, "cannot resume dead coroutine");
+    if (!lua_checkstack(co, n))
+        return luaL_error(L, "too many arguments to resume");
+    lua_xmove(L, co, n);
+    int nres = 0;
+    st = lua_resume(co, L, n, &nres);
+    if (st == LUA_OK || st == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1))
+            return luaL_error(L, "too many results to resume");
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    lua_xmove(co, L, 1); /* the error */
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+static int sb_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, sb_wrapped, 1);
+    return 1;
+}
+
+/* setmetatable for scripts: no __gc, because a finalizer runs whenever the
+ * collector gets to it, in the middle of another request or of the host's
+ * own work, where no limit could stop it. */
+static int sb_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Copies field `name` from the table at `from` to the table at `to`. */
+static void copy_field(lua_State *L, int from, int to, const char *name)
+{
+    lua_getfield(L, from, name);
+    lua_setfield(L, to, name);
+}
+
+int sandbox_open(lua_State *L, struct luavm *vm)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},
+        {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_OSLIBNAME, luaopen_os},
+        {LUA_DBLIBNAME, luaopen_debug},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    lua_pushglobaltable(L);
+    int G = lua_gettop(L);
+
+    /* string.dump would hand out bytecode; remove it from the real table,
+     * which is also what ("").dump would reach through the metatable. */
+    lua_getfield(L, G, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    /* Hide the string metatable so scripts cannot change string methods
+     * for everyone. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_newtable(L);
+    int sb = lua_gettop(L);
+    static const char *const base_fns[] = {
+        "assert",   "error",    "ipairs", "next",   "pairs",    "pcall",
+        "rawequal", "rawget",   "rawlen", "rawset", "select",   "getmetatable",
+        "tonumber", "tostring", "type",   "xpcall", "_VERSION", "table",
+        "string",   "math",     "utf8",   NULL,
+    };
+    for (const char *const *f = base_fns; *f; f++)
+        copy_field(L, G, sb, *f);
+    lua_getfield(L, G, "setmetatable");
+    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_setfield(L, sb, "setmetatable");
+
+    /* The weak set of handler coroutines, and a coroutine library that
+     * keeps scripts' hands off them. */
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_task_threads);
+    int threads = lua_gettop(L);
+    lua_newtable(L);
+    lua_getfield(L, G, "coroutine");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    static const char *const guarded[] = {"resume", "close", NULL};
+    for (const char *const *f = guarded; *f; f++) {
+        lua_getfield(L, -1, *f);
+        lua_pushvalue(L, threads);
+        lua_pushcclosure(L, sb_coroutine_guard, 2);
+        lua_setfield(L, -2, *f);
+    }
+    lua_pushcfunction(L, sb_wrap);
+    lua_setfield(L, -2, "wrap");
+    lua_setfield(L, sb, "coroutine");
+    lua_pop(L, 1);
+
+    lua_createtable(L, 0, 5);
+    lua_getfield(L, G, "os");
+    int os = lua_gettop(L);
+    copy_field(L, os, os - 1, "time");
+    copy_field(L, os, os - 1, "clock");
+    copy_field(L, os, os - 1, "date");
+    copy_field(L, os, os - 1, "difftime");
+    lua_pop(L, 1);
+    lua_newtable(L);
+    for (size_t i = 0; i < vm->opt.nscript_env; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, vm->opt.script_env[i]);
+    }
+    lua_pushcclosure(L, sb_getenv, 1);
+    lua_setfield(L, -2, "getenv");
+    lua_setfield(L, sb, "os");
+
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, G, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_setfield(L, -3, "traceback");
+    lua_pop(L, 1);
+    lua_setfield(L, sb, "debug");
+
+    lua_pushcfunction(L, sb_load);
+    lua_setfield(L, sb, "load");
+    lua_pushcfunction(L, sb_collectgarbage);
+    lua_setfield(L, sb, "collectgarbage");
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, sb_require, 1);
+    lua_setfield(L, sb, "require");
+
+    /* Each script's globals: its own table, reading through to the
+     * sandbox; the metatable is hidden so the sandbox cannot be reached. */
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, sb);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_scripts);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_modules);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_versions);
+
+    lua_pushvalue(L, sb);
+    lua_replace(L, G);
+    lua_settop(L, G);
+    return 1;
+}

@@ -1,0 +1,652 @@
+/* vm: the Lua state, its heap, the limits and the tasks (see vm.h). */
+#include "script/vm.h"
+
+#include "cliq/request.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "event/sched.h"
+#include "script/bind_json.h"
+#include "script/scriptset.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+const char vm_key_scripts = 'c';
+const char vm_key_modules = 'm';
+const char vm_key_versions = 'v';
+const char vm_key_task_threads = 'h';
+
+static void limit_hook(lua_State *L, lua_Debug *ar);
+
+/* The least memory kept above the cap for the host's own use (see vm_alloc). */
+#define MEMORY_RESERVE_MIN (4u << 20)
+
+/* ---- the heap ---------------------------------------------------------- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct luavm *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem -= old;
+        return NULL;
+    }
+    /* The cap holds while script code runs. The host's own bookkeeping
+     * between slices (the script cache, a request object, a limit message)
+     * may go into a reserve above it, so it never meets a memory error in a
+     * place that cannot take one. */
+    size_t cap = vm->opt.max_memory;
+    if (cap && !vm->slice_start)
+        cap += cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
+    if (nsize > old && cap && vm->mem - old + nsize > cap) {
+        /* Refused. Lua's own allocations answer a refusal with an emergency
+         * collection and ask again for the same block: if that retry
+         * succeeds, the heap only held garbage and nothing happened. Any
+         * other outcome (the retry refused too, or no retry: the refusal
+         * raised a memory error in the script) means the script holds too
+         * much, and the limit hook stops it at its next instruction
+         * (lua_sethook only sets fields: safe from here). */
+        if (vm->slice_start) {
+            if (vm->refused_size && (vm->refused_ptr != ptr || vm->refused_size == nsize))
+                vm->mem_exceeded = 1;
+            vm->refused_ptr = ptr;
+            vm->refused_size = nsize;
+            lua_sethook(vm->current ? vm->current->co : vm->L, limit_hook, LUA_MASKCOUNT, 1);
+        }
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    if (vm->refused_size && nsize > old) {
+        if (vm->refused_ptr != ptr || vm->refused_size != nsize)
+            vm->mem_exceeded = 1; /* not the retry: the refusal raised */
+        vm->refused_size = 0;
+        vm->refused_ptr = NULL;
+    }
+    vm->mem = vm->mem - old + nsize;
+    return p;
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+/* The count hook runs every HOOK_COUNT VM instructions of any coroutine of
+ * the state. It measures the current slice (the time since the host last
+ * resumed a task or started a script's top level) against max_cpu_ms. Once
+ * a limit is tripped it re-arms itself to run on every instruction and
+ * raises each time, so a pcall that catches the error cannot carry on:
+ * the next instruction after it raises again, until the coroutine is dead. */
+#define HOOK_COUNT 2000
+
+struct luavm *vm_of_state(lua_State *L)
+{
+    return *(struct luavm **)lua_getextraspace(L);
+}
+
+static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n)
+{
+    switch (l) {
+    case LIMIT_CPU:
+        snprintf(out, n, "used more than %ld ms of CPU without pausing", vm->opt.max_cpu_ms);
+        break;
+    case LIMIT_MEMORY:
+        snprintf(out, n, "used more memory than allowed (%zu MiB for the worker's scripts)",
+                 vm->opt.max_memory >> 20);
+        break;
+    case LIMIT_TIME:
+        snprintf(out, n, "ran longer than %ld ms", vm->opt.max_run_ms);
+        break;
+    default:
+        snprintf(out, n, "broke a limit");
+    }
+    return out;
+}
+
+static const char *limit_name(enum luavm_limit l)
+{
+    return l == LIMIT_CPU ? "cpu" : l == LIMIT_MEMORY ? "memory" : l == LIMIT_TIME ? "time" : "";
+}
+
+static void limit_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct luavm *vm = vm_of_state(L);
+    if (!vm->slice_start)
+        return;
+    if (vm->refused_size) {
+        /* A refusal not retried by the time the script runs on: it raised. */
+        vm->mem_exceeded = 1;
+        vm->refused_size = 0;
+        vm->refused_ptr = NULL;
+    }
+    if (vm->mem_exceeded && !vm->kill)
+        vm->kill = LIMIT_MEMORY;
+    if (!vm->kill)
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT); /* a retry succeeded */
+    if (!vm->kill && vm->opt.max_cpu_ms > 0 &&
+        sched_clock_ms() - vm->slice_start > vm->opt.max_cpu_ms)
+        vm->kill = LIMIT_CPU;
+    if (vm->kill) {
+        /* Stop: yield straight back to the host, which drops the task.
+         * A yield passes through pcall untouched, runs no more script code
+         * and leaves the stack for the traceback. Where a yield is not
+         * possible (inside a C call such as a gsub callback), raise instead,
+         * on every instruction, until the code is back where it can yield. */
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+        if (vm->current && L != vm->current->co)
+            lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+        if (lua_isyieldable(L) && vm->current) {
+            lua_yield(L, 0);
+            return;
+        }
+        char why[160];
+        luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
+    }
+}
+
+/* Starts a slice of script code: the CPU clock and the kill flag. */
+void vm_slice_begin(struct luavm *vm)
+{
+    vm->kill = LIMIT_NONE;
+    vm->mem_exceeded = 0;
+    vm->refused_size = 0;
+    vm->refused_ptr = NULL;
+    vm->slice_start = sched_clock_ms();
+    if (!vm->slice_start)
+        vm->slice_start = 1;
+}
+
+/* Ends a slice. Returns the limit that stopped it, if any. */
+enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
+{
+    enum luavm_limit k = vm->kill;
+    /* Code that died of a refused allocation before the hook could look
+     * broke the memory limit. */
+    if (k == LIMIT_NONE && (vm->mem_exceeded || (failed && vm->refused_size)))
+        k = LIMIT_MEMORY;
+    vm->mem_exceeded = 0;
+    vm->refused_size = 0;
+    vm->refused_ptr = NULL;
+    vm->slice_start = 0;
+    vm->kill = LIMIT_NONE;
+    if (k != LIMIT_NONE) {
+        /* The main thread may have been re-armed to every instruction. */
+        lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+        /* Give back what the stopped code held. */
+        lua_gc(vm->L, LUA_GCCOLLECT);
+    }
+    return k;
+}
+
+/* The text the chat user sees for a failure: error_reply, or limit_reply
+ * when a limit stopped the handler; "{id}" and "{reason}" are replaced. */
+static void failure_text(const struct luavm *vm, const char *req_id, enum luavm_limit limit,
+                         struct buf *out)
+{
+    char reason[160];
+    const char *t = limit != LIMIT_NONE ? vm->opt.limit_reply : vm->opt.error_reply;
+    for (;;) {
+        const char *id = strstr(t, "{id}");
+        const char *rs = strstr(t, "{reason}");
+        const char *p = id && (!rs || id < rs) ? id : rs;
+        if (!p)
+            break;
+        buf_add(out, t, (size_t)(p - t));
+        if (p == id) {
+            buf_adds(out, req_id);
+            t = p + 4;
+        } else {
+            buf_adds(out, limit_reason(vm, limit, reason, sizeof reason));
+            t = p + 8;
+        }
+    }
+    buf_adds(out, t);
+}
+
+/* Fills res with the reply the chat user sees when the handler failed. */
+void vm_error_reply(struct luavm *vm, const struct request_dispatch *d, const char *req_id,
+                    enum luavm_limit limit, struct luavm_result *res)
+{
+    struct buf msg;
+    buf_init(&msg, 4096);
+    failure_text(vm, req_id, limit, &msg);
+    res->status = 200;
+    res->failed = 1;
+    res->limit = limit;
+    free(res->body);
+    res->body = request_text_reply(d, msg.data ? msg.data : "", 1, &res->len);
+    buf_free(&msg);
+}
+
+/* Logs a script failure: the message and, when there is one, the Lua
+ * traceback, on one escaped line. */
+void vm_log_failure(const char *req_id, const struct request_dispatch *d, const char *what,
+                    enum luavm_limit limit, const char *msg, const char *traceback)
+{
+    struct buf b;
+    buf_init(&b, LOG_LINE_MAX);
+    log_kv(&b, "script", d->script, strlen(d->script));
+    log_kv(&b, "handler", d->key, strlen(d->key));
+    log_kv(&b, "failure", what, strlen(what));
+    if (limit != LIMIT_NONE)
+        log_kv(&b, "limit", limit_name(limit), strlen(limit_name(limit)));
+    log_kv(&b, "error", msg, strlen(msg));
+    if (traceback)
+        log_kv(&b, "traceback", traceback, strlen(traceback));
+    log_msg(LOG_ERROR, req_id, "%s", b.data + 1);
+    buf_free(&b);
+}
+
+/* Copies the first line of msg into the result's error field. */
+void vm_set_error(struct luavm_result *res, const char *msg)
+{
+    size_t n = strcspn(msg, "\n");
+    if (n >= sizeof res->error)
+        n = sizeof res->error - 1;
+    memcpy(res->error, msg, n);
+    res->error[n] = '\0';
+}
+
+/* What finish_protected works on. */
+struct finish_args {
+    struct luavm_task *t;
+    int status; /* lua_resume's */
+    int nres;
+    enum luavm_limit limit;
+    const char *stopped; /* why the host stopped it; NULL: it ended by itself */
+    struct luavm_result *res;
+};
+
+/* Turns the end of a task's coroutine into its result, in protected mode
+ * (tracebacks and encoding allocate). [-0, +0] */
+static int finish_protected(lua_State *L)
+{
+    struct finish_args *a = lua_touserdata(L, 1);
+    struct luavm_task *t = a->t;
+    struct luavm *vm = t->vm;
+    struct luavm_result *res = a->res;
+    lua_State *co = t->co;
+    if (a->status == LUA_YIELD) {
+        vm_log_failure(t->id, &t->d, "yield", LIMIT_NONE,
+                       "handler yielded outside a host call (coroutine.yield in the handler body)",
+                       NULL);
+        vm_set_error(res, "handler yielded outside a host call");
+        vm_error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
+    } else if (a->status != LUA_OK || a->stopped) {
+        /* The coroutine itself is only read, never changed: popping its
+         * stack could run a pending __close. Not luaL_tolstring either: a
+         * __tostring would run script code here, outside any limit. */
+        const char *msg = a->stopped;
+        if (!msg && (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)) {
+            lua_pushvalue(co, -1);
+            lua_xmove(co, L, 1);
+            msg = lua_tostring(L, -1);
+        }
+        if (!msg) {
+            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
+            msg = lua_tostring(L, -1);
+        }
+        luaL_traceback(L, co, NULL, 0);
+        vm_log_failure(t->id, &t->d, a->limit ? "limit" : "error", a->limit, msg,
+                       lua_tostring(L, -1));
+        vm_set_error(res, msg);
+        vm_error_reply(vm, &t->d, t->id, a->limit, res);
+    } else {
+        struct buf out;
+        buf_init(&out, vm->opt.max_reply_bytes);
+        char err[512];
+        /* Move the first result to L, where the encoder keeps its slots. */
+        if (a->nres > 0) {
+            lua_pop(co, a->nres - 1);
+            lua_xmove(co, L, 1);
+        } else {
+            lua_pushnil(L);
+        }
+        int rc = bind_json_encode_output(L, -1, &out, err, sizeof err);
+        if (rc == BIND_JSON_BAD && lua_type(L, -1) != LUA_TTABLE && lua_type(L, -1) != LUA_TSTRING)
+            snprintf(err, sizeof err,
+                     "handler returned a %s; return a table (a message), a string or nothing",
+                     luaL_typename(L, -1));
+        else if (rc == BIND_JSON_FULL)
+            snprintf(err, sizeof err, "reply is longer than max_reply_bytes (%zu)", out.max);
+        if (rc < 0) {
+            buf_free(&out);
+            vm_log_failure(t->id, &t->d, "reply", LIMIT_NONE, err, NULL);
+            vm_set_error(res, err);
+            vm_error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
+        } else {
+            res->status = 200;
+            res->body = buf_take(&out, &res->len);
+        }
+    }
+    return 0;
+}
+
+static void unlink_task(struct luavm_task *t)
+{
+    struct luavm *vm = t->vm;
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (vm->tasks == t)
+        vm->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+/* Frees a task and its coroutine. */
+void vm_task_free(struct luavm_task *t)
+{
+    struct luavm *vm = t->vm;
+    if (t->run_timer && vm->opt.sched)
+        sched_timer_cancel(vm->opt.sched, t->run_timer);
+    if (t->co) {
+        /* The coroutine is left to the collector, not closed: closing would
+         * run the __close of a failed handler's pending to-be-closed
+         * variables, and after a limit stopped it Lua runs no hooks on that
+         * thread any more, so nothing could stop a __close that loops.
+         * Plain Lua does not close a dead coroutine either unless asked. */
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
+    }
+    free(t->response_url);
+    free(t);
+}
+
+/* Fills res for a task that ended (status and nres as lua_resume gave), or
+ * that the host stopped (`stopped` says why). */
+static void task_result(struct luavm_task *t, int status, int nres, enum luavm_limit limit,
+                        const char *stopped, struct luavm_result *res)
+{
+    struct luavm *vm = t->vm;
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    struct finish_args a = {t, status, nres, limit, stopped, res};
+    if (!lua_checkstack(L, 4)) {
+        vm_set_error(res, "out of Lua stack");
+        vm_error_reply(vm, &t->d, t->id, limit, res);
+        return;
+    }
+    lua_pushcfunction(L, finish_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        /* Only memory can fail here; answer without Lua. */
+        vm_log_failure(t->id, &t->d, "error", limit, "out of memory while finishing the handler",
+                       NULL);
+        vm_set_error(res, "out of memory");
+        vm_error_reply(vm, &t->d, t->id, limit != LIMIT_NONE ? limit : LIMIT_MEMORY, res);
+    }
+    lua_settop(L, top);
+    res->responded = t->responded;
+    res->response_url = t->response_url;
+}
+
+/* Resumes the task's coroutine with nargs values on it. Returns 1 when the
+ * task ended (res filled), 0 when it waits again. */
+int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
+{
+    struct luavm *vm = t->vm;
+    snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", t->id);
+    snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
+    vm->current = t;
+    t->waiting = 0;
+    vm_slice_begin(vm);
+    int nres = 0;
+    int st = lua_resume(t->co, vm->L, nargs, &nres);
+    enum luavm_limit limit = vm_slice_end(vm, st != LUA_OK && st != LUA_YIELD);
+    vm->current = NULL;
+    vm->logctx.req_id[0] = '\0';
+    vm->logctx.script[0] = '\0';
+    if (st == LUA_YIELD && t->waiting && limit == LIMIT_NONE) {
+        lua_pop(t->co, nres);
+        return 0;
+    }
+    if (t->waiting) {
+        /* A binding started work and then could not yield, or a limit
+         * tripped as it yielded: stop the work before the task goes. */
+        t->waiting = 0;
+        if (t->cancel)
+            t->cancel(t->cancel_ud);
+    }
+    char stopped[200];
+    if (limit != LIMIT_NONE) {
+        /* Stopped by a limit: the hook yielded (the stack is still there
+         * for the traceback), or raised, or it tripped in the handler's
+         * last instructions. */
+        char why[160];
+        snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        st = LUA_ERRRUN;
+        nres = 0;
+    }
+    task_result(t, st, nres, limit, limit != LIMIT_NONE ? stopped : NULL, res);
+    return 1;
+}
+
+/* Ends a waiting task: its done callback, then free. */
+static void complete(struct luavm_task *t, struct luavm_result *res)
+{
+    unlink_task(t);
+    t->vm->ntasks--;
+    t->done(t, res, t->done_ud);
+    free(res->body);
+    vm_task_free(t);
+}
+
+/* The run-time limit of a waiting task. */
+static void on_run_timer(struct sched *s, void *ud)
+{
+    (void)s;
+    struct luavm_task *t = ud;
+    struct luavm *vm = t->vm;
+    t->run_timer = NULL;
+    if (t->waiting && t->cancel)
+        t->cancel(t->cancel_ud);
+    t->waiting = 0;
+    char why[160], stopped[200];
+    snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, LIMIT_TIME, why, sizeof why));
+    struct luavm_result res;
+    memset(&res, 0, sizeof res);
+    task_result(t, LUA_ERRRUN, 0, LIMIT_TIME, stopped, &res);
+    complete(t, &res);
+}
+
+void vm_wake(struct luavm_task *t, int nresults)
+{
+    struct luavm_result res;
+    memset(&res, 0, sizeof res);
+    if (!t->waiting || lua_status(t->co) != LUA_YIELD) {
+        /* Cannot happen while scripts cannot touch a handler's coroutine
+         * (see sb_coroutine_guard); if it does, stop the task rather than
+         * resume something else. */
+        task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, "the handler's coroutine was disturbed", &res);
+        complete(t, &res);
+        return;
+    }
+    if (vm_task_run(t, nresults, &res))
+        complete(t, &res);
+}
+
+struct wake_args {
+    int (*push)(lua_State *L, void *ud);
+    void *ud;
+    int n;
+};
+
+static int wake_protected(lua_State *L)
+{
+    struct wake_args *a = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    a->n = a->push(L, a->ud);
+    return a->n;
+}
+
+void vm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), void *ud)
+{
+    lua_State *L = t->vm->L;
+    int top = lua_gettop(L);
+    struct wake_args a = {push, ud, 0};
+    int n;
+    lua_pushcfunction(L, wake_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK) {
+        n = lua_gettop(L) - top;
+    } else {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory");
+        n = 2;
+    }
+    if (!lua_checkstack(t->co, n + 1)) {
+        lua_settop(L, top);
+        n = 0;
+    }
+    lua_xmove(L, t->co, n);
+    lua_settop(L, top);
+    vm_wake(t, n);
+}
+
+struct luavm_task *vm_task_here(lua_State *L, const char *what)
+{
+    struct luavm *vm = vm_of_state(L);
+    struct luavm_task *t = vm->current;
+    if (!t || t->co != L)
+        luaL_error(L,
+                   "%s can only wait in a handler's own code (not at a script's top level or in "
+                   "a coroutine the script made)",
+                   what);
+    if (!vm->opt.sched)
+        luaL_error(L, "%s is not available here (no event loop)", what);
+    if (!lua_isyieldable(L))
+        luaL_error(L,
+                   "%s cannot wait here: it was called through a C function that cannot pause "
+                   "(a string.gsub or table.sort callback, a metamethod, ...)",
+                   what);
+    return t;
+}
+
+struct luavm *vm_of(const struct luavm_task *t)
+{
+    return t->vm;
+}
+
+const struct luavm_options *vm_options(const struct luavm *vm)
+{
+    return &vm->opt;
+}
+
+const char *vm_task_id(const struct luavm_task *t)
+{
+    return t->id;
+}
+
+long long vm_task_received(const struct luavm_task *t)
+{
+    return t->received_ms;
+}
+
+long long vm_task_time_left(const struct luavm_task *t)
+{
+    if (t->vm->opt.max_run_ms <= 0)
+        return LLONG_MAX / 2;
+    return t->received_ms + t->vm->opt.max_run_ms - sched_clock_ms();
+}
+
+const char *vm_task_api_base(const struct luavm_task *t)
+{
+    return t->api_base;
+}
+
+const char *vm_task_response_url(const struct luavm_task *t)
+{
+    return t->response_url;
+}
+
+int *vm_task_responded(struct luavm_task *t)
+{
+    return &t->responded;
+}
+
+int vm_wait(lua_State *L, struct luavm_task *t, void (*cancel)(void *), void *ud)
+{
+    t->waiting = 1;
+    t->cancel = cancel;
+    t->cancel_ud = ud;
+    return lua_yield(L, 0);
+}
+
+lua_State *vm_task_thread(struct luavm_task *t)
+{
+    return t->co;
+}
+
+/* ---- making and freeing ------------------------------------------------ */
+
+struct luavm *vm_new(const struct luavm_options *o, char *err, size_t errlen)
+{
+    struct luavm *vm = xcalloc(1, sizeof *vm);
+    vm->opt = *o;
+    size_t n = strlen(o->scripts_dir);
+    while (n > 1 && o->scripts_dir[n - 1] == '/')
+        n--;
+    vm->scripts_dir = xstrndup(o->scripts_dir, n);
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (!vm->L) {
+        snprintf(err, errlen, "cannot create a Lua state");
+        vm_free(vm);
+        return NULL;
+    }
+    /* Every thread starts with a copy of the main thread's extra space and
+     * hook, so bindings and the limit hook find the vm from any coroutine. */
+    *(struct luavm **)lua_getextraspace(vm->L) = vm;
+    lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    return vm;
+}
+
+void vm_free(struct luavm *vm)
+{
+    if (!vm)
+        return;
+    /* Tasks still waiting are dropped without their callbacks. */
+    while (vm->tasks) {
+        struct luavm_task *t = vm->tasks;
+        unlink_task(t);
+        if (t->waiting && t->cancel)
+            t->cancel(t->cancel_ud);
+        vm_task_free(t);
+    }
+    if (vm->L)
+        lua_close(vm->L);
+    scriptset_release(vm->set);
+    free(vm->scripts_dir);
+    free(vm);
+}
+
+void vm_task_park(struct luavm_task *t)
+{
+    struct luavm *vm = t->vm;
+    vm->ntasks++;
+    t->next = vm->tasks;
+    if (vm->tasks)
+        vm->tasks->prev = t;
+    vm->tasks = t;
+    if (vm->opt.max_run_ms > 0 && vm->opt.sched) {
+        long long left = t->received_ms + vm->opt.max_run_ms - sched_clock_ms();
+        t->run_timer = sched_timer_add(vm->opt.sched, left > 0 ? left : 0, on_run_timer, t);
+    }
+}
+
+void vm_task_abandon(struct luavm_task *t, const char *why, struct luavm_result *res)
+{
+    unlink_task(t);
+    t->vm->ntasks--;
+    if (t->cancel)
+        t->cancel(t->cancel_ud);
+    t->waiting = 0;
+    task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, why, res);
+    vm_task_free(t);
+}

@@ -1,0 +1,251 @@
+/*
+ * vm: the kernel of a worker's script runtime: its Lua state, the limits,
+ * and the tasks (handler runs) with the wait-and-wake API that bindings use.
+ *
+ * Each worker owns one luavm; nothing in it is ever touched by another
+ * thread. A handler runs as a coroutine with the request object as its
+ * argument (a task). Bindings that wait (outbound HTTP, sleep,
+ * req:respond) start their work on the worker's loop and yield; the loop
+ * wakes the task when the work is done. Every task is held to three
+ * limits: total run time, CPU time without yielding (an instruction-count
+ * hook that pcall cannot swallow: once tripped it raises on every
+ * instruction until the task's coroutine is dead) and the state's heap (a
+ * capped allocator). A task that breaks one is stopped alone; the chat
+ * user gets a reply that says so.
+ *
+ * This module knows no script, sandbox or binding: sandbox.c builds the
+ * globals, scripts.c loads scripts, libs.c lists the bindings, and
+ * luavm.c (the runtime's entry points) puts them together, as Lua's own
+ * core knows no library and linit.c lists them.
+ */
+#ifndef CLIQHOST_VM_H
+#define CLIQHOST_VM_H
+
+#include "cliq/request.h"
+#include "script/bind_log.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <lua.h>
+
+struct cJSON;
+struct config;
+struct fetch;
+struct mailbox;
+struct outbox;
+struct request_dispatch;
+struct responder;
+struct sched;
+struct sched_timer;
+struct luavm;
+struct luavm_task;
+
+struct scripts_hub;
+struct scriptset;
+
+struct luavm_options {
+    const char *scripts_dir;
+    /* Where scripts come from: the hub's current snapshot (see reload.h),
+     * refreshed at each request. NULL: files are read on first use and
+     * kept (unit tests). */
+    struct scripts_hub *scripts;
+    const char *lualib_dir;  /* NULL: no shipped modules */
+    char *const *script_env; /* names os.getenv may read */
+    size_t nscript_env;
+    size_t max_script_bytes;
+    size_t max_reply_bytes;
+    const char *error_reply; /* what the user sees on failure; "{id}" is replaced */
+    const char *limit_reply; /* ... when a limit stopped it; "{reason}" and "{id}" */
+    long max_run_ms;         /* total run time of a handler; 0: none */
+    long max_cpu_ms;         /* CPU time without yielding; 0: none */
+    size_t max_memory;       /* bytes the Lua heap may hold; 0: no cap */
+    long response_url_ttl_ms;
+    long http_timeout_ms;
+    size_t max_http_response;
+    /* What scripts' outbound requests may reach although internal
+     * (http_allow; see ssrf.h). Borrowed, like the other settings. */
+    char *const *http_allow;
+    size_t nhttp_allow;
+    long attachment_ttl_ms;
+    size_t max_attachment;
+    /* The worker's loop, outbound HTTP and late-reply delivery; NULL for
+     * `check` and unit tests, where waiting bindings raise an error. */
+    struct sched *sched;
+    struct fetch *fetch;
+    struct responder *responder;
+    /* Posts to Cliq's webhook endpoints: the settings (tokens, cliq_api),
+     * the process's outbox and the worker's mailbox for its answers. NULL
+     * where there are none (cliq.* then raises). */
+    const struct config *cfg;
+    struct outbox *outbox;
+    struct mailbox *mailbox;
+};
+
+enum luavm_limit { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY, LIMIT_TIME };
+
+struct luavm_result {
+    int status; /* HTTP status: 200, or 404 (no script / no handler) */
+    char *body; /* the JSON reply for status 200, {"output": ...}; caller frees */
+    size_t len;
+    int failed;               /* the handler failed; body is the user-facing error reply */
+    enum luavm_limit limit;   /* when failed because a limit stopped it */
+    char error[512];          /* for 404: what was looked for; when failed: why (one line) */
+    int responded;            /* the handler called req:respond() */
+    const char *response_url; /* the request's, or NULL; borrowed for the callback */
+};
+
+/* What a handler run needs from the request. Borrowed for the call. */
+struct luavm_call {
+    const struct request_dispatch *d;
+    const struct cJSON *json; /* the parsed body */
+    const char *text;         /* the body's text, len bytes */
+    size_t len;
+    const char *req_id;
+    long long received_ms; /* monotonic ms when the request arrived */
+};
+
+/* Called once when a task that did not finish at once ends. `res` is
+ * borrowed for the call (take res->body by setting it to NULL). The task is
+ * freed after the callback returns. */
+typedef void (*luavm_done_cb)(struct luavm_task *t, struct luavm_result *res, void *ud);
+
+/* Called for each scripts/lib module a top level requires: `parent` is the
+ * script or module whose top level asked ("commands/a.lua", "lib/x.lua"),
+ * `module` the module's entry ("lib/y.lua"). */
+typedef void (*luavm_require_cb)(void *ud, const char *parent, const char *module);
+
+/* ---- the state --------------------------------------------------------- */
+
+/* Paths are the scripts folder plus a short relative name; messages hold a
+ * path and a sentence. */
+#define PATH_BUF 1024
+#define ERR_BUF  (PATH_BUF + 400)
+
+struct luavm {
+    lua_State *L;
+    struct luavm_options opt;
+    char *scripts_dir; /* without a trailing slash */
+    size_t mem;        /* bytes held by the Lua heap */
+    struct bind_log_ctx logctx;
+    long long slice_start;      /* when the running script code was resumed; 0: none runs */
+    enum luavm_limit kill;      /* a limit tripped in the running slice */
+    struct luavm_task *current; /* the task whose code runs now */
+    struct luavm_task *tasks;   /* every waiting task */
+    size_t ntasks;
+    void *refused_ptr; /* a refused allocation not yet retried (size 0: none) */
+    size_t refused_size;
+    int mem_exceeded; /* the running script holds more than the cap allows */
+
+    /* Where scripts come from (see reload.h): a snapshot, held. NULL with
+     * no hub: files are read from disk on first use. */
+    struct scriptset *set;
+    unsigned long long gen; /* the hub generation `set` came from */
+    int fixed_set;          /* set by scripts_use_set: never refreshed */
+    luavm_require_cb require_cb;
+    void *require_ud;
+    const char *loading; /* the script or module whose top level runs, for require_cb */
+};
+
+/* One handler run (see luavm.h). */
+struct luavm_task {
+    struct luavm *vm;
+    lua_State *co;
+    int ref; /* registry reference that keeps co alive */
+    struct request_dispatch d;
+    char id[48];
+    long long received_ms;
+    char *response_url; /* NULL: the request has none */
+    char api_base[64];  /* Cliq's API for the request's data centre */
+    int responded;
+    int waiting;              /* yielded inside a host binding */
+    void (*cancel)(void *ud); /* stops what it waits for */
+    void *cancel_ud;
+    struct sched_timer *run_timer;
+    luavm_done_cb done;
+    void *done_ud;
+    struct luavm_task *prev, *next; /* every waiting task */
+};
+
+/* Registry keys (by address) the runtime's files share. */
+extern const char vm_key_scripts;      /* path -> handlers table, or error string */
+extern const char vm_key_modules;      /* module name -> value */
+extern const char vm_key_versions;     /* script path or module name -> snapshot version */
+extern const char vm_key_task_threads; /* weak set of handler coroutines */
+
+/* Creates the state with the allocator and the limit hook, and no globals
+ * yet; borrows `o`'s strings for the lifetime of the luavm. Returns NULL
+ * with a reason in err. Free with vm_free. */
+struct luavm *vm_new(const struct luavm_options *o, char *err, size_t errlen);
+/* Drops the tasks still waiting (without their callbacks), closes the
+ * state and frees vm. NULL is fine. */
+void vm_free(struct luavm *vm);
+/* The luavm whose state (any of its threads) L is. */
+struct luavm *vm_of_state(lua_State *L);
+
+/* A slice of script code: the CPU clock starts, and vm_slice_end returns
+ * the limit that stopped it (LIMIT_NONE: none). `failed`: the code ended
+ * with an error. */
+void vm_slice_begin(struct luavm *vm);
+enum luavm_limit vm_slice_end(struct luavm *vm, int failed);
+
+/* ---- running tasks (for luavm.c) ---------------------------------------- */
+
+/* Resumes the task's coroutine with nargs values on it. Returns 1 when the
+ * task ended (res filled), 0 when it waits again. */
+int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res);
+/* Makes a task that waits after its first slice one of the vm's waiting
+ * tasks, with its run-time limit armed. */
+void vm_task_park(struct luavm_task *t);
+/* Stops a parked task that nothing can wake (no loop): res gets the
+ * failure `why`, and the task is freed. */
+void vm_task_abandon(struct luavm_task *t, const char *why, struct luavm_result *res);
+/* Frees a task that is not parked, and its coroutine. */
+void vm_task_free(struct luavm_task *t);
+
+/* Fills res with the reply the chat user sees when the handler failed. */
+void vm_error_reply(struct luavm *vm, const struct request_dispatch *d, const char *req_id,
+                    enum luavm_limit limit, struct luavm_result *res);
+/* Logs a script failure: the message and, when there is one, the Lua
+ * traceback, on one escaped line. */
+void vm_log_failure(const char *req_id, const struct request_dispatch *d, const char *what,
+                    enum luavm_limit limit, const char *msg, const char *traceback);
+/* Copies the first line of msg into the result's error field. */
+void vm_set_error(struct luavm_result *res, const char *msg);
+
+/* ---- for bindings ------------------------------------------------------ */
+
+/* The task whose handler coroutine is L. Raises a Lua error when L is not
+ * a handler's own coroutine (code at a script's top level, or a coroutine
+ * the script made): only there can the host wait. `what` names the call. */
+struct luavm_task *vm_task_here(lua_State *L, const char *what);
+/* The loop, HTTP client, responder and options of the task's worker. */
+struct luavm *vm_of(const struct luavm_task *t);
+const struct luavm_options *vm_options(const struct luavm *vm);
+const char *vm_task_id(const struct luavm_task *t);
+long long vm_task_received(const struct luavm_task *t);
+/* Milliseconds the task may still run (its total run-time limit). */
+long long vm_task_time_left(const struct luavm_task *t);
+/* The Cliq API base for the request's data centre ("https://cliq.zoho.eu"),
+ * from its params.environment; Cliq's US one when it names none. */
+const char *vm_task_api_base(const struct luavm_task *t);
+/* The request's response_url (NULL: none), and the one-use flag. */
+const char *vm_task_response_url(const struct luavm_task *t);
+int *vm_task_responded(struct luavm_task *t);
+
+/* Yields the task's coroutine until vm_wake(). `cancel(ud)` stops the
+ * awaited work if the task is stopped first (run-time limit, shutdown).
+ * Use as `return vm_wait(L, t, cancel, ud);` in a lua_CFunction. */
+int vm_wait(lua_State *L, struct luavm_task *t, void (*cancel)(void *), void *ud);
+/* The task's coroutine, to push the results of the wait onto. */
+lua_State *vm_task_thread(struct luavm_task *t);
+/* Resumes a waiting task with the `nresults` values pushed onto its
+ * thread (pushing must not allocate: nil, booleans, numbers, light
+ * userdata). The task may finish (and be freed) inside this call. */
+void vm_wake(struct luavm_task *t, int nresults);
+/* Resumes a waiting task with the values push(L, ud) pushes and counts;
+ * push runs in protected mode, so it may build tables and strings. If it
+ * fails (out of memory) the task gets nil and a message instead. */
+void vm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), void *ud);
+
+#endif
