@@ -3,10 +3,10 @@
 
 #include "core/buf.h"
 #include "core/config.h"
-#include "event/fetch.h"
 #include "core/log.h"
-#include "event/mailbox.h"
 #include "core/mem.h"
+#include "event/fetch.h"
+#include "event/mailbox.h"
 #include "event/sched.h"
 
 #include <cjson/cJSON.h>

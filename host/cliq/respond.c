@@ -2,9 +2,9 @@
 #include "cliq/respond.h"
 
 #include "core/buf.h"
-#include "event/fetch.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "event/fetch.h"
 #include "event/sched.h"
 
 #include <stdint.h>

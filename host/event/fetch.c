@@ -2,8 +2,8 @@
 #include "event/fetch.h"
 
 #include "core/mem.h"
-#include "event/sched.h"
 #include "core/ssrf.h"
+#include "event/sched.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>

@@ -1,13 +1,13 @@
 /* bind_cliq: cliq.post_* for scripts, through the outbox (see bind_cliq.h). */
 #include "script/bind_cliq.h"
 
-#include "script/bind_json.h"
+#include "cliq/outbox.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/jsonw.h"
-#include "script/vm.h"
 #include "core/mem.h"
-#include "cliq/outbox.h"
+#include "script/bind_json.h"
+#include "script/vm.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

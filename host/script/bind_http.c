@@ -2,10 +2,10 @@
 #include "script/bind_http.h"
 
 #include "core/buf.h"
-#include "event/fetch.h"
-#include "script/vm.h"
 #include "core/mem.h"
+#include "event/fetch.h"
 #include "event/sched.h"
+#include "script/vm.h"
 
 #include <ctype.h>
 #include <lauxlib.h>

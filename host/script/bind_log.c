@@ -1,9 +1,9 @@
 /* bind_log: the log module and print for scripts (see bind_log.h). */
 #include "script/bind_log.h"
 
-#include "script/bind_json.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "script/bind_json.h"
 
 #include <lauxlib.h>
 #include <string.h>

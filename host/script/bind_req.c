@@ -1,14 +1,14 @@
 /* bind_req: req:respond() and attachment:download() (see bind_req.h). */
 #include "script/bind_req.h"
 
-#include "script/bind_json.h"
-#include "core/buf.h"
-#include "event/fetch.h"
-#include "core/log.h"
-#include "script/vm.h"
-#include "core/mem.h"
 #include "cliq/respond.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "event/fetch.h"
 #include "event/sched.h"
+#include "script/bind_json.h"
+#include "script/vm.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* reload: snapshots of the scripts folder and the watcher (see reload.h). */
 #include "script/reload.h"
 
+#include "cliq/request.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "script/luavm.h"
 #include "script/scripts.h"
 #include "script/scriptset.h"
-#include "core/mem.h"
-#include "cliq/request.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -32,7 +32,9 @@ static void push_env(lua_State *L)
  * error status with the message pushed. [-0, +1] */
 int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path)
 {
-    char chunkname[512];
+    /* Room for any path the runtime builds (SOURCE_PATH_MAX); a longer
+     * one would only shorten the name in messages. */
+    char chunkname[SOURCE_PATH_MAX + 2];
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     int rc = luaL_loadbufferx(L, data, len, chunkname, "t");
     if (rc != LUA_OK)

@@ -1,8 +1,8 @@
 /* metrics: the host's counters (see metrics.h). */
 #include "serve/metrics.h"
 
-#include "core/buf.h"
 #include "cliq/request.h"
+#include "core/buf.h"
 
 #include <stdio.h>
 #include <string.h>

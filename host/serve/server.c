@@ -1,23 +1,24 @@
 /* server: HTTP surface and share-nothing workers (see server.h). */
 #include "serve/server.h"
 
+#include "cliq/outbox.h"
+#include "cliq/replay.h"
+#include "cliq/request.h"
+#include "cliq/respond.h"
+#include "cliq/verify.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/config.h"
-#include "event/fetch.h"
 #include "core/jsonw.h"
 #include "core/log.h"
-#include "script/luavm.h"
-#include "event/mailbox.h"
-#include "cliq/outbox.h"
-#include "script/reload.h"
-#include "cliq/replay.h"
 #include "core/mem.h"
-#include "serve/metrics.h"
-#include "cliq/request.h"
-#include "cliq/respond.h"
+#include "event/fetch.h"
+#include "event/mailbox.h"
 #include "event/sched.h"
-#include "cliq/verify.h"
+#include "script/luavm.h"
+#include "script/reload.h"
+#include "serve/admin.h"
+#include "serve/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -562,115 +563,6 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     log_request(w, c, method, url, 200, &o);
 }
 
-#ifndef CLIQHOST_VERSION
-#define CLIQHOST_VERSION "0"
-#endif
-
-/* ---- GET /status ---------------------------------------------------------- */
-
-static int client_is_loopback(struct MHD_Connection *conn)
-{
-    /* A proxy on this machine connects from loopback for everyone: a
-     * forwarded request is not a local one. */
-    static const char *const forwarded[] = {"Forwarded", "X-Forwarded-For", "X-Real-IP"};
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, forwarded[i]))
-            return 0;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return 0;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return 1;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return 0;
-}
-
-static void json_key(struct buf *b, const char *key)
-{
-    jsonw_string(b, key, strlen(key), JSONW_REPLACE, NULL);
-    buf_addc(b, ':');
-}
-
-static void json_str(struct buf *b, const char *key, const char *v)
-{
-    json_key(b, key);
-    if (v)
-        jsonw_string(b, v, strlen(v), JSONW_REPLACE, NULL);
-    else
-        buf_adds(b, "null");
-}
-
-/* "2026-11-23T10:50:01.123Z", or null for 0. */
-static void json_time(struct buf *b, const char *key, long long ms)
-{
-    json_key(b, key);
-    if (ms <= 0) {
-        buf_adds(b, "null");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char s[40];
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-    buf_printf(b, "\"%s.%03lldZ\"", s, ms % 1000);
-}
-
-/* What an operator (or an editor plugin) asks the host: which scripts it
- * serves, since when, and what failed to load. */
-static char *status_body(struct worker *w, size_t *len)
-{
-    struct server *s = w->srv;
-    struct buf b;
-    buf_init(&b, 64 * 1024 * 1024);
-    struct reload_stats rs;
-    scripts_hub_stats(s->hub, &rs);
-    buf_adds(&b, "{");
-    json_str(&b, "version", CLIQHOST_VERSION);
-    buf_printf(&b, ",\"uptime_s\":%lld", (long long)(time(NULL) - s->started_at));
-    buf_adds(&b, ",");
-    json_time(&b, "started_at", (long long)s->started_at * 1000);
-    buf_printf(&b, ",\"workers\":%d,", s->nworkers);
-    json_str(&b, "scripts_dir", w->cfg->scripts);
-    buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
-               w->cfg->reload_settle_ms > 0 ? "true" : "false", rs.reloads, rs.failures);
-    json_time(&b, "last_reload_at", rs.last_reload_at);
-    struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
-    int errors = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        buf_adds(&b, pass ? "],\"modules\":[" : ",\"scripts\":[");
-        int first = 1;
-        for (size_t i = 0; i < scriptset_count(set); i++) {
-            const struct script_src *e = scriptset_at(set, i);
-            if ((strncmp(e->rel, "lib/", 4) == 0) != pass)
-                continue;
-            buf_adds(&b, first ? "{" : ",{");
-            first = 0;
-            json_str(&b, "file", e->rel);
-            buf_printf(&b, ",\"version\":%llu,\"serving\":%s,", e->version,
-                       e->src ? "true" : "false");
-            json_time(&b, "loaded_at", e->loaded_at);
-            buf_adds(&b, ",");
-            json_str(&b, "error", e->error);
-            buf_adds(&b, ",");
-            json_time(&b, "error_at", e->error ? e->error_at : 0);
-            buf_adds(&b, "}");
-            errors += e->error != NULL;
-        }
-    }
-    scriptset_release(set);
-    buf_printf(&b, "],\"errors\":%d}", errors);
-    *len = b.len;
-    return b.data;
-}
-
 /* Takes the settings and keys SIGHUP brought, between requests. Calls in
  * flight keep pointers into the old settings, which stay alive. */
 static void adopt_config(struct worker *w)
@@ -758,37 +650,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
                               "method not allowed: /status answers GET", "GET, HEAD", NULL);
             } else if (!strcmp(access, "off") ||
-                       (!strcmp(access, "loopback") && !client_is_loopback(conn))) {
+                       (!strcmp(access, "loopback") && !admin_client_is_loopback(conn))) {
                 respond_error(w, conn, c, method, url, MHD_HTTP_FORBIDDEN,
                               !strcmp(access, "off")
                                   ? "/status is turned off (status_access = \"off\")"
                                   : "/status answers loopback clients only (status_access)",
                               NULL, NULL);
             } else {
+                struct admin_status st = {w->srv->hub, w->srv->started_at, w->srv->nworkers,
+                                          cfg->scripts, cfg->reload_settle_ms > 0};
                 size_t len;
-                char *body = status_body(w, &len);
+                char *body = admin_status_body(&st, &len);
                 respond(conn, c, 200, body, len, NULL);
                 log_request(w, c, method, url, 200, NULL);
             }
             return MHD_YES;
         }
         if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
-            struct buf m;
-            buf_init(&m, 4 * 1024 * 1024);
-            buf_adds(&m, "# HELP cliqhost_up 1 while the host serves.\n# TYPE cliqhost_up "
-                         "gauge\ncliqhost_up 1\n");
             struct metrics *all[256];
             int nw = w->srv->nworkers < 256 ? w->srv->nworkers : 256;
             for (int i = 0; i < nw; i++)
                 all[i] = &w->srv->workers[i].metrics;
-            struct reload_stats rs;
-            scripts_hub_stats(w->srv->hub, &rs);
-            struct metrics_extra x = {rs.reloads, rs.failures,
-                                      w->srv->replay ? replay_entries(w->srv->replay) : 0};
-            metrics_write(all, nw, &x, &m);
-            outbox_metrics(w->srv->outbox, &m);
             size_t len;
-            char *text = buf_take(&m, &len);
+            char *text =
+                admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox, &len);
             struct MHD_Response *r =
                 MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
             if (r) {

@@ -1,12 +1,12 @@
 /* cli: `post`, `tokens` and `outbox` for operators (see cli.h). */
 #include "tools/cli.h"
 
+#include "cliq/outbox.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "event/mailbox.h"
 #include "core/mem.h"
-#include "cliq/outbox.h"
+#include "event/mailbox.h"
 #include "event/sched.h"
 
 #include <cjson/cJSON.h>

@@ -1,14 +1,14 @@
 /* invoke: plays Cliq against a running host (see invoke.h). */
 #include "tools/invoke.h"
 
-#include "core/base64.h"
-#include "core/buf.h"
-#include "core/config.h"
 #include "cliq/callbody.h"
-#include "core/mem.h"
 #include "cliq/render.h"
 #include "cliq/request.h"
 #include "cliq/verify.h"
+#include "core/base64.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/mem.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

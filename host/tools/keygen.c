@@ -1,9 +1,9 @@
 /* keygen: a development key pair (see keygen.h). */
 #include "tools/keygen.h"
 
+#include "cliq/verify.h"
 #include "core/base64.h"
 #include "core/mem.h"
-#include "cliq/verify.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,18 +8,18 @@
  *   cliqhost post|tokens|outbox   the outbox's commands (cli.h)
  *   cliqhost --version | --help
  */
+#include "cliq/verify.h"
 #include "core/arena.h"
-#include "tools/cli.h"
 #include "core/config.h"
-#include "event/fetch.h"
-#include "tools/invoke.h"
-#include "tools/keygen.h"
 #include "core/log.h"
-#include "script/luavm.h"
 #include "core/mem.h"
+#include "event/fetch.h"
+#include "script/luavm.h"
 #include "script/reload.h"
 #include "serve/server.h"
-#include "cliq/verify.h"
+#include "tools/cli.h"
+#include "tools/invoke.h"
+#include "tools/keygen.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

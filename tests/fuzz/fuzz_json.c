@@ -24,11 +24,11 @@
  */
 #include "fuzz.h"
 
-#include "core/arena.h"
-#include "script/bind_json.h"
-#include "core/buf.h"
-#include "script/luavm.h"
 #include "cliq/request.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "script/bind_json.h"
+#include "script/luavm.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

@@ -25,11 +25,11 @@
  */
 #include "fuzz.h"
 
+#include "cliq/request.h"
+#include "cliq/verify.h"
 #include "core/arena.h"
 #include "core/base64.h"
 #include "core/jsonw.h"
-#include "cliq/request.h"
-#include "cliq/verify.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>

@@ -1,7 +1,7 @@
 /* Unit tests for base64: RFC 4648 vectors and the edge cases keys and
  * signatures meet. */
-#include "core/base64.h"
 #include "check.h"
+#include "core/base64.h"
 
 static const char *decode(const char *in, int flags, size_t *n)
 {

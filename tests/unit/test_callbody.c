@@ -2,8 +2,8 @@
  * the host dispatches (every handler decodes to its own script key, with
  * the response_url the host expects), and --param paths set what they say
  * or refuse with a reason. */
-#include "cliq/callbody.h"
 #include "check.h"
+#include "cliq/callbody.h"
 #include "cliq/request.h"
 
 #include <cjson/cJSON.h>

@@ -1,8 +1,8 @@
 /* Unit tests for bind_json: JSON -> Lua -> JSON keeps shapes, text, numbers
  * and escapes; values JSON cannot carry fail with their path. */
-#include "script/bind_json.h"
-#include "core/buf.h"
 #include "check.h"
+#include "core/buf.h"
+#include "script/bind_json.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

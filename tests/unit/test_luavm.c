@@ -2,9 +2,9 @@
  * user sees them, the sandbox allow-list, require, caching and check. The
  * scripts are written into a temporary folder. */
 #include "check.h"
+#include "cliq/request.h"
 #include "script/luavm.h"
 #include "script/reload.h"
-#include "cliq/request.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

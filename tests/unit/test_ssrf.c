@@ -3,9 +3,9 @@
  * connection a script's request opens or reuses, against a small
  * keep-alive HTTP server on loopback. */
 #include "check.h"
+#include "core/ssrf.h"
 #include "event/fetch.h"
 #include "event/sched.h"
-#include "core/ssrf.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

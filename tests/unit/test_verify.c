@@ -1,9 +1,9 @@
 /* Unit tests for verify: every key form Cliq's page and operators produce,
  * keys that must be refused with a message naming them, and signature
  * checks including rotation. Keys are made here with OpenSSL. */
-#include "core/base64.h"
 #include "check.h"
 #include "cliq/verify.h"
+#include "core/base64.h"
 
 #include <openssl/ec.h>
 #include <openssl/encoder.h>
