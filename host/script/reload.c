@@ -1,4 +1,4 @@
-/* reload: snapshots of the scripts folder and the watcher (see reload.h). */
+/* reload: the watcher that checks changes and publishes snapshots (see reload.h). */
 #include "script/reload.h"
 
 #include "cliq/request.h"

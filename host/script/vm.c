@@ -184,6 +184,8 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     return k;
 }
 
+/* ---- tasks ------------------------------------------------------------- */
+
 /* The text the chat user sees for a failure: error_reply, or limit_reply
  * when a limit stopped the handler; "{id}" and "{reason}" are replaced. */
 static void failure_text(const struct luavm *vm, const char *req_id, enum luavm_limit limit,
@@ -509,6 +511,8 @@ void vm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), voi
     lua_settop(L, top);
     vm_wake(t, n);
 }
+
+/* ---- for bindings ------------------------------------------------------ */
 
 struct luavm_task *vm_task_here(lua_State *L, const char *what)
 {

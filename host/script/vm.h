@@ -46,7 +46,7 @@ struct scriptset;
 
 struct luavm_options {
     const char *scripts_dir;
-    /* Where scripts come from: the hub's current snapshot (see reload.h),
+    /* Where scripts come from: the hub's current snapshot (see scriptset.h),
      * refreshed at each request. NULL: files are read on first use and
      * kept (unit tests). */
     struct scripts_hub *scripts;
@@ -137,7 +137,7 @@ struct luavm {
     size_t refused_size;
     int mem_exceeded; /* the running script holds more than the cap allows */
 
-    /* Where scripts come from (see reload.h): a snapshot, held. NULL with
+    /* Where scripts come from (see scriptset.h): a snapshot, held. NULL with
      * no hub: files are read from disk on first use. */
     struct scriptset *set;
     unsigned long long gen; /* the hub generation `set` came from */
@@ -147,7 +147,7 @@ struct luavm {
     const char *loading; /* the script or module whose top level runs, for require_cb */
 };
 
-/* One handler run (see luavm.h). */
+/* One handler run (a task). */
 struct luavm_task {
     struct luavm *vm;
     lua_State *co;

@@ -368,7 +368,7 @@ end
 local request_mt = { __name = "cliq.request", __index = { respond = fakes.respond } }
 local attachment_mt = { __name = "cliq.attachment", __index = { download = fakes.download } }
 
--- A request object from a decoded body, as host/luavm.c builds it.
+-- A request object from a decoded body, as host/script/bind_req.c builds it.
 function kit.from_body(body)
   local text, err
   if type(body) == "string" then

@@ -180,7 +180,7 @@ for i, e in ipairs(M.catalogue) do
   M.catalogue[i] = { type = e[1], wire = e[2], key = e[3], response_url = e[4], make = e[5] }
 end
 
--- The other wire names the host accepts for a handler (host/request.c).
+-- The other wire names the host accepts for a handler (host/cliq/request.c).
 M.aliases = {
   bot = { menu_handler = "action", incoming_webhook_handler = "incomingwebhook",
     call_handler = "alert" },

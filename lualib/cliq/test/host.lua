@@ -1,5 +1,5 @@
 -- cliq.test.host: what the host does around a script, for the test kit:
--- the sandbox a script sees (host/luavm.c), `require` of scripts/lib/ and
+-- the sandbox a script sees (host/script/sandbox.c), `require` of scripts/lib/ and
 -- lualib/ modules, loading a script and checking what it returns, and
 -- running a handler as a coroutine whose waiting calls are answered by
 -- cliq.test.fakes.
@@ -196,7 +196,7 @@ local BASE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal"
   "rawlen", "rawset", "select", "getmetatable", "tonumber", "tostring", "type", "xpcall",
   "_VERSION" }
 
--- The sandbox of one worker: an allow-list, as host/luavm.c builds it.
+-- The sandbox of one worker: an allow-list, as host/script/sandbox.c builds it.
 -- `script` names the script in log records.
 local function new_sandbox(vm, script)
   local sb = {}

@@ -1,4 +1,4 @@
--- cliq.test.json: the host's `json` module (host/bind_json.h), in pure Lua,
+-- cliq.test.json: the host's `json` module (host/script/bind_json.h), in pure Lua,
 -- for the test kit. Scripts under test see this module as `json`.
 --
 --   json.encode(v)   -> text; raises "json.encode: <path>: <why>" for a value
