@@ -73,7 +73,7 @@ int source_find(struct luavm *vm, const char *rel, const char **src, size_t *len
         *len = e->len;
         return 0;
     }
-    char path[PATH_BUF];
+    char path[SOURCE_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
     int rc = source_read(vm, path, owned, len, err, errlen);
     if (rc < 0)

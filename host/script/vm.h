@@ -117,11 +117,6 @@ typedef void (*luavm_require_cb)(void *ud, const char *parent, const char *modul
 
 /* ---- the state --------------------------------------------------------- */
 
-/* Paths are the scripts folder plus a short relative name; messages hold a
- * path and a sentence. */
-#define PATH_BUF 1024
-#define ERR_BUF  (PATH_BUF + 400)
-
 struct luavm {
     lua_State *L;
     struct luavm_options opt;
