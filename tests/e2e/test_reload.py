@@ -72,7 +72,7 @@ class Base(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         return r.json()["output"]["text"]
 
-    def until(self, name, want, timeout=5):
+    def until(self, name, want, timeout=30):
         """Calls until the reply's text is `want` (or the status is, for an
         int); returns the seconds it took."""
         t0 = time.time()
@@ -130,30 +130,13 @@ class SaveStyles(Base):
         os.unlink(p + "~")
         self.until("ver", "vim")
 
-    def test_checkout_of_many_files_is_one_reload(self):
-        before = self.status()["reloads"]
-        for i in range(30):
-            self.dir.write(f"commands/many{i}.lua", script(f'"many {i}"'))
-        self.dir.write("lib/shared.lua", 'return { v = "checkout" }\n')
-        self.until("many29", "many 29")
-        self.until("one", "one checkout")
-        time.sleep(0.3)
-        self.assertEqual(self.text("many0"), "many 0")
-        self.assertEqual(self.text("two"), "two checkout")
-        # A burst settles into one rescan (two at most when the writes
-        # straddle the settle time on a loaded machine).
-        self.assertLessEqual(self.status()["reloads"] - before, 2)
-        for i in range(30):
-            os.unlink(self.dir.path(f"commands/many{i}.lua"))
-        self.until("many0", 404)
-
     def test_new_folder_is_watched(self):
         self.dir.write("widgets/board.lua", "return { view = function() return {type='applet'} end }\n")
         def b():  # a new call each time: the host refuses a signature twice
             return body("widget", "view_handler", "board", {})
 
         t0 = time.time()
-        while time.time() - t0 < 5:
+        while time.time() - t0 < 30:
             r = self.host.post(b(), key=KEY)
             if r.status == 200:
                 break
@@ -162,7 +145,7 @@ class SaveStyles(Base):
         # And edits inside the new folder are picked up too.
         self.dir.write("widgets/board.lua", "return { view = function() return {type='applet', n=2} end }\n")
         t0 = time.time()
-        while time.time() - t0 < 5:
+        while time.time() - t0 < 30:
             r = self.host.post(b(), key=KEY)
             if r.json()["output"].get("n") == 2:
                 break
@@ -183,8 +166,36 @@ class SaveStyles(Base):
         self.dir.write("commands/.ver.lua.swp", "garbage ((")
         self.dir.write("commands/ver.lua~", "garbage ((")
         self.dir.write("commands/notes.txt", "garbage ((")
-        time.sleep(0.2)
+        # A real edit after them: once it is served, a rescan has been
+        # through the garbage too.
+        self.dir.write("commands/ver.lua", script('"after temp files"'))
+        self.until("ver", "after temp files")
         self.assertEqual(self.status()["errors"], 0, self.status())
+
+
+class Checkout(Base):
+    """A checkout's burst of writes comes from this process, which a loaded
+    machine can pause between two writes for longer than the default settle
+    time (10 ms); a settle time of a second cannot be outlasted so."""
+
+    flags = ("--reload-settle", "1000")
+
+    def test_checkout_of_many_files_is_one_reload(self):
+        before = self.status()["reloads"]
+        for i in range(30):
+            self.dir.write(f"commands/many{i}.lua", script(f'"many {i}"'))
+        self.dir.write("lib/shared.lua", 'return { v = "checkout" }\n')
+        self.until("many29", "many 29")
+        self.until("one", "one checkout")
+        time.sleep(0.3)
+        self.assertEqual(self.text("many0"), "many 0")
+        self.assertEqual(self.text("two"), "two checkout")
+        # A burst settles into one rescan (two at most when the writes
+        # straddle the settle time).
+        self.assertLessEqual(self.status()["reloads"] - before, 2)
+        for i in range(30):
+            os.unlink(self.dir.path(f"commands/many{i}.lua"))
+        self.until("many0", 404)
 
 
 class BrokenVersions(Base):
@@ -198,7 +209,7 @@ class BrokenVersions(Base):
         n = len(self.host.lines)
         self.dir.write("commands/ver.lua", text)
         line = self.host.wait_for(r"commands/ver\.lua did not load; the previous version keeps serving",
-                                  timeout=5, start=n)
+                                  timeout=30, start=n)
         self.assertIsNotNone(line, self.host.log()[-2000:])
         self.assertIn(why, line)
         self.assertEqual(self.text("ver"), "good")
@@ -238,7 +249,7 @@ class BrokenVersions(Base):
         n = len(self.host.lines)
         open(self.dir.path("commands/ver.lua"), "w").close()
         line = self.host.wait_for(r"commands/ver\.lua did not load; the previous version keeps "
-                                  r"serving: .*returned nil", timeout=8, start=n)
+                                  r"serving: .*returned nil", timeout=30, start=n)
         self.assertIsNotNone(line, self.host.log()[-2000:])
         self.assertEqual(self.text("ver"), "good")
 
@@ -251,7 +262,7 @@ class BrokenVersions(Base):
     def test_new_broken_script_reports_and_fails_clearly(self):
         self.dir.write("commands/bad.lua", "return {\n")
         t0 = time.time()
-        while time.time() - t0 < 5 and not self.entry("commands/bad.lua"):
+        while time.time() - t0 < 30 and not self.entry("commands/bad.lua"):
             time.sleep(0.01)
         e = self.entry("commands/bad.lua")
         self.assertFalse(e["serving"])
@@ -284,7 +295,7 @@ class Modules(Base):
         n = len(self.host.lines)
         self.dir.write("lib/shared.lua", "return { v = \n")
         self.assertIsNotNone(self.host.wait_for(r"lib/shared\.lua: .*previous version keeps serving",
-                                                timeout=5, start=n), self.host.log()[-2000:])
+                                                timeout=30, start=n), self.host.log()[-2000:])
         self.assertEqual(self.text("one"), "one ok")
         self.assertEqual(self.text("two"), "two ok")
         self.assertIn("shared.lua:2:", self.entry("lib/shared.lua")["error"])
@@ -300,7 +311,7 @@ class Modules(Base):
         self.dir.write("lib/shared.lua", "return { v = {} }\n")
         line = self.host.wait_for(r"lib/shared\.lua: change not taken; commands/strict\.lua does "
                                   r"not load with it: .*strict\.lua:2: attempt to concatenate",
-                                  timeout=5, start=n)
+                                  timeout=30, start=n)
         self.assertIsNotNone(line, self.host.log()[-2000:])
         self.assertEqual(self.text("strict"), "strict ok2")
         self.assertEqual(self.text("one"), "one ok2")
@@ -316,29 +327,38 @@ class Modules(Base):
         self.until("usesgone", "here")
         os.unlink(self.dir.path("lib/gone.lua"))
         self.assertIsNotNone(self.host.wait_for(r"lib/gone\.lua: deleted but still required",
-                                                timeout=5), self.host.log()[-2000:])
+                                                timeout=30), self.host.log()[-2000:])
         self.assertEqual(self.text("usesgone"), "here")
         os.unlink(self.dir.path("commands/usesgone.lua"))
         self.until("usesgone", 404)
 
 
 class InFlight(Base):
-    flags = ("--deadline", "4000")
+    # The old version sleeps 4 s in the sync reply: the deadline is far after.
+    flags = ("--deadline", "60000")
 
     def test_running_request_finishes_on_its_version(self):
-        self.dir.write("commands/slow.lua", script('(function() sleep(1.0) return "old" end)()'))
-        self.until("slow", "old", timeout=10)
+        self.dir.write("commands/slow.lua",
+                       script('(function() if req.params.arguments == "wait" then '
+                              'log.info("old version running") sleep(4) end return "old" end)()'))
+        self.until("slow", "old")
         result = {}
 
         def slow():
-            result["r"] = self.call("slow")
+            r = self.host.post(body("command", "execution_handler", "slow",
+                                    {"arguments": "wait"}), key=KEY)
+            result["r"] = r
 
+        n = len(self.host.lines)
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        self.assertIsNotNone(self.host.wait_for(r"old version running", timeout=30, start=n),
+                             self.host.log()[-2000:])
         self.dir.write("commands/slow.lua", script('"new"'))
         self.until("slow", "new")
-        t.join(10)
+        # The new version was served while the old request still ran.
+        self.assertNotIn("r", result, "the old request ended before the new version was served")
+        t.join(30)
         self.assertEqual(result["r"].json()["output"]["text"], "old")
 
 
@@ -383,7 +403,22 @@ class UnderLoad(Base):
             for i in range(20):
                 self.dir.write("commands/ver.lua", script(f'"load {i}"'))
                 self.dir.write("lib/shared.lua", f'return {{ v = "load {i}" }}\n')
-                time.sleep(0.1)
+                # Each version is served to the load, and more requests go
+                # through it, before the next edit: every reload happens
+                # under load however fast or slow the machine.
+                waited = time.time()
+                while time.time() - waited < 30:
+                    with lock:
+                        if f"load {i}" in counts["seen"]:
+                            break
+                    time.sleep(0.005)
+                with lock:
+                    target = counts["ok"] + 5
+                while time.time() - waited < 60:
+                    with lock:
+                        if counts["ok"] >= target or counts["bad"]:
+                            break
+                    time.sleep(0.005)
         finally:
             stop.set()
             for t in threads:
@@ -392,9 +427,8 @@ class UnderLoad(Base):
         print(f"\n{counts['ok']} requests in {secs:.1f} s ({counts['ok'] / secs:.0f}/s) "
               f"across 20 reloads; {len(counts['seen'])} versions seen")
         self.assertEqual(counts["bad"], [])
-        self.assertGreater(counts["ok"], 100)
-        self.assertIn("load 19", counts["seen"])
-        self.assertGreater(len(counts["seen"]), 5)
+        self.assertGreaterEqual(counts["ok"], 100)
+        self.assertEqual({f"load {i}" for i in range(20)} - counts["seen"], set())
         self.assertEqual(self.text("ver"), "load 19")
 
 
@@ -412,7 +446,12 @@ class Status(Base):
         self.assertIsNone(files["commands/ver.lua"]["error"])
         self.assertEqual([m["file"] for m in s["modules"]], ["lib/shared.lua"])
         before = s["reloads"]
-        self.dir.write("commands/ver.lua", script('"counted"'))
+        # Saved by rename: a loaded machine cannot split it into an empty
+        # file and its text (two reloads).
+        tmp = self.dir.path("commands/.ver.lua.tmp")
+        with open(tmp, "w") as f:
+            f.write(script('"counted"'))
+        os.replace(tmp, self.dir.path("commands/ver.lua"))
         self.until("ver", "counted")
         self.assertEqual(self.status()["reloads"], before + 1)
 
@@ -470,7 +509,7 @@ class Sighup(unittest.TestCase):
     def hup(self, expect):
         n = len(self.host.lines)
         self.host.proc.send_signal(signal.SIGHUP)
-        line = self.host.wait_for(expect, timeout=5, start=n)
+        line = self.host.wait_for(expect, timeout=30, start=n)
         self.assertIsNotNone(line, self.host.log()[-2000:])
         return line
 

@@ -331,7 +331,7 @@ class ConfigFile(SsrfTest):
     def hup(self, expect):
         n = len(self.host.lines)
         self.host.proc.send_signal(signal.SIGHUP)
-        line = self.host.wait_for(expect, timeout=5, start=n)
+        line = self.host.wait_for(expect, timeout=30, start=n)
         self.assertIsNotNone(line, self.host.log()[-2000:])
 
     def test_sighup_changes_what_is_allowed(self):

@@ -16,6 +16,7 @@ import concurrent.futures
 import itertools
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -112,7 +113,7 @@ class TimingTest(unittest.TestCase):
         self.assertEqual(set(data), {"output"}, data)
         return data["output"]
 
-    def log_line(self, rid, pattern, timeout=10, host=None):
+    def log_line(self, rid, pattern, timeout=30, host=None):
         """The first log line for request rid matching pattern (a regex)."""
         host = host or self.host
         line = host.wait_for(r"req=%s .*%s" % (rid, pattern), timeout=timeout)
@@ -130,7 +131,7 @@ class TimingTest(unittest.TestCase):
     def assertDeliveredOnce(self, t, output, settle=1.0):
         """The sink got exactly one POST for tag t, carrying {"output": output}
         as JSON, and no second one within settle seconds. Returns the post."""
-        posts = self.sink.wait_posts(1, t, timeout=10)
+        posts = self.sink.wait_posts(1, t, timeout=30)
         self.assertEqual(len(posts), 1, f"nothing reached the sink\n{self.host.log()[-4000:]}")
         time.sleep(settle)
         posts = self.sink.posts(t)
@@ -141,6 +142,16 @@ class TimingTest(unittest.TestCase):
         return posts[0]
 
 
+# How long the deadline tests' handlers sleep: ten times the deadline, so a
+# reply at the deadline and one when the handler finished are seconds apart
+# however slow the machine is.
+SLEEP = 5.0
+# How late after the deadline a sync reply may come and still count as "at
+# the deadline": generous for a loaded machine or a sanitizer build, and
+# still well before the handler finishes (SLEEP).
+LATE_OK = 2.0
+
+
 class Deadline(TimingTest):
     """A handler still running at the deadline: Cliq gets the interim reply
     on time, and the handler's result goes to response_url once."""
@@ -149,20 +160,24 @@ class Deadline(TimingTest):
     deadline = 0.5
 
     def assertOnTime(self, elapsed):
-        self.assertLessEqual(elapsed, self.deadline + 0.2,
-                             "sync reply later than deadline + 200 ms")
+        """The sync reply came at the deadline: not before it, and well
+        before the handler (sleeping SLEEP s) finished. That it is the
+        interim reply, which each test checks, shows the same: the handler
+        had not finished."""
         self.assertGreaterEqual(elapsed, self.deadline - 0.05, "sync reply before the deadline")
+        self.assertLess(elapsed, self.deadline + LATE_OK,
+                        "sync reply nearer the handler's end than the deadline")
 
     def test_sleeping_past_the_deadline(self):
         t = tag()
-        r, elapsed, sent = self.send(command("slow", {"sleep": 1.5, "tag": t},
+        r, elapsed, sent = self.send(command("slow", {"sleep": SLEEP, "tag": t},
                                              response_url=self.sink.url_for(t)))
         self.assertEqual(self.output(r), {"text": INTERIM})
         self.assertOnTime(elapsed)
         rid = r.headers["x-request-id"]
-        post = self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": 1.5})
+        post = self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": SLEEP})
         # It came when the handler finished, not at the deadline.
-        self.assertGreaterEqual(post.time - sent, 1.4)
+        self.assertGreaterEqual(post.time - sent, SLEEP - 0.1)
         line = self.log_line(rid, r"method=POST .*status=200")
         self.assertIn("late=1", line)
         line = self.log_line(rid, "outcome=delivered")
@@ -174,22 +189,26 @@ class Deadline(TimingTest):
         # The handler already answered through respond(): its late return
         # value must not be sent as well.
         t = tag()
-        r, elapsed, sent = self.send(command("respond", {"mode": "then_sleep", "sleep": 1.2},
+        r, elapsed, sent = self.send(command("respond", {"mode": "then_sleep", "sleep": SLEEP},
                                              response_url=self.sink.url_for(t)))
         self.assertEqual(self.output(r), {"text": INTERIM})
         self.assertOnTime(elapsed)
-        # Settle until well after the handler returned (1.2 s after it was sent).
-        self.assertDeliveredOnce(t, {"text": "early"},
-                                 settle=max(0.0, sent + 2.2 - time.monotonic()))
+        rid = r.headers["x-request-id"]
+        self.assertDeliveredOnce(t, {"text": "early"}, settle=0)
+        # Once the handler has returned (its late result is logged), nothing
+        # more reached the sink.
+        self.log_line(rid, "respond kind=late outcome=skipped", timeout=SLEEP + 30)
+        time.sleep(0.5)
+        self.assertEqual(self.sink.count(t), 1, self.sink.posts(t))
         self.assertServing()
 
     def test_late_result_without_response_url_is_dropped(self):
         before = self.sink.count()
         t = tag()
-        r, elapsed, _ = self.send(command("slow", {"sleep": 1.0, "tag": t}))
+        r, elapsed, _ = self.send(command("slow", {"sleep": SLEEP, "tag": t}))
         self.assertEqual(self.output(r), {"text": INTERIM})
         self.assertOnTime(elapsed)
-        self.log_line(r.headers["x-request-id"], "outcome=dropped")
+        self.log_line(r.headers["x-request-id"], "outcome=dropped", timeout=SLEEP + 30)
         time.sleep(0.3)
         self.assertEqual(self.sink.count(), before)
         self.assertServing()
@@ -197,7 +216,7 @@ class Deadline(TimingTest):
     def test_button_gets_an_interim_banner(self):
         t = tag()
         b = body("function", "button_handler", "slow",
-                 {"arguments": {"sleep": 1.0, "tag": t}, "target": {"name": "Go"},
+                 {"arguments": {"sleep": SLEEP, "tag": t}, "target": {"name": "Go"},
                   "event": "click"}, timestamp=now_ms())
         b["response_url"] = self.sink.url_for(t)
         r, elapsed, _ = self.send(b)
@@ -210,11 +229,12 @@ class Deadline(TimingTest):
     def test_suggestion_interim_is_empty(self):
         # The user never sees a late suggestion, so Cliq gets "" at once.
         t = tag()
-        r, elapsed, sent = self.send(command("slow", {"sleep": 1.0, "tag": t},
-                                             handler="suggestion_handler"))
+        r, elapsed, _ = self.send(command("slow", {"sleep": SLEEP, "tag": t},
+                                          handler="suggestion_handler"))
         self.assertEqual(self.output(r), "")
         self.assertOnTime(elapsed)
-        time.sleep(max(0.0, sent + 1.2 - time.monotonic()))  # let it finish
+        # Let it finish: its late result has nowhere to go.
+        self.log_line(r.headers["x-request-id"], "outcome=dropped", timeout=SLEEP + 30)
         self.assertServing()
 
     def test_client_that_hangs_up_still_gets_its_result(self):
@@ -237,11 +257,12 @@ class EmptyInterimReply(TimingTest):
 
     def test_empty_interim_reply(self):
         t = tag()
-        r, elapsed, _ = self.send(command("slow", {"sleep": 1.0, "tag": t},
+        r, elapsed, _ = self.send(command("slow", {"sleep": SLEEP, "tag": t},
                                           response_url=self.sink.url_for(t)))
         self.assertEqual(self.output(r), "")
-        self.assertLessEqual(elapsed, 0.7)
-        self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": 1.0}, settle=0.5)
+        # At the deadline (0.5 s), well before the handler finished.
+        self.assertLess(elapsed, 0.5 + LATE_OK)
+        self.assertDeliveredOnce(t, {"text": f"done {t}", "slept": SLEEP}, settle=0.5)
         self.assertServing()
 
 
@@ -249,7 +270,9 @@ class ManyInFlight(TimingTest):
     """500 handlers each waiting 2 s on an outbound call, on 2 workers: a
     worker never blocks on a handler's I/O."""
 
-    flags = ("--deadline", "20000")
+    # The longest deadline allowed: on a slow machine 500 handlers may
+    # queue a while, and none may go the late way for that.
+    flags = ("--deadline", "60000")
     allow = ("127.0.0.1",)
     workers = 2
     upstream_delay = 2.0
@@ -269,7 +292,7 @@ class ManyInFlight(TimingTest):
                 results[i] = self.host.request(
                     "POST", "/", bodies[i],
                     {"Content-Type": "application/json", "X-Cliq-Signature": sigs[i]},
-                    timeout=60)
+                    timeout=120)
             except Exception as e:  # reported below, with its index
                 results[i] = e
 
@@ -291,7 +314,6 @@ class ManyInFlight(TimingTest):
             self.assertEqual(json.loads(out["body"])["path"], f"/slow/{i}", (i, out))
         stats = (f"wall {wall:.1f} s, upstream held up to {self.upstream.max_concurrency} "
                  f"at once, {self.upstream.requests} requests")
-        self.assertLess(wall, 60, stats)
         self.assertEqual(self.upstream.requests, self.N, stats)
         # More calls in flight than workers: the workers did not block.
         self.assertGreater(self.upstream.max_concurrency, 2, stats)
@@ -377,7 +399,9 @@ class Respond(TimingTest):
 class RespondExpiry(TimingTest):
     """A response_url valid for 2 s (--response-url-ttl 2)."""
 
-    flags = ("--response-url-ttl", "2")
+    # respond() waits for its outcome inside the handler: the longest
+    # deadline allowed keeps that in the sync reply however slow the machine.
+    flags = ("--response-url-ttl", "2", "--deadline", "60000")
 
     def test_respond_after_the_url_expired(self):
         t = tag()
@@ -390,34 +414,42 @@ class RespondExpiry(TimingTest):
 
     def test_unreachable_response_url_is_retried_then_given_up(self):
         url = f"http://127.0.0.1:{closed_port()}/r/{tag()}"
-        r, elapsed, _ = self.send(command("respond", {"mode": "then_return"}, response_url=url))
+        r, _, _ = self.send(command("respond", {"mode": "then_return"}, response_url=url),
+                            timeout=90)
         out = self.output(r)
         self.assertNotIn("ok", out)
         self.assertIsInstance(out.get("err"), str, out)
         self.assertTrue(out["err"], out)
-        # Retried while the URL was valid, and not (much) beyond.
-        self.assertLess(elapsed, 2 + 1.5)
+        # Retried while the URL was valid, and not beyond: counted in
+        # attempts, not seconds. A refused connection fails at once, and the
+        # backoff (0.25 s, 0.5 s, 1 s, 2 s, ... with up to a fifth of jitter)
+        # fits 2 to 4 attempts into the URL's 2 s; a machine slower than that
+        # makes fewer, and the next retry would already be past the expiry.
         line = self.log_line(r.headers["x-request-id"], r"outcome=(failed|expired)")
-        self.assertRegex(line, r"attempts=([2-9]|\d\d)")
+        self.assertRegex(line, r"attempts=[2-4]\b")
+        self.assertIn("expire", line)
         self.assertServing()
 
 
 class Limits(TimingTest):
-    """Scripts that loop, eat memory or recurse are stopped with their
-    reason; the one worker keeps serving the others."""
+    """Scripts that loop or recurse are stopped by the CPU limit with their
+    reason; the one worker keeps serving the others.
 
-    # A CPU limit of 1 s (the default): filling memory for the first time
-    # is slow under the sanitizers (page faults count as the handler's
-    # time), and a memory test must reach the memory limit first.
-    flags = ("--max-cpu", "1000", "--max-memory-bytes", "33554432")
+    Only the CPU limit may stop these scripts first: the sync deadline is
+    the longest allowed (so the reply carries the stop, however slow the
+    machine), the run-time limit is far beyond the CPU limit, and the
+    scripts hold next to no memory. Which limit fired is read from the
+    log, not from the clock."""
+
+    flags = ("--max-cpu", "1000", "--deadline", "60000", "--max-run", "30000")
     workers = 1
     max_cpu = 1.0
 
-    def assertStopped(self, name, limit, word, where, within):
-        """Runs command `name`; its user is told it was stopped and why
-        within `within` seconds, and the log names the limit and where the
-        script was."""
-        r, elapsed, _ = self.send(command(name))
+    def assertStopped(self, name, limit, word, where):
+        """Runs command `name`; its user is told it was stopped and why, and
+        the log names the limit and where the script was. Returns the
+        seconds the exchange took."""
+        r, elapsed, _ = self.send(command(name), timeout=90)
         out = self.output(r)
         rid = r.headers["x-request-id"]
         text = out["text"]
@@ -425,42 +457,36 @@ class Limits(TimingTest):
         self.assertIn("stopped", text)
         self.assertIn(word, text.lower())
         self.assertIn(rid, text)
-        self.assertLess(elapsed, within)
         line = self.log_line(rid, "failure=limit")
         self.assertIn(f"limit={limit}", line)
         self.assertIn(where, line)
         self.assertServing()
+        return elapsed
 
-    # Stopped at the CPU limit, with room for a slow (sanitizer) build.
     def test_endless_loop(self):
-        self.assertStopped("spin", "cpu", "cpu", "commands/spin.lua:", self.max_cpu + 2.0)
+        elapsed = self.assertStopped("spin", "cpu", "cpu", "commands/spin.lua:")
+        # It ran until the limit, not less (the limit counts from its start).
+        self.assertGreaterEqual(elapsed, self.max_cpu - 0.05)
 
     def test_endless_loop_inside_pcall(self):
-        self.assertStopped("spin_pcall", "cpu", "cpu", "commands/spin_pcall.lua:",
-                           self.max_cpu + 2.0)
-
-    # Filling 32 MiB has no clock of its own; it must just not hang.
-    def test_table_that_grows_forever(self):
-        self.assertStopped("hog", "memory", "memory", "commands/hog.lua:", 5.0)
-
-    def test_table_that_grows_forever_inside_pcall(self):
-        self.assertStopped("hog_pcall", "memory", "memory", "commands/hog_pcall.lua:", 5.0)
+        elapsed = self.assertStopped("spin_pcall", "cpu", "cpu", "commands/spin_pcall.lua:")
+        self.assertGreaterEqual(elapsed, self.max_cpu - 0.05)
 
     def test_deep_recursion(self):
         # Stopped by a limit, or failed with Lua's "stack overflow": either
-        # way the user hears back promptly and the host lives on.
-        r, elapsed, _ = self.send(command("recurse"))
+        # way the user hears back (the CPU limit bounds how long it takes)
+        # and the host lives on.
+        r, elapsed, _ = self.send(command("recurse"), timeout=90)
         out = self.output(r)
         rid = r.headers["x-request-id"]
         self.assertIn(rid, out["text"])
-        self.assertLess(elapsed, 5)
         line = self.log_line(rid, "failure=")
         self.assertTrue("failure=limit" in line or
                         ("failure=error" in line and "stack overflow" in line), line)
         self.assertServing()
 
     def test_fast_request_answers_while_another_spins(self):
-        spin = json.dumps(command("spin")).encode()
+        spin = json.dumps(command("spin_announced")).encode()
         spin_sig = KEY.sign(spin)
         fast = command("fast", {"tag": "meanwhile"})
         spun = {}
@@ -468,30 +494,67 @@ class Limits(TimingTest):
         def run_spin():
             spun["reply"] = self.host.request(
                 "POST", "/", spin, {"Content-Type": "application/json",
-                                    "X-Cliq-Signature": spin_sig})
+                                    "X-Cliq-Signature": spin_sig}, timeout=90)
 
+        n = len(self.host.lines)
         th = threading.Thread(target=run_spin)
         th.start()
-        time.sleep(0.1)  # the spin is running on the only worker
-        r, elapsed, _ = self.send(fast)
-        th.join(10)
+        # The spin is running on the only worker once it has said so.
+        started = self.host.wait_for(r"req=(\S+) .*spin started", timeout=30, start=n)
+        self.assertIsNotNone(started, self.host.log()[-4000:])
+        spin_rid = re.search(r"req=(\S+)", started).group(1)
+        r, _, _ = self.send(fast, timeout=90)
+        th.join(90)
         self.assertEqual(self.output(r), {"text": "fast", "tag": "meanwhile"})
-        # At most the CPU limit's wait, with room for a slow (sanitizer) build.
-        self.assertLess(elapsed, self.max_cpu + 2.0, f"fast request took {elapsed:.2f} s")
         self.assertIn("stopped", self.output(spun["reply"])["text"])
+        # The fast request was served once the CPU limit freed the worker:
+        # the spin's stop is logged before the fast request's reply.
+        stop = self.log_line(spin_rid, "failure=limit")
+        self.assertIn("limit=cpu", stop)
+        fast_line = self.log_line(r.headers["x-request-id"], "status=200")
+        self.assertLess(self.host.lines.index(stop), self.host.lines.index(fast_line))
         self.assertServing()
+
+
+class MemoryLimits(TimingTest):
+    """Scripts that eat memory are stopped by the memory limit with their
+    reason, even inside pcall; the one worker keeps serving the others.
+
+    Filling 32 MiB for the first time is slow under the sanitizers (page
+    faults count as the handler's time) and on a loaded machine, so every
+    other limit is out of reach: the CPU and run-time limits are the
+    largest allowed, and so is the sync deadline (the reply must carry the
+    stop, not the interim reply)."""
+
+    flags = ("--max-cpu", "600000", "--max-run", "3600000", "--deadline", "60000",
+             "--max-memory-bytes", "33554432")
+    workers = 1
+
+    assertStopped = Limits.assertStopped
+
+    def test_table_that_grows_forever(self):
+        self.assertStopped("hog", "memory", "memory", "commands/hog.lua:")
+
+    def test_table_that_grows_forever_inside_pcall(self):
+        self.assertStopped("hog_pcall", "memory", "memory", "commands/hog_pcall.lua:")
 
 
 class Tricks(TimingTest):
     """Scripts that try to slip past the limits or the host's waits: each is
-    answered, and the one worker keeps serving."""
+    answered, and the one worker keeps serving.
 
-    flags = ("--max-cpu", "1000", "--max-memory-bytes", "16777216")
+    The tricks that spin are stopped by the CPU limit; the sync deadline is
+    the longest allowed so the reply carries that however slow the machine,
+    and the run-time limit, far beyond the CPU limit, is only a backstop
+    against a trick that gets past it (its reply would then name "time",
+    and the log limit=time)."""
+
+    flags = ("--max-cpu", "1000", "--max-memory-bytes", "16777216", "--deadline", "60000",
+             "--max-run", "30000")
     workers = 1
 
     def trick(self, mode):
-        r, elapsed, _ = self.send(command("tricks", {"mode": mode}))
-        self.assertLess(elapsed, 5.0, f"{mode} took {elapsed:.2f} s")
+        r, _, _ = self.send(command("tricks", {"mode": mode}), timeout=90)
         return r, self.output(r)
 
     def test_wait_inside_a_c_callback_is_refused(self):
@@ -504,6 +567,7 @@ class Tricks(TimingTest):
     def test_endless_close_is_not_run(self):
         r, out = self.trick("endless_close")
         self.assertIn("stopped", out["text"])
+        self.assertIn("limit=cpu", self.log_line(r.headers["x-request-id"], "failure=limit"))
         self.assertServing()
 
     def test_endless_tostring_on_an_error_object(self):
@@ -525,50 +589,72 @@ class Tricks(TimingTest):
 
         def keep():
             kept["reply"] = self.host.request("POST", "/", body, {
-                "Content-Type": "application/json", "X-Cliq-Signature": sig})
+                "Content-Type": "application/json", "X-Cliq-Signature": sig}, timeout=90)
 
+        n = len(self.host.lines)
         th = threading.Thread(target=keep)
         th.start()
-        time.sleep(0.2)
+        # The keeper has stored its coroutine and is asleep (for long enough
+        # that the steal surely comes while it sleeps).
+        self.assertIsNotNone(self.host.wait_for(r"kept my coroutine", timeout=30, start=n),
+                             self.host.log()[-4000:])
         _, out = self.trick("steal")
-        th.join(10)
+        th.join(90)
         self.assertFalse(out["resumed"])
         self.assertFalse(out["close"])
         self.assertIn("run by the host", out["err"])
         self.assertEqual(self.output(kept["reply"]), {"text": "kept and woke"})
 
+
+
+class Garbage(TimingTest):
+    """Lots of garbage under a small memory cap is collected, not killed.
+    Making it is slow under the sanitizers and on a loaded machine, so
+    every limit but the memory one is out of reach."""
+
+    flags = ("--max-cpu", "600000", "--max-run", "3600000", "--deadline", "60000",
+             "--max-memory-bytes", "16777216")
+    workers = 1
+
+    trick = Tricks.trick
+
     def test_garbage_is_collected_not_killed(self):
         _, out = self.trick("garbage")
         self.assertEqual(out, {"text": "garbage collected"})
+        self.assertServing()
 
 
 class RunTimeLimit(TimingTest):
-    """--max-run 1000: a handler sleeping 5 s is stopped after 1 s."""
+    """--max-run 1000: a handler sleeping 60 s is stopped after 1 s. The
+    sync deadline is the longest allowed, so the stop is in the sync reply
+    however slow the machine; had the limit not fired, the reply would come
+    only after the client's timeout (30 s)."""
 
-    flags = ("--max-run", "1000")
+    flags = ("--max-run", "1000", "--deadline", "60000")
 
     def test_handler_that_runs_too_long(self):
-        r, elapsed, _ = self.send(command("slow", {"sleep": 5, "tag": tag()}))
-        out = self.output(r)  # sync: the deadline (4.5 s) is after the limit
+        r, elapsed, _ = self.send(command("slow", {"sleep": 60, "tag": tag()}), timeout=30)
+        out = self.output(r)
         rid = r.headers["x-request-id"]
         self.assertIn("stopped", out["text"])
         self.assertIn("longer than", out["text"])
         self.assertIn(rid, out["text"])
         self.assertGreaterEqual(elapsed, 0.9)
-        self.assertLess(elapsed, 3.0)
         self.assertIn("limit=time", self.log_line(rid, "failure=limit"))
         self.assertServing()
 
     def test_stopped_after_the_deadline_is_told_through_response_url(self):
-        host = Host("--max-run", "1000", "--deadline", "500", scripts=SCRIPTS,
+        # The deadline (0.5 s) comes seconds before the limit (5 s), so the
+        # interim reply cannot be overtaken by the stop on a slow machine.
+        host = Host("--max-run", "5000", "--deadline", "500", scripts=SCRIPTS,
                     keys=[KEY.spki], workers=1)
         try:
             t = tag()
-            r, elapsed, _ = self.send(command("slow", {"sleep": 5, "tag": t},
+            r, elapsed, _ = self.send(command("slow", {"sleep": 60, "tag": t},
                                               response_url=self.sink.url_for(t)), host=host)
             self.assertEqual(self.output(r), {"text": INTERIM})
-            self.assertLessEqual(elapsed, 0.7)
-            posts = self.sink.wait_posts(1, t, timeout=5)
+            self.assertLess(elapsed, 0.5 + LATE_OK)
+            posts = self.sink.wait_posts(1, t, timeout=60)
             self.assertEqual(len(posts), 1, host.log())
             text = posts[0].json()["output"]["text"]
             self.assertIn("stopped", text)
@@ -583,10 +669,11 @@ class RunTimeLimit(TimingTest):
 
 
 class Attachments(TimingTest):
-    """attachment:download(): fetched once, cached for the request, refused
-    once expired (--attachment-ttl 1)."""
+    """attachment:download(): fetched once, cached for the request. The
+    attachments stay valid for the whole test (--attachment-ttl 600),
+    however slow the machine."""
 
-    flags = ("--attachment-ttl", "1")
+    flags = ("--attachment-ttl", "600")
     allow = ("127.0.0.1",)
     upstream_delay = 0
 
@@ -605,6 +692,18 @@ class Attachments(TimingTest):
         self.assertEqual(self.upstream.fetches(name), 1)
         self.assertServing()
 
+
+class AttachmentsExpire(TimingTest):
+    """attachment:download() is refused once expired (--attachment-ttl 1);
+    the handler waits past that before trying, and a slow machine only
+    makes it later."""
+
+    flags = ("--attachment-ttl", "1", "--deadline", "60000")
+    allow = ("127.0.0.1",)
+    upstream_delay = 0
+
+    attach = Attachments.attach
+
     def test_expired_is_refused_without_fetching(self):
         out, name = self.attach({"wait": 1.5})
         self.assertEqual(out, {"text": "downloaded", "same": False,
@@ -614,14 +713,20 @@ class Attachments(TimingTest):
 
 
 class HttpRequest(TimingTest):
-    """http.request: what comes back, and each way it fails."""
+    """http.request: what comes back, and each way it fails.
 
-    flags = ("--http-timeout", "1000", "--max-http-response-bytes", "4096")
+    The upstream's slow answers take 20 s, far beyond the timeouts tested
+    (0.5 s and 1 s), and the sync deadline is longer still (30 s): a call
+    that waited for the upstream would come back with its 200, not a
+    timeout."""
+
+    flags = ("--http-timeout", "1000", "--max-http-response-bytes", "4096",
+             "--deadline", "30000")
     allow = ("127.0.0.1",)
-    upstream_delay = 2.0
+    upstream_delay = 20.0
 
     def fetch(self, **options):
-        r, elapsed, _ = self.send(command("fetch", options))
+        r, elapsed, _ = self.send(command("fetch", options), timeout=60)
         return self.output(r), elapsed
 
     def test_post_with_headers_and_body(self):
@@ -639,7 +744,7 @@ class HttpRequest(TimingTest):
         out, elapsed = self.fetch(url=f"{self.upstream.url}/slow", timeout=0.5)
         self.assertIs(out.get("failed"), True, out)
         self.assertIn("timeout", out["error"].lower())
-        self.assertLess(elapsed, 1.8, "the call waited for the 2 s upstream")
+        self.assertLess(elapsed, self.upstream_delay / 2, "the call waited for the upstream")
         self.assertServing()
 
     def test_default_timeout_from_settings(self):
@@ -647,7 +752,7 @@ class HttpRequest(TimingTest):
         self.assertIs(out.get("failed"), True, out)
         self.assertIn("timeout", out["error"].lower())
         self.assertGreaterEqual(elapsed, 0.9)
-        self.assertLess(elapsed, 1.9)
+        self.assertLess(elapsed, self.upstream_delay / 2, "the call waited for the upstream")
         self.assertServing()
 
     def test_connection_refused(self):

@@ -1,6 +1,6 @@
 -- A table that grows forever: the memory limit must stop it. Rows are big
--- (256 KiB) so the cap is reached in a few Lua instructions: this is about
--- memory, and the CPU limit must not get there first.
+-- (256 KiB) so the cap is reached in a few Lua instructions. The test's host
+-- puts every other limit out of reach: this is about memory only.
 return {
   execution = function(req)
     local t = {}

@@ -30,10 +30,12 @@ function modes.finalizer()
   return { text = "gc", ok = ok, err = tostring(err) }
 end
 
--- Keeps this handler's coroutine, then waits.
+-- Keeps this handler's coroutine, says so (the test waits for the line),
+-- then waits long enough for the steal to come while it sleeps.
 function modes.keep()
   stolen = coroutine.running()
-  sleep(0.5)
+  log.info("kept my coroutine")
+  sleep(3)
   return { text = "kept and woke" }
 end
 
