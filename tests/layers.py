@@ -9,8 +9,9 @@
 
 A module is a .c file and its .h (host/script/vm.c and vm.h); it uses the
 modules whose headers either file includes. A layer is a folder of host/,
-in the order host/CMakeLists.txt builds them; that file links each layer
-only with those below it, so the linker holds the same line.
+in the order host/CMakeLists.txt builds them (each a static library that
+links the ones below it). This check is what holds the line: the order of
+modules inside a layer is shown, not checked, apart from circles.
 """
 import os
 import re

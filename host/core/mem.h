@@ -1,7 +1,7 @@
 /*
  * mem: the host's allocation wrappers.
  *
- * The host's own memory (not the Lua heap, which luavm caps separately) comes
+ * The host's own memory (not the Lua heap, which script/vm caps separately) comes
  * from these. Out of memory in the host is not recoverable in any useful way,
  * so they never return NULL: they log the file and line and abort.
  */

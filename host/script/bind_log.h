@@ -12,7 +12,7 @@
 
 #include <lua.h>
 
-/* What the lines are tagged with; the owner (luavm) updates it before
+/* What the lines are tagged with; the runtime updates it before
  * running each piece of script code. */
 struct bind_log_ctx {
     char req_id[48];  /* "" outside a request */

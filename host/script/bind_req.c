@@ -1,6 +1,7 @@
-/* bind_req: req:respond() and attachment:download() (see bind_req.h). */
+/* bind_req: the request object, req:respond() and attachment:download() (see bind_req.h). */
 #include "script/bind_req.h"
 
+#include "cliq/request.h"
 #include "cliq/respond.h"
 #include "core/buf.h"
 #include "core/log.h"

@@ -26,8 +26,8 @@ void bind_req_open(lua_State *L);
 
 /* Builds the request object a handler gets from the call's parsed body:
  * body, params (attachments get their download() method), type, name,
- * handler, action, id, response_url, timestamp. Allocates: call in
- * protected mode. [-0, +1] */
+ * handler, action, id, response_url, timestamp. Needs the metatables of
+ * bind_req_open. Allocates: call in protected mode. [-0, +1] */
 void bind_req_push_request(lua_State *L, const struct luavm_call *c);
 
 #endif

@@ -10,12 +10,11 @@
 #include "script/bind_req.h"
 #include "script/libs.h"
 #include "script/sandbox.h"
-#include "script/scripts.h"
+#include "script/loader.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -109,8 +108,8 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", c->req_id);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", d->script);
 
-    scripts_refresh(vm);
-    int rc = scripts_get(vm, d->script);
+    loader_refresh(vm);
+    int rc = loader_get(vm, d->script);
     if (rc == -ENOENT) {
         res->status = 404;
         snprintf(res->error, sizeof res->error, "no script for %s%s%s: looked for %s/%s", d->type,

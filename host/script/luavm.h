@@ -1,9 +1,11 @@
 /*
  * luavm: one worker's script runtime, put together: a Lua state with its
  * limits (vm.h), the sandbox (sandbox.h) with the host's bindings
- * (libs.h), and the scripts it has loaded (scripts.h). The server makes
- * one per worker and runs each call's handler with luavm_start; `check`,
- * the reloader and unit tests use it the same way.
+ * (libs.h), and the scripts it has loaded (loader.h). The server makes
+ * one per worker and runs each call's handler with luavm_start; `check`
+ * and the reloader make one to validate scripts (loader.h); unit tests run
+ * handlers with luavm_run. The types (struct luavm_options,
+ * luavm_result, luavm_call, ...) are in vm.h.
  *
  * Scripts come from the hub's current snapshot (scriptset.h), refreshed at
  * each request, or from disk when there is no hub.
@@ -16,8 +18,10 @@
 #include <stddef.h>
 
 /* Creates a state with the sandbox. Borrows `o`'s strings for the lifetime
- * of the luavm. Returns NULL with a reason in err. Caller frees. */
+ * of the luavm. Returns NULL with a reason in err. Free with luavm_free. */
 struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen);
+/* Drops the tasks still waiting (without their callbacks) and frees vm.
+ * NULL is fine. */
 void luavm_free(struct luavm *vm);
 /* New settings (SIGHUP): limits, replies, tokens. The worker's own parts
  * (loop, fetch, responder, outbox, mailbox, hub), the scripts folder and

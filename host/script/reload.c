@@ -5,7 +5,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "script/luavm.h"
-#include "script/scripts.h"
+#include "script/loader.h"
 #include "script/scriptset.h"
 
 #include <dirent.h>
@@ -354,8 +354,7 @@ static int check(struct scan *sc, struct item *it, const char *src, size_t len, 
     free(it->deps_seen);
     it->deps_seen = NULL;
     sc->checking = it;
-    int rc =
-        scripts_validate(sc->vm, it->rel, src, len, on_require, sc, keys, keyslen, err, errlen);
+    int rc = loader_validate(sc->vm, it->rel, src, len, on_require, sc, keys, keyslen, err, errlen);
     sc->checking = NULL;
     return rc;
 }
@@ -384,7 +383,7 @@ static int settle_round(struct scan *sc)
 {
     char err[1600];
     struct scriptset *cand = candidate(sc);
-    scripts_use_set(sc->vm, cand);
+    loader_use_set(sc->vm, cand);
     scriptset_release(cand);
     int held = 0;
     for (size_t i = 0; i < sc->n; i++) {
@@ -633,7 +632,7 @@ int reload_scan(struct scripts_hub *h, const struct luavm_options *lo, int initi
             if (m->read_error) {
                 m->held = 1;
             } else if (m->st &&
-                       scripts_compile_only(sc.vm, m->rel, m->text, m->len, err, sizeof err) < 0) {
+                       loader_compile_only(sc.vm, m->rel, m->text, m->len, err, sizeof err) < 0) {
                 set_why(m, err);
                 m->held = 1;
             }

@@ -323,7 +323,7 @@ static void copy_field(lua_State *L, int from, int to, const char *name)
     lua_setfield(L, to, name);
 }
 
-int sandbox_open(lua_State *L, struct luavm *vm)
+void sandbox_open(lua_State *L, struct luavm *vm)
 {
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},
@@ -453,5 +453,4 @@ int sandbox_open(lua_State *L, struct luavm *vm)
     lua_pushvalue(L, sb);
     lua_replace(L, G);
     lua_settop(L, G);
-    return 1;
 }

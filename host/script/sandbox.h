@@ -24,7 +24,7 @@ struct luavm;
  * and the registry tables the runtime uses, and pushes the sandbox table,
  * for libs.c to add the host's modules to. Run in protected mode (it
  * allocates). [-0, +1] */
-int sandbox_open(lua_State *L, struct luavm *vm);
+void sandbox_open(lua_State *L, struct luavm *vm);
 
 /* Compiles `data` as a text chunk named after `path` and sets a fresh
  * environment (its own globals over the sandbox) as its _ENV. Returns

@@ -6,7 +6,7 @@
  * scripts/lib module, the source text being served, a version number, and
  * the last problem found with the file on disk. The reloader (reload.h)
  * builds snapshots and publishes them to the hub; each worker's Lua
- * runtime (luavm.h) takes the hub's current snapshot at its next request
+ * runtime (loader.h) takes the hub's current snapshot at its next request
  * and compiles from it, never from the disk. Entries and snapshots are
  * reference-counted and shared between threads; once published nothing in
  * them changes.
@@ -97,7 +97,9 @@ void scripts_hub_stats(struct scripts_hub *h, struct reload_stats *out);
 struct script_src *script_src_new(const char *rel);
 /* A private copy of e to change before it is published. Caller releases. */
 struct script_src *script_src_copy(const struct script_src *e);
+/* Adds a reference to e and returns it. */
 struct script_src *script_src_hold(struct script_src *e);
+/* Drops a reference; frees e at the last one. NULL is fine. */
 void script_src_release(struct script_src *e);
 /* Drops e's list of dependencies. */
 void script_src_free_deps(struct script_src *e);

@@ -463,7 +463,7 @@ void vm_wake(struct luavm_task *t, int nresults)
     memset(&res, 0, sizeof res);
     if (!t->waiting || lua_status(t->co) != LUA_YIELD) {
         /* Cannot happen while scripts cannot touch a handler's coroutine
-         * (see sb_coroutine_guard); if it does, stop the task rather than
+         * (see sb_coroutine_guard in sandbox.c); if it does, stop the task rather than
          * resume something else. */
         task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, "the handler's coroutine was disturbed", &res);
         complete(t, &res);
@@ -652,5 +652,6 @@ void vm_task_abandon(struct luavm_task *t, const char *why, struct luavm_result 
         t->cancel(t->cancel_ud);
     t->waiting = 0;
     task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, why, res);
+    res->response_url = NULL; /* it lived in the task */
     vm_task_free(t);
 }

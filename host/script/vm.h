@@ -13,10 +13,12 @@
  * capped allocator). A task that breaks one is stopped alone; the chat
  * user gets a reply that says so.
  *
- * This module knows no script, sandbox or binding: sandbox.c builds the
- * globals, scripts.c loads scripts, libs.c lists the bindings, and
+ * This module builds no globals and opens no binding: sandbox.c builds
+ * the globals, loader.c loads scripts, libs.c lists the bindings, and
  * luavm.c (the runtime's entry points) puts them together, as Lua's own
- * core knows no library and linit.c lists them.
+ * core opens no library and linit.c lists them. It holds what those share
+ * (the snapshot served, the log context) and encodes replies with
+ * bind_json, which never waits and sits below it.
  */
 #ifndef CLIQHOST_VM_H
 #define CLIQHOST_VM_H
@@ -34,7 +36,6 @@ struct config;
 struct fetch;
 struct mailbox;
 struct outbox;
-struct request_dispatch;
 struct responder;
 struct sched;
 struct sched_timer;
@@ -136,7 +137,7 @@ struct luavm {
      * no hub: files are read from disk on first use. */
     struct scriptset *set;
     unsigned long long gen; /* the hub generation `set` came from */
-    int fixed_set;          /* set by scripts_use_set: never refreshed */
+    int fixed_set;          /* set by loader_use_set: never refreshed */
     luavm_require_cb require_cb;
     void *require_ud;
     const char *loading; /* the script or module whose top level runs, for require_cb */

@@ -16,7 +16,6 @@
 #include "event/mailbox.h"
 #include "event/sched.h"
 #include "script/luavm.h"
-#include "script/reload.h"
 #include "serve/admin.h"
 #include "serve/metrics.h"
 
@@ -404,7 +403,7 @@ static void deliver_late(struct call *c, struct luavm_result *res)
     res->body = NULL; /* the responder took it */
 }
 
-/* luavm calls this when a handler that waited is done. */
+/* the runtime (vm.c) calls this when a handler that waited is done. */
 static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *ud)
 {
     (void)t;

@@ -9,6 +9,8 @@
  *
  *   POST /          the callback URL Cliq calls
  *   GET  /healthz   200 while serving
+ *   GET  /status    the scripts served and what failed to load (admin.h)
+ *   GET  /metrics   Prometheus' text (admin.h)
  * Everything else gets a JSON error (DESIGN.md "HTTP surface").
  */
 #ifndef CLIQHOST_SERVER_H

@@ -1,5 +1,5 @@
-/* scripts: a worker's loaded scripts (see scripts.h). */
-#include "script/scripts.h"
+/* loader: a worker's loaded scripts (see loader.h). */
+#include "script/loader.h"
 
 #include "core/log.h"
 #include "script/sandbox.h"
@@ -9,7 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
+#include <stdio.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -73,7 +73,7 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
 }
 
 /* Takes the hub's newest snapshot when it changed. */
-void scripts_refresh(struct luavm *vm)
+void loader_refresh(struct luavm *vm)
 {
     if (vm->fixed_set || !vm->opt.scripts)
         return;
@@ -97,7 +97,7 @@ void scripts_refresh(struct luavm *vm)
  * fall back on is cached as its error message, unless a limit stopped it
  * (that may pass: it is tried again next time). Returns 0 (table pushed),
  * -ENOENT (nothing pushed), -1 or -2 (message pushed). */
-int scripts_get(struct luavm *vm, const char *rel)
+int loader_get(struct luavm *vm, const char *rel)
 {
     lua_State *L = vm->L;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_scripts);
@@ -165,7 +165,7 @@ hit:
     return lua_type(L, -1) == LUA_TTABLE ? 0 : -1;
 }
 
-void scripts_use_set(struct luavm *vm, struct scriptset *set)
+void loader_use_set(struct luavm *vm, struct scriptset *set)
 {
     if (set)
         scriptset_hold(set);
@@ -174,9 +174,9 @@ void scripts_use_set(struct luavm *vm, struct scriptset *set)
     vm->fixed_set = 1;
 }
 
-int scripts_validate(struct luavm *vm, const char *rel, const char *src, size_t len,
-                     luavm_require_cb cb, void *ud, char *keys, size_t keyslen, char *err,
-                     size_t errlen)
+int loader_validate(struct luavm *vm, const char *rel, const char *src, size_t len,
+                    luavm_require_cb cb, void *ud, char *keys, size_t keyslen, char *err,
+                    size_t errlen)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
@@ -213,8 +213,8 @@ int scripts_validate(struct luavm *vm, const char *rel, const char *src, size_t 
     return 0;
 }
 
-int scripts_compile_only(struct luavm *vm, const char *rel, const char *src, size_t len, char *err,
-                         size_t errlen)
+int loader_compile_only(struct luavm *vm, const char *rel, const char *src, size_t len, char *err,
+                        size_t errlen)
 {
     char path[SOURCE_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
