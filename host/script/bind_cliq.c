@@ -84,26 +84,33 @@ static void post_done(const struct outbox_outcome *oc, void *ud)
     release(w);
 }
 
-/* Reads opts field `k` as an optional string. */
+/* Pushes opts field `k` (raw: none of the script's code runs while the
+ * host reads it; nil without opts). [-0, +1] */
+static int opt_raw(lua_State *L, int opts, const char *k)
+{
+    if (opts == 0) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_pushstring(L, k);
+    return lua_rawget(L, opts);
+}
+
+/* Reads opts field `k` as an optional string. The value stays on the
+ * stack, so the string lives until the call returns. [-0, +1] */
 static const char *opt_string(lua_State *L, int opts, const char *k)
 {
-    if (opts == 0)
-        return NULL;
-    int t = lua_getfield(L, opts, k);
-    const char *s = NULL;
+    int t = opt_raw(L, opts, k);
     if (t == LUA_TSTRING)
-        s = lua_tostring(L, -1);
-    else if (t != LUA_TNIL)
+        return lua_tostring(L, -1);
+    if (t != LUA_TNIL)
         luaL_error(L, "opts.%s must be a string (got %s)", k, lua_typename(L, t));
-    lua_pop(L, 1); /* the string stays alive in opts */
-    return s;
+    return NULL;
 }
 
 static int opt_bool(lua_State *L, int opts, const char *k, int def)
 {
-    if (opts == 0)
-        return def;
-    int t = lua_getfield(L, opts, k);
+    int t = opt_raw(L, opts, k);
     int v = def;
     if (t == LUA_TBOOLEAN)
         v = lua_toboolean(L, -1);
@@ -118,7 +125,7 @@ static int opt_bool(lua_State *L, int opts, const char *k, int def)
  * builds in Lua, so nothing of the host's leaks when it does. [-0, +(0|1)] */
 static int push_userids(lua_State *L, int opts)
 {
-    int t = lua_getfield(L, opts, "userids");
+    int t = opt_raw(L, opts, "userids");
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;

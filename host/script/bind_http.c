@@ -137,17 +137,24 @@ static void http_cancel(void *ud)
     free(hc);
 }
 
-/* Reads field `k` of the options table as an optional string. */
+/* Pushes field `k` of the options table (raw: none of the script's code
+ * runs while the host reads it) and returns it as an optional string. The
+ * value stays on the stack, so the string lives until the call returns,
+ * whatever happens to the table. [-0, +1] */
+static int opt_raw(lua_State *L, int opts, const char *k)
+{
+    lua_pushstring(L, k);
+    return lua_rawget(L, opts);
+}
+
 static const char *opt_string(lua_State *L, const char *k, size_t *len)
 {
-    int t = lua_getfield(L, 1, k);
-    const char *s = NULL;
+    int t = opt_raw(L, 1, k);
     if (t == LUA_TSTRING)
-        s = lua_tolstring(L, -1, len);
-    else if (t != LUA_TNIL)
+        return lua_tolstring(L, -1, len);
+    if (t != LUA_TNIL)
         luaL_error(L, "http.request: '%s' must be a string (got %s)", k, lua_typename(L, t));
-    lua_pop(L, 1); /* the string stays alive in the options table */
-    return s;
+    return NULL;
 }
 
 static int header_text_ok(const char *s, size_t n)
@@ -178,7 +185,7 @@ static int l_request(lua_State *L)
     const struct luavm_options *o = vm_options(vm_of(t));
 
     double timeout_ms = (double)o->http_timeout_ms;
-    int tt = lua_getfield(L, 1, "timeout");
+    int tt = opt_raw(L, 1, "timeout");
     if (tt == LUA_TNUMBER) {
         double s = lua_tonumber(L, -1);
         if (!(s > 0) || !isfinite(s))
@@ -195,7 +202,7 @@ static int l_request(lua_State *L)
         timeout_ms = 1;
 
     long redirects = 0;
-    int rt = lua_getfield(L, 1, "redirects");
+    int rt = opt_raw(L, 1, "redirects");
     if (rt == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 &&
         lua_tointeger(L, -1) <= 20)
         redirects = (long)lua_tointeger(L, -1);
@@ -206,7 +213,7 @@ static int l_request(lua_State *L)
     /* Headers become "Name: value" lines, kept alive on the stack. */
     const char *lines[MAX_HEADERS];
     size_t nlines = 0;
-    int ht = lua_getfield(L, 1, "headers");
+    int ht = opt_raw(L, 1, "headers");
     if (ht == LUA_TTABLE) {
         int h = lua_gettop(L);
         lua_pushnil(L);

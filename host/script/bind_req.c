@@ -190,7 +190,8 @@ static int l_download(lua_State *L)
     if (lua_rawget(L, -2) == LUA_TSTRING)
         return 1;
     lua_settop(L, 1);
-    if (lua_getfield(L, 1, "url") != LUA_TSTRING)
+    lua_pushliteral(L, "url"); /* raw, and kept on the stack while used */
+    if (lua_rawget(L, 1) != LUA_TSTRING)
         return luaL_error(L, "attachment:download: the attachment has no url");
     const char *url = lua_tostring(L, -1);
     struct luavm_task *t = vm_task_here(L, "attachment:download");

@@ -127,7 +127,10 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
         goto done;
     }
     int handlers = lua_gettop(L);
-    if (lua_getfield(L, handlers, d->key) != LUA_TFUNCTION) {
+    /* Raw: the handler table is the script's, and a metamethod on it (a
+     * strict module's __index) must not run here, outside every limit. */
+    lua_pushstring(L, d->key);
+    if (lua_rawget(L, handlers) != LUA_TFUNCTION) {
         res->status = 404;
         struct buf have;
         buf_init(&have, 200);

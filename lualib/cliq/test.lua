@@ -635,10 +635,11 @@ function kit.run(h, req)
   end
   local l = loaded[h]
   if l then
-    local fn = l.handlers[req.handler]
+    -- Raw, as the host looks a handler up: a strict module's __index is not run.
+    local fn = rawget(l.handlers, req.handler)
     if not fn then
       local names = {}
-      for k in pairs(l.handlers) do
+      for k in next, l.handlers do
         names[#names + 1] = k
       end
       table.sort(names)

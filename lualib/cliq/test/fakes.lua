@@ -344,11 +344,22 @@ local function response_of(r, call)
   return { status = math.tointeger(r.status) or 200, headers = headers, body = body or "" }
 end
 
+-- What the host reads of an option table: its own fields, raw (the host
+-- runs none of the script's metamethods while it reads one).
+local function raw_fields(t)
+  local c = {}
+  for k, v in next, t do
+    c[k] = v
+  end
+  return c
+end
+
 function M.http_request(opts)
   if type(opts) ~= "table" then
     error(string.format("bad argument #1 to 'request' (table expected, got %s)",
       opts == nil and "no value" or type(opts)), 2)
   end
+  opts = raw_fields(opts)
   local url = opt_string(opts, "url", "http.request: '%s'")
   if not url then
     error("http.request: 'url' is required", 2)
@@ -516,6 +527,7 @@ local function post(short)
       error(string.format("bad argument #3 to '%s' (table expected, got %s)", short,
         type(opts)), 2)
     end
+    opts = opts and raw_fields(opts)
     local o = opts or {}
     local token = opt_string(o, "token", "opts.%s") or "default"
     local as_bot = short == "post_channel" and opt_string(o, "as_bot", "opts.%s") or nil

@@ -1,0 +1,87 @@
+"""The sandbox holds (issue 12): what a script hands the host is read
+without running the script's code, and nothing a script does to its own
+tables can stop the process or hang a worker."""
+
+import json
+import os
+import unittest
+
+from cliq_bodies import body
+from hostlib import REPO, Host, Key
+
+KEY = Key("sandbox")
+SCRIPTS = os.path.join(REPO, "tests", "e2e", "sandbox_scripts")
+
+
+def command(name, wire="execution_handler", arguments=""):
+    return json.dumps(body("command", wire, name, {"arguments": arguments})).encode()
+
+
+class HandlerTables(unittest.TestCase):
+    """The host looks a handler up with raw access: a handler table's
+    metatable (a strict-module __index that raises, or one that loops) is
+    never run by the host."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def assertServing(self):
+        r = self.host.post(command("strict"), key=KEY)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["output"]["text"], "strict ok")
+
+    def test_a_strict_module_without_the_handler_is_a_404(self):
+        for _ in range(4):  # both workers
+            r = self.host.post(command("strict", "suggestion_handler"), key=KEY)
+            self.assertEqual(r.status, 404, r)
+            self.assertIn("has no 'suggestion' handler", r.json()["error"])
+        self.assertServing()
+
+    def test_an_index_that_loops_is_not_run(self):
+        for _ in range(4):
+            r = self.host.post(command("loopy", "suggestion_handler"), key=KEY)
+            self.assertEqual(r.status, 404, r)
+        r = self.host.post(command("loopy"), key=KEY)
+        self.assertEqual(r.json()["output"]["text"], "loopy ok")
+        self.assertServing()
+
+
+class OptionTables(unittest.TestCase):
+    """Bindings read option tables raw, so a string the host keeps is one
+    the table holds (finding 1: a string made by __index was used after
+    it was collected)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def text(self, which):
+        r = self.host.post(command("opts_meta", arguments=which), key=KEY)
+        self.assertEqual(r.status, 200, r)
+        return r.json()["output"]["text"]
+
+    def test_http_request_reads_the_options_raw(self):
+        for _ in range(4):
+            self.assertIn("http false", self.text("http"))
+            self.assertIn("'url' is required", self.text("http"))
+
+    def test_cliq_post_reads_the_options_raw(self):
+        for _ in range(4):
+            out = self.text("cliq")
+            self.assertIn("no token named 'default'", out)
+            self.assertNotIn("from_meta", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
