@@ -968,6 +968,46 @@ static int open_listener(const struct sockaddr_storage *ss, unsigned sslen, char
     return fd;
 }
 
+/* SO_REUSEPORT lets the host's own workers share the port, and would let
+ * another process join them just as quietly (another cliqhost, with other
+ * scripts and keys, taking a share of the calls). So the address is first
+ * bound without it: that fails while anyone listens there. With port 0 it
+ * also picks the free port the workers then share, written back to ss.
+ * The claim is released before the workers bind; a host started in that
+ * instant could still slip in. Returns 0, or -1 with a reason in err. */
+static int claim_port(struct sockaddr_storage *ss, unsigned sslen, char *err, size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* not past a listener */
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, sslen) < 0) {
+        if (errno == EADDRINUSE)
+            snprintf(err, errlen,
+                     "address already in use: another process (another cliqhost?) listens "
+                     "there; stop it or choose another --listen");
+        else
+            snprintf(err, errlen, "cannot listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+        if (ss->ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)ss)->sin6_port = ((struct sockaddr_in6 *)&got)->sin6_port;
+        else
+            ((struct sockaddr_in *)ss)->sin_port = ((struct sockaddr_in *)&got)->sin_port;
+    }
+    close(fd);
+    return 0;
+}
+
 static int worker_init(struct server *s, struct worker *w, const struct sockaddr_storage *ss,
                        unsigned sslen, const char *lualib_dir, char *err, size_t errlen)
 {
@@ -1067,6 +1107,12 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
         s->workers[i].index = i;
         s->workers[i].listen_fd = -1;
     }
+    char why[512];
+    if (claim_port(&ss, sslen, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", c->listen, why);
+        server_free(s);
+        return NULL;
+    }
     char obox_err[512];
     s->outbox = outbox_open(c, 0, obox_err, sizeof obox_err);
     if (!s->outbox) {
@@ -1075,27 +1121,14 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
         return NULL;
     }
     for (int i = 0; i < s->nworkers; i++) {
-        char why[512];
         if (worker_init(s, &s->workers[i], &ss, sslen, lualib_dir, why, sizeof why) < 0) {
             snprintf(err, errlen, "%s: %s", c->listen, why);
             server_free(s);
             return NULL;
         }
-        if (i == 0) {
-            /* With port 0 the first worker gets a free port; the others
-             * join it there. */
-            struct sockaddr_storage got;
-            socklen_t gl = sizeof got;
-            getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &gl);
-            uint16_t port = got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                                      : ((struct sockaddr_in *)&got)->sin_port;
-            s->port = ntohs(port);
-            if (ss.ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&ss)->sin6_port = port;
-            else
-                ((struct sockaddr_in *)&ss)->sin_port = port;
-        }
     }
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
     return s;
 }
 

@@ -83,5 +83,38 @@ class OptionTables(unittest.TestCase):
             self.assertNotIn("from_meta", out)
 
 
+class PortTaken(unittest.TestCase):
+    """SO_REUSEPORT is for the host's own workers: a second host on a port
+    another one holds fails at start (finding 13: it joined silently and
+    took a share of the calls, with other scripts and keys)."""
+
+    def test_a_second_host_on_the_same_port_fails_at_start(self):
+        first = Host(scripts=SCRIPTS, keys=[KEY.spki])
+        try:
+            second = Host(scripts=SCRIPTS, keys=[KEY.spki], listen=f"127.0.0.1:{first.port}",
+                          wait=False)
+            try:
+                rc = second.proc.wait(30)
+            finally:
+                second.stop()
+            self.assertNotEqual(rc, 0, second.log())
+            self.assertRegex(second.log(), rf"cannot start: 127\.0\.0\.1:{first.port}: "
+                                           r"address already in use")
+            self.assertNotIn("listening on", second.log())
+            for _ in range(6):  # every call still reaches the first host
+                r = first.post(command("strict"), key=KEY)
+                self.assertEqual(r.json()["output"]["text"], "strict ok")
+        finally:
+            self.assertEqual(first.stop(), 0)
+
+    def test_port_zero_still_picks_a_free_port_for_every_worker(self):
+        h = Host(scripts=SCRIPTS, keys=[KEY.spki], workers=3)
+        try:
+            for _ in range(6):
+                self.assertEqual(h.post(command("strict"), key=KEY).status, 200)
+        finally:
+            self.assertEqual(h.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
