@@ -62,11 +62,11 @@ static void bucket_clear(struct replay *r, struct bucket *b)
     b->epoch = -1;
 }
 
-static uint64_t sig_hash(const char *s, size_t n)
+static uint64_t body_hash(const unsigned char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
+        h ^= s[i];
         h *= 1099511628211ULL;
     }
     h ^= h >> 33; /* spread FNV's high bits into the low ones the table uses */
@@ -107,7 +107,7 @@ static void evict_oldest(struct replay *r, long long now_ms)
     if (now_ms - r->warned_ms >= 60000) {
         r->warned_ms = now_ms;
         log_msg(LOG_WARN, NULL,
-                "replay_memory (%zu signatures) is full: calls are coming faster than it can "
+                "replay_memory (%zu calls) is full: calls are coming faster than it can "
                 "remember for the whole window; the oldest are forgotten early",
                 r->max_entries);
     }
@@ -115,16 +115,16 @@ static void evict_oldest(struct replay *r, long long now_ms)
 }
 
 enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
-                                const char *sig, size_t siglen, long long *age_ms)
+                                const unsigned char *digest, size_t len, long long *age_ms)
 {
     *age_ms = now_ms - timestamp_ms;
     if (timestamp_ms < now_ms - r->window_ms)
         return REPLAY_STALE;
     if (timestamp_ms > now_ms + r->window_ms)
         return REPLAY_FUTURE;
-    if (!r->max_entries || !sig)
+    if (!r->max_entries || !digest)
         return REPLAY_OK;
-    uint64_t key = sig_hash(sig, siglen);
+    uint64_t key = body_hash(digest, len);
     long long epoch = timestamp_ms / r->width_ms;
     pthread_mutex_lock(&r->mu);
     struct bucket *b = &r->b[epoch % NBUCKETS];

@@ -322,16 +322,27 @@ void verifier_free(struct verifier *v)
 enum verify_result verifier_check(struct verifier *v, const void *body, size_t body_len,
                                   const char *sig, int *key_index)
 {
+    unsigned char digest[VERIFY_DIGEST_LEN];
+    return verifier_check_digest(v, body, body_len, sig, key_index, digest);
+}
+
+enum verify_result verifier_check_digest(struct verifier *v, const void *body, size_t body_len,
+                                         const char *sig, int *key_index,
+                                         unsigned char digest[VERIFY_DIGEST_LEN])
+{
     if (!v->ks)
         return VERIFY_SKIPPED;
     if (!sig)
         return VERIFY_MISSING;
+    /* Spaces and tabs around it (HTTP's optional whitespace) and quotes, as
+     * in Zoho's sample, are trimmed; nothing else is, and the base64 must
+     * be canonical, so one signature has one accepted spelling. */
     size_t n = strlen(sig);
-    while (n && isspace((unsigned char)*sig)) {
+    while (n && (*sig == ' ' || *sig == '\t')) {
         sig++;
         n--;
     }
-    while (n && isspace((unsigned char)sig[n - 1]))
+    while (n && (sig[n - 1] == ' ' || sig[n - 1] == '\t'))
         n--;
     if (n >= 2 && sig[0] == '"' && sig[n - 1] == '"') {
         sig++;
@@ -344,7 +355,7 @@ enum verify_result verifier_check(struct verifier *v, const void *body, size_t b
 
     unsigned char raw[BASE64_DECODED_MAX(VERIFY_MAX_SIG_HEADER)];
     size_t rawlen = 0;
-    if (base64_decode(sig, n, raw, sizeof raw, &rawlen, 0) < 0)
+    if (base64_decode(sig, n, raw, sizeof raw, &rawlen, BASE64_STRICT) < 0)
         return VERIFY_NOT_BASE64;
 
     unsigned char dig[EVP_MAX_MD_SIZE];
@@ -363,6 +374,7 @@ enum verify_result verifier_check(struct verifier *v, const void *body, size_t b
         if (EVP_PKEY_verify(v->ctx[i], raw, rawlen, dig, diglen) == 1) {
             if (key_index)
                 *key_index = (int)i;
+            memcpy(digest, dig, VERIFY_DIGEST_LEN);
             return VERIFY_OK;
         }
     }

@@ -51,10 +51,19 @@ const char *verify_keyset_describe(const struct verify_keyset *ks, size_t i);
 struct verifier *verifier_new(const struct verify_keyset *ks);
 void verifier_free(struct verifier *v);
 
-/* Checks `sig` (the header's value, NULL when absent; surrounding
- * whitespace and one pair of double quotes are ignored) against the body.
- * On VERIFY_OK, *key_index (if not NULL) is the 0-based key that matched. */
+/* The SHA-256 of a body, as verifier_check_digest hands it back. */
+#define VERIFY_DIGEST_LEN 32
+
+/* Checks `sig` (the header's value, NULL when absent; spaces and tabs
+ * around it and one pair of double quotes are ignored; the base64 must be
+ * canonical) against the body. On VERIFY_OK, *key_index (if not NULL) is
+ * the 0-based key that matched. */
 enum verify_result verifier_check(struct verifier *v, const void *body, size_t body_len,
                                   const char *sig, int *key_index);
+/* As verifier_check, and on VERIFY_OK also writes the body's SHA-256 (what
+ * the signature covers) to `digest`: the replay memory's key. */
+enum verify_result verifier_check_digest(struct verifier *v, const void *body, size_t body_len,
+                                         const char *sig, int *key_index,
+                                         unsigned char digest[VERIFY_DIGEST_LEN]);
 
 #endif

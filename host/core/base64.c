@@ -58,6 +58,9 @@ int base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap, s
         return -1; /* six bits cannot make a byte */
     if (pad && (pad > 2 || (chars + pad) % 4 != 0))
         return -1;
+    if ((flags & BASE64_STRICT) &&
+        ((chars + pad) % 4 != 0 || (bits == 2 && (acc & 0xf)) || (bits == 3 && (acc & 0x3))))
+        return -1;
     if (bits == 2) {
         if (o + 1 > outcap)
             return -1;

@@ -438,8 +438,8 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
 
 /* A verified call whose timestamp is out of the window, or whose signature
  * was accepted before: -1 with the 401's message. */
-static int replay_refused(struct worker *w, const cJSON *json, const char *sig, char *err,
-                          size_t errlen)
+static int replay_refused(struct worker *w, const cJSON *json,
+                          const unsigned char digest[VERIFY_DIGEST_LEN], char *err, size_t errlen)
 {
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(json, "timestamp");
     long window = w->cfg->replay_window_s;
@@ -456,7 +456,7 @@ static int replay_refused(struct worker *w, const cJSON *json, const char *sig, 
     double t = ts->valuedouble;
     long long tms = t > 9e15 ? 9000000000000000LL : t < -9e15 ? -9000000000000000LL : (long long)t;
     long long age;
-    switch (replay_check(w->srv->replay, tms, now_ms, sig, sig ? strlen(sig) : 0, &age)) {
+    switch (replay_check(w->srv->replay, tms, now_ms, digest, VERIFY_DIGEST_LEN, &age)) {
     case REPLAY_OK:
         return 0;
     case REPLAY_STALE:
@@ -492,7 +492,8 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     conn_busy(conn);
 
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
-    enum verify_result vr = verifier_check(w->verifier, body, len, sig, &o.key);
+    unsigned char digest[VERIFY_DIGEST_LEN];
+    enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -512,7 +513,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
     o.d = &c->d;
 
-    if (vr == VERIFY_OK && w->srv->replay && replay_refused(w, json, sig, err, sizeof err) < 0) {
+    if (vr == VERIFY_OK && w->srv->replay && replay_refused(w, json, digest, err, sizeof err) < 0) {
         arena_close();
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
         return;

@@ -58,6 +58,20 @@ class Replay(unittest.TestCase):
         for _ in range(6):
             self.assertEqual(self.host.post(raw, signature=sig).status, 401)
 
+    def test_the_same_call_spelt_otherwise_is_refused(self):
+        # The replay memory keys on what was verified, not on the header's
+        # text: quotes, dropped padding, other unused bits, trailing \v.
+        raw = call()
+        sig = KEY.sign(raw)
+        self.assertEqual(self.host.post(raw, signature=sig).status, 200)
+        last = sig[-3]
+        other_bits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        flipped = other_bits[other_bits.index(last) ^ 1]
+        for s in [f'"{sig}"', sig[:-2], sig[:-3] + flipped + "==", sig + "\v",
+                  sig + "\f", f'"{sig}" ']:
+            r = self.host.post(raw, signature=s)
+            self.assertEqual(r.status, 401, (s, r))
+
     def test_stale_call_is_refused(self):
         self.refused(call(now_ms() - 301_000), "stale request: its timestamp is 301 s old, more "
                                                "than replay_window_s (300 s)")
@@ -120,7 +134,7 @@ class ReplaySettings(unittest.TestCase):
             self.assertEqual(h.post(first, signature=sig).status, 200)
             for _ in range(3):
                 self.assertEqual(h.post(call(), key=KEY).status, 200)
-            self.assertIsNotNone(h.wait_for(r"replay_memory \(3 signatures\) is full", timeout=5))
+            self.assertIsNotNone(h.wait_for(r"replay_memory \(3 calls\) is full", timeout=5))
             # Newer ones are still remembered.
             raw = call()
             s2 = KEY.sign(raw)

@@ -380,10 +380,12 @@ class Keys(unittest.TestCase):
         pem_file = OTHER.pub_pem
         host = Host(scripts=SCRIPTS, keys=[KEY.spki, pem_file])
         try:
-            b = body("command", "execution_handler", "cmd", {"arguments": "x"})
-            r1 = host.post(b, key=KEY)
-            r2 = host.post(b, key=OTHER)
-            r3 = host.post(b, key=STRANGER)
+            # Three calls: the same body twice would be a replay, whichever
+            # key signed it.
+            b = [body("command", "execution_handler", "cmd", {"arguments": a}) for a in "xyz"]
+            r1 = host.post(b[0], key=KEY)
+            r2 = host.post(b[1], key=OTHER)
+            r3 = host.post(b[2], key=STRANGER)
             self.assertEqual(r1.status, 200)
             self.assertEqual(r2.status, 200)
             self.assertEqual(r3.status, 401)

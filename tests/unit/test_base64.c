@@ -12,6 +12,24 @@ static const char *decode(const char *in, int flags, size_t *n)
     return (const char *)out;
 }
 
+/* BASE64_STRICT (signatures): one spelling per byte string: padded to a
+ * whole quantum, and the last character's unused bits zero. */
+static void test_strict_is_canonical(void)
+{
+    size_t n;
+    CHECK_STR(decode("Zg==", BASE64_STRICT, &n), "f");
+    CHECK_STR(decode("Zm8=", BASE64_STRICT, &n), "fo");
+    CHECK_STR(decode("Zm9v", BASE64_STRICT, &n), "foo");
+    CHECK(decode("Zg", BASE64_STRICT, &n) == NULL); /* padding left out */
+    CHECK(decode("Zm8", BASE64_STRICT, &n) == NULL);
+    CHECK(decode("Zh==", BASE64_STRICT, &n) == NULL); /* "f" with unused bits set */
+    CHECK(decode("Zm9=", BASE64_STRICT, &n) == NULL); /* "fo" with unused bits set */
+    CHECK(decode("Zm8=\v", BASE64_STRICT, &n) == NULL);
+    CHECK(decode(" Zm8=", BASE64_STRICT, &n) == NULL);
+    /* Without the flag the lax forms still decode (keys pasted by hand). */
+    CHECK_STR(decode("Zh==", 0, &n), "f");
+}
+
 static void test_rfc4648_vectors(void)
 {
     static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
@@ -76,6 +94,7 @@ static void test_output_capacity(void)
 int main(void)
 {
     RUN(test_rfc4648_vectors);
+    RUN(test_strict_is_canonical);
     RUN(test_padding_is_optional_but_checked);
     RUN(test_whitespace);
     RUN(test_alphabet);

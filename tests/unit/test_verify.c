@@ -254,6 +254,23 @@ static void test_signatures(void)
     snprintf(quoted, sizeof quoted, " \"%s\"\t", sig);
     CHECK_INT(verifier_check(va, body, strlen(body), quoted, NULL), VERIFY_OK);
 
+    /* One spelling of the signature only (a replay must not pass as new
+     * by spelling the same bytes otherwise): padding is required, the last
+     * character's unused bits must be zero, and only spaces and tabs are
+     * trimmed. */
+    size_t sl = strlen(sig);
+    char respelt[1024];
+    CHECK(sl > 2 && sig[sl - 1] == '=' && sig[sl - 2] == '='); /* 256 bytes: "xx==" */
+    snprintf(respelt, sizeof respelt, "%.*s", (int)sl - 2, sig);
+    CHECK_INT(verifier_check(va, body, strlen(body), respelt, NULL), VERIFY_NOT_BASE64);
+    snprintf(respelt, sizeof respelt, "%s", sig);
+    respelt[sl - 3] ^= 1; /* an unused bit of the last character */
+    CHECK_INT(verifier_check(va, body, strlen(body), respelt, NULL), VERIFY_NOT_BASE64);
+    snprintf(respelt, sizeof respelt, "%s\v", sig);
+    CHECK_INT(verifier_check(va, body, strlen(body), respelt, NULL), VERIFY_NOT_BASE64);
+    snprintf(respelt, sizeof respelt, "%s\f\f", sig);
+    CHECK_INT(verifier_check(va, body, strlen(body), respelt, NULL), VERIFY_NOT_BASE64);
+
     /* Too long to be any signature. */
     char *huge = malloc(5000);
     memset(huge, 'A', 4999);
