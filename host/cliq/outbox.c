@@ -642,7 +642,10 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
     const struct config_token *tok = config_token(o->cfg, p->token);
     const char *refuse = NULL;
     char why[300];
-    if (!tok) {
+    if (outbox_name_problem(p->target)) {
+        snprintf(why, sizeof why, "%s", outbox_name_problem(p->target));
+        refuse = why;
+    } else if (!tok) {
         snprintf(why, sizeof why, "no token named '%s' in the config", p->token);
         refuse = why;
     } else if (tok->disabled) {
@@ -1385,6 +1388,15 @@ void outbox_close(struct outbox *o)
     sqlite3_close(o->db);
     pthread_mutex_destroy(&o->lock);
     free(o);
+}
+
+const char *outbox_name_problem(const char *name)
+{
+    if (!*name)
+        return "not a name: it is empty";
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return "not a name: '.' and '..' are path steps";
+    return NULL;
 }
 
 void outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,

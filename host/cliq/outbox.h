@@ -80,6 +80,12 @@ void outbox_set_config(struct outbox *o, const struct config *cfg);
  * queued in the database for next time. */
 void outbox_close(struct outbox *o);
 
+/* What the channel, bot or app name of a post may not be, or NULL when it
+ * is fine: it is one path segment of Cliq's API URL, so "." and ".." (which
+ * would step out of /channelsbyname/, /bots/ or /applications/) are
+ * refused, like an empty name. Every other byte is percent-encoded. */
+const char *outbox_name_problem(const char *name);
+
 /* Hands a post (taken) to the outbox. Thread-safe. `cb(ud)` is called
  * through `reply_to` once the post is durably queued (wait = 0), or once
  * it is delivered or failed for good (wait = 1). If the mailbox is freed

@@ -165,6 +165,8 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     size_t tlen;
     const char *target = luaL_checklstring(L, 1, &tlen);
     luaL_argcheck(L, tlen > 0 && tlen <= TARGET_MAX, 1, "must be a name of 1 to 200 characters");
+    if (outbox_name_problem(target))
+        return luaL_argerror(L, 1, outbox_name_problem(target));
     int mt = lua_type(L, 2);
     luaL_argexpected(L, mt == LUA_TSTRING || mt == LUA_TTABLE, 2, "a message (string or table)");
     int opts = 0;

@@ -57,6 +57,8 @@ int cli_post(int argc, char **argv)
     const char *name = argv[3];
     if (strncmp(name, "--", 2) == 0 || !*name)
         return usage("needs the channel's or bot's unique name before any option");
+    if (outbox_name_problem(name))
+        return usage(outbox_name_problem(name));
     const char *text = NULL, *token = "default", *bot = NULL, *users = NULL, *json_path = NULL;
     int broadcast = 0;
     long wait_s = 30;

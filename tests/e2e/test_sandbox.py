@@ -7,7 +7,7 @@ import os
 import unittest
 
 from cliq_bodies import body
-from hostlib import REPO, Host, Key
+from hostlib import REPO, Host, Key, run_cli
 
 KEY = Key("sandbox")
 SCRIPTS = os.path.join(REPO, "tests", "e2e", "sandbox_scripts")
@@ -67,7 +67,8 @@ class OptionTables(unittest.TestCase):
         assert not cls.host.sanitizer_reports(), cls.host.log()
 
     def text(self, which):
-        r = self.host.post(command("opts_meta", arguments=which), key=KEY)
+        name = "dots" if which == "dots" else "opts_meta"
+        r = self.host.post(command(name, arguments=which), key=KEY)
         self.assertEqual(r.status, 200, r)
         return r.json()["output"]["text"]
 
@@ -81,6 +82,20 @@ class OptionTables(unittest.TestCase):
             out = self.text("cliq")
             self.assertIn("no token named 'default'", out)
             self.assertNotIn("from_meta", out)
+
+    def test_dot_segments_are_not_names(self):
+        # Finding 11: cliq.post_channel("..") posted to /api/v2/message.
+        out = self.text("dots").split("\n")
+        self.assertEqual(len(out), 6, out)
+        for line in out:
+            self.assertIn(": false ", line)
+            self.assertIn("not a name: '.' and '..' are path steps", line)
+
+    def test_the_command_line_refuses_them_too(self):
+        for name in ("..", "."):
+            p = run_cli("post", "channel", name, "hi")
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("not a name: '.' and '..' are path steps", p.stderr)
 
 
 class PortTaken(unittest.TestCase):

@@ -519,6 +519,10 @@ local function post(short)
       error(string.format("bad argument #1 to '%s' (must be a name of 1 to 200 characters)",
         short), 2)
     end
+    if target == "." or target == ".." then
+      error(string.format("bad argument #1 to '%s' (not a name: '.' and '..' are path steps)",
+        short), 2)
+    end
     if type(msg) ~= "string" and type(msg) ~= "table" then
       error(string.format("bad argument #2 to '%s' (a message (string or table) expected, "
         .. "got %s)", short, arg_type(n, 2, msg)), 2)
