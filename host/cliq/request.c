@@ -3,9 +3,11 @@
 
 #include "core/buf.h"
 #include "core/jsonw.h"
+#include "core/mem.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* reference/cliq-platform.md §2. `response_url` per that table and
@@ -198,6 +200,46 @@ static const char *get_string(const cJSON *obj, const char *key)
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that an object anywhere in the tree holds twice, or NULL.
+ * cJSON keeps both and looks up the first, while a handler's Lua table
+ * keeps the last: what is dispatched would not be what the handler sees.
+ * Each object's keys are sorted, so this stays O(n log n) for any body;
+ * the depth is cJSON's nesting limit. */
+static const char *repeated_key(const cJSON *node)
+{
+    if (cJSON_IsObject(node)) {
+        size_t n = 0;
+        for (const cJSON *c = node->child; c; c = c->next)
+            n++;
+        if (n > 1) {
+            const char **keys = xmalloc(n * sizeof *keys);
+            size_t i = 0;
+            for (const cJSON *c = node->child; c; c = c->next)
+                keys[i++] = c->string ? c->string : "";
+            qsort(keys, n, sizeof *keys, cmp_keys);
+            const char *dup = NULL;
+            for (i = 1; i < n && !dup; i++)
+                if (strcmp(keys[i - 1], keys[i]) == 0)
+                    dup = keys[i];
+            free(keys);
+            if (dup)
+                return dup;
+        }
+    }
+    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+        for (const cJSON *c = node->child; c; c = c->next) {
+            const char *dup = repeated_key(c);
+            if (dup)
+                return dup;
+        }
+    return NULL;
+}
+
 int request_decode(const char *body, size_t len, cJSON **json, struct request_dispatch *d,
                    char *err, size_t errlen)
 {
@@ -219,6 +261,11 @@ int request_decode(const char *body, size_t len, cJSON **json, struct request_di
     }
     if (!cJSON_IsObject(root)) {
         snprintf(err, errlen, "body must be a JSON object");
+        goto fail;
+    }
+    const char *dup = repeated_key(root);
+    if (dup) {
+        snprintf(err, errlen, "body has a duplicate key \"%.64s\" (Cliq never sends one)", dup);
         goto fail;
     }
 

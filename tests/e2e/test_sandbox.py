@@ -98,6 +98,30 @@ class OptionTables(unittest.TestCase):
             self.assertIn("not a name: '.' and '..' are path steps", p.stderr)
 
 
+class DuplicateKeys(unittest.TestCase):
+    """Finding 12: with "name" twice, dispatch used the first and the
+    handler saw the last. Cliq never repeats a key: such a body is a 400."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def test_a_repeated_key_is_refused(self):
+        good = command("strict").decode()
+        for raw in (good.replace('"name": "strict"', '"name": "dup", "name": "strict"'),
+                    good.replace('"arguments": ""', '"arguments": "a", "arguments": "b"')):
+            self.assertNotEqual(raw, good)
+            r = self.host.post(raw.encode(), key=KEY)
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("duplicate key", r.json()["error"])
+        self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
+
+
 class PortTaken(unittest.TestCase):
     """SO_REUSEPORT is for the host's own workers: a second host on a port
     another one holds fails at start (finding 13: it joined silently and

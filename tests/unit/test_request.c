@@ -182,6 +182,17 @@ static void test_body_formats(void)
         0);
 }
 
+/* The same key in different objects, or differing only in case, is fine. */
+static void test_keys_repeated_across_objects(void)
+{
+    struct request_dispatch d;
+    char err[256] = "";
+    CHECK_INT(decode("{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\","
+                     "\"params\":{\"name\":1,\"Name\":2,\"l\":[{\"name\":1},{\"name\":2}]}}",
+                     &d, err, sizeof err),
+              0);
+}
+
 static void test_bad_bodies(void)
 {
     static const struct {
@@ -203,6 +214,16 @@ static void test_bad_bodies(void)
          "\"params\" must be an object"},
         {"{\"type\":\"robot\",\"name\":\"x\",\"handler\":\"execution_handler\"}",
          "unknown request type"},
+        /* What is dispatched must be what the handler sees: Cliq never
+         * repeats a key, so a body that does is refused, at any depth. */
+        {"{\"type\":\"command\",\"name\":\"dup\",\"name\":\"x\",\"handler\":\"execution_handler\"}",
+         "duplicate key \"name\""},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\",\"params\":"
+         "{\"user\":{\"id\":1,\"a\":2,\"id\":3}}}",
+         "duplicate key \"id\""},
+        {"{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\",\"params\":"
+         "{\"l\":[{\"k\":1},{\"k\":1,\"k\":2}]}}",
+         "duplicate key \"k\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct request_dispatch d;
@@ -220,5 +241,6 @@ int main(void)
     RUN(test_names_cannot_leave_the_folder);
     RUN(test_body_formats);
     RUN(test_bad_bodies);
+    RUN(test_keys_repeated_across_objects);
     return CHECK_DONE();
 }
