@@ -483,6 +483,7 @@ static void add_result(struct outbox *o, struct sending *sd, enum result_action 
         memcpy(r->reply, reply, reply_len);
         r->reply[reply_len] = '\0';
         r->reply_len = reply_len;
+        log_redact(r->reply, reply_len);
     }
     r->token = xstrdup(sd->p->token);
     snprintf(r->endpoint, sizeof r->endpoint, "%s %s", outbox_kind_name(sd->p->kind),

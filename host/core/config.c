@@ -640,6 +640,10 @@ int config_read(struct config *c, int argc, char **argv, int first, int serving,
         config_free(c);
         return -1;
     }
+    /* From now on no text the process writes holds these (log.h). */
+    for (size_t i = 0; i < c->ntokens; i++)
+        if (c->tokens[i].secret)
+            log_add_secret(c->tokens[i].secret);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "core/jsonw.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,8 +159,66 @@ int log_kv(struct buf *b, const char *key, const char *v, size_t n)
     return buf_addc(b, '"');
 }
 
+/* The secrets log_redact masks: grow-only, so a reader needs no lock (it
+ * reads `nsecrets` and then only entries already written). */
+#define SECRETS_MAX 512
+#define SECRET_MIN  8
+static char *secrets[SECRETS_MAX];
+static size_t secret_lens[SECRETS_MAX];
+static atomic_size_t nsecrets;
+static pthread_mutex_t secrets_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void add_secret_locked(const char *s, size_t n)
+{
+    size_t have = atomic_load_explicit(&nsecrets, memory_order_relaxed);
+    for (size_t i = 0; i < have; i++)
+        if (secret_lens[i] == n && memcmp(secrets[i], s, n) == 0)
+            return;
+    if (have == SECRETS_MAX)
+        return;
+    secrets[have] = strndup(s, n);
+    if (!secrets[have])
+        return;
+    secret_lens[have] = n;
+    atomic_store_explicit(&nsecrets, have + 1, memory_order_release);
+}
+
+void log_add_secret(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < SECRET_MIN)
+        return;
+    /* As it is, and as it reads in a URL's query (RFC 3986 unreserved kept). */
+    char enc[3 * 1024 + 1];
+    size_t e = 0;
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n && e + 3 < sizeof enc; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            enc[e++] = (char)c;
+        } else {
+            enc[e++] = '%';
+            enc[e++] = hex[c >> 4];
+            enc[e++] = hex[c & 15];
+        }
+    }
+    pthread_mutex_lock(&secrets_mu);
+    add_secret_locked(s, n);
+    add_secret_locked(enc, e);
+    pthread_mutex_unlock(&secrets_mu);
+}
+
 void log_redact(char *line, size_t len)
 {
+    size_t ns = atomic_load_explicit(&nsecrets, memory_order_acquire);
+    for (size_t i = 0; i < ns; i++) {
+        char *p = line;
+        while ((p = memmem(p, len - (size_t)(p - line), secrets[i], secret_lens[i]))) {
+            memset(p, '*', secret_lens[i]);
+            p += secret_lens[i];
+        }
+    }
     static const char *const keys[] = {"zapikey=", "appkey="};
     for (size_t k = 0; k < 2; k++) {
         size_t kl = strlen(keys[k]);

@@ -49,9 +49,17 @@ void log_flush(void);
  * anything but plain printable ASCII without spaces, quotes or '='. `n` is
  * the value's length. Returns 0 or -1 when b is full. */
 int log_kv(struct buf *b, const char *key, const char *value, size_t n);
-/* Masks the values of zapikey= and appkey= in s (len bytes) in place with
- * '*'. Every log line goes through it. */
+/* Masks in place with '*', in s (len bytes): the values of zapikey= and
+ * appkey=, and every secret given to log_add_secret, as it is and
+ * percent-encoded. Every log line goes through it, and so does every text
+ * the host hands back from elsewhere (an endpoint's error, say). */
 void log_redact(char *s, size_t len);
+
+/* Adds a secret (a webhook token) that log_redact masks wherever it
+ * appears, for the life of the process: a token dropped from the config
+ * stays a secret. Copies s. Secrets shorter than 8 bytes are not taken
+ * (they would mask ordinary words); at most 256 are kept. Thread-safe. */
+void log_add_secret(const char *s);
 
 /* Appends `value` escaped (\n, \t, \", \\, \xNN) without quotes. */
 int log_escape(struct buf *b, const char *value, size_t n);

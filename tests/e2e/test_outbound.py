@@ -499,6 +499,22 @@ class Delivery(OutboundTest):
                 self.assertEqual(len(lines), 1, lines)
                 self.assertIn(str(status), lines[0])
 
+    def test_an_error_that_quotes_the_token_does_not_leak_it(self):
+        # Issue 12, finding 9: Cliq's error text can quote the token; the
+        # host scrubs every token by value, wherever it writes or returns
+        # text (the script's result, the log, `cliqhost outbox`).
+        name = unique("e400q")
+        secret = SECRETS["alerts"]
+        self.fake.answer(channel_path(name), [(400, {}, {
+            "code": "invalid_token",
+            "message": f"invalid webhook token {secret} (ZAPIKEY: {secret})"})])
+        out, _ = self.call("post_channel", name, "quote me", token="alerts")
+        err = self.assertFailed(out)
+        self.assertIn("HTTP 400", err)
+        self.assertIn("invalid webhook token", err)
+        self.assertNoSecrets(json.dumps(out), "the script's result")
+        self.assertNoSecrets("\n".join(self.outbox_lines(name)), "`cliqhost outbox`")
+
     def test_server_error_then_success(self):
         name = unique("e500")
         self.fake.answer(channel_path(name), [(500, {}, {"message": "Internal Server Error"})])
