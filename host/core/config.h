@@ -31,6 +31,7 @@ struct config {
     char **script_env;
     size_t nscript_env;
     long max_body_bytes;
+    long pending_body_bytes;
     long max_reply_bytes;
     long max_script_bytes;
     long max_connections;

@@ -55,6 +55,7 @@ struct call {
     struct buf body;
     int responded;    /* a response is queued */
     int too_large;    /* the body passed the cap: its bytes are dropped */
+    size_t reserved;  /* bytes of the pending-body budget this call holds */
     size_t discarded; /* bytes dropped since */
 
     /* While a handler waits (see handle_callback). */
@@ -120,6 +121,9 @@ struct server {
     atomic_ullong conf_gen; /* 0 until the first reconfigure */
     struct scripts_hub *hub;
     struct replay *replay; /* NULL: replay checks are off */
+    /* Bytes of bodies being received and not yet verified, every worker's
+     * (pending_body_bytes caps it; see reserve_body). */
+    atomic_llong pending_bytes;
     time_t started_at;
     struct outbox *outbox;
     int nworkers;
@@ -273,10 +277,63 @@ static void respond_error(struct worker *w, struct MHD_Connection *conn, struct 
     log_request(w, c, method, url, (int)status, o);
 }
 
+/* 503 with Retry-After: the bodies not yet verified fill their budget. */
+static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                         const char *method, const char *url)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "busy: request bodies not yet verified fill pending_body_bytes (%ld); try again",
+             w->cfg->pending_body_bytes);
+    size_t len;
+    char *body = jsonw_error_body(msg, c->id, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(r, "X-Request-Id", c->id);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, r) == MHD_YES)
+        c->responded = 1;
+    conn_busy(conn);
+    MHD_destroy_response(r);
+    struct outcome o = {NULL, msg, 0, -1, 0};
+    log_request(w, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, &o);
+}
+
 /* ---- handlers that wait ------------------------------------------------ */
+
+/* Takes n more bytes of the budget for bodies not yet verified, shared by
+ * every connection of every worker: an unauthenticated client holds at most
+ * that much memory however many connections it opens. Returns 0, or -1
+ * (nothing taken) when the budget cannot hold them. */
+static int reserve_body(struct worker *w, struct call *c, size_t n)
+{
+    long long cap = w->srv->cfg->pending_body_bytes;
+    long long was = atomic_fetch_add(&w->srv->pending_bytes, (long long)n);
+    if (was + (long long)n > cap) {
+        atomic_fetch_sub(&w->srv->pending_bytes, (long long)n);
+        return -1;
+    }
+    c->reserved += n;
+    return 0;
+}
+
+/* Gives back what the call holds of that budget (once verified, or gone). */
+static void release_body(struct call *c)
+{
+    if (c->reserved) {
+        atomic_fetch_sub(&c->w->srv->pending_bytes, (long long)c->reserved);
+        c->reserved = 0;
+    }
+}
 
 static void free_call(struct call *c)
 {
+    release_body(c);
     buf_free(&c->body);
     free(c->reply_body);
     free(c);
@@ -494,6 +551,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
+    release_body(c); /* verified (or refused): no longer the budget's concern */
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -714,8 +772,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
                 return MHD_YES;
             }
-            if (!errno && end != cl && n > 0)
+            if (!errno && end != cl && n > 0) {
+                if (reserve_body(w, c, (size_t)n) < 0) {
+                    respond_busy(w, conn, c, method, url);
+                    return MHD_YES;
+                }
                 buf_reserve(&c->body, (size_t)n);
+            }
         }
         return MHD_YES;
     }
@@ -734,6 +797,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_NO;
             }
             return MHD_YES;
+        }
+        if (c->body.len + n > c->reserved &&
+            reserve_body(w, c, c->body.len + n - c->reserved) < 0) {
+            /* A body longer than it said, or chunked: libmicrohttpd cannot
+             * answer in the middle of it, so the connection is cut. */
+            log_msg(LOG_WARN, c->id,
+                    "status=503 error=\"bodies not yet verified fill pending_body_bytes (%ld); "
+                    "connection closed\"",
+                    cfg->pending_body_bytes);
+            return MHD_NO;
         }
         if (buf_add(&c->body, upload_data, n) < 0) {
             c->too_large = 1;

@@ -116,7 +116,7 @@ class Help(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for flag, default in [("--listen", "127.0.0.1:8080"), ("--scripts", "scripts"),
                               ("--deadline", "4500"), ("--workers", "0"),
-                              ("--max-body-bytes", "1048576"), ("--key", None),
+                              ("--max-body-bytes", "262144"), ("--key", None),
                               ("--no-verify", None), ("--log-level", "info")]:
             self.assertIn(flag, p.stdout)
             if default:

@@ -249,14 +249,14 @@ class BadInput(HostTest):
                 b"X-Cliq-Signature: x\r\nContent-Length: %d\r\n\r\n" % (2 * 1024 * 1024))
         reply = self.raw_exchange(head)
         self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:200])
-        self.assertIn(b"body of 2097152 bytes is over the limit of 1048576 bytes", reply)
+        self.assertIn(b"body of 2097152 bytes is over the limit of 262144 bytes", reply)
         # A client that asks first (Expect: 100-continue, as curl does) is
         # told no before it sends anything.
         reply = self.raw_exchange(head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
         self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:200])
         # One byte over the cap is over; the cap itself is fine (reaches
         # the signature check).
-        limit = 1024 * 1024
+        limit = 256 * 1024
         reply = self.raw_exchange(head.replace(b"%d" % (2 * limit), b"%d" % (limit + 1)))
         self.assertTrue(reply.startswith(b"HTTP/1.1 413"), reply[:200])
         r = self.host.post(b"x" * limit, signature="x")
@@ -269,7 +269,7 @@ class BadInput(HostTest):
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                   b"X-Cliq-Signature: x\r\n\r\n")
         chunk = b"a" * 65536
-        for _ in range(20):  # 1.25 MiB, over the 1 MiB default
+        for _ in range(6):  # 384 KiB, over the 256 KiB default (and under twice it)
             s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         s.sendall(b"0\r\n\r\n")
         reply = b""

@@ -4,6 +4,8 @@ tables can stop the process or hang a worker."""
 
 import json
 import os
+import socket
+import time
 import unittest
 
 from cliq_bodies import body
@@ -120,6 +122,79 @@ class DuplicateKeys(unittest.TestCase):
             self.assertEqual(r.status, 400, r)
             self.assertIn("duplicate key", r.json()["error"])
         self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
+
+
+class UnverifiedBodies(unittest.TestCase):
+    """Finding 7: bodies not yet verified share one budget
+    (pending_body_bytes), so connections that send most of a large body
+    and go quiet cannot hold memory without bound."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host("--pending-body-bytes", "200000", "--max-body-bytes", "100000",
+                        scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def start_body(self, length, sent):
+        s = socket.create_connection(("127.0.0.1", self.host.port), timeout=10)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % length + b" " * sent)
+        return s
+
+    @staticmethod
+    def head(s):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode("latin-1")
+
+    def attempt(self, length):
+        """A body of `length` bytes, sent only if the host says 100 Continue.
+        Returns the final answer's head."""
+        s = socket.create_connection(("127.0.0.1", self.host.port), timeout=10)
+        try:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length)
+            head = self.head(s)
+            if head.startswith("HTTP/1.1 100"):
+                s.sendall(b" " * length)
+                head = self.head(s)
+            return head
+        finally:
+            s.close()
+
+    def until(self, want, length):
+        deadline = time.monotonic() + 30
+        while True:
+            head = self.attempt(length)
+            if want(head) or time.monotonic() > deadline:
+                return head
+            time.sleep(0.05)
+
+    def test_the_budget_is_shared_and_given_back(self):
+        held = [self.start_body(90000, 1000), self.start_body(90000, 1000)]
+        try:
+            # Both are counted in full once their headers are read.
+            head = self.until(lambda h: h.startswith("HTTP/1.1 503"), 90000)
+            self.assertTrue(head.startswith("HTTP/1.1 503"), head)
+            self.assertIn("Retry-After", head)
+            # A small call still fits beside them.
+            self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
+            self.assertIsNotNone(self.host.wait_for(r"status=503 .*pending_body_bytes"))
+        finally:
+            for s in held:
+                s.close()
+        # Closed connections give their share back: the body is read (and,
+        # unsigned, refused).
+        head = self.until(lambda h: not h.startswith("HTTP/1.1 503"), 90000)
+        self.assertTrue(head.startswith("HTTP/1.1 401"), head)
 
 
 class PortTaken(unittest.TestCase):
