@@ -156,12 +156,22 @@ static int sb_require(lua_State *L)
     if (!module_name_ok(name))
         return luaL_error(
             L, "require \"%s\": not a module name (dotted words, as in \"cliq.message\")", name);
-    char rel[200];
-    int n = snprintf(rel, sizeof rel, "lib/%s.lua", name);
+    /* Where Lua's own path would look: scripts/lib/?.lua, scripts/lib/?/init.lua,
+     * then the same in lualib/. `rel` is the snapshot's name of the one
+     * found ("lib/pkg/init.lua"). */
+    char rels[2][200];
+    int n = snprintf(rels[0], sizeof rels[0], "lib/%s.lua", name);
     for (int i = 4; i < n - 4; i++)
-        if (rel[i] == '.')
-            rel[i] = '/';
-    const struct script_src *e = vm->set ? scriptset_find(vm->set, rel) : NULL;
+        if (rels[0][i] == '.')
+            rels[0][i] = '/';
+    snprintf(rels[1], sizeof rels[1], "%.*s/init.lua", n - 4, rels[0]);
+    const struct script_src *e = NULL;
+    const char *rel = rels[0];
+    for (int k = 0; k < 2 && vm->set && !e; k++) {
+        e = scriptset_find(vm->set, rels[k]);
+        if (e)
+            rel = rels[k];
+    }
     if (e && vm->require_cb && vm->loading)
         vm->require_cb(vm->require_ud, vm->loading, rel);
 
@@ -186,19 +196,28 @@ static int sb_require(lua_State *L)
     char *owned = NULL;
     unsigned long long version = 0;
     int rc = -ENOENT;
-    if (e || !vm->set) {
+    if (e) {
         rc = source_find(vm, rel, &src, &len, &owned, &version, err, sizeof err);
         snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
     }
-    if (rc == -ENOENT && vm->opt.lualib_dir) {
-        snprintf(path, sizeof path, "%s/%s", vm->opt.lualib_dir, rel + 4);
+    for (int k = 0; k < 2 && !vm->set && rc == -ENOENT; k++) {
+        rel = rels[k];
+        rc = source_find(vm, rel, &src, &len, &owned, &version, err, sizeof err);
+        snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+    }
+    for (int k = 0; k < 2 && vm->opt.lualib_dir && rc == -ENOENT; k++) {
+        snprintf(path, sizeof path, "%s/%s", vm->opt.lualib_dir, rels[k] + 4);
         rc = source_read(vm, path, &owned, &len, err, sizeof err);
         src = owned;
     }
-    if (rc == -ENOENT)
-        return luaL_error(L, "require \"%s\": no %s/%s%s%s", name, vm->scripts_dir, rel,
-                          vm->opt.lualib_dir ? " and none in " : "",
-                          vm->opt.lualib_dir ? vm->opt.lualib_dir : "");
+    if (rc == -ENOENT) {
+        if (vm->opt.lualib_dir)
+            return luaL_error(L, "require \"%s\": none of %s/%s, %s/%s, %s/%s, %s/%s", name,
+                              vm->scripts_dir, rels[0], vm->scripts_dir, rels[1],
+                              vm->opt.lualib_dir, rels[0] + 4, vm->opt.lualib_dir, rels[1] + 4);
+        return luaL_error(L, "require \"%s\": none of %s/%s, %s/%s", name, vm->scripts_dir, rels[0],
+                          vm->scripts_dir, rels[1]);
+    }
     if (rc < 0)
         return luaL_error(L, "require \"%s\": %s", name, err);
 

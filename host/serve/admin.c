@@ -121,7 +121,8 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
 }
 
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
-                         struct replay *replay, struct outbox *outbox, size_t *len)
+                         struct replay *replay, struct outbox *outbox, long long pending_body_bytes,
+                         size_t *len)
 {
     struct buf m;
     buf_init(&m, 4 * 1024 * 1024);
@@ -132,5 +133,10 @@ char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct sc
     struct metrics_extra x = {rs.reloads, rs.failures, replay ? replay_entries(replay) : 0};
     metrics_write(workers, nworkers, &x, &m);
     outbox_metrics(outbox, &m);
+    buf_printf(&m,
+               "# HELP cliqhost_pending_body_bytes Bytes of request bodies received and not yet "
+               "verified (capped by pending_body_bytes).\n# TYPE cliqhost_pending_body_bytes "
+               "gauge\ncliqhost_pending_body_bytes %lld\n",
+               pending_body_bytes);
     return buf_take(&m, len);
 }

@@ -30,9 +30,11 @@ struct admin_status {
 char *admin_status_body(const struct admin_status *s, size_t *len);
 
 /* The Prometheus text of GET /metrics: every worker's counters summed,
- * the reloads, the replay memory and the outbox. Caller frees. */
+ * the reloads, the replay memory, the outbox, and the bytes of bodies
+ * received and not yet verified. Caller frees. */
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
-                         struct replay *replay, struct outbox *outbox, size_t *len);
+                         struct replay *replay, struct outbox *outbox, long long pending_body_bytes,
+                         size_t *len);
 
 /* 1 when the client connected from loopback and no proxy forwarded the
  * request (a proxy on this machine connects from loopback for everyone). */

@@ -730,8 +730,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             for (int i = 0; i < nw; i++)
                 all[i] = &w->srv->workers[i].metrics;
             size_t len;
-            char *text =
-                admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox, &len);
+            char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
+                                            atomic_load(&w->srv->pending_bytes), &len);
             struct MHD_Response *r =
                 MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
             if (r) {

@@ -4,6 +4,7 @@ tables can stop the process or hang a worker."""
 
 import json
 import os
+import re
 import socket
 import time
 import unittest
@@ -100,6 +101,35 @@ class OptionTables(unittest.TestCase):
             self.assertIn("not a name: '.' and '..' are path steps", p.stderr)
 
 
+class Require(unittest.TestCase):
+    """require searches scripts/lib/?.lua, scripts/lib/?/init.lua, then the
+    same in lualib/, as Lua's own path does, and names them all when it
+    finds nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+
+    def text(self, arguments=""):
+        r = self.host.post(command("req", arguments=arguments), key=KEY)
+        self.assertEqual(r.status, 200, r)
+        return r.json()["output"]["text"]
+
+    def test_a_package_with_init_lua(self):
+        self.assertEqual(self.text(), "pkg helper")
+
+    def test_the_error_names_every_place_looked(self):
+        out = self.text("missing")
+        self.assertIn('require "no.such": none of ', out)
+        for p in ("/lib/no/such.lua", "/lib/no/such/init.lua", "/no/such.lua",
+                  "/no/such/init.lua"):
+            self.assertIn(p, out)
+
+
 class DuplicateKeys(unittest.TestCase):
     """Finding 12: with "name" twice, dispatch used the first and the
     handler saw the last. Cliq never repeats a key: such a body is a 400."""
@@ -170,19 +200,23 @@ class UnverifiedBodies(unittest.TestCase):
         finally:
             s.close()
 
-    def until(self, want, length):
+    def pending(self):
+        text = self.host.request("GET", "/metrics").body.decode()
+        return int(re.search(r"^cliqhost_pending_body_bytes (\d+)$", text, re.M).group(1))
+
+    def wait_pending(self, want):
         deadline = time.monotonic() + 30
-        while True:
-            head = self.attempt(length)
-            if want(head) or time.monotonic() > deadline:
-                return head
-            time.sleep(0.05)
+        while self.pending() != want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.pending(), want)
 
     def test_the_budget_is_shared_and_given_back(self):
-        held = [self.start_body(90000, 1000), self.start_body(90000, 1000)]
+        held = [self.start_body(90000, 1000)]
+        self.wait_pending(90000)  # counted in full once its headers are read
+        held.append(self.start_body(90000, 1000))
         try:
-            # Both are counted in full once their headers are read.
-            head = self.until(lambda h: h.startswith("HTTP/1.1 503"), 90000)
+            self.wait_pending(180000)
+            head = self.attempt(90000)
             self.assertTrue(head.startswith("HTTP/1.1 503"), head)
             self.assertIn("Retry-After", head)
             # A small call still fits beside them.
@@ -192,9 +226,11 @@ class UnverifiedBodies(unittest.TestCase):
             for s in held:
                 s.close()
         # Closed connections give their share back: the body is read (and,
-        # unsigned, refused).
-        head = self.until(lambda h: not h.startswith("HTTP/1.1 503"), 90000)
+        # unsigned, refused), and nothing stays counted.
+        self.wait_pending(0)
+        head = self.attempt(90000)
         self.assertTrue(head.startswith("HTTP/1.1 401"), head)
+        self.assertEqual(self.pending(), 0)
 
 
 class PortTaken(unittest.TestCase):

@@ -161,6 +161,15 @@ kit.test("require finds scripts/lib first, then lualib", function()
   kit.eq(kit.run(h, kit.command("x", "")), { n = 3 })
 end)
 
+kit.test("require finds ?/init.lua, as the host does", function()
+  kit.scripts_dir = FIXTURES
+  local h = kit.load_string([[
+    local pkg = require "pkg"
+    return { execution = function() return pkg.name end }
+  ]])
+  kit.eq(kit.run(h, kit.command("x", "")), "pkg")
+end)
+
 kit.test("require's errors are the host's", function()
   local out = run([[
     local results = {}
@@ -171,7 +180,8 @@ kit.test("require's errors are the host's", function()
     results.noreturn = require "noreturn"
     return results
   ]])
-  kit.contains(out.nope, 'require "nope": no ' .. FIXTURES .. "/lib/nope.lua and none in ")
+  kit.contains(out.nope, 'require "nope": none of ' .. FIXTURES .. "/lib/nope.lua, " .. FIXTURES
+    .. "/lib/nope/init.lua, ")
   kit.contains(out["../etc"], 'require "../etc": not a module name')
   kit.contains(out.loop_a, 'require "loop_a": circular require')
   kit.contains(out.waits, "sleep cannot wait here")

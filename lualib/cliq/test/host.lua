@@ -87,17 +87,25 @@ local function require_in(vm)
     end
     local rel = name:gsub("%.", "/")
     local libdir = vm.scripts_dir .. "/lib"
+    -- Where Lua's own path would look: ?.lua, then ?/init.lua, in
+    -- scripts/lib/ and then in lualib/.
     local path, data
+    local tried = {}
     for _, dir in ipairs({ libdir, M.lualib }) do
-      path = dir .. "/" .. rel .. ".lua"
-      data = read(path)
+      for _, form in ipairs({ "%s/%s.lua", "%s/%s/init.lua" }) do
+        path = string.format(form, dir, rel)
+        tried[#tried + 1] = path
+        data = read(path)
+        if data then
+          break
+        end
+      end
       if data then
         break
       end
     end
     if not data then
-      error(string.format('require "%s": no %s/%s.lua and none in %s', name, libdir, rel,
-        M.lualib), 2)
+      error(string.format('require "%s": none of %s', name, table.concat(tried, ", ")), 2)
     end
     local chunk, err = load(data, "@" .. path, "t", new_env(vm))
     if not chunk then

@@ -1,0 +1,2 @@
+-- A package laid out as pkg/init.lua.
+return { name = "pkg" }
