@@ -1,4 +1,4 @@
-/* bind_log: the log module and print for scripts (see bind_log.h). */
+/* bind_log: the log module, print and warn for scripts (see bind_log.h). */
 #include "script/bind_log.h"
 
 #include "core/buf.h"
@@ -68,6 +68,21 @@ static int l_error(lua_State *L)
     return emit(L, LOG_ERROR);
 }
 
+/* Lua's warn(msg1, ...): the strings joined, as one log line at warn
+ * level. A single message starting with '@' is a control message, as in
+ * Lua, and writes nothing. */
+static int l_lua_warn(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= (n ? n : 1); i++)
+        luaL_checkstring(L, i);
+    const char *first = lua_tostring(L, 1);
+    if (n == 1 && first[0] == '@')
+        return 0;
+    lua_concat(L, n);
+    return emit(L, LOG_WARN);
+}
+
 int bind_log_open(lua_State *L, struct bind_log_ctx *ctx, int env_idx)
 {
     env_idx = lua_absindex(L, env_idx);
@@ -80,5 +95,8 @@ int bind_log_open(lua_State *L, struct bind_log_ctx *ctx, int env_idx)
     lua_pushlightuserdata(L, ctx);
     lua_pushcclosure(L, l_info, 1);
     lua_setfield(L, env_idx, "print");
+    lua_pushlightuserdata(L, ctx);
+    lua_pushcclosure(L, l_lua_warn, 1);
+    lua_setfield(L, env_idx, "warn");
     return 1;
 }

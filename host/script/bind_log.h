@@ -1,5 +1,5 @@
 /*
- * bind_log: the `log` module and `print` for scripts.
+ * bind_log: the `log` module, `print` and `warn` for scripts.
  *
  * log.debug/info/warn/error(...) and print(...) write one host log line
  * tagged with the current request id and script. Arguments are joined with
@@ -20,7 +20,8 @@ struct bind_log_ctx {
 };
 
 /* Pushes the log module; its functions keep a pointer to ctx, which must
- * outlive the state. Also sets print in the table at `env_idx`. [-0, +1] */
+ * outlive the state. Also sets print and warn (Lua's, as a warn line) in
+ * the table at `env_idx`. [-0, +1] */
 int bind_log_open(lua_State *L, struct bind_log_ctx *ctx, int env_idx);
 
 #endif

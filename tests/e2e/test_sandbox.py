@@ -130,6 +130,25 @@ class Require(unittest.TestCase):
             self.assertIn(p, out)
 
 
+class Warn(unittest.TestCase):
+    """warn() writes a log line at warn level, as libraries expect."""
+
+    def test_warn_is_a_log_line(self):
+        h = Host(scripts=SCRIPTS, keys=[KEY.spki])
+        try:
+            r = h.post(command("warns"), key=KEY)
+            out = r.json()["output"]["text"]
+            self.assertIn("false", out)
+            self.assertIn("bad argument #1 to 'warn' (string expected, got table)", out)
+            rid = r.headers["x-request-id"]
+            line = h.wait_for(r"warn .*req=%s .*disk almost full: 97%%" % rid)
+            self.assertIsNotNone(line, h.log())
+            self.assertIn("script=commands/warns.lua", line)
+            self.assertNotIn("@on", h.log())
+        finally:
+            self.assertEqual(h.stop(), 0)
+
+
 class DuplicateKeys(unittest.TestCase):
     """Finding 12: with "name" twice, dispatch used the first and the
     handler saw the last. Cliq never repeats a key: such a body is a 400."""

@@ -689,6 +689,18 @@ kit.test("log.* and print are captured with their level and the request id", fun
     .. "info: plain\nerror: bad\ndebug: details")
 end)
 
+kit.test("warn is a warn line, as in the host", function()
+  local req = kit.command("t", "")
+  local out = run([[
+    warn("@on")
+    warn("disk ", "almost ", "full: ", 97, "%")
+    local ok, err = pcall(function() warn({}) end)
+    return err
+  ]], req)
+  kit.eq(kit.log_text(), "warn: disk almost full: 97%")
+  kit.contains(out, "bad argument #1 to 'warn' (string expected, got table)")
+end)
+
 kit.test("attachments download their content once, until they expire", function()
   local att = kit.attachment({ name = "report.csv", content = "a,b\n1,2\n" })
   local broken = kit.attachment({ name = "x.bin", content = kit.fails("HTTP 403") })

@@ -247,7 +247,7 @@ local function join(...)
   return table.concat(parts, " ")
 end
 
--- Returns the log table and print for a script named `script`.
+-- Returns the log table, print and warn for a script named `script`.
 function M.make_log(script)
   local function level(name)
     return function(...)
@@ -258,7 +258,25 @@ function M.make_log(script)
   end
   local log = { debug = level("debug"), info = level("info"), warn = level("warn"),
     error = level("error") }
-  return log, log.info
+  -- Lua's warn(msg1, ...): strings joined, one warn line; a lone "@..." is
+  -- a control message and writes nothing.
+  local function warn(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, math.max(n, 1) do
+      local v = select(i, ...)
+      if type(v) ~= "string" and type(v) ~= "number" then
+        error(string.format("bad argument #%d to 'warn' (string expected, got %s)", i,
+          v == nil and "no value" or type(v)), 2)
+      end
+      parts[i] = tostring(v)
+    end
+    if n == 1 and parts[1]:sub(1, 1) == "@" then
+      return
+    end
+    log.warn(table.concat(parts))
+  end
+  return log, log.info, warn
 end
 
 -- ---- sleep ----------------------------------------------------------------

@@ -224,7 +224,7 @@ local function new_sandbox(vm, script)
   sb.require = require_in(vm)
   sb.json = { encode = json.encode, decode = json.decode, null = json.null, array = json.array,
     object = json.object }
-  sb.log, sb.print = fakes.make_log(script)
+  sb.log, sb.print, sb.warn = fakes.make_log(script)
   sb.http = { request = fakes.http_request }
   sb.sleep = fakes.sleep
   sb.cliq = fakes.make_cliq()
