@@ -335,6 +335,135 @@ static int sb_setmetatable(lua_State *L)
     return 1;
 }
 
+/* ---- C functions that loop ------------------------------------------------
+ *
+ * The instruction hook never runs inside a C function, so the library
+ * functions whose loops a script can make long without allocating (nothing
+ * else bounds them) are replaced by versions that count their steps
+ * against max_cpu_ms. Semantics are Lua 5.4's. */
+
+#define CPU_CHECK_EVERY 4096
+
+/* string.rep(s, n [, sep]): Lua's own allocates the result first, which the
+ * memory cap bounds; only an empty result loops without allocating, so
+ * that is answered here. Upvalue 1: the original. */
+static int sb_rep(lua_State *L)
+{
+    size_t l, lsep = 0;
+    luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* #t as table.insert and table.remove see it (may call __len). */
+static lua_Integer len_of(lua_State *L, int i)
+{
+    luaL_checktype(L, i, LUA_TTABLE);
+    return luaL_len(L, i);
+}
+
+static int sb_tinsert(lua_State *L)
+{
+    lua_Integer e = len_of(L, 1) + 1; /* first empty slot */
+    lua_Integer pos;
+    switch (lua_gettop(L)) {
+    case 2:
+        pos = e;
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        for (lua_Integer i = e; i > pos; i--) {
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+            if ((i & (CPU_CHECK_EVERY - 1)) == 0)
+                vm_check_cpu(L);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos);
+    return 0;
+}
+
+static int sb_tremove(lua_State *L)
+{
+    lua_Integer size = len_of(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+    lua_geti(L, 1, pos);
+    for (; pos < size; pos++) {
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+        if ((pos & (CPU_CHECK_EVERY - 1)) == 0)
+            vm_check_cpu(L);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+static int sb_tmove(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = !lua_isnoneornil(L, 5) ? 5 : 1;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, tt, LUA_TTABLE);
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f + 1;
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+        if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+            for (lua_Integer i = 0; i < n; i++) {
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+                if ((i & (CPU_CHECK_EVERY - 1)) == CPU_CHECK_EVERY - 1)
+                    vm_check_cpu(L);
+            }
+        } else {
+            for (lua_Integer i = n - 1; i >= 0; i--) {
+                lua_geti(L, 1, f + i);
+                lua_seti(L, tt, t + i);
+                if ((i & (CPU_CHECK_EVERY - 1)) == 0)
+                    vm_check_cpu(L);
+            }
+        }
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* Puts the bounded versions into the real string and table libraries (the
+ * string metatable reaches the real one). The table at `G` is _G. */
+static void bound_loops(lua_State *L, int G)
+{
+    lua_getfield(L, G, "string");
+    lua_getfield(L, -1, "rep");
+    lua_pushcclosure(L, sb_rep, 1);
+    lua_setfield(L, -2, "rep");
+    lua_pop(L, 1);
+    lua_getfield(L, G, "table");
+    lua_pushcfunction(L, sb_tinsert);
+    lua_setfield(L, -2, "insert");
+    lua_pushcfunction(L, sb_tremove);
+    lua_setfield(L, -2, "remove");
+    lua_pushcfunction(L, sb_tmove);
+    lua_setfield(L, -2, "move");
+    lua_pop(L, 1);
+}
+
 /* Copies field `name` from the table at `from` to the table at `to`. */
 static void copy_field(lua_State *L, int from, int to, const char *name)
 {
@@ -362,6 +491,7 @@ void sandbox_open(lua_State *L, struct luavm *vm)
     lua_pushglobaltable(L);
     int G = lua_gettop(L);
 
+    bound_loops(L, G);
     /* string.dump would hand out bytecode; remove it from the real table,
      * which is also what ("").dump would reach through the metatable. */
     lua_getfield(L, G, "string");

@@ -150,6 +150,25 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+void vm_check_cpu(lua_State *L)
+{
+    struct luavm *vm = vm_of_state(L);
+    if (!vm->slice_start)
+        return;
+    if (!vm->kill &&
+        (vm->opt.max_cpu_ms <= 0 || sched_clock_ms() - vm->slice_start <= vm->opt.max_cpu_ms))
+        return;
+    if (!vm->kill)
+        vm->kill = LIMIT_CPU;
+    /* As the hook does once tripped: every instruction raises until the
+     * code is dead, so a pcall around the C call cannot carry on. */
+    lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
+    if (vm->current && L != vm->current->co)
+        lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+    char why[160];
+    luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
+}
+
 /* Starts a slice of script code: the CPU clock and the kill flag. */
 void vm_slice_begin(struct luavm *vm)
 {

@@ -179,6 +179,12 @@ void vm_free(struct luavm *vm);
 /* The luavm whose state (any of its threads) L is. */
 struct luavm *vm_of_state(lua_State *L);
 
+/* For C functions that loop (sandbox.c): raises, as the limit hook does,
+ * when the running slice has used up max_cpu_ms (or a limit already
+ * tripped). Call it every few thousand steps: the instruction hook never
+ * runs inside a C function. */
+void vm_check_cpu(lua_State *L);
+
 /* A slice of script code: the CPU clock starts, and vm_slice_end returns
  * the limit that stopped it (LIMIT_NONE: none). `failed`: the code ended
  * with an error. */

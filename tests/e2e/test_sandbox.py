@@ -149,6 +149,46 @@ class Warn(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
 
+class LoopingCFunctions(unittest.TestCase):
+    """string.rep of nothing, table.move, table.insert and table.remove run
+    loops in C that the instruction hook never sees: each counts against the
+    CPU limit, is stopped by it, and the worker serves the next call. The
+    host's run-time limit and deadline are far away, so only the CPU limit
+    can stop them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host("--max-cpu", "300", "--max-run", "600000", "--deadline", "60000",
+                        scripts=SCRIPTS, keys=[KEY.spki])
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.host.stop() == 0, cls.host.log()
+        assert not cls.host.sanitizer_reports(), cls.host.log()
+
+    def test_an_empty_repeat_is_answered_at_once(self):
+        # Lua's own loops 2^40 times to build "": the answer needs no loop.
+        for case in ("rep_empty", "rep_empty_method"):
+            r = self.host.post(command("cloops", arguments=case), key=KEY)
+            self.assertEqual(r.json()["output"]["text"], "survived true 0")
+
+    def test_each_is_stopped_by_the_cpu_limit(self):
+        for case in ("move", "move_back", "remove", "insert"):
+            with self.subTest(case=case):
+                r = self.host.post(command("cloops", arguments=case), key=KEY)
+                self.assertEqual(r.status, 200, r)
+                self.assertNotIn("survived", r.json()["output"]["text"])
+                line = self.host.wait_for(r"req=%s .*failure=limit" % r.headers["x-request-id"])
+                self.assertIsNotNone(line, self.host.log()[-3000:])
+                self.assertIn("limit=cpu", line)
+        self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
+
+    def test_ordinary_use_is_unchanged(self):
+        r = self.host.post(command("cloops", arguments="ordinary"), key=KEY)
+        self.assertEqual(r.json()["output"]["text"],
+                         "survived true 0,2,3 1 end a,a,b,c x,y ab-ab-ab 0 nil")
+
+
 class DuplicateKeys(unittest.TestCase):
     """Finding 12: with "name" twice, dispatch used the first and the
     handler saw the last. Cliq never repeats a key: such a body is a 400."""
