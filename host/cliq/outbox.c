@@ -521,13 +521,20 @@ static void reason_from(long status, const char *body, size_t len, char *out, si
     const cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "message") : NULL;
     if (cJSON_IsString(m))
         msg = m->valuestring;
+    /* Masked before it is cut: a cut must not leave part of a token. */
+    size_t ml = msg ? strlen(msg) : len;
+    char *text = xmalloc(ml + 1);
+    memcpy(text, msg ? msg : body ? body : "", ml);
+    text[ml] = '\0';
+    log_redact(text, ml);
     if (msg)
-        snprintf(out, n, "HTTP %ld: %.200s", status, msg);
+        snprintf(out, n, "HTTP %ld: %.200s", status, text);
     else if (len)
         snprintf(out, n, "HTTP %ld: %.*s", status,
-                 (int)(len < REASON_BODY_MAX ? len : REASON_BODY_MAX), body);
+                 (int)(len < REASON_BODY_MAX ? len : REASON_BODY_MAX), text);
     else
         snprintf(out, n, "HTTP %ld", status);
+    free(text);
     cJSON_Delete(j);
     for (char *p = out; *p; p++)
         if (*p == '\n' || *p == '\r')
@@ -604,6 +611,7 @@ static void on_sent(struct fetch_result *r, void *ud)
             wait = sd->created_ms + max_age - now; /* one last try as it comes of age */
         if (wait >= 0 && now - sd->created_ms >= max_age) {
             char gave[sizeof why];
+            log_redact(why, strlen(why)); /* before the cut below */
             snprintf(gave, sizeof gave, "gave up after %d attempt%s in %lld s: %.300s",
                      sd->attempts, sd->attempts == 1 ? "" : "s", (now - sd->created_ms) / 1000,
                      why);

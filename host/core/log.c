@@ -163,6 +163,7 @@ int log_kv(struct buf *b, const char *key, const char *v, size_t n)
  * reads `nsecrets` and then only entries already written). */
 #define SECRETS_MAX 512
 #define SECRET_MIN  8
+#define SECRET_MAX  1024 /* longer ones are taken as their first 1024 bytes' prefix */
 static char *secrets[SECRETS_MAX];
 static size_t secret_lens[SECRETS_MAX];
 static atomic_size_t nsecrets;
@@ -174,8 +175,13 @@ static void add_secret_locked(const char *s, size_t n)
     for (size_t i = 0; i < have; i++)
         if (secret_lens[i] == n && memcmp(secrets[i], s, n) == 0)
             return;
-    if (have == SECRETS_MAX)
+    if (have == SECRETS_MAX) {
+        static int said;
+        if (!said++)
+            fprintf(stderr, "cliqhost: more than %d secrets to mask; later ones are not masked\n",
+                    SECRETS_MAX);
         return;
+    }
     secrets[have] = strndup(s, n);
     if (!secrets[have])
         return;
@@ -188,8 +194,10 @@ void log_add_secret(const char *s)
     size_t n = strlen(s);
     if (n < SECRET_MIN)
         return;
+    if (n > SECRET_MAX)
+        n = SECRET_MAX; /* a prefix that long is as good: masking it hides the rest's start */
     /* As it is, and as it reads in a URL's query (RFC 3986 unreserved kept). */
-    char enc[3 * 1024 + 1];
+    char enc[SECRET_MAX_ENCODED + 1];
     size_t e = 0;
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n && e + 3 < sizeof enc; i++) {
@@ -353,25 +361,25 @@ void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list
         strftime(tls.stamp, sizeof tls.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
         tls.stamp_sec = ts.tv_sec;
     }
-    char line[LOG_LINE_MAX + 8];
+    /* Room past the cut for the longest secret, so that secrets are masked
+     * before the line is cut: a cut must not leave part of one. */
+    char line[LOG_LINE_MAX + SECRET_MAX_ENCODED + 8];
+    const int room = LOG_LINE_MAX + SECRET_MAX_ENCODED;
     int n = snprintf(line, LOG_LINE_MAX, "%s.%03ldZ %-5s ", tls.stamp, ts.tv_nsec / 1000000L,
                      level_names[level]);
     if (req_id)
         n += snprintf(line + n, (size_t)(LOG_LINE_MAX - n), "req=%s ", req_id);
-    int m = vsnprintf(line + n, (size_t)(LOG_LINE_MAX - n), fmt, ap);
-    size_t len;
-    if (m < 0) {
-        len = (size_t)n;
-    } else if (m >= LOG_LINE_MAX - n) {
+    int m = vsnprintf(line + n, (size_t)(room - n), fmt, ap);
+    size_t full = m < 0 ? (size_t)n : m >= room - n ? (size_t)room - 1 : (size_t)(n + m);
+    /* Webhook tokens and app keys never reach the log, whatever put them
+     * in a message (a URL in a library's error text, say). */
+    log_redact(line, full);
+    size_t len = full;
+    if (full >= LOG_LINE_MAX) {
         len = LOG_LINE_MAX - 1;
         memcpy(line + len, "\xe2\x80\xa6", 3); /* "…" marks a cut line */
         len += 3;
-    } else {
-        len = (size_t)(n + m);
     }
-    /* Webhook tokens and app keys never reach the log, whatever put them
-     * in a message (a URL in a library's error text, say). */
-    log_redact(line, len);
     /* A message must never span lines: callers escape values, and this
      * catches any newline that slipped into a format string's arguments. */
     for (size_t i = 0; i < len; i++)

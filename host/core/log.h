@@ -22,7 +22,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* The longest line written; longer ones are cut and end in "…". */
 #define LOG_LINE_MAX 4000
-#define LOG_CHUNK    4096
+/* The longest secret log_add_secret masks, percent-encoded. */
+#define SECRET_MAX_ENCODED (3 * 1024)
+#define LOG_CHUNK          4096
 
 /* Lines below `level` are dropped. Call before starting threads. */
 void log_set_level(enum log_level level);

@@ -23,7 +23,9 @@ static void join_args(lua_State *L, int n, struct buf *b)
         }
         size_t len;
         const char *s = luaL_tolstring(L, i, &len);
-        buf_add(b, s, len);
+        /* Past the line's cap the rest is cut, not the whole value lost. */
+        size_t room = b->max > b->len ? b->max - b->len : 0;
+        buf_add(b, s, len < room ? len : room);
         lua_pop(L, 1);
     }
 }
@@ -38,7 +40,9 @@ static int emit(lua_State *L, enum log_level level)
     int n = lua_gettop(L);
     struct buf *msg = bind_json_push_buf(L, LOG_LINE_MAX);
     join_args(L, n, msg);
-    struct buf *line = bind_json_push_buf(L, LOG_LINE_MAX);
+    /* Room for the message escaped (4 bytes a byte at worst): the log cuts
+     * the line itself, after masking secrets. */
+    struct buf *line = bind_json_push_buf(L, 4 * LOG_LINE_MAX + 512);
     if (ctx->script[0])
         log_kv(line, "script", ctx->script, strlen(ctx->script));
     log_kv(line, "msg", msg->data ? msg->data : "", msg->len);

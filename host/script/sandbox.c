@@ -172,8 +172,14 @@ static int sb_require(lua_State *L)
         if (e)
             rel = rels[k];
     }
-    if (e && vm->require_cb && vm->loading)
-        vm->require_cb(vm->require_ud, vm->loading, rel);
+    /* The reloader hears of every file whose appearance would change what
+     * this require finds: ?.lua always, and ?/init.lua unless ?.lua is the
+     * one found (a lualib/ module is shadowed by either appearing). */
+    if (vm->require_cb && vm->loading) {
+        vm->require_cb(vm->require_ud, vm->loading, rels[0]);
+        if (!e || rel != rels[0])
+            vm->require_cb(vm->require_ud, vm->loading, rels[1]);
+    }
 
     lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_modules);  /* 2 */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_versions); /* 3 */

@@ -312,7 +312,7 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
  * (nothing taken) when the budget cannot hold them. */
 static int reserve_body(struct worker *w, struct call *c, size_t n)
 {
-    long long cap = w->srv->cfg->pending_body_bytes;
+    long long cap = w->cfg->pending_body_bytes; /* as SIGHUP last set it */
     long long was = atomic_fetch_add(&w->srv->pending_bytes, (long long)n);
     if (was + (long long)n > cap) {
         atomic_fetch_sub(&w->srv->pending_bytes, (long long)n);

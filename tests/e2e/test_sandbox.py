@@ -5,7 +5,9 @@ tables can stop the process or hang a worker."""
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import unittest
 
@@ -187,6 +189,36 @@ class LoopingCFunctions(unittest.TestCase):
         r = self.host.post(command("cloops", arguments="ordinary"), key=KEY)
         self.assertEqual(r.json()["output"]["text"],
                          "survived true 0,2,3 1 end a,a,b,c x,y ab-ab-ab 0 nil")
+
+
+class LongLines(unittest.TestCase):
+    """A token is masked before a long line is cut (a cut left all but its
+    last character), and a long message is cut, not dropped."""
+
+    SECRET = "1001.sandboxLeak.0f1e2d3c4b5a69788796"
+
+    def test_a_token_at_the_cut_is_masked(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-longlog-")
+        cfg = os.path.join(d, "cliqhost.lua")
+        with open(cfg, "w") as f:
+            f.write(f'tokens = {{ default = "{self.SECRET}" }}\n'
+                    f'script_env = {{ "CLIQHOST_SANDBOX_LEAK" }}\n'
+                    f'data_dir = "{d}/data"\nscripts = "{SCRIPTS}"\n'
+                    f'listen = "127.0.0.1:0"\nworkers = 1\n')
+        h = Host("--config", cfg, "--key", KEY.spki, listen=None, workers=None,
+                 env={"CLIQHOST_SANDBOX_LEAK": self.SECRET})
+        try:
+            r = h.post(command("longlog"), key=KEY)
+            self.assertEqual(r.json()["output"]["text"], "logged")
+            rid = r.headers["x-request-id"]
+            self.assertIsNotNone(h.wait_for(r"warn .*req=%s .*yyyyyyyyyy" % rid))
+        finally:
+            self.assertEqual(h.stop(), 0)
+            shutil.rmtree(d, ignore_errors=True)
+        text = h.log()
+        self.assertIn("xxxxxxxxxx", text)
+        for part in ("sandboxLeak", "0f1e2d3c4b5a", "1001.sandboxL"):
+            self.assertNotIn(part, text)
 
 
 class DuplicateKeys(unittest.TestCase):
