@@ -36,6 +36,9 @@
 #include <unistd.h>
 
 #define REQ_ID_MAX 40
+/* Body bytes allocated when the headers announce them; a longer body grows
+ * as it arrives, so an announced length alone costs at most this. */
+#define BODY_PREALLOC (16 * 1024)
 
 /* Why a handler was stopped or failed, and what ran: for the log line. */
 struct outcome {
@@ -307,8 +310,9 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
 /* ---- handlers that wait ------------------------------------------------ */
 
 /* Takes n more bytes of the budget for bodies not yet verified, shared by
- * every connection of every worker: an unauthenticated client holds at most
- * that much memory however many connections it opens. Returns 0, or -1
+ * every connection of every worker, as they arrive: an unauthenticated
+ * client holds at most that much memory however many connections it
+ * opens, and one that only announces a length holds none of it. Returns 0, or -1
  * (nothing taken) when the budget cannot hold them. */
 static int reserve_body(struct worker *w, struct call *c, size_t n)
 {
@@ -773,11 +777,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_YES;
             }
             if (!errno && end != cl && n > 0) {
-                if (reserve_body(w, c, (size_t)n) < 0) {
+                /* Bytes are charged as they arrive (a header that only
+                 * announces a length holds nothing); a body that cannot
+                 * fit in what is free now is told so at once. */
+                long long free_now =
+                    w->cfg->pending_body_bytes -
+                    atomic_load_explicit(&w->srv->pending_bytes, memory_order_relaxed);
+                if ((long long)n > free_now) {
                     respond_busy(w, conn, c, method, url);
                     return MHD_YES;
                 }
-                buf_reserve(&c->body, (size_t)n);
+                buf_reserve(&c->body, n < BODY_PREALLOC ? (size_t)n : BODY_PREALLOC);
             }
         }
         return MHD_YES;

@@ -302,11 +302,13 @@ class UnverifiedBodies(unittest.TestCase):
         self.assertEqual(self.pending(), want)
 
     def test_the_budget_is_shared_and_given_back(self):
-        held = [self.start_body(90000, 1000)]
-        self.wait_pending(90000)  # counted in full once its headers are read
-        held.append(self.start_body(90000, 1000))
+        # Announcing a length holds nothing; bytes that arrive are counted.
+        idle = self.start_body(90000, 0)
+        held = [idle, self.start_body(90000, 89999)]
+        self.wait_pending(89999)
+        held.append(self.start_body(90000, 89999))
         try:
-            self.wait_pending(180000)
+            self.wait_pending(179998)
             head = self.attempt(90000)
             self.assertTrue(head.startswith("HTTP/1.1 503"), head)
             self.assertIn("Retry-After", head)
