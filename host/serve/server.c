@@ -32,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1057,8 +1058,9 @@ static int open_listener(const struct sockaddr_storage *ss, unsigned sslen, char
  * scripts and keys, taking a share of the calls). So the address is first
  * bound without it: that fails while anyone listens there. With port 0 it
  * also picks the free port the workers then share, written back to ss.
- * The claim is released before the workers bind; a host started in that
- * instant could still slip in. Returns 0, or -1 with a reason in err. */
+ * The claim is released before the workers bind, so two hosts started at
+ * the same moment could both pass it: sharers_found closes that gap.
+ * Returns 0, or -1 with a reason in err. */
 static int claim_port(struct sockaddr_storage *ss, unsigned sslen, char *err, size_t errlen)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1090,6 +1092,47 @@ static int claim_port(struct sockaddr_storage *ss, unsigned sslen, char *err, si
     }
     close(fd);
     return 0;
+}
+
+/* After the workers listen: 1 when a socket that is not one of theirs
+ * listens on the same address and port (another process joined the
+ * SO_REUSEPORT group), from the kernel's table of this network namespace,
+ * /proc/net/tcp or tcp6. Each of two hosts started together sees the
+ * other, so both stop. 0 when alone, or when the table cannot be read. */
+static int sharers_found(const struct server *s, const struct sockaddr_storage *ss)
+{
+    char want[80];
+    if (ss->ss_family == AF_INET6) {
+        const uint32_t *a = (const uint32_t *)((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+        snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", a[0], a[1], a[2], a[3],
+                 ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+    } else {
+        snprintf(want, sizeof want, "%08X:%04X", ((const struct sockaddr_in *)ss)->sin_addr.s_addr,
+                 ntohs(((const struct sockaddr_in *)ss)->sin_port));
+    }
+    FILE *f = fopen(ss->ss_family == AF_INET6 ? "/proc/net/tcp6" : "/proc/net/tcp", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int foreign = 0;
+    while (!foreign && fgets(line, sizeof line, f)) {
+        char local[80], state[8];
+        unsigned long inode;
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*s %79s %*s %7s %*s %*s %*s %*s %*s %lu", local, state, &inode) != 3)
+            continue;
+        if (strcmp(state, "0A") != 0 || strcmp(local, want) != 0)
+            continue;
+        int ours = 0;
+        for (int i = 0; i < s->nworkers && !ours; i++) {
+            struct stat st;
+            ours = s->workers[i].listen_fd >= 0 && fstat(s->workers[i].listen_fd, &st) == 0 &&
+                   (unsigned long)st.st_ino == inode;
+        }
+        foreign = !ours;
+    }
+    fclose(f);
+    return foreign;
 }
 
 static int worker_init(struct server *s, struct worker *w, const struct sockaddr_storage *ss,
@@ -1210,6 +1253,14 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
             server_free(s);
             return NULL;
         }
+    }
+    if (sharers_found(s, &ss)) {
+        snprintf(err, errlen,
+                 "%s: address already in use: another process (another cliqhost?) started "
+                 "listening there at the same moment; stop it or choose another --listen",
+                 c->listen);
+        server_free(s);
+        return NULL;
     }
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);

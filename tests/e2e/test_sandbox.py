@@ -350,6 +350,31 @@ class PortTaken(unittest.TestCase):
         finally:
             self.assertEqual(first.stop(), 0)
 
+    def test_two_hosts_started_together_never_both_serve(self):
+        # The claim is let go before the workers bind; each host then looks
+        # for listeners that are not its own (it was 6 in 10 before).
+        for _ in range(6):
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            probe.close()
+            hosts = [Host(scripts=SCRIPTS, keys=[KEY.spki], listen=f"127.0.0.1:{port}",
+                          workers=1, wait=False) for _ in range(2)]
+            try:
+                deadline = time.monotonic() + 30
+                def settled(h):
+                    return h.proc.poll() is not None or any("listening on" in l for l in h.lines)
+                while not all(settled(h) for h in hosts) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                serving = [h for h in hosts if h.proc.poll() is None]
+                self.assertLessEqual(len(serving), 1, [h.log() for h in hosts])
+                for h in hosts:
+                    if h.proc.poll() is not None:
+                        self.assertIn("address already in use", h.log())
+            finally:
+                for h in hosts:
+                    h.stop()
+
     def test_port_zero_still_picks_a_free_port_for_every_worker(self):
         h = Host(scripts=SCRIPTS, keys=[KEY.spki], workers=3)
         try:
