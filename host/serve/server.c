@@ -60,6 +60,7 @@ struct call {
     int responded;    /* a response is queued */
     int too_large;    /* the body passed the cap: its bytes are dropped */
     size_t reserved;  /* bytes of the pending-body budget this call holds */
+    int close;        /* close the connection after the answer (body unread) */
     size_t discarded; /* bytes dropped since */
 
     /* While a handler waits (see handle_callback). */
@@ -257,8 +258,10 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
      * interim reply and the handler's result goes to response_url. */
     if (c->late)
         MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
-    if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+    if (status == MHD_HTTP_CONTENT_TOO_LARGE || c->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) /* busy or stopping: try again soon */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (MHD_queue_response(conn, status, r) == MHD_YES)
         c->responded = 1;
     else
@@ -281,7 +284,8 @@ static void respond_error(struct worker *w, struct MHD_Connection *conn, struct 
     log_request(w, c, method, url, (int)status, o);
 }
 
-/* 503 with Retry-After: the bodies not yet verified fill their budget. */
+/* 503: the bodies not yet verified fill their budget. The body was not
+ * read, so the connection closes after the answer. */
 static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct call *c,
                          const char *method, const char *url)
 {
@@ -289,23 +293,8 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
     snprintf(msg, sizeof msg,
              "busy: request bodies not yet verified fill pending_body_bytes (%ld); try again",
              w->cfg->pending_body_bytes);
-    size_t len;
-    char *body = jsonw_error_body(msg, c->id, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-    MHD_add_response_header(r, "X-Request-Id", c->id);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, r) == MHD_YES)
-        c->responded = 1;
-    conn_busy(conn);
-    MHD_destroy_response(r);
-    struct outcome o = {NULL, msg, 0, -1, 0};
-    log_request(w, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, &o);
+    c->close = 1;
+    respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, NULL);
 }
 
 /* ---- handlers that wait ------------------------------------------------ */

@@ -22,19 +22,27 @@ def command(name, wire="execution_handler", arguments=""):
     return json.dumps(body("command", wire, name, {"arguments": arguments})).encode()
 
 
-class HandlerTables(unittest.TestCase):
-    """The host looks a handler up with raw access: a handler table's
-    metatable (a strict-module __index that raises, or one that loops) is
-    never run by the host."""
+class SandboxHost(unittest.TestCase):
+    """One host on sandbox_scripts per class (FLAGS added), which must stop
+    cleanly and without a sanitizer report."""
+
+    FLAGS = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
+        cls.host = Host(*cls.FLAGS, scripts=SCRIPTS, keys=[KEY.spki])
 
     @classmethod
     def tearDownClass(cls):
         assert cls.host.stop() == 0, cls.host.log()
         assert not cls.host.sanitizer_reports(), cls.host.log()
+
+
+class HandlerTables(SandboxHost):
+    """The host looks a handler up with raw access: a handler table's
+    metatable (a strict-module __index that raises, or one that loops) is
+    never run by the host."""
+
 
     def assertServing(self):
         r = self.host.post(command("strict"), key=KEY)
@@ -57,19 +65,11 @@ class HandlerTables(unittest.TestCase):
         self.assertServing()
 
 
-class OptionTables(unittest.TestCase):
+class OptionTables(SandboxHost):
     """Bindings read option tables raw, so a string the host keeps is one
     the table holds (finding 1: a string made by __index was used after
     it was collected)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.host.stop() == 0, cls.host.log()
-        assert not cls.host.sanitizer_reports(), cls.host.log()
 
     def text(self, which):
         name = "dots" if which == "dots" else "opts_meta"
@@ -103,18 +103,11 @@ class OptionTables(unittest.TestCase):
             self.assertIn("not a name: '.' and '..' are path steps", p.stderr)
 
 
-class Require(unittest.TestCase):
+class Require(SandboxHost):
     """require searches scripts/lib/?.lua, scripts/lib/?/init.lua, then the
     same in lualib/, as Lua's own path does, and names them all when it
     finds nothing."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.host.stop() == 0, cls.host.log()
 
     def text(self, arguments=""):
         r = self.host.post(command("req", arguments=arguments), key=KEY)
@@ -151,22 +144,14 @@ class Warn(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
 
-class LoopingCFunctions(unittest.TestCase):
+class LoopingCFunctions(SandboxHost):
     """string.rep of nothing, table.move, table.insert and table.remove run
     loops in C that the instruction hook never sees: each counts against the
     CPU limit, is stopped by it, and the worker serves the next call. The
     host's run-time limit and deadline are far away, so only the CPU limit
     can stop them."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.host = Host("--max-cpu", "300", "--max-run", "600000", "--deadline", "60000",
-                        scripts=SCRIPTS, keys=[KEY.spki])
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.host.stop() == 0, cls.host.log()
-        assert not cls.host.sanitizer_reports(), cls.host.log()
+    FLAGS = ("--max-cpu", "300", "--max-run", "600000", "--deadline", "60000")
 
     def test_an_empty_repeat_is_answered_at_once(self):
         # Lua's own loops 2^40 times to build "": the answer needs no loop.
@@ -221,18 +206,10 @@ class LongLines(unittest.TestCase):
             self.assertNotIn(part, text)
 
 
-class DuplicateKeys(unittest.TestCase):
+class DuplicateKeys(SandboxHost):
     """Finding 12: with "name" twice, dispatch used the first and the
     handler saw the last. Cliq never repeats a key: such a body is a 400."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.host = Host(scripts=SCRIPTS, keys=[KEY.spki])
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.host.stop() == 0, cls.host.log()
-        assert not cls.host.sanitizer_reports(), cls.host.log()
 
     def test_a_repeated_key_is_refused(self):
         good = command("strict").decode()
@@ -245,20 +222,12 @@ class DuplicateKeys(unittest.TestCase):
         self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
 
 
-class UnverifiedBodies(unittest.TestCase):
+class UnverifiedBodies(SandboxHost):
     """Finding 7: bodies not yet verified share one budget
     (pending_body_bytes), so connections that send most of a large body
     and go quiet cannot hold memory without bound."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.host = Host("--pending-body-bytes", "200000", "--max-body-bytes", "100000",
-                        scripts=SCRIPTS, keys=[KEY.spki])
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.host.stop() == 0, cls.host.log()
-        assert not cls.host.sanitizer_reports(), cls.host.log()
+    FLAGS = ("--pending-body-bytes", "200000", "--max-body-bytes", "100000")
 
     def start_body(self, length, sent):
         s = socket.create_connection(("127.0.0.1", self.host.port), timeout=10)
