@@ -43,7 +43,6 @@ class HandlerTables(SandboxHost):
     metatable (a strict-module __index that raises, or one that loops) is
     never run by the host."""
 
-
     def assertServing(self):
         r = self.host.post(command("strict"), key=KEY)
         self.assertEqual(r.status, 200, r)
@@ -69,7 +68,6 @@ class OptionTables(SandboxHost):
     """Bindings read option tables raw, so a string the host keeps is one
     the table holds (finding 1: a string made by __index was used after
     it was collected)."""
-
 
     def text(self, which):
         name = "dots" if which == "dots" else "opts_meta"
@@ -107,7 +105,6 @@ class Require(SandboxHost):
     """require searches scripts/lib/?.lua, scripts/lib/?/init.lua, then the
     same in lualib/, as Lua's own path does, and names them all when it
     finds nothing."""
-
 
     def text(self, arguments=""):
         r = self.host.post(command("req", arguments=arguments), key=KEY)
@@ -209,7 +206,6 @@ class LongLines(unittest.TestCase):
 class DuplicateKeys(SandboxHost):
     """Finding 12: with "name" twice, dispatch used the first and the
     handler saw the last. Cliq never repeats a key: such a body is a 400."""
-
 
     def test_a_repeated_key_is_refused(self):
         good = command("strict").decode()
