@@ -205,31 +205,46 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Objects with at most this many keys (all of Cliq's) are checked pair by
+ * pair, with no allocation; larger ones are sorted. */
+#define KEYS_PAIRWISE 32
+
+/* The key an object holds twice, or NULL. */
+static const char *object_repeats(const cJSON *obj)
+{
+    size_t n = 0;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        n++;
+    if (n <= KEYS_PAIRWISE) {
+        for (const cJSON *a = obj->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                    return a->string;
+        return NULL;
+    }
+    const char **keys = xmalloc(n * sizeof *keys);
+    size_t i = 0;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        keys[i++] = c->string ? c->string : "";
+    qsort(keys, n, sizeof *keys, cmp_keys);
+    const char *dup = NULL;
+    for (i = 1; i < n && !dup; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0)
+            dup = keys[i];
+    free(keys);
+    return dup;
+}
+
 /* The first key that an object anywhere in the tree holds twice, or NULL.
  * cJSON keeps both and looks up the first, while a handler's Lua table
  * keeps the last: what is dispatched would not be what the handler sees.
- * Each object's keys are sorted, so this stays O(n log n) for any body;
- * the depth is cJSON's nesting limit. */
+ * O(n log n) for any body; the depth is cJSON's nesting limit. */
 static const char *repeated_key(const cJSON *node)
 {
     if (cJSON_IsObject(node)) {
-        size_t n = 0;
-        for (const cJSON *c = node->child; c; c = c->next)
-            n++;
-        if (n > 1) {
-            const char **keys = xmalloc(n * sizeof *keys);
-            size_t i = 0;
-            for (const cJSON *c = node->child; c; c = c->next)
-                keys[i++] = c->string ? c->string : "";
-            qsort(keys, n, sizeof *keys, cmp_keys);
-            const char *dup = NULL;
-            for (i = 1; i < n && !dup; i++)
-                if (strcmp(keys[i - 1], keys[i]) == 0)
-                    dup = keys[i];
-            free(keys);
-            if (dup)
-                return dup;
-        }
+        const char *dup = object_repeats(node);
+        if (dup)
+            return dup;
     }
     if (cJSON_IsObject(node) || cJSON_IsArray(node))
         for (const cJSON *c = node->child; c; c = c->next) {

@@ -182,6 +182,26 @@ static void test_body_formats(void)
         0);
 }
 
+/* An object larger than the pair-by-pair check still has its repeat found. */
+static void test_a_repeat_among_many_keys(void)
+{
+    char body[2048];
+    int n = snprintf(body, sizeof body,
+                     "{\"type\":\"command\",\"name\":\"x\",\"handler\":\"execution_handler\","
+                     "\"params\":{");
+    for (int i = 0; i < 40; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "\"k%d\":%d,", i, i);
+    snprintf(body + n, sizeof body - (size_t)n, "\"k7\":0}}");
+    struct request_dispatch d;
+    char err[256] = "";
+    CHECK_INT(decode(body, &d, err, sizeof err), -1);
+    CHECK_HAS(err, "duplicate key \"k7\"");
+    body[n - 1] = '}'; /* without the repeat */
+    body[n] = '}';
+    body[n + 1] = '\0';
+    CHECK_INT(decode(body, &d, err, sizeof err), 0);
+}
+
 /* The same key in different objects, or differing only in case, is fine. */
 static void test_keys_repeated_across_objects(void)
 {
@@ -242,5 +262,6 @@ int main(void)
     RUN(test_body_formats);
     RUN(test_bad_bodies);
     RUN(test_keys_repeated_across_objects);
+    RUN(test_a_repeat_among_many_keys);
     return CHECK_DONE();
 }
