@@ -202,6 +202,17 @@ void bind_json_push_null(lua_State *L)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
 }
 
+int bind_json_marked(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &object_mt_key);
+    int ours = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
+    lua_pop(L, 3);
+    return ours;
+}
+
 void bind_json_new_object(lua_State *L, int nrec)
 {
     lua_createtable(L, 0, nrec);
@@ -680,10 +691,14 @@ int bind_json_open(lua_State *L)
     lua_newtable(L);
     lua_pushliteral(L, "json.array");
     lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 0); /* shared by every script: out of their reach */
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
     lua_newtable(L);
     lua_pushliteral(L, "json.object");
     lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 0); /* shared by every script: out of their reach */
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &object_mt_key);
     lua_newuserdatauv(L, 0, 0);
     lua_newtable(L);

@@ -67,4 +67,8 @@ void bind_json_push_null(lua_State *L);
  * [-0, +1] */
 void bind_json_new_object(lua_State *L, int nrec);
 
+/* Whether the value at idx carries json's array or object marker (the
+ * metatable json.decode, json.array and json.object give). [-0, +0] */
+int bind_json_marked(lua_State *L, int idx);
+
 #endif

@@ -238,19 +238,23 @@ static void push_attachment_methods(lua_State *L)
 
 void bind_req_open(lua_State *L)
 {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushliteral(L, "cliq.request");
     lua_setfield(L, -2, "__name");
     push_request_methods(L);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* shared by every script: out of their reach */
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &request_mt_key);
 
     /* Attachments stay plain JSON objects (string keys) with a method. */
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushliteral(L, "cliq.attachment");
     lua_setfield(L, -2, "__name");
     push_attachment_methods(L);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* shared by every script: out of their reach */
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &attachment_mt_key);
 }
 

@@ -14,6 +14,24 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+/* Registry: handlers table -> its realm's string table (weak keys). */
+static const char realms_key = 'r';
+
+/* Pushes that table, made on first use. [-0, +1] */
+static void push_realms(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &realms_key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &realms_key);
+}
+
 /* Checks the value a script returned (at -1): a table whose values are all
  * functions. Returns 0, or -1 with the reason in err. [-0, +0] */
 static int check_handlers(lua_State *L, const char *path, char *err, size_t errlen)
@@ -48,28 +66,58 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
     char err[SOURCE_ERR_MAX];
     snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", rel);
-    int rc = sandbox_compile(L, src, len, path);
-    if (rc != LUA_OK)
+    /* Each script (version) is a realm of its own, with the modules it
+     * requires: nothing it changes reaches another script. */
+    sandbox_push_realm(L);
+    int realm = lua_gettop(L);
+    int rc = sandbox_compile(L, src, len, path, realm);
+    if (rc != LUA_OK) {
+        lua_remove(L, realm);
         return -1;
+    }
     /* A script's top level is held to the limits like a handler. */
     int outer = vm->slice_start != 0;
     enum luavm_limit limit = LIMIT_NONE;
     if (!outer)
         vm_slice_begin(vm);
+    sandbox_realm_strings(L, realm);
+    vm_use_strings(vm, -1);
+    lua_pop(L, 1);
     const char *was_loading = vm->loading;
     vm->loading = rel;
     rc = lua_pcall(L, 0, 1, 0);
     vm->loading = was_loading;
     if (!outer)
         limit = vm_slice_end(vm, rc != LUA_OK);
-    if (rc != LUA_OK)
+    else
+        vm_use_strings(vm, 0);
+    if (rc != LUA_OK) {
+        lua_remove(L, realm);
         return limit != LIMIT_NONE ? -2 : -1;
+    }
     if (check_handlers(L, path, err, sizeof err) < 0) {
-        lua_pop(L, 1);
+        lua_settop(L, realm - 1);
         lua_pushstring(L, err);
         return -1;
     }
+    /* Remember the realm's string table for the script's handlers. */
+    push_realms(L);
+    lua_pushvalue(L, -2);
+    sandbox_realm_strings(L, realm);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_remove(L, realm);
     return 0;
+}
+
+void loader_push_strings(struct luavm *vm, int handlers)
+{
+    lua_State *L = vm->L;
+    handlers = lua_absindex(L, handlers);
+    push_realms(L);
+    lua_pushvalue(L, handlers);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
 }
 
 /* Takes the hub's newest snapshot when it changed. */
@@ -79,15 +127,10 @@ void loader_refresh(struct luavm *vm)
         return;
     if (vm->set && scripts_hub_generation(vm->opt.scripts) == vm->gen)
         return;
-    unsigned long long had = scriptset_modules_gen(vm->set);
+    /* Scripts loaded again are new realms with fresh modules; the ones
+     * still loaded keep the modules they hold. */
     scriptset_release(vm->set);
     vm->set = scripts_hub_acquire(vm->opt.scripts, &vm->gen);
-    if (scriptset_modules_gen(vm->set) != had) {
-        /* Scripts loaded again take fresh modules; the ones still loaded
-         * keep the modules they hold. */
-        lua_newtable(vm->L);
-        lua_rawsetp(vm->L, LUA_REGISTRYINDEX, &vm_key_modules);
-    }
 }
 
 /* Pushes the handlers table for `rel`, loading the script when it is not
@@ -180,10 +223,8 @@ int loader_validate(struct luavm *vm, const char *rel, const char *src, size_t l
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    /* A fresh module cache, so every module the script needs runs (and is
-     * seen by cb) with the snapshot's text. */
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_modules);
+    /* The script is a new realm: every module it needs runs (and is seen by
+     * cb) with the snapshot's text. */
     vm->require_cb = cb;
     vm->require_ud = ud;
     int rc = load_script(vm, rel, src, len);
@@ -218,9 +259,10 @@ int loader_compile_only(struct luavm *vm, const char *rel, const char *src, size
 {
     char path[SOURCE_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
-    int rc = sandbox_compile(vm->L, src, len, path);
+    sandbox_push_realm(vm->L);
+    int rc = sandbox_compile(vm->L, src, len, path, -1);
     if (rc != LUA_OK)
         snprintf(err, errlen, "%s", lua_tostring(vm->L, -1));
-    lua_pop(vm->L, 1);
+    lua_pop(vm->L, 2);
     return rc == LUA_OK ? 0 : -1;
 }

@@ -28,6 +28,10 @@ void loader_refresh(struct luavm *vm);
  * level). */
 int loader_get(struct luavm *vm, const char *rel);
 
+/* Pushes the string table of the realm the handlers table at `handlers`
+ * (from loader_get) was loaded in, or nil. [-0, +1] */
+void loader_push_strings(struct luavm *vm, int handlers);
+
 /* ---- for the reloader -------------------------------------------------- */
 
 /* Serves scripts and modules from this fixed snapshot (held until the next

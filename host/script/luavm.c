@@ -27,7 +27,7 @@ struct build_args {
 
 /* Makes the task's coroutine with the handler and request on it, in
  * protected mode (everything here allocates). The handler function is at
- * index 2 of L. [-0, +0] */
+ * index 2 of L, its realm's string table at 3. [-0, +0] */
 static int start_protected(lua_State *L)
 {
     struct build_args *a = lua_touserdata(L, 1);
@@ -39,6 +39,8 @@ static int start_protected(lua_State *L)
     lua_rawset(L, -3);
     lua_pop(L, 1);
     a->t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 3);
+    a->t->strings = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 2);
     bind_req_push_request(L, a->c);
     lua_xmove(L, co, 2);
@@ -154,6 +156,7 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     t->done = done;
     t->done_ud = ud;
     t->ref = LUA_NOREF;
+    t->strings = LUA_NOREF;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->json, "response_url");
     if (cJSON_IsString(url) && url->valuestring[0]) {
         int was = arena_suspend();
@@ -166,7 +169,8 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     lua_insert(L, -2); /* the handler at top-1, so at index 2 of the call */
     lua_pushlightuserdata(L, &args);
     lua_insert(L, -2);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    loader_push_strings(vm, handlers); /* index 3 of the call */
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         vm_log_failure(c->req_id, d, "request", LIMIT_NONE, msg ? msg : "?", NULL);
         vm_set_error(res, msg ? msg : "could not build the request");

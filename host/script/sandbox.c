@@ -2,6 +2,7 @@
 #include "script/sandbox.h"
 
 #include "core/log.h"
+#include "script/bind_json.h"
 #include "script/scriptset.h"
 #include "script/source.h"
 #include "script/vm.h"
@@ -9,29 +10,49 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
-static const char env_mt_key = 'e'; /* metatable of per-script environments */
+/* The sandbox's prototype: every name scripts see, with the libraries as
+ * the host built them. No script ever holds it: each realm gets copies. */
+static const char proto_key = 'p';
 
-/* Pushes a new global table for one script or module: empty, falling back
- * to the sandbox, with its metatable hidden. [-0, +1] */
-static void push_env(lua_State *L)
+/*
+ * A realm is what one script and the modules it requires share: their own
+ * copies of the library tables (string, table, os, json, cliq, ...), their
+ * module cache and their `package`. Nothing in one realm is reachable from
+ * another, so a change a script makes to `string.upper`, `json` or a module
+ * stays in that script. The realm is the metatable of every environment in
+ * it (hidden by __metatable), with these private fields:
+ *
+ *   __index   the realm's globals (copies of the prototype's)
+ *   modules   module name -> value (a light userdata while it loads)
+ *   versions  scripts/lib entry -> snapshot version of the module loaded
+ *   std       the standard library names require answers from modules
+ *   strings   the realm's string table, which string methods use while
+ *             the realm's code runs (vm_use_strings)
+ */
+
+/* Pushes a new global table for a script or module of the realm at `realm`:
+ * empty, falling back to the realm's globals. [-0, +1] */
+static void push_env(lua_State *L, int realm)
 {
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "_G");
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_pushvalue(L, realm);
     lua_setmetatable(L, -2);
 }
 
 /* Compiles `data` as a text chunk named after `path` and sets a fresh
- * environment as its _ENV. Returns LUA_OK with the function pushed, or an
- * error status with the message pushed. [-0, +1] */
-int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path)
+ * environment in the realm at `realm` as its _ENV. Returns LUA_OK with the
+ * function pushed, or an error status with the message pushed. [-0, +1] */
+int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path, int realm)
 {
+    realm = lua_absindex(L, realm);
     /* Room for any path the runtime builds (SOURCE_PATH_MAX); a longer
      * one would only shorten the name in messages. */
     char chunkname[SOURCE_PATH_MAX + 2];
@@ -39,15 +60,20 @@ int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path
     int rc = luaL_loadbufferx(L, data, len, chunkname, "t");
     if (rc != LUA_OK)
         return rc;
-    push_env(L);
+    push_env(L, realm);
     if (!lua_setupvalue(L, -2, 1))
         lua_pop(L, 1); /* a chunk with no _ENV upvalue uses no globals */
     return LUA_OK;
 }
 
+void sandbox_realm_strings(lua_State *L, int realm)
+{
+    lua_getfield(L, realm, "strings");
+}
+
 /* load(chunk [, chunkname [, mode [, env]]]) for scripts: text only, and
- * without an env the chunk gets a fresh sandboxed global table instead of
- * the host's real one. */
+ * without an env the chunk gets a fresh global table in the caller's realm
+ * (upvalue 1) instead of the host's real one. */
 static int sb_load(lua_State *L)
 {
     const char *mode = luaL_optstring(L, 3, "t");
@@ -91,7 +117,7 @@ static int sb_load(lua_State *L)
     if (has_env)
         lua_pushvalue(L, 4);
     else
-        push_env(L);
+        push_env(L, lua_upvalueindex(1));
     if (!lua_setupvalue(L, -2, 1))
         lua_pop(L, 1);
     return 1;
@@ -144,14 +170,20 @@ static int module_name_ok(const char *s)
     return 1;
 }
 
-/* require(name) for scripts: a Lua module under scripts/lib/ (first) or the
- * host's lualib/, loaded once per worker and sandboxed like a script. A
- * scripts/lib module is loaded again when the snapshot has a newer version;
- * lualib/ modules ship with the host and are read once. */
+/* require(name) for scripts: the realm's (upvalue 1) copy of a standard
+ * library ("string", "math", ...), or a Lua module under scripts/lib/
+ * (first) or the host's lualib/, loaded once per realm and sandboxed like a
+ * script. A scripts/lib module is loaded again when the snapshot has a
+ * newer version; lualib/ modules ship with the host and are read once. */
 static int sb_require(lua_State *L)
 {
-    struct luavm *vm = lua_touserdata(L, lua_upvalueindex(1));
+    struct luavm *vm = vm_of_state(L);
     const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, lua_upvalueindex(1), "std");
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) != LUA_TNIL)
+        return 1;
     lua_settop(L, 1);
     if (!module_name_ok(name))
         return luaL_error(
@@ -181,8 +213,8 @@ static int sb_require(lua_State *L)
             vm->require_cb(vm->require_ud, vm->loading, rels[1]);
     }
 
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_modules);  /* 2 */
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_versions); /* 3 */
+    lua_getfield(L, lua_upvalueindex(1), "modules");  /* 2 */
+    lua_getfield(L, lua_upvalueindex(1), "versions"); /* 3 */
     lua_pushvalue(L, 1);
     if (lua_rawget(L, 2) != LUA_TNIL) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA)
@@ -227,7 +259,7 @@ static int sb_require(lua_State *L)
     if (rc < 0)
         return luaL_error(L, "require \"%s\": %s", name, err);
 
-    rc = sandbox_compile(L, src, len, path);
+    rc = sandbox_compile(L, src, len, path, lua_upvalueindex(1));
     free(owned);
     if (rc != LUA_OK)
         return lua_error(L);
@@ -334,6 +366,15 @@ static int sb_setmetatable(lua_State *L)
         if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "setmetatable: __gc finalizers are not allowed in scripts");
         lua_pop(L, 1);
+    }
+    /* A table from json.decode or json.array/object is the script's own:
+     * its marker metatable (protected, shared by every script) may be
+     * replaced, as on any plain table, but never changed. */
+    if (lua_type(L, 1) == LUA_TTABLE && bind_json_marked(L, 1)) {
+        luaL_argexpected(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "nil or table");
+        lua_settop(L, 2);
+        lua_setmetatable(L, 1);
+        return 1;
     }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
@@ -477,6 +518,219 @@ static void copy_field(lua_State *L, int from, int to, const char *name)
     lua_setfield(L, to, name);
 }
 
+/* ---- read-only views (package, package.loaded) ---------------------------- */
+
+/* __index of a read-only view: the table in upvalue 1, raw; a module still
+ * loading (a light userdata mark) reads as nil, as in Lua's own loaded. */
+static int ro_index(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TLIGHTUSERDATA)
+        lua_pushnil(L);
+    return 1;
+}
+
+static int ro_newindex(lua_State *L)
+{
+    return luaL_error(L, "%s is read-only", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* The iterator __pairs gives: next over the table, skipping marks. */
+static int ro_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -1) != LUA_TLIGHTUSERDATA)
+            return 2;
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int ro_pairs(lua_State *L)
+{
+    lua_pushcfunction(L, ro_next);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Pushes a view of the table at `t` that reads it (and pairs() over it) but
+ * cannot write it or reach it; `name` is for the error. [-0, +1] */
+static void push_readonly(lua_State *L, int t, const char *name)
+{
+    t = lua_absindex(L, t);
+    lua_newtable(L);
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, t);
+    lua_pushcclosure(L, ro_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, ro_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, t);
+    lua_pushcclosure(L, ro_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+/* Whether `file` is one require could load: under the scripts folder (in
+ * the snapshot served) or under lualib/, with no ".." in the way. Nothing
+ * else is looked at, so package.searchpath cannot probe the file system. */
+static int module_file_exists(struct luavm *vm, const char *file)
+{
+    if (strstr(file, "/../") || strncmp(file, "../", 3) == 0)
+        return 0;
+    size_t n = strlen(vm->scripts_dir);
+    if (strncmp(file, vm->scripts_dir, n) == 0 && file[n] == '/') {
+        if (vm->set)
+            return scriptset_find(vm->set, file + n + 1) != NULL;
+        return access(file, R_OK) == 0;
+    }
+    const char *ll = vm->opt.lualib_dir;
+    n = ll ? strlen(ll) : 0;
+    if (ll && strncmp(file, ll, n) == 0 && file[n] == '/')
+        return access(file, R_OK) == 0;
+    return 0;
+}
+
+/* package.searchpath(name, path [, sep [, rep]]), as Lua's, over the files
+ * require may load (see module_file_exists). */
+static int sb_searchpath(lua_State *L)
+{
+    struct luavm *vm = vm_of_state(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    const char *sep = luaL_optstring(L, 3, ".");
+    const char *rep = luaL_optstring(L, 4, "/");
+    if (*sep)
+        name = luaL_gsub(L, name, sep, rep);
+    luaL_Buffer miss;
+    luaL_buffinit(L, &miss);
+    for (const char *p = path; *p;) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len) {
+            lua_pushlstring(L, p, len);
+            const char *file = luaL_gsub(L, lua_tostring(L, -1), "?", name);
+            lua_remove(L, -2);
+            if (module_file_exists(vm, file))
+                return 1;
+            lua_pushfstring(L, "\n\tno file '%s'", file);
+            lua_remove(L, -2);
+            luaL_addvalue(&miss);
+        }
+        p += len + (end != NULL);
+    }
+    luaL_pushresult(&miss);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* Pushes the realm's `package`: a read-only view of loaded (its modules),
+ * config, path (where require looks) and searchpath. [-0, +1] */
+static void push_package(lua_State *L, struct luavm *vm, int modules)
+{
+    modules = lua_absindex(L, modules);
+    lua_createtable(L, 0, 4);
+    push_readonly(L, modules, "package.loaded");
+    lua_setfield(L, -2, "loaded");
+    lua_pushliteral(L, "/\n;\n?\n!\n-\n"); /* Lua's own, on this system */
+    lua_setfield(L, -2, "config");
+    const char *ll = vm->opt.lualib_dir;
+    lua_pushfstring(L, "%s/lib/?.lua;%s/lib/?/init.lua", vm->scripts_dir, vm->scripts_dir);
+    if (ll)
+        lua_pushfstring(L, ";%s/?.lua;%s/?/init.lua", ll, ll);
+    else
+        lua_pushliteral(L, "");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    lua_pushcfunction(L, sb_searchpath);
+    lua_setfield(L, -2, "searchpath");
+    push_readonly(L, -1, "package");
+    lua_remove(L, -2);
+}
+
+/* ---- realms -------------------------------------------------------------- */
+
+/* The names require answers from the realm's own copies, as Lua's
+ * package.loaded has them. */
+static const char *const std_names[] = {
+    "string", "table", "math", "utf8", "coroutine", "os", "debug", NULL,
+};
+
+/* Pushes a copy of the table at `t`: its fields and its metatable. [-0, +1] */
+static void push_copy(lua_State *L, int t)
+{
+    t = lua_absindex(L, t);
+    lua_createtable(L, 0, (int)lua_rawlen(L, t) + 16);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    if (lua_getmetatable(L, t))
+        lua_setmetatable(L, -2);
+}
+
+void sandbox_push_realm(lua_State *L)
+{
+    struct luavm *vm = vm_of_state(L);
+    lua_createtable(L, 0, 8);
+    int realm = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &proto_key);
+    int proto = realm + 1;
+    lua_createtable(L, 0, 48);
+    int G = realm + 2;
+    lua_pushnil(L);
+    while (lua_next(L, proto)) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            push_copy(L, -1);
+            lua_remove(L, -2);
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, G);
+    }
+    lua_pushvalue(L, realm);
+    lua_pushcclosure(L, sb_require, 1);
+    lua_setfield(L, G, "require");
+    lua_pushvalue(L, realm);
+    lua_pushcclosure(L, sb_load, 1);
+    lua_setfield(L, G, "load");
+
+    lua_newtable(L); /* std */
+    lua_newtable(L); /* modules */
+    for (const char *const *n = std_names; *n; n++) {
+        lua_getfield(L, G, *n);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, *n);
+        lua_setfield(L, -3, *n);
+    }
+    push_package(L, vm, -1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "package");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "package");
+    lua_setfield(L, G, "package");
+    lua_setfield(L, realm, "modules");
+    lua_setfield(L, realm, "std");
+    lua_newtable(L);
+    lua_setfield(L, realm, "versions");
+    lua_getfield(L, G, "string");
+    lua_setfield(L, realm, "strings");
+    lua_pushvalue(L, G);
+    lua_setfield(L, realm, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, realm, "__metatable");
+    lua_settop(L, realm);
+}
+
 void sandbox_open(lua_State *L, struct luavm *vm)
 {
     static const luaL_Reg libs[] = {
@@ -498,19 +752,21 @@ void sandbox_open(lua_State *L, struct luavm *vm)
     int G = lua_gettop(L);
 
     bound_loops(L, G);
-    /* string.dump would hand out bytecode; remove it from the real table,
-     * which is also what ("").dump would reach through the metatable. */
+    /* string.dump would hand out bytecode. */
     lua_getfield(L, G, "string");
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
-    /* Hide the string metatable so scripts cannot change string methods
-     * for everyone. */
+    /* The strings' metatable is hidden; while no realm's code runs, string
+     * methods are the pristine library's (see vm_use_strings). */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 2);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_string_mt);
+    lua_pop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_strings);
 
     lua_newtable(L);
     int sb = lua_gettop(L);
@@ -581,30 +837,17 @@ void sandbox_open(lua_State *L, struct luavm *vm)
     lua_pop(L, 1);
     lua_setfield(L, sb, "debug");
 
-    lua_pushcfunction(L, sb_load);
-    lua_setfield(L, sb, "load");
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setfield(L, sb, "collectgarbage");
-    lua_pushlightuserdata(L, vm);
-    lua_pushcclosure(L, sb_require, 1);
-    lua_setfield(L, sb, "require");
-
-    /* Each script's globals: its own table, reading through to the
-     * sandbox; the metatable is hidden so the sandbox cannot be reached. */
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, sb);
-    lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
 
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_scripts);
     lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_modules);
-    lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_versions);
 
+    /* The prototype of every realm; libs.c adds the host's modules to it. */
+    lua_pushvalue(L, sb);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &proto_key);
     lua_pushvalue(L, sb);
     lua_replace(L, G);
     lua_settop(L, G);

@@ -17,9 +17,10 @@
 #include <lua.h>
 
 const char vm_key_scripts = 'c';
-const char vm_key_modules = 'm';
 const char vm_key_versions = 'v';
 const char vm_key_task_threads = 'h';
+const char vm_key_string_mt = 's';
+const char vm_key_strings = 'S';
 
 static void limit_hook(lua_State *L, lua_Debug *ar);
 
@@ -169,6 +170,23 @@ void vm_check_cpu(lua_State *L)
     luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
 }
 
+void vm_use_strings(struct luavm *vm, int idx)
+{
+    lua_State *L = vm->L;
+    idx = idx ? lua_absindex(L, idx) : 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_string_mt) != LUA_TTABLE) {
+        lua_pop(L, 1); /* no sandbox yet */
+        return;
+    }
+    lua_pushliteral(L, "__index");
+    if (idx && lua_type(L, idx) == LUA_TTABLE)
+        lua_pushvalue(L, idx);
+    else
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_strings);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 /* Starts a slice of script code: the CPU clock and the kill flag. */
 void vm_slice_begin(struct luavm *vm)
 {
@@ -194,6 +212,7 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     vm->refused_ptr = NULL;
     vm->slice_start = 0;
     vm->kill = LIMIT_NONE;
+    vm_use_strings(vm, 0);
     if (k != LIMIT_NONE) {
         /* The main thread may have been re-armed to every instruction. */
         lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
@@ -375,6 +394,7 @@ void vm_task_free(struct luavm_task *t)
          * Plain Lua does not close a dead coroutine either unless asked. */
         luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
+    luaL_unref(vm->L, LUA_REGISTRYINDEX, t->strings);
     free(t->response_url);
     free(t);
 }
@@ -416,6 +436,9 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
     vm->current = t;
     t->waiting = 0;
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->strings);
+    vm_use_strings(vm, -1);
+    lua_pop(vm->L, 1);
     vm_slice_begin(vm);
     int nres = 0;
     int st = lua_resume(t->co, vm->L, nargs, &nres);

@@ -147,7 +147,8 @@ struct luavm {
 struct luavm_task {
     struct luavm *vm;
     lua_State *co;
-    int ref; /* registry reference that keeps co alive */
+    int ref;     /* registry reference that keeps co alive */
+    int strings; /* registry reference to its realm's string table, or LUA_NOREF */
     struct request_dispatch d;
     char id[48];
     long long received_ms;
@@ -165,9 +166,10 @@ struct luavm_task {
 
 /* Registry keys (by address) the runtime's files share. */
 extern const char vm_key_scripts;      /* path -> handlers table, or error string */
-extern const char vm_key_modules;      /* module name -> value */
-extern const char vm_key_versions;     /* script path or module name -> snapshot version */
+extern const char vm_key_versions;     /* script path -> snapshot version */
 extern const char vm_key_task_threads; /* weak set of handler coroutines */
+extern const char vm_key_string_mt;    /* the strings' metatable */
+extern const char vm_key_strings;      /* the pristine string library */
 
 /* Creates the state with the allocator and the limit hook, and no globals
  * yet; borrows `o`'s strings for the lifetime of the luavm. Returns NULL
@@ -185,9 +187,15 @@ struct luavm *vm_of_state(lua_State *L);
  * runs inside a C function. */
 void vm_check_cpu(lua_State *L);
 
+/* Makes string methods ("x":upper()) those of the string table at `idx`
+ * of vm->L (a realm's own, see sandbox.h), or the pristine library for 0,
+ * until the slice ends. [-0, +0] */
+void vm_use_strings(struct luavm *vm, int idx);
+
 /* A slice of script code: the CPU clock starts, and vm_slice_end returns
  * the limit that stopped it (LIMIT_NONE: none). `failed`: the code ended
- * with an error. */
+ * with an error. The end of a slice gives string methods back to the
+ * pristine library. */
 void vm_slice_begin(struct luavm *vm);
 enum luavm_limit vm_slice_end(struct luavm *vm, int failed);
 

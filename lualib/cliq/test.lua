@@ -266,7 +266,7 @@ local function wrap(handlers, vm, path)
   loaded[h] = { path = path, handlers = handlers, vm = vm }
   for name, fn in pairs(handlers) do
     h[name] = function(req)
-      return run_handler(fn, path .. " " .. name, req, 2)
+      return run_handler(fn, path .. " " .. name, req, 2, vm)
     end
   end
   return h
@@ -365,8 +365,10 @@ local function merge(base, over)
   return base
 end
 
-local request_mt = { __name = "cliq.request", __index = { respond = fakes.respond } }
-local attachment_mt = { __name = "cliq.attachment", __index = { download = fakes.download } }
+local request_mt = { __name = "cliq.request", __index = { respond = fakes.respond },
+  __metatable = false }
+local attachment_mt = { __name = "cliq.attachment", __index = { download = fakes.download },
+  __metatable = false }
 
 -- A request object from a decoded body, as host/script/bind_req.c builds it.
 function kit.from_body(body)
@@ -424,7 +426,7 @@ function kit.from_body(body)
   elseif type(params.attachments) == "table" then
     for _, a in ipairs(params.attachments) do
       if type(a) == "table" and type(a.url) == "string" then
-        setmetatable(a, attachment_mt)
+        debug.setmetatable(a, attachment_mt)
       end
     end
   end
@@ -436,7 +438,7 @@ function kit.from_body(body)
     response_url = type(b.response_url) == "string" and b.response_url or nil,
     timestamp = type(b.timestamp) == "number" and b.timestamp or nil,
   }
-  return setmetatable(req, request_mt)
+  return debug.setmetatable(req, request_mt)
 end
 
 local function handler_list(type_)
@@ -599,16 +601,16 @@ local function reply_error(label, msg)
 end
 
 local function check_request(req, what, level)
-  if getmetatable(req) ~= request_mt then
+  if debug.getmetatable(req) ~= request_mt then
     error(what .. ": req must be a request made by the kit (kit.request, kit.command, kit.bot, "
       .. "...), got " .. check.show(req), level + 1)
   end
 end
 
 -- Runs fn as the handler for req; label names it in errors.
-run_handler = function(fn, label, req, level)
+run_handler = function(fn, label, req, level, vm)
   check_request(req, "kit.run(h, req)", level + 1)
-  local task, reply = host.run(fn, req)
+  local task, reply = host.run(fn, req, vm and vm.strings)
   local t = type(reply)
   if reply ~= nil and t ~= "string" and t ~= "table" then
     reply_error(label, "handler returned a " .. t
@@ -646,7 +648,7 @@ function kit.run(h, req)
       error(string.format("kit.run: %s has no handler '%s' (it has: %s)", l.path, req.handler,
         #names > 0 and table.concat(names, ", ") or "none"), 2)
     end
-    return run_handler(fn, l.path .. " " .. req.handler, req, 2)
+    return run_handler(fn, l.path .. " " .. req.handler, req, 2, l.vm)
   elseif type(h) == "table" and type(h[req.handler]) == "function" then
     return run_handler(h[req.handler], req.handler, req, 2)
   end

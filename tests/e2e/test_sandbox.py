@@ -122,6 +122,52 @@ class Require(SandboxHost):
             self.assertIn(p, out)
 
 
+class Isolation(SandboxHost):
+    """What one script does to the libraries and host objects it sees stays
+    in that script (finding 5): on one worker, `tamper` changes everything
+    it can reach, and `observe` then sees the pristine versions."""
+
+    FLAGS = ("--workers", "1")
+
+    def text(self, name):
+        r = self.host.post(command(name), key=KEY)
+        self.assertEqual(r.status, 200, r)
+        return dict(kv.split("=", 1) for kv in r.json()["output"]["text"].split(";"))
+
+    def test_library_changes_stay_in_the_script_that_made_them(self):
+        t = self.text("tamper")
+        for lib in ("string.upper", "string.split", "json.encode", "os.time", "table.concat",
+                    "cliq.post_channel", "log.info", "math.pi", "coroutine.wrap", "shared.flag"):
+            self.assertEqual(t[lib], "ok", t)  # its own copies: changing them is allowed
+        # Within the script, string methods follow its own string table.
+        self.assertEqual(t["own"], "split!,HACKED", t)
+        seen = self.text("observe")
+        self.assertEqual(seen, {
+            "upper": "X", "method": "X", "split": "nil", "msplit": "nil", "json": "[1]",
+            "time": "true", "concat": "ab", "post": "function", "log": "function",
+            "pi": "false", "wrap": "function", "flag": "pristine", "name": "observe",
+            "nosuch": "nil", "arrmt": "false",
+        })
+        # And tamper itself, run again, starts from its own changes only.
+        self.assertEqual(self.text("tamper")["own"], "split!,HACKED")
+
+    def test_host_metatables_are_out_of_reach(self):
+        t = self.text("tamper")
+        for what in ("req_mt", "params_mt", "array_mt", "string_mt"):
+            self.assertIn("attempt to index a boolean value", t[what], t)
+        self.assertIn("cannot change a protected metatable", t["req_setmt"], t)
+        self.assertEqual(self.text("observe")["nosuch"], "nil")
+
+    def test_package_and_standard_names(self):
+        t = self.text("pkg")
+        self.assertEqual(t, {
+            "same_string": "true", "same_table": "true", "same_math": "true",
+            "loaded_string": "true", "loaded_mod": "true", "loaded_none": "nil",
+            "config": "/", "write": "false", "path_write": "false", "searchpath": "true",
+            "searchpath_none": "nil", "searchpath_err": "true", "outside": "nil",
+        })
+
+
 class Warn(unittest.TestCase):
     """warn() writes a log line at warn level, as libraries expect."""
 

@@ -112,7 +112,9 @@ static void write_scripts(void)
         "}\n");
     put(scripts, "commands/sandbox.lua",
         "local checks = {\n"
-        "  { 'io', io == nil }, { 'package', package == nil },\n"
+        "  { 'io', io == nil }, { 'package.loadlib', package.loadlib == nil },\n"
+        "  { 'package.cpath', package.cpath == nil },\n"
+        "  { 'package read-only', not pcall(function() package.path = '/?' end) },\n"
         "  { 'os.execute', os.execute == nil }, { 'os.exit', os.exit == nil },\n"
         "  { 'os.remove', os.remove == nil }, { 'os.rename', os.rename == nil },\n"
         "  { 'os.tmpname', os.tmpname == nil }, { 'os.time', type(os.time()) == 'number' },\n"
@@ -138,7 +140,7 @@ static void write_scripts(void)
         "  { 'require lualib', require('shipped').from == 'lualib' },\n"
         "  { 'scripts/lib wins', require('both').from == 'scripts/lib' },\n"
         "  { 'require once', require('util') == require('util') },\n"
-        "  { 'require os', not pcall(require, 'os') },\n"
+        "  { 'require os', require('os') == os and require('os').execute == nil },\n"
         "  { 'require io', not pcall(require, 'io') },\n"
         "  { 'require escape', not pcall(require, '../commands/echo') },\n"
         "  { 'require slash', not pcall(require, 'a/b') },\n"

@@ -75,6 +75,10 @@ local function require_in(vm)
       error(string.format("bad argument #1 to 'require' (string expected, got %s)", type(name)),
         2)
     end
+    local std = vm.std[name]
+    if std ~= nil then
+      return std
+    end
     local have = vm.modules[name]
     if have == LOADING then
       error(string.format('require "%s": circular require', name), 2)
@@ -189,6 +193,10 @@ local function sb_setmetatable(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("setmetatable: __gc finalizers are not allowed in scripts", 2)
   end
+  -- A JSON table's protected marker may be replaced, as on a plain table.
+  if json.kind(t) and (mt == nil or type(mt) == "table") then
+    return debug.setmetatable(t, mt)
+  end
   return setmetatable(t, mt)
 end
 
@@ -198,6 +206,20 @@ local function sb_collectgarbage(opt)
     error(string.format('collectgarbage("%s") is not allowed; only "count"', tostring(opt)), 2)
   end
   return collectgarbage("count")
+end
+
+-- A view of t that reads it but cannot write it; `name` is for the error.
+local function readonly(t, name)
+  return setmetatable({}, {
+    __index = t,
+    __newindex = function()
+      error(name .. " is read-only", 2)
+    end,
+    __pairs = function()
+      return next, t, nil
+    end,
+    __metatable = false,
+  })
 end
 
 local BASE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
@@ -211,7 +233,7 @@ local function new_sandbox(vm, script)
   for _, name in ipairs(BASE) do
     sb[name] = _G[name]
   end
-  sb.string = string -- shared, as in the host: its methods are every string's
+  sb.string = copy_lib(string) -- each script's own; string methods follow it (see run)
   sb.table = copy_lib(table)
   sb.math = copy_lib(math)
   sb.utf8 = copy_lib(utf8)
@@ -228,8 +250,45 @@ local function new_sandbox(vm, script)
   sb.http = { request = fakes.http_request }
   sb.sleep = fakes.sleep
   sb.cliq = fakes.make_cliq()
+  vm.std = {}
+  for _, name in ipairs({ "string", "table", "math", "utf8", "coroutine", "os", "debug" }) do
+    vm.std[name] = sb[name]
+  end
+  vm.strings = sb.string
+  sb.package = readonly({
+    loaded = readonly(setmetatable({}, { __index = function(_, k)
+      local v = vm.std[k] or vm.modules[k]
+      if v ~= LOADING then
+        return v
+      end
+    end }), "package.loaded"),
+    config = package.config,
+    path = table.concat({ vm.scripts_dir .. "/lib/?.lua", vm.scripts_dir .. "/lib/?/init.lua",
+      M.lualib .. "/?.lua", M.lualib .. "/?/init.lua" }, ";"),
+    searchpath = function(name, path, sep, rep)
+      for _, dir in ipairs({ vm.scripts_dir .. "/lib/", M.lualib .. "/" }) do
+        for template in path:gmatch("[^;]+") do
+          local file = template:gsub("%?", (name:gsub("%" .. (sep or "."), rep or "/")))
+          if file:sub(1, #dir) == dir and not file:find("/../", 1, true) and read(file) then
+            return file
+          end
+        end
+      end
+      local miss = {}
+      for template in path:gmatch("[^;]+") do
+        miss[#miss + 1] = "\n\tno file '"
+          .. template:gsub("%?", (name:gsub("%" .. (sep or "."), rep or "/"))) .. "'"
+      end
+      return nil, table.concat(miss)
+    end,
+  }, "package")
   return sb
 end
+
+-- While a script's code runs, string methods are its own string table's,
+-- as in the host (see M.run and M.load_script).
+local string_mt = debug.getmetatable("")
+local pristine = string_mt.__index
 
 -- The message of error e with the traceback of co (or of the running
 -- code, from `level`), cut where the kit's own frames begin.
@@ -272,9 +331,11 @@ function M.load_script(scripts_dir, data, path, script)
   end
   local outer = fakes.current
   fakes.current = nil
+  string_mt.__index = vm.strings
   local ok, v = xpcall(chunk, function(e)
     return M.traceback(nil, e, 2)
   end)
+  string_mt.__index = pristine
   fakes.current = outer
   if not ok then
     error(v, 0)
@@ -297,7 +358,7 @@ end
 -- record: received, responded, ...) and the handler's first result; raises
 -- with the error and the handler's traceback when it fails, or when it
 -- yields outside a host call.
-function M.run(fn, req)
+function M.run(fn, req, strings)
   local co = coroutine.create(fn)
   fakes.task_threads[co] = true
   local url = rawget(req, "response_url")
@@ -310,7 +371,9 @@ function M.run(fn, req)
   local args = table.pack(req)
   local res
   while true do
+    string_mt.__index = strings or pristine
     res = table.pack(coroutine.resume(co, table.unpack(args, 1, args.n)))
+    string_mt.__index = pristine
     if not res[1] then
       fakes.current = outer
       error(M.traceback(co, res[2]), 0)

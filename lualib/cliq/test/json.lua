@@ -32,8 +32,10 @@ local M = {}
 local MAX_DEPTH = 200 -- BIND_JSON_MAX_DEPTH
 local MAX_NESTING = 1000 -- cJSON's CJSON_NESTING_LIMIT, for decoding
 
-local array_mt = { __name = "json.array" }
-local object_mt = { __name = "json.object" }
+-- Protected, as the host's: scripts cannot reach or change them.
+local array_mt = { __name = "json.array", __metatable = false }
+local object_mt = { __name = "json.object", __metatable = false }
+local getmetatable, setmetatable = debug.getmetatable, debug.setmetatable
 
 local null = setmetatable({}, {
   __name = "json.null",
