@@ -697,6 +697,11 @@ void sandbox_push_realm(lua_State *L)
         lua_insert(L, -2);
         lua_rawset(L, G);
     }
+    /* math.random's state lives in the library's closures: a realm opens
+     * its own, so a script's math.randomseed chooses no one else's draws. */
+    lua_pushcfunction(L, luaopen_math);
+    lua_call(L, 0, 1);
+    lua_setfield(L, G, "math");
     lua_pushvalue(L, realm);
     lua_pushcclosure(L, sb_require, 1);
     lua_setfield(L, G, "require");

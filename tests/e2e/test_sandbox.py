@@ -146,8 +146,10 @@ class Isolation(SandboxHost):
             "upper": "X", "method": "X", "split": "nil", "msplit": "nil", "json": "[1]",
             "time": "true", "concat": "ab", "post": "function", "log": "function",
             "pi": "false", "wrap": "function", "flag": "pristine", "name": "observe",
-            "nosuch": "nil", "arrmt": "false",
+            "nosuch": "nil", "arrmt": "false", "drawn": seen["drawn"],
         })
+        # Its own random generator: tamper's seed did not choose this draw.
+        self.assertNotEqual(seen["drawn"], t["drawn"])
         # And tamper itself, run again, starts from its own changes only.
         self.assertEqual(self.text("tamper")["own"], "split!,HACKED")
 

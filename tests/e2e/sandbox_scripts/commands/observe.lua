@@ -19,6 +19,7 @@ return {
         see("name", req.name)
         see("nosuch", req.params.nosuch)
         see("arrmt", getmetatable(json.array()))
+        see("drawn", math.random(1e9))
         return { text = table.concat(seen, ";") }
     end,
 }
