@@ -126,6 +126,14 @@ outbox_max_queued_bytes = 5000
         err = self.assertFailed(out)
         self.assertEqual(err, "outbox: the post is 3000 bytes, over outbox_max_post_bytes (2048)")
         self.assertLess(time.monotonic() - t0, 30, "waited for a post it refused")
+        # Far over, as a string or as a table: the host stops encoding at
+        # twice the cap.
+        for msg in ("y" * 100000, {"text": "card", "card": {"title": "z" * 100000}}):
+            out, _ = self.call("post_channel", name, msg)
+            self.assertEqual(self.assertFailed(out), "outbox: the post is more than 4160 bytes, "
+                             "over outbox_max_post_bytes (2048)")
+        out, _ = self.call("post_bot", name, {"text": "y" * 100000}, broadcast=True)
+        self.assertIn("over outbox_max_post_bytes (2048)", self.assertFailed(out))
         p = self.cli("post", "channel", name, big, "--wait", "5")
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("over outbox_max_post_bytes (2048)", p.stderr)
