@@ -238,7 +238,7 @@ struct outbox {
     /* Posts and bytes (of their bodies) by state: accepted and not yet
      * delivered or failed ("queued", being sent included), and failed.
      * Kept current as posts come and go, and recounted from the database
-     * at each upkeep (other processes queue, retry and drop posts too). */
+     * every 10 s (other processes queue, retry and drop posts too). */
     long long queued, queued_bytes, failed, failed_bytes;
     struct quota *quotas;                                   /* what is queued per token */
     long long refused_size, refused_full;                   /* posts refused since start */
@@ -253,7 +253,6 @@ struct outbox {
     struct sched_timer *timer; /* the next post due, or the poll */
     long long last_upkeep;     /* wall ms of the last lease pass */
     long long last_prune;      /* ... and of the last prune of the token history */
-    long long last_count;      /* ... and of the last recount of the posts */
     atomic_int closing;        /* outbox_close was called: send nothing new */
     int own_only;              /* send only posts submitted here (`cliqhost post`) */
     int64_t own[64];
