@@ -209,10 +209,20 @@ struct result {
     char *reply;
     size_t reply_len;
     char *token;
+    size_t len; /* the post's body, for the counts */
     char endpoint[200];
     long long at_ms;
     int called; /* an HTTP attempt was made (counts as an invocation) */
     struct result *next;
+};
+
+/* Per token: the posts waiting for delivery and their bytes, for
+ * outbox_max_queued_per_token and outbox_max_queued_bytes_per_token. Only
+ * under the outbox's lock. */
+struct quota {
+    char *token;
+    long long posts, bytes;
+    struct quota *next;
 };
 
 struct outbox {
@@ -224,8 +234,14 @@ struct outbox {
     struct sched *sched;
     struct fetch *fetch;
     struct mailbox *inbox;
-    pthread_mutex_t lock;     /* guards `incoming`, the token list's usage and `counts` */
-    long long queued, failed; /* posts in the database by state (at the last upkeep) */
+    pthread_mutex_t lock; /* guards `incoming`, the token list's usage and the counts */
+    /* Posts and bytes (of their bodies) by state: accepted and not yet
+     * delivered or failed ("queued", being sent included), and failed.
+     * Kept current as posts come and go, and recounted from the database
+     * every 10 s (other processes queue, retry and drop posts too). */
+    long long queued, queued_bytes, failed, failed_bytes;
+    struct quota *quotas;                                   /* what is queued per token */
+    long long refused_size, refused_full;                   /* posts refused since start */
     long long delivered_total, failed_total, retried_total; /* since start */
     struct submission *incoming, *incoming_tail;
     struct waiting *waiting[WAIT_BUCKETS];
@@ -252,6 +268,84 @@ static void kick(struct outbox *o)
 {
     if (!o->kick)
         o->kick = sched_timer_add(o->sched, 0, turn, o);
+}
+
+/* The quota of `token`, made when it has none. Under the lock. */
+static struct quota *quota_of(struct outbox *o, const char *token)
+{
+    for (struct quota *q = o->quotas; q; q = q->next)
+        if (strcmp(q->token, token) == 0)
+            return q;
+    struct quota *q = xcalloc(1, sizeof *q);
+    q->token = xstrdup(token);
+    q->next = o->quotas;
+    o->quotas = q;
+    return q;
+}
+
+static void quotas_free(struct quota *q)
+{
+    while (q) {
+        struct quota *next = q->next;
+        free(q->token);
+        free(q);
+        q = next;
+    }
+}
+
+/* Counts a post of `len` bytes with `token` as queued (n = 1) or as no
+ * longer queued (n = -1). Under the lock. */
+static void count_queued(struct outbox *o, const char *token, long long len, int n)
+{
+    struct quota *q = quota_of(o, token);
+    o->queued += n;
+    o->queued_bytes += n * len;
+    q->posts += n;
+    q->bytes += n * len;
+    /* A post another process queued since the last recount may leave
+     * before it was counted. */
+    if (o->queued < 0 || o->queued_bytes < 0)
+        o->queued = o->queued_bytes = 0;
+    if (q->posts < 0 || q->bytes < 0)
+        q->posts = q->bytes = 0;
+}
+
+/* Whether the outbox takes `p` under cfg's caps; counts it if so. Under
+ * the lock. Returns 0, or -1 with the reason in err. Failed posts are not
+ * counted here: they give way to new ones (prune_failed). */
+static int admit(struct outbox *o, const struct config *cfg, const struct post *p, char *err,
+                 size_t errlen)
+{
+    long long len = (long long)p->len;
+    if (len > cfg->outbox_max_post_bytes) {
+        o->refused_size++;
+        snprintf(err, errlen, "outbox: the post is %lld bytes, over outbox_max_post_bytes (%ld)",
+                 len, cfg->outbox_max_post_bytes);
+        return -1;
+    }
+    const struct quota *q = quota_of(o, p->token);
+    if (o->queued + 1 > cfg->outbox_max_queued)
+        snprintf(err, errlen, "outbox full: %lld posts queued (outbox_max_queued: %ld)", o->queued,
+                 cfg->outbox_max_queued);
+    else if (o->queued_bytes + len > cfg->outbox_max_queued_bytes)
+        snprintf(err, errlen, "outbox full: %lld bytes queued (outbox_max_queued_bytes: %ld)",
+                 o->queued_bytes, cfg->outbox_max_queued_bytes);
+    else if (q->posts + 1 > cfg->outbox_max_queued_per_token)
+        snprintf(err, errlen,
+                 "outbox full: token '%.100s' has %lld posts queued "
+                 "(outbox_max_queued_per_token: %ld)",
+                 p->token, q->posts, cfg->outbox_max_queued_per_token);
+    else if (q->bytes + len > cfg->outbox_max_queued_bytes_per_token)
+        snprintf(err, errlen,
+                 "outbox full: token '%.100s' has %lld bytes queued "
+                 "(outbox_max_queued_bytes_per_token: %ld)",
+                 p->token, q->bytes, cfg->outbox_max_queued_bytes_per_token);
+    else {
+        count_queued(o, p->token, len, 1);
+        return 0;
+    }
+    o->refused_full++;
+    return -1;
 }
 
 static struct token_state *token_state(struct outbox *o, const char *name)
@@ -486,6 +580,7 @@ static void add_result(struct outbox *o, struct sending *sd, enum result_action 
         log_redact(r->reply, reply_len);
     }
     r->token = xstrdup(sd->p->token);
+    r->len = sd->p->len;
     snprintf(r->endpoint, sizeof r->endpoint, "%s %s", outbox_kind_name(sd->p->kind),
              sd->p->target);
     r->at_ms = sd->started_ms;
@@ -805,12 +900,17 @@ static void count_results(struct outbox *o, struct result *list)
     for (struct result *r = list; r; r = r->next) {
         struct token_state *ts = r->called ? token_state(o, r->token) : NULL;
         pthread_mutex_lock(&o->lock);
-        if (r->action == RESULT_DELIVERED)
+        if (r->action == RESULT_DELIVERED) {
             o->delivered_total++;
-        else if (r->action == RESULT_FAILED)
+            count_queued(o, r->token, (long long)r->len, -1);
+        } else if (r->action == RESULT_FAILED) {
             o->failed_total++;
-        else
+            count_queued(o, r->token, (long long)r->len, -1);
+            o->failed++;
+            o->failed_bytes += (long long)r->len;
+        } else {
             o->retried_total++;
+        }
         if (ts) {
             ts->invocations++;
             ts->failures += r->action != RESULT_DELIVERED;
@@ -1045,26 +1145,99 @@ static void prune_calls(sqlite3 *db)
     db_exec(db, sql);
 }
 
-/* Counts the posts by state, for the metrics. */
-static void count_states(struct outbox *o)
+/* Recounts the posts from the database: by state, and per token what is
+ * queued. Posts handed over but not yet written are added, so the counts
+ * stay what admit() has let in. */
+static void recount(struct outbox *o)
 {
     sqlite3_stmt *st = NULL;
-    long long queued = 0, failed = 0;
-    if (sqlite3_prepare_v2(o->db, "SELECT state, count(*) FROM posts GROUP BY state", -1, &st,
-                           NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *state = (const char *)sqlite3_column_text(st, 0);
-            if (strcmp(state, "failed") == 0)
-                failed = sqlite3_column_int64(st, 1);
-            else
-                queued += sqlite3_column_int64(st, 1);
+    long long queued = 0, queued_bytes = 0, failed = 0, failed_bytes = 0;
+    struct quota *quotas = NULL;
+    if (sqlite3_prepare_v2(o->db,
+                           "SELECT token, state='failed', count(*), total(length(body)) FROM posts "
+                           "GROUP BY token, state='failed'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        log_msg(LOG_ERROR, NULL, "outbox: cannot count the posts: %s", sqlite3_errmsg(o->db));
+        return;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        long long n = sqlite3_column_int64(st, 2), bytes = sqlite3_column_int64(st, 3);
+        if (sqlite3_column_int(st, 1)) {
+            failed += n;
+            failed_bytes += bytes;
+            continue;
         }
+        queued += n;
+        queued_bytes += bytes;
+        struct quota *q = xcalloc(1, sizeof *q);
+        q->token = xstrdup((const char *)sqlite3_column_text(st, 0));
+        q->posts = n;
+        q->bytes = bytes;
+        q->next = quotas;
+        quotas = q;
     }
     sqlite3_finalize(st);
     pthread_mutex_lock(&o->lock);
+    struct quota *old = o->quotas;
+    o->quotas = quotas;
     o->queued = queued;
+    o->queued_bytes = queued_bytes;
     o->failed = failed;
+    o->failed_bytes = failed_bytes;
+    for (struct submission *sub = o->incoming; sub; sub = sub->next)
+        count_queued(o, sub->p->token, (long long)sub->p->len, 1);
     pthread_mutex_unlock(&o->lock);
+    quotas_free(old);
+}
+
+/* Failed posts are kept for the operator while new posts do not need
+ * their room: when the outbox holds more than outbox_max_queued posts or
+ * outbox_max_queued_bytes in all, the oldest failed ones are deleted, and
+ * the log says which. */
+static void prune_failed(struct outbox *o)
+{
+    const struct config *cfg = o->cfg;
+    pthread_mutex_lock(&o->lock);
+    long long over_posts = o->queued + o->failed - cfg->outbox_max_queued;
+    long long over_bytes = o->queued_bytes + o->failed_bytes - cfg->outbox_max_queued_bytes;
+    int prune = o->failed > 0 && (over_posts > 0 || over_bytes > 0);
+    pthread_mutex_unlock(&o->lock);
+    if (!prune || db_exec(o->db, "BEGIN IMMEDIATE") < 0)
+        return;
+    sqlite3_stmt *st = NULL;
+    long long n = 0, bytes = 0, first = 0, last = 0;
+    if (sqlite3_prepare_v2(o->db,
+                           "SELECT id, length(body) FROM posts WHERE state='failed' ORDER BY id",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while ((over_posts > 0 || over_bytes > 0) && sqlite3_step(st) == SQLITE_ROW) {
+            last = sqlite3_column_int64(st, 0);
+            if (!n)
+                first = last;
+            long long len = sqlite3_column_int64(st, 1);
+            n++;
+            bytes += len;
+            over_posts--;
+            over_bytes -= len;
+        }
+    }
+    sqlite3_finalize(st);
+    char sql[120];
+    snprintf(sql, sizeof sql, "DELETE FROM posts WHERE state='failed' AND id<=%lld", last);
+    if (!n || db_exec(o->db, sql) < 0 || db_exec(o->db, "COMMIT") < 0) {
+        db_exec(o->db, "ROLLBACK");
+        return;
+    }
+    pthread_mutex_lock(&o->lock);
+    o->failed -= n;
+    o->failed_bytes -= bytes;
+    if (o->failed < 0 || o->failed_bytes < 0)
+        o->failed = o->failed_bytes = 0;
+    pthread_mutex_unlock(&o->lock);
+    log_msg(LOG_WARN, NULL,
+            "outbox: deleted %lld failed post%s (ids %lld to %lld, the oldest) to make room for "
+            "new posts (outbox_max_queued: %ld, outbox_max_queued_bytes: %ld)",
+            n, n == 1 ? "" : "s", first, last, cfg->outbox_max_queued,
+            cfg->outbox_max_queued_bytes);
 }
 
 /* Appends `name{token="label"} value` with the label escaped. */
@@ -1092,12 +1265,23 @@ void outbox_metrics(struct outbox *o, struct buf *out)
                "# TYPE cliqhost_outbox_posts gauge\n"
                "cliqhost_outbox_posts{state=\"queued\"} %lld\n"
                "cliqhost_outbox_posts{state=\"failed\"} %lld\n"
+               "# HELP cliqhost_outbox_bytes Bytes of the posts' bodies in the outbox by state.\n"
+               "# TYPE cliqhost_outbox_bytes gauge\n"
+               "cliqhost_outbox_bytes{state=\"queued\"} %lld\n"
+               "cliqhost_outbox_bytes{state=\"failed\"} %lld\n"
+               "# HELP cliqhost_outbox_refused_total Posts refused since start: over "
+               "outbox_max_post_bytes (too_big), or the outbox or their token's share full "
+               "(full).\n"
+               "# TYPE cliqhost_outbox_refused_total counter\n"
+               "cliqhost_outbox_refused_total{reason=\"too_big\"} %lld\n"
+               "cliqhost_outbox_refused_total{reason=\"full\"} %lld\n"
                "# HELP cliqhost_outbox_attempts_total Delivery attempts since start, by outcome.\n"
                "# TYPE cliqhost_outbox_attempts_total counter\n"
                "cliqhost_outbox_attempts_total{outcome=\"delivered\"} %lld\n"
                "cliqhost_outbox_attempts_total{outcome=\"retry\"} %lld\n"
                "cliqhost_outbox_attempts_total{outcome=\"failed\"} %lld\n",
-               o->queued, o->failed, o->delivered_total, o->retried_total, o->failed_total);
+               o->queued, o->failed, o->queued_bytes, o->failed_bytes, o->refused_size,
+               o->refused_full, o->delivered_total, o->retried_total, o->failed_total);
     buf_adds(out, "# HELP cliqhost_token_invocations_total Calls made with a webhook token "
                   "(never the token itself).\n"
                   "# TYPE cliqhost_token_invocations_total counter\n");
@@ -1180,8 +1364,9 @@ static void turn(struct sched *s, void *ud)
     if (now - o->last_prune >= 10 * POLL_MS) {
         o->last_prune = now;
         prune_calls(o->db);
-        count_states(o);
+        recount(o);
     }
+    prune_failed(o);
     arm_timer(o);
 }
 
@@ -1302,7 +1487,7 @@ struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, si
         requeue_orphans(o->db);
     for (size_t i = 0; i < cfg->ntokens; i++)
         token_state(o, cfg->tokens[i].name); /* so /metrics lists every token */
-    count_states(o);
+    recount(o);
     o->sched = sched_new(NULL, NULL, NULL);
     o->fetch = o->sched ? fetch_new(o->sched) : NULL;
     o->inbox = o->sched ? mailbox_new(o->sched) : NULL;
@@ -1386,6 +1571,7 @@ void outbox_close(struct outbox *o)
         free(t->sent);
         free(t);
     }
+    quotas_free(o->quotas);
     mailbox_free(o->inbox);
     fetch_free(o->fetch);
     if (o->sched) {
@@ -1408,21 +1594,31 @@ const char *outbox_name_problem(const char *name)
     return NULL;
 }
 
-void outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
-                   outbox_cb cb, void (*free_ud)(void *), void *ud)
+int outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
+                  outbox_cb cb, void (*free_ud)(void *), void *ud, char *err, size_t errlen)
 {
+    const struct config *cfg = o->cfg;
     struct submission *s = xcalloc(1, sizeof *s);
     s->p = p;
     s->wait = wait;
     s->w = (struct waiter){reply_to, cb, free_ud, ud};
     pthread_mutex_lock(&o->lock);
-    if (o->incoming_tail)
-        o->incoming_tail->next = s;
-    else
-        o->incoming = s;
-    o->incoming_tail = s;
+    int rc = admit(o, cfg, p, err, errlen);
+    if (rc == 0) {
+        if (o->incoming_tail)
+            o->incoming_tail->next = s;
+        else
+            o->incoming = s;
+        o->incoming_tail = s;
+    }
     pthread_mutex_unlock(&o->lock);
+    if (rc < 0) {
+        outbox_post_free(p);
+        free(s);
+        return -1;
+    }
     mailbox_send(o->inbox, on_submission, NULL, o);
+    return 0;
 }
 
 /* ---- the command line's view -------------------------------------------- */

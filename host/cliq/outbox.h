@@ -12,6 +12,13 @@
  * keeps final failures (other 4xx, or too old) with their reason. Outcomes
  * go back to the submitting thread's mailbox.
  *
+ * Caps keep the disk bounded: a post's size, and what waits per token and
+ * in all, in posts and bytes, are checked when a post is handed over,
+ * against counts kept in memory (and recounted from the database every
+ * 10 s, since other processes queue posts too). Failed posts are kept
+ * within the total only while new posts do not need their room: the
+ * oldest give way first.
+ *
  * A post names its token; the secret is looked up in the configuration
  * only when the post is sent, so no token is ever written to the database
  * or to a log line. Delivered posts are deleted; per token, the counts and
@@ -89,9 +96,16 @@ const char *outbox_name_problem(const char *name);
 /* Hands a post (taken) to the outbox. Thread-safe. `cb(ud)` is called
  * through `reply_to` once the post is durably queued (wait = 0), or once
  * it is delivered or failed for good (wait = 1). If the mailbox is freed
- * first, `free_ud(ud)` is called instead (may be NULL). */
-void outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
-                   outbox_cb cb, void (*free_ud)(void *), void *ud);
+ * first, `free_ud(ud)` is called instead (may be NULL).
+ *
+ * Returns 0, or -1 with the reason in err when the caps refuse the post:
+ * "outbox: the post is N bytes, over outbox_max_post_bytes (M)", or
+ * "outbox full: ..." naming the setting (and the token's name, never its
+ * value) when it would take the queue past outbox_max_queued[_bytes] or
+ * its token's past outbox_max_queued[_bytes]_per_token. The post is freed
+ * then, and neither cb nor free_ud is called: ud stays the caller's. */
+int outbox_submit(struct outbox *o, struct post *p, int wait, struct mailbox *reply_to,
+                  outbox_cb cb, void (*free_ud)(void *), void *ud, char *err, size_t errlen);
 
 struct buf;
 /* Appends the outbox's and the tokens' figures in Prometheus text format

@@ -128,6 +128,20 @@ static const struct setting settings[] = {
      "posts sent to Cliq at once"},
     {"post_max_age_s", "post-max-age", SET_INT, OFF(post_max_age_s), "86400", 10, 30L * 86400,
      "seconds a post may wait for delivery before it fails for good"},
+    {"outbox_max_post_bytes", "outbox-max-post-bytes", SET_INT, OFF(outbox_max_post_bytes), "65536",
+     1024, 1024L * 1024,
+     "largest post (its JSON body) the outbox takes (Cliq's messages are a few KB)"},
+    {"outbox_max_queued", "outbox-max-queued", SET_INT, OFF(outbox_max_queued), "10000", 1, 1000000,
+     "posts the outbox holds, waiting or failed (\"outbox full\" beyond)"},
+    {"outbox_max_queued_bytes", "outbox-max-queued-bytes", SET_INT, OFF(outbox_max_queued_bytes),
+     "33554432", 1024, 4L * 1024 * 1024 * 1024,
+     "bytes of posts the outbox holds, waiting or failed (\"outbox full\" beyond)"},
+    {"outbox_max_queued_per_token", "outbox-max-queued-per-token", SET_INT,
+     OFF(outbox_max_queued_per_token), "1000", 1, 1000000,
+     "posts waiting for delivery with one webhook token (\"outbox full\" beyond)"},
+    {"outbox_max_queued_bytes_per_token", "outbox-max-queued-bytes-per-token", SET_INT,
+     OFF(outbox_max_queued_bytes_per_token), "8388608", 1024, 4L * 1024 * 1024 * 1024,
+     "bytes of posts waiting for delivery with one webhook token (\"outbox full\" beyond)"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

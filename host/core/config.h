@@ -66,6 +66,13 @@ struct config {
     long post_rate_per_min;
     long post_max_age_s;
     long post_concurrency;
+    /* The outbox's caps (outbox.h): a post's size, what waits per token,
+     * and what the outbox holds in all. */
+    long outbox_max_post_bytes;
+    long outbox_max_queued;
+    long outbox_max_queued_bytes;
+    long outbox_max_queued_per_token;
+    long outbox_max_queued_bytes_per_token;
     /* Webhook tokens by name (config file only). secret is NULL when the
      * entry has no token (its environment variable is unset). */
     struct config_token *tokens;

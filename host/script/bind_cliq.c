@@ -16,8 +16,10 @@
 
 /* The longest component name or app id accepted. */
 #define TARGET_MAX 200
-/* The largest message or payload. */
-#define BODY_MAX (1024 * 1024)
+/* Room for the JSON of a post past outbox_max_post_bytes, so that the
+ * outbox can say how large one a bit over the cap is; beyond this room the
+ * message says "more than". */
+#define BODY_ROOM(max) (2 * (size_t)(max) + 64)
 
 /* A handler waiting for its post. Two owners: the task (until it is woken
  * or stopped) and the outcome on its way back (until it arrives or is
@@ -210,37 +212,48 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
         return fail(L, "token '%s' has no value (is its environment variable set?)", token);
 
     struct buf body;
-    buf_init(&body, BODY_MAX);
+    buf_init(&body, BODY_ROOM(o->cfg->outbox_max_post_bytes));
     char err[512];
+    int full = 0;
     if (mt == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(L, 2, &n);
-        buf_adds(&body, "{\"text\":");
-        jsonw_string(&body, s, n, JSONW_REPLACE, NULL);
-        buf_addc(&body, '}');
-    } else if (bind_json_encode(L, 2, &body, "message", err, sizeof err) < 0) {
-        buf_free(&body);
-        return luaL_error(L, "%s: %s", fname, err);
-    }
-    if (kind == POST_BOT_MESSAGE) {
-        if (body.len < 2 || body.data[0] != '{') {
+        full = buf_adds(&body, "{\"text\":") < 0 ||
+               jsonw_string(&body, s, n, JSONW_REPLACE, NULL) || buf_addc(&body, '}') < 0;
+    } else {
+        int rc = bind_json_encode(L, 2, &body, "message", err, sizeof err);
+        if (rc == BIND_JSON_BAD) {
             buf_free(&body);
-            return luaL_error(L, "%s: the message must be an object (text, card, ...)", fname);
+            return luaL_error(L, "%s: %s", fname, err);
         }
+        full = rc == BIND_JSON_FULL;
+    }
+    if (kind == POST_BOT_MESSAGE && (body.len < 2 || body.data[0] != '{')) {
+        buf_free(&body);
+        return luaL_error(L, "%s: the message must be an object (text, card, ...)", fname);
+    }
+    if (kind == POST_BOT_MESSAGE && !full) {
         body.data[--body.len] = '\0'; /* reopen the object */
         size_t mark = body.len;
-        if (userids && *userids) {
-            buf_adds(&body, ",\"userids\":");
-            jsonw_string(&body, userids, strlen(userids), JSONW_REPLACE, NULL);
-        }
+        if (userids && *userids)
+            full = buf_adds(&body, ",\"userids\":") < 0 ||
+                   jsonw_string(&body, userids, strlen(userids), JSONW_REPLACE, NULL);
         if (broadcast)
-            buf_adds(&body, ",\"broadcast\":true");
-        if (body.len > mark && body.data[1] == ',') {
+            full = full || buf_adds(&body, ",\"broadcast\":true") < 0;
+        if (!full && body.len > mark && body.data[1] == ',') {
             /* The message was {}: no comma before the first field. */
             memmove(body.data + 1, body.data + 2, body.len - 1);
             body.len--;
         }
-        buf_addc(&body, '}');
+        full = full || buf_addc(&body, '}') < 0;
+    }
+    if (full) {
+        buf_free(&body);
+        lua_pushnil(L);
+        lua_pushfstring(
+            L, "outbox: the post is more than %d bytes, over outbox_max_post_bytes (%d)",
+            (int)BODY_ROOM(o->cfg->outbox_max_post_bytes), (int)o->cfg->outbox_max_post_bytes);
+        return 2;
     }
 
     struct post *p = xcalloc(1, sizeof *p);
@@ -256,7 +269,11 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     struct post_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
     w->refs = 2;
-    outbox_submit(o->outbox, p, wait, o->mailbox, post_done, wait_drop, w);
+    if (outbox_submit(o->outbox, p, wait, o->mailbox, post_done, wait_drop, w, err, sizeof err) <
+        0) {
+        free(w);
+        return fail(L, "%s", err);
+    }
     return vm_wait(L, t, wait_cancel, w);
 }
 

@@ -169,7 +169,10 @@ int cli_post(int argc, char **argv)
         goto cleanup;
     }
     struct post_result r = {0};
-    outbox_submit(o, p, 1, mb, on_outcome, NULL, &r);
+    if (outbox_submit(o, p, 1, mb, on_outcome, NULL, &r, err, sizeof err) < 0) {
+        fprintf(stderr, "cliqhost post: %s\n", err);
+        goto cleanup;
+    }
     long long until = sched_clock_ms() + wait_s * 1000;
     while (!r.done && sched_clock_ms() < until)
         sched_run_once(s, (int)(until - sched_clock_ms()));

@@ -136,7 +136,9 @@
 --   kit.sleeps, kit.downloads   every sleep and attachment download
 --   kit.settings                the host's timings the fakes use, in seconds:
 --       deadline (4.5), response_ttl (120), attachment_ttl (60), http_timeout
---       (10)
+--       (10); and max_post_bytes (65536, the host's outbox_max_post_bytes):
+--       a larger cliq.post_* returns nil, "outbox: the post is N bytes, over
+--       outbox_max_post_bytes (M)" and is not recorded
 --   kit.reset()                 clears all of the above, puts back the
 --       settings and the clock (kit.scripts_dir stays as set)
 --
@@ -152,9 +154,12 @@
 -- URL is answered whatever address it names; make a fake return
 -- kit.fails("refused: ...") to test a refusal); json.null is a table (a
 -- userdata in the host) and json.encode writes object keys sorted; every
--- fake answers at once (only the fake clock tells time). Like the host, the
--- kit removes string.dump and hides the string metatable, here for the
--- whole test process, and it seeds math.random the same before each test.
+-- fake answers at once (only the fake clock tells time), so the outbox
+-- never fills ("outbox full" is not modelled), and a post's size is that of
+-- the kit's JSON, which may differ from the host's by a few bytes. Like the
+-- host, the kit removes string.dump and hides the string metatable, here
+-- for the whole test process, and it seeds math.random the same before
+-- each test.
 -- tests/e2e/test_kit_parity.py checks the kit's replies and error strings
 -- against the real host.
 

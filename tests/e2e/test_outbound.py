@@ -115,6 +115,7 @@ class OutboundTest(unittest.TestCase):
     rate = 0  # post_rate_per_min: no pacing unless the class tests it
     max_age = None  # post_max_age_s, or None for the default
     fake_down = False  # Cliq is unreachable from the start
+    extra_config = ""  # more settings for the config file
 
     @classmethod
     def setUpClass(cls):
@@ -155,6 +156,7 @@ tokens = {{
 '''
         if cls.max_age is not None:
             text += f"post_max_age_s = {cls.max_age}\n"
+        text += cls.extra_config
         path = os.path.join(cls.dir, filename)
         with open(path, "w") as f:
             f.write(text)

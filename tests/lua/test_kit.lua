@@ -643,6 +643,29 @@ kit.test("cliq.post_* answers can be set; tokens fail with the host's messages",
   })
 end)
 
+kit.test("cliq.post_* refuse a post over max_post_bytes, as the host's outbox does", function()
+  kit.settings.max_post_bytes = 2048
+  local out = run([[
+    local function err(msg, fn)
+      local r, e = cliq[fn or "post_channel"]("ops", msg, { broadcast = fn and true or nil })
+      return { tostring(r), e }
+    end
+    return {
+      err(string.rep("x", 2048 - #'{"text":""}')),
+      err(string.rep("x", 3000 - #'{"text":""}')),
+      err({ text = string.rep("y", 100000) }),
+      err({ text = string.rep("x", 2048 - #'{"text":"","broadcast":true}') }, "post_bot"),
+    }
+  ]])
+  kit.eq(out, {
+    { "true" },
+    { "nil", "outbox: the post is 3000 bytes, over outbox_max_post_bytes (2048)" },
+    { "nil", "outbox: the post is more than 4160 bytes, over outbox_max_post_bytes (2048)" },
+    { "true" },
+  })
+  kit.eq(#kit.posts, 2)
+end)
+
 kit.test("cliq.post_* raise for wrong arguments, as the host does", function()
   local cases = {
     ["cliq.post_channel('', 'x')"] =

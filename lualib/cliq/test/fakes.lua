@@ -22,6 +22,7 @@ local DEFAULT_SETTINGS = {
   response_ttl = 120, -- response_url validity
   attachment_ttl = 60, -- attachment URL validity
   http_timeout = 10, -- http.request's default timeout
+  max_post_bytes = 65536, -- the outbox's outbox_max_post_bytes
 }
 M.settings = {}
 
@@ -595,6 +596,17 @@ local function post(short)
       end
       message.userids = userids ~= "" and userids or nil
       message.broadcast = broadcast or nil
+      text = json.encode_value(message)
+    end
+    -- The outbox's size cap, in the host's words: the host stops encoding
+    -- at twice the cap, and then says "more than".
+    local max = M.settings.max_post_bytes
+    if #text > 2 * max + 64 then
+      return nil, string.format("outbox: the post is more than %d bytes, over "
+        .. "outbox_max_post_bytes (%d)", 2 * max + 64, max)
+    elseif #text > max then
+      return nil, string.format("outbox: the post is %d bytes, over outbox_max_post_bytes (%d)",
+        #text, max)
     end
     local record = {
       fn = short, target = target, message = message, opts = copy(opts), token = token,
