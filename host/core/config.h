@@ -47,6 +47,7 @@ struct config {
     long max_handlers;
     long max_cpu_ms;
     long max_memory_bytes;
+    long max_handler_memory_bytes;
     long http_timeout_ms;
     long max_http_response_bytes;
     /* Internal addresses, CIDR blocks and host names scripts' requests may

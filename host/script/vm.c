@@ -10,6 +10,7 @@
 #include "script/scriptset.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,40 +30,115 @@ static void limit_hook(lua_State *L, lua_Debug *ar);
 
 /* ---- the heap ---------------------------------------------------------- */
 
+/* Each block of the Lua heap starts with its owner's entry and generation
+ * (8 bytes: Lua's own alignment is 8). */
+struct heap_tag {
+    uint32_t owner;
+    uint32_t gen;
+};
+#define TAG_SIZE sizeof(struct heap_tag)
+
+static void on_evict(struct sched *s, void *ud);
+
+/* The entry that holds a block now: its owner's, or entry 0 when the task
+ * that made it has ended. */
+static struct vm_owner *holder(struct luavm *vm, const struct heap_tag *tag)
+{
+    if (tag->owner && tag->owner < vm->nowners && vm->owners[tag->owner].gen == tag->gen)
+        return &vm->owners[tag->owner];
+    return &vm->owners[0];
+}
+
+static void give_back(struct vm_owner *o, size_t n)
+{
+    o->bytes = o->bytes > n ? o->bytes - n : 0;
+}
+
+/* The waiting task (not `except`) that holds the most of the heap. */
+static struct luavm_task *biggest_waiting(struct luavm *vm, const struct luavm_task *except)
+{
+    struct luavm_task *big = NULL;
+    for (struct luavm_task *t = vm->tasks; t; t = t->next)
+        if (t != except && (!big || vm->owners[t->owner].bytes > vm->owners[big->owner].bytes))
+            big = t;
+    return big;
+}
+
+/* Whether an allocation of `grow` more bytes by the running code may go
+ * ahead past the worker's cap: only when a waiting task holds more than the
+ * running one. That task is then stopped (from the loop, as soon as this
+ * slice ends) and until it is, the running code may use as much as it
+ * holds above the cap: the heap never holds more than twice the cap. */
+static int evict_for(struct luavm *vm, size_t grow)
+{
+    struct luavm_task *t = vm->current;
+    if (!t || !vm->opt.sched)
+        return 0;
+    struct luavm_task *big = vm->evicting;
+    if (!big) {
+        big = biggest_waiting(vm, t);
+        if (!big || vm->owners[big->owner].bytes <= vm->owners[t->owner].bytes)
+            return 0;
+        vm->evicting = big;
+        vm->evict_timer = sched_timer_add(vm->opt.sched, 0, on_evict, vm);
+    }
+    return vm->mem + grow <= vm->opt.max_memory + vm->owners[big->owner].bytes;
+}
+
+/* Refuses an allocation to running code. Lua's own allocations answer a
+ * refusal with an emergency collection and ask again for the same block:
+ * if that retry succeeds, the heap only held garbage and nothing happened.
+ * Any other outcome (the retry refused too, or no retry: the refusal raised
+ * a memory error in the script) means the script holds too much, and the
+ * limit hook stops it at its next instruction (lua_sethook only sets
+ * fields: safe from here). */
+static void *refuse(struct luavm *vm, void *ptr, size_t nsize, int budget)
+{
+    if (vm->slice_start) {
+        vm->over_budget = budget;
+        if (vm->refused_size && (vm->refused_ptr != ptr || vm->refused_size == nsize))
+            vm->mem_exceeded = 1;
+        vm->refused_ptr = ptr;
+        vm->refused_size = nsize;
+        lua_sethook(vm->current ? vm->current->co : vm->L, limit_hook, LUA_MASKCOUNT, 1);
+    }
+    return NULL;
+}
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct luavm *vm = ud;
+    struct heap_tag *tag = ptr ? (struct heap_tag *)ptr - 1 : NULL;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        if (tag) {
+            give_back(holder(vm, tag), old);
+            free(tag);
+        }
         vm->mem -= old;
         return NULL;
     }
+    struct luavm_task *t = vm->slice_start ? vm->current : NULL;
+    struct vm_owner *mine = &vm->owners[t ? t->owner : 0];
+    size_t grow = nsize > old ? nsize - old : 0;
     /* The cap holds while script code runs. The host's own bookkeeping
      * between slices (the script cache, a request object, a limit message)
      * may go into a reserve above it, so it never meets a memory error in a
      * place that cannot take one. */
     size_t cap = vm->opt.max_memory;
-    if (cap && !vm->slice_start)
-        cap += cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
-    if (nsize > old && cap && vm->mem - old + nsize > cap) {
-        /* Refused. Lua's own allocations answer a refusal with an emergency
-         * collection and ask again for the same block: if that retry
-         * succeeds, the heap only held garbage and nothing happened. Any
-         * other outcome (the retry refused too, or no retry: the refusal
-         * raised a memory error in the script) means the script holds too
-         * much, and the limit hook stops it at its next instruction
-         * (lua_sethook only sets fields: safe from here). */
-        if (vm->slice_start) {
-            if (vm->refused_size && (vm->refused_ptr != ptr || vm->refused_size == nsize))
-                vm->mem_exceeded = 1;
-            vm->refused_ptr = ptr;
-            vm->refused_size = nsize;
-            lua_sethook(vm->current ? vm->current->co : vm->L, limit_hook, LUA_MASKCOUNT, 1);
+    size_t reserve = cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
+    if (grow && cap && vm->mem + grow > cap) {
+        if (!vm->slice_start) {
+            if (vm->mem + grow > cap + reserve)
+                return NULL;
+        } else if (!evict_for(vm, grow)) {
+            return refuse(vm, ptr, nsize, 0);
         }
-        return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    size_t budget = vm->opt.max_task_memory;
+    if (grow && t && budget && budget < cap && mine->bytes + grow > budget)
+        return refuse(vm, ptr, nsize, 1);
+    struct heap_tag *p = realloc(tag, nsize + TAG_SIZE);
     if (!p)
         return NULL;
     if (vm->refused_size && nsize > old) {
@@ -71,8 +147,50 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->refused_size = 0;
         vm->refused_ptr = NULL;
     }
+    if (tag)
+        give_back(holder(vm, p), old); /* the tag moved with the block */
+    mine->bytes += nsize;
+    p->owner = t ? t->owner : 0;
+    p->gen = vm->owners[p->owner].gen;
     vm->mem = vm->mem - old + nsize;
-    return p;
+    return p + 1;
+}
+
+/* Gives a task an entry in vm->owners. */
+static void owner_take(struct luavm *vm, struct luavm_task *t)
+{
+    unsigned i = vm->free_owner;
+    if (i) {
+        vm->free_owner = vm->owners[i].next;
+    } else {
+        i = vm->nowners++;
+        if (i >= 16 && (i & (i - 1)) == 0) /* full: 16, 32, 64, ... entries */
+            vm->owners = xrealloc(vm->owners, 2 * (size_t)i * sizeof *vm->owners);
+        vm->owners[i].gen = 0;
+    }
+    vm->owners[i].bytes = 0;
+    vm->owners[i].next = 0;
+    t->owner = i;
+}
+
+/* Ends a task's entry: what it still holds (stored in a module's table,
+ * say) is the host's from now on. */
+static void owner_release(struct luavm *vm, struct luavm_task *t)
+{
+    unsigned i = t->owner;
+    if (!i)
+        return;
+    vm->owners[0].bytes += vm->owners[i].bytes;
+    vm->owners[i].bytes = 0;
+    vm->owners[i].gen++;
+    vm->owners[i].next = vm->free_owner;
+    vm->free_owner = i;
+    t->owner = 0;
+}
+
+size_t vm_task_memory(const struct luavm_task *t)
+{
+    return t->vm->owners[t->owner].bytes;
 }
 
 /* ---- limits ------------------------------------------------------------ */
@@ -97,8 +215,12 @@ static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char
         snprintf(out, n, "used more than %ld ms of CPU without pausing", vm->opt.max_cpu_ms);
         break;
     case LIMIT_MEMORY:
-        snprintf(out, n, "used more memory than allowed (%zu MiB for the worker's scripts)",
-                 vm->opt.max_memory >> 20);
+        if (vm->over_budget)
+            snprintf(out, n, "used more memory than allowed (%zu MiB for one handler)",
+                     vm->opt.max_task_memory >> 20);
+        else
+            snprintf(out, n, "used more memory than allowed (%zu MiB for the worker's scripts)",
+                     vm->opt.max_memory >> 20);
         break;
     case LIMIT_TIME:
         snprintf(out, n, "ran longer than %ld ms", vm->opt.max_run_ms);
@@ -191,6 +313,7 @@ void vm_use_strings(struct luavm *vm, int idx)
 void vm_slice_begin(struct luavm *vm)
 {
     vm->kill = LIMIT_NONE;
+    vm->over_budget = 0;
     vm->mem_exceeded = 0;
     vm->refused_size = 0;
     vm->refused_ptr = NULL;
@@ -395,6 +518,9 @@ void vm_task_free(struct luavm_task *t)
         luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
     luaL_unref(vm->L, LUA_REGISTRYINDEX, t->strings);
+    owner_release(vm, t);
+    if (vm->evicting == t)
+        vm->evicting = NULL;
     free(t->response_url);
     free(t);
 }
@@ -436,6 +562,8 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
     vm->current = t;
     t->waiting = 0;
+    if (!t->owner)
+        owner_take(vm, t);
     lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->strings);
     vm_use_strings(vm, -1);
     lua_pop(vm->L, 1);
@@ -481,22 +609,47 @@ static void complete(struct luavm_task *t, struct luavm_result *res)
     vm_task_free(t);
 }
 
+/* Stops a waiting task for a limit; `why` says which and why. */
+static void stop_waiting(struct luavm_task *t, enum luavm_limit limit, const char *why)
+{
+    if (t->waiting && t->cancel)
+        t->cancel(t->cancel_ud);
+    t->waiting = 0;
+    char stopped[200];
+    snprintf(stopped, sizeof stopped, "stopped: %s", why);
+    struct luavm_result res;
+    memset(&res, 0, sizeof res);
+    task_result(t, LUA_ERRRUN, 0, limit, stopped, &res);
+    complete(t, &res);
+}
+
 /* The run-time limit of a waiting task. */
 static void on_run_timer(struct sched *s, void *ud)
 {
     (void)s;
     struct luavm_task *t = ud;
-    struct luavm *vm = t->vm;
+    char why[160];
     t->run_timer = NULL;
-    if (t->waiting && t->cancel)
-        t->cancel(t->cancel_ud);
-    t->waiting = 0;
-    char why[160], stopped[200];
-    snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, LIMIT_TIME, why, sizeof why));
-    struct luavm_result res;
-    memset(&res, 0, sizeof res);
-    task_result(t, LUA_ERRRUN, 0, LIMIT_TIME, stopped, &res);
-    complete(t, &res);
+    stop_waiting(t, LIMIT_TIME, limit_reason(t->vm, LIMIT_TIME, why, sizeof why));
+}
+
+/* The waiting task that held the most when the running one needed room
+ * (see evict_for): stopped now, and its memory collected. */
+static void on_evict(struct sched *s, void *ud)
+{
+    (void)s;
+    struct luavm *vm = ud;
+    struct luavm_task *t = vm->evicting;
+    vm->evict_timer = NULL;
+    vm->evicting = NULL;
+    if (!t)
+        return; /* it ended first */
+    char why[160];
+    snprintf(why, sizeof why,
+             "held the most memory (%zu MiB) when the worker's scripts needed more than %zu MiB",
+             vm->owners[t->owner].bytes >> 20, vm->opt.max_memory >> 20);
+    stop_waiting(t, LIMIT_MEMORY, why);
+    lua_gc(vm->L, LUA_GCCOLLECT);
 }
 
 void vm_wake(struct luavm_task *t, int nresults)
@@ -640,6 +793,8 @@ struct luavm *vm_new(const struct luavm_options *o, char *err, size_t errlen)
     while (n > 1 && o->scripts_dir[n - 1] == '/')
         n--;
     vm->scripts_dir = xstrndup(o->scripts_dir, n);
+    vm->owners = xcalloc(16, sizeof *vm->owners);
+    vm->nowners = 1;
     vm->L = lua_newstate(vm_alloc, vm);
     if (!vm->L) {
         snprintf(err, errlen, "cannot create a Lua state");
@@ -665,8 +820,11 @@ void vm_free(struct luavm *vm)
             t->cancel(t->cancel_ud);
         vm_task_free(t);
     }
+    if (vm->evict_timer && vm->opt.sched)
+        sched_timer_cancel(vm->opt.sched, vm->evict_timer);
     if (vm->L)
         lua_close(vm->L);
+    free(vm->owners);
     scriptset_release(vm->set);
     free(vm->scripts_dir);
     free(vm);

@@ -61,6 +61,7 @@ struct luavm_options {
     long max_run_ms;         /* total run time of a handler; 0: none */
     long max_cpu_ms;         /* CPU time without yielding; 0: none */
     size_t max_memory;       /* bytes the Lua heap may hold; 0: no cap */
+    size_t max_task_memory;  /* bytes one task may hold in it; 0: no cap of its own */
     long response_url_ttl_ms;
     long http_timeout_ms;
     size_t max_http_response;
@@ -123,6 +124,14 @@ struct luavm {
     struct luavm_options opt;
     char *scripts_dir; /* without a trailing slash */
     size_t mem;        /* bytes held by the Lua heap */
+    /* Who holds the heap: entry 0 is the host and the scripts' modules
+     * (and what a finished task left behind), each other one a task's. */
+    struct vm_owner *owners;
+    unsigned nowners;
+    unsigned free_owner;          /* a free entry (its `next` chains the rest); 0: none */
+    struct luavm_task *evicting;  /* a waiting task to stop for memory; NULL: none */
+    struct sched_timer *evict_timer;
+    int over_budget; /* the running task was refused for its own budget */
     struct bind_log_ctx logctx;
     long long slice_start;      /* when the running script code was resumed; 0: none runs */
     enum luavm_limit kill;      /* a limit tripped in the running slice */
@@ -143,12 +152,22 @@ struct luavm {
     const char *loading; /* the script or module whose top level runs, for require_cb */
 };
 
+/* What one owner holds of the heap. Each block of the heap carries its
+ * owner's index and generation, so a block freed after its task ended is
+ * given back to entry 0, not to the entry's next task. */
+struct vm_owner {
+    size_t bytes;
+    unsigned gen;
+    unsigned next; /* when free: the next free entry */
+};
+
 /* One handler run (a task). */
 struct luavm_task {
     struct luavm *vm;
     lua_State *co;
     int ref;     /* registry reference that keeps co alive */
     int strings; /* registry reference to its realm's string table, or LUA_NOREF */
+    unsigned owner; /* its entry in vm->owners: what it holds of the heap */
     struct request_dispatch d;
     char id[48];
     long long received_ms;
@@ -186,6 +205,9 @@ struct luavm *vm_of_state(lua_State *L);
  * tripped). Call it every few thousand steps: the instruction hook never
  * runs inside a C function. */
 void vm_check_cpu(lua_State *L);
+
+/* Bytes of the heap the task holds now. */
+size_t vm_task_memory(const struct luavm_task *t);
 
 /* Makes string methods ("x":upper()) those of the string table at `idx`
  * of vm->L (a realm's own, see sandbox.h), or the pristine library for 0,
