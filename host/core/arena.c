@@ -25,6 +25,12 @@ struct arena {
 
 static _Thread_local struct arena tls;
 
+/* Where allocations go while no arena is open: malloc, or a redirection. */
+static _Thread_local struct {
+    void *(*fn)(void *ud, void *p, size_t n);
+    void *ud;
+} redirect;
+
 static struct block *new_block(size_t size)
 {
     struct block *b = xmalloc(sizeof *b + size);
@@ -37,7 +43,7 @@ static struct block *new_block(size_t size)
 static void *arena_malloc(size_t n)
 {
     if (!tls.open)
-        return malloc(n);
+        return redirect.fn ? redirect.fn(redirect.ud, NULL, n) : malloc(n);
     n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     struct block *b = tls.head;
     if (!b || b->size - b->used < n) {
@@ -53,8 +59,12 @@ static void *arena_malloc(size_t n)
 
 static void arena_free(void *p)
 {
-    if (!tls.open)
-        free(p);
+    if (!tls.open) {
+        if (redirect.fn)
+            redirect.fn(redirect.ud, p, 0);
+        else
+            free(p);
+    }
     /* Inside an open arena, memory goes back at arena_close(). */
 }
 
@@ -101,4 +111,15 @@ int arena_suspend(void)
 void arena_resume(int was_open)
 {
     tls.open = was_open;
+}
+
+void arena_redirect(void *(*fn)(void *ud, void *p, size_t n), void *ud, void **was_fn,
+                    void **was_ud)
+{
+    if (was_fn)
+        *was_fn = (void *)redirect.fn;
+    if (was_ud)
+        *was_ud = redirect.ud;
+    redirect.fn = fn;
+    redirect.ud = ud;
 }

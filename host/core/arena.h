@@ -15,6 +15,8 @@
 #ifndef CLIQHOST_ARENA_H
 #define CLIQHOST_ARENA_H
 
+#include <stddef.h>
+
 /* Installs the cJSON hooks. Call once, before any thread uses cJSON. */
 void arena_install_cjson_hooks(void);
 
@@ -30,5 +32,12 @@ void arena_release(void);
  * open; arena_resume() with that value restores it. */
 int arena_suspend(void);
 void arena_resume(int was_open);
+
+/* While no arena is open on the calling thread, sends cJSON's allocations
+ * to fn instead of malloc: fn(ud, NULL, n) allocates n bytes (NULL: none),
+ * fn(ud, p, 0) frees p. NULL goes back to malloc. The redirection in place
+ * before is stored in *was_fn and *was_ud (when not NULL), to restore. */
+void arena_redirect(void *(*fn)(void *ud, void *p, size_t n), void *ud, void **was_fn,
+                    void **was_ud);
 
 #endif

@@ -99,7 +99,19 @@ struct decoder {
     lua_State *L;
     struct numscan scan;
     int array_mt, object_mt, null_idx; /* stack slots */
+    int check;                         /* stack slot of the CPU check, or 0 */
+    unsigned long items;
 };
+
+/* Registry: the C function json.decode calls every few thousand values
+ * (bind_json_set_check). */
+static const char check_key = 'k';
+
+void bind_json_set_check(lua_State *L, lua_CFunction check)
+{
+    lua_pushcfunction(L, check);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &check_key);
+}
 
 static void push_number(struct decoder *d, const cJSON *item)
 {
@@ -119,6 +131,10 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
     lua_State *L = d->L;
     if (depth > CJSON_NESTING_LIMIT + 1)
         luaL_error(L, "JSON nested too deeply");
+    if (d->check && (++d->items & 4095) == 0) {
+        lua_pushvalue(L, d->check);
+        lua_call(L, 0, 0);
+    }
     luaL_checkstack(L, 4, "JSON nested too deeply");
     switch (item->type & 0xff) {
     case cJSON_False:
@@ -192,6 +208,8 @@ void bind_json_push_tree(lua_State *L, const cJSON *item, const char *text, size
     d.object_mt = lua_gettop(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
     d.null_idx = lua_gettop(L);
+    d.items = 0;
+    d.check = lua_rawgetp(L, LUA_REGISTRYINDEX, &check_key) == LUA_TFUNCTION ? lua_gettop(L) : 0;
     push_item(&d, item, 0);
     lua_replace(L, d.array_mt);
     lua_settop(L, d.array_mt);
@@ -547,13 +565,67 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
-/* Frees a tree json.decode parsed with malloc, even while the request's
- * arena is open. */
-static void free_malloc_tree(cJSON *root)
+/* json.decode's parse trees live in the Lua heap, so a tree counts against
+ * the memory cap (and the handler's budget) like the value built from it:
+ * a text of a few MB can make a tree thirty times its size. Each block
+ * starts with its size, which Lua's allocator needs to free it. */
+struct lua_heap {
+    lua_State *L;
+    lua_Alloc f;
+    void *ud;
+    int refused;
+};
+
+static void *tree_alloc(void *ud, void *p, size_t n)
 {
-    int arena = arena_suspend();
-    cJSON_Delete(root);
+    struct lua_heap *h = ud;
+    if (p) {
+        size_t *b = (size_t *)p - 1;
+        h->f(h->ud, b, *b + sizeof *b, 0);
+        return NULL;
+    }
+    if (!n)
+        return NULL;
+    size_t *b = h->f(h->ud, NULL, 0, n + sizeof *b);
+    if (!b && !h->refused) {
+        /* As Lua does before it gives up: collect, and ask once more. */
+        lua_gc(h->L, LUA_GCCOLLECT);
+        b = h->f(h->ud, NULL, 0, n + sizeof *b);
+    }
+    if (!b) {
+        h->refused = 1;
+        return NULL;
+    }
+    *b = n;
+    return b + 1;
+}
+
+/* Runs cJSON on L's heap (see above) until heap_end, even while the
+ * request's arena is open. */
+static void heap_begin(lua_State *L, struct lua_heap *h, int *arena, void **fn, void **ud)
+{
+    h->L = L;
+    h->f = lua_getallocf(L, &h->ud);
+    h->refused = 0;
+    *arena = arena_suspend();
+    arena_redirect(tree_alloc, h, fn, ud);
+}
+
+static void heap_end(int arena, void *fn, void *ud)
+{
+    arena_redirect((void *(*)(void *, void *, size_t))fn, ud, NULL, NULL);
     arena_resume(arena);
+}
+
+/* Frees a tree json.decode parsed. */
+static void free_heap_tree(lua_State *L, cJSON *root)
+{
+    struct lua_heap h;
+    int arena;
+    void *fn, *ud;
+    heap_begin(L, &h, &arena, &fn, &ud);
+    cJSON_Delete(root);
+    heap_end(arena, fn, ud);
 }
 
 /* json.decode(text) -> value | nil, message */
@@ -570,14 +642,24 @@ static int l_decode(lua_State *L)
     lua_setmetatable(L, -2);
     const char *end = NULL;
     /* This tree may outlive the request's arena (its box is collected
-     * later if building the value raises), so it comes from malloc. */
-    int arena = arena_suspend();
+     * later if building the value raises), so it comes from the Lua heap. */
+    struct lua_heap h;
+    int arena;
+    void *fn, *ud;
+    heap_begin(L, &h, &arena, &fn, &ud);
     cJSON *root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-    arena_resume(arena);
+    heap_end(arena, fn, ud);
+    if (h.refused) {
+        if (root)
+            free_heap_tree(L, root);
+        lua_pushnil(L);
+        lua_pushliteral(L, "not enough memory for the JSON text's tree");
+        return 2;
+    }
     if (root) {
         for (const char *p = end; p < s + n; p++) {
             if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-                free_malloc_tree(root);
+                free_heap_tree(L, root);
                 lua_pushnil(L);
                 lua_pushfstring(L, "data after the JSON value at byte %d", (int)(p - s) + 1);
                 return 2;
@@ -591,7 +673,7 @@ static int l_decode(lua_State *L)
     }
     *box = root;
     bind_json_push_tree(L, root, s, n);
-    free_malloc_tree(root);
+    free_heap_tree(L, root);
     *box = NULL;
     return 1;
 }
@@ -665,7 +747,7 @@ static int tree_box_gc(lua_State *L)
 {
     cJSON **box = lua_touserdata(L, 1);
     if (box && *box) {
-        free_malloc_tree(*box);
+        free_heap_tree(L, *box);
         *box = NULL;
     }
     return 0;

@@ -67,6 +67,10 @@ void bind_json_push_null(lua_State *L);
  * [-0, +1] */
 void bind_json_new_object(lua_State *L, int nrec);
 
+/* Sets the function json.decode calls every few thousand values it builds
+ * (the runtime's CPU limit check, which raises when the limit passed). */
+void bind_json_set_check(lua_State *L, lua_CFunction check);
+
 /* Whether the value at idx carries json's array or object marker (the
  * metatable json.decode, json.array and json.object give). [-0, +0] */
 int bind_json_marked(lua_State *L, int idx);

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "event/sched.h"
+#include "script/bind_json.h"
 #include "script/bind_req.h"
 #include "script/libs.h"
 #include "script/sandbox.h"
@@ -47,12 +48,20 @@ static int start_protected(lua_State *L)
     return 0;
 }
 
+/* The CPU limit, for C code that loops over a script's data. */
+static int check_cpu(lua_State *L)
+{
+    vm_check_cpu(L);
+    return 0;
+}
+
 /* Builds the sandbox and adds the bindings to it. [-0, +0] */
 static int setup_protected(lua_State *L)
 {
     struct luavm *vm = lua_touserdata(L, 1);
     sandbox_open(L, vm);
     libs_open(L, vm, lua_gettop(L));
+    bind_json_set_check(L, check_cpu);
     return 0;
 }
 
