@@ -64,6 +64,11 @@ case "${1:-}" in
       dev_key
       args+=(--key build/dev/cliq-dev.pub)
     fi
+    # Replies go only to Cliq's own hosts unless allowed: `cliqhost invoke`
+    # catches them on 127.0.0.1.
+    if [[ " $* " != *" --response-url-allow"* ]]; then
+      args+=(--response-url-allow 127.0.0.1)
+    fi
     exec build/cliqhost serve --scripts scripts "${args[@]}"
     ;;
   test)

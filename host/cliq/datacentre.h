@@ -16,4 +16,8 @@ struct cJSON;
  * when it names none. Never fails; out is always terminated. */
 void datacentre_api_base(const struct cJSON *json, char *out, size_t n);
 
+/* Whether `host` (a URL's host, any case) is one of Cliq's API hosts
+ * (cliq.zoho.com, cliq.zoho.eu, ...): exactly, not a subdomain. */
+int datacentre_is_cliq_host(const char *host);
+
 #endif

@@ -1,9 +1,11 @@
 /* respond: replies to response_url with retries while it is valid (see respond.h). */
 #include "cliq/respond.h"
 
+#include "cliq/datacentre.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/ssrf.h"
 #include "event/fetch.h"
 #include "event/sched.h"
 
@@ -20,6 +22,8 @@
 #define ATTEMPT_TIMEOUT_MS 10000
 /* The most of an error body quoted in a reason. */
 #define REASON_BODY_MAX 120
+/* The longest URL host a check looks at (DNS names are 253 at most). */
+#define HOST_MAX 256
 
 struct responder_job {
     struct responder *r;
@@ -33,6 +37,7 @@ struct responder_job {
     int attempts;
     long last_status;
     char last_error[300];
+    char refused[HOST_MAX + 100]; /* why respond_url_check refused the URL; "" when it did not */
     responder_cb cb;
     void *ud;
     struct fetch_xfer *xfer;
@@ -47,6 +52,39 @@ struct responder {
     size_t pending;
     uint64_t rng;
 };
+
+int respond_url_check(const char *url, char *const *allow, size_t nallow, char *why, size_t whylen)
+{
+    char scheme[16], host[HOST_MAX];
+    if (fetch_url_parts(url, scheme, sizeof scheme, host, sizeof host) < 0) {
+        snprintf(why, whylen, "refused: not a URL");
+        return -1;
+    }
+    int https = strcmp(scheme, "https") == 0;
+    if (!https && strcmp(scheme, "http") != 0) {
+        snprintf(why, whylen, "refused: only http and https URLs are allowed, not %s", scheme);
+        return -1;
+    }
+    if (!host[0]) {
+        snprintf(why, whylen, "refused: the URL has no host");
+        return -1;
+    }
+    char err[256];
+    struct ssrf_allow *a = ssrf_allow_new("response_url_allow", allow, nallow, err, sizeof err);
+    int named = a && ssrf_allow_names_host(a, host);
+    ssrf_allow_free(a);
+    if (named)
+        return 0;
+    if (datacentre_is_cliq_host(host)) {
+        if (https)
+            return 0;
+        snprintf(why, whylen, "refused: Cliq's hosts take https only, not %s", scheme);
+        return -1;
+    }
+    snprintf(why, whylen,
+             "refused: %s is not one of Cliq's hosts (allow it with response_url_allow)", host);
+    return -1;
+}
 
 struct responder *responder_new(struct sched *s, struct fetch *f)
 {
@@ -79,7 +117,8 @@ static void log_outcome(struct responder_job *j, const char *outcome, const char
 }
 
 /* Ends a job: logs, tells its waiter, frees it. */
-static void end_job(struct responder_job *j, int ok, const char *outcome, const char *why)
+static void end_job(struct responder_job *j, enum responder_outcome o, const char *outcome,
+                    const char *why)
 {
     struct responder *r = j->r;
     log_outcome(j, outcome, why);
@@ -91,7 +130,7 @@ static void end_job(struct responder_job *j, int ok, const char *outcome, const 
         j->next->prev = j->prev;
     r->pending--;
     if (j->cb)
-        j->cb(ok, why, j->ud);
+        j->cb(o, why, j->ud);
     free(j->url);
     free(j->body);
     free(j);
@@ -107,6 +146,24 @@ static void on_retry(struct sched *s, void *ud)
     attempt(j);
 }
 
+/* "HTTP 404: <excerpt>" into j->last_error: at most REASON_BODY_MAX bytes
+ * of the answer, each byte that is not printable ASCII shown as '?', so
+ * that what an endpoint says reaches the script and the log only as a
+ * short line of text. */
+static void quote_answer(struct responder_job *j, const struct fetch_result *res)
+{
+    size_t len = res->body.data ? res->body.len : 0;
+    size_t n = len < REASON_BODY_MAX ? len : REASON_BODY_MAX;
+    char excerpt[REASON_BODY_MAX + 1];
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)res->body.data[i];
+        excerpt[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    excerpt[n] = '\0';
+    snprintf(j->last_error, sizeof j->last_error, "HTTP %ld%s%s%s", res->status, n ? ": " : "",
+             excerpt, len > n ? "..." : "");
+}
+
 static void on_posted(struct fetch_result *res, void *ud)
 {
     struct responder_job *j = ud;
@@ -115,17 +172,12 @@ static void on_posted(struct fetch_result *res, void *ud)
     if (res->ok) {
         j->last_status = res->status;
         if (res->status >= 200 && res->status < 300) {
-            end_job(j, 1, "delivered", NULL);
+            end_job(j, RESPONDER_DELIVERED, "delivered", NULL);
             return;
         }
-        int n = (int)(res->body.len < REASON_BODY_MAX ? res->body.len : REASON_BODY_MAX);
-        snprintf(j->last_error, sizeof j->last_error, "HTTP %ld%s%.*s", res->status, n ? ": " : "",
-                 n, res->body.data ? res->body.data : "");
-        for (char *p = j->last_error; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
+        quote_answer(j, res);
         if (res->status < 500 && res->status != 429) {
-            end_job(j, 0, "failed", j->last_error);
+            end_job(j, RESPONDER_FAILED, "failed", j->last_error);
             return;
         }
     } else {
@@ -143,7 +195,7 @@ static void on_posted(struct fetch_result *res, void *ud)
         char why[400];
         snprintf(why, sizeof why, "gave up after %d attempt%s (the response_url expires): %s",
                  j->attempts, j->attempts == 1 ? "" : "s", j->last_error);
-        end_job(j, 0, "failed", why);
+        end_job(j, RESPONDER_FAILED, "failed", why);
         return;
     }
     j->retry = sched_timer_add(r->sched, backoff, on_retry, j);
@@ -151,9 +203,13 @@ static void on_posted(struct fetch_result *res, void *ud)
 
 static void attempt(struct responder_job *j)
 {
+    if (j->refused[0]) {
+        end_job(j, RESPONDER_REFUSED, "refused", j->refused);
+        return;
+    }
     long long left = j->expires_ms - sched_clock_ms();
     if (left <= 0) {
-        end_job(j, 0, "expired", "expired");
+        end_job(j, RESPONDER_FAILED, "expired", "expired");
         return;
     }
     j->attempts++;
@@ -171,12 +227,17 @@ static void attempt(struct responder_job *j)
     j->xfer = fetch_start(j->r->fetch, &rq, on_posted, j);
 }
 
-struct responder_job *responder_post(struct responder *r, const char *url, char *body, size_t len,
-                                     long long expires_ms, const char *req_id, const char *kind,
-                                     responder_cb cb, void *ud)
+struct responder_job *responder_post(struct responder *r, const char *url, char *const *allow,
+                                     size_t nallow, char *body, size_t len, long long expires_ms,
+                                     const char *req_id, const char *kind, responder_cb cb,
+                                     void *ud)
 {
     struct responder_job *j = xcalloc(1, sizeof *j);
     j->r = r;
+    /* Judged now, while `allow` is valid; the refusal is told from the loop
+     * like any other outcome. */
+    if (respond_url_check(url, allow, nallow, j->refused, sizeof j->refused) == 0)
+        j->refused[0] = '\0';
     j->url = xstrdup(url);
     j->body = body;
     j->len = len;
@@ -215,7 +276,7 @@ void responder_free(struct responder *r)
         sched_timer_cancel(r->sched, j->retry);
         j->retry = NULL;
         j->cb = NULL;
-        end_job(j, 0, "failed", "the host stopped before it was delivered");
+        end_job(j, RESPONDER_FAILED, "failed", "the host stopped before it was delivered");
     }
     free(r);
 }

@@ -20,6 +20,16 @@ struct sched;
 struct responder;
 struct responder_job;
 
+/* Whether a URL that Cliq hands over (a response_url, an attachment's
+ * url) may be fetched: only http and https, and then https to one of
+ * Cliq's hosts (datacentre.h) or any of the two to a host that `allow`
+ * (`nallow` response_url_allow entries, validated by config_validate)
+ * names itself (ssrf_allow_names_host). Nothing is resolved or sent.
+ * Returns 0, or -1 with the reason the script and the log see in `why`:
+ * "refused: 127.0.0.1 is not one of Cliq's hosts (allow it with
+ * response_url_allow)". */
+int respond_url_check(const char *url, char *const *allow, size_t nallow, char *why, size_t whylen);
+
 /* Both must outlive the responder. Can't fail. Caller frees. */
 struct responder *responder_new(struct sched *s, struct fetch *f);
 /* Drops deliveries still pending (each is logged as failed) and frees. */
@@ -27,18 +37,27 @@ void responder_free(struct responder *r);
 /* Deliveries in progress. */
 size_t responder_pending(const struct responder *r);
 
-/* The outcome: ok, or !ok with a short reason ("expired", "HTTP 404: ...",
- * "gave up after 5 attempts: timeout after 10.0 s"). `err` is borrowed. */
-typedef void (*responder_cb)(int ok, const char *err, void *ud);
+enum responder_outcome {
+    RESPONDER_DELIVERED,
+    RESPONDER_FAILED,  /* tried, or expired */
+    RESPONDER_REFUSED, /* respond_url_check said no: nothing was sent */
+};
+
+/* The outcome, with a short reason unless delivered ("expired", "HTTP 404:
+ * ...", "gave up after 5 attempts: timeout after 10.0 s", "refused: ...").
+ * `err` is borrowed. */
+typedef void (*responder_cb)(enum responder_outcome outcome, const char *err, void *ud);
 
 /* Posts `body` (len bytes of JSON; taken: freed by the responder) to `url`
- * until it is delivered, fails finally, or `expires_ms` (monotonic) passes.
- * `kind` names the delivery in the log ("respond", "late"). `cb` (may be
- * NULL) is called once with the outcome, from the loop. Returns a handle
- * valid until then. */
-struct responder_job *responder_post(struct responder *r, const char *url, char *body, size_t len,
-                                     long long expires_ms, const char *req_id, const char *kind,
-                                     responder_cb cb, void *ud);
+ * until it is delivered, fails finally, or `expires_ms` (monotonic) passes;
+ * a URL that respond_url_check refuses under `allow` (borrowed for the
+ * call) is not tried at all. `kind` names the delivery in the log
+ * ("respond", "late"). `cb` (may be NULL) is called once with the outcome,
+ * from the loop. Returns a handle valid until then. */
+struct responder_job *responder_post(struct responder *r, const char *url, char *const *allow,
+                                     size_t nallow, char *body, size_t len, long long expires_ms,
+                                     const char *req_id, const char *kind, responder_cb cb,
+                                     void *ud);
 /* Forgets the callback of a job (its waiter is gone); delivery goes on. */
 void responder_detach(struct responder_job *j);
 

@@ -101,6 +101,9 @@ static const struct setting settings[] = {
     {"http_allow", "http-allow", SET_LIST, OFF(http_allow), NULL, 0, 0,
      "address, CIDR block or host name scripts' http.request may reach although internal; "
      "repeatable"},
+    {"response_url_allow", "response-url-allow", SET_LIST, OFF(response_url_allow), NULL, 0, 0,
+     "address, CIDR block or host name a call's response_url and attachment URLs may point at, "
+     "by http or https, besides https to Cliq's own hosts; repeatable"},
     {"attachment_ttl_s", "attachment-ttl", SET_INT, OFF(attachment_ttl_s), "60", 1, 3600,
      "seconds after a request that its attachments can be downloaded"},
     {"max_attachment_bytes", "max-attachment-bytes", SET_INT, OFF(max_attachment_bytes), "16777216",
@@ -158,6 +161,9 @@ _Static_assert(offsetof(struct config, nscript_env) ==
 _Static_assert(offsetof(struct config, nhttp_allow) ==
                    offsetof(struct config, http_allow) + sizeof(char **),
                "nhttp_allow must follow http_allow");
+_Static_assert(offsetof(struct config, nresponse_url_allow) ==
+                   offsetof(struct config, response_url_allow) + sizeof(char **),
+               "nresponse_url_allow must follow response_url_allow");
 
 static void tokens_free(struct config *c);
 
@@ -600,7 +606,13 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
             return -1;
         }
     }
-    struct ssrf_allow *allow = ssrf_allow_new(c->http_allow, c->nhttp_allow, err, errlen);
+    struct ssrf_allow *allow =
+        ssrf_allow_new("http_allow", c->http_allow, c->nhttp_allow, err, errlen);
+    if (!allow)
+        return -1;
+    ssrf_allow_free(allow);
+    allow = ssrf_allow_new("response_url_allow", c->response_url_allow, c->nresponse_url_allow, err,
+                           errlen);
     if (!allow)
         return -1;
     ssrf_allow_free(allow);

@@ -54,6 +54,10 @@ struct config {
      * reach (ssrf.h); checked by config_validate. */
     char **http_allow;
     size_t nhttp_allow;
+    /* Where replies (response_url) and attachment downloads may go besides
+     * https to Cliq's own hosts: the same kinds of entries. */
+    char **response_url_allow;
+    size_t nresponse_url_allow;
     long attachment_ttl_s;
     long max_attachment_bytes;
     char *log_level;

@@ -157,6 +157,7 @@ struct rule {
 };
 
 struct ssrf_allow {
+    const char *setting; /* static */
     struct rule *rules;
     size_t n;
 };
@@ -295,14 +296,16 @@ static int parse_entry(const char *e, struct rule *r, char *why, size_t whylen)
     return 0;
 }
 
-struct ssrf_allow *ssrf_allow_new(char *const *entries, size_t n, char *err, size_t errlen)
+struct ssrf_allow *ssrf_allow_new(const char *setting, char *const *entries, size_t n, char *err,
+                                  size_t errlen)
 {
     struct ssrf_allow *a = xcalloc(1, sizeof *a);
+    a->setting = setting;
     a->rules = xcalloc(n ? n : 1, sizeof *a->rules);
     for (size_t i = 0; i < n; i++) {
         char why[160];
         if (parse_entry(entries[i], &a->rules[i], why, sizeof why) < 0) {
-            snprintf(err, errlen, "http_allow entry '%s': %s", entries[i], why);
+            snprintf(err, errlen, "%s entry '%s': %s", setting, entries[i], why);
             ssrf_allow_free(a);
             return NULL;
         }
@@ -383,11 +386,33 @@ int ssrf_check(const struct ssrf_allow *a, const struct sockaddr *sa, const char
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text, sizeof text);
     const char *lead = redirected ? "refused after a redirect" : "refused";
+    const char *setting = a ? a->setting : "http_allow";
     if (bare[0] && !is_ip_literal(bare))
-        snprintf(why, whylen, "%s: %s resolves to %s, %s (allow it with http_allow)", lead, bare,
-                 text, ssrf_class_name(c));
+        snprintf(why, whylen, "%s: %s resolves to %s, %s (allow it with %s)", lead, bare, text,
+                 ssrf_class_name(c), setting);
     else
-        snprintf(why, whylen, "%s: %s is %s (allow it with http_allow)", lead, text,
-                 ssrf_class_name(c));
+        snprintf(why, whylen, "%s: %s is %s (allow it with %s)", lead, text, ssrf_class_name(c),
+                 setting);
     return -1;
+}
+
+int ssrf_allow_names_host(const struct ssrf_allow *a, const char *host)
+{
+    char bare[256];
+    bare_host(host, bare, sizeof bare);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bare, &v4->sin_addr) == 1) {
+        ss.ss_family = AF_INET;
+    } else if (inet_pton(AF_INET6, bare, &v6->sin6_addr) == 1) {
+        ss.ss_family = AF_INET6;
+    } else {
+        /* A name: matched against the names only (no address is known). */
+        return allowed(a, 0, NULL, bare);
+    }
+    unsigned char ip[16];
+    int family = plain_address((struct sockaddr *)&ss, ip);
+    return allowed(a, family, ip, NULL);
 }

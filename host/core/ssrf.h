@@ -53,10 +53,19 @@ struct ssrf_allow;
  * CIDR block ("10.0.0.0/8", "fd00::/8"; no bits set past the prefix) or a
  * host name ("jenkins.internal": whatever that name resolves to may be
  * connected to when it is the URL's host). IPv4 addresses must be written
- * as four decimal numbers. Returns the list (caller frees with
- * ssrf_allow_free), or NULL with a message naming the bad entry in err. */
-struct ssrf_allow *ssrf_allow_new(char *const *entries, size_t n, char *err, size_t errlen);
+ * as four decimal numbers. `setting` (static: "http_allow",
+ * "response_url_allow") is the list's name in messages. Returns the list
+ * (caller frees with ssrf_allow_free), or NULL with a message naming the
+ * bad entry in err. */
+struct ssrf_allow *ssrf_allow_new(const char *setting, char *const *entries, size_t n, char *err,
+                                  size_t errlen);
 void ssrf_allow_free(struct ssrf_allow *a);
+
+/* Whether `a` names the URL host `host` itself (as written, brackets and
+ * all): an IP literal inside one of its addresses or blocks, or a name
+ * equal to one of its names (any case, a trailing dot ignored). Nothing is
+ * resolved. */
+int ssrf_allow_names_host(const struct ssrf_allow *a, const char *host);
 
 /* Decides whether a connection to `sa` may be made for a request whose
  * URL names `host` (the URL's host as written, brackets and all; NULL when
@@ -64,7 +73,8 @@ void ssrf_allow_free(struct ssrf_allow *a);
  * address or block of `a` holds them or `host` is one of its names.
  * `redirected` says the URL came from a redirect. Returns 0 when allowed,
  * or -1 with the message a script sees in `why`:
- * "refused: 127.0.0.1 is a loopback address (allow it with http_allow)". */
+ * "refused: 127.0.0.1 is a loopback address (allow it with http_allow)",
+ * naming the list's setting. */
 int ssrf_check(const struct ssrf_allow *a, const struct sockaddr *sa, const char *host,
                int redirected, char *why, size_t whylen);
 

@@ -6,6 +6,7 @@
 #include "event/sched.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -244,6 +245,31 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 
 /* ---- the guard (ssrf.h) ------------------------------------------------ */
 
+int fetch_url_parts(const char *url, char *scheme, size_t schemelen, char *host, size_t hostlen)
+{
+    int rc = -1;
+    char *s = NULL, *h = NULL;
+    CURLU *u = curl_url();
+    if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK)
+        goto cleanup;
+    if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+        h = NULL; /* file:///path has none */
+    size_t sl = strlen(s), hl = h ? strlen(h) : 0;
+    if (sl >= schemelen || hl >= hostlen)
+        goto cleanup;
+    for (size_t i = 0; i < sl; i++)
+        scheme[i] = (char)tolower((unsigned char)s[i]);
+    scheme[sl] = '\0';
+    memcpy(host, h ? h : "", hl + 1);
+    rc = 0;
+cleanup:
+    curl_free(h);
+    curl_free(s);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 /* Whether the guarded transfer x may use a connection to sa, judged with
  * the host of the URL it is on now (after any redirect). Records why not
  * in x->refused, unless an earlier address was refused already (a name
@@ -391,9 +417,10 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)rq->max_response);
         if (rq->guard) {
             char err[256];
-            x->guard = ssrf_allow_new(rq->allow, rq->nallow, err, sizeof err);
+            const char *setting = rq->allow_setting ? rq->allow_setting : "http_allow";
+            x->guard = ssrf_allow_new(setting, rq->allow, rq->nallow, err, sizeof err);
             if (!x->guard) /* validated with the config: cannot happen; allow nothing */
-                x->guard = ssrf_allow_new(NULL, 0, err, sizeof err);
+                x->guard = ssrf_allow_new(setting, NULL, 0, err, sizeof err);
             curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
             curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
             curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);

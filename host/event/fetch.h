@@ -58,6 +58,7 @@ struct fetch_request {
     int guard;
     char *const *allow;
     size_t nallow;
+    const char *allow_setting; /* the list's name in messages; NULL: "http_allow" */
 };
 
 struct fetch_result {
@@ -81,5 +82,12 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
                                void *ud);
 /* Stops a transfer; its callback is not called. */
 void fetch_cancel(struct fetch *f, struct fetch_xfer *x);
+
+/* Splits `url` as fetch_start's transfer will read it (curl's own parser):
+ * its scheme, lower-case ("https"), and its host as written there
+ * ("cliq.zoho.com", "127.0.0.1", "[::1]"; "" when it has none). A URL
+ * without a scheme is not guessed at. Returns 0, or -1 when curl cannot
+ * parse it or a part does not fit. */
+int fetch_url_parts(const char *url, char *scheme, size_t schemelen, char *host, size_t hostlen);
 
 #endif

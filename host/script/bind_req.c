@@ -26,14 +26,14 @@ static const char attachment_mt_key = 'f';
 struct respond_wait {
     struct luavm_task *t;
     struct responder_job *job;
-    int ok;
+    enum responder_outcome outcome;
     const char *err;
 };
 
 static int push_outcome(lua_State *L, void *ud)
 {
     struct respond_wait *w = ud;
-    if (w->ok) {
+    if (w->outcome == RESPONDER_DELIVERED) {
         lua_pushboolean(L, 1);
         return 1;
     }
@@ -42,11 +42,11 @@ static int push_outcome(lua_State *L, void *ud)
     return 2;
 }
 
-static void respond_done(int ok, const char *err, void *ud)
+static void respond_done(enum responder_outcome outcome, const char *err, void *ud)
 {
     struct respond_wait *w = ud;
     struct luavm_task *t = w->t;
-    w->ok = ok;
+    w->outcome = outcome;
     w->err = err;
     vm_wake_with(t, push_outcome, w);
     free(w);
@@ -103,8 +103,8 @@ static int l_respond(lua_State *L)
     char *body = buf_take(&out, &len);
     struct respond_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
-    w->job = responder_post(o->responder, url, body, len, expires, vm_task_id(t), "respond",
-                            respond_done, w);
+    w->job = responder_post(o->responder, url, o->response_url_allow, o->nresponse_url_allow, body,
+                            len, expires, vm_task_id(t), "respond", respond_done, w);
     return vm_wait(L, t, respond_cancel, w);
 }
 
@@ -199,6 +199,11 @@ static int l_download(lua_State *L)
     long long left = vm_task_received(t) + o->attachment_ttl_ms - sched_clock_ms();
     if (left <= 0)
         return fail(L, "expired");
+    /* The url is Cliq's to give (and the script's to change): it is held
+     * to the same hosts as response_url before anything is sent. */
+    char why[512];
+    if (respond_url_check(url, o->response_url_allow, o->nresponse_url_allow, why, sizeof why) < 0)
+        return fail(L, why);
 
     lua_pushvalue(L, 1);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: before anything is owned */
@@ -217,11 +222,13 @@ static int l_download(lua_State *L)
         .url = url,
         .timeout_ms = (long)timeout,
         .max_response = o->max_attachment,
-        /* The script can change the attachment's url: guarded like
-         * http.request. */
+        /* The script can change the attachment's url: each connection is
+         * also judged like http.request's, against the same list. No
+         * redirects are followed. */
         .guard = 1,
-        .allow = o->http_allow,
-        .nallow = o->nhttp_allow,
+        .allow = o->response_url_allow,
+        .nallow = o->nresponse_url_allow,
+        .allow_setting = "response_url_allow",
     };
     dl->xfer = fetch_start(o->fetch, &rq, download_done, dl);
     return vm_wait(L, t, download_cancel, dl);

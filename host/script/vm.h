@@ -69,6 +69,10 @@ struct luavm_options {
      * (http_allow; see ssrf.h). Borrowed, like the other settings. */
     char *const *http_allow;
     size_t nhttp_allow;
+    /* Where req:respond() and attachment:download() may go besides https to
+     * Cliq's hosts (response_url_allow; see respond.h). Borrowed. */
+    char *const *response_url_allow;
+    size_t nresponse_url_allow;
     long attachment_ttl_ms;
     size_t max_attachment;
     /* The worker's loop, outbound HTTP and late-reply delivery; NULL for

@@ -129,7 +129,8 @@ void metrics_write(struct metrics *const *workers, int n, const struct metrics_e
     buf_printf(out, "cliqhost_handoffs_total %llu\n", SUM(handoffs));
     help(out, "cliqhost_late_replies_total", "counter",
          "Results of handlers that passed the deadline, by outcome.");
-    static const char *const late[LATE_KINDS] = {"delivered", "failed", "dropped", "skipped"};
+    static const char *const late[LATE_KINDS] = {"delivered", "failed", "dropped", "skipped",
+                                                 "refused"};
     for (int k = 0; k < LATE_KINDS; k++)
         buf_printf(out, "cliqhost_late_replies_total{outcome=\"%s\"} %llu\n", late[k],
                    SUM(late[k]));

@@ -21,7 +21,14 @@ struct request_dispatch;
 #define METRICS_BUCKETS  14 /* latency histogram buckets, +Inf included */
 #define METRICS_TYPES    8  /* request types, plus "none" */
 
-enum metrics_late { LATE_DELIVERED, LATE_FAILED, LATE_DROPPED, LATE_SKIPPED, LATE_KINDS };
+enum metrics_late {
+    LATE_DELIVERED,
+    LATE_FAILED,
+    LATE_DROPPED,
+    LATE_SKIPPED,
+    LATE_REFUSED,
+    LATE_KINDS
+};
 enum metrics_fail { FAIL_ERROR, FAIL_CPU, FAIL_MEMORY, FAIL_TIME, FAIL_KINDS };
 
 struct metrics {

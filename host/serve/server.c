@@ -409,11 +409,14 @@ static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
 }
 
 /* Sends a handler's result that came after the sync reply. */
-static void on_late_outcome(int ok, const char *err, void *ud)
+static void on_late_outcome(enum responder_outcome o, const char *err, void *ud)
 {
     (void)err;
     struct worker *w = ud;
-    metrics_add(&w->metrics.late[ok ? LATE_DELIVERED : LATE_FAILED], 1);
+    metrics_add(&w->metrics.late[o == RESPONDER_DELIVERED ? LATE_DELIVERED
+                                 : o == RESPONDER_REFUSED ? LATE_REFUSED
+                                                          : LATE_FAILED],
+                1);
 }
 
 /* Counts a handler that failed, by why. */
@@ -449,7 +452,8 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
-    responder_post(w->responder, res->response_url, res->body, res->len, expires, c->id, "late",
+    responder_post(w->responder, res->response_url, w->cfg->response_url_allow,
+                   w->cfg->nresponse_url_allow, res->body, res->len, expires, c->id, "late",
                    on_late_outcome, w);
     res->body = NULL; /* the responder took it */
 }
@@ -1342,6 +1346,8 @@ void server_luavm_options(const struct config *cfg, const char *lualib_dir,
         .max_http_response = (size_t)cfg->max_http_response_bytes,
         .http_allow = cfg->http_allow,
         .nhttp_allow = cfg->nhttp_allow,
+        .response_url_allow = cfg->response_url_allow,
+        .nresponse_url_allow = cfg->nresponse_url_allow,
         .attachment_ttl_ms = cfg->attachment_ttl_s * 1000,
         .max_attachment = (size_t)cfg->max_attachment_bytes,
         .cfg = cfg,

@@ -166,7 +166,8 @@ static void print_help(void)
            "                      " DEFAULT_KEY " when it exists (cliqhost keygen DIR makes one)\n"
            "  --url URL           the host's callback URL (default " DEFAULT_URL "); the\n"
            "                      response_url is on this machine's 127.0.0.1, so late replies\n"
-           "                      come back only from a host on this machine\n"
+           "                      come back only from a host on this machine that allows it\n"
+           "                      (serve --response-url-allow 127.0.0.1; ./dev.sh serve does)\n"
            "  --timeout SECONDS   wait this long for the host's answer (default %d; Cliq waits 5)\n"
            "  --wait SECONDS      wait this long for a late reply at response_url (default %d)\n"
            "  --body FILE         send FILE's bytes as the body (- for standard input), signed;\n"
@@ -1007,7 +1008,10 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
         if (!got) {
             fprintf(stderr,
                     "cliqhost invoke: no reply reached response_url within %ld s (see the "
-                    "host's log for this request id)\n",
+                    "host's log for this request id)\n"
+                    "cliqhost invoke: if the log says outcome=refused, the host does not send "
+                    "replies to 127.0.0.1: serve with --response-url-allow 127.0.0.1 (./dev.sh "
+                    "serve does)\n",
                     o->wait_s);
             rc = EXIT_NO_LATE;
         }

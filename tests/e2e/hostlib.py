@@ -64,7 +64,10 @@ class Host:
     """A running `cliqhost serve` on 127.0.0.1 and a free port."""
 
     def __init__(self, *flags, scripts=None, keys=(), workers=2, listen="127.0.0.1:0",
-                 env=None, wait=True):
+                 env=None, wait=True, response_url_allow=("127.0.0.1",)):
+        """response_url_allow: where replies and attachment downloads may go
+        besides Cliq's own hosts; the fakes (fakes.py, invoke's catcher)
+        listen on 127.0.0.1. Pass () for the host's default."""
         self.args = [BIN, "serve"]
         if listen:
             self.args += ["--listen", listen]
@@ -74,6 +77,8 @@ class Host:
             self.args += ["--scripts", scripts]
         for k in keys:
             self.args += ["--key", k]
+        for entry in response_url_allow:
+            self.args += ["--response-url-allow", entry]
         self.args += list(flags)
         if "--data-dir" not in flags and "--config" not in flags:
             # The host's own state (the outbox) goes to a folder of its own.

@@ -123,6 +123,7 @@ class InvokeCase(unittest.TestCase):
     """A host on the echo scripts, trusting a pair made by keygen."""
 
     host_flags = ()
+    response_url_allow = ("127.0.0.1",)  # invoke's catcher
 
     @classmethod
     def setUpClass(cls):
@@ -131,7 +132,8 @@ class InvokeCase(unittest.TestCase):
         assert p.returncode == 0, p.stderr
         cls.pem = os.path.join(cls.keydir, "cliq-dev.pem")
         cls.pub = os.path.join(cls.keydir, "cliq-dev.pub")
-        cls.host = Host(*cls.host_flags, scripts=SCRIPTS, keys=[cls.pub])
+        cls.host = Host(*cls.host_flags, scripts=SCRIPTS, keys=[cls.pub],
+                        response_url_allow=cls.response_url_allow)
         cls.url = f"http://127.0.0.1:{cls.host.port}/"
 
     @classmethod
@@ -613,6 +615,26 @@ class LateReplies(InvokeCase):
         p = self.invoke("function", "slow", "form_change", "--value", "x=1")
         self.assertEqual(p.returncode, REPLIED, p.stderr)
         self.assertIn("function form_change has no response_url", p.stderr)
+
+
+
+class LateRepliesRefused(InvokeCase):
+    """A host with the default response_url_allow: replies go only to
+    Cliq's hosts, so invoke's catcher on 127.0.0.1 never gets one, and
+    invoke says which setting to change."""
+
+    host_flags = ("--deadline", "300")
+    response_url_allow = ()
+
+    def test_late_reply_refused_by_the_host(self):
+        p = self.invoke("command", "show", "sleep", "--wait", "1")
+        self.assertEqual(p.returncode, NO_LATE, p.stderr)
+        self.assertIn("no reply reached response_url within 1 s", p.stderr)
+        self.assertIn("serve with --response-url-allow 127.0.0.1", p.stderr)
+        rid = re.search(r"request (\w+),", p.stderr).group(1)
+        line = self.host.wait_for(rf"req={rid} .*respond kind=late outcome=refused", timeout=30)
+        self.assertIsNotNone(line, self.host.log())
+        self.assertIn("allow it with response_url_allow", line)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """End-to-end tests of the SSRF guard (issue 6): a script's http.request
-(and attachment:download, whose URL a script can change) does not connect to
-loopback, private, link-local and other internal addresses unless the
-config's http_allow names them. The address judged is the one a connection
-is actually opened to, after name resolution and after each redirect, so
-names, odd spellings of an address and redirects lead nowhere the list does
-not allow. The host's own calls (replies to response_url, posts to Cliq) are
-not judged.
+does not connect to loopback, private, link-local and other internal
+addresses unless the config's http_allow names them. The address judged is
+the one a connection is actually opened to, after name resolution and after
+each redirect, so names, odd spellings of an address and redirects lead
+nowhere the list does not allow. Replies to response_url and attachment
+downloads (whose URL a script can change) go only where response_url_allow
+says (test_response_url.py); the hosts here allow 127.0.0.1 there, as
+hostlib's do, and http_allow never widens it.
 
 The real binary runs on loopback against local fakes (fakes.py): a Sink
 playing Cliq's response_url and SlowUpstreams (no delay) playing the APIs a
@@ -216,17 +217,20 @@ class Refused(SsrfTest):
         t = tag()
         att = {"name": "a.bin", "id": "a1", "contenttype": "application/octet-stream",
                "url": "https://files.zoho.com/a.bin"}
-        out = self.run_command("attach", {"url": f"{self.upstream.url}/files/{t}"},
-                               attachments=[att])
-        self.assertEqual(out, {"text": "downloaded", **refused("127.0.0.1", "a loopback address")})
+        for url, host in [(f"http://localhost:{self.upstream.port}/files/{t}", "localhost"),
+                          ("http://169.254.169.254/latest/meta-data/", "169.254.169.254")]:
+            out = self.run_command("attach", {"url": url}, attachments=[att])
+            self.assertEqual(out, {"text": "downloaded", "failed": True,
+                                   "err": f"refused: {host} is not one of Cliq's hosts (allow it "
+                                          "with response_url_allow)"})
         self.untouched(t)
 
     def test_replies_are_exempt_but_their_connection_is_not_shared(self):
         t = tag()
         out = self.run_command("respond", {}, response_url=self.sink.url_for(t))
-        # req:respond reached the sink on 127.0.0.1 without any allowing;
-        # the script's own call to the same URL was refused, even with the
-        # reply's connection still open in the pool.
+        # req:respond reached the sink on 127.0.0.1, which response_url_allow
+        # names; the script's own call to the same URL was refused (http_allow
+        # is empty), even with the reply's connection still open in the pool.
         self.assertEqual(out, {"text": "done", "sent": True,
                                **refused("127.0.0.1", "a loopback address")})
         self.assertEqual(len(self.sink.posts(t)), 1)

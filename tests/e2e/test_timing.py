@@ -5,8 +5,9 @@ sleep, the limits that contain a bad script, and attachment downloads.
 The real binary runs on loopback against local fakes (fakes.py): a Sink
 playing Cliq's response_url and a SlowUpstream playing any HTTP API. Scripts
 may reach the upstream on 127.0.0.1 only where a class allows it
-(--http-allow, test_ssrf.py); the host's own deliveries to the sink need no
-allowing. The
+(--http-allow, test_ssrf.py); the host's deliveries to the sink and
+attachment downloads from the upstream go there because hostlib's hosts
+name 127.0.0.1 in response_url_allow (test_response_url.py). The
 handler scripts are in timing_scripts/; each takes its knobs (how long to
 sleep, which URL to call, a tag to recognise its result by) from the
 request's params, never from hard-coded addresses.
@@ -674,7 +675,6 @@ class Attachments(TimingTest):
     however slow the machine."""
 
     flags = ("--attachment-ttl", "600")
-    allow = ("127.0.0.1",)
     upstream_delay = 0
 
     def attach(self, options):
@@ -699,7 +699,6 @@ class AttachmentsExpire(TimingTest):
     makes it later."""
 
     flags = ("--attachment-ttl", "1", "--deadline", "60000")
-    allow = ("127.0.0.1",)
     upstream_delay = 0
 
     attach = Attachments.attach

@@ -167,7 +167,7 @@ static struct ssrf_allow *allow_of(const char *e1, const char *e2, const char *e
     char *list[3] = {(char *)e1, (char *)e2, (char *)e3};
     size_t n = e3 ? 3 : e2 ? 2 : e1 ? 1 : 0;
     char err[256] = "";
-    struct ssrf_allow *a = ssrf_allow_new(list, n, err, sizeof err);
+    struct ssrf_allow *a = ssrf_allow_new("http_allow", list, n, err, sizeof err);
     if (!a)
         fprintf(stderr, "  unexpected: %s\n", err);
     return a;
@@ -179,7 +179,7 @@ static const char *entry_error(const char *e)
     static char err[256];
     char *list[1] = {(char *)e};
     err[0] = '\0';
-    struct ssrf_allow *a = ssrf_allow_new(list, 1, err, sizeof err);
+    struct ssrf_allow *a = ssrf_allow_new("http_allow", list, 1, err, sizeof err);
     ssrf_allow_free(a);
     return a ? "" : err;
 }

@@ -1,6 +1,6 @@
--- Replies through response_url (the host's own call, which needs no
--- allowing), then calls the same URL with http.request, which the
--- allow-list decides: the connection the reply left open is not the
+-- Replies through response_url (the host's own call, which
+-- response_url_allow decides), then calls the same URL with http.request,
+-- which http_allow decides: the connection the reply left open is not the
 -- script's to use.
 return {
   execution = function(req)
