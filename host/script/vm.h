@@ -132,8 +132,8 @@ struct luavm {
      * (and what a finished task left behind), each other one a task's. */
     struct vm_owner *owners;
     unsigned nowners;
-    unsigned free_owner;          /* a free entry (its `next` chains the rest); 0: none */
-    struct luavm_task *evicting;  /* a waiting task to stop for memory; NULL: none */
+    unsigned free_owner;         /* a free entry (its `next` chains the rest); 0: none */
+    struct luavm_task *evicting; /* a waiting task to stop for memory; NULL: none */
     struct sched_timer *evict_timer;
     int over_budget; /* the running task was refused for its own budget */
     struct bind_log_ctx logctx;
@@ -169,8 +169,8 @@ struct vm_owner {
 struct luavm_task {
     struct luavm *vm;
     lua_State *co;
-    int ref;     /* registry reference that keeps co alive */
-    int strings; /* registry reference to its realm's string table, or LUA_NOREF */
+    int ref;        /* registry reference that keeps co alive */
+    int strings;    /* registry reference to its realm's string table, or LUA_NOREF */
     unsigned owner; /* its entry in vm->owners: what it holds of the heap */
     struct request_dispatch d;
     char id[48];
