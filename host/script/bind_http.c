@@ -61,6 +61,7 @@ struct http_call {
     struct luavm_task *t;
     struct fetch *fetch;
     struct fetch_xfer *xfer;
+    size_t held; /* vm_hold's, for the transfer and its response */
 };
 
 void bind_http_push_headers(lua_State *L, const char *lines, size_t len)
@@ -126,6 +127,7 @@ static void http_done(struct fetch_result *r, void *ud)
 {
     struct http_call *hc = ud;
     struct luavm_task *t = hc->t;
+    vm_release(t, hc->held); /* the body is about to be in the heap */
     free(hc);
     vm_wake_with(t, push_response, r);
 }
@@ -134,6 +136,7 @@ static void http_cancel(void *ud)
 {
     struct http_call *hc = ud;
     fetch_cancel(hc->fetch, hc->xfer);
+    vm_release(hc->t, hc->held);
     free(hc);
 }
 
@@ -238,9 +241,19 @@ static int l_request(lua_State *L)
         return luaL_error(L, "http.request: 'headers' must be a table");
     }
 
+    /* The response and the transfer count against the handler's memory
+     * while they are received outside the heap. */
+    size_t held = vm_hold(t, o->max_http_response + VM_TRANSFER_COST);
+    if (held < VM_TRANSFER_COST + 1024) {
+        vm_release(t, held);
+        lua_pushnil(L);
+        lua_pushliteral(L, "not enough memory left to receive a response");
+        return 2;
+    }
     struct http_call *hc = xmalloc(sizeof *hc);
     hc->t = t;
     hc->fetch = o->fetch;
+    hc->held = held;
     struct fetch_request rq = {
         .method = method,
         .url = url,
@@ -249,7 +262,7 @@ static int l_request(lua_State *L)
         .body = body,
         .body_len = bodylen,
         .timeout_ms = (long)timeout_ms,
-        .max_response = o->max_http_response,
+        .max_response = held - VM_TRANSFER_COST,
         .max_redirects = redirects,
         .guard = 1,
         .allow = o->http_allow,

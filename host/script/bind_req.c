@@ -124,6 +124,7 @@ struct download {
     struct fetch *fetch;
     struct fetch_xfer *xfer;
     struct fetch_result *res;
+    size_t held; /* vm_hold's, for the transfer and the file */
 };
 
 /* Pushes the weak cache table. [-0, +1] */
@@ -167,6 +168,7 @@ static int push_download(lua_State *L, void *ud)
 static void download_done(struct fetch_result *r, void *ud)
 {
     struct download *dl = ud;
+    vm_release(dl->t, dl->held); /* the body is about to be in the heap */
     dl->res = r;
     vm_wake_with(dl->t, push_download, dl);
     luaL_unref(dl->L, LUA_REGISTRYINDEX, dl->ref);
@@ -177,6 +179,7 @@ static void download_cancel(void *ud)
 {
     struct download *dl = ud;
     fetch_cancel(dl->fetch, dl->xfer);
+    vm_release(dl->t, dl->held);
     luaL_unref(dl->L, LUA_REGISTRYINDEX, dl->ref);
     free(dl);
 }
@@ -207,7 +210,16 @@ static int l_download(lua_State *L)
 
     lua_pushvalue(L, 1);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: before anything is owned */
+    /* The file and the transfer count against the handler's memory while
+     * they are received outside the heap. */
+    size_t held = vm_hold(t, o->max_attachment + VM_TRANSFER_COST);
+    if (held < VM_TRANSFER_COST + 1024) {
+        vm_release(t, held);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        return fail(L, "not enough memory left to receive the file");
+    }
     struct download *dl = xcalloc(1, sizeof *dl);
+    dl->held = held;
     dl->t = t;
     dl->ref = ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -221,7 +233,7 @@ static int l_download(lua_State *L)
     struct fetch_request rq = {
         .url = url,
         .timeout_ms = (long)timeout,
-        .max_response = o->max_attachment,
+        .max_response = held - VM_TRANSFER_COST,
         /* The script can change the attachment's url: each connection is
          * also judged like http.request's, against the same list. No
          * redirects are followed. */

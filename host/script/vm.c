@@ -193,6 +193,27 @@ size_t vm_task_memory(const struct luavm_task *t)
     return t->vm->owners[t->owner].bytes;
 }
 
+size_t vm_hold(struct luavm_task *t, size_t want)
+{
+    struct luavm *vm = t->vm;
+    struct vm_owner *o = &vm->owners[t->owner];
+    size_t cap = vm->opt.max_memory, budget = vm->opt.max_task_memory;
+    if (cap && want > (cap > vm->mem ? cap - vm->mem : 0))
+        want = cap > vm->mem ? cap - vm->mem : 0;
+    if (budget && want > (budget > o->bytes ? budget - o->bytes : 0))
+        want = budget > o->bytes ? budget - o->bytes : 0;
+    vm->mem += want;
+    o->bytes += want;
+    return want;
+}
+
+void vm_release(struct luavm_task *t, size_t n)
+{
+    struct luavm *vm = t->vm;
+    vm->mem = vm->mem > n ? vm->mem - n : 0;
+    give_back(&vm->owners[t->owner], n);
+}
+
 /* ---- limits ------------------------------------------------------------ */
 
 /* The count hook runs every HOOK_COUNT VM instructions of any coroutine of

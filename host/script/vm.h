@@ -213,6 +213,17 @@ void vm_check_cpu(lua_State *L);
 /* Bytes of the heap the task holds now. */
 size_t vm_task_memory(const struct luavm_task *t);
 
+/* Memory the host keeps outside the Lua heap on a task's behalf (a response
+ * being received, with its transfer) counts as the task's: vm_hold takes up
+ * to `want` bytes of what the worker's cap and the task's budget have left
+ * and returns how much it took (0: none left); vm_release gives back what
+ * it took, before the task ends. */
+size_t vm_hold(struct luavm_task *t, size_t want);
+/* What one outbound transfer holds outside the heap besides its body
+ * (curl's handle and buffers, a TLS session): held with it. */
+#define VM_TRANSFER_COST (64u * 1024)
+void vm_release(struct luavm_task *t, size_t n);
+
 /* Makes string methods ("x":upper()) those of the string table at `idx`
  * of vm->L (a realm's own, see sandbox.h), or the pristine library for 0,
  * until the slice ends. [-0, +0] */

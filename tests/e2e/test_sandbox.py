@@ -13,6 +13,7 @@ import time
 import unittest
 
 from cliq_bodies import body
+from fakes import SlowUpstream
 from hostlib import REPO, Host, Key, run_cli
 
 KEY = Key("sandbox")
@@ -218,11 +219,30 @@ class Memory(SandboxHost):
 
 class HandlerBudget(SandboxHost):
     """max_handler_memory_bytes: a handler is stopped past its own budget
-    although the worker has room."""
+    although the worker has room, and what the host receives for it outside
+    the heap (a response) counts against the budget."""
 
     FLAGS = ("--workers", "1", "--max-memory-bytes", str(64 << 20),
              "--max-handler-memory-bytes", str(16 << 20), "--max-cpu", "600000",
-             "--max-run", "3600000", "--deadline", "60000")
+             "--max-run", "3600000", "--deadline", "60000",
+             "--max-http-response-bytes", str(64 << 20), "--http-allow", "127.0.0.1")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.upstream = SlowUpstream(delay=0, files={"big": b"x" * (24 << 20)}).start()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.upstream.stop()
+
+    def test_a_response_is_held_to_the_budget_while_it_arrives(self):
+        url = "http://127.0.0.1:%d/files/big" % self.upstream.port
+        r = self.host.post(json.dumps(body_of("mem", "fetch " + url)).encode(), key=KEY)
+        # Refused as it arrives, not received whole and then the handler
+        # stopped: the script carries on with nil, err.
+        self.assertRegex(r.json()["output"]["text"], r"^refused: response larger than \d+ bytes")
 
     def test_past_its_budget_a_handler_is_stopped(self):
         r = self.host.post(json.dumps(body_of("mem", "use 24")).encode(), key=KEY)
