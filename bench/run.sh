@@ -10,14 +10,21 @@
 # doing the same work (bench/node/server.js) under the same load, with the
 # ratios between cliqhost and Node.
 #
+# BASELINE=REV bench/run.sh compares against an older commit in the same
+# run: REV is built from a clean checkout (build/bench-baseline/), and the
+# two hosts take turns (ROUNDS, default 3, each) on the same signed calls;
+# the medians and their ratio are recorded beside the rest.
+#
 # The host is built into its own tree, build/bench/, so a run never races
 # with a developer's build in build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
 CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
 N_REQUESTS=10000
 BUILD=build/bench
+BASE_BUILD=build/bench-baseline
 
 # command:package pairs; apt-get runs only for what is missing.
 for dep in wrk:wrk openssl:openssl cmake:cmake bc:bc pgrep:procps node:nodejs; do
@@ -27,6 +34,14 @@ for dep in wrk:wrk openssl:openssl cmake:cmake bc:bc pgrep:procps node:nodejs; d
 done
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign >/dev/null
+if [ -n "${BASELINE:-}" ]; then
+  rm -rf "$BASE_BUILD"
+  mkdir -p "$BASE_BUILD/src"
+  git archive --format=tar "$BASELINE" | tar -x -C "$BASE_BUILD/src"
+  cmake -S "$BASE_BUILD/src" -B "$BASE_BUILD/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$BASE_BUILD/build" -j"$(nproc)" --target cliqhost >/dev/null
+fi
 
 WORK=$(mktemp -d /tmp/cliqhost-bench-XXXXXX)
 HOST_PID=
@@ -136,6 +151,7 @@ measure() {
 }
 
 # run_host NAME HOST-FLAGS...: starts the host, measures it, stops it.
+# HOST_BIN (default: this tree's) chooses the binary.
 run_host() {
   local name=$1
   shift
@@ -143,7 +159,7 @@ run_host() {
   # refuse as replays after the first pass: --replay-memory 0 keeps the
   # timestamp check (the calls are stamped at signing) and skips the repeat
   # check, which Cliq's real traffic never trips.
-  "$BUILD/cliqhost" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
+  "${HOST_BIN:-$BUILD/cliqhost}" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
     --replay-memory 0 "$@" \
     2>"$WORK/host-$name.log" &
   HOST_PID=$!
@@ -186,6 +202,28 @@ nodejs=$(cat "$WORK/node.json")
 echo "   $nodejs"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+baseline='null'
+if [ -n "${BASELINE:-}" ]; then
+  base_rev=$(git rev-parse --short "$BASELINE")
+  echo "== against $base_rev: $ROUNDS rounds each, taking turns"
+  b_rps=() n_rps=() b_cpu=() n_cpu=()
+  for i in $(seq "$ROUNDS"); do
+    HOST_BIN="$BASE_BUILD/build/cliqhost" run_host base --key "$WORK/key.pub"
+    b_rps+=("${RPS[base]}") b_cpu+=("${CPU_US[base]}")
+    run_host new --key "$WORK/key.pub"
+    n_rps+=("${RPS[new]}") n_cpu+=("${CPU_US[new]}")
+    echo "   round $i: $base_rev ${RPS[base]}/s ${CPU_US[base]} us, this tree ${RPS[new]}/s ${CPU_US[new]} us"
+  done
+  bm=$(median "${b_rps[@]}") nm=$(median "${n_rps[@]}")
+  bc_=$(median "${b_cpu[@]}") nc_=$(median "${n_cpu[@]}")
+  echo "   medians: $base_rev $bm/s ($bc_ us CPU), this tree $nm/s ($nc_ us CPU): x$(ratio "$nm" "$bm")"
+  baseline=$(printf '{"rev":"%s","rounds":%s,"requests_per_s":[%s],"cpu_us_per_request":[%s],"this_tree_requests_per_s":[%s],"this_tree_cpu_us_per_request":[%s],"median_requests_per_s":%s,"this_tree_median_requests_per_s":%s,"median_cpu_us":%s,"this_tree_median_cpu_us":%s,"this_tree_over_baseline":%s}' \
+    "$base_rev" "$ROUNDS" "$(IFS=,; echo "${b_rps[*]}")" "$(IFS=,; echo "${b_cpu[*]}")" \
+    "$(IFS=,; echo "${n_rps[*]}")" "$(IFS=,; echo "${n_cpu[*]}")" "$bm" "$nm" "$bc_" "$nc_" \
+    "$(ratio "$nm" "$bm")")
+fi
 rps_ratio=$(ratio "${RPS[signed]}" "${RPS[node]}")
 p99_ratio=$(ratio "${P99_MS[signed]}" "${P99_MS[node]}")
 verify_ratio=$(ratio "${CPU_US[signed]}" "$(echo "1000000 / $verify_per_s" | bc -l)")
@@ -208,6 +246,7 @@ cat >"$out" <<JSON
   "signed": $signed,
   "no_verify_reference": $unsigned,
   "node": $nodejs,
+  "baseline": $baseline,
   "ratios": {
     "requests_per_s_cliqhost_over_node": $rps_ratio,
     "p99_cliqhost_over_node": $p99_ratio,
