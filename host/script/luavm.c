@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -220,6 +221,11 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *
         return;
     /* Without a loop nothing can wake it: stop it as a failure. */
     vm_task_abandon(t, "handler waited, and nothing here can wake it", res);
+}
+
+void luavm_stop_by(struct luavm *vm, long long at_ms)
+{
+    atomic_store_explicit(&vm->stop_at, at_ms > 0 ? at_ms : 1, memory_order_relaxed);
 }
 
 size_t luavm_tasks(const struct luavm *vm)

@@ -46,4 +46,9 @@ void luavm_run(struct luavm *vm, const struct request_dispatch *d, const struct 
 /* Tasks waiting now. */
 size_t luavm_tasks(const struct luavm *vm);
 
+/* The host is stopping: script code still running at `at_ms` (sched_clock_ms
+ * time) is stopped then, like a handler past its run time. The one call
+ * that may come from another thread than the worker's. */
+void luavm_stop_by(struct luavm *vm, long long at_ms);
+
 #endif

@@ -10,6 +10,7 @@
 #include "script/scriptset.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,10 @@ static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char
                      vm->opt.max_memory >> 20);
         break;
     case LIMIT_TIME:
-        snprintf(out, n, "ran longer than %ld ms", vm->opt.max_run_ms);
+        if (vm->stopping)
+            snprintf(out, n, "was still running when the host was shutting down");
+        else
+            snprintf(out, n, "ran longer than %ld ms", vm->opt.max_run_ms);
         break;
     default:
         snprintf(out, n, "broke a limit");
@@ -255,6 +259,21 @@ static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char
 static const char *limit_name(enum luavm_limit l)
 {
     return l == LIMIT_CPU ? "cpu" : l == LIMIT_MEMORY ? "memory" : l == LIMIT_TIME ? "time" : "";
+}
+
+/* The limit the clock says the running slice broke: CPU time, or the
+ * host's shutdown deadline. */
+static enum luavm_limit clock_limit(struct luavm *vm)
+{
+    long long now = sched_clock_ms();
+    if (vm->opt.max_cpu_ms > 0 && now - vm->slice_start > vm->opt.max_cpu_ms)
+        return LIMIT_CPU;
+    long long stop = atomic_load_explicit(&vm->stop_at, memory_order_relaxed);
+    if (stop && now >= stop) {
+        vm->stopping = 1;
+        return LIMIT_TIME;
+    }
+    return LIMIT_NONE;
 }
 
 static void limit_hook(lua_State *L, lua_Debug *ar)
@@ -273,9 +292,8 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
         vm->kill = LIMIT_MEMORY;
     if (!vm->kill)
         lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT); /* a retry succeeded */
-    if (!vm->kill && vm->opt.max_cpu_ms > 0 &&
-        sched_clock_ms() - vm->slice_start > vm->opt.max_cpu_ms)
-        vm->kill = LIMIT_CPU;
+    if (!vm->kill)
+        vm->kill = clock_limit(vm);
     if (vm->kill) {
         /* Stop: yield straight back to the host, which drops the task.
          * A yield passes through pcall untouched, runs no more script code
@@ -299,11 +317,10 @@ void vm_check_cpu(lua_State *L)
     struct luavm *vm = vm_of_state(L);
     if (!vm->slice_start)
         return;
-    if (!vm->kill &&
-        (vm->opt.max_cpu_ms <= 0 || sched_clock_ms() - vm->slice_start <= vm->opt.max_cpu_ms))
-        return;
     if (!vm->kill)
-        vm->kill = LIMIT_CPU;
+        vm->kill = clock_limit(vm);
+    if (!vm->kill)
+        return;
     /* As the hook does once tripped: every instruction raises until the
      * code is dead, so a pcall around the C call cannot carry on. */
     lua_sethook(L, limit_hook, LUA_MASKCOUNT, 1);
@@ -335,6 +352,7 @@ void vm_slice_begin(struct luavm *vm)
 {
     vm->kill = LIMIT_NONE;
     vm->over_budget = 0;
+    vm->stopping = 0;
     vm->mem_exceeded = 0;
     vm->refused_size = 0;
     vm->refused_ptr = NULL;

@@ -136,6 +136,10 @@ struct luavm {
     struct luavm_task *evicting; /* a waiting task to stop for memory; NULL: none */
     struct sched_timer *evict_timer;
     int over_budget; /* the running task was refused for its own budget */
+    /* Set by another thread when the host stops (luavm_stop_by): script
+     * code still running then is stopped; 0: not stopping. */
+    _Atomic long long stop_at;
+    int stopping; /* the running code was stopped for that */
     struct bind_log_ctx logctx;
     long long slice_start;      /* when the running script code was resumed; 0: none runs */
     enum luavm_limit kill;      /* a limit tripped in the running slice */

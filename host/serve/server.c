@@ -1283,9 +1283,15 @@ int server_start(struct server *s, char *err, size_t errlen)
 
 void server_stop(struct server *s)
 {
-    for (int i = 0; i < s->nworkers; i++)
-        if (s->workers[i].started)
-            sched_stop(s->workers[i].sched);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        if (!w->started)
+            continue;
+        /* Script code that never pauses is stopped when the grace ends,
+         * whatever its own limits. */
+        luavm_stop_by(w->vm, sched_clock_ms() + w->cfg->shutdown_grace_s * 1000);
+        sched_stop(w->sched);
+    }
     for (int i = 0; i < s->nworkers; i++) {
         if (s->workers[i].started) {
             pthread_join(s->workers[i].thread, NULL);

@@ -456,6 +456,9 @@ class Shutdown(unittest.TestCase):
             "slow": 'return { execution = function(req) log.info("slow started") '
                     'sleep(tonumber(req.params.arguments)) '
                     'return "done after " .. req.params.arguments end }',
+            # (The pause lets its worker write the log line out.)
+            "spin": 'return { execution = function(req) log.info("spin started") '
+                    'sleep(0.05) while true do end end }',
         }.items():
             with open(os.path.join(self.dir, "commands", name + ".lua"), "w") as f:
                 f.write(code + "\n")
@@ -538,6 +541,22 @@ class Shutdown(unittest.TestCase):
         t.join(5)
         self.assertIsNotNone(h.wait_for(r"handler still running at shutdown; dropped", timeout=1))
         self.assertEqual(self.sink.posts("long"), [])
+
+    def test_grace_bounds_a_handler_that_never_pauses(self):
+        # Its CPU limit is the largest allowed (600 s): only the shutdown can
+        # stop it, at the end of the grace (1 s), far inside the 60 s wait.
+        h = Host("--deadline", "60000", "--max-cpu", "600000", "--max-run", "3600000",
+                 "--shutdown-grace", "1", scripts=self.dir, keys=[KEY.spki])
+        results = {}
+        t = threading.Thread(target=lambda: results.update(
+            r=h.post(body("command", "execution_handler", "spin", {}), key=KEY)))
+        t.start()
+        self.assertIsNotNone(h.wait_for(r"spin started", timeout=30), h.log())
+        self.assertEqual(h.stop(signal.SIGTERM, timeout=60), 0, h.log()[-3000:])
+        t.join(5)
+        self.assertIn("shutting down", results["r"].json()["output"]["text"])
+        self.assertIsNotNone(h.wait_for(r"failure=limit limit=time .*shutting down", timeout=1),
+                             h.log()[-3000:])
 
 
 if __name__ == "__main__":
