@@ -30,6 +30,9 @@ struct fetch_xfer {
     long timeout_ms;
     size_t max_response;
     int too_large;
+    int no_room; /* rq->room refused a piece */
+    int (*room)(void *ud, size_t more);
+    void *room_ud;
     fetch_done_cb cb;
     void *ud;
     struct fetch_result res;
@@ -95,6 +98,10 @@ static void describe_error(struct fetch_xfer *x, CURLcode code)
     struct fetch_result *r = &x->res;
     if (x->refused[0] && (code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK)) {
         snprintf(r->error, sizeof r->error, "%s", x->refused);
+    } else if (x->no_room) {
+        snprintf(r->error, sizeof r->error,
+                 "response larger than the memory left to the handler (%zu bytes received)",
+                 x->res.body.len);
     } else if (x->too_large || code == CURLE_FILESIZE_EXCEEDED) {
         snprintf(r->error, sizeof r->error, "response larger than %zu bytes", x->max_response);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
@@ -220,6 +227,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     struct fetch_xfer *x = ud;
     size_t len = size * n;
+    if (x->res.body.len + len <= x->max_response && x->room && x->room(x->room_ud, len) < 0) {
+        x->no_room = 1;
+        return 0;
+    }
     if (x->res.body.len + len > x->max_response || buf_add(&x->res.body, data, len) < 0) {
         x->too_large = 1;
         return 0; /* makes curl stop with a write error */
@@ -391,6 +402,8 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
     x->ud = ud;
     x->timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : 1;
     x->max_response = rq->max_response;
+    x->room = rq->room;
+    x->room_ud = rq->room_ud;
     buf_init(&x->res.headers, HEADERS_MAX);
     buf_init(&x->res.body, rq->max_response);
     x->next = f->live;

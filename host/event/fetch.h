@@ -59,6 +59,10 @@ struct fetch_request {
     char *const *allow;
     size_t nallow;
     const char *allow_setting; /* the list's name in messages; NULL: "http_allow" */
+    /* Asked before each piece of the body is kept: 0 lets it in, -1 ends
+     * the transfer ("response larger than the memory left..."). NULL: none. */
+    int (*room)(void *ud, size_t more);
+    void *room_ud;
 };
 
 struct fetch_result {

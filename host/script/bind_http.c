@@ -123,6 +123,16 @@ static int push_response(lua_State *L, void *ud)
     return 1;
 }
 
+/* fetch's room callback: each piece of the response is held as it comes. */
+static int http_room(void *ud, size_t more)
+{
+    struct http_call *hc = ud;
+    if (vm_hold(hc->t, more) < 0)
+        return -1;
+    hc->held += more;
+    return 0;
+}
+
 static void http_done(struct fetch_result *r, void *ud)
 {
     struct http_call *hc = ud;
@@ -241,11 +251,9 @@ static int l_request(lua_State *L)
         return luaL_error(L, "http.request: 'headers' must be a table");
     }
 
-    /* The response and the transfer count against the handler's memory
-     * while they are received outside the heap. */
-    size_t held = vm_hold(t, o->max_http_response + VM_TRANSFER_COST);
-    if (held < VM_TRANSFER_COST + 1024) {
-        vm_release(t, held);
+    /* The transfer, and the response as it arrives, count against the
+     * handler's memory while they are outside the heap. */
+    if (vm_hold(t, VM_TRANSFER_COST) < 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "not enough memory left to receive a response");
         return 2;
@@ -253,7 +261,7 @@ static int l_request(lua_State *L)
     struct http_call *hc = xmalloc(sizeof *hc);
     hc->t = t;
     hc->fetch = o->fetch;
-    hc->held = held;
+    hc->held = VM_TRANSFER_COST;
     struct fetch_request rq = {
         .method = method,
         .url = url,
@@ -262,7 +270,9 @@ static int l_request(lua_State *L)
         .body = body,
         .body_len = bodylen,
         .timeout_ms = (long)timeout_ms,
-        .max_response = held - VM_TRANSFER_COST,
+        .max_response = o->max_http_response,
+        .room = http_room,
+        .room_ud = hc,
         .max_redirects = redirects,
         .guard = 1,
         .allow = o->http_allow,

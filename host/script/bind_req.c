@@ -165,6 +165,16 @@ static int push_download(lua_State *L, void *ud)
     return 1;
 }
 
+/* fetch's room callback: each piece of the file is held as it comes. */
+static int download_room(void *ud, size_t more)
+{
+    struct download *dl = ud;
+    if (vm_hold(dl->t, more) < 0)
+        return -1;
+    dl->held += more;
+    return 0;
+}
+
 static void download_done(struct fetch_result *r, void *ud)
 {
     struct download *dl = ud;
@@ -210,16 +220,14 @@ static int l_download(lua_State *L)
 
     lua_pushvalue(L, 1);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: before anything is owned */
-    /* The file and the transfer count against the handler's memory while
-     * they are received outside the heap. */
-    size_t held = vm_hold(t, o->max_attachment + VM_TRANSFER_COST);
-    if (held < VM_TRANSFER_COST + 1024) {
-        vm_release(t, held);
+    /* The transfer, and the file as it arrives, count against the
+     * handler's memory while they are outside the heap. */
+    if (vm_hold(t, VM_TRANSFER_COST) < 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
         return fail(L, "not enough memory left to receive the file");
     }
     struct download *dl = xcalloc(1, sizeof *dl);
-    dl->held = held;
+    dl->held = VM_TRANSFER_COST;
     dl->t = t;
     dl->ref = ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -233,7 +241,9 @@ static int l_download(lua_State *L)
     struct fetch_request rq = {
         .url = url,
         .timeout_ms = (long)timeout,
-        .max_response = held - VM_TRANSFER_COST,
+        .max_response = o->max_attachment,
+        .room = download_room,
+        .room_ud = dl,
         /* The script can change the attachment's url: each connection is
          * also judged like http.request's, against the same list. No
          * redirects are followed. */

@@ -194,18 +194,18 @@ size_t vm_task_memory(const struct luavm_task *t)
     return t->vm->owners[t->owner].bytes;
 }
 
-size_t vm_hold(struct luavm_task *t, size_t want)
+int vm_hold(struct luavm_task *t, size_t n)
 {
     struct luavm *vm = t->vm;
     struct vm_owner *o = &vm->owners[t->owner];
     size_t cap = vm->opt.max_memory, budget = vm->opt.max_task_memory;
-    if (cap && want > (cap > vm->mem ? cap - vm->mem : 0))
-        want = cap > vm->mem ? cap - vm->mem : 0;
-    if (budget && want > (budget > o->bytes ? budget - o->bytes : 0))
-        want = budget > o->bytes ? budget - o->bytes : 0;
-    vm->mem += want;
-    o->bytes += want;
-    return want;
+    if (cap && vm->mem + n > cap)
+        return -1;
+    if (budget && budget < cap && o->bytes + n > budget)
+        return -1;
+    vm->mem += n;
+    o->bytes += n;
+    return 0;
 }
 
 void vm_release(struct luavm_task *t, size_t n)

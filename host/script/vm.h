@@ -218,14 +218,14 @@ void vm_check_cpu(lua_State *L);
 size_t vm_task_memory(const struct luavm_task *t);
 
 /* Memory the host keeps outside the Lua heap on a task's behalf (a response
- * being received, with its transfer) counts as the task's: vm_hold takes up
- * to `want` bytes of what the worker's cap and the task's budget have left
- * and returns how much it took (0: none left); vm_release gives back what
- * it took, before the task ends. */
-size_t vm_hold(struct luavm_task *t, size_t want);
+ * as it is received, with its transfer) counts as the task's: vm_hold takes
+ * n bytes of what the worker's cap and the task's budget have left, or
+ * returns -1 when they have not that much; vm_release gives back what was
+ * taken, before the task ends. */
+int vm_hold(struct luavm_task *t, size_t n);
 /* What one outbound transfer holds outside the heap besides its body
  * (curl's handle and buffers, a TLS session): held with it. */
-#define VM_TRANSFER_COST (64u * 1024)
+#define VM_TRANSFER_COST (16u * 1024)
 void vm_release(struct luavm_task *t, size_t n);
 
 /* Makes string methods ("x":upper()) those of the string table at `idx`
