@@ -3,6 +3,7 @@
 
 #include "core/log.h"
 #include "script/bind_json.h"
+#include "script/bounded.h"
 #include "script/scriptset.h"
 #include "script/source.h"
 #include "script/vm.h"
@@ -330,7 +331,7 @@ static int sb_wrapped(lua_State *L)
         return luaL_error(L, "too many arguments to resume");
     lua_xmove(L, co, n);
     int nres = 0;
-    st = lua_resume(co, L, n, &nres);
+    st = vm_resume(co, L, n, &nres);
     if (st == LUA_OK || st == LUA_YIELD) {
         if (!lua_checkstack(L, nres + 1))
             return luaL_error(L, "too many results to resume");
@@ -509,6 +510,7 @@ static void bound_loops(lua_State *L, int G)
     lua_pushcfunction(L, sb_tmove);
     lua_setfield(L, -2, "move");
     lua_pop(L, 1);
+    bounded_open(L, G); /* patterns, concat, unpack, sort, utf8, resume, ... */
 }
 
 /* Copies field `name` from the table at `from` to the table at `to`. */

@@ -25,6 +25,16 @@ const char vm_key_string_mt = 's';
 const char vm_key_strings = 'S';
 
 static void limit_hook(lua_State *L, lua_Debug *ar);
+static void work_check(struct luavm *vm);
+
+/* The thread whose code runs now: a coroutine the script resumed, the
+ * task's own coroutine, or the main thread (a script's top level). */
+static lua_State *running_thread(const struct luavm *vm)
+{
+    if (vm->running)
+        return vm->running;
+    return vm->current ? vm->current->co : vm->L;
+}
 
 /* The least memory kept above the cap for the host's own use (see vm_alloc). */
 #define MEMORY_RESERVE_MIN (4u << 20)
@@ -101,7 +111,7 @@ static void *refuse(struct luavm *vm, void *ptr, size_t nsize, int budget)
             vm->mem_exceeded = 1;
         vm->refused_ptr = ptr;
         vm->refused_size = nsize;
-        lua_sethook(vm->current ? vm->current->co : vm->L, limit_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(running_thread(vm), limit_hook, LUA_MASKCOUNT, 1);
     }
     return NULL;
 }
@@ -142,6 +152,14 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     struct heap_tag *p = realloc(tag, nsize + TAG_SIZE);
     if (!p)
         return NULL;
+    /* The C functions that take long without running Lua code (a repeat,
+     * a concat, a gsub) mostly write what they allocate: the bytes asked
+     * for count as work, and the clock is read every VM_WORK_CHECK. */
+    if (nsize > old && vm->slice_start) {
+        vm->work += nsize;
+        if (vm->work >= VM_WORK_CHECK)
+            work_check(vm);
+    }
     if (vm->refused_size && nsize > old) {
         if (vm->refused_ptr != ptr || vm->refused_size != nsize)
             vm->mem_exceeded = 1; /* not the retry: the refusal raised */
@@ -312,6 +330,47 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+/* From the allocator, which cannot raise: when the slice has used up
+ * max_cpu_ms, marks it stopped and arms the hook of the running thread to
+ * stop the code at its next instruction (lua_sethook only sets fields). */
+static void work_check(struct luavm *vm)
+{
+    vm->work = 0;
+    if (!vm->kill) {
+        if (vm->opt.max_cpu_ms <= 0 || sched_clock_ms() - vm->slice_start <= vm->opt.max_cpu_ms)
+            return;
+        vm->kill = LIMIT_CPU;
+    }
+    lua_sethook(running_thread(vm), limit_hook, LUA_MASKCOUNT, 1);
+    if (vm->current && running_thread(vm) != vm->current->co)
+        lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
+}
+
+void vm_charge(lua_State *L, size_t units)
+{
+    struct luavm *vm = vm_of_state(L);
+    if (!vm->slice_start)
+        return;
+    vm->work += units;
+    if (vm->work >= VM_WORK_CHECK) {
+        vm->work = 0;
+        vm_check_cpu(L);
+    }
+}
+
+int vm_resume(lua_State *co, lua_State *from, int nargs, int *nresults)
+{
+    struct luavm *vm = vm_of_state(co);
+    lua_State *was = vm->running;
+    vm->running = co;
+    int st = lua_resume(co, from, nargs, nresults); /* never raises */
+    vm->running = was;
+    /* A limit that tripped while co ran stops the resumer too. */
+    if (vm->kill)
+        lua_sethook(from, limit_hook, LUA_MASKCOUNT, 1);
+    return st;
+}
+
 void vm_check_cpu(lua_State *L)
 {
     struct luavm *vm = vm_of_state(L);
@@ -356,6 +415,8 @@ void vm_slice_begin(struct luavm *vm)
     vm->mem_exceeded = 0;
     vm->refused_size = 0;
     vm->refused_ptr = NULL;
+    vm->work = 0;
+    vm->running = NULL;
     vm->slice_start = sched_clock_ms();
     if (!vm->slice_start)
         vm->slice_start = 1;
@@ -609,6 +670,7 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     vm_slice_begin(vm);
     int nres = 0;
     int st = lua_resume(t->co, vm->L, nargs, &nres);
+    long long used_ms = sched_clock_ms() - vm->slice_start;
     enum luavm_limit limit = vm_slice_end(vm, st != LUA_OK && st != LUA_YIELD);
     vm->current = NULL;
     vm->logctx.req_id[0] = '\0';
@@ -631,6 +693,11 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
          * last instructions. */
         char why[160];
         snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        /* How far past the limit it ran, for the log (the user's reply
+         * says only which limit). */
+        if (limit == LIMIT_CPU)
+            snprintf(stopped + strlen(stopped), sizeof stopped - strlen(stopped),
+                     " (stopped after %lld ms)", used_ms);
         st = LUA_ERRRUN;
         nres = 0;
     }

@@ -149,6 +149,11 @@ struct luavm {
     void *refused_ptr; /* a refused allocation not yet retried (size 0: none) */
     size_t refused_size;
     int mem_exceeded; /* the running script holds more than the cap allows */
+    /* Work done in C since the clock was last read (bytes allocated, bytes
+     * scanned, items handled; see vm_charge), and the coroutine a script
+     * resumed that runs now (NULL: the task's own, or the main thread). */
+    size_t work;
+    lua_State *running;
 
     /* Where scripts come from (see scriptset.h): a snapshot, held. NULL with
      * no hub: files are read from disk on first use. */
@@ -232,6 +237,22 @@ void vm_release(struct luavm_task *t, size_t n);
  * of vm->L (a realm's own, see sandbox.h), or the pristine library for 0,
  * until the slice ends. [-0, +0] */
 void vm_use_strings(struct luavm *vm, int idx);
+
+/* For C functions whose work grows with an argument (bytes scanned, items
+ * handled) without allocating as it goes: adds `units` (about a byte's
+ * worth of work each) to the slice's work and, once VM_WORK_CHECK have
+ * gathered, reads the clock as vm_check_cpu does. Call it before the
+ * work, so a loop of such calls is stopped at the first call past the
+ * limit. Allocations are counted the same way by the state's allocator,
+ * which (unable to raise) makes the hook stop the code at its next
+ * instruction. */
+#define VM_WORK_CHECK ((size_t)1 << 18)
+void vm_charge(lua_State *L, size_t units);
+
+/* lua_resume for coroutines a script resumes (the sandbox's coroutine
+ * functions): the same, but while `co` runs a tripped limit is made to
+ * stop it, not only the task's own coroutine. */
+int vm_resume(lua_State *co, lua_State *from, int nargs, int *nresults);
 
 /* A slice of script code: the CPU clock starts, and vm_slice_end returns
  * the limit that stopped it (LIMIT_NONE: none). `failed`: the code ended
