@@ -92,6 +92,17 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
     else
         vm_use_strings(vm, 0);
     if (rc != LUA_OK) {
+        /* What callers keep and print is a message, whatever was raised,
+         * and a limit's own reason rather than the error it caused. */
+        if (limit != LIMIT_NONE) {
+            char why[160];
+            lua_pop(L, 1);
+            lua_pushfstring(L, "%s: stopped: %s", path, vm_limit_reason(vm, limit, why, sizeof why));
+        } else if (lua_type(L, -1) != LUA_TSTRING) {
+            const char *what = luaL_typename(L, -1);
+            lua_pop(L, 1);
+            lua_pushfstring(L, "%s: (error object is a %s value)", path, what);
+        }
         lua_remove(L, realm);
         return limit != LIMIT_NONE ? -2 : -1;
     }

@@ -146,9 +146,13 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
         res->status = 404;
         struct buf have;
         buf_init(&have, 200);
+        /* The script may have added keys of any type since it loaded: only
+         * names are listed, and none is converted (lua_next needs it as is). */
         lua_pushnil(L);
         while (lua_next(L, handlers)) {
             lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                continue;
             buf_adds(&have, have.len ? ", " : "");
             buf_adds(&have, lua_tostring(L, -1));
         }

@@ -144,12 +144,20 @@ static int sb_getenv(lua_State *L)
 }
 
 /* collectgarbage for scripts: only "count" (the state is shared by every
- * request on the worker, so scripts may not stop or tune its collector). */
+ * request on the worker, so scripts may not stop or tune its collector),
+ * in KiB, of what the running handler holds. */
 static int sb_collectgarbage(lua_State *L)
 {
     const char *opt = luaL_optstring(L, 1, "count");
     if (strcmp(opt, "count") != 0)
         return luaL_error(L, "collectgarbage(\"%s\") is not allowed; only \"count\"", opt);
+    /* A handler sees what it holds (the heap is shared by the worker's
+     * handlers, whose use is theirs to know); a top level, the heap. */
+    struct luavm *vm = vm_of_state(L);
+    if (vm->current && vm->slice_start) {
+        lua_pushnumber(L, (lua_Number)vm_task_memory(vm->current) / 1024);
+        return 1;
+    }
     int kb = lua_gc(L, LUA_GCCOUNT, 0);
     int b = lua_gc(L, LUA_GCCOUNTB, 0);
     lua_pushnumber(L, (lua_Number)kb + ((lua_Number)b / 1024));
@@ -320,6 +328,8 @@ static int sb_coroutine_guard(lua_State *L)
  * stopped). */
 static int sb_wrapped(lua_State *L)
 {
+    if (vm_of_state(L)->kill)
+        return luaL_error(L, "stopped"); /* the handler is being stopped */
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     int n = lua_gettop(L);
     int st = lua_status(co);
@@ -537,11 +547,13 @@ static int ro_newindex(lua_State *L)
     return luaL_error(L, "%s is read-only", lua_tostring(L, lua_upvalueindex(1)));
 }
 
-/* The iterator __pairs gives: next over the table, skipping marks. */
+/* The iterator __pairs gives: next over the table in upvalue 1 (which the
+ * script never gets), skipping marks; the state is the view itself. */
 static int ro_next(lua_State *L)
 {
     lua_settop(L, 2);
-    while (lua_next(L, 1)) {
+    lua_pushvalue(L, 2);
+    while (lua_next(L, lua_upvalueindex(1))) {
         if (lua_type(L, -1) != LUA_TLIGHTUSERDATA)
             return 2;
         lua_pop(L, 1);
@@ -552,8 +564,9 @@ static int ro_next(lua_State *L)
 
 static int ro_pairs(lua_State *L)
 {
-    lua_pushcfunction(L, ro_next);
     lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, ro_next, 1);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }

@@ -116,6 +116,16 @@ static void *refuse(struct luavm *vm, void *ptr, size_t nsize, int budget)
     return NULL;
 }
 
+/* Whose an allocation is: the running task's; a script's top level being
+ * run (an entry of its own while it runs); the task a binding's answer is
+ * being built for (vm->charging); or the host's (0). */
+static unsigned owner_now(const struct luavm *vm)
+{
+    if (vm->slice_start)
+        return vm->current ? vm->current->owner : vm->load_owner;
+    return vm->charging ? vm->charging->owner : 0;
+}
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct luavm *vm = ud;
@@ -129,26 +139,33 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem -= old;
         return NULL;
     }
-    struct luavm_task *t = vm->slice_start ? vm->current : NULL;
-    struct vm_owner *mine = &vm->owners[t ? t->owner : 0];
+    unsigned who = owner_now(vm);
+    struct vm_owner *mine = &vm->owners[who];
     size_t grow = nsize > old ? nsize - old : 0;
-    /* The cap holds while script code runs. The host's own bookkeeping
-     * between slices (the script cache, a request object, a limit message)
-     * may go into a reserve above it, so it never meets a memory error in a
-     * place that cannot take one. */
+    /* The cap holds while script code runs, and for the answer a binding
+     * builds for a task (which then gets nil, "out of memory"). The host's
+     * own bookkeeping between slices (the script cache, a request object, a
+     * limit message) may go into a reserve above it (and above what a task
+     * being stopped for memory still holds), so it never meets a memory
+     * error in a place that cannot take one. */
     size_t cap = vm->opt.max_memory;
-    size_t reserve = cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
     if (grow && cap && vm->mem + grow > cap) {
-        if (!vm->slice_start) {
+        if (vm->slice_start) {
+            if (!evict_for(vm, grow))
+                return refuse(vm, ptr, nsize, 0);
+        } else if (vm->charging) {
+            return NULL;
+        } else {
+            size_t reserve = cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
+            if (vm->evicting)
+                reserve += vm->owners[vm->evicting->owner].bytes;
             if (vm->mem + grow > cap + reserve)
                 return NULL;
-        } else if (!evict_for(vm, grow)) {
-            return refuse(vm, ptr, nsize, 0);
         }
     }
     size_t budget = vm->opt.max_task_memory;
-    if (grow && t && budget && budget < cap && mine->bytes + grow > budget)
-        return refuse(vm, ptr, nsize, 1);
+    if (grow && who && budget && budget < cap && mine->bytes + grow > budget)
+        return vm->slice_start ? refuse(vm, ptr, nsize, 1) : NULL;
     struct heap_tag *p = realloc(tag, nsize + TAG_SIZE);
     if (!p)
         return NULL;
@@ -169,14 +186,14 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (tag)
         give_back(holder(vm, p), old); /* the tag moved with the block */
     mine->bytes += nsize;
-    p->owner = t ? t->owner : 0;
-    p->gen = vm->owners[p->owner].gen;
+    p->owner = who;
+    p->gen = mine->gen;
     vm->mem = vm->mem - old + nsize;
     return p + 1;
 }
 
-/* Gives a task an entry in vm->owners. */
-static void owner_take(struct luavm *vm, struct luavm_task *t)
+/* A new entry in vm->owners. */
+static unsigned owner_take(struct luavm *vm)
 {
     unsigned i = vm->free_owner;
     if (i) {
@@ -189,14 +206,13 @@ static void owner_take(struct luavm *vm, struct luavm_task *t)
     }
     vm->owners[i].bytes = 0;
     vm->owners[i].next = 0;
-    t->owner = i;
+    return i;
 }
 
-/* Ends a task's entry: what it still holds (stored in a module's table,
- * say) is the host's from now on. */
-static void owner_release(struct luavm *vm, struct luavm_task *t)
+/* Ends an entry: what it still holds (stored in a module's table, say) is
+ * the host's from now on. */
+static void owner_release(struct luavm *vm, unsigned i)
 {
-    unsigned i = t->owner;
     if (!i)
         return;
     vm->owners[0].bytes += vm->owners[i].bytes;
@@ -204,7 +220,6 @@ static void owner_release(struct luavm *vm, struct luavm_task *t)
     vm->owners[i].gen++;
     vm->owners[i].next = vm->free_owner;
     vm->free_owner = i;
-    t->owner = 0;
 }
 
 size_t vm_task_memory(const struct luavm_task *t)
@@ -248,7 +263,7 @@ struct luavm *vm_of_state(lua_State *L)
     return *(struct luavm **)lua_getextraspace(L);
 }
 
-static const char *limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n)
+const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n)
 {
     switch (l) {
     case LIMIT_CPU:
@@ -326,7 +341,7 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
             return;
         }
         char why[160];
-        luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
+        luaL_error(L, "stopped: %s", vm_limit_reason(vm, vm->kill, why, sizeof why));
     }
 }
 
@@ -386,7 +401,7 @@ void vm_check_cpu(lua_State *L)
     if (vm->current && L != vm->current->co)
         lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
     char why[160];
-    luaL_error(L, "stopped: %s", limit_reason(vm, vm->kill, why, sizeof why));
+    luaL_error(L, "stopped: %s", vm_limit_reason(vm, vm->kill, why, sizeof why));
 }
 
 void vm_use_strings(struct luavm *vm, int idx)
@@ -417,6 +432,8 @@ void vm_slice_begin(struct luavm *vm)
     vm->refused_ptr = NULL;
     vm->work = 0;
     vm->running = NULL;
+    if (!vm->current)
+        vm->load_owner = owner_take(vm); /* a script's top level */
     vm->slice_start = sched_clock_ms();
     if (!vm->slice_start)
         vm->slice_start = 1;
@@ -435,6 +452,8 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     vm->refused_ptr = NULL;
     vm->slice_start = 0;
     vm->kill = LIMIT_NONE;
+    owner_release(vm, vm->load_owner);
+    vm->load_owner = 0;
     vm_use_strings(vm, 0);
     if (k != LIMIT_NONE) {
         /* The main thread may have been re-armed to every instruction. */
@@ -465,7 +484,7 @@ static void failure_text(const struct luavm *vm, const char *req_id, enum luavm_
             buf_adds(out, req_id);
             t = p + 4;
         } else {
-            buf_adds(out, limit_reason(vm, limit, reason, sizeof reason));
+            buf_adds(out, vm_limit_reason(vm, limit, reason, sizeof reason));
             t = p + 8;
         }
     }
@@ -618,7 +637,8 @@ void vm_task_free(struct luavm_task *t)
         luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
     luaL_unref(vm->L, LUA_REGISTRYINDEX, t->strings);
-    owner_release(vm, t);
+    owner_release(vm, t->owner);
+    t->owner = 0;
     if (vm->evicting == t)
         vm->evicting = NULL;
     free(t->response_url);
@@ -663,7 +683,7 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     vm->current = t;
     t->waiting = 0;
     if (!t->owner)
-        owner_take(vm, t);
+        t->owner = owner_take(vm);
     lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->strings);
     vm_use_strings(vm, -1);
     lua_pop(vm->L, 1);
@@ -692,7 +712,7 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
          * for the traceback), or raised, or it tripped in the handler's
          * last instructions. */
         char why[160];
-        snprintf(stopped, sizeof stopped, "stopped: %s", limit_reason(vm, limit, why, sizeof why));
+        snprintf(stopped, sizeof stopped, "stopped: %s", vm_limit_reason(vm, limit, why, sizeof why));
         /* How far past the limit it ran, for the log (the user's reply
          * says only which limit). */
         if (limit == LIMIT_CPU)
@@ -736,7 +756,7 @@ static void on_run_timer(struct sched *s, void *ud)
     struct luavm_task *t = ud;
     char why[160];
     t->run_timer = NULL;
-    stop_waiting(t, LIMIT_TIME, limit_reason(t->vm, LIMIT_TIME, why, sizeof why));
+    stop_waiting(t, LIMIT_TIME, vm_limit_reason(t->vm, LIMIT_TIME, why, sizeof why));
 }
 
 /* The waiting task that held the most when the running one needed room
@@ -796,7 +816,11 @@ void vm_wake_with(struct luavm_task *t, int (*push)(lua_State *L, void *ud), voi
     int n;
     lua_pushcfunction(L, wake_protected);
     lua_pushlightuserdata(L, &a);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK) {
+    /* The answer (a response's body, say) is the task's memory. */
+    t->vm->charging = t;
+    int rc = lua_pcall(L, 1, LUA_MULTRET, 0);
+    t->vm->charging = NULL;
+    if (rc == LUA_OK) {
         n = lua_gettop(L) - top;
     } else {
         lua_settop(L, top);

@@ -135,7 +135,9 @@ struct luavm {
     unsigned free_owner;         /* a free entry (its `next` chains the rest); 0: none */
     struct luavm_task *evicting; /* a waiting task to stop for memory; NULL: none */
     struct sched_timer *evict_timer;
-    int over_budget; /* the running task was refused for its own budget */
+    int over_budget;             /* the running task was refused for its own budget */
+    unsigned load_owner;         /* the entry of a top level running; 0: none */
+    struct luavm_task *charging; /* the task a binding's answer is built for */
     /* Set by another thread when the host stops (luavm_stop_by): script
      * code still running then is stopped; 0: not stopping. */
     _Atomic long long stop_at;
@@ -218,6 +220,10 @@ struct luavm *vm_of_state(lua_State *L);
  * tripped). Call it every few thousand steps: the instruction hook never
  * runs inside a C function. */
 void vm_check_cpu(lua_State *L);
+
+/* Why a limit stopped code ("used more than 1000 ms of CPU without
+ * pausing"), in out. Returns out. */
+const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n);
 
 /* Bytes of the heap the task holds now. */
 size_t vm_task_memory(const struct luavm_task *t);

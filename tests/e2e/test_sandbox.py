@@ -62,6 +62,17 @@ class HandlerTables(SandboxHost):
             self.assertIn("has no 'suggestion' handler", r.json()["error"])
         self.assertServing()
 
+    def test_keys_that_are_not_names_do_not_stop_the_host(self):
+        # The script adds a number key and a table key to its handler table;
+        # the 404 that lists its handlers names the ones it has.
+        r = self.host.post(command("keyfloat"), key=KEY)
+        self.assertEqual(r.json()["output"]["text"], "armed")
+        for _ in range(4):
+            r = self.host.post(command("keyfloat", "suggestion_handler"), key=KEY)
+            self.assertEqual(r.status, 404, r)
+            self.assertIn("(it has: execution)", r.json()["error"])
+        self.assertServing()
+
     def test_an_index_that_loops_is_not_run(self):
         for _ in range(4):
             r = self.host.post(command("loopy", "suggestion_handler"), key=KEY)
@@ -69,6 +80,30 @@ class HandlerTables(SandboxHost):
         r = self.host.post(command("loopy"), key=KEY)
         self.assertEqual(r.json()["output"]["text"], "loopy ok")
         self.assertServing()
+
+
+class ErrorObjects(unittest.TestCase):
+    """A top level that raises a table (here its own handler table) after
+    the reloader checked it is a failure to load, every time: the error
+    object is never taken for the handlers."""
+
+    def test_a_table_raised_at_the_top_level_is_an_error(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-errobj-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        os.makedirs(os.path.join(d, "commands"))
+        when = int(time.time()) + 2  # after the reloader's check at start
+        with open(os.path.join(d, "commands", "errobj.lua"), "w") as f:
+            f.write("local H = { execution = function() return 'ran' end }\n"
+                    "if os.time() > %d then error(H) end\nreturn H\n" % when)
+        host = Host(scripts=d, keys=[KEY.spki], workers=1)
+        self.addCleanup(host.stop)
+        while time.time() <= when + 1:
+            time.sleep(0.2)
+        for _ in range(2):
+            r = host.post(command("errobj"), key=KEY)
+            self.assertNotEqual(r.json()["output"].get("text"), "ran", r)
+        self.assertIsNotNone(host.wait_for(r"errobj\.lua: \(error object is a table value\)",
+                                           timeout=5), host.log())
 
 
 class OptionTables(SandboxHost):
@@ -174,6 +209,7 @@ class Isolation(SandboxHost):
             "loaded_string": "true", "loaded_mod": "true", "loaded_none": "nil",
             "config": "/", "write": "false", "path_write": "false", "searchpath": "true",
             "searchpath_none": "nil", "searchpath_err": "true", "outside": "nil",
+            "raw": "false",
         })
 
 
@@ -230,13 +266,28 @@ class HandlerBudget(SandboxHost):
 
     @classmethod
     def setUpClass(cls):
-        cls.upstream = SlowUpstream(delay=0, files={"big": b"x" * (24 << 20)}).start()
+        cls.upstream = SlowUpstream(delay=0, files={"big": b"x" * (24 << 20),
+                                                     "mid": b"y" * (6 << 20)}).start()
         super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         super().tearDownClass()
         cls.upstream.stop()
+
+    def test_responses_kept_count_as_the_handlers(self):
+        # 6 MiB each against a 16 MiB budget: the third cannot fit.
+        url = "http://127.0.0.1:%d/files/mid" % self.upstream.port
+        r = self.host.post(json.dumps(body_of("mem", "hoard %s 5" % url)).encode(), key=KEY)
+        text = r.json()["output"]["text"]
+        self.assertRegex(text, r"^kept [12]: ", text)
+        self.assertIn("memory", text)
+
+    def test_a_top_level_is_held_to_the_budget(self):
+        r = self.host.post(command("fat"), key=KEY)
+        self.assertNotIn("fat ok", json.dumps(r.json()), r)
+        self.assertIsNotNone(self.host.wait_for(r"fat\.lua.*16 MiB for one handler", timeout=10),
+                             self.host.log()[-3000:])
 
     def test_a_response_is_held_to_the_budget_while_it_arrives(self):
         url = "http://127.0.0.1:%d/files/big" % self.upstream.port

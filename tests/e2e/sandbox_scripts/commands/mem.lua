@@ -26,6 +26,16 @@ return {
             local v, err = json.decode(text)
             text = nil
             return { text = v and ("decoded " .. v.a) or ("refused: " .. tostring(err)) }
+        elseif mode == "hoard" then
+            local kept = {}
+            for _ = 1, tonumber(b) do
+                local r, err = http.request({ url = a })
+                if not r then
+                    return { text = "kept " .. #kept .. ": " .. tostring(err) }
+                end
+                kept[#kept + 1] = r.body
+            end
+            return { text = "kept " .. #kept }
         elseif mode == "fetch" then
             local r, err = http.request({ url = a })
             return { text = r and ("fetched " .. #r.body) or ("refused: " .. tostring(err)) }

@@ -19,6 +19,10 @@ return {
         put("searchpath_none", none)
         put("searchpath_err", err ~= nil and err:find("no file", 1, true) ~= nil)
         put("outside", package.searchpath("passwd", "/etc/?"))
+        local _, raw = pairs(package.loaded)
+        local _, rawpkg = pairs(package)
+        put("raw", (type(raw) == "table" and rawget(raw, "string") ~= nil)
+            or (type(rawpkg) == "table" and rawget(rawpkg, "path") ~= nil))
         return { text = table.concat(out, ";") }
     end,
 }
