@@ -97,7 +97,8 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
         if (limit != LIMIT_NONE) {
             char why[160];
             lua_pop(L, 1);
-            lua_pushfstring(L, "%s: stopped: %s", path, vm_limit_reason(vm, limit, why, sizeof why));
+            lua_pushfstring(L, "%s: stopped: %s", path,
+                            vm_limit_reason(vm, limit, why, sizeof why));
         } else if (lua_type(L, -1) != LUA_TSTRING) {
             const char *what = luaL_typename(L, -1);
             lua_pop(L, 1);

@@ -712,7 +712,8 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
          * for the traceback), or raised, or it tripped in the handler's
          * last instructions. */
         char why[160];
-        snprintf(stopped, sizeof stopped, "stopped: %s", vm_limit_reason(vm, limit, why, sizeof why));
+        snprintf(stopped, sizeof stopped, "stopped: %s",
+                 vm_limit_reason(vm, limit, why, sizeof why));
         /* How far past the limit it ran, for the log (the user's reply
          * says only which limit). */
         if (limit == LIMIT_CPU)
