@@ -257,8 +257,21 @@ struct encoder {
     int depth;
     int full;                          /* failed because the buffer reached its cap */
     int array_mt, object_mt, null_idx; /* stack slots */
+    int check;                         /* stack slot of the CPU check, or 0 */
+    unsigned long steps;
     struct path_seg path[BIND_JSON_MAX_DEPTH + 1];
 };
+
+/* Counts a step of encoding work (a value, a key looked at): every 4096
+ * the CPU check runs, and raises when the limit passed. The text being
+ * built belongs to a userdata, so nothing leaks when it does. */
+static void encoder_step(struct encoder *e)
+{
+    if (e->check && (++e->steps & 4095) == 0) {
+        lua_pushvalue(e->L, e->check);
+        lua_call(e->L, 0, 0);
+    }
+}
 
 /* Writes "<path>: <message>" into err. Returns -1 for convenience. */
 static int fail(struct encoder *e, const char *fmt, const char *arg)
@@ -414,6 +427,7 @@ static int classify(struct encoder *e, int idx, lua_Integer *n)
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
+        encoder_step(e);
         count++;
         if (lua_type(L, -1) == LUA_TSTRING) {
             strs++;
@@ -486,6 +500,7 @@ static int encode_table(struct encoder *e, int idx)
 static int encode_value(struct encoder *e, int idx)
 {
     lua_State *L = e->L;
+    encoder_step(e);
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         return buf_adds(e->out, "null") < 0 ? out_full(e) : 0;
@@ -516,7 +531,7 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
     struct encoder *e = &enc;
     idx = lua_absindex(L, idx);
     int top = lua_gettop(L);
-    luaL_checkstack(L, 4, NULL);
+    luaL_checkstack(L, 6, NULL);
     e->L = L;
     e->out = out;
     e->root = root;
@@ -531,6 +546,8 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
     e->object_mt = lua_gettop(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
     e->null_idx = lua_gettop(L);
+    e->steps = 0;
+    e->check = lua_rawgetp(L, LUA_REGISTRYINDEX, &check_key) == LUA_TFUNCTION ? lua_gettop(L) : 0;
     int rc = encode_value(e, idx);
     lua_settop(L, top);
     return rc < 0 ? (e->full ? BIND_JSON_FULL : BIND_JSON_BAD) : 0;

@@ -232,6 +232,16 @@ void luavm_stop_by(struct luavm *vm, long long at_ms)
     atomic_store_explicit(&vm->stop_at, at_ms > 0 ? at_ms : 1, memory_order_relaxed);
 }
 
+void luavm_watch(struct luavm *vm)
+{
+    vm_watch(vm);
+}
+
+void luavm_unwatch(struct luavm *vm)
+{
+    vm_unwatch(vm);
+}
+
 size_t luavm_tasks(const struct luavm *vm)
 {
     return vm->ntasks;

@@ -51,4 +51,10 @@ size_t luavm_tasks(const struct luavm *vm);
  * that may come from another thread than the worker's. */
 void luavm_stop_by(struct luavm *vm, long long at_ms);
 
+/* On the worker's thread, when it starts and before it ends: a watchdog
+ * thread makes script code that passes its limit in the middle of a long
+ * instruction stop at the next one (see vm_watch). */
+void luavm_watch(struct luavm *vm);
+void luavm_unwatch(struct luavm *vm);
+
 #endif

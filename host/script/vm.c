@@ -10,6 +10,9 @@
 #include "script/scriptset.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ const char vm_key_strings = 'S';
 
 static void limit_hook(lua_State *L, lua_Debug *ar);
 static void work_check(struct luavm *vm);
+static enum luavm_limit clock_limit(struct luavm *vm);
 
 /* The thread whose code runs now: a coroutine the script resumed, the
  * task's own coroutine, or the main thread (a script's top level). */
@@ -351,11 +355,10 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
 static void work_check(struct luavm *vm)
 {
     vm->work = 0;
-    if (!vm->kill) {
-        if (vm->opt.max_cpu_ms <= 0 || sched_clock_ms() - vm->slice_start <= vm->opt.max_cpu_ms)
-            return;
-        vm->kill = LIMIT_CPU;
-    }
+    if (!vm->kill)
+        vm->kill = clock_limit(vm);
+    if (!vm->kill)
+        return;
     lua_sethook(running_thread(vm), limit_hook, LUA_MASKCOUNT, 1);
     if (vm->current && running_thread(vm) != vm->current->co)
         lua_sethook(vm->current->co, limit_hook, LUA_MASKCOUNT, 1);
@@ -434,9 +437,14 @@ void vm_slice_begin(struct luavm *vm)
     vm->running = NULL;
     if (!vm->current)
         vm->load_owner = owner_take(vm); /* a script's top level */
-    vm->slice_start = sched_clock_ms();
-    if (!vm->slice_start)
-        vm->slice_start = 1;
+    /* What runs is set before the slice starts, for the watchdog's signal
+     * handler (which reads them on this thread, between any two stores). */
+    atomic_signal_fence(memory_order_seq_cst);
+    long long now = sched_clock_ms();
+    vm->slice_start = now ? now : 1;
+    atomic_store_explicit(&vm->wd_deadline,
+                          vm->opt.max_cpu_ms > 0 ? vm->slice_start + vm->opt.max_cpu_ms : LLONG_MAX,
+                          memory_order_relaxed);
 }
 
 /* Ends a slice. Returns the limit that stopped it, if any. */
@@ -450,7 +458,9 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     vm->mem_exceeded = 0;
     vm->refused_size = 0;
     vm->refused_ptr = NULL;
+    atomic_store_explicit(&vm->wd_deadline, 0, memory_order_relaxed);
     vm->slice_start = 0;
+    atomic_signal_fence(memory_order_seq_cst);
     vm->kill = LIMIT_NONE;
     owner_release(vm, vm->load_owner);
     vm->load_owner = 0;
@@ -985,4 +995,105 @@ void vm_task_abandon(struct luavm_task *t, const char *why, struct luavm_result 
     task_result(t, LUA_ERRRUN, 0, LIMIT_NONE, why, res);
     res->response_url = NULL; /* it lived in the task */
     vm_task_free(t);
+}
+
+/* ---- the watchdog ---------------------------------------------------------
+ *
+ * The instruction hook looks at the clock every HOOK_COUNT instructions, and
+ * a single instruction can run long in C (== on two long strings reads them
+ * whole). A thread watches every worker's slice: when one passes its CPU
+ * limit (or the host's shutdown deadline), it sends the worker SIGURG, whose
+ * handler makes the hook run at the next instruction of the code running
+ * there (lua_sethook is safe in a signal handler; Lua's own interpreter
+ * stops scripts with it on SIGINT). */
+
+#define WATCH_EVERY_MS 10
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct luavm *watched; /* vm->watch_next links them */
+static pthread_t watch_thread;
+static atomic_int watching; /* the thread runs */
+static _Thread_local struct luavm *this_vm;
+
+static void on_sigurg(int sig)
+{
+    (void)sig;
+    struct luavm *vm = this_vm;
+    if (vm && vm->slice_start)
+        lua_sethook(running_thread(vm), limit_hook, LUA_MASKCOUNT, 1);
+}
+
+static void *watch_main(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&watching)) {
+        struct timespec ts = {0, WATCH_EVERY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        long long now = sched_clock_ms();
+        pthread_mutex_lock(&watch_mu);
+        for (struct luavm *vm = watched; vm; vm = vm->watch_next) {
+            long long d = atomic_load_explicit(&vm->wd_deadline, memory_order_relaxed);
+            long long stop = atomic_load_explicit(&vm->stop_at, memory_order_relaxed);
+            if (!d || d == vm->watch_signaled || (now < d && !(stop && now >= stop)))
+                continue;
+            vm->watch_signaled = d; /* once per slice */
+            pthread_kill(vm->watch_tid, SIGURG);
+        }
+        pthread_mutex_unlock(&watch_mu);
+    }
+    return NULL;
+}
+
+void vm_watch(struct luavm *vm)
+{
+    this_vm = vm;
+    vm->watch_tid = pthread_self();
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    pthread_mutex_lock(&watch_mu);
+    if (!watched && !atomic_load(&watching)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigurg;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGURG, &sa, NULL);
+        /* The watcher takes no signal itself. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        atomic_store(&watching, 1);
+        if (pthread_create(&watch_thread, NULL, watch_main, NULL) != 0)
+            atomic_store(&watching, 0); /* no watchdog: the hook alone bounds */
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    vm->watch_next = watched;
+    watched = vm;
+    pthread_mutex_unlock(&watch_mu);
+    pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
+}
+
+void vm_unwatch(struct luavm *vm)
+{
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    pthread_sigmask(SIG_BLOCK, &urg, NULL);
+    int last = 0;
+    pthread_mutex_lock(&watch_mu);
+    for (struct luavm **p = &watched; *p; p = &(*p)->watch_next) {
+        if (*p == vm) {
+            *p = vm->watch_next;
+            break;
+        }
+    }
+    if (!watched && atomic_load(&watching)) {
+        atomic_store(&watching, 0);
+        last = 1;
+    }
+    pthread_mutex_unlock(&watch_mu);
+    if (last)
+        pthread_join(watch_thread, NULL);
+    this_vm = NULL;
 }

@@ -26,6 +26,7 @@
 #include "cliq/request.h"
 #include "script/bind_log.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -142,6 +143,13 @@ struct luavm {
      * code still running then is stopped; 0: not stopping. */
     _Atomic long long stop_at;
     int stopping; /* the running code was stopped for that */
+    /* For the watchdog (vm_watch): when the running slice passes its limit
+     * (LLONG_MAX: it has none; 0: no slice), the worker's thread, and
+     * (the watchdog's own) the slice it last signalled. */
+    _Atomic long long wd_deadline;
+    pthread_t watch_tid;
+    long long watch_signaled;
+    struct luavm *watch_next;
     struct bind_log_ctx logctx;
     long long slice_start;      /* when the running script code was resumed; 0: none runs */
     enum luavm_limit kill;      /* a limit tripped in the running slice */
@@ -224,6 +232,13 @@ void vm_check_cpu(lua_State *L);
 /* Why a limit stopped code ("used more than 1000 ms of CPU without
  * pausing"), in out. Returns out. */
 const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *out, size_t n);
+
+/* The watchdog: called on the worker's own thread, vm_watch has the
+ * process's watchdog thread (started with the first) stop code that runs
+ * past its limit in the middle of a long instruction; vm_unwatch, before
+ * the thread ends, takes it off (and stops the watchdog with the last). */
+void vm_watch(struct luavm *vm);
+void vm_unwatch(struct luavm *vm);
 
 /* Bytes of the heap the task holds now. */
 size_t vm_task_memory(const struct luavm_task *t);

@@ -989,6 +989,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     log_thread_buffered(1);
+    luavm_watch(w->vm);
     sched_run(w->sched);
     /* Shutting down: stop taking connections, and let the handlers running
      * finish and their late replies reach response_url, for up to
@@ -1009,6 +1010,7 @@ static void *worker_main(void *arg)
         sched_run_once(w->sched, 100);
     drop_running(w);
     MHD_run(w->mhd);
+    luavm_unwatch(w->vm);
     arena_release();
     log_thread_buffered(0);
     return NULL;

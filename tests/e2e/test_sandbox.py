@@ -401,7 +401,7 @@ class CpuWorkInC(SandboxHost):
 
     def test_loops_of_expensive_calls_stop_at_the_limit(self):
         for case in ("reps", "reps_in_coroutine", "reps_in_resume", "gsubs", "utf8_lens",
-                     "concat", "sorts", "jsons"):
+                     "concat", "sorts", "jsons", "jsondag"):
             with self.subTest(case=case):
                 self.assertLess(self.stopped_after(case), self.LIMIT_MS + 1000)
         self.assertServing()
@@ -443,6 +443,24 @@ class PatternConformance(SandboxHost):
                 self.assertEqual(len(got_lines), len(want_lines))
                 total += len(want_lines)
         self.assertGreater(total, 50000)
+
+
+class Watchdog(SandboxHost):
+    """A loop of single VM instructions that each run long in C (== on two
+    64 MB strings: milliseconds each) is stopped right after the limit: a
+    watchdog thread makes the worker look at the clock at its next
+    instruction, instead of 2,000 instructions (seconds here) later. The
+    limit leaves time to build the strings."""
+
+    LIMIT_MS = 1500
+    FLAGS = ("--max-cpu", str(LIMIT_MS), "--max-run", "600000", "--deadline", "60000",
+             "--max-memory-bytes", str(512 << 20), "--max-handler-memory-bytes", str(512 << 20),
+             "--workers", "1")
+
+    stopped_after = CpuWorkInC.stopped_after
+
+    def test_long_single_instructions_stop_at_the_limit(self):
+        self.assertLess(self.stopped_after("longeq"), self.LIMIT_MS + 1000)
 
 
 class LongLines(unittest.TestCase):

@@ -62,6 +62,25 @@ local cases = {
       encode(t) decode(s) encode(t) decode(s) encode(t) decode(s)
     end
   end,
+  -- One call that encodes 60 MB: 3,000 references to one array.
+  jsondag = function()
+    local row = {}
+    for i = 1, 1000 do row[i] = 0.1 + 0.2 end
+    local t = {}
+    for i = 1, 3000 do t[i] = row end
+    t[#t + 1] = print -- so the whole text is built and then refused
+    for _ = 1, 1e9 do pcall(json.encode, t) end
+  end,
+  -- Single instructions that each take milliseconds in C: comparing two
+  -- equal 64 MB strings (distinct objects, so every == reads them whole).
+  longeq = function()
+    local a = string.rep("x", 64 << 20)
+    local b = string.rep("x", (64 << 20) - 1) .. "x"
+    local n = 0
+    while true do
+      if a == b then n = n + 1 end
+    end
+  end,
   -- Still what Lua does.
   ordinary = function()
     local t = { 3, 1, 2 }
