@@ -130,16 +130,7 @@ struct download {
 /* Pushes the weak cache table. [-0, +1] */
 static void push_cache(lua_State *L)
 {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key) == LUA_TTABLE)
-        return;
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+    vm_push_weak_table(L, &cache_key);
 }
 
 static int push_download(lua_State *L, void *ud)

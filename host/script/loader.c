@@ -20,16 +20,7 @@ static const char realms_key = 'r';
 /* Pushes that table, made on first use. [-0, +1] */
 static void push_realms(lua_State *L)
 {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &realms_key) == LUA_TTABLE)
-        return;
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &realms_key);
+    vm_push_weak_table(L, &realms_key);
 }
 
 /* Checks the value a script returned (at -1): a table whose values are all

@@ -804,13 +804,7 @@ void sandbox_open(lua_State *L, struct luavm *vm)
 
     /* The weak set of handler coroutines, and a coroutine library that
      * keeps scripts' hands off them. */
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &vm_key_task_threads);
+    vm_push_weak_table(L, &vm_key_task_threads);
     int threads = lua_gettop(L);
     lua_newtable(L);
     lua_getfield(L, G, "coroutine");

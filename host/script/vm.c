@@ -226,6 +226,20 @@ static void owner_release(struct luavm *vm, unsigned i)
     vm->free_owner = i;
 }
 
+void vm_push_weak_table(lua_State *L, const void *key)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 size_t vm_task_memory(const struct luavm_task *t)
 {
     return t->vm->owners[t->owner].bytes;

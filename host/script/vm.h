@@ -240,6 +240,10 @@ const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *ou
 void vm_watch(struct luavm *vm);
 void vm_unwatch(struct luavm *vm);
 
+/* Pushes the registry's table at `key` (by address), made on first use with
+ * weak keys. [-0, +1] */
+void vm_push_weak_table(lua_State *L, const void *key);
+
 /* Bytes of the heap the task holds now. */
 size_t vm_task_memory(const struct luavm_task *t);
 
