@@ -99,8 +99,7 @@ struct decoder {
     lua_State *L;
     struct numscan scan;
     int array_mt, object_mt, null_idx; /* stack slots */
-    int check;                         /* stack slot of the CPU check, or 0 */
-    unsigned long items;
+    unsigned long items;               /* values built, for the CPU check */
 };
 
 /* Registry: the C function json.decode calls every few thousand values
@@ -111,6 +110,15 @@ void bind_json_set_check(lua_State *L, lua_CFunction check)
 {
     lua_pushcfunction(L, check);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &check_key);
+}
+
+/* Runs the CPU check, if one is set (it raises when the limit passed). */
+static void run_check(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &check_key) == LUA_TFUNCTION)
+        lua_call(L, 0, 0);
+    else
+        lua_pop(L, 1);
 }
 
 static void push_number(struct decoder *d, const cJSON *item)
@@ -131,10 +139,8 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
     lua_State *L = d->L;
     if (depth > CJSON_NESTING_LIMIT + 1)
         luaL_error(L, "JSON nested too deeply");
-    if (d->check && (++d->items & 4095) == 0) {
-        lua_pushvalue(L, d->check);
-        lua_call(L, 0, 0);
-    }
+    if ((++d->items & 4095) == 0)
+        run_check(L);
     luaL_checkstack(L, 4, "JSON nested too deeply");
     switch (item->type & 0xff) {
     case cJSON_False:
@@ -209,7 +215,6 @@ void bind_json_push_tree(lua_State *L, const cJSON *item, const char *text, size
     lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
     d.null_idx = lua_gettop(L);
     d.items = 0;
-    d.check = lua_rawgetp(L, LUA_REGISTRYINDEX, &check_key) == LUA_TFUNCTION ? lua_gettop(L) : 0;
     push_item(&d, item, 0);
     lua_replace(L, d.array_mt);
     lua_settop(L, d.array_mt);
@@ -257,8 +262,7 @@ struct encoder {
     int depth;
     int full;                          /* failed because the buffer reached its cap */
     int array_mt, object_mt, null_idx; /* stack slots */
-    int check;                         /* stack slot of the CPU check, or 0 */
-    unsigned long steps;
+    unsigned long steps;               /* values and keys looked at, for the CPU check */
     struct path_seg path[BIND_JSON_MAX_DEPTH + 1];
 };
 
@@ -267,10 +271,8 @@ struct encoder {
  * built belongs to a userdata, so nothing leaks when it does. */
 static void encoder_step(struct encoder *e)
 {
-    if (e->check && (++e->steps & 4095) == 0) {
-        lua_pushvalue(e->L, e->check);
-        lua_call(e->L, 0, 0);
-    }
+    if ((++e->steps & 4095) == 0)
+        run_check(e->L);
 }
 
 /* Writes "<path>: <message>" into err. Returns -1 for convenience. */
@@ -547,7 +549,6 @@ int bind_json_encode(lua_State *L, int idx, struct buf *out, const char *root, c
     lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
     e->null_idx = lua_gettop(L);
     e->steps = 0;
-    e->check = lua_rawgetp(L, LUA_REGISTRYINDEX, &check_key) == LUA_TFUNCTION ? lua_gettop(L) : 0;
     int rc = encode_value(e, idx);
     lua_settop(L, top);
     return rc < 0 ? (e->full ? BIND_JSON_FULL : BIND_JSON_BAD) : 0;
