@@ -48,6 +48,34 @@ static void push_env(lua_State *L, int realm)
     lua_setmetatable(L, -2);
 }
 
+/* Lua's parser checks each new label against every earlier one of its
+ * function, in C, where no limit can stop it: a chunk with tens of
+ * thousands of labels takes seconds. A chunk may hold at most this many
+ * `::` (two a label); real code has a handful. */
+#define MAX_LABEL_MARKS 4096
+
+/* Whether the text has more label marks than a chunk may. */
+static int too_many_labels(const char *s, size_t len)
+{
+    size_t n = 0;
+    const char *end = s + len;
+    for (const char *p = s; (p = memmem(p, (size_t)(end - p), "::", 2)); p += 2)
+        if (++n > MAX_LABEL_MARKS)
+            return 1;
+    return 0;
+}
+
+/* Loads a text chunk, refusing one with too many labels. Returns Lua's
+ * status with the function or the message pushed. [-0, +1] */
+static int load_text(lua_State *L, const char *s, size_t len, const char *name)
+{
+    if (too_many_labels(s, len)) {
+        lua_pushfstring(L, "%s: more than %d labels in one chunk", name, MAX_LABEL_MARKS / 2);
+        return LUA_ERRSYNTAX;
+    }
+    return luaL_loadbufferx(L, s, len, name, "t");
+}
+
 /* Compiles `data` as a text chunk named after `path` and sets a fresh
  * environment in the realm at `realm` as its _ENV. Returns LUA_OK with the
  * function pushed, or an error status with the message pushed. [-0, +1] */
@@ -58,7 +86,7 @@ int sandbox_compile(lua_State *L, const char *data, size_t len, const char *path
      * one would only shorten the name in messages. */
     char chunkname[SOURCE_PATH_MAX + 2];
     snprintf(chunkname, sizeof chunkname, "@%s", path);
-    int rc = luaL_loadbufferx(L, data, len, chunkname, "t");
+    int rc = load_text(L, data, len, chunkname);
     if (rc != LUA_OK)
         return rc;
     push_env(L, realm);
@@ -109,7 +137,15 @@ static int sb_load(lua_State *L)
         s = lua_tolstring(L, 1, &len);
     }
     const char *name = luaL_optstring(L, 2, s);
-    int rc = luaL_loadbufferx(L, s, len, name, "t");
+    /* A chunk is held to a script's size: the parser runs in C. */
+    size_t max = vm_of_state(L)->opt.max_script_bytes;
+    if (max && len > max) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "load: the chunk is %I bytes, over max_script_bytes (%I)",
+                        (lua_Integer)len, (lua_Integer)max);
+        return 2;
+    }
+    int rc = load_text(L, s, len, name);
     if (rc != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
@@ -122,6 +158,22 @@ static int sb_load(lua_State *L)
     if (!lua_setupvalue(L, -2, 1))
         lua_pop(L, 1);
     return 1;
+}
+
+/* os.date for scripts: Lua's (upvalue 1), with a format of at most
+ * MAX_DATE_FORMAT bytes (each conversion is a strftime call, in C). */
+#define MAX_DATE_FORMAT 4096
+
+static int sb_date(lua_State *L)
+{
+    size_t n = 0;
+    if (lua_type(L, 1) == LUA_TSTRING && (lua_tolstring(L, 1, &n), n > MAX_DATE_FORMAT))
+        return luaL_error(L, "os.date: the format is %I bytes, over %d", (lua_Integer)n,
+                          MAX_DATE_FORMAT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 /* os.getenv(name) for scripts: only names in script_env (upvalue 1, a set);
@@ -832,7 +884,9 @@ void sandbox_open(lua_State *L, struct luavm *vm)
     int os = lua_gettop(L);
     copy_field(L, os, os - 1, "time");
     copy_field(L, os, os - 1, "clock");
-    copy_field(L, os, os - 1, "date");
+    lua_getfield(L, os, "date");
+    lua_pushcclosure(L, sb_date, 1);
+    lua_setfield(L, os - 1, "date");
     copy_field(L, os, os - 1, "difftime");
     lua_pop(L, 1);
     lua_newtable(L);

@@ -349,6 +349,16 @@ class LoopingCFunctions(SandboxHost):
                 self.assertIn("limit=cpu", line)
         self.assertEqual(self.host.post(command("strict"), key=KEY).status, 200)
 
+    def test_a_long_date_format_is_refused(self):
+        r = self.host.post(command("cpuwork", arguments="dates"), key=KEY)
+        text = r.json()["output"]["text"]
+        self.assertTrue(text.startswith("survived true "), text)
+        self.assertIn("os.date: the format is 8194 bytes, over 4096", text)
+
+    def test_a_chunk_over_max_script_bytes_is_refused(self):
+        r = self.host.post(command("cpuwork", arguments="bigload"), key=KEY)
+        self.assertIn("over max_script_bytes", r.json()["output"]["text"])
+
     def test_ordinary_use_is_unchanged(self):
         r = self.host.post(command("cloops", arguments="ordinary"), key=KEY)
         self.assertEqual(r.json()["output"]["text"],
@@ -401,7 +411,7 @@ class CpuWorkInC(SandboxHost):
 
     def test_loops_of_expensive_calls_stop_at_the_limit(self):
         for case in ("reps", "reps_in_coroutine", "reps_in_resume", "gsubs", "utf8_lens",
-                     "concat", "sorts", "jsons", "jsondag"):
+                     "concat", "sorts", "jsons", "jsondag", "labels"):
             with self.subTest(case=case):
                 self.assertLess(self.stopped_after(case), self.LIMIT_MS + 1000)
         self.assertServing()
