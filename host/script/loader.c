@@ -14,7 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-/* Registry: handlers table -> its realm's string table (weak keys). */
+/* Registry: handlers table -> its realm (weak keys). */
 static const char realms_key = 'r';
 
 /* Pushes that table, made on first use. [-0, +1] */
@@ -103,24 +103,76 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
         lua_pushstring(L, err);
         return -1;
     }
-    /* Remember the realm's string table for the script's handlers. */
+    /* The realm's memory entry (what its module state holds), and the
+     * realm remembered for the script's handlers. */
+    if (!outer) {
+        unsigned gen = 0;
+        unsigned owner = vm_realm_keep(vm, rel, &gen);
+        lua_pushinteger(L, owner);
+        lua_setfield(L, realm, "owner");
+        lua_pushinteger(L, gen);
+        lua_setfield(L, realm, "owner_gen");
+    }
     push_realms(L);
     lua_pushvalue(L, -2);
-    sandbox_realm_strings(L, realm);
+    lua_pushvalue(L, realm);
     lua_rawset(L, -3);
     lua_pop(L, 1);
     lua_remove(L, realm);
     return 0;
 }
 
-void loader_push_strings(struct luavm *vm, int handlers)
+/* Ends the memory entry of the realm the handlers table at `handlers` was
+ * loaded in: that version is no longer loaded here. [-0, +0] */
+static void drop_realm(struct luavm *vm, int handlers)
 {
     lua_State *L = vm->L;
+    if (lua_type(L, handlers) != LUA_TTABLE)
+        return;
     handlers = lua_absindex(L, handlers);
     push_realms(L);
     lua_pushvalue(L, handlers);
-    lua_rawget(L, -2);
-    lua_remove(L, -2);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        lua_getfield(L, -1, "owner");
+        lua_getfield(L, -2, "owner_gen");
+        vm_realm_drop(vm, (unsigned)lua_tointeger(L, -2), (unsigned)lua_tointeger(L, -1));
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+}
+
+void loader_forget(struct luavm *vm, const char *rel)
+{
+    lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_scripts);
+    lua_pushnil(L);
+    lua_setfield(L, -2, rel);
+    lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &vm_key_versions);
+    lua_pushnil(L);
+    lua_setfield(L, -2, rel);
+    lua_pop(L, 1);
+}
+
+void loader_push_strings(struct luavm *vm, int handlers, unsigned *owner, unsigned *gen)
+{
+    lua_State *L = vm->L;
+    handlers = lua_absindex(L, handlers);
+    *owner = *gen = 0;
+    push_realms(L);
+    lua_pushvalue(L, handlers);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_remove(L, -2);
+        return; /* nil */
+    }
+    lua_getfield(L, -1, "owner");
+    *owner = (unsigned)lua_tointeger(L, -1);
+    lua_getfield(L, -2, "owner_gen");
+    *gen = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, -1, "strings");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
 }
 
 /* Takes the hub's newest snapshot when it changed. */
@@ -165,6 +217,7 @@ int loader_get(struct luavm *vm, const char *rel)
     char err[SOURCE_ERR_MAX];
     int rc = source_find(vm, rel, &src, &len, &owned, &version, err, sizeof err);
     if (rc == -ENOENT) {
+        drop_realm(vm, cache + 2);
         lua_pushnil(L);
         lua_setfield(L, cache, rel);
         lua_pushnil(L);
@@ -198,6 +251,8 @@ int loader_get(struct luavm *vm, const char *rel)
         lua_settop(L, cache);
         return rc;
     }
+    if (rc == 0)
+        drop_realm(vm, cache + 2); /* the version it replaces */
     lua_pushvalue(L, -1);
     lua_setfield(L, cache, rel);
     lua_pushinteger(L, (lua_Integer)version);

@@ -29,8 +29,13 @@ void loader_refresh(struct luavm *vm);
 int loader_get(struct luavm *vm, const char *rel);
 
 /* Pushes the string table of the realm the handlers table at `handlers`
- * (from loader_get) was loaded in, or nil. [-0, +1] */
-void loader_push_strings(struct luavm *vm, int handlers);
+ * (from loader_get) was loaded in, or nil, and gives its memory entry
+ * (see vm_realm_keep; 0: none). [-0, +1] */
+void loader_push_strings(struct luavm *vm, int handlers, unsigned *owner, unsigned *gen);
+
+/* Forgets the loaded version of `rel` on this worker: its next call loads
+ * it afresh (vm->unload). */
+void loader_forget(struct luavm *vm, const char *rel);
 
 /* ---- for the reloader -------------------------------------------------- */
 

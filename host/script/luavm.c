@@ -71,6 +71,7 @@ struct luavm *luavm_new(const struct luavm_options *o, char *err, size_t errlen)
     struct luavm *vm = vm_new(o, err, errlen);
     if (!vm)
         return NULL;
+    vm->unload = loader_forget;
     lua_pushcfunction(vm->L, setup_protected);
     lua_pushlightuserdata(vm->L, vm);
     if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
@@ -183,7 +184,9 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     lua_insert(L, -2); /* the handler at top-1, so at index 2 of the call */
     lua_pushlightuserdata(L, &args);
     lua_insert(L, -2);
-    loader_push_strings(vm, handlers); /* index 3 of the call */
+    unsigned realm, realm_gen;
+    loader_push_strings(vm, handlers, &realm, &realm_gen); /* index 3 of the call */
+    vm_task_realm(t, realm, realm_gen);
     if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         vm_log_failure(c->req_id, d, "request", LIMIT_NONE, msg ? msg : "?", NULL);

@@ -45,28 +45,93 @@ static lua_State *running_thread(const struct luavm *vm)
 
 /* ---- the heap ---------------------------------------------------------- */
 
-/* Each block of the Lua heap starts with its owner's entry and generation
- * (8 bytes: Lua's own alignment is 8). */
+/* Each block of the Lua heap starts with a tag (8 bytes: Lua's own
+ * alignment is 8) naming the task whose code made it and the script
+ * (realm) it ran in, each as an entry of vm->owners and the low bits of the
+ * entry's generation; a stale one (the task ended, the version unloaded)
+ * counts for nobody. Blocks of the host's own count for entry 0. */
 struct heap_tag {
-    uint32_t owner;
-    uint32_t gen;
+    uint32_t task;
+    uint32_t realm;
 };
 #define TAG_SIZE sizeof(struct heap_tag)
+#define IDX_BITS 20
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define GEN_MASK 0xfffu
 
 static void on_evict(struct sched *s, void *ud);
 
-/* The entry that holds a block now: its owner's, or entry 0 when the task
- * that made it has ended. */
-static struct vm_owner *holder(struct luavm *vm, const struct heap_tag *tag)
+static uint32_t tag_of(const struct luavm *vm, unsigned i)
 {
-    if (tag->owner && tag->owner < vm->nowners && vm->owners[tag->owner].gen == tag->gen)
-        return &vm->owners[tag->owner];
-    return &vm->owners[0];
+    return i && i <= IDX_MASK ? i | (vm->owners[i].gen & GEN_MASK) << IDX_BITS : 0;
 }
 
-static void give_back(struct vm_owner *o, size_t n)
+/* The live entry a tag names, or NULL. */
+static struct vm_owner *entry_of(struct luavm *vm, uint32_t tag)
 {
-    o->bytes = o->bytes > n ? o->bytes - n : 0;
+    unsigned i = tag & IDX_MASK;
+    if (!i || i >= vm->nowners || (vm->owners[i].gen & GEN_MASK) != tag >> IDX_BITS)
+        return NULL;
+    return &vm->owners[i];
+}
+
+static void sub_bytes(size_t *v, size_t n)
+{
+    *v = *v > n ? *v - n : 0;
+}
+
+/* Counts n bytes for a task and its realm (either may be NULL: none). */
+static void charge(struct luavm *vm, struct vm_owner *t, struct vm_owner *r, size_t n)
+{
+    if (t)
+        t->bytes += n;
+    if (r) {
+        r->bytes += n;
+        if (t)
+            r->task_bytes += n;
+    }
+    if (!t && !r)
+        vm->owners[0].bytes += n;
+}
+
+/* Gives back n bytes counted for a task and its realm (either may be NULL:
+ * none, or no longer there); `host`: the block was the host's. */
+static void credit(struct luavm *vm, struct vm_owner *t, struct vm_owner *r, size_t n, int host)
+{
+    if (t)
+        sub_bytes(&t->bytes, n);
+    if (r) {
+        sub_bytes(&r->bytes, n);
+        if (t)
+            sub_bytes(&r->task_bytes, n);
+    }
+    if (host)
+        sub_bytes(&vm->owners[0].bytes, n);
+}
+
+/* credit() for the block a tag heads. */
+static void credit_tag(struct luavm *vm, const struct heap_tag *tag, size_t n)
+{
+    credit(vm, entry_of(vm, tag->task), entry_of(vm, tag->realm), n, !tag->task && !tag->realm);
+}
+
+/* What a realm holds beyond its running tasks' own: its module state. */
+static size_t realm_bytes(const struct vm_owner *r)
+{
+    return r->bytes > r->task_bytes ? r->bytes - r->task_bytes : 0;
+}
+
+/* The realm (not `except`) that holds the most, with its size in *bytes. */
+static unsigned biggest_realm(struct luavm *vm, unsigned except, size_t *bytes)
+{
+    unsigned big = 0;
+    *bytes = 0;
+    for (unsigned i = 1; i < vm->nowners; i++)
+        if (vm->owners[i].script && i != except && realm_bytes(&vm->owners[i]) > *bytes) {
+            big = i;
+            *bytes = realm_bytes(&vm->owners[i]);
+        }
+    return big;
 }
 
 /* The waiting task (not `except`) that holds the most of the heap. */
@@ -89,15 +154,26 @@ static int evict_for(struct luavm *vm, size_t grow)
     struct luavm_task *t = vm->current;
     if (!t || !vm->opt.sched)
         return 0;
-    struct luavm_task *big = vm->evicting;
-    if (!big) {
-        big = biggest_waiting(vm, t);
-        if (!big || vm->owners[big->owner].bytes <= vm->owners[t->owner].bytes)
+    if (!vm->evicting && !vm->evicting_realm) {
+        /* The biggest holder that is not the running code: a waiting task,
+         * or a script's module state (not the running task's script). */
+        size_t mine = vm->owners[t->owner].bytes, rbytes;
+        struct luavm_task *big = biggest_waiting(vm, t);
+        size_t tbytes = big ? vm->owners[big->owner].bytes : 0;
+        unsigned realm = biggest_realm(vm, t->realm, &rbytes);
+        if (realm && rbytes > mine && rbytes > tbytes) {
+            vm->evicting_realm = realm;
+            vm->evicting_realm_gen = vm->owners[realm].gen;
+        } else if (big && tbytes > mine) {
+            vm->evicting = big;
+        } else {
             return 0;
-        vm->evicting = big;
+        }
         vm->evict_timer = sched_timer_add(vm->opt.sched, 0, on_evict, vm);
     }
-    return vm->mem + grow <= vm->opt.max_memory + vm->owners[big->owner].bytes;
+    size_t going = vm->evicting ? vm->owners[vm->evicting->owner].bytes
+                                : realm_bytes(&vm->owners[vm->evicting_realm]);
+    return vm->mem + grow <= vm->opt.max_memory + going;
 }
 
 /* Refuses an allocation to running code. Lua's own allocations answer a
@@ -120,14 +196,15 @@ static void *refuse(struct luavm *vm, void *ptr, size_t nsize, int budget)
     return NULL;
 }
 
-/* Whose an allocation is: the running task's; a script's top level being
- * run (an entry of its own while it runs); the task a binding's answer is
- * being built for (vm->charging); or the host's (0). */
-static unsigned owner_now(const struct luavm *vm)
+/* Whose an allocation is: the running task's (and its script's); a
+ * script's top level being run (its realm's entry); the task a binding's
+ * answer is being built for (vm->charging); or the host's (none). */
+static void owners_now(const struct luavm *vm, unsigned *task, unsigned *realm)
 {
-    if (vm->slice_start)
-        return vm->current ? vm->current->owner : vm->load_owner;
-    return vm->charging ? vm->charging->owner : 0;
+    const struct luavm_task *t = vm->slice_start ? vm->current : vm->charging;
+    *task = t ? t->owner : 0;
+    *realm = t ? (vm->owners[t->realm].gen == t->realm_gen ? t->realm : 0)
+               : (vm->slice_start ? vm->load_owner : 0);
 }
 
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -137,14 +214,16 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         if (tag) {
-            give_back(holder(vm, tag), old);
+            credit_tag(vm, tag, old);
             free(tag);
         }
         vm->mem -= old;
         return NULL;
     }
-    unsigned who = owner_now(vm);
-    struct vm_owner *mine = &vm->owners[who];
+    unsigned who, realm;
+    owners_now(vm, &who, &realm);
+    /* The budget is the task's, or a top level's (its realm's) while it runs. */
+    struct vm_owner *mine = &vm->owners[who ? who : realm];
     size_t grow = nsize > old ? nsize - old : 0;
     /* The cap holds while script code runs, and for the answer a binding
      * builds for a task (which then gets nil, "out of memory"). The host's
@@ -163,12 +242,14 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             size_t reserve = cap / 4 > MEMORY_RESERVE_MIN ? cap / 4 : MEMORY_RESERVE_MIN;
             if (vm->evicting)
                 reserve += vm->owners[vm->evicting->owner].bytes;
+            else if (vm->evicting_realm)
+                reserve += realm_bytes(&vm->owners[vm->evicting_realm]);
             if (vm->mem + grow > cap + reserve)
                 return NULL;
         }
     }
     size_t budget = vm->opt.max_task_memory;
-    if (grow && who && budget && budget < cap && mine->bytes + grow > budget)
+    if (grow && (who || realm) && budget && budget < cap && mine->bytes + grow > budget)
         return vm->slice_start ? refuse(vm, ptr, nsize, 1) : NULL;
     struct heap_tag *p = realloc(tag, nsize + TAG_SIZE);
     if (!p)
@@ -187,11 +268,11 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->refused_size = 0;
         vm->refused_ptr = NULL;
     }
-    if (tag)
-        give_back(holder(vm, p), old); /* the tag moved with the block */
-    mine->bytes += nsize;
-    p->owner = who;
-    p->gen = mine->gen;
+    if (tag) /* the tag moved with the block */
+        credit_tag(vm, p, old);
+    charge(vm, who ? &vm->owners[who] : NULL, realm ? &vm->owners[realm] : NULL, nsize);
+    p->task = tag_of(vm, who);
+    p->realm = tag_of(vm, realm);
     vm->mem = vm->mem - old + nsize;
     return p + 1;
 }
@@ -210,20 +291,72 @@ static unsigned owner_take(struct luavm *vm)
     }
     vm->owners[i].bytes = 0;
     vm->owners[i].next = 0;
+    vm->owners[i].script = NULL;
+    vm->owners[i].task_bytes = 0;
     return i;
 }
 
-/* Ends an entry: what it still holds (stored in a module's table, say) is
+/* Puts an entry back on the free list; blocks still tagged with it are
  * the host's from now on. */
+static void owner_free(struct luavm *vm, unsigned i)
+{
+    struct vm_owner *o = &vm->owners[i];
+    free(o->script);
+    o->script = NULL;
+    o->gen++;
+    o->next = vm->free_owner;
+    vm->free_owner = i;
+}
+
+/* Ends an entry. Its blocks now count for nobody (a realm's, for the
+ * host; see heap_tag). */
 static void owner_release(struct luavm *vm, unsigned i)
 {
-    if (!i)
+    if (i)
+        owner_free(vm, i);
+}
+
+/* The live realm entry of a task, or NULL. */
+static struct vm_owner *task_realm(struct luavm *vm, const struct luavm_task *t)
+{
+    if (!t->realm || t->realm >= vm->nowners || vm->owners[t->realm].gen != t->realm_gen)
+        return NULL;
+    return &vm->owners[t->realm];
+}
+
+/* Ends a task's entry: what it still holds (stored in its module's table,
+ * say) is its script's module state from now on. */
+static void owner_retire(struct luavm *vm, struct luavm_task *t)
+{
+    if (!t->owner)
         return;
-    vm->owners[0].bytes += vm->owners[i].bytes;
-    vm->owners[i].bytes = 0;
-    vm->owners[i].gen++;
-    vm->owners[i].next = vm->free_owner;
-    vm->free_owner = i;
+    struct vm_owner *r = task_realm(vm, t);
+    if (r)
+        sub_bytes(&r->task_bytes, vm->owners[t->owner].bytes);
+    owner_free(vm, t->owner);
+}
+
+unsigned vm_realm_keep(struct luavm *vm, const char *script, unsigned *gen)
+{
+    unsigned i = vm->kept_owner;
+    vm->kept_owner = 0;
+    if (i) {
+        vm->owners[i].script = xstrdup(script);
+        *gen = vm->owners[i].gen;
+    }
+    return i;
+}
+
+void vm_realm_drop(struct luavm *vm, unsigned realm, unsigned gen)
+{
+    if (realm && realm < vm->nowners && vm->owners[realm].gen == gen && vm->owners[realm].script)
+        owner_release(vm, realm);
+}
+
+void vm_task_realm(struct luavm_task *t, unsigned realm, unsigned gen)
+{
+    t->realm = realm;
+    t->realm_gen = gen;
 }
 
 void vm_push_weak_table(lua_State *L, const void *key)
@@ -255,7 +388,7 @@ int vm_hold(struct luavm_task *t, size_t n)
     if (budget && budget < cap && o->bytes + n > budget)
         return -1;
     vm->mem += n;
-    o->bytes += n;
+    charge(vm, o, task_realm(vm, t), n);
     return 0;
 }
 
@@ -263,7 +396,7 @@ void vm_release(struct luavm_task *t, size_t n)
 {
     struct luavm *vm = t->vm;
     vm->mem = vm->mem > n ? vm->mem - n : 0;
-    give_back(&vm->owners[t->owner], n);
+    credit(vm, &vm->owners[t->owner], task_realm(vm, t), n, 0);
 }
 
 /* ---- limits ------------------------------------------------------------ */
@@ -476,7 +609,10 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     vm->slice_start = 0;
     atomic_signal_fence(memory_order_seq_cst);
     vm->kill = LIMIT_NONE;
-    owner_release(vm, vm->load_owner);
+    /* A top level's entry waits for vm_realm_keep (its script loaded) until
+     * the next slice. */
+    owner_release(vm, vm->kept_owner);
+    vm->kept_owner = vm->load_owner;
     vm->load_owner = 0;
     vm_use_strings(vm, 0);
     if (k != LIMIT_NONE) {
@@ -661,7 +797,7 @@ void vm_task_free(struct luavm_task *t)
         luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
     luaL_unref(vm->L, LUA_REGISTRYINDEX, t->strings);
-    owner_release(vm, t->owner);
+    owner_retire(vm, t);
     t->owner = 0;
     if (vm->evicting == t)
         vm->evicting = NULL;
@@ -793,6 +929,34 @@ static void on_evict(struct sched *s, void *ud)
     struct luavm_task *t = vm->evicting;
     vm->evict_timer = NULL;
     vm->evicting = NULL;
+    unsigned realm = vm->evicting_realm;
+    vm->evicting_realm = 0;
+    if (realm && vm->owners[realm].gen == vm->evicting_realm_gen && vm->owners[realm].script) {
+        /* A script whose module state held the most: unloaded here (as on a
+         * reload: its next call loads it afresh), with its waiting tasks,
+         * which hold that state too. */
+        char script[512];
+        snprintf(script, sizeof script, "%s", vm->owners[realm].script);
+        log_msg(LOG_WARN, NULL,
+                "%s unloaded on this worker: its module state held %zu MiB when the worker's "
+                "scripts needed more than %zu MiB",
+                script, realm_bytes(&vm->owners[realm]) >> 20, vm->opt.max_memory >> 20);
+        char why[160];
+        snprintf(why, sizeof why,
+                 "its script held the most memory when the worker's scripts needed more than "
+                 "%zu MiB",
+                 vm->opt.max_memory >> 20);
+        for (struct luavm_task *w = vm->tasks, *next; w; w = next) {
+            next = w->next;
+            if (w->realm == realm && w->realm_gen == vm->evicting_realm_gen)
+                stop_waiting(w, LIMIT_MEMORY, why);
+        }
+        if (vm->unload)
+            vm->unload(vm, script);
+        vm_realm_drop(vm, realm, vm->evicting_realm_gen);
+        lua_gc(vm->L, LUA_GCCOLLECT);
+        return;
+    }
     if (!t)
         return; /* it ended first */
     char why[160];
@@ -979,6 +1143,8 @@ void vm_free(struct luavm *vm)
         sched_timer_cancel(vm->opt.sched, vm->evict_timer);
     if (vm->L)
         lua_close(vm->L);
+    for (unsigned i = 0; vm->owners && i < vm->nowners; i++)
+        free(vm->owners[i].script);
     free(vm->owners);
     scriptset_release(vm->set);
     free(vm->scripts_dir);

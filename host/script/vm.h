@@ -135,9 +135,14 @@ struct luavm {
     unsigned nowners;
     unsigned free_owner;         /* a free entry (its `next` chains the rest); 0: none */
     struct luavm_task *evicting; /* a waiting task to stop for memory; NULL: none */
+    unsigned evicting_realm;     /* or a script to unload for memory (its realm entry) */
+    unsigned evicting_realm_gen;
+    /* Forgets the script's loaded version on this worker (the loader's). */
+    void (*unload)(struct luavm *vm, const char *script);
     struct sched_timer *evict_timer;
     int over_budget;             /* the running task was refused for its own budget */
     unsigned load_owner;         /* the entry of a top level running; 0: none */
+    unsigned kept_owner;         /* the entry of the top level that last ran */
     struct luavm_task *charging; /* the task a binding's answer is built for */
     /* Set by another thread when the host stops (luavm_stop_by): script
      * code still running then is stopped; 0: not stopping. */
@@ -182,15 +187,21 @@ struct vm_owner {
     size_t bytes;
     unsigned gen;
     unsigned next; /* when free: the next free entry */
+    /* A script's realm (its top level's entry, kept while the version is
+     * loaded): `script` (malloc'd) names it; `bytes` is everything its code
+     * made that is alive, `task_bytes` the part its running tasks hold. */
+    char *script;
+    size_t task_bytes;
 };
 
 /* One handler run (a task). */
 struct luavm_task {
     struct luavm *vm;
     lua_State *co;
-    int ref;        /* registry reference that keeps co alive */
-    int strings;    /* registry reference to its realm's string table, or LUA_NOREF */
-    unsigned owner; /* its entry in vm->owners: what it holds of the heap */
+    int ref;                   /* registry reference that keeps co alive */
+    int strings;               /* registry reference to its realm's string table, or LUA_NOREF */
+    unsigned owner;            /* its entry in vm->owners: what it holds of the heap */
+    unsigned realm, realm_gen; /* its script's realm entry (0: none) */
     struct request_dispatch d;
     char id[48];
     long long received_ms;
@@ -243,6 +254,14 @@ void vm_unwatch(struct luavm *vm);
 /* Pushes the registry's table at `key` (by address), made on first use with
  * weak keys. [-0, +1] */
 void vm_push_weak_table(lua_State *L, const void *key);
+
+/* A script's realm entry: vm_realm_keep turns the top level that just ran
+ * (in the slice that ended) into the realm of `script`, returning its entry
+ * and generation (0: none ran); vm_realm_drop ends it when the version is
+ * no longer loaded; vm_task_realm tells a task which realm it runs in. */
+unsigned vm_realm_keep(struct luavm *vm, const char *script, unsigned *gen);
+void vm_realm_drop(struct luavm *vm, unsigned realm, unsigned gen);
+void vm_task_realm(struct luavm_task *t, unsigned realm, unsigned gen);
 
 /* Bytes of the heap the task holds now. */
 size_t vm_task_memory(const struct luavm_task *t);

@@ -244,6 +244,21 @@ class Memory(SandboxHost):
         rid = held["r"].headers["x-request-id"]
         self.assertIsNotNone(self.host.wait_for(rid + r".*limit=memory", timeout=10, start=n))
 
+    def test_a_scripts_module_state_cannot_get_others_stopped(self):
+        # keeper keeps 40 MiB in its module state; then a 30 MiB handler of
+        # another script needs room: keeper is unloaded on this worker (its
+        # state dropped, as on a reload), not the newcomer stopped.
+        for want in ("keeping 20 MiB", "keeping 40 MiB"):
+            r = self.host.post(command("keeper"), key=KEY)
+            self.assertEqual(r.json()["output"]["text"], want, self.host.log()[-2000:])
+        n = len(self.host.lines)
+        r = self.run_mem("use 30")
+        self.assertEqual(r.json()["output"]["text"], "used 30", self.host.log()[-3000:])
+        self.assertIsNotNone(self.host.wait_for(r"keeper\.lua.*unloaded", timeout=10, start=n),
+                             self.host.log()[-3000:])
+        r = self.host.post(command("keeper"), key=KEY)
+        self.assertEqual(r.json()["output"]["text"], "keeping 20 MiB")
+
     def test_a_json_tree_counts_against_the_cap(self):
         # 8 MiB of text whose value is one key: its parse tree (1.4 million
         # nodes, over 100 MiB) was held outside the cap.
