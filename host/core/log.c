@@ -245,8 +245,9 @@ static int key_char(char c, int first)
     return (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
 }
 
-/* A value written by log_kv: bare, or quoted with \" \\ \n \t \xNN escapes.
- * Appends it unescaped to `v`; returns the text after it. */
+/* A value written by log_kv: bare, or quoted with log_escape's escapes
+ * (\" \\ \n \t \r \xNN). Appends it unescaped to `v`; returns the text
+ * after it. */
 static const char *take_value(const char *p, const char *end, struct buf *v)
 {
     if (p >= end || *p != '"') {
@@ -259,7 +260,7 @@ static const char *take_value(const char *p, const char *end, struct buf *v)
     for (p++; p < end && *p != '"'; p++) {
         if (*p == '\\' && p + 1 < end) {
             p++;
-            char c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+            char c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 'r' ? '\r' : *p;
             if (*p == 'x' && p + 2 < end) {
                 unsigned x = 0;
                 sscanf(p + 1, "%2x", &x);
@@ -306,8 +307,14 @@ static size_t json_line(const char *stamp, long ms, enum log_level level, const 
         buf_adds(&b, ",\"request_id\":");
         jsonw_string(&b, req_id, strlen(req_id), JSONW_REPLACE, NULL);
     }
-    struct buf fields;
+    struct buf fields, named;
     buf_init(&fields, LOG_LINE_MAX * 2);
+    buf_init(&named, LOG_LINE_MAX); /* the message a msg= field carries */
+    int has_named = 0;
+    /* Keys already written, so each appears once: the line's own, then
+     * every field's (a repeated one gets _2, _3, ...). */
+    char seen[32][44];
+    int nseen = 0;
     const char *p = msg, *end = msg + len;
     while (p < end) {
         while (p < end && *p == ' ')
@@ -319,9 +326,33 @@ static size_t json_line(const char *stamp, long ms, enum log_level level, const 
             size_t kl = (size_t)(p - k);
             v.len = 0;
             p = take_value(p + 1, end, &v);
+            if (kl == 3 && memcmp(k, "msg", 3) == 0 && !has_named) {
+                /* A script's line: what it logged is the message. */
+                has_named = 1;
+                buf_add(&named, v.data ? v.data : "", v.len);
+                continue;
+            }
+            char key[44];
+            snprintf(key, sizeof key, "%.*s", (int)kl, k);
+            static const char *const own[] = {"time", "level", "request_id", "msg"};
+            int dup = 0;
+            for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+                dup |= strcmp(key, own[i]) == 0;
+            for (int i = 0; i < nseen; i++)
+                dup |= strcmp(key, seen[i]) == 0;
+            for (int n = 2; dup && n < 100; n++) {
+                snprintf(key, sizeof key, "%.*s_%d", (int)kl, k, n);
+                dup = 0;
+                for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+                    dup |= strcmp(key, own[i]) == 0;
+                for (int i = 0; i < nseen; i++)
+                    dup |= strcmp(key, seen[i]) == 0;
+            }
+            if (nseen < 32)
+                snprintf(seen[nseen++], sizeof seen[0], "%s", key);
             buf_addc(&fields, ',');
             buf_addc(&fields, '"');
-            buf_add(&fields, k, kl);
+            buf_adds(&fields, key);
             buf_adds(&fields, "\":");
             if (v.len && numeric(v.data, v.len))
                 buf_add(&fields, v.data, v.len);
@@ -335,6 +366,12 @@ static size_t json_line(const char *stamp, long ms, enum log_level level, const 
             buf_addc(&words, ' ');
         buf_add(&words, k, (size_t)(p - k));
     }
+    /* The message: a msg= field's (with any other words before it), or the
+     * words. */
+    if (has_named && words.len)
+        buf_addc(&words, ' ');
+    if (has_named)
+        buf_add(&words, named.data ? named.data : "", named.len);
     buf_adds(&b, ",\"msg\":");
     jsonw_string(&b, words.data ? words.data : "", words.len, JSONW_REPLACE, NULL);
     if (fields.len)
@@ -346,6 +383,7 @@ static size_t json_line(const char *stamp, long ms, enum log_level level, const 
     buf_free(&words);
     buf_free(&v);
     buf_free(&fields);
+    buf_free(&named);
     return n;
 }
 

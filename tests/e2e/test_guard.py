@@ -403,7 +403,41 @@ class PerAddress(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
 
+def strict_json(line):
+    """json.loads that refuses an object with a repeated key."""
+    def pairs(kv):
+        keys = [k for k, _ in kv]
+        if len(keys) != len(set(keys)):
+            raise ValueError("repeated key in %r" % line)
+        return dict(kv)
+    return json.loads(line, object_pairs_hook=pairs)
+
+
 class Logs(unittest.TestCase):
+    def test_what_a_script_logged_comes_back_byte_for_byte(self):
+        said = 'a\rb\nc\td "q" \\ \x01 \x7f é 😀 end'
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-logs-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        os.makedirs(os.path.join(d, "commands"))
+        with open(os.path.join(d, "commands", "raw.lua"), "w") as f:
+            f.write('return { execution = function(req)\n'
+                    '  log.info(req.params.arguments)\n'
+                    '  return "ok"\nend }\n')
+        h = Host("--log-format", "json", scripts=d, keys=[KEY.spki])
+        try:
+            b = body("command", "execution_handler", "raw", {"arguments": said})
+            r = h.post(b, key=KEY)
+            self.assertEqual(r.status, 200)
+            rid = r.headers["x-request-id"]
+            time.sleep(0.2)
+        finally:
+            self.assertEqual(h.stop(), 0)
+        lines = [strict_json(l) for l in h.lines]  # one object each, no repeated key
+        mine = [l for l in lines if l.get("request_id") == rid and l.get("script")]
+        self.assertEqual(len(mine), 1, mine)
+        self.assertEqual(mine[0]["msg"], said)
+        self.assertEqual(mine[0]["script"], "commands/raw.lua")
+
     def test_json_lines_with_request_ids_and_no_secrets(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-logs-")
         os.makedirs(os.path.join(d, "commands"))
