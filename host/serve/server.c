@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -224,6 +225,38 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
         log_kv(&b, "error", o->error, strlen(o->error));
     log_msg(level, c->id, "%s", b.data + 1);
     buf_free(&b);
+}
+
+/* What framing_conflict gathers from the headers. */
+struct framing {
+    const char *length; /* the first Content-Length */
+    int lengths_differ;
+    int chunked;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (!f->length)
+            f->length = value ? value : "";
+        else if (strcmp(f->length, value ? value : ""))
+            f->lengths_differ = 1;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->chunked = 1;
+    }
+    return MHD_YES;
+}
+
+/* Whether the request's headers say its body's length two ways: two
+ * Content-Length headers that differ, or one with Transfer-Encoding. */
+static int framing_conflict(struct MHD_Connection *conn)
+{
+    struct framing f = {NULL, 0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
+    return f.lengths_differ || (f.length && f.chunked);
 }
 
 static struct conn_state *conn_state_of(struct MHD_Connection *conn)
@@ -684,6 +717,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         assign_id(w, conn, c);
         *con_cls = c;
 
+        if (framing_conflict(conn)) {
+            /* A proxy in front that reads the other length (or the
+             * chunks) could be smuggled past: refuse, and close. */
+            c->close = 1;
+            respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST,
+                          "two different Content-Length headers, or Content-Length with "
+                          "Transfer-Encoding: the body's length is ambiguous",
+                          NULL, NULL);
+            return MHD_YES;
+        }
         if (strcmp(url, "/healthz") == 0) {
             if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
                 respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,

@@ -362,6 +362,37 @@ class Connections(unittest.TestCase):
             time.sleep(0.5)
         conn.close()
 
+    def raw_exchange(self, request):
+        s = self.connect()
+        try:
+            s.sendall(request)
+            s.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1]:
+                try:
+                    chunk = s.recv(4096)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            return data
+        finally:
+            s.close()
+
+    def test_two_content_lengths_are_refused(self):
+        # (issue 13, point 11) A proxy that reads the other length could
+        # be smuggled past: a call with two that differ is a 400.
+        raw = call()
+        data = self.raw_exchange(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Cliq-Signature: " + KEY.sign(raw).encode() + b"\r\n"
+            b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(raw), len(raw) + 5)
+            + raw + b"xxxxx")
+        head, _, body_ = data.partition(b"\r\n\r\n")
+        self.assertRegex(head.split(b"\r\n", 1)[0], rb"^HTTP/1\.1 400 ", data)
+        self.assertIn("Content-Length", json.loads(body_)["error"])
+
     def test_oversized_headers_are_refused(self):
         s = self.connect()
         try:
