@@ -627,12 +627,14 @@ struct catcher {
     char *body; /* the first POST's body, or NULL */
     size_t len;
     long long at_ms; /* monotonic, when it came */
+    int answered;    /* the 200 for it was written (or its connection ended) */
     int refused;     /* later POSTs, answered 400 */
 };
 
 struct upload {
     struct buf b;
     int too_big;
+    int first; /* this POST brought the reply: its end is waited for */
 };
 
 static long long mono_ms(void)
@@ -687,7 +689,7 @@ static enum MHD_Result on_catch(void *cls, struct MHD_Connection *conn, const ch
         c->len = len;
         c->at_ms = mono_ms();
         first = 1;
-        pthread_cond_broadcast(&c->cv);
+        u->first = 1; /* waiters wake once the 200 is written (on_catch_done) */
     } else {
         c->refused++;
     }
@@ -700,8 +702,17 @@ static enum MHD_Result on_catch(void *cls, struct MHD_Connection *conn, const ch
 static void on_catch_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                           enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)conn, (void)toe;
+    struct catcher *c = cls;
     struct upload *u = *con_cls;
+    if (u && u->first) {
+        /* The host has its 200 (or its connection is gone): only now may
+         * invoke print the reply and stop the catcher. */
+        pthread_mutex_lock(&c->mu);
+        c->answered = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     if (u) {
         buf_free(&u->b);
         free(u);
@@ -762,14 +773,19 @@ static void catcher_stop(struct catcher *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-/* Waits until a reply has come or `until_ms` (monotonic) passes. Returns 1
- * if one came. */
+/* Waits until a reply has come and been answered, or `until_ms`
+ * (monotonic) passes. Returns 1 if one came. */
 static int catcher_wait(struct catcher *c, long long until_ms)
 {
     struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
     pthread_mutex_lock(&c->mu);
-    while (!c->body && mono_ms() < until_ms)
+    while (!c->answered && mono_ms() < until_ms)
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    /* A reply that came is always let finish its answer (a moment). */
+    long long grace = mono_ms() + 2000;
+    struct timespec gs = {.tv_sec = grace / 1000, .tv_nsec = (grace % 1000) * 1000000};
+    while (c->body && !c->answered && mono_ms() < grace)
+        pthread_cond_timedwait(&c->cv, &c->mu, &gs);
     int got = c->body != NULL;
     pthread_mutex_unlock(&c->mu);
     return got;
