@@ -62,6 +62,7 @@ struct call {
     int too_large;    /* the body passed the cap: its bytes are dropped */
     size_t reserved;  /* bytes of the pending-body budget this call holds */
     int close;        /* close the connection after the answer (body unread) */
+    int admin;        /* a GET to an admin endpoint, answered when complete */
     size_t discarded; /* bytes dropped since */
 
     /* While a handler waits (see handle_callback). */
@@ -696,6 +697,74 @@ void server_reconfigure(struct server *s, const struct config *c, const struct v
 
 /* libmicrohttpd calls this for the headers, for each piece of the body, and
  * once more when the body is complete. */
+/* Answers the admin endpoints (/healthz, /status, /metrics). Returns 1 if
+ * `url` was one of them and an answer is queued, else 0. */
+static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                        const char *method, const char *url)
+{
+    if (strcmp(url, "/healthz") == 0) {
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "method not allowed: /healthz answers GET", "GET, HEAD", NULL);
+            return 1;
+        }
+        if (sched_stopping(w->sched)) { /* a load balancer should look elsewhere */
+            respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "shutting down", NULL, NULL);
+            return 1;
+        }
+        static const char ok[] = "{\"status\":\"ok\"}";
+        respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
+        log_request(w, c, method, url, 200, NULL);
+        return 1;
+    }
+    if (strcmp(url, "/status") == 0) {
+        const char *access = w->cfg->status_access;
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "method not allowed: /status answers GET", "GET, HEAD", NULL);
+        } else if (!strcmp(access, "off") ||
+                   (!strcmp(access, "loopback") && !admin_client_is_loopback(conn))) {
+            respond_error(w, conn, c, method, url, MHD_HTTP_FORBIDDEN,
+                          !strcmp(access, "off")
+                              ? "/status is turned off (status_access = \"off\")"
+                              : "/status answers loopback clients only (status_access)",
+                          NULL, NULL);
+        } else {
+            struct admin_status st = {w->srv->hub, w->srv->started_at, w->srv->nworkers,
+                                      w->cfg->scripts, w->cfg->reload_settle_ms > 0};
+            size_t len;
+            char *body = admin_status_body(&st, &len);
+            respond(conn, c, 200, body, len, NULL);
+            log_request(w, c, method, url, 200, NULL);
+        }
+        return 1;
+    }
+    if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+        struct metrics *all[256];
+        int nw = w->srv->nworkers < 256 ? w->srv->nworkers : 256;
+        for (int i = 0; i < nw; i++)
+            all[i] = &w->srv->workers[i].metrics;
+        size_t len;
+        char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
+                                        atomic_load(&w->srv->pending_bytes), &len);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (r) {
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "text/plain; version=0.0.4; charset=utf-8");
+            if (MHD_queue_response(conn, 200, r) == MHD_YES)
+                c->responded = 1;
+            MHD_destroy_response(r);
+        } else {
+            free(text);
+        }
+        log_request(w, c, method, url, 200, NULL);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -727,66 +796,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           NULL, NULL);
             return MHD_YES;
         }
-        if (strcmp(url, "/healthz") == 0) {
-            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-                              "method not allowed: /healthz answers GET", "GET, HEAD", NULL);
-                return MHD_YES;
-            }
-            if (sched_stopping(w->sched)) { /* a load balancer should look elsewhere */
-                respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
-                              "shutting down", NULL, NULL);
-                return MHD_YES;
-            }
-            static const char ok[] = "{\"status\":\"ok\"}";
-            respond(conn, c, 200, xstrdup(ok), sizeof ok - 1, NULL);
-            log_request(w, c, method, url, 200, NULL);
+        /* A GET or HEAD to an admin endpoint is answered once the request
+         * is complete, so its connection stays open for the next. */
+        if ((!strcmp(url, "/healthz") || !strcmp(url, "/status") || !strcmp(url, "/metrics")) &&
+            (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+            c->admin = 1;
             return MHD_YES;
         }
-        if (strcmp(url, "/status") == 0) {
-            const char *access = cfg->status_access;
-            if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-                              "method not allowed: /status answers GET", "GET, HEAD", NULL);
-            } else if (!strcmp(access, "off") ||
-                       (!strcmp(access, "loopback") && !admin_client_is_loopback(conn))) {
-                respond_error(w, conn, c, method, url, MHD_HTTP_FORBIDDEN,
-                              !strcmp(access, "off")
-                                  ? "/status is turned off (status_access = \"off\")"
-                                  : "/status answers loopback clients only (status_access)",
-                              NULL, NULL);
-            } else {
-                struct admin_status st = {w->srv->hub, w->srv->started_at, w->srv->nworkers,
-                                          cfg->scripts, cfg->reload_settle_ms > 0};
-                size_t len;
-                char *body = admin_status_body(&st, &len);
-                respond(conn, c, 200, body, len, NULL);
-                log_request(w, c, method, url, 200, NULL);
-            }
+        if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
-        }
-        if (strcmp(url, "/metrics") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
-            struct metrics *all[256];
-            int nw = w->srv->nworkers < 256 ? w->srv->nworkers : 256;
-            for (int i = 0; i < nw; i++)
-                all[i] = &w->srv->workers[i].metrics;
-            size_t len;
-            char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
-                                            atomic_load(&w->srv->pending_bytes), &len);
-            struct MHD_Response *r =
-                MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-            if (r) {
-                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                        "text/plain; version=0.0.4; charset=utf-8");
-                if (MHD_queue_response(conn, 200, r) == MHD_YES)
-                    c->responded = 1;
-                MHD_destroy_response(r);
-            } else {
-                free(text);
-            }
-            log_request(w, c, method, url, 200, NULL);
-            return MHD_YES;
-        }
         if (strcmp(url, "/") != 0) {
             char msg[300];
             snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST /)", url);
@@ -864,6 +882,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (c->responded)
         return MHD_YES;
+    if (c->admin) {
+        answer_admin(w, conn, c, method, url);
+        return MHD_YES;
+    }
     if (c->reply_body) {
         /* Resumed after a handler that waited, or at its deadline. */
         char *b = c->reply_body;

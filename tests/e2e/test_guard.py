@@ -380,6 +380,28 @@ class Connections(unittest.TestCase):
         finally:
             s.close()
 
+    def test_admin_endpoints_keep_the_connection_open(self):
+        # (issue 13, point 11) /healthz closed its connection after each
+        # answer; a load balancer polling it opened one a time.
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=10)
+        try:
+            for path in ("/healthz", "/metrics", "/status", "/healthz"):
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200, path)
+                self.assertNotEqual((r.getheader("Connection") or "").lower(), "close", path)
+            first = conn.sock
+            raw = call()
+            conn.request("POST", "/", raw, {"X-Cliq-Signature": KEY.sign(raw)})
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            self.assertIs(conn.sock, first)  # all on one connection
+        finally:
+            conn.close()
+
     def test_two_content_lengths_are_refused(self):
         # (issue 13, point 11) A proxy that reads the other length could
         # be smuggled past: a call with two that differ is a 400.
