@@ -709,8 +709,8 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
             return 1;
         }
         if (sched_stopping(w->sched)) { /* a load balancer should look elsewhere */
-            respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "shutting down", NULL, NULL);
+            respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down",
+                          NULL, NULL);
             return 1;
         }
         static const char ok[] = "{\"status\":\"ok\"}";
@@ -748,8 +748,7 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         size_t len;
         char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
                                         atomic_load(&w->srv->pending_bytes), &len);
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (r) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                     "text/plain; version=0.0.4; charset=utf-8");
