@@ -1214,9 +1214,11 @@ static void *watch_main(void *arg)
         for (struct luavm *vm = watched; vm; vm = vm->watch_next) {
             long long d = atomic_load_explicit(&vm->wd_deadline, memory_order_relaxed);
             long long stop = atomic_load_explicit(&vm->stop_at, memory_order_relaxed);
-            if (!d || d == vm->watch_signaled || (now < d && !(stop && now >= stop)))
+            /* Past the limit as the hook reads it (strictly later), and
+             * again every round while the slice goes on: a hook that ran
+             * a moment early re-arms itself for 2,000 instructions. */
+            if (!d || (now <= d && !(stop && now >= stop)))
                 continue;
-            vm->watch_signaled = d; /* once per slice */
             pthread_kill(vm->watch_tid, SIGURG);
         }
         pthread_mutex_unlock(&watch_mu);

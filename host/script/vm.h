@@ -149,11 +149,10 @@ struct luavm {
     _Atomic long long stop_at;
     int stopping; /* the running code was stopped for that */
     /* For the watchdog (vm_watch): when the running slice passes its limit
-     * (LLONG_MAX: it has none; 0: no slice), the worker's thread, and
-     * (the watchdog's own) the slice it last signalled. */
+     * (LLONG_MAX: it has none; 0: no slice), the worker's thread, and the
+     * watchdog's list of workers. */
     _Atomic long long wd_deadline;
     pthread_t watch_tid;
-    long long watch_signaled;
     struct luavm *watch_next;
     struct bind_log_ctx logctx;
     long long slice_start;      /* when the running script code was resumed; 0: none runs */
