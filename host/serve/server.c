@@ -85,7 +85,8 @@ struct call {
 struct conn_state {
     long long since; /* monotonic ms it started waiting for a whole request */
     int busy;        /* a request is complete and being handled or answered */
-    int cut;         /* shut down by the guard */
+    int started;     /* a request line has arrived, and no answer was sent yet */
+    int cut;         /* shut down by the guard, or closed idle at shutdown */
     int fd;
     struct conn_state *prev, *next;
 };
@@ -293,6 +294,9 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
     if (c->late)
         MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
     if (status == MHD_HTTP_CONTENT_TOO_LARGE || c->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* Stopping: the client's next request should go to another host. */
+    if (c->w && sched_stopping(c->w->sched))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) /* busy or stopping: try again soon */
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -954,6 +958,18 @@ static void on_sweep(struct sched *s, void *ud)
     w->sweep = sched_timer_add(s, 1000, on_sweep, w);
 }
 
+/* A request line has arrived: at shutdown this connection waits for its
+ * answer, where an idle one is closed. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    struct conn_state *cs = conn_state_of(conn);
+    if (cs)
+        cs->started = 1;
+    return NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -962,6 +978,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct conn_state *cs = conn_state_of(conn);
     if (cs) { /* waiting for the next request on this connection */
         cs->busy = 0;
+        cs->started = 0;
         cs->since = sched_clock_ms();
     }
     struct call *c = *con_cls;
@@ -1049,6 +1066,47 @@ static void drop_running(struct worker *w)
     }
 }
 
+/* At shutdown, a connection that was accepted (or answered) this long ago
+ * and has not begun a request is closed: a client that just connected gets
+ * this long to send its request. */
+#define IDLE_LINGER_MS 1000
+
+/* Connections the kernel completed but the worker had not accepted yet are
+ * taken in, so they are answered rather than reset with the listener. */
+static void take_backlog(struct worker *w, int lfd)
+{
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (MHD_add_connection(w->mhd, fd, (const struct sockaddr *)&ss, len) != MHD_YES)
+            log_msg(LOG_WARN, NULL, "worker %d: a connection accepted at shutdown was refused",
+                    w->index); /* libmicrohttpd closed it */
+    }
+}
+
+/* At shutdown: closes the connections that are not in the middle of a
+ * request, and counts those that are (or may still send one). */
+static size_t settle_connections(struct worker *w)
+{
+    size_t open = 0;
+    long long now = sched_clock_ms();
+    for (struct conn_state *cs = w->conns; cs; cs = cs->next) {
+        if (cs->cut || cs->fd < 0)
+            continue;
+        if (cs->busy || cs->started || now - cs->since < IDLE_LINGER_MS) {
+            open++;
+            continue;
+        }
+        cs->cut = 1;
+        shutdown(cs->fd, SHUT_RDWR);
+        w->mhd_kick = 1;
+    }
+    return open;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -1057,10 +1115,14 @@ static void *worker_main(void *arg)
     sched_run(w->sched);
     /* Shutting down: stop taking connections, and let the handlers running
      * finish and their late replies reach response_url, for up to
-     * shutdown_grace_s. Connections already open are still served. */
+     * shutdown_grace_s. Every connection open now gets its answer (503 for
+     * a new call or /healthz, with Connection: close); idle ones are
+     * closed. */
     int lfd = MHD_quiesce_daemon(w->mhd);
-    if (lfd >= 0)
+    if (lfd >= 0) {
+        take_backlog(w, lfd);
         close(lfd);
+    }
     w->listen_fd = -1;
     long long until = sched_clock_ms() + w->cfg->shutdown_grace_s * 1000;
     if (w->running || responder_pending(w->responder))
@@ -1070,8 +1132,12 @@ static void *worker_main(void *arg)
                 w->index, w->cfg->shutdown_grace_s, luavm_tasks(w->vm),
                 luavm_tasks(w->vm) == 1 ? "" : "s", responder_pending(w->responder),
                 responder_pending(w->responder) == 1 ? "y" : "ies");
-    while ((w->running || responder_pending(w->responder)) && sched_clock_ms() < until)
+    for (;;) {
+        size_t open = settle_connections(w);
+        if (!(w->running || responder_pending(w->responder) || open) || sched_clock_ms() >= until)
+            break;
         sched_run_once(w->sched, 100);
+    }
     drop_running(w);
     MHD_run(w->mhd);
     luavm_unwatch(w->vm);
@@ -1245,7 +1311,8 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
         on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, w, MHD_OPTION_LISTEN_SOCKET,
         w->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, w, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        on_connection, w, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, w,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,

@@ -615,6 +615,64 @@ class Shutdown(unittest.TestCase):
         self.assertEqual(results["sync"].status, 200)
         self.assertEqual(results["sync"].json()["output"]["text"], "done after 1.0")
 
+    def test_every_connection_open_at_sigterm_gets_its_answer(self):
+        # One handler keeps one worker (and so the process) busy for 8 s;
+        # the other worker has nothing running. Requests begun before
+        # SIGTERM and finished after it are answered on both workers while
+        # the host still runs, and idle connections are closed, not left
+        # hanging until the process exits.
+        h = Host("--shutdown-grace", "60", "--deadline", "60000", scripts=self.dir,
+                 keys=[KEY.spki])
+        results = {}
+        t = threading.Thread(target=self.slow, args=(h, 8, "busy", results))
+        t.start()
+        self.started(h, 1)
+        begun = [socket.create_connection(("127.0.0.1", h.port), timeout=15) for _ in range(16)]
+        idle = [socket.create_connection(("127.0.0.1", h.port), timeout=15) for _ in range(4)]
+        for s in begun:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for s in idle:  # a request answered: kept alive, then idle
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertIn(b"200", s.recv(4096))
+        # Each worker's loop has taken its connections' bytes in (their
+        # /healthz never completes, so nothing else can be awaited).
+        time.sleep(0.5)
+        h.proc.send_signal(signal.SIGTERM)
+        self.assertIsNotNone(h.wait_for(r"waiting up to 60 s for 1 handler", timeout=10), h.log())
+        answers = []
+        for s in begun:
+            s.sendall(b"\r\n")
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data or b"}" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except socket.timeout:
+                pass
+            answers.append(data)
+            s.close()
+        closed = []
+        for s in idle:
+            try:
+                closed.append(s.recv(4096) == b"")
+            except socket.timeout:
+                closed.append(False)
+            s.close()
+        # All of it happened while the busy handler still ran (its reply is
+        # the host's last act before it exits).
+        self.assertNotIn("busy", results, "answered only as the host exited")
+        self.assertIsNone(h.proc.poll(), "the host exited before answering")
+        for a in answers:
+            self.assertTrue(a.startswith(b"HTTP/1.1 503"), answers)
+            self.assertIn(b"shutting down", a)
+            self.assertIn(b"Connection: close", a)
+        self.assertEqual(closed, [True] * len(idle))
+        self.assertEqual(h.stop(signal.SIGTERM, timeout=60), 0)
+        t.join(5)
+        self.assertEqual(results["busy"].status, 200)
+
     def test_grace_bounds_the_wait(self):
         h = Host("--deadline", "300", "--shutdown-grace", "1", scripts=self.dir, keys=[KEY.spki])
         results = {}
