@@ -475,7 +475,7 @@ function kit.request(type_, name, handler, params, opts)
       p.raw_message = params.message
     end
     if type(p.message_details) == "table" and type(p.message_details.message) == "table"
-      and not (type(params.message_details) == "table") then
+      and type(params.message_details) ~= "table" then
       p.message_details.message.text = params.message
     end
   end
