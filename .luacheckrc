@@ -25,10 +25,13 @@ local string_fields = {
   "packsize", "rep", "reverse", "sub", "unpack", "upper",
 }
 local table_fields = { "concat", "insert", "move", "pack", "remove", "sort", "unpack" }
+-- Debian's lua5.4 keeps Lua 5.2's math functions (LUA_COMPAT_MATHLIB):
+-- atan2, cosh, frexp, ldexp, log10, pow, sinh, tanh.
 local math_fields = {
-  "abs", "acos", "asin", "atan", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge", "log",
-  "max", "maxinteger", "min", "mininteger", "modf", "pi", "rad", "random", "randomseed", "sin",
-  "sqrt", "tan", "tointeger", "type", "ult",
+  "abs", "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "deg", "exp", "floor", "fmod",
+  "frexp", "huge", "ldexp", "log", "log10", "max", "maxinteger", "min", "mininteger", "modf",
+  "pi", "pow", "rad", "random", "randomseed", "sin", "sinh", "sqrt", "tan", "tanh", "tointeger",
+  "type", "ult",
 }
 local utf8_fields = { "char", "charpattern", "codepoint", "codes", "len", "offset" }
 local coroutine_fields = {
