@@ -20,7 +20,7 @@
 --     --> { type = "banner", text = "Saved", status = "success" }
 --
 -- Every builder returns a new plain table shaped exactly like Cliq's JSON
--- (reference/cliq-platform.md §3), so a script may read or edit it before
+-- (docs/cliq-formats.md §3), so a script may read or edit it before
 -- returning it. Lists come back marked with json.array when the host's json
 -- module is present, so an empty list is still sent as []; under plain lua5.4
 -- they are plain tables. Table arguments are copied, never changed.
@@ -78,19 +78,19 @@
 --                  message.link_actions(actions)  (unfurl_dynamic_action's reply)
 --   message.installation(t)     status, title, message, note, footer
 --
--- What is checked comes from reference/cliq-platform.md §3; the comment
--- above each rule quotes it. Where §3 gives no limit there is none here:
--- for example banner text, form titles, the number of form inputs, bot
--- suggestions and context questions are not capped. Limits §3 marks as weak
--- (50 command suggestions; 5 widget tabs, 25 sections, 20 elements) are not
--- enforced. Objects §3 lists every field of (message, card, bot, styles,
--- button, action and its data, confirm, slide, banner, option, widget
--- button, command suggestion) refuse other fields, which catches
--- misspellings; the rest (forms, inputs, context, widgets, link previews)
--- let other fields through unchecked.
+-- What is checked comes from docs/cliq-formats.md §3 and §4; the comment
+-- above each rule quotes Cliq's documentation. Where it gives no limit
+-- there is none here: for example banner text, form titles, the number of
+-- form inputs, bot suggestions and context questions are not capped. Limits
+-- §4 marks as weak (50 command suggestions; 5 widget tabs, 25 sections, 20
+-- elements) are not enforced. Objects §3 lists every field of (message,
+-- card, bot, styles, button, action and its data, confirm, slide, banner,
+-- option, widget button, command suggestion) refuse other fields, which
+-- catches misspellings; the rest (forms, inputs, context, widgets, link
+-- previews) let other fields through unchecked.
 --
 -- Where §3 is silent, this module chose: text is held to 5000 characters
--- (§3 gives 5000 for the post APIs and 10 000 elsewhere; 5000 fits both);
+-- (§4 gives 5000 for the post APIs and 10 000 elsewhere; 5000 fits both);
 -- the slides' 10 000 characters count what a slide shows (titles, table
 -- headers and cells, label keys and values, list items, image URLs, text);
 -- a button needs a label and an action, a form a title, name, inputs and an
@@ -689,7 +689,7 @@ local SLIDES = list(SLIDE, {
 
 -- ---- the message object (§3.2) ---------------------------------------------------
 
--- §3.2 / §3.3 "Bot reply suggestions": "`"suggestions":{"list":[{"text":"Good","icon":"…"}]}`"
+-- §3.5 "Bot reply suggestions": "`"suggestions":{"list":[{"text":"Good","icon":"…"}]}`"
 local SUGGESTIONS = obj("suggestions", {
   { "list", list(obj("suggestion", {
     { "text", str(), required = true },
@@ -697,7 +697,7 @@ local SUGGESTIONS = obj("suggestions", {
   }, { strict = true }), { noun = "suggestions" }), required = true },
 }, { strict = true })
 
--- §3.3 "Bot context": id, timeout, params[{name, question, suggestions}]
+-- §3.5 "Bot context": id, timeout, params[{name, question, suggestions}]
 local QUESTION = obj("question", {
   { "name", str(), required = true },
   { "question", str(), required = true },
@@ -740,16 +740,16 @@ local BANNER = obj("banner", {
   { "status", str { enum = { "success", "failure" } }, required = true },
 }, { strict = true })
 
--- §3.3 "Command suggestion_handler: a bare JSON array `[{"title","description","imageurl"}]`"
+-- §3.4 "Command suggestion_handler: a bare JSON array `[{"title","description","imageurl"}]`"
 local COMMAND_SUGGESTIONS = list(obj("suggestion", {
   { "title", str(), required = true },
   { "description", str() },
   { "imageurl", str() },
 }, { strict = true }), { noun = "suggestions" })
 
--- ---- forms (§3.3) ------------------------------------------------------------------
+-- ---- forms (§3.6) ------------------------------------------------------------------
 
--- §3.3 "option label ≤100/value ≤50"
+-- §3.6 "option label ≤100/value ≤50"
 local OPTION = obj("option", {
   { "label", str { max = 100 }, required = true },
   { "value", str { max = 50 }, required = true },
@@ -761,7 +761,7 @@ local INPUT_TYPES = {
   "dynamic_select", "toggle", "location", "file", "hidden", "catalogue", "dynamic_catalogue",
 }
 
--- §3.3 "checkbox (1–5 options, `max_selections`), radio (2–5 options)"
+-- §3.6 "checkbox (1–5 options, `max_selections`), radio (2–5 options)"
 local OPTION_COUNTS = { checkbox = { 1, 5 }, radio = { 2, 5 } }
 
 local function input_check(out, path)
@@ -779,7 +779,7 @@ local function input_check(out, path)
   return true
 end
 
--- §3.3 form input types and "Field limits: `name` ≤50, `label` ≤50,
+-- §3.6 form input types and "Field limits: `name` ≤50, `label` ≤50,
 -- `hint`/`placeholder` ≤100". A partial input (update modifications) may
 -- leave out its type and name.
 local function input_spec(partial)
@@ -803,7 +803,7 @@ end
 local INPUT = input_spec(false)
 local INPUT_UPDATE = input_spec(true)
 
--- §3.3 form `action`: {"type":"invoke.function","name":…}; older
+-- §3.6 form `action`: {"type":"invoke.function","name":…}; older
 -- `actions{submit{…}}`.
 local FORM_ACTION = obj("action", {
   { "type", const "invoke.function", required = true },
@@ -838,7 +838,7 @@ local FORM = obj("form", {
   end,
 })
 
--- §3.3 form_change_handler: action types `remove|clear|enable|disable|update|add_before|add_after`
+-- §3.7 form_change_handler: action types `remove|clear|enable|disable|update|add_before|add_after`
 local MODIFICATION = obj("modification", {
   { "type",
     str { enum = { "remove", "clear", "enable", "disable", "update", "add_before", "add_after" } },
@@ -873,14 +873,14 @@ local FORM_MODIFICATION = obj("form_modification", {
   { "actions", list(MODIFICATION, { noun = "actions" }), required = true },
 }, { strict = true })
 
--- §3.3 form_values_handler → `{"options":[{"label":…,"value":…}]}`
+-- §3.8 form_values_handler → `{"options":[{"label":…,"value":…}]}`
 local FORM_VALUES = obj("form_values", {
   { "options", OPTIONS, required = true },
 }, { strict = true })
 
--- ---- widgets (§3.3) ---------------------------------------------------------------
+-- ---- widgets (§3.9) ---------------------------------------------------------------
 
--- §3.3 "widget buttons are flat `{label,type,name,id,url,api,
+-- §3.9 "widget buttons are flat `{label,type,name,id,url,api,
 -- emotion:positive|neutral|negative,disabled}`".
 -- Their types, from the fields they carry: name → invoke.function, url →
 -- open.url, api → system.api.
@@ -910,7 +910,7 @@ local WIDGET_BUTTON = obj("widget button", {
 })
 local WIDGET_BUTTONS = list(WIDGET_BUTTON, { noun = "buttons" })
 
--- §3.3 element types `title|text|subtext|activity|user_activity|divider|
+-- §3.9 element types `title|text|subtext|activity|user_activity|divider|
 -- buttons|table|fields` "(+images/charts)": the list is open, so any type
 -- name passes; the fields the sample shows are checked.
 local ELEMENT = obj("element", {
@@ -966,7 +966,7 @@ local WIDGET = obj("widget", {
   end,
 })
 
--- ---- link previews and installation (§3.3) ----------------------------------------
+-- ---- link previews and installation (§3.10, §3.11) ----------------------------------------
 
 local LINK_ACTION = obj("link action", {
   { "type", const "button", required = true },
@@ -991,7 +991,7 @@ local LINK_PREVIEW = obj("link preview", {
   { "actions", LINK_ACTIONS },
 })
 
--- §3.3 installation_handler / installation_validator: status 200 or 400,
+-- §3.11 installation_handler / installation_validator: status 200 or 400,
 -- a number or (as S4 sends it) a string.
 local INSTALLATION = obj("installation", {
   { "status", custom(function(v, path)
