@@ -203,5 +203,44 @@ end
                     self.assertEqual(sorted(fields), self.sandbox[name]["fields"])
 
 
+# The shipped modules a script requires: each public function carries
+# lua-language-server annotations whose ---@param names are its parameters.
+ANNOTATED = {
+    "lualib/cliq/args.lua": "M",
+    "lualib/cliq/message.lua": "M",
+    "lualib/cliq/test.lua": "kit",
+    "lualib/cliq/test/assert.lua": "M",
+}
+
+
+class LualibAnnotations(unittest.TestCase):
+    def test_public_functions_are_annotated(self):
+        bad, seen = [], 0
+        for rel, table in ANNOTATED.items():
+            with open(os.path.join(REPO, rel), encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            rx = re.compile(r"^function " + table + r"\.(\w+)\((.*?)\)")
+            for i, line in enumerate(lines):
+                m = rx.match(line)
+                if not m:
+                    continue
+                seen += 1
+                params = [p.strip() for p in m.group(2).split(",") if p.strip()]
+                block = []
+                j = i - 1
+                while j >= 0 and lines[j].startswith("--"):
+                    block.append(lines[j])
+                    j -= 1
+                annotated = [re.match(r"---@param\s+(\S+?)\??\s", l + " ").group(1)
+                             for l in block if l.startswith("---@param")]
+                where = f"{rel}:{i + 1}: {table}.{m.group(1)}"
+                if not any(l.startswith("---") for l in block):
+                    bad.append(f"{where}: no --- annotation above it")
+                elif sorted(annotated) != sorted(params):
+                    bad.append(f"{where}: ---@param {annotated} but parameters {params}")
+        self.assertGreater(seen, 60)
+        self.assertEqual(bad, [], "\n".join(bad))
+
+
 if __name__ == "__main__":
     unittest.main()
