@@ -9,7 +9,6 @@ the document shows."""
 import json
 import os
 import re
-import subprocess
 import tempfile
 import unittest
 
@@ -24,9 +23,16 @@ CALL_RX = re.compile(
 
 
 def repo_files():
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-    return [f for f in out.splitlines() if not f.startswith("build")]
+    """The repository's text files, build trees and data left out."""
+    out = []
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not (d.startswith(".") or d.startswith("build")
+                                           or d in ("data", "__pycache__"))]
+        for name in files:
+            if name.endswith((".c", ".h", ".py", ".lua", ".md", ".txt", ".json", ".sh")) \
+                    or name in ("CMakeLists.txt", ".luacheckrc", "dev.sh"):
+                out.append(os.path.relpath(os.path.join(root, name), REPO))
+    return out
 
 
 def headings(path):
