@@ -16,8 +16,8 @@
 #define CHAT     0x2u
 #define LOCATION 0x4u
 
-/* Cliq's sample user, organisation and channel (reference/cliq-platform.md
- * §1), used where the command line does not say. */
+/* Cliq's sample user, organisation and channel (docs/cliq-formats.md
+ * §2.1), used where the command line does not say. */
 #define ORG_ID                "123456456"
 #define SAMPLE_UID            "123456"
 #define SAMPLE_ZUID           "130720038"
@@ -235,8 +235,8 @@ static cJSON *attachments(const struct callbody_ctx *cx)
 }
 
 /* ---- the handlers' own params ------------------------------------------ */
-/* Each builder adds what Cliq sends for its handler (reference/cliq-
- * platform.md §2, the samples of S1) after the common objects. */
+/* Each builder adds what Cliq sends for its handler (docs/cliq-formats.md
+ * §2, from Zoho's samples) after the common objects. */
 
 static int build_welcome(cJSON *p, const struct callbody_ctx *cx, char *err, size_t errlen)
 {
@@ -565,7 +565,7 @@ static int build_unfurl_button(cJSON *p, const struct callbody_ctx *cx, char *er
 #define AC CALLBODY_TAKES_ACTION
 #define AT CALLBODY_TAKES_ATTACHMENT
 
-/* reference/cliq-platform.md §2, in DESIGN.md's order of types; the common
+/* docs/cliq-formats.md §2, in DESIGN.md's order of types; the common
  * objects per §1's permissions. */
 static const struct callbody_handler handlers[] = {
     {"command", "execution", "execution_handler", 1, USER | CHAT | LOCATION, T | AT,

@@ -1,7 +1,7 @@
 /*
  * callbody: the request bodies Cliq sends, built for `cliqhost invoke`.
  *
- * One table (callbody.c) lists every handler of reference/cliq-platform.md
+ * One table (callbody.c) lists every handler of docs/cliq-formats.md
  * §2 with the common params objects Cliq includes for it (user, chat,
  * location: the permission list of §1), which of the command line's inputs
  * apply to it (TEXT, --arg, --value, --action, --attachment) and what they

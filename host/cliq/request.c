@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* reference/cliq-platform.md §2. `response_url` per that table and
- * reference/cliq-webhook-extensions.txt. */
+/* docs/cliq-formats.md §2.3, `response_url` per that table (from Zoho's
+ * page on webhook-based extensions). */
 static const struct request_catalogue_entry catalogue[] = {
     {"bot", "welcome_handler", "welcome", 1, ERROR_REPLY_TEXT},
     {"bot", "message_handler", "message", 1, ERROR_REPLY_TEXT},

@@ -4,7 +4,7 @@
  * Cliq's body names the component (`type`, `name` or, for bots, `unique_name`)
  * and the handler (`handler.type`, or in the 2019 format a plain string in
  * `handler`, with `handler_name` for bot menu actions). The catalogue below
- * lists every (type, wire handler) pair of reference/cliq-platform.md §2 with
+ * lists every (type, wire handler) pair of docs/cliq-formats.md §2 with
  * the handler's short name used as the key in the script's table. A handler
  * of a known type that is not in the catalogue still dispatches (its wire
  * name without "_handler"), so a handler Cliq adds later needs no new host.

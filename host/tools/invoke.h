@@ -4,7 +4,7 @@
  *   cliqhost invoke command NAME [HANDLER] [TEXT] [options]
  *   cliqhost invoke bot NAME HANDLER [TEXT] [options]
  *   cliqhost invoke function NAME HANDLER [TEXT] [options]
- *   ... (every handler type of reference/cliq-platform.md §2; see --help)
+ *   ... (every handler type of docs/cliq-formats.md §2; see --help)
  *   cliqhost invoke --body FILE [options]
  *
  * Builds the body Cliq would send (callbody.h), signs it with a PEM private

@@ -14,6 +14,9 @@ local M = {}
 -- Splits text into words, honouring quotes. Returns a list, or nil, err.
 -- Works in runs (a whole unquoted stretch or quoted part at a time), not
 -- character by character.
+---@param text string
+---@return string[]|nil words
+---@return string? err
 function M.split(text)
   local words = {}
   local i = 1
@@ -47,6 +50,9 @@ function M.split(text)
 end
 
 -- Parses text into { word, word, ..., flags = {}, options = {} }.
+---@param text? string
+---@return { [integer]: string, flags: table<string, true>, options: table<string, string> }|nil args
+---@return string? err
 function M.parse(text)
   local words, err = M.split(text or "")
   if not words then

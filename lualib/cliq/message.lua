@@ -20,7 +20,7 @@
 --     --> { type = "banner", text = "Saved", status = "success" }
 --
 -- Every builder returns a new plain table shaped exactly like Cliq's JSON
--- (reference/cliq-platform.md §3), so a script may read or edit it before
+-- (docs/cliq-formats.md §3), so a script may read or edit it before
 -- returning it. Lists come back marked with json.array when the host's json
 -- module is present, so an empty list is still sent as []; under plain lua5.4
 -- they are plain tables. Table arguments are copied, never changed.
@@ -78,19 +78,19 @@
 --                  message.link_actions(actions)  (unfurl_dynamic_action's reply)
 --   message.installation(t)     status, title, message, note, footer
 --
--- What is checked comes from reference/cliq-platform.md §3; the comment
--- above each rule quotes it. Where §3 gives no limit there is none here:
--- for example banner text, form titles, the number of form inputs, bot
--- suggestions and context questions are not capped. Limits §3 marks as weak
--- (50 command suggestions; 5 widget tabs, 25 sections, 20 elements) are not
--- enforced. Objects §3 lists every field of (message, card, bot, styles,
--- button, action and its data, confirm, slide, banner, option, widget
--- button, command suggestion) refuse other fields, which catches
--- misspellings; the rest (forms, inputs, context, widgets, link previews)
--- let other fields through unchecked.
+-- What is checked comes from docs/cliq-formats.md §3 and §4; the comment
+-- above each rule quotes Cliq's documentation. Where it gives no limit
+-- there is none here: for example banner text, form titles, the number of
+-- form inputs, bot suggestions and context questions are not capped. Limits
+-- §4 marks as weak (50 command suggestions; 5 widget tabs, 25 sections, 20
+-- elements) are not enforced. Objects §3 lists every field of (message,
+-- card, bot, styles, button, action and its data, confirm, slide, banner,
+-- option, widget button, command suggestion) refuse other fields, which
+-- catches misspellings; the rest (forms, inputs, context, widgets, link
+-- previews) let other fields through unchecked.
 --
 -- Where §3 is silent, this module chose: text is held to 5000 characters
--- (§3 gives 5000 for the post APIs and 10 000 elsewhere; 5000 fits both);
+-- (§4 gives 5000 for the post APIs and 10 000 elsewhere; 5000 fits both);
 -- the slides' 10 000 characters count what a slide shows (titles, table
 -- headers and cells, label keys and values, list items, image URLs, text);
 -- a button needs a label and an action, a form a title, name, inputs and an
@@ -689,7 +689,7 @@ local SLIDES = list(SLIDE, {
 
 -- ---- the message object (§3.2) ---------------------------------------------------
 
--- §3.2 / §3.3 "Bot reply suggestions": "`"suggestions":{"list":[{"text":"Good","icon":"…"}]}`"
+-- §3.5 "Bot reply suggestions": "`"suggestions":{"list":[{"text":"Good","icon":"…"}]}`"
 local SUGGESTIONS = obj("suggestions", {
   { "list", list(obj("suggestion", {
     { "text", str(), required = true },
@@ -697,7 +697,7 @@ local SUGGESTIONS = obj("suggestions", {
   }, { strict = true }), { noun = "suggestions" }), required = true },
 }, { strict = true })
 
--- §3.3 "Bot context": id, timeout, params[{name, question, suggestions}]
+-- §3.5 "Bot context": id, timeout, params[{name, question, suggestions}]
 local QUESTION = obj("question", {
   { "name", str(), required = true },
   { "question", str(), required = true },
@@ -740,16 +740,16 @@ local BANNER = obj("banner", {
   { "status", str { enum = { "success", "failure" } }, required = true },
 }, { strict = true })
 
--- §3.3 "Command suggestion_handler: a bare JSON array `[{"title","description","imageurl"}]`"
+-- §3.4 "Command suggestion_handler: a bare JSON array `[{"title","description","imageurl"}]`"
 local COMMAND_SUGGESTIONS = list(obj("suggestion", {
   { "title", str(), required = true },
   { "description", str() },
   { "imageurl", str() },
 }, { strict = true }), { noun = "suggestions" })
 
--- ---- forms (§3.3) ------------------------------------------------------------------
+-- ---- forms (§3.6) ------------------------------------------------------------------
 
--- §3.3 "option label ≤100/value ≤50"
+-- §3.6 "option label ≤100/value ≤50"
 local OPTION = obj("option", {
   { "label", str { max = 100 }, required = true },
   { "value", str { max = 50 }, required = true },
@@ -761,7 +761,7 @@ local INPUT_TYPES = {
   "dynamic_select", "toggle", "location", "file", "hidden", "catalogue", "dynamic_catalogue",
 }
 
--- §3.3 "checkbox (1–5 options, `max_selections`), radio (2–5 options)"
+-- §3.6 "checkbox (1–5 options, `max_selections`), radio (2–5 options)"
 local OPTION_COUNTS = { checkbox = { 1, 5 }, radio = { 2, 5 } }
 
 local function input_check(out, path)
@@ -779,7 +779,7 @@ local function input_check(out, path)
   return true
 end
 
--- §3.3 form input types and "Field limits: `name` ≤50, `label` ≤50,
+-- §3.6 form input types and "Field limits: `name` ≤50, `label` ≤50,
 -- `hint`/`placeholder` ≤100". A partial input (update modifications) may
 -- leave out its type and name.
 local function input_spec(partial)
@@ -803,7 +803,7 @@ end
 local INPUT = input_spec(false)
 local INPUT_UPDATE = input_spec(true)
 
--- §3.3 form `action`: {"type":"invoke.function","name":…}; older
+-- §3.6 form `action`: {"type":"invoke.function","name":…}; older
 -- `actions{submit{…}}`.
 local FORM_ACTION = obj("action", {
   { "type", const "invoke.function", required = true },
@@ -838,7 +838,7 @@ local FORM = obj("form", {
   end,
 })
 
--- §3.3 form_change_handler: action types `remove|clear|enable|disable|update|add_before|add_after`
+-- §3.7 form_change_handler: action types `remove|clear|enable|disable|update|add_before|add_after`
 local MODIFICATION = obj("modification", {
   { "type",
     str { enum = { "remove", "clear", "enable", "disable", "update", "add_before", "add_after" } },
@@ -873,14 +873,14 @@ local FORM_MODIFICATION = obj("form_modification", {
   { "actions", list(MODIFICATION, { noun = "actions" }), required = true },
 }, { strict = true })
 
--- §3.3 form_values_handler → `{"options":[{"label":…,"value":…}]}`
+-- §3.8 form_values_handler → `{"options":[{"label":…,"value":…}]}`
 local FORM_VALUES = obj("form_values", {
   { "options", OPTIONS, required = true },
 }, { strict = true })
 
--- ---- widgets (§3.3) ---------------------------------------------------------------
+-- ---- widgets (§3.9) ---------------------------------------------------------------
 
--- §3.3 "widget buttons are flat `{label,type,name,id,url,api,
+-- §3.9 "widget buttons are flat `{label,type,name,id,url,api,
 -- emotion:positive|neutral|negative,disabled}`".
 -- Their types, from the fields they carry: name → invoke.function, url →
 -- open.url, api → system.api.
@@ -910,7 +910,7 @@ local WIDGET_BUTTON = obj("widget button", {
 })
 local WIDGET_BUTTONS = list(WIDGET_BUTTON, { noun = "buttons" })
 
--- §3.3 element types `title|text|subtext|activity|user_activity|divider|
+-- §3.9 element types `title|text|subtext|activity|user_activity|divider|
 -- buttons|table|fields` "(+images/charts)": the list is open, so any type
 -- name passes; the fields the sample shows are checked.
 local ELEMENT = obj("element", {
@@ -966,7 +966,7 @@ local WIDGET = obj("widget", {
   end,
 })
 
--- ---- link previews and installation (§3.3) ----------------------------------------
+-- ---- link previews and installation (§3.10, §3.11) ----------------------------------------
 
 local LINK_ACTION = obj("link action", {
   { "type", const "button", required = true },
@@ -991,7 +991,7 @@ local LINK_PREVIEW = obj("link preview", {
   { "actions", LINK_ACTIONS },
 })
 
--- §3.3 installation_handler / installation_validator: status 200 or 400,
+-- §3.11 installation_handler / installation_validator: status 200 or 400,
 -- a number or (as S4 sends it) a string.
 local INSTALLATION = obj("installation", {
   { "status", custom(function(v, path)
@@ -1051,11 +1051,18 @@ end
 
 local CONFIRM_ONLY = { "confirm" }
 
+---A message: text, bot, card, styles, buttons, slides, suggestions, context, references.
+---@param t cliq.Message
+---@return cliq.Message
 function M.message(t)
   local out = made(MESSAGE, table_arg(t, "message"), "")
   return out
 end
 
+---{ text = s } plus the message fields of t.
+---@param s string
+---@param t? cliq.Message
+---@return cliq.Message
 function M.text(s, t)
   local fields = t == nil and {} or table_arg(t, "text")
   if fields.text ~= nil then
@@ -1066,31 +1073,46 @@ function M.text(s, t)
   return out
 end
 
+---@param t cliq.Card
+---@return cliq.Card
 function M.card(t)
   local out = made(MESSAGE.known.card[2], table_arg(t, "card"), "card")
   return out
 end
 
+---@param name string
+---@param image? string
+---@return cliq.BotInfo
 function M.bot(name, image)
   local out = made(MESSAGE.known.bot[2], { name = name, image = image }, "bot")
   return out
 end
 
+---@param t cliq.Styles
+---@return cliq.Styles
 function M.styles(t)
   local out = made(MESSAGE.known.styles[2], table_arg(t, "styles"), "styles")
   return out
 end
 
+---@param t cliq.Button
+---@return cliq.Button
 function M.button(t)
   local out = made(BUTTON, table_arg(t, "button"), "button")
   return out
 end
 
+---@param t cliq.Confirm
+---@return cliq.Confirm
 function M.confirm(t)
   local out = made(CONFIRM, table_arg(t, "confirm"), "confirm")
   return out
 end
 
+---A button action that runs the function `name` (its `button` handler).
+---@param name string
+---@param opts? { owner?: string, confirm?: cliq.Confirm }
+---@return cliq.Action
 function M.invoke_function(name, opts)
   opts = action_opts(opts, "invoke_function", { "owner", "confirm" })
   local out = made(ACTION, {
@@ -1101,6 +1123,9 @@ function M.invoke_function(name, opts)
   return out
 end
 
+---@param url string|{ web?: string, windows?: string, iOS?: string, android?: string }
+---@param opts? { confirm?: cliq.Confirm }
+---@return cliq.Action
 function M.open_url(url, opts)
   opts = action_opts(opts, "open_url", CONFIRM_ONLY)
   local data = url
@@ -1113,6 +1138,9 @@ function M.open_url(url, opts)
   return out
 end
 
+---@param url string
+---@param opts? { confirm?: cliq.Confirm }
+---@return cliq.Action
 function M.preview_url(url, opts)
   opts = action_opts(opts, "preview_url", CONFIRM_ONLY)
   local out = made(ACTION,
@@ -1120,6 +1148,9 @@ function M.preview_url(url, opts)
   return out
 end
 
+---@param api string  "audiocall/<zuid>", "videocall/<zuid>", "startchat/<zuid>", "invite/<zuid>", "locationpermission"
+---@param opts? { confirm?: cliq.Confirm }
+---@return cliq.Action
 function M.system_api(api, opts)
   opts = action_opts(opts, "system_api", CONFIRM_ONLY)
   local out = made(ACTION,
@@ -1127,6 +1158,9 @@ function M.system_api(api, opts)
   return out
 end
 
+---@param text string
+---@param opts? { confirm?: cliq.Confirm }
+---@return cliq.Action
 function M.copy_text(text, opts)
   opts = action_opts(opts, "copy_text", CONFIRM_ONLY)
   local out = made(ACTION,
@@ -1134,37 +1168,57 @@ function M.copy_text(text, opts)
   return out
 end
 
+---@param t cliq.Slide
+---@return cliq.Slide
 function M.slide(t)
   local out = made(SLIDE, table_arg(t, "slide"), "slide")
   return out
 end
 
+---@param title string
+---@param headers string[]
+---@param rows table<string, string|number>[]  keys are headers
+---@return cliq.Slide
 function M.table_slide(title, headers, rows)
   local out = made(SLIDE,
     { type = "table", title = title, data = { headers = headers, rows = rows } }, "slide")
   return out
 end
 
+---@param title string
+---@param items (string|number)[]
+---@return cliq.Slide
 function M.list_slide(title, items)
   local out = made(SLIDE, { type = "list", title = title, data = items }, "slide")
   return out
 end
 
+---@param title string
+---@param pairs_ table<string, string|number>[]  { { Key = "Value" }, ... }
+---@return cliq.Slide
 function M.label_slide(title, pairs_)
   local out = made(SLIDE, { type = "label", title = title, data = pairs_ }, "slide")
   return out
 end
 
+---@param title string
+---@param urls string[]
+---@return cliq.Slide
 function M.images_slide(title, urls)
   local out = made(SLIDE, { type = "images", title = title, data = urls }, "slide")
   return out
 end
 
+---@param title string
+---@param text string
+---@return cliq.Slide
 function M.text_slide(title, text)
   local out = made(SLIDE, { type = "text", title = title, data = text }, "slide")
   return out
 end
 
+---@param items (string|{ text: string, icon?: string })[]
+---@return cliq.Suggestions
 function M.suggestions(items)
   if not is_list(items) then
     error(PREFIX .. "suggestions: expects a list, not " .. typename(items), 2)
@@ -1177,48 +1231,70 @@ function M.suggestions(items)
   return out
 end
 
+---@param name string
+---@param question string
+---@param suggestions? cliq.Suggestions
+---@return cliq.Question
 function M.question(name, question, suggestions)
   local out = made(QUESTION,
     { name = name, question = question, suggestions = suggestions }, "question")
   return out
 end
 
+---@param t cliq.Context
+---@return cliq.Context
 function M.context(t)
   local out = made(CONTEXT, table_arg(t, "context"), "context")
   return out
 end
 
+---@param t table  a button's fields and arguments
+---@return cliq.InstantButton
 function M.instant_button(t)
   local out = made(INSTANT_BUTTON,
     { type = "button", object = table_arg(t, "instant_button") }, "instant button")
   return out
 end
 
+---@param text string
+---@param status? "success"|"failure"  "success" unless given
+---@return cliq.Banner
 function M.banner(text, status)
   local out = made(BANNER, { type = "banner", text = text, status = status or "success" }, "banner")
   return out
 end
 
+---@param items cliq.CommandSuggestion[]
+---@return cliq.CommandSuggestion[]
 function M.command_suggestions(items)
   local out = made(COMMAND_SUGGESTIONS, items, "suggestions")
   return out
 end
 
+---@param label string
+---@param value string
+---@return cliq.Option
 function M.option(label, value)
   local out = made(OPTION, { label = label, value = value }, "option")
   return out
 end
 
+---@param t cliq.Input
+---@return cliq.Input
 function M.input(t)
   local out = made(INPUT, table_arg(t, "input"), "input")
   return out
 end
 
+---@param function_name string
+---@return cliq.FormAction
 function M.submit(function_name)
   local out = made(FORM_ACTION, { type = "invoke.function", name = function_name }, "action")
   return out
 end
 
+---@param t cliq.FormReply  `type` may be left out
+---@return cliq.FormReply
 function M.form(t)
   t = table_arg(t, "form")
   t.type = t.type or "form"
@@ -1226,42 +1302,62 @@ function M.form(t)
   return out
 end
 
+---@param type_ "remove"|"clear"|"enable"|"disable"|"update"|"add_before"|"add_after"
+---@param name string
+---@param input? cliq.Input
+---@return cliq.Modification
 function M.modification(type_, name, input)
   local out = made(MODIFICATION, { type = type_, name = name, input = input }, "modification")
   return out
 end
 
+---@param actions cliq.Modification[]
+---@return cliq.FormModification
 function M.form_modification(actions)
   local out = made(FORM_MODIFICATION, { type = "form_modification", actions = actions }, "")
   return out
 end
 
+---@param options cliq.Option[]
+---@return cliq.FormValues
 function M.form_values(options)
   local out = made(FORM_VALUES, { options = options }, "")
   return out
 end
 
+---@param t cliq.WidgetButton
+---@return cliq.WidgetButton
 function M.widget_button(t)
   local out = made(WIDGET_BUTTON, table_arg(t, "widget_button"), "widget button")
   return out
 end
 
+---@param t cliq.Element
+---@return cliq.Element
 function M.element(t)
   local out = made(ELEMENT, table_arg(t, "element"), "element")
   return out
 end
 
+---@param id string
+---@param label string
+---@return cliq.Tab
 function M.tab(id, label)
   local out = made(TAB, { id = id, label = label }, "tab")
   return out
 end
 
+---@param id string|number
+---@param elements cliq.Element[]
+---@return cliq.Section
 function M.section(id, elements)
   local out = made(SECTION, { id = id, elements = elements }, "section")
   return out
 end
 
 -- data_type defaults to "sections" or "info", whichever the table has.
+---@param t cliq.WidgetReply  `type` may be left out
+---@return cliq.WidgetReply
 function M.widget(t)
   t = table_arg(t, "widget")
   t.type = t.type or "applet"
@@ -1272,6 +1368,8 @@ function M.widget(t)
   return out
 end
 
+---@param t cliq.LinkAction  `type` may be left out
+---@return cliq.LinkAction
 function M.link_action(t)
   t = table_arg(t, "link_action")
   t.type = t.type or "button"
@@ -1279,11 +1377,15 @@ function M.link_action(t)
   return out
 end
 
+---@param actions cliq.LinkAction[]
+---@return cliq.LinkAction[]
 function M.link_actions(actions)
   local out = made(LINK_ACTIONS, actions, "actions")
   return out
 end
 
+---@param t cliq.LinkPreviewReply  `type` may be left out
+---@return cliq.LinkPreviewReply
 function M.link_preview(t)
   t = table_arg(t, "link_preview")
   t.type = t.type or "link"
@@ -1291,6 +1393,8 @@ function M.link_preview(t)
   return out
 end
 
+---@param t cliq.Installation
+---@return cliq.Installation
 function M.installation(t)
   local out = made(INSTALLATION, table_arg(t, "installation"), "")
   return out
@@ -1350,6 +1454,10 @@ end
 -- "installation"; without it the kind is read from the value (its `type`,
 -- a list, `options` alone, `status` alone, else a message). A string is
 -- checked as a message's text, as the host sends it.
+---@param value any
+---@param kind? cliq.ReplyKind
+---@return true|nil ok
+---@return string? err
 function M.check(value, kind)
   if kind ~= nil and not KINDS[kind] then
     error(PREFIX .. "check: unknown kind " .. tostring(kind), 2)

@@ -197,10 +197,12 @@ kit.cliq = {
   end,
 }
 
+---@param answer any  what req:respond returns (default true)
 function kit.on_respond(answer)
   fakes.respond_answer = answer
 end
 
+---@return string
 function kit.log_text()
   local lines = {}
   for i, l in ipairs(fakes.logs) do
@@ -252,6 +254,7 @@ kit.clock = {
 
 local next_id = 0
 
+---Clears the fakes, the settings and the clock.
 function kit.reset()
   fakes.reset()
   next_id = 0
@@ -294,6 +297,8 @@ local function scripts_dir_of(path)
   return path:match("^(.*)/[^/]+$") or "."
 end
 
+---@param path string  under kit.scripts_dir ("commands/deploy.lua") or as given
+---@return table<string, function> handlers
 function kit.load(path)
   if type(path) ~= "string" then
     error("kit.load: give the script's path under the scripts folder, e.g. "
@@ -315,6 +320,9 @@ function kit.load(path)
   return wrap(host.load_script(dir, host.read(full), full, script))
 end
 
+---@param text string
+---@param name? string
+---@return table<string, function> handlers
 function kit.load_string(text, name)
   if type(text) ~= "string" then
     error("kit.load_string: give the script's text", 2)
@@ -336,6 +344,8 @@ end })
 
 local Exactly = { __name = "kit.exactly" }
 
+---@param t table
+---@return table
 function kit.exactly(t)
   return setmetatable({ value = t }, Exactly)
 end
@@ -376,6 +386,8 @@ local attachment_mt = { __name = "cliq.attachment", __index = { download = fakes
   __metatable = false }
 
 -- A request object from a decoded body, as host/script/bind_req.c builds it.
+---@param body table|string
+---@return cliq.Request
 function kit.from_body(body)
   local text, err
   if type(body) == "string" then
@@ -450,6 +462,12 @@ local function handler_list(type_)
   return table.concat(bodies.keys(type_), ", ")
 end
 
+---@param type_ string
+---@param name? string
+---@param handler string  short or wire name
+---@param params? table
+---@param opts? { response_url?: string|false, timestamp?: integer, action?: string, body?: table }
+---@return cliq.Request
 function kit.request(type_, name, handler, params, opts)
   if not bodies.paths[type_] then
     error(string.format("kit.request: unknown type %s (command, bot, messageaction, function, "
@@ -475,7 +493,7 @@ function kit.request(type_, name, handler, params, opts)
       p.raw_message = params.message
     end
     if type(p.message_details) == "table" and type(p.message_details.message) == "table"
-      and not (type(params.message_details) == "table") then
+      and type(params.message_details) ~= "table" then
       p.message_details.message.text = params.message
     end
   end
@@ -521,18 +539,35 @@ local function with(params, key, value)
   return p
 end
 
+---@param name string
+---@param arguments? string
+---@param params? table
+---@return cliq.Request
 function kit.command(name, arguments, params)
   return kit.request("command", name, "execution", with(params, "arguments", arguments))
 end
 
+---@param name string
+---@param arguments? string
+---@param params? table
+---@return cliq.Request
 function kit.suggestion(name, arguments, params)
   return kit.request("command", name, "suggestion", with(params, "arguments", arguments))
 end
 
+---@param name string
+---@param handler string
+---@param params? table
+---@param opts? table
+---@return cliq.Request
 function kit.bot(name, handler, params, opts)
   return kit.request("bot", name, handler, params, opts)
 end
 
+---@param name string
+---@param message? string|table
+---@param params? table
+---@return cliq.Request
 function kit.messageaction(name, message, params)
   local p = with(params)
   if message ~= nil then
@@ -548,11 +583,19 @@ function kit.messageaction(name, message, params)
   return kit.request("messageaction", name, "execution", p)
 end
 
+---@param name string
+---@param arguments? table
+---@param params? table
+---@return cliq.Request
 function kit.button(name, arguments, params)
   return kit.request("function", name, "button",
     with(params, "arguments", arguments and kit.exactly(arguments)))
 end
 
+---@param name string
+---@param values? table
+---@param params? table
+---@return cliq.Request
 function kit.form(name, values, params)
   local p = with(params)
   local form = with(p.form)
@@ -563,24 +606,39 @@ function kit.form(name, values, params)
   return kit.request("function", name, "form", p)
 end
 
+---@param name string
+---@param handler string
+---@param params? table
+---@return cliq.Request
 function kit.func(name, handler, params)
   return kit.request("function", name, handler, params)
 end
 
+---@param name string
+---@param params? table
+---@return cliq.Request
 function kit.widget(name, params)
   return kit.request("widget", name, "view", params)
 end
 
+---@param handler string
+---@param params? table
+---@return cliq.Request
 function kit.extension(handler, params)
   return kit.request("extension", nil, handler, params)
 end
 
+---@param handler string
+---@param params? table
+---@return cliq.Request
 function kit.link_preview(handler, params)
   return kit.request("link_preview", nil, handler, params)
 end
 
 local next_file = 0
 
+---@param fields { name?: string, content?: string|table, contenttype?: string, comment?: string }
+---@return cliq.Attachment
 function kit.attachment(fields)
   fields = fields or {}
   next_file = next_file + 1
@@ -635,6 +693,10 @@ run_handler = function(fn, label, req, level, vm)
   return reply, info
 end
 
+---@param h table|function
+---@param req cliq.Request
+---@return any reply
+---@return { elapsed: number, late: boolean } info
 function kit.run(h, req)
   check_request(req, "kit.run(h, req)", 2)
   if type(h) == "function" then
@@ -661,6 +723,9 @@ function kit.run(h, req)
     .. "' handler), or a function", 2)
 end
 
+---@param reply any
+---@return table output  { output = ... }
+---@return string json
 function kit.output(reply)
   local text, err = json.encode_output(reply)
   if not text then
@@ -669,6 +734,9 @@ function kit.output(reply)
   return json.decode(text), text
 end
 
+---@param req cliq.Request
+---@param h? table|function
+---@return any reply
 function kit.invoke(req, h)
   check_request(req, "kit.invoke(req)", 2)
   if h == nil then
@@ -690,6 +758,8 @@ kit.show = check.show
 
 local registered = {}
 
+---@param name string
+---@param fn function
 function kit.test(name, fn)
   if type(name) ~= "string" or type(fn) ~= "function" then
     error("kit.test(name, function() ... end)", 2)
@@ -724,6 +794,10 @@ end
 --   opts.print   where lines go (print)
 --   opts.filter  run only tests whose name holds this (default: the first
 --                command-line argument, for the registered tests)
+---@param opts? { filter?: string }
+---@return boolean ok  true when every test passed (and one ran): os.exit(kit.run_tests())
+---@return integer passed
+---@return integer failed
 function kit.run_tests(opts)
   opts = opts or {}
   local out = opts.print or print

@@ -1,5 +1,5 @@
 """Realistic Cliq request bodies for every handler in
-reference/cliq-platform.md §2 (shapes from Zoho's samples, S1/S3 there)."""
+docs/cliq-formats.md §2 (shapes from Zoho's samples)."""
 
 import copy
 import time

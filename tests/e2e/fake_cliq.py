@@ -1,6 +1,5 @@
 """A local fake of Cliq's four incoming-webhook endpoints, on 127.0.0.1 and
-a free port (reference/cliq-webhook-tokens.txt, reference/cliq-platform.md
-§4):
+a free port (docs/cliq-formats.md §5):
 
     POST /api/v2/channelsbyname/{channel}/message?zapikey=T[&bot_unique_name=B]
     POST /api/v2/bots/{bot}/message?zapikey=T        text + userids "a,b" | broadcast

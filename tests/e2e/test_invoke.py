@@ -164,7 +164,7 @@ class InvokeCase(unittest.TestCase):
         return out["text"], out["body"]
 
 
-# Each handler of reference/cliq-platform.md §2: the command line, what the
+# Each handler of docs/cliq-formats.md §2: the command line, what the
 # host dispatched, the wire name, and whether Cliq sends a response_url.
 EVERY_HANDLER = [
     (["command", "echo", "deploy api"], "command|echo|execution", "execution_handler", True),
@@ -210,7 +210,7 @@ EVERY_HANDLER = [
      "link_preview|-|unfurl_post_message", "unfurl_post_message_handler", False),
 ]
 
-# The common params objects Cliq sends each handler (reference/cliq-platform.md
+# The common params objects Cliq sends each handler (docs/cliq-formats.md
 # §1's permissions), beyond environment and access.
 COMMON = {
     "welcome_handler": {"user"}, "message_handler": {"user", "chat", "location"},

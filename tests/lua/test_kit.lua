@@ -233,7 +233,7 @@ end)
 
 -- ---- requests -------------------------------------------------------------
 
--- Params each handler's body has (reference/cliq-platform.md §2).
+-- Params each handler's body has (docs/cliq-formats.md §2).
 local distinguishing = {
   welcome = { "newuser", "user" },
   message = { "message", "raw_message", "message_details", "attachments", "mentions", "links",

@@ -1,6 +1,6 @@
 -- Tests of lualib/cliq/message.lua, run with plain lua5.4:
 --   LUA_PATH="lualib/?.lua;lualib/?/init.lua;;" lua5.4 tests/lua/test_message.lua
--- Shapes are compared with the JSON in reference/cliq-platform.md §3, and
+-- Shapes are compared with the JSON in docs/cliq-formats.md §3, and
 -- every limit is tried at the boundary (accepted) and one past it (refused,
 -- naming the field). Exits non-zero when any test fails.
 

@@ -27,7 +27,7 @@ static void test_every_handler_decodes_to_its_own_key(void)
 {
     size_t n;
     const struct callbody_handler *hs = callbody_handlers(&n);
-    CHECK_INT(n, 25); /* reference/cliq-platform.md §2 */
+    CHECK_INT(n, 25); /* docs/cliq-formats.md §2 */
     for (size_t i = 0; i < n; i++) {
         struct callbody_input in = input();
         int per_component = 0;

@@ -1,5 +1,5 @@
 /* Unit tests for request: every (type, wire handler) of
- * reference/cliq-platform.md §2 maps to the script and key of DESIGN.md's
+ * docs/cliq-formats.md §2 maps to the script and key of DESIGN.md's
  * table, both body formats decode, and bad bodies are refused with a reason.
  * The expected mapping is written out here by hand, not read from the
  * catalogue under test. */

@@ -132,6 +132,9 @@ local function differ(a, b, path, out, seen)
 end
 
 -- Returns nil when a and b are deeply equal, else a list of differences.
+---@param a any
+---@param b any
+---@return string[]?
 function M.diff(a, b)
   local out = {}
   differ(a, b, "", out, {})
@@ -142,6 +145,9 @@ local function prefix(what)
   return what and tostring(what) .. ": " or ""
 end
 
+---@param actual any
+---@param expected any
+---@param what? string
 function M.eq(actual, expected, what)
   local diffs = M.diff(actual, expected)
   if diffs then
@@ -155,6 +161,9 @@ function M.eq(actual, expected, what)
   return actual
 end
 
+---@param haystack string|table
+---@param needle any
+---@param what? string
 function M.contains(haystack, needle, what)
   if type(haystack) == "string" then
     if type(needle) ~= "string" then
@@ -175,6 +184,9 @@ function M.contains(haystack, needle, what)
   error(prefix(what) .. "expected a string or a table to look in, got " .. show(haystack), 2)
 end
 
+---@param s string
+---@param pattern string
+---@param what? string
 function M.matches(s, pattern, what)
   if type(s) ~= "string" or not s:find(pattern) then
     error(prefix(what) .. "expected " .. show(s) .. " to match " .. show(pattern), 2)
@@ -182,6 +194,10 @@ function M.matches(s, pattern, what)
   return s
 end
 
+---@param fn function
+---@param needle? string
+---@param what? string
+---@return string err  the error, as text
 function M.raises(fn, needle, what)
   local ok, err = pcall(fn)
   if ok then
@@ -196,6 +212,7 @@ function M.raises(fn, needle, what)
   return msg
 end
 
+---@param message string
 function M.fail(message)
   error(message or "failed", 2)
 end

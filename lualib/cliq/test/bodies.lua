@@ -1,5 +1,5 @@
 -- cliq.test.bodies: realistic Cliq request bodies for every handler in
--- reference/cliq-platform.md §2 (shapes from Zoho's samples), for the test
+-- docs/cliq-formats.md §2 (shapes from Zoho's samples), for the test
 -- kit. The same data as tests/e2e/cliq_bodies.py.
 --
 --   bodies.catalogue      list of { type, wire, key, response_url, params }
