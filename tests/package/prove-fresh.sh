@@ -52,9 +52,15 @@ dpkg-query -W -f='${Conffiles}\n' cliqhost | grep -q '^ /etc/cliqhost/cliqhost.l
 unit=/lib/systemd/system/cliqhost.service
 [ -f "$unit" ] || fail "no $unit"
 ls /etc/systemd/system/*.wants/cliqhost.service 2>/dev/null && fail "the unit was enabled"
-for p in /proc/[0-9]*; do
-  [ "$(cat "$p/comm" 2>/dev/null)" = cliqhost ] && fail "a cliqhost process runs after install"
-done
+# Processes running the installed binary (this root's /proc may show the
+# machine's other processes too: compare the file, not the name).
+installed_hosts() {
+  for p in /proc/[0-9]*; do
+    [ "$p/exe" -ef /usr/bin/cliqhost ] 2>/dev/null && basename "$p"
+  done
+  return 0
+}
+[ -z "$(installed_hosts)" ] || fail "a cliqhost process runs after install"
 echo "unit installed, not enabled, nothing started"
 grep -E '^(scripts|data_dir|keys|listen) ' /etc/cliqhost/cliqhost.lua
 
@@ -105,13 +111,16 @@ step "cliqhost invoke command hello"
 reply=$(cliqhost invoke command hello --key /root/dev-keys/cliq-dev.pem)
 echo "$reply"
 grep -q "cliqhost is answering" <<<"$reply" || fail "no answer from the example command"
-hostpid=$(for p in /proc/[0-9]*; do
-  [ "$(cat "$p/comm" 2>/dev/null)" = cliqhost ] && [ "$(readlink "$p/exe")" = /usr/bin/cliqhost ] \
-    && grep -q serve "$p/cmdline" && basename "$p"; done | head -n1)
+hostpid=$(installed_hosts)
+[ "$(wc -w <<<"$hostpid")" -eq 1 ] || fail "expected one host process, found: $hostpid"
 echo "host process $hostpid runs as $(stat -c %U "/proc/$hostpid")"
 [ "$(stat -c %U "/proc/$hostpid")" = cliqhost ] || fail "the host does not run as cliqhost"
 ls -l /var/lib/cliqhost
 [ -n "$(find /var/lib/cliqhost -user cliqhost -name 'outbox*')" ] || fail "no state in /var/lib/cliqhost"
+
+step "the operator's commands, as the service's user (the README's way)"
+runuser -u cliqhost -- cliqhost outbox list --config /etc/cliqhost/cliqhost.lua
+runuser -u cliqhost -- env "${envs[@]}" cliqhost tokens --config /etc/cliqhost/cliqhost.lua
 
 step "SIGTERM (what systemctl stop sends)"
 kill -TERM "$hostpid"
