@@ -131,7 +131,8 @@ cat "$log"
 
 step "apt-get purge cliqhost"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q cliqhost >/dev/null
-[ ! -e /usr/bin/cliqhost ] && [ ! -e /var/lib/cliqhost ] && [ ! -e /etc/cliqhost/cliqhost.lua ] \
-  || fail "purge left files behind"
+for f in /usr/bin/cliqhost /var/lib/cliqhost /etc/cliqhost/cliqhost.lua; do
+  [ ! -e "$f" ] || fail "purge left $f behind"
+done
 echo "purged"
 echo "PROVEN: the package installs, runs as cliqhost with the unit's command and environment, and answers"

@@ -6,9 +6,12 @@ installed binary finding the installed lualib/ (not the source tree's), and
 the installed config, example command and binary answering a signed call.
 Then `cpack -G DEB`: the package's control data, conffiles and maintainer
 scripts, and `lintian` on it with no errors (skipped when lintian is not
-installed; ./dev.sh test installs it).
+installed; ./dev.sh test installs it). And the README's example configs:
+Configuration's starts as written, and the production path's is the
+installed one.
 
-CLIQHOST_BUILD_DIR names the configured build tree (CTest sets it).
+CLIQHOST_BUILD_DIR names the configured build tree and CLIQHOST_BIN its
+binary (CTest sets both).
 """
 
 import os
@@ -114,7 +117,7 @@ class InstallUsr(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             # The build tree's binary (source lualib/) does not see the probe:
             # the check above can fail.
-            r = subprocess.run([os.path.join(BUILD, "cliqhost"), "check", "--scripts", scripts],
+            r = subprocess.run([hostlib.BIN, "check", "--scripts", scripts],
                                capture_output=True, text=True, timeout=60)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("install_probe", r.stdout + r.stderr)
@@ -150,6 +153,65 @@ class InstallUsr(unittest.TestCase):
             self.assertEqual(host.stop(), 0, host.log())
             shutil.rmtree(keys, ignore_errors=True)
             shutil.rmtree(data, ignore_errors=True)
+
+
+def readme_lua_block(after):
+    """The first ```lua block of the README after the line `after`."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    at = text.index("\n" + after + "\n")
+    m = re.compile(r"```lua\n(.*?)```", re.S).search(text, at)
+    return m.group(1)
+
+
+def lua_statements(text):
+    """Lua text without comments and with its spacing collapsed."""
+    text = re.sub(r"--[^\n]*", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class ReadmeConfigs(unittest.TestCase):
+    """The README's example configs start as written."""
+
+    def test_configuration_example_starts(self):
+        """Configuration's example, saved as cliqhost.lua in the repository
+        (here: a folder holding the example scripts and the development key
+        that ./dev.sh serve makes, build/dev/cliq-dev.pub)."""
+        work = tempfile.mkdtemp(prefix="cliqhost-readme-")
+        data = tempfile.mkdtemp(prefix="cliqhost-readme-data-")
+        cwd = os.getcwd()
+        try:
+            os.symlink(os.path.join(REPO, "scripts"), os.path.join(work, "scripts"))
+            r = subprocess.run([hostlib.BIN, "keygen", os.path.join(work, "build", "dev")],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            with open(os.path.join(work, "cliqhost.lua"), "w", encoding="utf-8") as f:
+                f.write(readme_lua_block("## Configuration"))
+            os.chdir(work)
+            try:
+                host = hostlib.Host("--config", "cliqhost.lua", "--data-dir", data, wait=False)
+            finally:
+                os.chdir(cwd)
+            line = host.wait_for(r"listening on|cannot start|error", timeout=30)
+            rc = host.stop()
+            self.assertIsNotNone(line, host.log())
+            self.assertIn("listening on", line, host.log())
+            self.assertEqual(rc, 0, host.log())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(data, ignore_errors=True)
+
+    def test_production_config_is_the_installed_one(self):
+        """The production path's config is the file the install puts in
+        /etc/cliqhost (which InstallUsr serves), statement for statement."""
+        dest = install("/usr")
+        try:
+            with open(os.path.join(dest, "etc/cliqhost/cliqhost.lua"), encoding="utf-8") as f:
+                installed = f.read()
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+        self.assertEqual(lua_statements(readme_lua_block("### 3. The config")),
+                         lua_statements(installed))
 
 
 class InstallLocal(unittest.TestCase):
