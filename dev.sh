@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev libcurl4-openssl-dev libsqlite3-dev ca-certificates openssl)
-TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev)
+TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {
