@@ -68,7 +68,8 @@ class InstallUsr(unittest.TestCase):
                   "/usr/share/cliqhost/lualib/cliq/args.lua", "/etc/cliqhost/cliqhost.lua",
                   "/etc/cliqhost/scripts/commands/hello.lua", "/etc/default/cliqhost",
                   "/lib/systemd/system/cliqhost.service", "/usr/share/doc/cliqhost/README.md",
-                  "/usr/share/doc/cliqhost/copyright",
+                  "/usr/share/doc/cliqhost/copyright", "/usr/share/cliqhost/types/host.lua",
+                  "/usr/share/cliqhost/editor/luarc.json", "/usr/share/cliqhost/editor/luacheckrc",
                   "/usr/share/doc/cliqhost/changelog.Debian.gz",
                   "/usr/share/man/man1/cliqhost.1.gz"]:
             self.assertTrue(os.path.isfile(self.path(p)), p + " is not installed")
