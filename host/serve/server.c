@@ -41,6 +41,9 @@
 /* Body bytes allocated when the headers announce them; a longer body grows
  * as it arrives, so an announced length alone costs at most this. */
 #define BODY_PREALLOC (16 * 1024)
+/* The longest X-Cliqhost-Error value: a quarter of a connection's buffer
+ * at most, so the answer's headers always fit in it. */
+#define DEBUG_ERROR_MAX 2048
 
 /* Why a handler was stopped or failed, and what ran: for the log line. */
 struct outcome {
@@ -78,6 +81,10 @@ struct call {
     unsigned reply_status; /* the reply to queue when the connection resumes */
     char *reply_body;
     size_t reply_len;
+    /* A development call (X-Cliqhost-Debug: 1, verified): the failed
+     * handler's error for X-Cliqhost-Error, encoded; NULL: none. */
+    int debug;
+    char *debug_error;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -292,6 +299,8 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
      * interim reply and the handler's result goes to response_url. */
     if (c->late)
         MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
+    if (c->debug_error && status == 200)
+        MHD_add_response_header(r, "X-Cliqhost-Error", c->debug_error);
     if (status == MHD_HTTP_CONTENT_TOO_LARGE || c->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) /* busy or stopping: try again soon */
@@ -331,6 +340,75 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
     respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, NULL);
 }
 
+/* ---- development calls ------------------------------------------------- */
+
+/* Whether the call asked for a failed handler's error (X-Cliqhost-Debug: 1,
+ * as `cliqhost invoke` sends) and may have it: its signature verified, or
+ * checks are off (--no-verify, loopback only) and the client is on this
+ * machine. Cliq never sends the header, so its calls are answered as ever. */
+static int debug_allowed(struct MHD_Connection *conn, enum verify_result vr)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Debug");
+    if (!v || strcmp(v, "1") != 0)
+        return 0;
+    return vr == VERIFY_OK || (vr == VERIFY_SKIPPED && admin_client_is_loopback(conn));
+}
+
+/* The X-Cliqhost-Error value for a failed handler: its error and traceback
+ * with secrets masked as the log masks them (log_redact), on one line of
+ * printable ASCII (\n, \r, \t, \\ and \xNN escapes: no CR or LF can end the
+ * header early), cut with "..." to `max` bytes. Caller frees. */
+static char *debug_error_value(const struct luavm_result *res, size_t max)
+{
+    struct buf text;
+    buf_init(&text, sizeof res->error + sizeof res->traceback + 2);
+    buf_adds(&text, res->error);
+    if (res->traceback[0]) {
+        buf_addc(&text, '\n');
+        buf_adds(&text, res->traceback);
+    }
+    if (!text.data) {
+        buf_free(&text);
+        return xstrdup("(no message)");
+    }
+    log_redact(text.data, text.len);
+    static const char hex[] = "0123456789abcdef";
+    struct buf b;
+    buf_init(&b, max + 1);
+    for (size_t i = 0; i < text.len; i++) {
+        unsigned char ch = (unsigned char)text.data[i];
+        char esc[5] = {(char)ch, 0};
+        if (ch == '\n' || ch == '\r' || ch == '\t' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : ch == '\t' ? 't' : '\\';
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[ch >> 4];
+            esc[3] = hex[ch & 15];
+        }
+        if (b.len + strlen(esc) + 3 > max) {
+            buf_adds(&b, "...");
+            break;
+        }
+        buf_adds(&b, esc);
+    }
+    buf_free(&text);
+    size_t len;
+    char *out = buf_take(&b, &len);
+    return out ? out : xstrdup("");
+}
+
+/* Keeps a failed handler's error for a development call's answer. */
+static void debug_keep(struct worker *w, struct call *c, const struct luavm_result *res)
+{
+    if (!c->debug || !res->failed)
+        return;
+    size_t max = (size_t)w->cfg->connection_memory_bytes / 4;
+    free(c->debug_error);
+    c->debug_error = debug_error_value(res, max < DEBUG_ERROR_MAX ? max : DEBUG_ERROR_MAX);
+}
+
 /* ---- handlers that wait ------------------------------------------------ */
 
 /* Takes n more bytes of the budget for bodies not yet verified, shared by
@@ -364,6 +442,7 @@ static void free_call(struct call *c)
     release_body(c);
     buf_free(&c->body);
     free(c->reply_body);
+    free(c->debug_error);
     free(c);
 }
 
@@ -486,10 +565,13 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
-    responder_post(w->responder, res->response_url, w->cfg->response_url_allow,
-                   w->cfg->nresponse_url_allow, res->body, res->len, expires, c->id, "late",
-                   on_late_outcome, w);
+    struct responder_job *j = responder_post(
+        w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
+        res->body, res->len, expires, c->id, "late", on_late_outcome, w);
     res->body = NULL; /* the responder took it */
+    /* A development call: its catcher is told why the handler failed too. */
+    if (c->debug_error)
+        responder_job_header(j, "X-Cliqhost-Error", c->debug_error);
 }
 
 /* the runtime (vm.c) calls this when a handler that waited is done. */
@@ -504,6 +586,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     c->deadline = NULL;
     c->o.failed = res->failed;
     count_failure(w, res);
+    debug_keep(w, c, res);
     if (c->late) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
@@ -584,6 +667,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
+    c->debug = debug_allowed(conn, vr);
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -647,6 +731,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         return;
     }
     count_failure(w, &res);
+    debug_keep(w, c, &res);
     respond(conn, c, 200, res.body, res.len, NULL);
     o.failed = res.failed;
     o.error = res.failed ? res.error : NULL;

@@ -42,6 +42,7 @@
 #define EXIT_USAGE       2 /* nothing sent: bad arguments, no key, unreadable files */
 #define EXIT_UNREACHABLE 3 /* no answer from the host */
 #define EXIT_NO_LATE     4 /* the reply was handed off and never reached response_url */
+#define EXIT_FAILED      5 /* the handler failed (raised, or a limit stopped it) */
 
 #define DEFAULT_URL       "http://127.0.0.1:8080/"
 #define DEFAULT_KEY       "build/dev/cliq-dev.pem"
@@ -55,6 +56,7 @@
 #define CATCHER_CONNS     16
 #define DRY_RUN_URL       "http://127.0.0.1:0/v2/extensions/invoke/responses/dry-run"
 #define CATCHER_IDLE_S    30
+#define DEBUG_ERROR_MAX   4096 /* an X-Cliqhost-Error value kept (the host sends at most 2048) */
 
 /* ---- the command line -------------------------------------------------- */
 
@@ -189,7 +191,11 @@ static void print_help(void)
            "  2  nothing was sent: bad arguments, no key, an unreadable key or body file\n"
            "  3  the host is not reachable at --url, or did not answer within --timeout\n"
            "  4  the host handed the reply to response_url (X-Cliqhost-Late) and none came\n"
-           "     within --wait\n",
+           "     within --wait\n"
+           "  5  the handler failed: it raised, or a limit (time, CPU, memory) stopped it.\n"
+           "     Its error and traceback are printed (invoke asks with X-Cliqhost-Debug: 1\n"
+           "     and the host answers in X-Cliqhost-Error, tokens masked; the reply, the\n"
+           "     chat user's short message, is the same as for a call from Cliq)\n",
            DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S);
 }
 
@@ -629,6 +635,7 @@ struct catcher {
     long long at_ms; /* monotonic, when it came */
     int answered;    /* the 200 for it was written (or its connection ended) */
     int refused;     /* later POSTs, answered 400 */
+    char *error;     /* its X-Cliqhost-Error (the handler failed), or NULL */
 };
 
 struct upload {
@@ -688,6 +695,9 @@ static enum MHD_Result on_catch(void *cls, struct MHD_Connection *conn, const ch
         c->body = buf_take(&u->b, &len);
         c->len = len;
         c->at_ms = mono_ms();
+        const char *e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Error");
+        if (e)
+            c->error = xstrndup(e, strnlen(e, DEBUG_ERROR_MAX));
         first = 1;
         u->first = 1; /* waiters wake once the 200 is written (on_catch_done) */
     } else {
@@ -769,6 +779,8 @@ static void catcher_stop(struct catcher *c)
     c->mhd = NULL;
     free(c->body);
     c->body = NULL;
+    free(c->error);
+    c->error = NULL;
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }
@@ -791,15 +803,18 @@ static int catcher_wait(struct catcher *c, long long until_ms)
     return got;
 }
 
-/* Hands over the reply that came (caller frees) with its length and
- * arrival time; NULL if none came. */
-static char *catcher_take(struct catcher *c, size_t *len, long long *at_ms)
+/* Hands over the reply that came (caller frees) with its length, arrival
+ * time and X-Cliqhost-Error (caller frees; NULL if none); NULL if no reply
+ * came. */
+static char *catcher_take(struct catcher *c, size_t *len, long long *at_ms, char **error)
 {
     pthread_mutex_lock(&c->mu);
     char *body = c->body;
     *len = c->len;
     *at_ms = c->at_ms;
+    *error = c->error;
     c->body = NULL;
+    c->error = NULL;
     pthread_mutex_unlock(&c->mu);
     return body;
 }
@@ -821,6 +836,7 @@ struct reply {
     char request_id[128];
     int late; /* X-Cliqhost-Late: response_url */
     int too_big;
+    char error[DEBUG_ERROR_MAX + 1]; /* X-Cliqhost-Error: the handler failed; "" if not */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -857,6 +873,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response: forget the last */
         r->request_id[0] = '\0';
         r->late = 0;
+        r->error[0] = '\0';
+    } else if (header_value(line, n, "X-Cliqhost-Error", r->error, sizeof r->error)) {
+        /* kept in r->error */
     } else if (header_value(line, n, "X-Request-Id", v, sizeof v)) {
         snprintf(r->request_id, sizeof r->request_id, "%s", v);
     } else if (header_value(line, n, "X-Cliqhost-Late", v, sizeof v)) {
@@ -883,6 +902,9 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     h = curl_slist_append(h, sighdr);
     h = curl_slist_append(h, "Expect:");
     h = curl_slist_append(h, "User-Agent: cliqhost-invoke/" CLIQHOST_VERSION);
+    /* A development call: a handler that fails is told in X-Cliqhost-Error
+     * (the body stays what Cliq's user would see). */
+    h = curl_slist_append(h, "X-Cliqhost-Debug: 1");
     /* Loopback is never sent through a proxy; other hosts follow the
      * environment's proxy settings. */
     char noproxy[512];
@@ -994,6 +1016,32 @@ static void print_error(const struct options *o, long status, const char *body, 
     cJSON_Delete(root);
 }
 
+/* Says why the handler failed, from an X-Cliqhost-Error value: the host's
+ * escapes undone for line breaks, tabs, backslashes and UTF-8 bytes; other
+ * control characters stay visible as escapes. */
+static void print_failure(const char *v)
+{
+    struct buf b;
+    buf_init(&b, strlen(v) + 1);
+    for (const char *p = v; *p; p++) {
+        if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            buf_addc(&b, p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : '\\');
+            p++;
+            continue;
+        }
+        unsigned hi, lo;
+        if (p[0] == '\\' && p[1] == 'x' && sscanf(p + 2, "%1x%1x", &hi, &lo) == 2 && hi >= 8) {
+            buf_addc(&b, (char)(hi << 4 | lo));
+            p += 3;
+            continue;
+        }
+        buf_addc(&b, *p);
+    }
+    fprintf(stderr, "cliqhost invoke: the handler failed: %.*s\n", (int)b.len,
+            b.data ? b.data : "");
+    buf_free(&b);
+}
+
 /* Prints the host's answer and what reached response_url, waiting for a
  * late reply the answer announced. `t0` is when the call started; `kpath`
  * and `hint` name the key for a 401. Returns the exit status. */
@@ -1013,6 +1061,11 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
         fprintf(stderr, "cliqhost invoke: the host answered 200, but not with {\"output\": ...} "
                         "as Cliq expects\n");
         rc = EXIT_ERROR_REPLY;
+    }
+    if (r->error[0]) {
+        print_failure(r->error);
+        if (rc == EXIT_REPLIED)
+            rc = EXIT_FAILED;
     }
 
     /* A reply from req:respond() came before the answer; a late one after. */
@@ -1040,7 +1093,8 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
     if (got) {
         long long at;
         size_t len;
-        char *late = catcher_take(c, &len, &at);
+        char *error;
+        char *late = catcher_take(c, &len, &at, &error);
         fprintf(stderr, "reply via response_url (%s), %.1f s after the call:\n",
                 r->late ? "late" : "req:respond", (double)(at - t0) / 1000.0);
         if (print_reply(o, late, len) < 0) {
@@ -1048,6 +1102,12 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
                             "...}\n");
             rc = EXIT_ERROR_REPLY;
         }
+        if (error) {
+            print_failure(error);
+            if (rc == EXIT_REPLIED)
+                rc = EXIT_FAILED;
+        }
+        free(error);
         free(late);
     }
     int refused = catcher_refused(c);

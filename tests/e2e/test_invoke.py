@@ -21,7 +21,7 @@ from hostlib import BIN, HERE, Host, run_cli
 SCRIPTS = os.path.join(HERE, "invoke_scripts")
 
 # Exit statuses (cliqhost invoke --help).
-REPLIED, ERROR_REPLY, USAGE, UNREACHABLE, NO_LATE = 0, 1, 2, 3, 4
+REPLIED, ERROR_REPLY, USAGE, UNREACHABLE, NO_LATE, HANDLER_FAILED = 0, 1, 2, 3, 4, 5
 
 
 def keygen(directory, *flags):
@@ -583,7 +583,7 @@ class Failures(InvokeCase):
         for _, _, wire, _ in EVERY_HANDLER:
             key = wire[:-len("_handler")] if wire.endswith("_handler") else wire
             self.assertRegex(p.stdout, r"\n    [* ] " + re.escape(key) + r" ")
-        for code in range(5):
+        for code in range(6):
             self.assertRegex(p.stdout, rf"\n  {code}  ")
 
 
@@ -628,6 +628,128 @@ class LateReplies(InvokeCase):
         self.assertEqual(p.returncode, REPLIED, p.stderr)
         self.assertIn("function form_change has no response_url", p.stderr)
 
+
+class HandlerErrors(InvokeCase):
+    """(issue 13, point 2) A handler that fails: invoke, a development
+    call, is told the error and its traceback and exits 5; the reply Cliq's
+    user would see is the same as for a call from Cliq."""
+
+    host_flags = ("--deadline", "500", "--max-cpu", "100")
+
+    SORRY = re.compile(r"^Sorry, something went wrong.*\(request \w+\)\n$", re.S)
+
+    def debug_post(self, how, debug=True, sign=True):
+        body = json.dumps(cliq_bodies.body("command", "execution_handler", name="fail",
+                                           params={"arguments": how},
+                                           response_url=False)).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            headers["X-Cliq-Signature"] = self.sign(body)
+        if debug:
+            headers["X-Cliqhost-Debug"] = "1"
+        return self.host.request("POST", "/", body, headers)
+
+    def sign(self, body):
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.pem], input=body,
+                             check=True, capture_output=True).stdout
+        return base64.b64encode(sig).decode()
+
+    def test_error_and_traceback_on_stderr_exit_5(self):
+        p = self.invoke("command", "fail", "raise")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertRegex(p.stdout, self.SORRY)  # what the chat user sees, as it is
+        self.assertIn("HTTP 200 OK", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:5: the deploy "
+                                   r"list is empty\n")
+        self.assertIn("stack traceback:", p.stderr)
+        self.assertRegex(p.stderr, r"\n\t\S*commands/fail\.lua:5: in (local|upvalue|function) "
+                                   r"'?deeper'?")
+        self.assertRegex(p.stderr, r"\n\t\S*commands/fail\.lua:12: in ")
+
+    def test_json_output_is_unchanged(self):
+        p = self.invoke("command", "fail", "raise", "--json")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        out = parse_json_lines(p.stdout)
+        self.assertEqual(len(out), 1)
+        self.assertTrue(out[0]["output"]["text"].startswith("Sorry, something went wrong"))
+        self.assertIn("the deploy list is empty", p.stderr)
+
+    def test_limit_is_a_failure(self):
+        p = self.invoke("command", "fail", "loop")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the handler failed:", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: .*(CPU|cpu)")
+
+    def test_late_failure_reaches_the_catcher(self):
+        p = self.invoke("command", "fail", "late")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the handler passed the deadline", p.stderr)
+        self.assertIn("reply via response_url (late)", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:5: failed after "
+                                   r"the deadline\n")
+        self.assertIn("stack traceback:", p.stderr)
+        # The late reply the user sees is Cliq's usual one.
+        self.assertIn("Sorry, something went wrong", p.stdout)
+
+    def test_tokens_stay_masked(self):
+        p = self.invoke("command", "fail", "token")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("zapikey=", p.stderr)
+        self.assertNotIn("deadbeefcafe0123", p.stderr)
+
+    def test_no_header_injection_and_bounded(self):
+        r = self.debug_post("inject")
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("x-evil", r.headers)
+        err = r.headers["x-cliqhost-error"]
+        self.assertNotIn("\r", err)
+        self.assertNotIn("\n", err)
+        self.assertIn("first line", err)
+        r = self.debug_post("huge")
+        self.assertEqual(r.status, 200)
+        self.assertLessEqual(len(r.headers["x-cliqhost-error"]), 4096)
+        p = self.invoke("command", "fail", "inject")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        # Control characters stay visible as escapes on the terminal.
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:18: first "
+                                   r"line\\r\n")
+
+    def test_only_for_a_verified_call_that_asks(self):
+        # Without the header: as Cliq calls, nothing more than the reply.
+        plain = self.debug_post("raise", debug=False)
+        self.assertEqual(plain.status, 200)
+        self.assertNotIn("x-cliqhost-error", plain.headers)
+        asked = self.debug_post("raise")
+        self.assertEqual(asked.status, 200)
+        self.assertIn("the deploy list is empty", asked.headers["x-cliqhost-error"])
+        strip = lambda b: re.sub(rb"request \w+", b"", b)
+        self.assertEqual(strip(plain.body), strip(asked.body))
+        # Unsigned: refused as ever, and nothing about the script is said.
+        r = self.debug_post("raise", sign=False)
+        self.assertEqual(r.status, 401)
+        self.assertNotIn("x-cliqhost-error", r.headers)
+        # A handler that did not fail says nothing either.
+        r = self.debug_post("fine")
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("x-cliqhost-error", r.headers)
+
+    def test_unsigned_on_a_no_verify_host(self):
+        # --no-verify (loopback only): a local call may ask too, but not
+        # one a proxy on this machine forwarded.
+        host = Host("--no-verify", scripts=SCRIPTS)
+        try:
+            body = json.dumps(cliq_bodies.body("command", "execution_handler", name="fail",
+                                               params={"arguments": "raise"},
+                                               response_url=False)).encode()
+            ask = {"Content-Type": "application/json", "X-Cliqhost-Debug": "1"}
+            r = host.request("POST", "/", body, ask)
+            self.assertEqual(r.status, 200)
+            self.assertIn("the deploy list is empty", r.headers["x-cliqhost-error"])
+            r = host.request("POST", "/", body, dict(ask, **{"X-Forwarded-For": "192.0.2.7"}))
+            self.assertEqual(r.status, 200)
+            self.assertNotIn("x-cliqhost-error", r.headers)
+        finally:
+            self.assertEqual(host.stop(), 0, host.log())
 
 
 class LateRepliesRefused(InvokeCase):
