@@ -66,6 +66,7 @@ struct options {
     const char *type;
     char *text; /* TEXT's words joined; owned */
     const char *key_path, *url, *body_path;
+    const char *cacert; /* --cacert, else $CURL_CA_BUNDLE; NULL: the system's */
     long timeout_s, wait_s;
     int json, dry_run;
     /* Owned arrays behind `in`; the keys are owned copies. */
@@ -170,6 +171,9 @@ static void print_help(void)
            "                      response_url is on this machine's 127.0.0.1, so late replies\n"
            "                      come back only from a host on this machine that allows it\n"
            "                      (serve --response-url-allow 127.0.0.1; ./dev.sh serve does)\n"
+           "  --cacert FILE       trust the CA certificates in FILE (PEM) for an https --url,\n"
+           "                      e.g. a TLS proxy's self-signed certificate; default\n"
+           "                      $CURL_CA_BUNDLE, else the system's\n"
            "  --timeout SECONDS   wait this long for the host's answer (default %d; Cliq waits 5)\n"
            "  --wait SECONDS      wait this long for a late reply at response_url (default %d)\n"
            "  --body FILE         send FILE's bytes as the body (- for standard input), signed;\n"
@@ -245,9 +249,9 @@ static int add_pair(struct callbody_pair *list, size_t *n, const char *flag, con
 
 /* The flags that take a value, for the error when the value is missing. */
 static const char *const value_flags[] = {
-    "--key",     "--url",     "--timeout",    "--wait",    "--body",      "--arg",
-    "--value",   "--action",  "--attachment", "--user-id", "--user-name", "--user-email",
-    "--chat-id", "--channel", "--param",      NULL,
+    "--key",        "--url",     "--timeout", "--wait",       "--body",    "--arg",
+    "--cacert",     "--value",   "--action",  "--attachment", "--user-id", "--user-name",
+    "--user-email", "--chat-id", "--channel", "--param",      NULL,
 };
 
 static int takes_value(const char *flag)
@@ -389,6 +393,12 @@ static int parse_args(int argc, char **argv, struct options *o)
                 goto done;
             }
             o->url = v;
+        } else if (strcmp(a, "--cacert") == 0) {
+            if (access(v, R_OK) != 0) {
+                usage("--cacert %s: cannot read it (%s)", v, strerror(errno));
+                goto done;
+            }
+            o->cacert = v;
         } else if (strcmp(a, "--timeout") == 0) {
             if (config_parse_long(v, 1, 600, &o->timeout_s) < 0) {
                 usage("--timeout takes whole seconds from 1 to 600");
@@ -426,6 +436,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->in.channel = v;
         }
     }
+    /* As the curl tool does: a CA bundle named in the environment. */
+    const char *bundle = getenv("CURL_CA_BUNDLE");
+    if (!o->cacert && bundle && *bundle)
+        o->cacert = bundle;
     o->in.args = o->args;
     o->in.values = o->values;
     o->in.params = o->params;
@@ -884,9 +898,99 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Whether `host` (as the URL's API gives it) is this machine. */
+static int host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcasecmp(host, "localhost") == 0 ||
+           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+}
+
+/* Says why no answer came from --url, with the advice that fits the kind
+ * of failure: a name that does not resolve, a certificate not trusted, TLS
+ * spoken to a plain HTTP port, nothing listening. Only a plain-HTTP URL on
+ * this machine is taken for a local host that is not started yet, and
+ * `serve_hint` (how to start one that trusts the key) is given then. */
+static void explain_unreachable(const struct options *o, CURL *e, CURLcode rc, const char *detail,
+                                const char *serve_hint, char *err, size_t errlen)
+{
+    char *host = NULL, *port = NULL, *scheme = NULL;
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, o->url, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    }
+    const char *h = host ? host : "?", *p = port ? port : "?";
+    int https = scheme && strcasecmp(scheme, "https") == 0;
+    long os_errno = 0;
+    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(err, errlen, "the name %s did not resolve (%s): check the host in --url %s", h,
+                 detail, o->url);
+        break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        snprintf(err, errlen,
+                 "the proxy's name did not resolve (%s): check https_proxy / http_proxy, or add "
+                 "%s to no_proxy",
+                 detail, h);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        if (o->cacert)
+            snprintf(err, errlen,
+                     "the certificate of %s:%s was not trusted (%s) with the CA certificates in "
+                     "%s: give --cacert FILE the certificate %s serves, or the CA that signed it",
+                     h, p, detail, o->cacert, h);
+        else
+            snprintf(err, errlen,
+                     "the certificate of %s:%s was not trusted (%s): if it is your proxy's own "
+                     "(self-signed, or from a private CA), give --cacert FILE with that "
+                     "certificate or its CA (or set CURL_CA_BUNDLE)",
+                     h, p, detail);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(err, errlen, "cannot use %s as CA certificates (%s): give --cacert a PEM file",
+                 o->cacert ? o->cacert : "the CA bundle", detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(err, errlen,
+                 "the TLS handshake with %s:%s failed (%s); if it serves plain HTTP, use "
+                 "--url http://%s",
+                 h, p, detail, https ? o->url + 8 : o->url);
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        snprintf(err, errlen, "%s:%s closed the connection without an answer (%s)%s%s", h, p,
+                 detail, https ? "" : "; if it serves https, use --url https://",
+                 https ? "" : o->url + 7);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        if (!https && host && host_is_loopback(host)) {
+            snprintf(err, errlen,
+                     "the host is not reachable at %s (%s); start it with `%s` (or ./dev.sh "
+                     "serve), or point --url at it",
+                     o->url, detail, serve_hint);
+            break;
+        }
+        snprintf(err, errlen,
+                 "nothing answers at %s:%s (%s: %s): check --url, and that the host, or the "
+                 "proxy in front of it, runs there",
+                 h, p, os_errno == ECONNREFUSED ? "connection refused" : "cannot connect", detail);
+        break;
+    default:
+        snprintf(err, errlen, "no answer from %s (%s)", o->url, detail);
+        break;
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+}
+
 /* POSTs the signed body. Returns 0 with the reply, or -1 with why no
- * reply came (the host is down, or slow); `serve_hint` is how to start a
- * host that trusts the key. */
+ * reply came (the host is down, or slow, or not trusted); `serve_hint` is
+ * how to start a host that trusts the key. */
 static int post_call(const struct options *o, const char *body, size_t len, const char *sig,
                      const char *serve_hint, struct reply *r, char *err, size_t errlen)
 {
@@ -926,6 +1030,8 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_err);
+    if (o->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
     CURLcode rc = curl_easy_perform(e);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
@@ -935,10 +1041,8 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     } else if (r->too_big) {
         snprintf(err, errlen, "the reply from %s is larger than %d bytes", o->url, REPLY_MAX);
     } else {
-        snprintf(err, errlen,
-                 "the host is not reachable at %s (%s); start it with `%s` (or ./dev.sh serve), "
-                 "or point --url at it",
-                 o->url, curl_err[0] ? curl_err : curl_easy_strerror(rc), serve_hint);
+        explain_unreachable(o, e, rc, curl_err[0] ? curl_err : curl_easy_strerror(rc), serve_hint,
+                            err, errlen);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(e);

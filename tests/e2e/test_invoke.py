@@ -4,14 +4,18 @@ replies printed as text or JSON, late replies through a loopback
 response_url, and what goes wrong)."""
 
 import base64
+import http.client
+import http.server
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -575,7 +579,7 @@ class Failures(InvokeCase):
     def test_help_documents_everything(self):
         p = run_cli("invoke", "--help")
         self.assertEqual(p.returncode, 0)
-        for flag in ["--key", "--url", "--timeout", "--wait", "--body", "--json", "--dry-run",
+        for flag in ["--key", "--url", "--cacert", "CURL_CA_BUNDLE", "--timeout", "--wait", "--body", "--json", "--dry-run",
                      "--arg", "--value", "--action", "--attachment", "--user-id", "--user-name",
                      "--user-email", "--chat-id", "--channel", "--param", "CLIQHOST_KEY",
                      "build/dev/cliq-dev.pem", "exit status"]:
@@ -750,6 +754,143 @@ class HandlerErrors(InvokeCase):
             self.assertNotIn("x-cliqhost-error", r.headers)
         finally:
             self.assertEqual(host.stop(), 0, host.log())
+
+
+def self_signed(directory):
+    """A self-signed certificate for 127.0.0.1 and localhost, by openssl:
+    (cert, key) paths."""
+    cert, key = os.path.join(directory, "proxy.crt"), os.path.join(directory, "proxy.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=cliqhost test proxy", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+class TlsProxy:
+    """An https reverse proxy on 127.0.0.1 in front of a host, as nginx or
+    Caddy would be: it forwards each POST to http://127.0.0.1:PORT with the
+    same path, and answers with the host's status, headers and body."""
+
+    FORWARD = ("Content-Type", "X-Cliq-Signature", "X-Cliqhost-Debug", "User-Agent")
+
+    def __init__(self, cert, key, upstream_port):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: self.headers[k] for k in proxy.FORWARD if k in self.headers}
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                try:
+                    up.request("POST", self.path, body=body, headers=headers)
+                    r = up.getresponse()
+                    data = r.read()
+                    self.send_response(r.status)
+                    for k, v in r.getheaders():
+                        if k.lower() not in ("content-length", "connection", "date", "server"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    up.close()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class ThroughTls(InvokeCase):
+    """(issue 13, point 3) invoke --url https://... through a TLS proxy
+    with a certificate of its own: the right advice for each failure, and
+    --cacert (or CURL_CA_BUNDLE) to trust the certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tls_dir = tempfile.mkdtemp(prefix="cliqhost-e2e-tls-")
+        cls.cert, key = self_signed(cls.tls_dir)
+        cls.proxy = TlsProxy(cls.cert, key, cls.host.port)
+        cls.https = f"https://127.0.0.1:{cls.proxy.port}/"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.close()
+        shutil.rmtree(cls.tls_dir)
+        super().tearDownClass()
+
+    def test_untrusted_certificate_is_said_so(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, url=False,
+                        env={"CURL_CA_BUNDLE": ""})
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn(f"the certificate of 127.0.0.1:{self.proxy.port} was not trusted", p.stderr)
+        self.assertIn("--cacert FILE", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
+        self.assertNotIn("not reachable", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_cacert_trusts_it(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, "--cacert", self.cert,
+                        url=False)
+        self.assertEqual(p.returncode, REPLIED, p.stderr)
+        self.assertEqual(p.stdout, "Plain *bold* text\nover two lines\n")
+        self.assertIn("HTTP 200 OK", p.stderr)
+
+    def test_curl_ca_bundle_trusts_it(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, url=False,
+                        env={"CURL_CA_BUNDLE": self.cert})
+        self.assertEqual(p.returncode, REPLIED, p.stderr)
+        self.assertEqual(p.stdout, "Plain *bold* text\nover two lines\n")
+
+    def test_a_failed_handler_is_told_through_the_proxy(self):
+        p = self.invoke("command", "fail", "raise", "--url", self.https, "--cacert", self.cert,
+                        url=False)
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the deploy list is empty", p.stderr)
+
+    def test_cacert_unreadable_is_usage(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, "--cacert",
+                        "/nonexistent/ca.pem", url=False)
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        self.assertIn("/nonexistent/ca.pem", p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+
+    def test_https_to_a_plain_http_port(self):
+        url = f"https://127.0.0.1:{self.host.port}/"
+        p = self.invoke("command", "show", "text", "--url", url, url=False)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn("TLS", p.stderr)
+        self.assertIn(f"http://127.0.0.1:{self.host.port}/", p.stderr)  # the likely fix
+        self.assertNotIn("start it with", p.stderr)
+
+    def test_connection_refused_elsewhere_does_not_say_serve(self):
+        port = free_port()
+        url = f"https://127.0.0.1:{port}/cliq"
+        p = self.invoke("command", "show", "text", "--url", url, url=False)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn(f"nothing answers at 127.0.0.1:{port}", p.stderr)
+        self.assertIn("connection refused", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
+
+    def test_name_that_does_not_resolve(self):
+        url = "https://cliqhost-test.invalid/cliq"
+        p = self.invoke("command", "show", "text", "--url", url, url=False, timeout=90)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn("the name cliqhost-test.invalid did not resolve", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
 
 
 class LateRepliesRefused(InvokeCase):
