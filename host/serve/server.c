@@ -61,11 +61,15 @@ struct call {
     struct timespec t0;
     long long t0_ms; /* monotonic ms when the headers arrived */
     struct buf body;
-    int responded;    /* a response is queued */
-    int too_large;    /* the body passed the cap: its bytes are dropped */
-    size_t reserved;  /* bytes of the pending-body budget this call holds */
-    int close;        /* close the connection after the answer (body unread) */
-    int admin;        /* a GET to an admin endpoint, answered when complete */
+    int responded;   /* a response is queued */
+    int too_large;   /* the body passed the cap: its bytes are dropped */
+    size_t reserved; /* bytes of the pending-body budget this call holds */
+    int close;       /* close the connection after the answer (body unread) */
+    int admin;       /* a GET to an admin endpoint, answered when complete */
+    /* A POST to the callback: its path (callback_path as it was then; the
+     * settings outlive every call), for the log lines after the answer.
+     * NULL for any other request. */
+    const char *callback;
     size_t discarded; /* bytes dropped since */
 
     /* While a handler waits (see handle_callback). */
@@ -203,7 +207,7 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
 {
-    if (strcmp(url, "/") == 0 && strcmp(method, "POST") == 0)
+    if (c->callback)
         metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
     if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
@@ -496,7 +500,7 @@ static void hand_off(struct call *c, const char *why)
     resume_with(c, 200, body, len);
     c->o.d = &c->d;
     c->o.error = why;
-    log_request(w, c, "POST", "/", 200, &c->o);
+    log_request(w, c, "POST", c->callback, 200, &c->o);
     c->o.error = NULL;
 }
 
@@ -596,12 +600,12 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
         char *body = jsonw_error_body(res->error, c->id, &len);
         c->o.error = res->error;
         resume_with(c, (unsigned)res->status, body, len);
-        log_request(w, c, "POST", "/", res->status, &c->o);
+        log_request(w, c, "POST", c->callback, res->status, &c->o);
     } else {
         c->o.error = res->failed ? res->error : NULL;
         resume_with(c, 200, res->body, res->len);
         res->body = NULL;
-        log_request(w, c, "POST", "/", 200, &c->o);
+        log_request(w, c, "POST", c->callback, 200, &c->o);
     }
     c->o.error = NULL;
     if (!c->conn)
@@ -816,8 +820,9 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
                               : "/status answers loopback clients only (status_access)",
                           NULL, NULL);
         } else {
-            struct admin_status st = {w->srv->hub, w->srv->started_at, w->srv->nworkers,
-                                      w->cfg->scripts, w->cfg->reload_settle_ms > 0};
+            struct admin_status st = {
+                w->srv->hub,     w->srv->started_at,           w->srv->nworkers,
+                w->cfg->scripts, w->cfg->reload_settle_ms > 0, w->cfg->callback_path};
             size_t len;
             char *body = admin_status_body(&st, &len);
             respond(conn, c, 200, body, len, NULL);
@@ -889,19 +894,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
-        if (strcmp(url, "/") != 0) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST /)", url);
+        if (strcmp(url, cfg->callback_path) != 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST %s)", url,
+                     cfg->callback_path);
             respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
             return MHD_YES;
         }
         if (strcmp(method, "POST") != 0) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST /)",
-                     method);
+            char msg[400];
+            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST %s)",
+                     method, cfg->callback_path);
             respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }
+        c->callback = cfg->callback_path;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

@@ -67,6 +67,8 @@ struct options {
     char *text; /* TEXT's words joined; owned */
     const char *key_path, *url, *body_path;
     const char *cacert; /* --cacert, else $CURL_CA_BUNDLE; NULL: the system's */
+    const char *config; /* --config: the host's config file, for the URL */
+    char *config_url;   /* the URL built from it; owned */
     long timeout_s, wait_s;
     int json, dry_run;
     /* Owned arrays behind `in`; the keys are owned copies. */
@@ -167,10 +169,13 @@ static void print_help(void)
            "sending:\n"
            "  --key FILE          PEM private key to sign with; default $CLIQHOST_KEY, else\n"
            "                      " DEFAULT_KEY " when it exists (cliqhost keygen DIR makes one)\n"
-           "  --url URL           the host's callback URL (default " DEFAULT_URL "); the\n"
+           "  --url URL           the host's callback URL as Cliq calls it, path and all\n"
+           "                      (default " DEFAULT_URL ", or what --config gives); the\n"
            "                      response_url is on this machine's 127.0.0.1, so late replies\n"
            "                      come back only from a host on this machine that allows it\n"
            "                      (serve --response-url-allow 127.0.0.1; ./dev.sh serve does)\n"
+           "  --config FILE       the host's config file: call its listen address (127.0.0.1\n"
+           "                      for one on every interface) at its callback_path\n"
            "  --cacert FILE       trust the CA certificates in FILE (PEM) for an https --url,\n"
            "                      e.g. a TLS proxy's self-signed certificate; default\n"
            "                      $CURL_CA_BUNDLE, else the system's\n"
@@ -230,6 +235,7 @@ static void options_free(struct options *o)
     free(o->params);
     free(o->attachments);
     free(o->text);
+    free(o->config_url);
 }
 
 /* Appends "KEY=VALUE" (`flag`'s value) to list[*n]: the key copied, the
@@ -249,9 +255,9 @@ static int add_pair(struct callbody_pair *list, size_t *n, const char *flag, con
 
 /* The flags that take a value, for the error when the value is missing. */
 static const char *const value_flags[] = {
-    "--key",        "--url",     "--timeout", "--wait",       "--body",    "--arg",
-    "--cacert",     "--value",   "--action",  "--attachment", "--user-id", "--user-name",
-    "--user-email", "--chat-id", "--channel", "--param",      NULL,
+    "--key",       "--url",        "--timeout", "--wait",    "--body",       "--arg",
+    "--cacert",    "--config",     "--value",   "--action",  "--attachment", "--user-id",
+    "--user-name", "--user-email", "--chat-id", "--channel", "--param",      NULL,
 };
 
 static int takes_value(const char *flag)
@@ -336,6 +342,57 @@ static int resolve_call(struct options *o, const char **pos, size_t npos)
     return 0;
 }
 
+/* The callback URL of the host that the config file --config names:
+ * http:// its listen address (one on every interface is called on
+ * loopback) and its callback_path. Returns 0, or EXIT_USAGE (said). */
+static int config_url(struct options *o)
+{
+    struct config cfg;
+    char err[1024];
+    config_defaults(&cfg);
+    if (config_load_file(&cfg, o->config, err, sizeof err) < 0 ||
+        config_validate(&cfg, 0, err, sizeof err) < 0) {
+        config_free(&cfg);
+        return usage("--config: %s", err);
+    }
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    int loopback, rc = 0;
+    char addr[INET6_ADDRSTRLEN + 2] = "";
+    unsigned port = 0;
+    if (config_parse_listen(cfg.listen, &ss, &sslen, &loopback, err, sizeof err) < 0) {
+        rc = usage("--config %s: %s", o->config, err);
+        goto done;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        char text[INET6_ADDRSTRLEN];
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+            a->sin6_addr = in6addr_loopback;
+        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+        snprintf(addr, sizeof addr, "[%s]", text);
+        port = ntohs(a->sin6_port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+        port = ntohs(a->sin_port);
+    }
+    if (port == 0) {
+        rc = usage("--config %s: listen '%s' picks a free port at start; give --url", o->config,
+                   cfg.listen);
+        goto done;
+    }
+    size_t n = strlen(addr) + strlen(cfg.callback_path) + 32;
+    o->config_url = xmalloc(n);
+    snprintf(o->config_url, n, "http://%s:%u%s", addr, port, cfg.callback_path);
+    o->url = o->config_url;
+done:
+    config_free(&cfg);
+    return rc;
+}
+
 /* Reads the command line into `o`. Returns 0, 1 when --help was printed,
  * or EXIT_USAGE (the message printed). `o` is to be freed either way. */
 static int parse_args(int argc, char **argv, struct options *o)
@@ -351,7 +408,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->attachments = xcalloc(cap, sizeof *o->attachments);
     const char **pos = xcalloc(cap, sizeof *pos);
     size_t npos = 0;
-    int rc = EXIT_USAGE, dashdash = 0;
+    int rc = EXIT_USAGE, dashdash = 0, url_given = 0;
 
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -388,11 +445,14 @@ static int parse_args(int argc, char **argv, struct options *o)
         if (strcmp(a, "--key") == 0) {
             o->key_path = v;
         } else if (strcmp(a, "--url") == 0) {
+            url_given = 1;
             if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
                 usage("--url takes an http:// or https:// URL, not '%s'", v);
                 goto done;
             }
             o->url = v;
+        } else if (strcmp(a, "--config") == 0) {
+            o->config = v;
         } else if (strcmp(a, "--cacert") == 0) {
             if (access(v, R_OK) != 0) {
                 usage("--cacert %s: cannot read it (%s)", v, strerror(errno));
@@ -436,6 +496,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->in.channel = v;
         }
     }
+    if (o->config && !url_given && config_url(o) != 0)
+        goto done;
     /* As the curl tool does: a CA bundle named in the environment. */
     const char *bundle = getenv("CURL_CA_BUNDLE");
     if (!o->cacert && bundle && *bundle)

@@ -579,7 +579,8 @@ class Failures(InvokeCase):
     def test_help_documents_everything(self):
         p = run_cli("invoke", "--help")
         self.assertEqual(p.returncode, 0)
-        for flag in ["--key", "--url", "--cacert", "CURL_CA_BUNDLE", "--timeout", "--wait", "--body", "--json", "--dry-run",
+        for flag in ["--key", "--url", "--config", "--cacert", "CURL_CA_BUNDLE", "--timeout",
+                     "--wait", "--body", "--json", "--dry-run",
                      "--arg", "--value", "--action", "--attachment", "--user-id", "--user-name",
                      "--user-email", "--chat-id", "--channel", "--param", "CLIQHOST_KEY",
                      "build/dev/cliq-dev.pem", "exit status"]:
