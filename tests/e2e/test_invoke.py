@@ -702,6 +702,30 @@ class HandlerErrors(InvokeCase):
         self.assertIn("zapikey=", p.stderr)
         self.assertNotIn("deadbeefcafe0123", p.stderr)
 
+    def test_config_tokens_stay_masked(self):
+        secret = "1001.f00dfeedbeefcafe42"
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-invoke-token-")
+        try:
+            cfg = os.path.join(d, "host.lua")
+            with open(cfg, "w") as f:
+                f.write(f'scripts = "{SCRIPTS}"\ndata_dir = "{d}/data"\n'
+                        f'keys = {{ "{self.pub}" }}\nlisten = "127.0.0.1:0"\n'
+                        f'tokens = {{ default = os.getenv("FAIL_TOKEN") }}\n'
+                        f'script_env = {{ "FAIL_TOKEN" }}\n')
+            host = Host("--config", cfg, listen=None, env={"FAIL_TOKEN": secret})
+            try:
+                p = self.invoke("--url", f"http://127.0.0.1:{host.port}/", "command", "fail",
+                                "envtoken")
+                self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+                self.assertIn("the handler failed: ", p.stderr)
+                self.assertIn("cannot post with ", p.stderr)
+                self.assertNotIn(secret, p.stderr)
+                self.assertNotIn(secret, p.stdout)
+            finally:
+                self.assertEqual(host.stop(), 0, host.log())
+        finally:
+            shutil.rmtree(d)
+
     def test_no_header_injection_and_bounded(self):
         r = self.debug_post("inject")
         self.assertEqual(r.status, 200)
@@ -716,7 +740,7 @@ class HandlerErrors(InvokeCase):
         p = self.invoke("command", "fail", "inject")
         self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
         # Control characters stay visible as escapes on the terminal.
-        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:18: first "
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:22: first "
                                    r"line\\r\n")
 
     def test_only_for_a_verified_call_that_asks(self):

@@ -14,6 +14,10 @@ return {
       -- An error that quotes a webhook URL with its token, as a failed
       -- post might: the token must not reach the developer's terminal.
       error("post failed: https://cliq.zoho.com/api/v2/bots/x/incoming?zapikey=1001.deadbeefcafe0123")
+    elseif how == "envtoken" then
+      -- A token the script was given (script_env) and that the config
+      -- names as a webhook token: masked too.
+      error("cannot post with " .. tostring(os.getenv("FAIL_TOKEN")))
     elseif how == "inject" then
       error("first line\r\nX-Evil: 1\r\n\r\n<html>")
     elseif how == "huge" then
