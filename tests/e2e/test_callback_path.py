@@ -8,46 +8,17 @@ or nothing."""
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import unittest
 
+import test_reload
 from cliq_bodies import body
-from hostlib import BIN, HERE, Host, run_cli
+from hostlib import BIN, HERE, Host, Key, run_cli
+from test_invoke import free_port
 
 SCRIPTS = os.path.join(HERE, "invoke_scripts")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Pair:
-    """A key pair made by cliqhost keygen in a folder of its own."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-cbpath-")
-        p = run_cli("keygen", self.dir)
-        assert p.returncode == 0, p.stderr
-        self.pem = os.path.join(self.dir, "cliq-dev.pem")
-        self.pub = os.path.join(self.dir, "cliq-dev.pub")
-        with open(self.pub) as f:
-            self.spki = f.read().strip()
-
-    def sign(self, data):
-        import base64
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.pem], input=data,
-                             check=True, capture_output=True).stdout
-        return base64.b64encode(sig).decode()
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+KEY = Key("callback-path")
 
 
 def call_body():
@@ -58,19 +29,17 @@ def call_body():
 class CallbackPath(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pair = Pair()
-        cls.host = Host("--callback-path", "/cliq", scripts=SCRIPTS, keys=[cls.pair.pub])
+        cls.host = Host("--callback-path", "/cliq", scripts=SCRIPTS, keys=[KEY.spki])
 
     @classmethod
     def tearDownClass(cls):
         rc = cls.host.stop()
-        cls.pair.cleanup()
         assert rc == 0 and not cls.host.sanitizer_reports(), cls.host.log()
 
     def post(self, path):
         data = call_body()
         return self.host.request("POST", path, data, {"Content-Type": "application/json",
-                                                      "X-Cliq-Signature": self.pair.sign(data)})
+                                                      "X-Cliq-Signature": KEY.sign(data)})
 
     def test_the_callback_answers_at_its_path(self):
         r = self.post("/cliq")
@@ -103,12 +72,12 @@ class CallbackPath(unittest.TestCase):
 
     def test_invoke_posts_to_the_url_path_as_given(self):
         url = f"http://127.0.0.1:{self.host.port}/cliq"
-        p = subprocess.run([BIN, "invoke", "--key", self.pair.pem, "--url", url, "command",
+        p = subprocess.run([BIN, "invoke", "--key", KEY.pem, "--url", url, "command",
                             "show", "text"], capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, "Plain *bold* text\nover two lines\n")
         # The host's root is not the callback: a 404 that says where it is.
-        p = subprocess.run([BIN, "invoke", "--key", self.pair.pem, "--url",
+        p = subprocess.run([BIN, "invoke", "--key", KEY.pem, "--url",
                             f"http://127.0.0.1:{self.host.port}/", "command", "show", "text"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -172,7 +141,6 @@ class FromTheConfig(unittest.TestCase):
     moves the path all or nothing."""
 
     def setUp(self):
-        self.pair = Pair()
         self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-cbpath-")
         self.cfg = os.path.join(self.dir, "cliqhost.lua")
         self.port = free_port()
@@ -182,25 +150,19 @@ class FromTheConfig(unittest.TestCase):
     def tearDown(self):
         rc = self.host.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-        self.pair.cleanup()
         self.assertEqual(rc, 0, self.host.log())
 
     def write_config(self, path, listen=None):
         with open(self.cfg, "w") as f:
             f.write(f'listen = "{listen or "127.0.0.1:%d" % self.port}"\n'
                     f'scripts = "{SCRIPTS}"\ndata_dir = "{self.dir}/data"\n'
-                    f'keys = {{ "{self.pair.spki}" }}\ncallback_path = "{path}"\n')
+                    f'keys = {{ "{KEY.spki}" }}\ncallback_path = "{path}"\n')
 
     def invoke(self, *args):
-        return subprocess.run([BIN, "invoke", "--key", self.pair.pem, *args],
+        return subprocess.run([BIN, "invoke", "--key", KEY.pem, *args],
                               capture_output=True, text=True, timeout=60)
 
-    def hup(self, expect):
-        n = len(self.host.lines)
-        self.host.proc.send_signal(signal.SIGHUP)
-        line = self.host.wait_for(expect, timeout=30, start=n)
-        self.assertIsNotNone(line, self.host.log()[-2000:])
-        return line
+    hup = test_reload.Sighup.hup
 
     def test_invoke_builds_the_url_from_the_config(self):
         p = self.invoke("--config", self.cfg, "command", "show", "text")
