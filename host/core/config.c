@@ -37,10 +37,10 @@ struct setting {
 #define OFF(f) offsetof(struct config, f)
 
 static const struct setting settings[] = {
-    {"callback_path", "callback-path", SET_STR, OFF(callback_path), "/", 0, 0,
-     "the path Cliq POSTs to: / or, behind a proxy that forwards a path, that path (/cliq)"},
     {"listen", "listen", SET_STR, OFF(listen), "127.0.0.1:8080", 0, 0,
      "address and port to serve on (port 0: any free port)"},
+    {"callback_path", "callback-path", SET_STR, OFF(callback_path), "/", 0, 0,
+     "the path Cliq POSTs to: / or, behind a proxy that forwards a path, that path (/cliq)"},
     {"scripts", "scripts", SET_STR, OFF(scripts), "scripts", 0, 0, "folder of handler scripts"},
     {"keys", "key", SET_LIST, OFF(keys), NULL, 0, 0,
      "Cliq public key (base64 as on the extension page, or a file); repeat for rotation"},
@@ -582,55 +582,59 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int
     return 0;
 }
 
+/* Says what is wrong with callback_path `p`; returns -1. */
+static int bad_callback_path(const char *p, const char *why, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "callback_path '%.*s' %s", CONFIG_CALLBACK_PATH_MAX, p, why);
+    return -1;
+}
+
 /* Checks callback_path: a path the server can match as libmicrohttpd hands
  * it over (decoded, without the query) and a client's URL reaches as
  * written: "/" and then path characters only, no dot segments, and none
  * of the host's own endpoints. Returns 0, or -1 with the reason. */
 static int check_callback_path(const char *p, char *err, size_t errlen)
 {
-    static const char *const taken[] = {"/healthz", "/status", "/metrics"};
-    static const char *const prefixes[] = {"/hooks", "/console"};
-    const char *why = NULL;
-    char what[128] = "";
+    static const char *const taken[] = {"/healthz", "/status", "/metrics", "/hooks", "/console"};
+    char why[160];
     if (!p) {
         snprintf(err, errlen, "callback_path is not set: give a path such as / or /cliq");
         return -1;
     }
+    size_t n = strlen(p);
     if (p[0] != '/')
-        why = "must start with / (as in /cliq)";
-    else if (strlen(p) > CONFIG_CALLBACK_PATH_MAX)
-        snprintf(what, sizeof what, "is longer than %d bytes", CONFIG_CALLBACK_PATH_MAX);
-    else if (strpbrk(p, "?#"))
-        why = "is a path only: no query or fragment";
-    for (const char *s = p; !why && !what[0] && *s; s++) {
+        return bad_callback_path(p, "must start with / (as in /cliq)", err, errlen);
+    if (n > CONFIG_CALLBACK_PATH_MAX) {
+        snprintf(why, sizeof why, "is longer than %d bytes", CONFIG_CALLBACK_PATH_MAX);
+        return bad_callback_path(p, why, err, errlen);
+    }
+    if (strpbrk(p, "?#"))
+        return bad_callback_path(p, "is a path only: no query or fragment", err, errlen);
+    for (const char *s = p; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch <= ' ' || ch == 0x7f)
-            why = "takes no spaces or control characters";
-        else if (ch >= 0x80 || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789-._~!$&'()*+,;=:@/",
-                                       ch))
-            snprintf(what, sizeof what,
+            return bad_callback_path(p, "takes no spaces or control characters", err, errlen);
+        if (ch >= 0x80 || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789-._~!$&'()*+,;=:@/",
+                                  ch)) {
+            snprintf(why, sizeof why,
                      "has '%c'; it takes letters, digits and -._~!$&'()*+,;=:@/ (no %%-escapes)",
                      ch >= 0x80 ? '?' : ch);
+            return bad_callback_path(p, why, err, errlen);
+        }
     }
-    if (!why && !what[0] &&
-        (strstr(p, "/./") || strstr(p, "/../") ||
-         (strlen(p) >= 2 && !strcmp(p + strlen(p) - 2, "/.")) ||
-         (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."))))
-        why = "has a . or .. segment, which clients resolve away";
-    for (size_t i = 0; !why && !what[0] && i < sizeof taken / sizeof taken[0]; i++)
-        if (!strcmp(p, taken[i]))
-            snprintf(what, sizeof what, "is the host's own %s", taken[i]);
-    for (size_t i = 0; !why && !what[0] && i < sizeof prefixes / sizeof prefixes[0]; i++) {
-        size_t n = strlen(prefixes[i]);
-        if (!strncmp(p, prefixes[i], n) && (p[n] == '\0' || p[n] == '/'))
-            snprintf(what, sizeof what, "is under %s, kept for the host's own endpoints",
-                     prefixes[i]);
+    if (strstr(p, "/./") || strstr(p, "/../") || (n >= 2 && !strcmp(p + n - 2, "/.")) ||
+        (n >= 3 && !strcmp(p + n - 3, "/..")))
+        return bad_callback_path(p, "has a . or .. segment, which clients resolve away", err,
+                                 errlen);
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        size_t k = strlen(taken[i]);
+        if (!strncmp(p, taken[i], k) && (p[k] == '\0' || p[k] == '/')) {
+            snprintf(why, sizeof why, "is (or is under) the host's own %s", taken[i]);
+            return bad_callback_path(p, why, err, errlen);
+        }
     }
-    if (!why && !what[0])
-        return 0;
-    snprintf(err, errlen, "callback_path '%.*s' %s", CONFIG_CALLBACK_PATH_MAX, p, why ? why : what);
-    return -1;
+    return 0;
 }
 
 int config_validate(const struct config *c, int serving, char *err, size_t errlen)

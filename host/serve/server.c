@@ -61,15 +61,11 @@ struct call {
     struct timespec t0;
     long long t0_ms; /* monotonic ms when the headers arrived */
     struct buf body;
-    int responded;   /* a response is queued */
-    int too_large;   /* the body passed the cap: its bytes are dropped */
-    size_t reserved; /* bytes of the pending-body budget this call holds */
-    int close;       /* close the connection after the answer (body unread) */
-    int admin;       /* a GET to an admin endpoint, answered when complete */
-    /* A POST to the callback: its path (callback_path as it was then; the
-     * settings outlive every call), for the log lines after the answer.
-     * NULL for any other request. */
-    const char *callback;
+    int responded;    /* a response is queued */
+    int too_large;    /* the body passed the cap: its bytes are dropped */
+    size_t reserved;  /* bytes of the pending-body budget this call holds */
+    int close;        /* close the connection after the answer (body unread) */
+    int admin;        /* a GET to an admin endpoint, answered when complete */
     size_t discarded; /* bytes dropped since */
 
     /* While a handler waits (see handle_callback). */
@@ -89,6 +85,10 @@ struct call {
      * handler's error for X-Cliqhost-Error, encoded; NULL: none. */
     int debug;
     char *debug_error;
+    /* A POST to the callback: its path (callback_path as it was then; the
+     * settings outlive every call), for the log lines after the answer and
+     * the request metrics. NULL for any other request. */
+    const char *callback;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -874,6 +874,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&c->body, (size_t)cfg->max_body_bytes);
         assign_id(w, conn, c);
         *con_cls = c;
+        if (!strcmp(url, cfg->callback_path) && !strcmp(method, "POST"))
+            c->callback = cfg->callback_path;
 
         if (framing_conflict(conn)) {
             /* A proxy in front that reads the other length (or the
@@ -908,7 +910,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }
-        c->callback = cfg->callback_path;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

@@ -109,6 +109,11 @@ class BadValues(unittest.TestCase):
         ("/healthz", "/healthz"),
         ("/status", "/status"),
         ("/metrics", "/metrics"),
+        ("/hooks/cliq", "/hooks"),
+        ("/a/../cliq", ". or .. segment"),
+        ("/my%20bots", "no %-escapes"),
+        ("/caf\u00e9", "has '?'"),
+        ("/" + "c" * 300, "longer than 256 bytes"),
     ]
 
     def test_bad_value_stops_the_start(self):
