@@ -30,6 +30,7 @@ struct responder_job {
     char *url;
     char *body;
     size_t len;
+    char *header; /* one more request header, "Name: value"; NULL: none */
     long long expires_ms;
     long long started_ms;
     char id[48];
@@ -133,6 +134,7 @@ static void end_job(struct responder_job *j, enum responder_outcome o, const cha
         j->cb(o, why, j->ud);
     free(j->url);
     free(j->body);
+    free(j->header);
     free(j);
 }
 
@@ -213,12 +215,12 @@ static void attempt(struct responder_job *j)
         return;
     }
     j->attempts++;
-    static const char *const headers[] = {"Content-Type: application/json; charset=utf-8"};
+    const char *headers[] = {"Content-Type: application/json; charset=utf-8", j->header};
     struct fetch_request rq = {
         .method = "POST",
         .url = j->url,
         .headers = headers,
-        .nheaders = 1,
+        .nheaders = j->header ? 2 : 1,
         .body = j->body,
         .body_len = j->len,
         .timeout_ms = left < ATTEMPT_TIMEOUT_MS ? left : ATTEMPT_TIMEOUT_MS,
@@ -256,6 +258,14 @@ struct responder_job *responder_post(struct responder *r, const char *url, char 
      * callback run inside this call. */
     j->retry = sched_timer_add(r->sched, 0, on_retry, j);
     return j;
+}
+
+void responder_job_header(struct responder_job *j, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    free(j->header);
+    j->header = xmalloc(n);
+    snprintf(j->header, n, "%s: %s", name, value);
 }
 
 void responder_detach(struct responder_job *j)

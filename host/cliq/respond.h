@@ -58,6 +58,10 @@ struct responder_job *responder_post(struct responder *r, const char *url, char 
                                      size_t nallow, char *body, size_t len, long long expires_ms,
                                      const char *req_id, const char *kind, responder_cb cb,
                                      void *ud);
+/* Adds one request header to each attempt of a job that was just posted
+ * (before the loop runs again): `name` and `value` are copied, and must be
+ * one line each of printable ASCII (the caller encodes). */
+void responder_job_header(struct responder_job *j, const char *name, const char *value);
 /* Forgets the callback of a job (its waiter is gone); delivery goes on. */
 void responder_detach(struct responder_job *j);
 

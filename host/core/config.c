@@ -39,6 +39,8 @@ struct setting {
 static const struct setting settings[] = {
     {"listen", "listen", SET_STR, OFF(listen), "127.0.0.1:8080", 0, 0,
      "address and port to serve on (port 0: any free port)"},
+    {"callback_path", "callback-path", SET_STR, OFF(callback_path), "/", 0, 0,
+     "the path Cliq POSTs to: / or, behind a proxy that forwards a path, that path (/cliq)"},
     {"scripts", "scripts", SET_STR, OFF(scripts), "scripts", 0, 0, "folder of handler scripts"},
     {"keys", "key", SET_LIST, OFF(keys), NULL, 0, 0,
      "Cliq public key (base64 as on the extension page, or a file); repeat for rotation"},
@@ -580,8 +582,65 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned int
     return 0;
 }
 
+/* Says what is wrong with callback_path `p`; returns -1. */
+static int bad_callback_path(const char *p, const char *why, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "callback_path '%.*s' %s", CONFIG_CALLBACK_PATH_MAX, p, why);
+    return -1;
+}
+
+/* Checks callback_path: a path the server can match as libmicrohttpd hands
+ * it over (decoded, without the query) and a client's URL reaches as
+ * written: "/" and then path characters only, no dot segments, and none
+ * of the host's own endpoints. Returns 0, or -1 with the reason. */
+static int check_callback_path(const char *p, char *err, size_t errlen)
+{
+    static const char *const taken[] = {"/healthz", "/status", "/metrics", "/hooks", "/console"};
+    char why[160];
+    if (!p) {
+        snprintf(err, errlen, "callback_path is not set: give a path such as / or /cliq");
+        return -1;
+    }
+    size_t n = strlen(p);
+    if (p[0] != '/')
+        return bad_callback_path(p, "must start with / (as in /cliq)", err, errlen);
+    if (n > CONFIG_CALLBACK_PATH_MAX) {
+        snprintf(why, sizeof why, "is longer than %d bytes", CONFIG_CALLBACK_PATH_MAX);
+        return bad_callback_path(p, why, err, errlen);
+    }
+    if (strpbrk(p, "?#"))
+        return bad_callback_path(p, "is a path only: no query or fragment", err, errlen);
+    for (const char *s = p; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= ' ' || ch == 0x7f)
+            return bad_callback_path(p, "takes no spaces or control characters", err, errlen);
+        if (ch >= 0x80 || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789-._~!$&'()*+,;=:@/",
+                                  ch)) {
+            snprintf(why, sizeof why,
+                     "has '%c'; it takes letters, digits and -._~!$&'()*+,;=:@/ (no %%-escapes)",
+                     ch >= 0x80 ? '?' : ch);
+            return bad_callback_path(p, why, err, errlen);
+        }
+    }
+    if (strstr(p, "/./") || strstr(p, "/../") || (n >= 2 && !strcmp(p + n - 2, "/.")) ||
+        (n >= 3 && !strcmp(p + n - 3, "/..")))
+        return bad_callback_path(p, "has a . or .. segment, which clients resolve away", err,
+                                 errlen);
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        size_t k = strlen(taken[i]);
+        if (!strncmp(p, taken[i], k) && (p[k] == '\0' || p[k] == '/')) {
+            snprintf(why, sizeof why, "is (or is under) the host's own %s", taken[i]);
+            return bad_callback_path(p, why, err, errlen);
+        }
+    }
+    return 0;
+}
+
 int config_validate(const struct config *c, int serving, char *err, size_t errlen)
 {
+    if (check_callback_path(c->callback_path, err, errlen) < 0)
+        return -1;
     if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
         strcmp(c->log_level, "warn") && strcmp(c->log_level, "warning") &&
         strcmp(c->log_level, "error")) {

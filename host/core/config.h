@@ -20,6 +20,7 @@
 struct config {
     char *config_path; /* NULL when no --config */
     char *listen;
+    char *callback_path; /* where Cliq POSTs: "/" or "/cliq" (config_validate) */
     char *scripts;
     char *lualib;
     char **keys;
@@ -89,6 +90,9 @@ struct config_token {
     char *secret;
     int disabled;
 };
+
+/* The longest callback_path taken. */
+#define CONFIG_CALLBACK_PATH_MAX 256
 
 /* The token named `name`, or NULL. Borrowed from c. */
 const struct config_token *config_token(const struct config *c, const char *name);

@@ -737,6 +737,8 @@ static int finish_protected(lua_State *L)
         luaL_traceback(L, co, NULL, 0);
         vm_log_failure(t->id, &t->d, a->limit ? "limit" : "error", a->limit, msg,
                        lua_tostring(L, -1));
+        const char *tb = lua_tostring(L, -1);
+        snprintf(res->traceback, sizeof res->traceback, "%s", tb ? tb : "");
         vm_set_error(res, msg);
         vm_error_reply(vm, &t->d, t->id, a->limit, res);
     } else {

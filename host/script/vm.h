@@ -98,6 +98,7 @@ struct luavm_result {
     int failed;               /* the handler failed; body is the user-facing error reply */
     enum luavm_limit limit;   /* when failed because a limit stopped it */
     char error[512];          /* for 404: what was looked for; when failed: why (one line) */
+    char traceback[2048];     /* when failed with one: the Lua traceback, cut to fit */
     int responded;            /* the handler called req:respond() */
     const char *response_url; /* the request's, or NULL; borrowed for the callback */
 };

@@ -88,6 +88,8 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
     json_time(&b, "started_at", (long long)s->started_at * 1000);
     buf_printf(&b, ",\"workers\":%d,", s->nworkers);
     json_str(&b, "scripts_dir", s->scripts_dir);
+    buf_adds(&b, ",");
+    json_str(&b, "callback_path", s->callback_path);
     buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
                s->live_reload ? "true" : "false", rs.reloads, rs.failures);
     json_time(&b, "last_reload_at", rs.last_reload_at);

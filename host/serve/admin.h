@@ -24,6 +24,7 @@ struct admin_status {
     int nworkers;
     const char *scripts_dir;
     int live_reload;
+    const char *callback_path; /* where Cliq POSTs (callback_path) */
 };
 
 /* The JSON body of GET /status. Caller frees; *len gets its length. */

@@ -41,6 +41,9 @@
 /* Body bytes allocated when the headers announce them; a longer body grows
  * as it arrives, so an announced length alone costs at most this. */
 #define BODY_PREALLOC (16 * 1024)
+/* The longest X-Cliqhost-Error value: a quarter of a connection's buffer
+ * at most, so the answer's headers always fit in it. */
+#define DEBUG_ERROR_MAX 2048
 
 /* Why a handler was stopped or failed, and what ran: for the log line. */
 struct outcome {
@@ -78,6 +81,14 @@ struct call {
     unsigned reply_status; /* the reply to queue when the connection resumes */
     char *reply_body;
     size_t reply_len;
+    /* A development call (X-Cliqhost-Debug: 1, verified): the failed
+     * handler's error for X-Cliqhost-Error, encoded; NULL: none. */
+    int debug;
+    char *debug_error;
+    /* A POST to the callback: its path (callback_path as it was then; the
+     * settings outlive every call), for the log lines after the answer and
+     * the request metrics. NULL for any other request. */
+    const char *callback;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -197,7 +208,7 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
 {
-    if (strcmp(url, "/") == 0 && strcmp(method, "POST") == 0)
+    if (c->callback)
         metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
     if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
@@ -293,6 +304,8 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
      * interim reply and the handler's result goes to response_url. */
     if (c->late)
         MHD_add_response_header(r, "X-Cliqhost-Late", "response_url");
+    if (c->debug_error && status == 200)
+        MHD_add_response_header(r, "X-Cliqhost-Error", c->debug_error);
     if (status == MHD_HTTP_CONTENT_TOO_LARGE || c->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     /* Stopping: the client's next request should go to another host. */
@@ -335,6 +348,75 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
     respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, NULL);
 }
 
+/* ---- development calls ------------------------------------------------- */
+
+/* Whether the call asked for a failed handler's error (X-Cliqhost-Debug: 1,
+ * as `cliqhost invoke` sends) and may have it: its signature verified, or
+ * checks are off (--no-verify, loopback only) and the client is on this
+ * machine. Cliq never sends the header, so its calls are answered as ever. */
+static int debug_allowed(struct MHD_Connection *conn, enum verify_result vr)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Debug");
+    if (!v || strcmp(v, "1") != 0)
+        return 0;
+    return vr == VERIFY_OK || (vr == VERIFY_SKIPPED && admin_client_is_loopback(conn));
+}
+
+/* The X-Cliqhost-Error value for a failed handler: its error and traceback
+ * with secrets masked as the log masks them (log_redact), on one line of
+ * printable ASCII (\n, \r, \t, \\ and \xNN escapes: no CR or LF can end the
+ * header early), cut with "..." to `max` bytes. Caller frees. */
+static char *debug_error_value(const struct luavm_result *res, size_t max)
+{
+    struct buf text;
+    buf_init(&text, sizeof res->error + sizeof res->traceback + 2);
+    buf_adds(&text, res->error);
+    if (res->traceback[0]) {
+        buf_addc(&text, '\n');
+        buf_adds(&text, res->traceback);
+    }
+    if (!text.data) {
+        buf_free(&text);
+        return xstrdup("(no message)");
+    }
+    log_redact(text.data, text.len);
+    static const char hex[] = "0123456789abcdef";
+    struct buf b;
+    buf_init(&b, max + 1);
+    for (size_t i = 0; i < text.len; i++) {
+        unsigned char ch = (unsigned char)text.data[i];
+        char esc[5] = {(char)ch, 0};
+        if (ch == '\n' || ch == '\r' || ch == '\t' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : ch == '\t' ? 't' : '\\';
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[ch >> 4];
+            esc[3] = hex[ch & 15];
+        }
+        if (b.len + strlen(esc) + 3 > max) {
+            buf_adds(&b, "...");
+            break;
+        }
+        buf_adds(&b, esc);
+    }
+    buf_free(&text);
+    size_t len;
+    char *out = buf_take(&b, &len);
+    return out ? out : xstrdup("");
+}
+
+/* Keeps a failed handler's error for a development call's answer. */
+static void debug_keep(struct worker *w, struct call *c, const struct luavm_result *res)
+{
+    if (!c->debug || !res->failed)
+        return;
+    size_t max = (size_t)w->cfg->connection_memory_bytes / 4;
+    free(c->debug_error);
+    c->debug_error = debug_error_value(res, max < DEBUG_ERROR_MAX ? max : DEBUG_ERROR_MAX);
+}
+
 /* ---- handlers that wait ------------------------------------------------ */
 
 /* Takes n more bytes of the budget for bodies not yet verified, shared by
@@ -368,6 +450,7 @@ static void free_call(struct call *c)
     release_body(c);
     buf_free(&c->body);
     free(c->reply_body);
+    free(c->debug_error);
     free(c);
 }
 
@@ -421,7 +504,7 @@ static void hand_off(struct call *c, const char *why)
     resume_with(c, 200, body, len);
     c->o.d = &c->d;
     c->o.error = why;
-    log_request(w, c, "POST", "/", 200, &c->o);
+    log_request(w, c, "POST", c->callback, 200, &c->o);
     c->o.error = NULL;
 }
 
@@ -490,10 +573,13 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
-    responder_post(w->responder, res->response_url, w->cfg->response_url_allow,
-                   w->cfg->nresponse_url_allow, res->body, res->len, expires, c->id, "late",
-                   on_late_outcome, w);
+    struct responder_job *j = responder_post(
+        w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
+        res->body, res->len, expires, c->id, "late", on_late_outcome, w);
     res->body = NULL; /* the responder took it */
+    /* A development call: its catcher is told why the handler failed too. */
+    if (c->debug_error)
+        responder_job_header(j, "X-Cliqhost-Error", c->debug_error);
 }
 
 /* the runtime (vm.c) calls this when a handler that waited is done. */
@@ -508,6 +594,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     c->deadline = NULL;
     c->o.failed = res->failed;
     count_failure(w, res);
+    debug_keep(w, c, res);
     if (c->late) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
@@ -517,12 +604,12 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
         char *body = jsonw_error_body(res->error, c->id, &len);
         c->o.error = res->error;
         resume_with(c, (unsigned)res->status, body, len);
-        log_request(w, c, "POST", "/", res->status, &c->o);
+        log_request(w, c, "POST", c->callback, res->status, &c->o);
     } else {
         c->o.error = res->failed ? res->error : NULL;
         resume_with(c, 200, res->body, res->len);
         res->body = NULL;
-        log_request(w, c, "POST", "/", 200, &c->o);
+        log_request(w, c, "POST", c->callback, 200, &c->o);
     }
     c->o.error = NULL;
     if (!c->conn)
@@ -588,6 +675,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
+    c->debug = debug_allowed(conn, vr);
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -651,6 +739,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         return;
     }
     count_failure(w, &res);
+    debug_keep(w, c, &res);
     respond(conn, c, 200, res.body, res.len, NULL);
     o.failed = res.failed;
     o.error = res.failed ? res.error : NULL;
@@ -735,8 +824,9 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
                               : "/status answers loopback clients only (status_access)",
                           NULL, NULL);
         } else {
-            struct admin_status st = {w->srv->hub, w->srv->started_at, w->srv->nworkers,
-                                      w->cfg->scripts, w->cfg->reload_settle_ms > 0};
+            struct admin_status st = {
+                w->srv->hub,     w->srv->started_at,           w->srv->nworkers,
+                w->cfg->scripts, w->cfg->reload_settle_ms > 0, w->cfg->callback_path};
             size_t len;
             char *body = admin_status_body(&st, &len);
             respond(conn, c, 200, body, len, NULL);
@@ -788,6 +878,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&c->body, (size_t)cfg->max_body_bytes);
         assign_id(w, conn, c);
         *con_cls = c;
+        if (!strcmp(url, cfg->callback_path) && !strcmp(method, "POST"))
+            c->callback = cfg->callback_path;
 
         if (framing_conflict(conn)) {
             /* A proxy in front that reads the other length (or the
@@ -808,16 +900,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
-        if (strcmp(url, "/") != 0) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST /)", url);
+        if (strcmp(url, cfg->callback_path) != 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST %s)", url,
+                     cfg->callback_path);
             respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
             return MHD_YES;
         }
         if (strcmp(method, "POST") != 0) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST /)",
-                     method);
+            char msg[400];
+            snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST %s)",
+                     method, cfg->callback_path);
             respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }

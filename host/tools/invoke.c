@@ -42,6 +42,7 @@
 #define EXIT_USAGE       2 /* nothing sent: bad arguments, no key, unreadable files */
 #define EXIT_UNREACHABLE 3 /* no answer from the host */
 #define EXIT_NO_LATE     4 /* the reply was handed off and never reached response_url */
+#define EXIT_FAILED      5 /* the handler failed (raised, or a limit stopped it) */
 
 #define DEFAULT_URL       "http://127.0.0.1:8080/"
 #define DEFAULT_KEY       "build/dev/cliq-dev.pem"
@@ -55,6 +56,7 @@
 #define CATCHER_CONNS     16
 #define DRY_RUN_URL       "http://127.0.0.1:0/v2/extensions/invoke/responses/dry-run"
 #define CATCHER_IDLE_S    30
+#define DEBUG_ERROR_MAX   4096 /* an X-Cliqhost-Error value kept (the host sends at most 2048) */
 
 /* ---- the command line -------------------------------------------------- */
 
@@ -64,6 +66,9 @@ struct options {
     const char *type;
     char *text; /* TEXT's words joined; owned */
     const char *key_path, *url, *body_path;
+    const char *cacert; /* --cacert, else $CURL_CA_BUNDLE; NULL: the system's */
+    const char *config; /* --config: the host's config file, for the URL */
+    char *config_url;   /* the URL built from it; owned */
     long timeout_s, wait_s;
     int json, dry_run;
     /* Owned arrays behind `in`; the keys are owned copies. */
@@ -164,10 +169,16 @@ static void print_help(void)
            "sending:\n"
            "  --key FILE          PEM private key to sign with; default $CLIQHOST_KEY, else\n"
            "                      " DEFAULT_KEY " when it exists (cliqhost keygen DIR makes one)\n"
-           "  --url URL           the host's callback URL (default " DEFAULT_URL "); the\n"
+           "  --url URL           the host's callback URL as Cliq calls it, path and all\n"
+           "                      (default " DEFAULT_URL ", or what --config gives); the\n"
            "                      response_url is on this machine's 127.0.0.1, so late replies\n"
            "                      come back only from a host on this machine that allows it\n"
            "                      (serve --response-url-allow 127.0.0.1; ./dev.sh serve does)\n"
+           "  --config FILE       the host's config file: call its listen address (127.0.0.1\n"
+           "                      for one on every interface) at its callback_path\n"
+           "  --cacert FILE       trust the CA certificates in FILE (PEM) for an https --url,\n"
+           "                      e.g. a TLS proxy's self-signed certificate; default\n"
+           "                      $CURL_CA_BUNDLE, else the system's\n"
            "  --timeout SECONDS   wait this long for the host's answer (default %d; Cliq waits 5)\n"
            "  --wait SECONDS      wait this long for a late reply at response_url (default %d)\n"
            "  --body FILE         send FILE's bytes as the body (- for standard input), signed;\n"
@@ -189,7 +200,11 @@ static void print_help(void)
            "  2  nothing was sent: bad arguments, no key, an unreadable key or body file\n"
            "  3  the host is not reachable at --url, or did not answer within --timeout\n"
            "  4  the host handed the reply to response_url (X-Cliqhost-Late) and none came\n"
-           "     within --wait\n",
+           "     within --wait\n"
+           "  5  the handler failed: it raised, or a limit (time, CPU, memory) stopped it.\n"
+           "     Its error and traceback are printed (invoke asks with X-Cliqhost-Debug: 1\n"
+           "     and the host answers in X-Cliqhost-Error, tokens masked; the reply, the\n"
+           "     chat user's short message, is the same as for a call from Cliq)\n",
            DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S);
 }
 
@@ -220,6 +235,7 @@ static void options_free(struct options *o)
     free(o->params);
     free(o->attachments);
     free(o->text);
+    free(o->config_url);
 }
 
 /* Appends "KEY=VALUE" (`flag`'s value) to list[*n]: the key copied, the
@@ -239,9 +255,9 @@ static int add_pair(struct callbody_pair *list, size_t *n, const char *flag, con
 
 /* The flags that take a value, for the error when the value is missing. */
 static const char *const value_flags[] = {
-    "--key",     "--url",     "--timeout",    "--wait",    "--body",      "--arg",
-    "--value",   "--action",  "--attachment", "--user-id", "--user-name", "--user-email",
-    "--chat-id", "--channel", "--param",      NULL,
+    "--key",       "--url",        "--timeout", "--wait",    "--body",       "--arg",
+    "--cacert",    "--config",     "--value",   "--action",  "--attachment", "--user-id",
+    "--user-name", "--user-email", "--chat-id", "--channel", "--param",      NULL,
 };
 
 static int takes_value(const char *flag)
@@ -326,6 +342,57 @@ static int resolve_call(struct options *o, const char **pos, size_t npos)
     return 0;
 }
 
+/* The callback URL of the host that the config file --config names:
+ * http:// its listen address (one on every interface is called on
+ * loopback) and its callback_path. Returns 0, or EXIT_USAGE (said). */
+static int config_url(struct options *o)
+{
+    struct config cfg;
+    char err[1024];
+    config_defaults(&cfg);
+    if (config_load_file(&cfg, o->config, err, sizeof err) < 0 ||
+        config_validate(&cfg, 0, err, sizeof err) < 0) {
+        config_free(&cfg);
+        return usage("--config: %s", err);
+    }
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    int loopback, rc = 0;
+    char addr[INET6_ADDRSTRLEN + 2] = "";
+    unsigned port = 0;
+    if (config_parse_listen(cfg.listen, &ss, &sslen, &loopback, err, sizeof err) < 0) {
+        rc = usage("--config %s: %s", o->config, err);
+        goto done;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        char text[INET6_ADDRSTRLEN];
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+            a->sin6_addr = in6addr_loopback;
+        inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+        snprintf(addr, sizeof addr, "[%s]", text);
+        port = ntohs(a->sin6_port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+        port = ntohs(a->sin_port);
+    }
+    if (port == 0) {
+        rc = usage("--config %s: listen '%s' picks a free port at start; give --url", o->config,
+                   cfg.listen);
+        goto done;
+    }
+    size_t n = strlen(addr) + strlen(cfg.callback_path) + 32;
+    o->config_url = xmalloc(n);
+    snprintf(o->config_url, n, "http://%s:%u%s", addr, port, cfg.callback_path);
+    o->url = o->config_url;
+done:
+    config_free(&cfg);
+    return rc;
+}
+
 /* Reads the command line into `o`. Returns 0, 1 when --help was printed,
  * or EXIT_USAGE (the message printed). `o` is to be freed either way. */
 static int parse_args(int argc, char **argv, struct options *o)
@@ -341,7 +408,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->attachments = xcalloc(cap, sizeof *o->attachments);
     const char **pos = xcalloc(cap, sizeof *pos);
     size_t npos = 0;
-    int rc = EXIT_USAGE, dashdash = 0;
+    int rc = EXIT_USAGE, dashdash = 0, url_given = 0;
 
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -378,11 +445,20 @@ static int parse_args(int argc, char **argv, struct options *o)
         if (strcmp(a, "--key") == 0) {
             o->key_path = v;
         } else if (strcmp(a, "--url") == 0) {
+            url_given = 1;
             if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
                 usage("--url takes an http:// or https:// URL, not '%s'", v);
                 goto done;
             }
             o->url = v;
+        } else if (strcmp(a, "--config") == 0) {
+            o->config = v;
+        } else if (strcmp(a, "--cacert") == 0) {
+            if (access(v, R_OK) != 0) {
+                usage("--cacert %s: cannot read it (%s)", v, strerror(errno));
+                goto done;
+            }
+            o->cacert = v;
         } else if (strcmp(a, "--timeout") == 0) {
             if (config_parse_long(v, 1, 600, &o->timeout_s) < 0) {
                 usage("--timeout takes whole seconds from 1 to 600");
@@ -420,6 +496,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->in.channel = v;
         }
     }
+    if (o->config && !url_given && config_url(o) != 0)
+        goto done;
+    /* As the curl tool does: a CA bundle named in the environment. */
+    const char *bundle = getenv("CURL_CA_BUNDLE");
+    if (!o->cacert && bundle && *bundle)
+        o->cacert = bundle;
     o->in.args = o->args;
     o->in.values = o->values;
     o->in.params = o->params;
@@ -629,6 +711,7 @@ struct catcher {
     long long at_ms; /* monotonic, when it came */
     int answered;    /* the 200 for it was written (or its connection ended) */
     int refused;     /* later POSTs, answered 400 */
+    char *error;     /* its X-Cliqhost-Error (the handler failed), or NULL */
 };
 
 struct upload {
@@ -688,6 +771,9 @@ static enum MHD_Result on_catch(void *cls, struct MHD_Connection *conn, const ch
         c->body = buf_take(&u->b, &len);
         c->len = len;
         c->at_ms = mono_ms();
+        const char *e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Error");
+        if (e)
+            c->error = xstrndup(e, strnlen(e, DEBUG_ERROR_MAX));
         first = 1;
         u->first = 1; /* waiters wake once the 200 is written (on_catch_done) */
     } else {
@@ -769,6 +855,8 @@ static void catcher_stop(struct catcher *c)
     c->mhd = NULL;
     free(c->body);
     c->body = NULL;
+    free(c->error);
+    c->error = NULL;
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }
@@ -791,15 +879,18 @@ static int catcher_wait(struct catcher *c, long long until_ms)
     return got;
 }
 
-/* Hands over the reply that came (caller frees) with its length and
- * arrival time; NULL if none came. */
-static char *catcher_take(struct catcher *c, size_t *len, long long *at_ms)
+/* Hands over the reply that came (caller frees) with its length, arrival
+ * time and X-Cliqhost-Error (caller frees; NULL if none); NULL if no reply
+ * came. */
+static char *catcher_take(struct catcher *c, size_t *len, long long *at_ms, char **error)
 {
     pthread_mutex_lock(&c->mu);
     char *body = c->body;
     *len = c->len;
     *at_ms = c->at_ms;
+    *error = c->error;
     c->body = NULL;
+    c->error = NULL;
     pthread_mutex_unlock(&c->mu);
     return body;
 }
@@ -821,6 +912,7 @@ struct reply {
     char request_id[128];
     int late; /* X-Cliqhost-Late: response_url */
     int too_big;
+    char error[DEBUG_ERROR_MAX + 1]; /* X-Cliqhost-Error: the handler failed; "" if not */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -857,6 +949,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response: forget the last */
         r->request_id[0] = '\0';
         r->late = 0;
+        r->error[0] = '\0';
+    } else if (header_value(line, n, "X-Cliqhost-Error", r->error, sizeof r->error)) {
+        /* kept in r->error */
     } else if (header_value(line, n, "X-Request-Id", v, sizeof v)) {
         snprintf(r->request_id, sizeof r->request_id, "%s", v);
     } else if (header_value(line, n, "X-Cliqhost-Late", v, sizeof v)) {
@@ -865,9 +960,99 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Whether `host` (as the URL's API gives it) is this machine. */
+static int host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcasecmp(host, "localhost") == 0 ||
+           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+}
+
+/* Says why no answer came from --url, with the advice that fits the kind
+ * of failure: a name that does not resolve, a certificate not trusted, TLS
+ * spoken to a plain HTTP port, nothing listening. Only a plain-HTTP URL on
+ * this machine is taken for a local host that is not started yet, and
+ * `serve_hint` (how to start one that trusts the key) is given then. */
+static void explain_unreachable(const struct options *o, CURL *e, CURLcode rc, const char *detail,
+                                const char *serve_hint, char *err, size_t errlen)
+{
+    char *host = NULL, *port = NULL, *scheme = NULL;
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, o->url, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_HOST, &host, 0);
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    }
+    const char *h = host ? host : "?", *p = port ? port : "?";
+    int https = scheme && strcasecmp(scheme, "https") == 0;
+    long os_errno = 0;
+    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(err, errlen, "the name %s did not resolve (%s): check the host in --url %s", h,
+                 detail, o->url);
+        break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        snprintf(err, errlen,
+                 "the proxy's name did not resolve (%s): check https_proxy / http_proxy, or add "
+                 "%s to no_proxy",
+                 detail, h);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        if (o->cacert)
+            snprintf(err, errlen,
+                     "the certificate of %s:%s was not trusted (%s) with the CA certificates in "
+                     "%s: give --cacert FILE the certificate %s serves, or the CA that signed it",
+                     h, p, detail, o->cacert, h);
+        else
+            snprintf(err, errlen,
+                     "the certificate of %s:%s was not trusted (%s): if it is your proxy's own "
+                     "(self-signed, or from a private CA), give --cacert FILE with that "
+                     "certificate or its CA (or set CURL_CA_BUNDLE)",
+                     h, p, detail);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(err, errlen, "cannot use %s as CA certificates (%s): give --cacert a PEM file",
+                 o->cacert ? o->cacert : "the CA bundle", detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(err, errlen,
+                 "the TLS handshake with %s:%s failed (%s); if it serves plain HTTP, use "
+                 "--url http://%s",
+                 h, p, detail, https ? o->url + 8 : o->url);
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        snprintf(err, errlen, "%s:%s closed the connection without an answer (%s)%s%s", h, p,
+                 detail, https ? "" : "; if it serves https, use --url https://",
+                 https ? "" : o->url + 7);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        if (!https && host && host_is_loopback(host)) {
+            snprintf(err, errlen,
+                     "the host is not reachable at %s (%s); start it with `%s` (or ./dev.sh "
+                     "serve), or point --url at it",
+                     o->url, detail, serve_hint);
+            break;
+        }
+        snprintf(err, errlen,
+                 "nothing answers at %s:%s (%s: %s): check --url, and that the host, or the "
+                 "proxy in front of it, runs there",
+                 h, p, os_errno == ECONNREFUSED ? "connection refused" : "cannot connect", detail);
+        break;
+    default:
+        snprintf(err, errlen, "no answer from %s (%s)", o->url, detail);
+        break;
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+}
+
 /* POSTs the signed body. Returns 0 with the reply, or -1 with why no
- * reply came (the host is down, or slow); `serve_hint` is how to start a
- * host that trusts the key. */
+ * reply came (the host is down, or slow, or not trusted); `serve_hint` is
+ * how to start a host that trusts the key. */
 static int post_call(const struct options *o, const char *body, size_t len, const char *sig,
                      const char *serve_hint, struct reply *r, char *err, size_t errlen)
 {
@@ -883,6 +1068,9 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     h = curl_slist_append(h, sighdr);
     h = curl_slist_append(h, "Expect:");
     h = curl_slist_append(h, "User-Agent: cliqhost-invoke/" CLIQHOST_VERSION);
+    /* A development call: a handler that fails is told in X-Cliqhost-Error
+     * (the body stays what Cliq's user would see). */
+    h = curl_slist_append(h, "X-Cliqhost-Debug: 1");
     /* Loopback is never sent through a proxy; other hosts follow the
      * environment's proxy settings. */
     char noproxy[512];
@@ -904,6 +1092,8 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_err);
+    if (o->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
     CURLcode rc = curl_easy_perform(e);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
@@ -913,10 +1103,8 @@ static int post_call(const struct options *o, const char *body, size_t len, cons
     } else if (r->too_big) {
         snprintf(err, errlen, "the reply from %s is larger than %d bytes", o->url, REPLY_MAX);
     } else {
-        snprintf(err, errlen,
-                 "the host is not reachable at %s (%s); start it with `%s` (or ./dev.sh serve), "
-                 "or point --url at it",
-                 o->url, curl_err[0] ? curl_err : curl_easy_strerror(rc), serve_hint);
+        explain_unreachable(o, e, rc, curl_err[0] ? curl_err : curl_easy_strerror(rc), serve_hint,
+                            err, errlen);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
@@ -994,6 +1182,32 @@ static void print_error(const struct options *o, long status, const char *body, 
     cJSON_Delete(root);
 }
 
+/* Says why the handler failed, from an X-Cliqhost-Error value: the host's
+ * escapes undone for line breaks, tabs, backslashes and UTF-8 bytes; other
+ * control characters stay visible as escapes. */
+static void print_failure(const char *v)
+{
+    struct buf b;
+    buf_init(&b, strlen(v) + 1);
+    for (const char *p = v; *p; p++) {
+        if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            buf_addc(&b, p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : '\\');
+            p++;
+            continue;
+        }
+        unsigned hi, lo;
+        if (p[0] == '\\' && p[1] == 'x' && sscanf(p + 2, "%1x%1x", &hi, &lo) == 2 && hi >= 8) {
+            buf_addc(&b, (char)(hi << 4 | lo));
+            p += 3;
+            continue;
+        }
+        buf_addc(&b, *p);
+    }
+    fprintf(stderr, "cliqhost invoke: the handler failed: %.*s\n", (int)b.len,
+            b.data ? b.data : "");
+    buf_free(&b);
+}
+
 /* Prints the host's answer and what reached response_url, waiting for a
  * late reply the answer announced. `t0` is when the call started; `kpath`
  * and `hint` name the key for a 401. Returns the exit status. */
@@ -1013,6 +1227,11 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
         fprintf(stderr, "cliqhost invoke: the host answered 200, but not with {\"output\": ...} "
                         "as Cliq expects\n");
         rc = EXIT_ERROR_REPLY;
+    }
+    if (r->error[0]) {
+        print_failure(r->error);
+        if (rc == EXIT_REPLIED)
+            rc = EXIT_FAILED;
     }
 
     /* A reply from req:respond() came before the answer; a late one after. */
@@ -1040,7 +1259,8 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
     if (got) {
         long long at;
         size_t len;
-        char *late = catcher_take(c, &len, &at);
+        char *error;
+        char *late = catcher_take(c, &len, &at, &error);
         fprintf(stderr, "reply via response_url (%s), %.1f s after the call:\n",
                 r->late ? "late" : "req:respond", (double)(at - t0) / 1000.0);
         if (print_reply(o, late, len) < 0) {
@@ -1048,6 +1268,12 @@ static int show_replies(const struct options *o, struct catcher *c, const struct
                             "...}\n");
             rc = EXIT_ERROR_REPLY;
         }
+        if (error) {
+            print_failure(error);
+            if (rc == EXIT_REPLIED)
+                rc = EXIT_FAILED;
+        }
+        free(error);
         free(late);
     }
     int refused = catcher_refused(c);

@@ -4,14 +4,18 @@ replies printed as text or JSON, late replies through a loopback
 response_url, and what goes wrong)."""
 
 import base64
+import http.client
+import http.server
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -21,7 +25,7 @@ from hostlib import BIN, HERE, Host, run_cli
 SCRIPTS = os.path.join(HERE, "invoke_scripts")
 
 # Exit statuses (cliqhost invoke --help).
-REPLIED, ERROR_REPLY, USAGE, UNREACHABLE, NO_LATE = 0, 1, 2, 3, 4
+REPLIED, ERROR_REPLY, USAGE, UNREACHABLE, NO_LATE, HANDLER_FAILED = 0, 1, 2, 3, 4, 5
 
 
 def keygen(directory, *flags):
@@ -575,7 +579,8 @@ class Failures(InvokeCase):
     def test_help_documents_everything(self):
         p = run_cli("invoke", "--help")
         self.assertEqual(p.returncode, 0)
-        for flag in ["--key", "--url", "--timeout", "--wait", "--body", "--json", "--dry-run",
+        for flag in ["--key", "--url", "--config", "--cacert", "CURL_CA_BUNDLE", "--timeout",
+                     "--wait", "--body", "--json", "--dry-run",
                      "--arg", "--value", "--action", "--attachment", "--user-id", "--user-name",
                      "--user-email", "--chat-id", "--channel", "--param", "CLIQHOST_KEY",
                      "build/dev/cliq-dev.pem", "exit status"]:
@@ -583,7 +588,7 @@ class Failures(InvokeCase):
         for _, _, wire, _ in EVERY_HANDLER:
             key = wire[:-len("_handler")] if wire.endswith("_handler") else wire
             self.assertRegex(p.stdout, r"\n    [* ] " + re.escape(key) + r" ")
-        for code in range(5):
+        for code in range(6):
             self.assertRegex(p.stdout, rf"\n  {code}  ")
 
 
@@ -628,6 +633,289 @@ class LateReplies(InvokeCase):
         self.assertEqual(p.returncode, REPLIED, p.stderr)
         self.assertIn("function form_change has no response_url", p.stderr)
 
+
+class HandlerErrors(InvokeCase):
+    """(issue 13, point 2) A handler that fails: invoke, a development
+    call, is told the error and its traceback and exits 5; the reply Cliq's
+    user would see is the same as for a call from Cliq."""
+
+    host_flags = ("--deadline", "500", "--max-cpu", "100")
+
+    SORRY = re.compile(r"^Sorry, something went wrong.*\(request \w+\)\n$", re.S)
+
+    def debug_post(self, how, debug=True, sign=True):
+        body = json.dumps(cliq_bodies.body("command", "execution_handler", name="fail",
+                                           params={"arguments": how},
+                                           response_url=False)).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            headers["X-Cliq-Signature"] = self.sign(body)
+        if debug:
+            headers["X-Cliqhost-Debug"] = "1"
+        return self.host.request("POST", "/", body, headers)
+
+    def sign(self, body):
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.pem], input=body,
+                             check=True, capture_output=True).stdout
+        return base64.b64encode(sig).decode()
+
+    def test_error_and_traceback_on_stderr_exit_5(self):
+        p = self.invoke("command", "fail", "raise")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertRegex(p.stdout, self.SORRY)  # what the chat user sees, as it is
+        self.assertIn("HTTP 200 OK", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:5: the deploy "
+                                   r"list is empty\n")
+        self.assertIn("stack traceback:", p.stderr)
+        self.assertRegex(p.stderr, r"\n\t\S*commands/fail\.lua:5: in (local|upvalue|function) "
+                                   r"'?deeper'?")
+        self.assertRegex(p.stderr, r"\n\t\S*commands/fail\.lua:12: in ")
+
+    def test_json_output_is_unchanged(self):
+        p = self.invoke("command", "fail", "raise", "--json")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        out = parse_json_lines(p.stdout)
+        self.assertEqual(len(out), 1)
+        self.assertTrue(out[0]["output"]["text"].startswith("Sorry, something went wrong"))
+        self.assertIn("the deploy list is empty", p.stderr)
+
+    def test_limit_is_a_failure(self):
+        p = self.invoke("command", "fail", "loop")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the handler failed:", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: .*(CPU|cpu)")
+
+    def test_late_failure_reaches_the_catcher(self):
+        p = self.invoke("command", "fail", "late")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the handler passed the deadline", p.stderr)
+        self.assertIn("reply via response_url (late)", p.stderr)
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:5: failed after "
+                                   r"the deadline\n")
+        self.assertIn("stack traceback:", p.stderr)
+        # The late reply the user sees is Cliq's usual one.
+        self.assertIn("Sorry, something went wrong", p.stdout)
+
+    def test_tokens_stay_masked(self):
+        p = self.invoke("command", "fail", "token")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("zapikey=", p.stderr)
+        self.assertNotIn("deadbeefcafe0123", p.stderr)
+
+    def test_config_tokens_stay_masked(self):
+        secret = "1001.f00dfeedbeefcafe42"
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-invoke-token-")
+        try:
+            cfg = os.path.join(d, "host.lua")
+            with open(cfg, "w") as f:
+                f.write(f'scripts = "{SCRIPTS}"\ndata_dir = "{d}/data"\n'
+                        f'keys = {{ "{self.pub}" }}\nlisten = "127.0.0.1:0"\n'
+                        f'tokens = {{ default = os.getenv("FAIL_TOKEN") }}\n'
+                        f'script_env = {{ "FAIL_TOKEN" }}\n')
+            host = Host("--config", cfg, listen=None, env={"FAIL_TOKEN": secret})
+            try:
+                p = self.invoke("--url", f"http://127.0.0.1:{host.port}/", "command", "fail",
+                                "envtoken")
+                self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+                self.assertIn("the handler failed: ", p.stderr)
+                self.assertIn("cannot post with ", p.stderr)
+                self.assertNotIn(secret, p.stderr)
+                self.assertNotIn(secret, p.stdout)
+            finally:
+                self.assertEqual(host.stop(), 0, host.log())
+        finally:
+            shutil.rmtree(d)
+
+    def test_no_header_injection_and_bounded(self):
+        r = self.debug_post("inject")
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("x-evil", r.headers)
+        err = r.headers["x-cliqhost-error"]
+        self.assertNotIn("\r", err)
+        self.assertNotIn("\n", err)
+        self.assertIn("first line", err)
+        r = self.debug_post("huge")
+        self.assertEqual(r.status, 200)
+        self.assertLessEqual(len(r.headers["x-cliqhost-error"]), 4096)
+        p = self.invoke("command", "fail", "inject")
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        # Control characters stay visible as escapes on the terminal.
+        self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:22: first "
+                                   r"line\\r\n")
+
+    def test_only_for_a_verified_call_that_asks(self):
+        # Without the header: as Cliq calls, nothing more than the reply.
+        plain = self.debug_post("raise", debug=False)
+        self.assertEqual(plain.status, 200)
+        self.assertNotIn("x-cliqhost-error", plain.headers)
+        asked = self.debug_post("raise")
+        self.assertEqual(asked.status, 200)
+        self.assertIn("the deploy list is empty", asked.headers["x-cliqhost-error"])
+        strip = lambda b: re.sub(rb"request \w+", b"", b)
+        self.assertEqual(strip(plain.body), strip(asked.body))
+        # Unsigned: refused as ever, and nothing about the script is said.
+        r = self.debug_post("raise", sign=False)
+        self.assertEqual(r.status, 401)
+        self.assertNotIn("x-cliqhost-error", r.headers)
+        # A handler that did not fail says nothing either.
+        r = self.debug_post("fine")
+        self.assertEqual(r.status, 200)
+        self.assertNotIn("x-cliqhost-error", r.headers)
+
+    def test_unsigned_on_a_no_verify_host(self):
+        # --no-verify (loopback only): a local call may ask too, but not
+        # one a proxy on this machine forwarded.
+        host = Host("--no-verify", scripts=SCRIPTS)
+        try:
+            body = json.dumps(cliq_bodies.body("command", "execution_handler", name="fail",
+                                               params={"arguments": "raise"},
+                                               response_url=False)).encode()
+            ask = {"Content-Type": "application/json", "X-Cliqhost-Debug": "1"}
+            r = host.request("POST", "/", body, ask)
+            self.assertEqual(r.status, 200)
+            self.assertIn("the deploy list is empty", r.headers["x-cliqhost-error"])
+            r = host.request("POST", "/", body, dict(ask, **{"X-Forwarded-For": "192.0.2.7"}))
+            self.assertEqual(r.status, 200)
+            self.assertNotIn("x-cliqhost-error", r.headers)
+        finally:
+            self.assertEqual(host.stop(), 0, host.log())
+
+
+def self_signed(directory):
+    """A self-signed certificate for 127.0.0.1 and localhost, by openssl:
+    (cert, key) paths."""
+    cert, key = os.path.join(directory, "proxy.crt"), os.path.join(directory, "proxy.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=cliqhost test proxy", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+class TlsProxy:
+    """An https reverse proxy on 127.0.0.1 in front of a host, as nginx or
+    Caddy would be: it forwards each POST to http://127.0.0.1:PORT with the
+    same path, and answers with the host's status, headers and body."""
+
+    FORWARD = ("Content-Type", "X-Cliq-Signature", "X-Cliqhost-Debug", "User-Agent")
+
+    def __init__(self, cert, key, upstream_port):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: self.headers[k] for k in proxy.FORWARD if k in self.headers}
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                try:
+                    up.request("POST", self.path, body=body, headers=headers)
+                    r = up.getresponse()
+                    data = r.read()
+                    self.send_response(r.status)
+                    for k, v in r.getheaders():
+                        if k.lower() not in ("content-length", "connection", "date", "server"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    up.close()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class ThroughTls(InvokeCase):
+    """(issue 13, point 3) invoke --url https://... through a TLS proxy
+    with a certificate of its own: the right advice for each failure, and
+    --cacert (or CURL_CA_BUNDLE) to trust the certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tls_dir = tempfile.mkdtemp(prefix="cliqhost-e2e-tls-")
+        cls.cert, key = self_signed(cls.tls_dir)
+        cls.proxy = TlsProxy(cls.cert, key, cls.host.port)
+        cls.https = f"https://127.0.0.1:{cls.proxy.port}/"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.close()
+        shutil.rmtree(cls.tls_dir)
+        super().tearDownClass()
+
+    def test_untrusted_certificate_is_said_so(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, url=False,
+                        env={"CURL_CA_BUNDLE": ""})
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn(f"the certificate of 127.0.0.1:{self.proxy.port} was not trusted", p.stderr)
+        self.assertIn("--cacert FILE", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
+        self.assertNotIn("not reachable", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_cacert_trusts_it(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, "--cacert", self.cert,
+                        url=False)
+        self.assertEqual(p.returncode, REPLIED, p.stderr)
+        self.assertEqual(p.stdout, "Plain *bold* text\nover two lines\n")
+        self.assertIn("HTTP 200 OK", p.stderr)
+
+    def test_curl_ca_bundle_trusts_it(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, url=False,
+                        env={"CURL_CA_BUNDLE": self.cert})
+        self.assertEqual(p.returncode, REPLIED, p.stderr)
+        self.assertEqual(p.stdout, "Plain *bold* text\nover two lines\n")
+
+    def test_a_failed_handler_is_told_through_the_proxy(self):
+        p = self.invoke("command", "fail", "raise", "--url", self.https, "--cacert", self.cert,
+                        url=False)
+        self.assertEqual(p.returncode, HANDLER_FAILED, p.stderr)
+        self.assertIn("the deploy list is empty", p.stderr)
+
+    def test_cacert_unreadable_is_usage(self):
+        p = self.invoke("command", "show", "text", "--url", self.https, "--cacert",
+                        "/nonexistent/ca.pem", url=False)
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        self.assertIn("/nonexistent/ca.pem", p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+
+    def test_https_to_a_plain_http_port(self):
+        url = f"https://127.0.0.1:{self.host.port}/"
+        p = self.invoke("command", "show", "text", "--url", url, url=False)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn("TLS", p.stderr)
+        self.assertIn(f"http://127.0.0.1:{self.host.port}/", p.stderr)  # the likely fix
+        self.assertNotIn("start it with", p.stderr)
+
+    def test_connection_refused_elsewhere_does_not_say_serve(self):
+        port = free_port()
+        url = f"https://127.0.0.1:{port}/cliq"
+        p = self.invoke("command", "show", "text", "--url", url, url=False)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn(f"nothing answers at 127.0.0.1:{port}", p.stderr)
+        self.assertIn("connection refused", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
+
+    def test_name_that_does_not_resolve(self):
+        url = "https://cliqhost-test.invalid/cliq"
+        p = self.invoke("command", "show", "text", "--url", url, url=False, timeout=90)
+        self.assertEqual(p.returncode, UNREACHABLE, p.stderr)
+        self.assertIn("the name cliqhost-test.invalid did not resolve", p.stderr)
+        self.assertNotIn("cliqhost serve", p.stderr)
 
 
 class LateRepliesRefused(InvokeCase):
