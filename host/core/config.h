@@ -87,11 +87,17 @@ struct config {
 struct config_token {
     char *name;
     char *secret;
+    char *env; /* set with env "NAME" and NAME is unset: NAME (secret is NULL) */
     int disabled;
 };
 
 /* The token named `name`, or NULL. Borrowed from c. */
 const struct config_token *config_token(const struct config *c, const char *name);
+
+/* Why a post cannot use the token named `name` (no such token, disabled,
+ * or no value: "token 'alerts' is not configured: CLIQ_ALERTS_TOKEN is
+ * unset"), written to buf and returned; NULL when the token can be used. */
+const char *config_token_problem(const struct config *c, const char *name, char *buf, size_t n);
 
 /* Fills `c` with the defaults. This function can't fail. */
 void config_defaults(struct config *c);

@@ -109,6 +109,26 @@ class Check(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_a_module_error_names_the_script_that_required_it(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-check-")
+        try:
+            for rel, text in (("commands/deploy.lua",
+                               'local u = require "util"\nreturn { execution = function() end }\n'),
+                              ("lib/util.lua", '\nreturn require "pl.compat"\n'),
+                              ("lib/pl/compat.lua", 'local x = 1\nerror("needs Lua 5.1")\n')):
+                os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+                with open(os.path.join(d, rel), "w") as f:
+                    f.write(text)
+            p = run_cli("check", "--scripts", d)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            # The script, then each require on the way, then the error itself.
+            self.assertEqual(
+                p.stdout.strip(),
+                f'{d}/commands/deploy.lua:1: require "util": {d}/lib/util.lua:2: '
+                f'require "pl.compat": {d}/lib/pl/compat.lua:2: needs Lua 5.1')
+        finally:
+            shutil.rmtree(d)
+
 
 class Help(unittest.TestCase):
     def test_help_lists_every_flag_with_its_default(self):
