@@ -46,9 +46,8 @@
  * `outbox retry` made it start over (its age counts from the later of
  * the two). held says why a host left it to another (a token its config
  * does not name), NULL otherwise. */
-#define POSTS_TABLE(name)                                                                          \
-    "CREATE TABLE IF NOT EXISTS " name "("                                                         \
-    " id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, token TEXT NOT NULL,"     \
+#define POSTS_DEFINITION                                                                           \
+    "(id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, token TEXT NOT NULL,"     \
     " kind INTEGER NOT NULL, target TEXT NOT NULL, as_bot TEXT, appkey TEXT,"                      \
     " base TEXT NOT NULL, body BLOB NOT NULL, req_id TEXT NOT NULL DEFAULT '',"                    \
     " state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,"                  \
@@ -61,15 +60,16 @@
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;" POSTS_TABLE("posts")
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS posts" POSTS_DEFINITION
     "CREATE INDEX IF NOT EXISTS posts_due ON posts(state, next_ms);"
     "CREATE TABLE IF NOT EXISTS token_calls("
     " id INTEGER PRIMARY KEY, token TEXT NOT NULL, at_ms INTEGER NOT NULL,"
     " endpoint TEXT NOT NULL, status INTEGER NOT NULL, error TEXT);"
     "CREATE INDEX IF NOT EXISTS token_calls_token ON token_calls(token, id);"
     "CREATE TABLE IF NOT EXISTS token_stats("
-    " token TEXT PRIMARY KEY, invocations INTEGER NOT NULL, failures INTEGER NOT NULL,"
-    " last_ms INTEGER NOT NULL);";
+    " token TEXT PRIMARY KEY, invocations INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL, last_ms INTEGER NOT NULL);";
 
 static long long wall_ms(void)
 {
@@ -144,7 +144,8 @@ static int check_data_dir(const char *dir, const char *db, char *err, size_t err
     if (!what)
         return 0;
     who_am_i(who, sizeof who);
-    snprintf(err, errlen, "data_dir %s%s%s is not writable by %s: make it owned by that user "
+    snprintf(err, errlen,
+             "data_dir %s%s%s is not writable by %s: make it owned by that user "
              "(chown), %s",
              what == dir ? dir : "", what == dir ? "" : "file ", what == dir ? "" : db, who, fix);
     return -1;
@@ -168,14 +169,15 @@ static int migrate_ids(sqlite3 *db, char *err, size_t errlen)
     if (!old)
         return 0;
     char *msg = NULL;
-    int rc = sqlite3_exec(db,
-                          "BEGIN IMMEDIATE;" POSTS_TABLE("posts_v2") "INSERT INTO posts_v2(" POSTS_COLUMNS
-                          ") SELECT " POSTS_COLUMNS " FROM posts;"
-                          "DROP TABLE posts;"
-                          "ALTER TABLE posts_v2 RENAME TO posts;"
-                          "CREATE INDEX IF NOT EXISTS posts_due ON posts(state, next_ms);"
-                          "COMMIT;",
-                          NULL, NULL, &msg);
+    static const char rebuild[] =
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE posts_v2" POSTS_DEFINITION "INSERT INTO posts_v2(" POSTS_COLUMNS
+        ") SELECT " POSTS_COLUMNS " FROM posts;"
+        "DROP TABLE posts;"
+        "ALTER TABLE posts_v2 RENAME TO posts;"
+        "CREATE INDEX posts_due ON posts(state, next_ms);"
+        "COMMIT;";
+    int rc = sqlite3_exec(db, rebuild, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot give the outbox's posts ids that are never reused: %s",
                  msg ? msg : sqlite3_errmsg(db));
@@ -214,8 +216,8 @@ static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
     /* Columns added since the first schema; an error means it is there. */
     sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN owner INTEGER NOT NULL DEFAULT 0", NULL, NULL,
                  NULL);
-    sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN since_ms INTEGER NOT NULL DEFAULT 0", NULL,
-                 NULL, NULL);
+    sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN since_ms INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                 NULL);
     sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN held TEXT", NULL, NULL, NULL);
     if (migrate_ids(db, err, errlen) < 0) {
         sqlite3_close(db);
@@ -526,8 +528,8 @@ static int held_reason(const struct config *cfg, const char *token, char *buf, s
     const struct config_token *t = config_token(cfg, token);
     const char *conf = cfg->config_path ? cfg->config_path : "no --config";
     if (!t)
-        snprintf(buf, n, "waits for token '%s', which this host's config (%s) does not name",
-                 token, conf);
+        snprintf(buf, n, "waits for token '%s', which this host's config (%s) does not name", token,
+                 conf);
     else if (!t->disabled && !t->secret && t->env)
         snprintf(buf, n, "waits for token '%s', whose variable %s is unset for this host (%s)",
                  token, t->env, conf);
@@ -1602,8 +1604,8 @@ static void *outbox_main(void *arg)
 }
 static void finalize_all(struct outbox *o)
 {
-    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,     &o->st_claim,  &o->st_delete,
-                            &o->st_retry,  &o->st_fail,    &o->st_defer,  &o->st_call,
+    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,     &o->st_claim,   &o->st_delete,
+                            &o->st_retry,  &o->st_fail,    &o->st_defer,   &o->st_call,
                             &o->st_stats,  &o->st_min_due, &o->st_due_one, &o->st_held,
                             &o->st_hold,   &o->st_unclaim};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -314,9 +314,11 @@ static int config_env(lua_State *L)
 /* Defines the global env and its marker's metatable. [-0, +0] */
 static void open_env(lua_State *L)
 {
-    static const luaL_Reg meta[] = {
-        {"__tostring", env_unset_tostring}, {"__concat", env_unset_use}, {"__index", env_unset_use},
-        {"__len", env_unset_use},           {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__tostring", env_unset_tostring},
+                                    {"__concat", env_unset_use},
+                                    {"__index", env_unset_use},
+                                    {"__len", env_unset_use},
+                                    {NULL, NULL}};
     luaL_newmetatable(L, ENV_UNSET_MT);
     luaL_setfuncs(L, meta, 0);
     lua_pop(L, 1);

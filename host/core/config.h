@@ -8,8 +8,11 @@
  *
  * The config file is a Lua file that sets globals (DESIGN.md "Config file").
  * It is the operator's own file, so it runs with Lua's standard libraries
- * (os.getenv in particular). A global that is not a setting is an error, so
- * a typo never silently leaves a default in place.
+ * (os.getenv in particular), plus `env "NAME"`: the variable's value, or,
+ * when it is unset, a marker that keeps a token in the list as not
+ * configured (config_token.env) and makes any other setting an error
+ * naming the variable. A global that is not a setting is an error, so a
+ * typo never silently leaves a default in place.
  */
 #ifndef CLIQHOST_CONFIG_H
 #define CLIQHOST_CONFIG_H
