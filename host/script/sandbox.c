@@ -327,6 +327,14 @@ static int sb_require(lua_State *L)
         src = owned;
     }
     if (rc == -ENOENT) {
+        /* A module on disk that is not in the snapshot failed to load
+         * (its own error is reported with it): not "missing". */
+        for (int k = 0; k < 2 && vm->set; k++) {
+            snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rels[k]);
+            if (access(path, F_OK) == 0)
+                return luaL_error(L, "require \"%s\": %s does not load (see its own error)", name,
+                                  path);
+        }
         if (vm->opt.lualib_dir)
             return luaL_error(L, "require \"%s\": none of %s/%s, %s/%s, %s/%s, %s/%s", name,
                               vm->scripts_dir, rels[0], vm->scripts_dir, rels[1],

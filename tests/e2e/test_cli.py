@@ -129,6 +129,26 @@ class Check(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_a_module_that_does_not_compile_is_not_called_missing(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-check-")
+        try:
+            for rel, text in (("commands/deploy.lua",
+                               'local c = require "pl.compat"\nreturn { execution = function() end }\n'),
+                              ("lib/pl/compat.lua", "local x = \n")):
+                os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+                with open(os.path.join(d, rel), "w") as f:
+                    f.write(text)
+            p = run_cli("check", "--scripts", d)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            lines = sorted(p.stdout.strip().split("\n"))
+            self.assertEqual(len(lines), 2, p.stdout)
+            self.assertRegex(lines[0], re.escape(f'{d}/commands/deploy.lua:1: require "pl.compat": '
+                                                 f'{d}/lib/pl/compat.lua does not load'))
+            self.assertNotIn("none of", p.stdout)
+            self.assertRegex(lines[1], re.escape(f"{d}/lib/pl/compat.lua:2: ") + ".*near <eof>")
+        finally:
+            shutil.rmtree(d)
+
 
 class Help(unittest.TestCase):
     def test_help_lists_every_flag_with_its_default(self):
