@@ -933,19 +933,14 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
 
     const struct config_token *tok = config_token(o->cfg, p->token);
     const char *refuse = NULL;
+    enum result_action instead = RESULT_FAILED;
     char why[600];
     if (held_reason(o->cfg, p->token, why, sizeof why)) {
         /* The config changed (SIGHUP) since the post was claimed: it goes
          * back, its attempt not counted, for a host with the token. */
-        token_unsent(o, token_state(o, p->token), reserved);
-        unlink_sending(o, sd);
-        log_attempt(sd, "held", 0, why);
-        add_result(o, sd, RESULT_HOLD, 0, 0, why, NULL, 0, 0);
-        free_sending(sd);
-        kick(o);
-        return;
-    }
-    if (outbox_name_problem(p->target)) {
+        refuse = why;
+        instead = RESULT_HOLD;
+    } else if (outbox_name_problem(p->target)) {
         snprintf(why, sizeof why, "%s", outbox_name_problem(p->target));
         refuse = why;
     } else if (tok->disabled) {
@@ -955,8 +950,8 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
     if (refuse) {
         token_unsent(o, token_state(o, p->token), reserved);
         unlink_sending(o, sd);
-        log_attempt(sd, "failed", 0, refuse);
-        add_result(o, sd, RESULT_FAILED, 0, 0, refuse, NULL, 0, 0);
+        log_attempt(sd, instead == RESULT_HOLD ? "held" : "failed", 0, refuse);
+        add_result(o, sd, instead, 0, 0, refuse, NULL, 0, 0);
         free_sending(sd);
         kick(o);
         return;
@@ -1662,14 +1657,12 @@ struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, si
      * creation, or from `outbox retry`. */
     db_exec(o->db, "CREATE TEMP TABLE IF NOT EXISTS sendable(token TEXT PRIMARY KEY)");
     sendable_refresh(o);
-    o->st_due = prepare(o->db, "SELECT id,max(created_ms,since_ms),token,kind,target,as_bot,"
-                               "appkey,base,body,req_id,attempts FROM posts WHERE "
-                               "state='queued' AND next_ms<=?1 AND token IN (SELECT token FROM "
-                               "temp.sendable) ORDER BY next_ms,id LIMIT ?2");
-    o->st_due_one = prepare(o->db, "SELECT id,max(created_ms,since_ms),token,kind,target,as_bot,"
-                                   "appkey,base,body,req_id,attempts FROM posts WHERE id=?1 AND "
-                                   "state='queued' AND next_ms<=?2 AND token IN (SELECT token "
-                                   "FROM temp.sendable)");
+#define DUE_POSTS                                                                                  \
+    "SELECT id,max(created_ms,since_ms),token,kind,target,as_bot,appkey,base,body,req_id,"         \
+    "attempts FROM posts WHERE state='queued' AND token IN (SELECT token FROM temp.sendable) "
+    o->st_due = prepare(o->db, DUE_POSTS "AND next_ms<=?1 ORDER BY next_ms,id LIMIT ?2");
+    o->st_due_one = prepare(o->db, DUE_POSTS "AND id=?1 AND next_ms<=?2");
+#undef DUE_POSTS
     o->st_held = prepare(o->db, "SELECT id,token FROM posts WHERE state='queued' AND id>?1 AND "
                                 "token NOT IN (SELECT token FROM temp.sendable) ORDER BY id "
                                 "LIMIT 100");
