@@ -526,16 +526,17 @@ static int step(struct outbox *o, sqlite3_stmt *st);
 static int held_reason(const struct config *cfg, const char *token, char *buf, size_t n)
 {
     const struct config_token *t = config_token(cfg, token);
-    const char *conf = cfg->config_path ? cfg->config_path : "no --config";
+    char host[300];
+    snprintf(host, sizeof host, "host pid %ld (%s)", (long)getpid(),
+             cfg->config_path ? cfg->config_path : "no --config");
     if (!t)
-        snprintf(buf, n, "waits for token '%s', which this host's config (%s) does not name", token,
-                 conf);
+        snprintf(buf, n, "waits for token '%s', which the config of %s does not name", token, host);
     else if (!t->disabled && !t->secret && t->env)
-        snprintf(buf, n, "waits for token '%s', whose variable %s is unset for this host (%s)",
-                 token, t->env, conf);
+        snprintf(buf, n, "waits for token '%s', whose variable %s is unset for %s", token, t->env,
+                 host);
     else if (!t->disabled && !t->secret)
-        snprintf(buf, n, "waits for token '%s', which has no value in this host's config (%s)",
-                 token, conf);
+        snprintf(buf, n, "waits for token '%s', which has no value in the config of %s", token,
+                 host);
     else
         return 0;
     return 1;
