@@ -372,6 +372,25 @@ class DataDirNotWritable(unittest.TestCase):
                 p = self.as_nobody(*args, "--config", cfg, "--data-dir", self.data)
                 self.assertSaysWhatToDo(p, self.data)
 
+    def test_files_left_by_another_user(self):
+        # `cliqhost post` run as root in the service's data_dir left the
+        # database and its WAL files root's: the folder is fine, they are not.
+        os.chmod(self.data, 0o777)
+        for suffix in ("-wal", ""):
+            with self.subTest(file="outbox.db" + suffix):
+                for name in os.listdir(self.data):
+                    os.unlink(os.path.join(self.data, name))
+                path = os.path.join(self.data, "outbox.db" + suffix)
+                with open(path, "w"):
+                    pass
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o600)
+                p = self.as_nobody("outbox", "list", "--data-dir", self.data)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(f"data_dir file {path} is not writable by user nobody (uid ",
+                              p.stderr)
+                self.assertIn("chown -R", p.stderr)
+
     def test_a_data_dir_that_cannot_be_created(self):
         missing = os.path.join(self.data, "sub")
         p = self.as_nobody("outbox", "list", "--data-dir", missing)
