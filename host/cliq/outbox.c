@@ -136,30 +136,25 @@ static int check_data_dir(const char *dir, const char *db, char *err, size_t err
                  dir, who, strerror(e), fix);
         return -1;
     }
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
-        who_am_i(who, sizeof who);
-        snprintf(err, errlen,
-                 "data_dir %s is not writable by %s: make it owned by that user "
-                 "(chown), %s",
-                 dir, who, fix);
-        return -1;
-    }
-    /* The database and its WAL files, left by a command run as another
-     * user (root) in the same folder. */
+    /* The folder, then the database and its WAL files (a command run as
+     * another user, root, in the same folder leaves them that user's). */
     static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char file[1100];
+    char file[1100] = "";
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+        snprintf(file, sizeof file, "%s", dir);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0] && !file[0]; i++) {
         snprintf(file, sizeof file, "%s%s", db, suffixes[i]);
         if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) == 0 || errno == ENOENT)
-            continue;
-        who_am_i(who, sizeof who);
-        snprintf(err, errlen,
-                 "data_dir file %s is not writable by %s: make the folder and its "
-                 "files owned by that user (chown -R), %s",
-                 file, who, fix);
-        return -1;
+            file[0] = '\0';
     }
-    return 0;
+    if (!file[0])
+        return 0;
+    who_am_i(who, sizeof who);
+    snprintf(err, errlen,
+             "data_dir %s%s is not writable by %s: make the folder and its files owned by that "
+             "user (chown -R), %s",
+             strcmp(file, dir) ? "file " : "", file, who, fix);
+    return -1;
 }
 
 /* Rebuilds a posts table of the first schema, whose ids were rowids that
