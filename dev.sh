@@ -9,6 +9,13 @@
 #
 # Both are safe to run again: packages are installed only when missing and
 # builds are incremental.
+#
+# serve keeps its state apart from any other host on the machine: its data_dir
+# (the outbox) is build/dev/data unless you give --data-dir or --config. It
+# trusts the development key build/dev/cliq-dev.pub (what `cliqhost invoke`
+# signs with) unless you give --key or --no-verify, or a --config that sets
+# `keys` (flags replace a config's list, so adding the development key would
+# drop the config's keys).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,22 +59,49 @@ dev_key() {
   fi
 }
 
+# config_file ARGS...: the file given with --config FILE or --config=FILE, or "".
+config_file() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --config) echo "${2:-}"; return ;;
+      --config=*) echo "${1#--config=}"; return ;;
+    esac
+    shift
+  done
+}
+
 case "${1:-}" in
   serve)
     shift
-    need_packages "${BUILD_PKGS[@]}"
-    # Only the binary: serving needs no test tools and builds no tests.
-    configure build
-    cmake --build build -j"$(nproc)" --target cliqhost
+    # CLIQHOST_DEV_DRY_RUN=1 prints the command instead of building and running it.
+    dry_run=${CLIQHOST_DEV_DRY_RUN:-}
+    if [ -z "$dry_run" ]; then
+      need_packages "${BUILD_PKGS[@]}"
+      # Only the binary: serving needs no test tools and builds no tests.
+      configure build
+      cmake --build build -j"$(nproc)" --target cliqhost
+    fi
     args=("$@")
-    if [[ " $* " != *" --key"* && " $* " != *" --no-verify "* && " $* " != *" --config"* ]]; then
-      dev_key
+    config=$(config_file "$@")
+    config_keys=
+    if [ -n "$config" ] && grep -Eq '^[[:space:]]*keys[[:space:]]*=' "$config" 2>/dev/null; then
+      config_keys=1
+    fi
+    if [[ " $* " != *" --key"* && " $* " != *" --no-verify "* && -z "$config_keys" ]]; then
+      [ -n "$dry_run" ] || dev_key
       args+=(--key build/dev/cliq-dev.pub)
+    fi
+    if [[ " $* " != *" --data-dir"* && -z "$config" ]]; then
+      args+=(--data-dir build/dev/data)
     fi
     # Replies go only to Cliq's own hosts unless allowed: `cliqhost invoke`
     # catches them on 127.0.0.1.
     if [[ " $* " != *" --response-url-allow"* ]]; then
       args+=(--response-url-allow 127.0.0.1)
+    fi
+    if [ -n "$dry_run" ]; then
+      echo build/cliqhost serve --scripts scripts "${args[@]}"
+      exit 0
     fi
     exec build/cliqhost serve --scripts scripts "${args[@]}"
     ;;
@@ -85,7 +119,7 @@ case "${1:-}" in
     exit $status
     ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

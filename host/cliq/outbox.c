@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -39,25 +40,36 @@
 #define REPLY_MAX       (64 * 1024)
 #define REASON_BODY_MAX 160
 
+/* The posts table. Ids are AUTOINCREMENT, so an id is never given to a
+ * second post once the first is gone (`outbox retry 12` cannot touch
+ * another post). created_ms is when the post was made; since_ms, when
+ * `outbox retry` made it start over (its age counts from the later of
+ * the two). held says why a host left it to another (a token its config
+ * does not name), NULL otherwise. */
+#define POSTS_DEFINITION                                                                           \
+    "(id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL, token TEXT NOT NULL,"     \
+    " kind INTEGER NOT NULL, target TEXT NOT NULL, as_bot TEXT, appkey TEXT,"                      \
+    " base TEXT NOT NULL, body BLOB NOT NULL, req_id TEXT NOT NULL DEFAULT '',"                    \
+    " state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,"                  \
+    " next_ms INTEGER NOT NULL DEFAULT 0, lease_ms INTEGER NOT NULL DEFAULT 0,"                    \
+    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT,"                                    \
+    " owner INTEGER NOT NULL DEFAULT 0, since_ms INTEGER NOT NULL DEFAULT 0, held TEXT);"
+#define POSTS_COLUMNS                                                                              \
+    "id,created_ms,token,kind,target,as_bot,appkey,base,body,req_id,state,attempts,next_ms,"       \
+    "lease_ms,last_status,last_error,owner,since_ms,held"
+
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
-    "CREATE TABLE IF NOT EXISTS posts("
-    " id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, token TEXT NOT NULL,"
-    " kind INTEGER NOT NULL, target TEXT NOT NULL, as_bot TEXT, appkey TEXT,"
-    " base TEXT NOT NULL, body BLOB NOT NULL, req_id TEXT NOT NULL DEFAULT '',"
-    " state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_ms INTEGER NOT NULL DEFAULT 0, lease_ms INTEGER NOT NULL DEFAULT 0,"
-    " last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-    " owner INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS posts" POSTS_DEFINITION
     "CREATE INDEX IF NOT EXISTS posts_due ON posts(state, next_ms);"
     "CREATE TABLE IF NOT EXISTS token_calls("
     " id INTEGER PRIMARY KEY, token TEXT NOT NULL, at_ms INTEGER NOT NULL,"
     " endpoint TEXT NOT NULL, status INTEGER NOT NULL, error TEXT);"
     "CREATE INDEX IF NOT EXISTS token_calls_token ON token_calls(token, id);"
     "CREATE TABLE IF NOT EXISTS token_stats("
-    " token TEXT PRIMARY KEY, invocations INTEGER NOT NULL, failures INTEGER NOT NULL,"
-    " last_ms INTEGER NOT NULL);";
+    " token TEXT PRIMARY KEY, invocations INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL, last_ms INTEGER NOT NULL);";
 
 static long long wall_ms(void)
 {
@@ -96,15 +108,99 @@ void outbox_post_free(struct post *p)
 
 /* ---- the database ------------------------------------------------------- */
 
+/* "user nobody (uid 65534)": who this process runs as. */
+static void who_am_i(char *out, size_t n)
+{
+    uid_t uid = geteuid();
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
+        snprintf(out, n, "user %s (uid %u)", found->pw_name, (unsigned)uid);
+    else
+        snprintf(out, n, "uid %u", (unsigned)uid);
+}
+
+/* Whether this process may create and write files in data_dir and write
+ * outbox.db there; creates data_dir when it is missing. Returns 0, or -1
+ * with what is wrong and what to do, the user named. */
+static int check_data_dir(const char *dir, const char *db, char *err, size_t errlen)
+{
+    char who[160];
+    const char *fix = "or set data_dir in the config (or --data-dir) to a folder it can write";
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        who_am_i(who, sizeof who);
+        snprintf(err, errlen,
+                 "data_dir %s does not exist and %s cannot create it (%s): create it owned by "
+                 "that user (mkdir, chown), %s",
+                 dir, who, strerror(e), fix);
+        return -1;
+    }
+    /* The folder, then the database and its WAL files (a command run as
+     * another user, root, in the same folder leaves them that user's). */
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char file[1100] = "";
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+        snprintf(file, sizeof file, "%s", dir);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0] && !file[0]; i++) {
+        snprintf(file, sizeof file, "%s%s", db, suffixes[i]);
+        if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) == 0 || errno == ENOENT)
+            file[0] = '\0';
+    }
+    if (!file[0])
+        return 0;
+    who_am_i(who, sizeof who);
+    snprintf(err, errlen,
+             "data_dir %s%s is not writable by %s: make the folder and its files owned by that "
+             "user (chown -R), %s",
+             strcmp(file, dir) ? "file " : "", file, who, fix);
+    return -1;
+}
+
+/* Rebuilds a posts table of the first schema, whose ids were rowids that
+ * SQLite gives again once the highest is deleted, as AUTOINCREMENT: the
+ * posts and their ids stay, and new ids start above the highest. One
+ * transaction, so a failure leaves the old table. Returns 0 or -1. */
+static int migrate_ids(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int old = 0;
+    if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type='table' AND name='posts'",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *sql = (const char *)sqlite3_column_text(st, 0);
+        old = sql && !strstr(sql, "AUTOINCREMENT");
+    }
+    sqlite3_finalize(st);
+    if (!old)
+        return 0;
+    char *msg = NULL;
+    static const char rebuild[] =
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE posts_v2" POSTS_DEFINITION "INSERT INTO posts_v2(" POSTS_COLUMNS
+        ") SELECT " POSTS_COLUMNS " FROM posts;"
+        "DROP TABLE posts;"
+        "ALTER TABLE posts_v2 RENAME TO posts;"
+        "CREATE INDEX posts_due ON posts(state, next_ms);"
+        "COMMIT;";
+    int rc = sqlite3_exec(db, rebuild, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot give the outbox's posts ids that are never reused: %s",
+                 msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
 /* Opens data_dir/outbox.db with the schema. Returns NULL with a reason. */
 static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
 {
-    if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create data_dir %s: %s", cfg->data_dir, strerror(errno));
-        return NULL;
-    }
     char path[1024];
     snprintf(path, sizeof path, "%s/outbox.db", cfg->data_dir);
+    if (check_data_dir(cfg->data_dir, path, err, errlen) < 0)
+        return NULL;
     /* The database holds app keys of posts not yet sent: owner only. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0)
@@ -126,6 +222,13 @@ static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
     /* Columns added since the first schema; an error means it is there. */
     sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN owner INTEGER NOT NULL DEFAULT 0", NULL, NULL,
                  NULL);
+    sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN since_ms INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                 NULL);
+    sqlite3_exec(db, "ALTER TABLE posts ADD COLUMN held TEXT", NULL, NULL, NULL);
+    if (migrate_ids(db, err, errlen) < 0) {
+        sqlite3_close(db);
+        return NULL;
+    }
     return db;
 }
 
@@ -199,7 +302,7 @@ struct sending {
 };
 
 /* A finished attempt, written at the end of the turn. */
-enum result_action { RESULT_DELIVERED, RESULT_RETRY, RESULT_FAILED };
+enum result_action { RESULT_DELIVERED, RESULT_RETRY, RESULT_FAILED, RESULT_HOLD };
 struct result {
     int64_t id;
     enum result_action action;
@@ -258,8 +361,14 @@ struct outbox {
     int64_t own[64];
     size_t nown;
     uint64_t rng;
+    /* The config temp.sendable was filled from (the tokens this host can
+     * send with or fail for good: named, and disabled or with a value),
+     * and the highest id of the posts it holds for another host that the
+     * log has told of (ids are never reused, so each is told once). */
+    const struct config *sendable_cfg;
+    int64_t held_told;
     sqlite3_stmt *st_insert, *st_due, *st_claim, *st_delete, *st_retry, *st_fail, *st_defer,
-        *st_call, *st_stats, *st_min_due, *st_due_one;
+        *st_call, *st_stats, *st_min_due, *st_due_one, *st_held, *st_hold, *st_unclaim;
 };
 
 static void turn(struct sched *s, void *ud);
@@ -410,6 +519,92 @@ static long long token_free_at(struct outbox *o, struct token_state *t, long lon
         if (t->sent[i] < oldest)
             oldest = t->sent[i];
     return oldest + 60000 > now ? oldest + 60000 : now;
+}
+
+static int step(struct outbox *o, sqlite3_stmt *st);
+
+/* Whether this host leaves posts with `token` to another: its config does
+ * not name the token, or names it without a value (an unset environment
+ * variable). Such a post is not this host's to send or to fail: another
+ * host on the same data_dir (the production config beside a development
+ * host) may have the token. Writes why to buf. A disabled token is the
+ * operator's word: its posts fail. */
+static int held_reason(const struct config *cfg, const char *token, char *buf, size_t n)
+{
+    const struct config_token *t = config_token(cfg, token);
+    char host[300];
+    snprintf(host, sizeof host, "host pid %ld (%s)", (long)getpid(),
+             cfg->config_path ? cfg->config_path : "no --config");
+    if (!t)
+        snprintf(buf, n, "waits for token '%s', which the config of %s does not name", token, host);
+    else if (!t->disabled && !t->secret && t->env)
+        snprintf(buf, n, "waits for token '%s', whose variable %s is unset for %s", token, t->env,
+                 host);
+    else if (!t->disabled && !t->secret)
+        snprintf(buf, n, "waits for token '%s', which has no value in the config of %s", token,
+                 host);
+    else
+        return 0;
+    return 1;
+}
+
+/* Fills temp.sendable from the current config when it changed (start,
+ * SIGHUP); the posts held are then told of again. */
+static void sendable_refresh(struct outbox *o)
+{
+    const struct config *cfg = o->cfg;
+    if (cfg == o->sendable_cfg)
+        return;
+    char why[600];
+    if (db_exec(o->db, "DELETE FROM temp.sendable") < 0)
+        return;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(o->db, "INSERT OR IGNORE INTO temp.sendable(token) VALUES(?1)", -1, &st,
+                           NULL) != SQLITE_OK)
+        return;
+    for (size_t i = 0; i < cfg->ntokens; i++) {
+        if (held_reason(cfg, cfg->tokens[i].name, why, sizeof why))
+            continue;
+        sqlite3_bind_text(st, 1, cfg->tokens[i].name, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    o->sendable_cfg = cfg;
+    o->held_told = 0;
+}
+
+/* Tells the log, once per post, of the posts this host holds for another,
+ * and writes why into each (for `cliqhost outbox`). Inside a transaction.
+ * Returns 0 or -1. */
+static int tell_held(struct outbox *o)
+{
+    int64_t ids[100];
+    char *tokens[100];
+    size_t n = 0;
+    sqlite3_stmt *st = o->st_held;
+    sqlite3_bind_int64(st, 1, o->held_told);
+    while (n < sizeof ids / sizeof ids[0] && sqlite3_step(st) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        tokens[n++] = xstrdup((const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_reset(st);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[600];
+        if (rc == 0 && held_reason(o->cfg, tokens[i], why, sizeof why)) {
+            log_msg(LOG_WARN, NULL,
+                    "outbox: post %lld %s; it stays queued for a host whose config has the token",
+                    (long long)ids[i], why);
+            sqlite3_bind_int64(o->st_hold, 1, ids[i]);
+            sqlite3_bind_text(o->st_hold, 2, why, -1, SQLITE_TRANSIENT);
+            rc = step(o, o->st_hold);
+        }
+        if (rc == 0)
+            o->held_told = ids[i];
+        free(tokens[i]);
+    }
+    return rc;
 }
 
 static void own_add(struct outbox *o, int64_t id)
@@ -745,26 +940,25 @@ static void start_send(struct outbox *o, int64_t id, struct post *p, int attempt
 
     const struct config_token *tok = config_token(o->cfg, p->token);
     const char *refuse = NULL;
-    char why[300];
-    if (outbox_name_problem(p->target)) {
-        snprintf(why, sizeof why, "%s", outbox_name_problem(p->target));
+    enum result_action instead = RESULT_FAILED;
+    char why[600];
+    if (held_reason(o->cfg, p->token, why, sizeof why)) {
+        /* The config changed (SIGHUP) since the post was claimed: it goes
+         * back, its attempt not counted, for a host with the token. */
         refuse = why;
-    } else if (!tok) {
-        snprintf(why, sizeof why, "no token named '%s' in the config", p->token);
+        instead = RESULT_HOLD;
+    } else if (outbox_name_problem(p->target)) {
+        snprintf(why, sizeof why, "%s", outbox_name_problem(p->target));
         refuse = why;
     } else if (tok->disabled) {
         snprintf(why, sizeof why, "token '%s' is disabled in the config", p->token);
-        refuse = why;
-    } else if (!tok->secret) {
-        snprintf(why, sizeof why, "token '%s' has no value (is its environment variable set?)",
-                 p->token);
         refuse = why;
     }
     if (refuse) {
         token_unsent(o, token_state(o, p->token), reserved);
         unlink_sending(o, sd);
-        log_attempt(sd, "failed", 0, refuse);
-        add_result(o, sd, RESULT_FAILED, 0, 0, refuse, NULL, 0, 0);
+        log_attempt(sd, instead == RESULT_HOLD ? "held" : "failed", 0, refuse);
+        add_result(o, sd, instead, 0, 0, refuse, NULL, 0, 0);
         free_sending(sd);
         kick(o);
         return;
@@ -825,7 +1019,8 @@ static void finish_results(struct outbox *o, struct result *r)
     while (r) {
         struct result *next = r->next;
         struct waiter w;
-        if (r->action != RESULT_RETRY && waiting_take(o, r->id, &w))
+        if ((r->action == RESULT_DELIVERED || r->action == RESULT_FAILED) &&
+            waiting_take(o, r->id, &w))
             tell(&w, r->id, r->action == RESULT_DELIVERED ? OUTBOX_DELIVERED : OUTBOX_FAILED,
                  r->status, r->error, r->reply, r->reply_len);
         free(r->error);
@@ -859,6 +1054,10 @@ static int write_results(struct outbox *o, struct result *list)
         if (r->action == RESULT_DELIVERED) {
             st = o->st_delete;
             sqlite3_bind_int64(st, 1, r->id);
+        } else if (r->action == RESULT_HOLD) {
+            st = o->st_unclaim;
+            sqlite3_bind_int64(st, 1, r->id);
+            sqlite3_bind_text(st, 2, r->error, -1, SQLITE_STATIC);
         } else if (r->action == RESULT_RETRY) {
             st = o->st_retry;
             sqlite3_bind_int64(st, 1, r->id);
@@ -908,7 +1107,7 @@ static void count_results(struct outbox *o, struct result *list)
             count_queued(o, r->token, (long long)r->len, -1);
             o->failed++;
             o->failed_bytes += (long long)r->len;
-        } else {
+        } else if (r->action == RESULT_RETRY) {
             o->retried_total++;
         }
         if (ts) {
@@ -1314,6 +1513,7 @@ static void turn(struct sched *s, void *ud)
     o->results = o->results_tail = NULL;
     struct claim *claims = NULL;
     size_t nclaims = 0;
+    sendable_refresh(o);
     int ok = db_exec(o->db, "BEGIN IMMEDIATE") == 0;
     ok = ok && write_submissions(o, subs) == 0;
     ok = ok && write_results(o, results) == 0;
@@ -1328,6 +1528,8 @@ static void turn(struct sched *s, void *ud)
                  "owner!=%lld",
                  now, (long long)getpid());
         ok = db_exec(o->db, sql) == 0;
+        /* `cliqhost post` sends only its own posts and holds none. */
+        ok = ok && (o->own_only || tell_held(o) == 0);
     }
     ok = ok && claim_due(o, &claims, &nclaims) == 0;
     ok = ok && db_exec(o->db, "COMMIT") == 0;
@@ -1404,9 +1606,10 @@ static void *outbox_main(void *arg)
 }
 static void finalize_all(struct outbox *o)
 {
-    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,     &o->st_claim,  &o->st_delete,
-                            &o->st_retry,  &o->st_fail,    &o->st_defer,  &o->st_call,
-                            &o->st_stats,  &o->st_min_due, &o->st_due_one};
+    sqlite3_stmt **all[] = {&o->st_insert, &o->st_due,     &o->st_claim,   &o->st_delete,
+                            &o->st_retry,  &o->st_fail,    &o->st_defer,   &o->st_call,
+                            &o->st_stats,  &o->st_min_due, &o->st_due_one, &o->st_held,
+                            &o->st_hold,   &o->st_unclaim};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -1456,30 +1659,42 @@ struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, si
         goto fail;
     o->st_insert = prepare(o->db, "INSERT INTO posts(created_ms,token,kind,target,as_bot,"
                                   "appkey,base,body,req_id) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
-    o->st_due = prepare(o->db, "SELECT id,created_ms,token,kind,target,as_bot,appkey,base,body,"
-                               "req_id,attempts FROM posts WHERE state='queued' AND "
-                               "next_ms<=?1 ORDER BY next_ms,id LIMIT ?2");
-    o->st_due_one = prepare(o->db, "SELECT id,created_ms,token,kind,target,as_bot,appkey,base,"
-                                   "body,req_id,attempts FROM posts WHERE id=?1 AND "
-                                   "state='queued' AND next_ms<=?2");
+    /* Posts whose token this host cannot use are left to another host
+     * (held_reason): never due here. A post's age counts from its
+     * creation, or from `outbox retry`. */
+    db_exec(o->db, "CREATE TEMP TABLE IF NOT EXISTS sendable(token TEXT PRIMARY KEY)");
+    sendable_refresh(o);
+#define DUE_POSTS                                                                                  \
+    "SELECT id,max(created_ms,since_ms),token,kind,target,as_bot,appkey,base,body,req_id,"         \
+    "attempts FROM posts WHERE state='queued' AND token IN (SELECT token FROM temp.sendable) "
+    o->st_due = prepare(o->db, DUE_POSTS "AND next_ms<=?1 ORDER BY next_ms,id LIMIT ?2");
+    o->st_due_one = prepare(o->db, DUE_POSTS "AND id=?1 AND next_ms<=?2");
+#undef DUE_POSTS
+    o->st_held = prepare(o->db, "SELECT id,token FROM posts WHERE state='queued' AND id>?1 AND "
+                                "token NOT IN (SELECT token FROM temp.sendable) ORDER BY id "
+                                "LIMIT 100");
+    o->st_hold = prepare(o->db, "UPDATE posts SET held=?2 WHERE id=?1");
+    o->st_unclaim = prepare(o->db, "UPDATE posts SET state='queued',attempts=max(attempts-1,0),"
+                                   "held=?2 WHERE id=?1");
     o->st_claim = prepare(o->db, "UPDATE posts SET state='sending',lease_ms=?2,owner=?3,"
-                                 "attempts=attempts+1 WHERE id=?1 AND state='queued'");
+                                 "attempts=attempts+1,held=NULL WHERE id=?1 AND state='queued'");
     o->st_delete = prepare(o->db, "DELETE FROM posts WHERE id=?1");
     o->st_retry = prepare(o->db, "UPDATE posts SET state='queued',next_ms=?2,last_status=?3,"
                                  "last_error=?4 WHERE id=?1");
     o->st_fail = prepare(o->db, "UPDATE posts SET state='failed',last_status=?2,last_error=?3 "
                                 "WHERE id=?1");
-    o->st_defer = prepare(o->db, "UPDATE posts SET next_ms=?2 WHERE id=?1");
+    o->st_defer = prepare(o->db, "UPDATE posts SET next_ms=?2,held=NULL WHERE id=?1");
     o->st_call = prepare(o->db, "INSERT INTO token_calls(token,at_ms,endpoint,status,error) "
                                 "VALUES(?1,?2,?3,?4,?5)");
     o->st_stats = prepare(o->db, "INSERT INTO token_stats(token,invocations,failures,last_ms) "
                                  "VALUES(?1,1,?2,?3) ON CONFLICT(token) DO UPDATE SET "
                                  "invocations=invocations+1,failures=failures+excluded.failures,"
                                  "last_ms=max(last_ms,excluded.last_ms)");
-    o->st_min_due = prepare(o->db, "SELECT min(next_ms) FROM posts WHERE state='queued'");
+    o->st_min_due = prepare(o->db, "SELECT min(next_ms) FROM posts WHERE state='queued' AND "
+                                   "token IN (SELECT token FROM temp.sendable)");
     if (!o->st_insert || !o->st_due || !o->st_claim || !o->st_delete || !o->st_retry ||
         !o->st_fail || !o->st_defer || !o->st_call || !o->st_stats || !o->st_min_due ||
-        !o->st_due_one) {
+        !o->st_due_one || !o->st_held || !o->st_hold || !o->st_unclaim) {
         snprintf(err, errlen, "cannot prepare the outbox's statements: %s", sqlite3_errmsg(o->db));
         goto fail;
     }
@@ -1644,7 +1859,7 @@ int outbox_list(const struct config *cfg, FILE *out, char *err, size_t errlen)
     int n = 0;
     if (sqlite3_prepare_v2(db,
                            "SELECT id,created_ms,token,kind,target,state,attempts,next_ms,"
-                           "last_status,last_error FROM posts ORDER BY id",
+                           "last_status,last_error,held FROM posts ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -1656,12 +1871,16 @@ int outbox_list(const struct config *cfg, FILE *out, char *err, size_t errlen)
         format_time(sqlite3_column_int64(st, 7), next, sizeof next);
         const char *state = (const char *)sqlite3_column_text(st, 5);
         const char *error = (const char *)sqlite3_column_text(st, 9);
+        const char *held = (const char *)sqlite3_column_text(st, 10);
+        int is_held = held && strcmp(state, "queued") == 0;
         fprintf(out, "%lld  %-7s  %s %s  token=%s  created=%s  attempts=%d",
-                (long long)sqlite3_column_int64(st, 0), state,
+                (long long)sqlite3_column_int64(st, 0), is_held ? "held" : state,
                 outbox_kind_name((enum post_kind)sqlite3_column_int(st, 3)),
                 (const char *)sqlite3_column_text(st, 4), (const char *)sqlite3_column_text(st, 2),
                 created, sqlite3_column_int(st, 6));
-        if (strcmp(state, "queued") == 0)
+        if (is_held)
+            fprintf(out, "  waiting=\"%s\"", held);
+        else if (strcmp(state, "queued") == 0)
             fprintf(out, "  next=%s", sqlite3_column_int64(st, 7) ? next : "now");
         if (sqlite3_column_int(st, 8))
             fprintf(out, "  status=%d", sqlite3_column_int(st, 8));
@@ -1673,7 +1892,7 @@ int outbox_list(const struct config *cfg, FILE *out, char *err, size_t errlen)
     sqlite3_finalize(st);
     sqlite3_close(db);
     if (n == 0)
-        fprintf(out, "the outbox is empty: every post was delivered\n");
+        fprintf(out, "the outbox is empty: no post is waiting or failed\n");
     return n;
 }
 
@@ -1700,10 +1919,11 @@ static int change_one(const struct config *cfg, const char *sql, int64_t id, cha
 
 int outbox_retry(const struct config *cfg, int64_t id, char *err, size_t errlen)
 {
-    /* A retried post starts over: its age and attempts count from now. */
+    /* A retried post starts over: its age (since_ms) and attempts count
+     * from now; created_ms stays when it was made. */
     char sql[200];
     snprintf(sql, sizeof sql,
-             "UPDATE posts SET state='queued',next_ms=0,attempts=0,created_ms=%lld WHERE id=?1 "
+             "UPDATE posts SET state='queued',next_ms=0,attempts=0,since_ms=%lld WHERE id=?1 "
              "AND state IN ('failed','queued')",
              wall_ms());
     return change_one(cfg, sql, id, err, errlen);
@@ -1725,7 +1945,12 @@ int outbox_tokens_report(const struct config *cfg, FILE *out, char *err, size_t 
         const struct config_token *t = i < n ? &cfg->tokens[i] : NULL;
         if (!t)
             break;
-        const char *status = t->disabled ? "disabled" : t->secret ? "active" : "not configured";
+        char unset[300];
+        snprintf(unset, sizeof unset, "not configured: %s is unset", t->env ? t->env : "");
+        const char *status = t->disabled ? "disabled"
+                             : t->secret ? "active"
+                             : t->env    ? unset
+                                         : "not configured";
         long long inv = 0, fails = 0, last = 0;
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db,

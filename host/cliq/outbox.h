@@ -24,9 +24,13 @@
  * or to a log line. Delivered posts are deleted; per token, the counts and
  * the last 50 calls are kept for `cliqhost tokens`.
  *
- * Other processes (`cliqhost post`, `cliqhost outbox retry`) may use the
- * same database: a post being sent is leased, so two deliverers never send
- * the same post at once.
+ * Other processes (`cliqhost post`, `cliqhost outbox retry`, another host)
+ * may use the same database: a post being sent is leased, so two
+ * deliverers never send the same post at once. A host never sends or fails
+ * a post whose token its config does not name or gives no value: it
+ * leaves it queued for a host that has the token, says why once in the
+ * log and in the post's row (`cliqhost outbox` shows it as held), and
+ * counts no attempt. Post ids are never reused.
  */
 #ifndef CLIQHOST_OUTBOX_H
 #define CLIQHOST_OUTBOX_H
@@ -74,7 +78,9 @@ struct outbox_outcome {
  * the outcome after it returns. */
 typedef void (*outbox_cb)(const struct outbox_outcome *o, void *ud);
 
-/* Opens (creating) data_dir/outbox.db and starts the outbox thread. `cfg`
+/* Opens (creating) data_dir/outbox.db and starts the outbox thread. A
+ * data_dir this process cannot write (or create) is refused, naming the
+ * user and what to do; so do the command-line functions below. `cfg`
  * is borrowed (tokens, rates) and must outlive the outbox. With own_only
  * (`cliqhost post`) it sends only the posts submitted to it, and leaves
  * the rest to the host. Returns NULL with a reason. */
@@ -117,8 +123,9 @@ void outbox_metrics(struct outbox *o, struct buf *out);
 /* Lists posts waiting or failed (all = include delivered-but-kept: none
  * are kept, so it only adds counts). Returns the number listed. */
 int outbox_list(const struct config *cfg, FILE *out, char *err, size_t errlen);
-/* Re-queues a failed post, or drops one. Returns 0, 1 (no such post), or
- * -1 with a reason. */
+/* Re-queues a failed post (its attempts and age start over; its creation
+ * time stays), or drops one. Returns 0, 1 (no such post), or -1 with a
+ * reason. */
 int outbox_retry(const struct config *cfg, int64_t id, char *err, size_t errlen);
 int outbox_drop(const struct config *cfg, int64_t id, char *err, size_t errlen);
 /* Writes per-token usage (never the secret). Returns 0 or -1. */

@@ -262,11 +262,81 @@ static const struct setting *find_by_flag(const char *flag, size_t n)
 }
 
 /* Reads the Lua value on top of the stack into setting s. [-0, +0] */
+/* ---- env "NAME" ----------------------------------------------------------
+ *
+ * os.getenv gives nil for an unset variable, and a nil in a table is no
+ * entry at all: `tokens = { default = os.getenv("X") }` loses `default`
+ * without a word. The config file's `env "NAME"` gives the value when the
+ * variable is set, and otherwise a marker (a userdata holding the name)
+ * that the reader turns into "token 'default' is not configured: NAME is
+ * unset", or, anywhere else, into an error naming the setting and the
+ * variable. os.getenv is left as Lua has it. */
+
+#define ENV_UNSET_MT "cliqhost.config.env_unset"
+
+/* The variable's name if the value at idx is env's marker, else NULL.
+ * Borrowed from the marker. [-0, +0] */
+static const char *env_unset_name(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, ENV_UNSET_MT);
+}
+
+/* Using the marker as a string (concatenating it, indexing it, ...) fails
+ * with the variable's name. */
+static int env_unset_use(lua_State *L)
+{
+    const char *name = env_unset_name(L, 1);
+    if (!name)
+        name = env_unset_name(L, 2);
+    return luaL_error(L, "environment variable %s is unset", name ? name : "?");
+}
+
+static int env_unset_tostring(lua_State *L)
+{
+    lua_pushfstring(L, "(environment variable %s, unset)", env_unset_name(L, 1));
+    return 1;
+}
+
+/* env(name) -> the variable's value, or the marker. [-1, +1] */
+static int config_env(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *v = getenv(name);
+    if (v) {
+        lua_pushstring(L, v);
+        return 1;
+    }
+    size_t len = strlen(name);
+    char *u = lua_newuserdatauv(L, len + 1, 0);
+    memcpy(u, name, len + 1);
+    luaL_setmetatable(L, ENV_UNSET_MT);
+    return 1;
+}
+
+/* Defines the global env and its marker's metatable. [-0, +0] */
+static void open_env(lua_State *L)
+{
+    static const luaL_Reg meta[] = {{"__tostring", env_unset_tostring},
+                                    {"__concat", env_unset_use},
+                                    {"__index", env_unset_use},
+                                    {"__len", env_unset_use},
+                                    {NULL, NULL}};
+    luaL_newmetatable(L, ENV_UNSET_MT);
+    luaL_setfuncs(L, meta, 0);
+    lua_pop(L, 1);
+    lua_register(L, "env", config_env);
+}
+
 static int set_from_lua(struct config *c, lua_State *L, const struct setting *s, char *err,
                         size_t errlen)
 {
     char *base = (char *)c + s->offset;
     int t = lua_type(L, -1);
+    if (env_unset_name(L, -1)) {
+        snprintf(err, errlen, "'%s' comes from environment variable %s, which is unset", s->key,
+                 env_unset_name(L, -1));
+        return -1;
+    }
     switch (s->type) {
     case SET_STR:
         if (t != LUA_TSTRING) {
@@ -311,6 +381,13 @@ static int set_from_lua(struct config *c, lua_State *L, const struct setting *s,
         lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
         for (lua_Integer i = 1; i <= len; i++) {
             lua_rawgeti(L, -1, i);
+            if (env_unset_name(L, -1)) {
+                snprintf(err, errlen,
+                         "'%s'[%lld] comes from environment variable %s, which is unset", s->key,
+                         (long long)i, env_unset_name(L, -1));
+                lua_pop(L, 1);
+                return -1;
+            }
             if (lua_type(L, -1) != LUA_TSTRING) {
                 snprintf(err, errlen, "'%s'[%lld] must be a string (got %s)", s->key, (long long)i,
                          luaL_typename(L, -1));
@@ -331,6 +408,7 @@ static void tokens_free(struct config *c)
     for (size_t i = 0; i < c->ntokens; i++) {
         free(c->tokens[i].name);
         free(c->tokens[i].secret);
+        free(c->tokens[i].env);
     }
     free(c->tokens);
     c->tokens = NULL;
@@ -345,10 +423,30 @@ const struct config_token *config_token(const struct config *c, const char *name
     return NULL;
 }
 
+const char *config_token_problem(const struct config *c, const char *name, char *buf, size_t n)
+{
+    const struct config_token *t = config_token(c, name);
+    if (!t)
+        snprintf(buf, n,
+                 "no token named '%s' in the config (a token set from an unset environment "
+                 "variable is missing)",
+                 name);
+    else if (t->disabled)
+        snprintf(buf, n, "token '%s' is disabled in the config", name);
+    else if (!t->secret && t->env)
+        snprintf(buf, n, "token '%s' is not configured: %s is unset", name, t->env);
+    else if (!t->secret)
+        snprintf(buf, n, "token '%s' has no value (is its environment variable set?)", name);
+    else
+        return NULL;
+    return buf;
+}
+
 /* Reads `tokens`: a table of names to a token string or to a table
- * { token = "...", disabled = bool }. A token that is nil because an
- * environment variable is unset leaves the entry without a secret (or, in
- * the string form, absent). [-0, +0] */
+ * { token = "...", disabled = bool }. A token from env "NAME" with NAME
+ * unset is kept without a secret, its variable named; one that is nil
+ * (os.getenv of an unset variable) leaves the entry without a secret (or,
+ * in the string form, absent). [-0, +0] */
 static int read_tokens(struct config *c, lua_State *L, char *err, size_t errlen)
 {
     if (!lua_istable(L, -1)) {
@@ -359,28 +457,35 @@ static int read_tokens(struct config *c, lua_State *L, char *err, size_t errlen)
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         int kt = lua_type(L, -2), vt = lua_type(L, -1);
-        if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TTABLE)) {
+        int unset = env_unset_name(L, -1) != NULL;
+        if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TTABLE && !unset)) {
             lua_pop(L, 2);
             snprintf(err, errlen,
                      "'tokens' entries must be name = \"token\" or name = { token = ..., "
                      "disabled = false }");
             return -1;
         }
-        struct config_token t = {xstrdup(lua_tostring(L, -2)), NULL, 0};
-        if (vt == LUA_TSTRING) {
+        struct config_token t = {xstrdup(lua_tostring(L, -2)), NULL, NULL, 0};
+        if (unset) {
+            t.env = xstrdup(env_unset_name(L, -1));
+        } else if (vt == LUA_TSTRING) {
             t.secret = xstrdup(lua_tostring(L, -1));
         } else {
             int tt = lua_getfield(L, -1, "token");
             if (tt == LUA_TSTRING)
                 t.secret = xstrdup(lua_tostring(L, -1));
+            else if (env_unset_name(L, -1))
+                t.env = xstrdup(env_unset_name(L, -1));
             int dt = lua_getfield(L, -2, "disabled");
             t.disabled = lua_toboolean(L, -1);
             lua_pop(L, 2);
-            if ((tt != LUA_TSTRING && tt != LUA_TNIL) || (dt != LUA_TBOOLEAN && dt != LUA_TNIL)) {
+            if ((tt != LUA_TSTRING && tt != LUA_TNIL && !t.env) ||
+                (dt != LUA_TBOOLEAN && dt != LUA_TNIL)) {
                 snprintf(err, errlen,
                          "'tokens.%s' must be { token = \"...\", disabled = true|false }", t.name);
                 free(t.name);
                 free(t.secret);
+                free(t.env);
                 lua_pop(L, 2);
                 return -1;
             }
@@ -392,6 +497,7 @@ static int read_tokens(struct config *c, lua_State *L, char *err, size_t errlen)
                      t.name);
             free(t.name);
             free(t.secret);
+            free(t.env);
             lua_pop(L, 2);
             return -1;
         }
@@ -412,6 +518,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
         return -1;
     }
     luaL_openlibs(L);
+    open_env(L);
 
     /* Remember the globals that exist before the file runs, so that every
      * global it adds can be checked against the settings. */

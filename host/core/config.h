@@ -8,8 +8,11 @@
  *
  * The config file is a Lua file that sets globals (DESIGN.md "Config file").
  * It is the operator's own file, so it runs with Lua's standard libraries
- * (os.getenv in particular). A global that is not a setting is an error, so
- * a typo never silently leaves a default in place.
+ * (os.getenv in particular), plus `env "NAME"`: the variable's value, or,
+ * when it is unset, a marker that keeps a token in the list as not
+ * configured (config_token.env) and makes any other setting an error
+ * naming the variable. A global that is not a setting is an error, so a
+ * typo never silently leaves a default in place.
  */
 #ifndef CLIQHOST_CONFIG_H
 #define CLIQHOST_CONFIG_H
@@ -88,6 +91,7 @@ struct config {
 struct config_token {
     char *name;
     char *secret;
+    char *env; /* set with env "NAME" and NAME is unset: NAME (secret is NULL) */
     int disabled;
 };
 
@@ -96,6 +100,11 @@ struct config_token {
 
 /* The token named `name`, or NULL. Borrowed from c. */
 const struct config_token *config_token(const struct config *c, const char *name);
+
+/* Why a post cannot use the token named `name` (no such token, disabled,
+ * or no value: "token 'alerts' is not configured: CLIQ_ALERTS_TOKEN is
+ * unset"), written to buf and returned; NULL when the token can be used. */
+const char *config_token_problem(const struct config *c, const char *name, char *buf, size_t n);
 
 /* Fills `c` with the defaults. This function can't fail. */
 void config_defaults(struct config *c);

@@ -200,16 +200,9 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
 
     /* A token that cannot work fails now, not after a trip through the
      * outbox. */
-    const struct config_token *tok = config_token(o->cfg, token);
-    if (!tok)
-        return fail(L,
-                    "no token named '%s' in the config (a token set from an unset environment "
-                    "variable is missing)",
-                    token);
-    if (tok->disabled)
-        return fail(L, "token '%s' is disabled in the config", token);
-    if (!tok->secret)
-        return fail(L, "token '%s' has no value (is its environment variable set?)", token);
+    char why[512];
+    if (config_token_problem(o->cfg, token, why, sizeof why))
+        return fail(L, "%s", why);
 
     struct buf body;
     buf_init(&body, BODY_ROOM(o->cfg->outbox_max_post_bytes));

@@ -231,6 +231,23 @@ static int module_name_ok(const char *s)
     return 1;
 }
 
+/* Raises the error on top (status from compiling or running module
+ * `name`), prefixed with where require was called and the module's name,
+ * so a check or a log names the script that required it and each require
+ * on the way: `commands/deploy.lua:1: require "pl.compat": lib/pl/
+ * compat.lua:29: ...`. Out of memory, or an error that is not a string,
+ * goes on as it is. [-1, +0] */
+static int require_failed(lua_State *L, const char *name, int status)
+{
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_pushfstring(L, "require \"%s\": ", name);
+        lua_rotate(L, -3, 2);
+        lua_concat(L, 3);
+    }
+    return lua_error(L);
+}
+
 /* require(name) for scripts: the realm's (upvalue 1) copy of a standard
  * library ("string", "math", ...), or a Lua module under scripts/lib/
  * (first) or the host's lualib/, loaded once per realm and sandboxed like a
@@ -310,6 +327,14 @@ static int sb_require(lua_State *L)
         src = owned;
     }
     if (rc == -ENOENT) {
+        /* A module on disk that is not in the snapshot failed to load
+         * (its own error is reported with it): not "missing". */
+        for (int k = 0; k < 2 && vm->set; k++) {
+            snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rels[k]);
+            if (access(path, F_OK) == 0)
+                return luaL_error(L, "require \"%s\": %s does not load (see its own error)", name,
+                                  path);
+        }
         if (vm->opt.lualib_dir)
             return luaL_error(L, "require \"%s\": none of %s/%s, %s/%s, %s/%s, %s/%s", name,
                               vm->scripts_dir, rels[0], vm->scripts_dir, rels[1],
@@ -323,7 +348,7 @@ static int sb_require(lua_State *L)
     rc = sandbox_compile(L, src, len, path, lua_upvalueindex(1));
     free(owned);
     if (rc != LUA_OK)
-        return lua_error(L);
+        return require_failed(L, name, rc);
     /* Mark it as loading so a cycle is reported rather than looping. */
     lua_pushvalue(L, 1);
     lua_pushlightuserdata(L, vm);
@@ -338,7 +363,7 @@ static int sb_require(lua_State *L)
         lua_pushvalue(L, 1);
         lua_pushnil(L);
         lua_rawset(L, 2);
-        return lua_error(L);
+        return require_failed(L, name, ok);
     }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);

@@ -117,13 +117,10 @@ int cli_post(int argc, char **argv)
     struct outbox *o = NULL;
     cJSON *msg = NULL;
     char *body = NULL;
-    const struct config_token *tok = config_token(&c, token);
-    if (!tok || tok->disabled || !tok->secret) {
-        fprintf(stderr, "cliqhost post: %s '%s'%s\n", tok ? "token" : "no token named", token,
-                !tok            ? " in the config (see --config; a token set from an unset "
-                                  "environment variable is missing)"
-                : tok->disabled ? " is disabled in the config"
-                                : " has no value (is its environment variable set?)");
+    char why[512];
+    if (config_token_problem(&c, token, why, sizeof why)) {
+        fprintf(stderr, "cliqhost post: %s%s\n", why,
+                c.config_path ? "" : "; no --config was given");
         goto cleanup;
     }
     if (json_path) {

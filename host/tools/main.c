@@ -180,6 +180,22 @@ static void raise_fd_limit(const struct config *c, int workers)
                 (rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 1) / (unsigned long long)workers);
 }
 
+/* Warns of each token the config names but gives no value (its
+ * environment variable is unset): scripts' and `cliqhost post`'s posts with
+ * it fail until it is set. */
+static void warn_unusable_tokens(const struct config *c, const char *when)
+{
+    for (size_t i = 0; i < c->ntokens; i++) {
+        const struct config_token *t = &c->tokens[i];
+        char why[512];
+        if (t->disabled || t->secret || !config_token_problem(c, t->name, why, sizeof why))
+            continue;
+        log_msg(LOG_WARN, NULL,
+                "%s%s; posts with it fail until it is set (then restart, or send SIGHUP)", when,
+                why);
+    }
+}
+
 /* Settings SIGHUP replaced; they stay alive until exit because calls in
  * flight may still point into them. */
 struct retired {
@@ -289,6 +305,7 @@ static void reload_config(int argc, char **argv, struct config **cur, struct ver
     log_msg(LOG_INFO, NULL, "SIGHUP: config reloaded (%zu key%s, %zu token%s)",
             nks ? verify_keyset_count(nks) : 0, nks && verify_keyset_count(nks) == 1 ? "" : "s",
             nc->ntokens, nc->ntokens == 1 ? "" : "s");
+    warn_unusable_tokens(nc, "SIGHUP: ");
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -322,6 +339,7 @@ static int cmd_serve(int argc, char **argv)
                 "*** anyone who can reach %s runs your scripts; for local development only ***",
                 c.listen);
     }
+    warn_unusable_tokens(&c, "");
     if (!is_dir(c.scripts))
         log_msg(LOG_WARN, NULL, "scripts folder %s does not exist; every call will get 404",
                 c.scripts);

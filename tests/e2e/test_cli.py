@@ -109,6 +109,40 @@ class Check(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def check_tree(self, files):
+        """Writes files (path: text) to a new scripts folder and checks it;
+        returns the folder and the finished `cliqhost check`."""
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-check-")
+        self.addCleanup(shutil.rmtree, d)
+        for rel, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+            with open(os.path.join(d, rel), "w") as f:
+                f.write(text)
+        p = run_cli("check", "--scripts", d)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        return d, p
+
+    def test_a_module_error_names_the_script_that_required_it(self):
+        d, p = self.check_tree({
+            "commands/deploy.lua": 'local u = require "util"\nreturn { execution = function() end }\n',
+            "lib/util.lua": '\nreturn require "pl.compat"\n',
+            "lib/pl/compat.lua": 'local x = 1\nerror("needs Lua 5.1")\n'})
+        # The script, then each require on the way, then the error itself.
+        self.assertEqual(
+            p.stdout.strip(),
+            f'{d}/commands/deploy.lua:1: require "util": {d}/lib/util.lua:2: '
+            f'require "pl.compat": {d}/lib/pl/compat.lua:2: needs Lua 5.1')
+
+    def test_a_module_that_does_not_compile_is_not_called_missing(self):
+        d, p = self.check_tree({
+            "commands/deploy.lua": 'local c = require "pl.compat"\nreturn { execution = function() end }\n',
+            "lib/pl/compat.lua": "local x = \n"})
+        lines = sorted(p.stdout.strip().split("\n"))
+        self.assertEqual(len(lines), 2, p.stdout)
+        self.assertRegex(lines[0], re.escape(f'{d}/commands/deploy.lua:1: require "pl.compat": '
+                                             f'{d}/lib/pl/compat.lua does not load'))
+        self.assertNotIn("none of", p.stdout)
+        self.assertRegex(lines[1], re.escape(f"{d}/lib/pl/compat.lua:2: ") + ".*near <eof>")
 
 class Help(unittest.TestCase):
     def test_help_lists_every_flag_with_its_default(self):
