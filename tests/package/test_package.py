@@ -89,7 +89,7 @@ class InstallUsr(unittest.TestCase):
         self.assertRegex(conf, r'(?m)^scripts\s*=\s*"/etc/cliqhost/scripts"')
         self.assertRegex(conf, r'(?m)^data_dir\s*=\s*"/var/lib/cliqhost"')
         self.assertRegex(conf, r'(?m)^keys\s*=\s*\{ "/etc/cliqhost/keys/cliq.pub" \}')
-        self.assertIn('os.getenv("CLIQ_WEBHOOK_TOKEN")', conf)
+        self.assertRegex(conf, r'(?m)^  default = env "CLIQ_WEBHOOK_TOKEN",')
         unit = self.read("/lib/systemd/system/cliqhost.service")
         self.assertIn("\nExecStart=/usr/bin/cliqhost serve --config /etc/cliqhost/cliqhost.lua\n",
                       unit)
@@ -150,6 +150,11 @@ class InstallUsr(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr + host.log())
             self.assertIn("Hello, *Ana*! cliqhost is answering.", r.stdout)
+            # The token whose variable the service's environment lacks is
+            # named at start, not dropped.
+            self.assertIsNotNone(host.wait_for(r"token 'default' is not configured: "
+                                               r"CLIQ_WEBHOOK_TOKEN is unset", timeout=5),
+                                 host.log())
         finally:
             self.assertEqual(host.stop(), 0, host.log())
             shutil.rmtree(keys, ignore_errors=True)
