@@ -192,7 +192,7 @@ static int load_one(const char *spec, size_t index, struct verify_key *k, char *
     else
         snprintf(label, sizeof label, "%.24s\xe2\x80\xa6", spec);
 
-    char why[256] = "";
+    char why[320] = "";
     EVP_PKEY *pkey = NULL;
     if (len == 0) {
         snprintf(why, sizeof why, "empty key");
@@ -206,7 +206,9 @@ static int load_one(const char *spec, size_t index, struct verify_key *k, char *
     } else if (memmem(spec, len, "-----BEGIN", 10) || looks_like_base64(spec, len)) {
         pkey = parse_key_bytes(spec, len, 0, why, sizeof why);
     } else {
-        snprintf(why, sizeof why, "no such file (and not base64 key text)");
+        snprintf(why, sizeof why,
+                 "no such file (and not base64 key text): copy your extension's public key "
+                 "from Cliq there, or make a development pair with `cliqhost keygen DIR`");
     }
     free(path);
 

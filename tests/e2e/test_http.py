@@ -423,6 +423,9 @@ class Keys(unittest.TestCase):
         self.assertNotEqual(host.proc.wait(15), 0)
         host.stop()
         self.assertIn("key 1 (keys/next.pub): no such file", host.log())
+        # And what to do about it.
+        self.assertIn("extension's public key from Cliq", host.log())
+        self.assertIn("cliqhost keygen", host.log())
 
     def test_zoho_sample_key_loads_and_its_signature_is_refused(self):
         with open(os.path.join(HERE, "zoho_sample.json")) as f:
