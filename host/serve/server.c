@@ -38,6 +38,8 @@
 #include <unistd.h>
 
 #define REQ_ID_MAX 40
+/* Each worker's listening socket queues this many completed connections. */
+#define LISTEN_BACKLOG 4096
 /* Body bytes allocated when the headers announce them; a longer body grows
  * as it arrives, so an announced length alone costs at most this. */
 #define BODY_PREALLOC (16 * 1024)
@@ -1165,23 +1167,31 @@ static void drop_running(struct worker *w)
 #define IDLE_LINGER_MS 1000
 
 /* Connections the kernel completed but the worker had not accepted yet are
- * taken in, so they are answered rather than reset with the listener. */
+ * taken in, so they are answered rather than reset with the listener: at
+ * most a full backlog's worth, since clients keep arriving while it runs. */
 static void take_backlog(struct worker *w, int lfd)
 {
-    for (;;) {
+    size_t refused = 0;
+    for (int i = 0; i < LISTEN_BACKLOG; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
-            return;
+            break;
+        /* On failure libmicrohttpd closes it (over max_connections, say). */
         if (MHD_add_connection(w->mhd, fd, (const struct sockaddr *)&ss, len) != MHD_YES)
-            log_msg(LOG_WARN, NULL, "worker %d: a connection accepted at shutdown was refused",
-                    w->index); /* libmicrohttpd closed it */
+            refused++;
     }
+    if (refused)
+        log_msg(LOG_WARN, NULL,
+                "worker %d: %zu connection%s waiting at shutdown could not be taken in", w->index,
+                refused, refused == 1 ? "" : "s");
 }
 
 /* At shutdown: closes the connections that are not in the middle of a
- * request, and counts those that are (or may still send one). */
+ * request, and counts those that are (or may still send one). A request's
+ * bytes may wait unread in the socket (they came while the worker ran a
+ * handler): such a connection is not idle. */
 static size_t settle_connections(struct worker *w)
 {
     size_t open = 0;
@@ -1189,7 +1199,9 @@ static size_t settle_connections(struct worker *w)
     for (struct conn_state *cs = w->conns; cs; cs = cs->next) {
         if (cs->cut || cs->fd < 0)
             continue;
-        if (cs->busy || cs->started || now - cs->since < IDLE_LINGER_MS) {
+        char byte;
+        if (cs->busy || cs->started || now - cs->since < IDLE_LINGER_MS ||
+            recv(cs->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
             open++;
             continue;
         }
@@ -1263,7 +1275,7 @@ static int open_listener(const struct sockaddr_storage *ss, unsigned sslen, char
         close(fd);
         return -1;
     }
-    if (listen(fd, 4096) < 0) {
+    if (listen(fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "listen: %s", strerror(errno));
         close(fd);
         return -1;

@@ -543,6 +543,11 @@ class Shutdown(unittest.TestCase):
             "slow": 'return { execution = function(req) log.info("slow started") '
                     'sleep(tonumber(req.params.arguments)) '
                     'return "done after " .. req.params.arguments end }',
+            # Holds its worker for the given CPU seconds, from the moment
+            # the call arrives (it never pauses).
+            "cpu": 'return { execution = function(req) local t = os.clock() '
+                   'while os.clock() - t < tonumber(req.params.arguments) do end '
+                   'return "spun" end }',
             # (The pause lets its worker write the log line out.)
             "spin": 'return { execution = function(req) log.info("spin started") '
                     'sleep(0.05) while true do end end }',
@@ -672,6 +677,40 @@ class Shutdown(unittest.TestCase):
         self.assertEqual(h.stop(signal.SIGTERM, timeout=60), 0)
         t.join(5)
         self.assertEqual(results["busy"].status, 200)
+
+    def test_a_request_waiting_unread_at_sigterm_is_answered(self):
+        # A kept-alive connection, idle for a while, sends a whole request
+        # while its only worker runs a handler; SIGTERM comes before the
+        # worker reads it. The request is answered, not dropped as idle.
+        h = Host("--workers", "1", "--shutdown-grace", "30", "--deadline", "60000",
+                 "--max-cpu", "20000", workers=None, scripts=self.dir, keys=[KEY.spki])
+        k = socket.create_connection(("127.0.0.1", h.port), timeout=20)
+        k.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200", k.recv(4096))
+        time.sleep(1.5)  # longer than a fresh connection is given at shutdown
+        results = {}
+        t = threading.Thread(target=lambda: results.update(r=h.post(
+            body("command", "execution_handler", "cpu", {"arguments": "3"}), key=KEY)))
+        t.start()
+        # The worker is in the handler (3 s of CPU) for a while: it cannot
+        # say so (its log lines go out when it gets back to its loop).
+        time.sleep(1.0)
+        k.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        h.proc.send_signal(signal.SIGTERM)
+        data = b""
+        try:
+            while b"}" not in data:
+                chunk = k.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        k.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 "), data)
+        self.assertEqual(h.stop(signal.SIGTERM, timeout=60), 0)
+        t.join(5)
+        self.assertEqual(results["r"].status, 200)
 
     def test_grace_bounds_the_wait(self):
         h = Host("--deadline", "300", "--shutdown-grace", "1", scripts=self.dir, keys=[KEY.spki])
