@@ -43,8 +43,8 @@
 /* Body bytes allocated when the headers announce them; a longer body grows
  * as it arrives, so an announced length alone costs at most this. */
 #define BODY_PREALLOC (16 * 1024)
-/* The longest X-Cliqhost-Error value: a quarter of a connection's buffer
- * at most, so the answer's headers always fit in it. */
+/* The longest X-Cliqhost-Error value; less when the request's own headers
+ * leave less room in the connection's buffer (debug_room). */
 #define DEBUG_ERROR_MAX 2048
 
 /* Why a handler was stopped or failed, and what ran: for the log line. */
@@ -85,7 +85,7 @@ struct call {
     size_t reply_len;
     /* A development call (X-Cliqhost-Debug: 1, verified): the failed
      * handler's error for X-Cliqhost-Error, encoded; NULL: none. */
-    int debug;
+    size_t debug_room; /* a development call: its error may take this many bytes */
     char *debug_error;
     /* A POST to the callback: its path (callback_path as it was then; the
      * settings outlive every call), for the log lines after the answer and
@@ -364,6 +364,31 @@ static int debug_allowed(struct MHD_Connection *conn, enum verify_result vr)
     return vr == VERIFY_OK || (vr == VERIFY_SKIPPED && admin_client_is_loopback(conn));
 }
 
+static enum MHD_Result add_value_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    size_t *n = cls;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* How long an X-Cliqhost-Error value the answer may carry: the request's
+ * line and headers still hold their part of the connection's buffer
+ * (connection_memory_bytes) when the answer's headers are written there,
+ * and libmicrohttpd drops an answer whose headers do not fit. Half of what
+ * is left, less room for the answer's other headers; 0: none. */
+static size_t debug_room(const struct worker *w, struct MHD_Connection *conn, const char *url)
+{
+    size_t used = strlen(url) + 32; /* method, version, spaces */
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_value_len, &used);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_value_len, &used);
+    size_t cap = (size_t)w->cfg->connection_memory_bytes;
+    size_t room = used < cap ? (cap - used) / 2 : 0;
+    room = room > 512 + 16 ? room - 512 : 0;
+    return room < DEBUG_ERROR_MAX ? room : DEBUG_ERROR_MAX;
+}
+
 /* The X-Cliqhost-Error value for a failed handler: its error and traceback
  * with secrets masked as the log masks them (log_redact), on one line of
  * printable ASCII (\n, \r, \t, \\ and \xNN escapes: no CR or LF can end the
@@ -410,13 +435,12 @@ static char *debug_error_value(const struct luavm_result *res, size_t max)
 }
 
 /* Keeps a failed handler's error for a development call's answer. */
-static void debug_keep(struct worker *w, struct call *c, const struct luavm_result *res)
+static void debug_keep(struct call *c, const struct luavm_result *res)
 {
-    if (!c->debug || !res->failed)
+    if (!c->debug_room || !res->failed)
         return;
-    size_t max = (size_t)w->cfg->connection_memory_bytes / 4;
     free(c->debug_error);
-    c->debug_error = debug_error_value(res, max < DEBUG_ERROR_MAX ? max : DEBUG_ERROR_MAX);
+    c->debug_error = debug_error_value(res, c->debug_room);
 }
 
 /* ---- handlers that wait ------------------------------------------------ */
@@ -596,7 +620,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     c->deadline = NULL;
     c->o.failed = res->failed;
     count_failure(w, res);
-    debug_keep(w, c, res);
+    debug_keep(c, res);
     if (c->late) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
@@ -677,7 +701,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
-    c->debug = debug_allowed(conn, vr);
+    c->debug_room = debug_allowed(conn, vr) ? debug_room(w, conn, url) : 0;
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -741,7 +765,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         return;
     }
     count_failure(w, &res);
-    debug_keep(w, c, &res);
+    debug_keep(c, &res);
     respond(conn, c, 200, res.body, res.len, NULL);
     o.failed = res.failed;
     o.error = res.failed ? res.error : NULL;

@@ -643,7 +643,7 @@ class HandlerErrors(InvokeCase):
 
     SORRY = re.compile(r"^Sorry, something went wrong.*\(request \w+\)\n$", re.S)
 
-    def debug_post(self, how, debug=True, sign=True):
+    def debug_post(self, how, debug=True, sign=True, extra=None):
         body = json.dumps(cliq_bodies.body("command", "execution_handler", name="fail",
                                            params={"arguments": how},
                                            response_url=False)).encode()
@@ -652,6 +652,7 @@ class HandlerErrors(InvokeCase):
             headers["X-Cliq-Signature"] = self.sign(body)
         if debug:
             headers["X-Cliqhost-Debug"] = "1"
+        headers.update(extra or {})
         return self.host.request("POST", "/", body, headers)
 
     def sign(self, body):
@@ -742,6 +743,21 @@ class HandlerErrors(InvokeCase):
         # Control characters stay visible as escapes on the terminal.
         self.assertRegex(p.stderr, r"the handler failed: \S*commands/fail\.lua:22: first "
                                    r"line\\r\n")
+
+    def test_the_answer_fits_beside_large_request_headers(self):
+        # The request's own headers share the connection's buffer
+        # (connection_memory_bytes, 8 KiB here) with the answer's: the error
+        # shrinks, or is left out, but the answer always goes out (until
+        # the request alone is too big: 431).
+        statuses = set()
+        for pad in range(4000, 7800, 250):
+            with self.subTest(pad=pad):
+                r = self.debug_post("deep", extra={"X-Pad": "p" * pad})
+                statuses.add(r.status)
+                self.assertIn(r.status, (200, 431), self.host.log()[-2000:])
+                if r.status == 200:
+                    self.assertRegex(r.body.decode(), r"Sorry, something went wrong")
+        self.assertEqual(statuses, {200, 431})
 
     def test_only_for_a_verified_call_that_asks(self):
         # Without the header: as Cliq calls, nothing more than the reply.

@@ -20,6 +20,10 @@ return {
       error("cannot post with " .. tostring(os.getenv("FAIL_TOKEN")))
     elseif how == "inject" then
       error("first line\r\nX-Evil: 1\r\n\r\n<html>")
+    elseif how == "deep" then
+      -- A long traceback.
+      local function down(n) if n == 0 then deeper("deep down") end down(n - 1) return n end
+      down(60)
     elseif how == "huge" then
       error(string.rep("x", 100000))
     elseif how == "loop" then
