@@ -685,14 +685,20 @@ void vm_log_failure(const char *req_id, const struct request_dispatch *d, const 
     buf_free(&b);
 }
 
+/* Copies n bytes of src into dst (cap bytes, always terminated) with
+ * secrets masked first, so that a cut cannot leave part of one. */
+static void copy_redacted(char *dst, size_t cap, const char *src, size_t n)
+{
+    char *tmp = xstrndup(src, n);
+    log_redact(tmp, n);
+    snprintf(dst, cap, "%s", tmp);
+    free(tmp);
+}
+
 /* Copies the first line of msg into the result's error field. */
 void vm_set_error(struct luavm_result *res, const char *msg)
 {
-    size_t n = strcspn(msg, "\n");
-    if (n >= sizeof res->error)
-        n = sizeof res->error - 1;
-    memcpy(res->error, msg, n);
-    res->error[n] = '\0';
+    copy_redacted(res->error, sizeof res->error, msg, strcspn(msg, "\n"));
 }
 
 /* What finish_protected works on. */
@@ -738,7 +744,7 @@ static int finish_protected(lua_State *L)
         vm_log_failure(t->id, &t->d, a->limit ? "limit" : "error", a->limit, msg,
                        lua_tostring(L, -1));
         const char *tb = lua_tostring(L, -1);
-        snprintf(res->traceback, sizeof res->traceback, "%s", tb ? tb : "");
+        copy_redacted(res->traceback, sizeof res->traceback, tb ? tb : "", tb ? strlen(tb) : 0);
         vm_set_error(res, msg);
         vm_error_reply(vm, &t->d, t->id, a->limit, res);
     } else {

@@ -18,6 +18,9 @@ return {
       -- A token the script was given (script_env) and that the config
       -- names as a webhook token: masked too.
       error("cannot post with " .. tostring(os.getenv("FAIL_TOKEN")))
+    elseif how:match("^cut %d+$") then
+      -- The token where an error is cut short: no part of it may show.
+      error(string.rep("A", tonumber(how:match("%d+"))) .. tostring(os.getenv("FAIL_TOKEN")))
     elseif how == "inject" then
       error("first line\r\nX-Evil: 1\r\n\r\n<html>")
     elseif how == "deep" then
