@@ -140,20 +140,47 @@ static int check_data_dir(const char *dir, const char *db, char *err, size_t err
      * another user, root, in the same folder leaves them that user's). */
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     char file[1100] = "";
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+    int e = 0;
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+        e = errno;
         snprintf(file, sizeof file, "%s", dir);
+    }
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0] && !file[0]; i++) {
         snprintf(file, sizeof file, "%s%s", db, suffixes[i]);
         if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) == 0 || errno == ENOENT)
             file[0] = '\0';
+        else
+            e = errno;
     }
     if (!file[0])
         return 0;
+    const char *what = strcmp(file, dir) ? "file " : "";
+    if (e == EROFS) {
+        snprintf(err, errlen,
+                 "data_dir %s%s is on a read-only file system: mount it writable (under "
+                 "systemd's ProtectSystem=, add it to ReadWritePaths= with `systemctl edit "
+                 "cliqhost`), %s",
+                 what, file, fix);
+        return -1;
+    }
+    /* Another user's (the service's): handing it over would break that
+     * user's host, so the way is to run as its owner. */
+    struct stat st;
+    struct passwd pw, *owner = NULL;
+    char pwbuf[1024];
+    if (stat(file, &st) == 0 && st.st_uid != 0 && st.st_uid != geteuid() &&
+        getpwuid_r(st.st_uid, &pw, pwbuf, sizeof pwbuf, &owner) == 0 && owner) {
+        snprintf(err, errlen,
+                 "data_dir %s%s belongs to user %s: run this as that user (runuser -u %s -- "
+                 "cliqhost ...), %s",
+                 what, file, owner->pw_name, owner->pw_name, fix);
+        return -1;
+    }
     who_am_i(who, sizeof who);
     snprintf(err, errlen,
              "data_dir %s%s is not writable by %s: make the folder and its files owned by that "
              "user (chown -R), %s",
-             strcmp(file, dir) ? "file " : "", file, who, fix);
+             what, file, who, fix);
     return -1;
 }
 

@@ -191,8 +191,10 @@ static void warn_unusable_tokens(const struct config *c, const char *when)
         if (t->disabled || t->secret || !config_token_problem(c, t->name, why, sizeof why))
             continue;
         log_msg(LOG_WARN, NULL,
-                "%s%s; posts with it fail until it is set (then restart, or send SIGHUP)", when,
-                why);
+                "%s%s; scripts' posts with it fail, and posts queued with it wait, until it "
+                "is set in the host's environment (with systemd: /etc/default/cliqhost) and the "
+                "host restarted (SIGHUP does not read the environment again)",
+                when, why);
     }
 }
 

@@ -297,8 +297,11 @@ class TokensFromTheEnvironment(unittest.TestCase):
     def test_the_host_warns_at_start_and_on_sighup_and_scripts_get_the_reason(self):
         h = Host("--config", self.cfg, scripts=SCRIPTS, keys=[KEY.spki])
         try:
-            self.assertIsNotNone(h.wait_for(rf"token 'default' is not configured: {UNSET} is unset"),
-                                 h.log())
+            line = h.wait_for(rf"token 'default' is not configured: {UNSET} is unset")
+            self.assertIsNotNone(line, h.log())
+            # What to do: SIGHUP does not read the environment again.
+            self.assertIn("the host restarted", line)
+            self.assertNotIn("send SIGHUP", line)
             self.assertIsNotNone(h.wait_for(rf"token 'alerts' is not configured: {UNSET}_2 is "
                                             "unset"), h.log())
             raw = json.dumps(command({"fn": "post_channel", "name": "e2e-env", "msg": "hi",
@@ -395,6 +398,31 @@ class DataDirNotWritable(unittest.TestCase):
                 self.assertIn(f"data_dir file {path} is not writable by user nobody (uid ",
                               p.stderr)
                 self.assertIn("chown -R", p.stderr)
+
+    def test_a_data_dir_of_another_user_says_run_as_that_user(self):
+        # The service's folder (user daemon's here), an operator's command
+        # run as someone else: handing the folder over would break the
+        # service, so the way is to run the command as its owner.
+        os.chown(self.data, 1, 1)
+        os.chmod(self.data, 0o750)
+        p = self.as_nobody("outbox", "list", "--data-dir", self.data)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"data_dir {self.data} belongs to user daemon", p.stderr)
+        self.assertIn("runuser -u daemon -- cliqhost", p.stderr)
+        self.assertNotIn("chown", p.stderr)
+
+    def test_a_read_only_data_dir_says_so(self):
+        os.chmod(self.data, 0o777)
+        p = subprocess.run(["unshare", "-m", "sh", "-c",
+                            'mount --bind -o ro "$1" "$1" && exec runuser -u nobody -- "$2" '
+                            'outbox list --data-dir "$1"', "sh", self.data, self.bin],
+                           capture_output=True, text=True, timeout=30, cwd=self.dir)
+        if "mount" in p.stderr and "permission denied" in p.stderr.lower():
+            self.skipTest("no mount namespace here: " + p.stderr)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"data_dir {self.data} is on a read-only file system", p.stderr)
+        self.assertIn("ReadWritePaths=", p.stderr)
+        self.assertNotIn("chown", p.stderr)
 
     def test_a_data_dir_that_cannot_be_created(self):
         missing = os.path.join(self.data, "sub")
