@@ -1391,7 +1391,10 @@ int cli_invoke(int argc, char **argv)
 
     long long t0 = mono_ms();
     char hint[PATH_MAX_LEN + 64];
-    serve_hint(kpath, hint, sizeof hint);
+    if (o.config_url && o.url == o.config_url) /* the host that config describes */
+        snprintf(hint, sizeof hint, "cliqhost serve --config %s", o.config);
+    else
+        serve_hint(kpath, hint, sizeof hint);
     if (post_call(&o, body, len, sig, hint, &r, err, sizeof err) < 0) {
         fprintf(stderr, "cliqhost invoke: %s\n", err);
         rc = EXIT_UNREACHABLE;

@@ -186,6 +186,13 @@ class FromTheConfig(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.invoke("--config", other, "command", "show", "text")
         self.assertEqual(p.returncode, 0, p.stderr)
+        # No host there: the way to start one is with that config.
+        down = os.path.join(self.dir, "down.lua")
+        with open(down, "w") as f:
+            f.write(f'listen = "127.0.0.1:{free_port()}"\ncallback_path = "/cliq"\n')
+        p = self.invoke("--config", down, "command", "show", "text")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn(f"start it with `cliqhost serve --config {down}`", p.stderr)
         # A config that does not load is a usage error.
         p = self.invoke("--config", os.path.join(self.dir, "nosuch.lua"), "command", "show")
         self.assertEqual(p.returncode, 2, p.stderr)
