@@ -129,9 +129,18 @@ trap - EXIT
 cat "$log"
 [ "$rc" -eq 0 ] || fail "the host exited $rc"
 
-step "apt-get purge cliqhost"
+step "an upgrade (the same package again): the user, its folder and the outbox stay"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall "./$deb" >/dev/null
+[ -f /var/lib/cliqhost/outbox.db ] || fail "the upgrade lost /var/lib/cliqhost/outbox.db"
+[ "$(stat -c %U /var/lib/cliqhost)" = cliqhost ] || fail "the upgrade changed the folder's owner"
+echo "upgraded; outbox kept"
+
+step "apt-get purge cliqhost (after \`systemctl enable cliqhost\`: its link goes too)"
+mkdir -p /etc/systemd/system/multi-user.target.wants
+ln -sf /lib/systemd/system/cliqhost.service /etc/systemd/system/multi-user.target.wants/cliqhost.service
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q cliqhost >/dev/null
-for f in /usr/bin/cliqhost /var/lib/cliqhost /etc/cliqhost/cliqhost.lua; do
+for f in /usr/bin/cliqhost /var/lib/cliqhost /etc/cliqhost/cliqhost.lua \
+         /etc/systemd/system/multi-user.target.wants/cliqhost.service; do
   [ ! -e "$f" ] || fail "purge left $f behind"
 done
 echo "purged"

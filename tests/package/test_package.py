@@ -297,7 +297,12 @@ class DebianPackage(unittest.TestCase):
         # The unit is installed, not enabled or started.
         for s in ["postinst", "prerm", "postrm"]:
             text = self.control(s)
-            self.assertNotRegex(text, r"\b(enable|start|restart)\b.*cliqhost", s)
+            self.assertNotRegex(text, r"(?<!try-)\b(enable|start|restart)\b.*cliqhost", s)
+        # An upgrade restarts a service that runs (only one that runs).
+        self.assertRegex(postinst, r'if \[ -n "\$2" \]; then\s+deb-systemd-invoke try-restart '
+                                   r'cliqhost\.service')
+        # Purge takes `systemctl enable`'s links with it.
+        self.assertIn("deb-systemd-helper purge cliqhost.service", self.control("postrm"))
 
     def test_lintian(self):
         if not shutil.which("lintian"):
