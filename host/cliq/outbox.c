@@ -190,27 +190,30 @@ static int check_data_dir(const char *dir, const char *db, char *err, size_t err
  * transaction, so a failure leaves the old table. Returns 0 or -1. */
 static int migrate_ids(sqlite3 *db, char *err, size_t errlen)
 {
+    /* The check is inside the transaction: two processes that open an old
+     * database at once rebuild it once, the second finding it done. */
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
     sqlite3_stmt *st = NULL;
     int old = 0;
-    if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type='table' AND name='posts'",
+    if (rc == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type='table' AND name='posts'",
                            -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
         const char *sql = (const char *)sqlite3_column_text(st, 0);
         old = sql && !strstr(sql, "AUTOINCREMENT");
     }
     sqlite3_finalize(st);
-    if (!old)
-        return 0;
-    char *msg = NULL;
     static const char rebuild[] =
-        "BEGIN IMMEDIATE;"
         "CREATE TABLE posts_v2" POSTS_DEFINITION "INSERT INTO posts_v2(" POSTS_COLUMNS
         ") SELECT " POSTS_COLUMNS " FROM posts;"
         "DROP TABLE posts;"
         "ALTER TABLE posts_v2 RENAME TO posts;"
-        "CREATE INDEX posts_due ON posts(state, next_ms);"
-        "COMMIT;";
-    int rc = sqlite3_exec(db, rebuild, NULL, NULL, &msg);
+        "CREATE INDEX posts_due ON posts(state, next_ms);";
+    if (rc == SQLITE_OK && old)
+        rc = sqlite3_exec(db, rebuild, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot give the outbox's posts ids that are never reused: %s",
                  msg ? msg : sqlite3_errmsg(db));
