@@ -43,7 +43,7 @@ static const char fixed_sig[] =
     "Cwgb8BKDyTJhyvxCInqPc0X/EZBsRYKlAZ61zM8HJtukbbY/pSQTMAOPZihRpcLZbw==";
 static const char fixed_body[] = "fuzz_keys: the fixed body every loaded key is asked to verify";
 
-/* Zoho's sample key (reference/cliq-webhook-extensions.txt). */
+/* Zoho's sample key (Zoho's webhook extensions page, docs/cliq-formats.md §6). */
 static const char sample_key[] =
     "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA14O1bOavDLetgBr4p4VI91yg5YdDjxxXGZbpoBFtg5OTlY0J"
     "tBpzHaAyISPfE0b6ckrRk3PHI0y8ZDDhGr/qB85l7fdt8QbkdJtluN77N6O3QWa23Kgn2Ly1dObhvec3k0LSvcqxdiV5"

@@ -13,7 +13,7 @@
  *   mode & 4       decode with malloc instead of the arena, so that ASan
  *                  sees every cJSON node on its own
  *
- * The keyset is Zoho's sample key (reference/cliq-webhook-extensions.txt)
+ * The keyset is Zoho's sample key (Zoho's webhook extensions page, docs/cliq-formats.md §6)
  * and a key made at start. Invariants: the check's result is one of its
  * documented values and a body signed by a configured key always passes;
  * a refused request gets a JSON error body (401 or 400); a decoded dispatch

@@ -82,7 +82,7 @@ static void test_every_catalogue_entry_maps(void)
 
 static void test_response_url_handlers(void)
 {
-    /* reference/cliq-webhook-extensions.txt lists the handlers with a
+    /* Zoho's page on webhook-based extensions (docs/cliq-formats.md §6) lists the handlers with a
      * response_url. */
     static const char *const with[][2] = {
         {"command", "execution_handler"}, {"messageaction", "execution_handler"},

@@ -16,7 +16,8 @@
 static char tmpdir[] = "/tmp/cliqhost-test-verify-XXXXXX";
 static EVP_PKEY *key_a, *key_b;
 
-/* The sample key and signature from reference/cliq-webhook-extensions.txt. */
+/* The sample key and signature from Zoho's page on webhook-based extensions (docs/cliq-formats.md
+ * §6). */
 static const char sample_key[] =
     "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA14O1bOavDLetgBr4p4VI91yg5YdDjxxXGZbpoBFtg5OTlY0J"
     "tBpzHaAyISPfE0b6ckrRk3PHI0y8ZDDhGr/qB85l7fdt8QbkdJtluN77N6O3QWa23Kgn2Ly1dObhvec3k0LSvcqxdiV5"
