@@ -1,0 +1,64 @@
+-- Runs the store operation the arguments name (JSON) and replies with its
+-- results, for test_store.py.
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+local ops = {}
+
+function ops.get(a) return pack(store.get(a.key)) end
+function ops.set(a) return pack(store.set(a.key, a.value, a.opts)) end
+function ops.incr(a) return pack(store.incr(a.key, a.by, a.opts)) end
+function ops.delete(a) return pack(store.delete(a.key)) end
+function ops.list(a) return pack(store.list(a.prefix, a.opts)) end
+
+function ops.append(a)
+    return pack(store.update(a.key, function(old)
+        old = old or json.array()
+        old[#old + 1] = a.item
+        return old
+    end, a.opts))
+end
+
+function ops.update_nil(a)
+    return pack(store.update(a.key, function() return nil end))
+end
+
+function ops.update_raise(a)
+    return pack(store.update(a.key, function() error("fn failed on purpose") end))
+end
+
+-- fn changes the key itself each time, so every write finds it changed.
+function ops.update_conflict(a)
+    local calls = 0
+    local r = pack(store.update(a.key, function(old)
+        calls = calls + 1
+        store.set(a.key, calls)
+        return "mine"
+    end))
+    r.calls = calls
+    return r
+end
+
+function ops.set_fn(a) return pack(store.set(a.key, function() end)) end
+function ops.set_nil(a) return pack(store.set(a.key, nil)) end
+function ops.long_key(a) return pack(store.get(string.rep("k", a.len))) end
+function ops.bad_key() return pack(store.get(42)) end
+function ops.empty_key() return pack(store.get("")) end
+function ops.bad_ttl(a) return pack(store.set(a.key, 1, { ttl = -1 })) end
+function ops.big(a) return pack(store.set(a.key, string.rep("x", a.len))) end
+
+return {
+    execution = function(req)
+        local a = json.decode(req.params.arguments)
+        local ok, r = pcall(ops[a.op], a)
+        if not ok then
+            return { text = json.encode({ raised = tostring(r) }) }
+        end
+        local out = { n = r.n, calls = r.calls }
+        for i = 1, r.n do
+            out[tostring(i)] = r[i] == nil and "<nil>" or r[i]
+        end
+        return { text = json.encode(out) }
+    end,
+}

@@ -1,0 +1,283 @@
+"""The `store` scripts keep state in (issue 14, first slice: the embedded
+SQLite backend): every operation's answers and errors, state seen by the
+next call whichever worker takes it, across a restart, TTLs, atomic incr
+and update from many concurrent calls on both workers, list paging, the
+limits, and a store.db the host cannot write."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+from cliq_bodies import body
+from hostlib import BIN, REPO, Host
+
+SCRIPTS = os.path.join(REPO, "tests", "e2e", "store_scripts")
+NIL = "<nil>"
+
+
+def call(host, **args):
+    """Runs one store operation in the script st.lua; returns its results
+    as a list (nil as "<nil>"), or {"raised": msg}."""
+    b = json.dumps(body("command", "execution_handler", "st", {"arguments": json.dumps(args)}))
+    r = host.post(b.encode())
+    assert r.status == 200, r
+    out = json.loads(r.json()["output"]["text"])
+    if "raised" in out:
+        return out
+    return [out[str(i)] for i in range(1, out["n"] + 1)]
+
+
+def metrics(host):
+    r = host.request("GET", "/metrics")
+    assert r.status == 200, r
+    return r.body.decode()
+
+
+def metric(host, name):
+    for line in metrics(host).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} is not on /metrics")
+
+
+class StoreHost(unittest.TestCase):
+    FLAGS = ()
+
+    def setUp(self):
+        self.host = Host("--no-verify", *self.FLAGS, scripts=SCRIPTS, workers=2)
+
+    def tearDown(self):
+        rc = self.host.stop()
+        self.assertEqual(rc, 0, self.host.log())
+        self.assertFalse(self.host.sanitizer_reports(), self.host.log())
+        shutil.rmtree(self.host.data_dir, ignore_errors=True)
+
+    def call(self, **args):
+        return call(self.host, **args)
+
+
+class Operations(StoreHost):
+    def test_get_set_delete(self):
+        self.assertEqual(self.call(op="get", key="a"), [NIL])
+        self.assertEqual(self.call(op="set", key="a", value={"x": [1, 2.5, "s", None]}), [True])
+        self.assertEqual(self.call(op="get", key="a"), [{"x": [1, 2.5, "s", None]}])
+        self.assertEqual(self.call(op="set", key="a", value="plain"), [True])
+        self.assertEqual(self.call(op="get", key="a"), ["plain"])
+        self.assertEqual(self.call(op="delete", key="a"), [True])
+        self.assertEqual(self.call(op="get", key="a"), [NIL])
+        self.assertEqual(self.call(op="delete", key="a"), [True])
+
+    def test_only_if_absent(self):
+        self.assertEqual(self.call(op="set", key="o", value=1, opts={"only_if_absent": True}),
+                         [True])
+        self.assertEqual(self.call(op="set", key="o", value=2, opts={"only_if_absent": True}),
+                         [False])
+        self.assertEqual(self.call(op="get", key="o"), [1])
+
+    def test_incr(self):
+        self.assertEqual(self.call(op="incr", key="n"), [1])
+        self.assertEqual(self.call(op="incr", key="n", by=5), [6])
+        self.assertEqual(self.call(op="incr", key="n", by=-10), [-4])
+        self.assertEqual(self.call(op="incr", key="n", by=0.5), [-3.5])
+        self.call(op="set", key="s", value="text")
+        self.assertEqual(self.call(op="incr", key="s"), [NIL, "not a number: s"])
+
+    def test_update(self):
+        self.assertEqual(self.call(op="append", key="l", item="a"), [["a"]])
+        self.assertEqual(self.call(op="append", key="l", item="b"), [["a", "b"]])
+        self.assertEqual(self.call(op="get", key="l"), [["a", "b"]])
+        self.assertEqual(self.call(op="update_nil", key="l"), [NIL])
+        self.assertEqual(self.call(op="get", key="l"), [NIL])
+        r = self.call(op="update_raise", key="l")
+        self.assertIn("fn failed on purpose", r["raised"])
+
+    def test_update_gives_up_after_16_conflicts(self):
+        r = self.call(op="update_conflict", key="c")
+        self.assertEqual(r, [NIL, "conflict: c changed 16 times"])
+        self.assertEqual(self.call(op="get", key="c"), [17])
+
+    def test_list_pages_in_key_order(self):
+        for k in ["u:b", "u:a", "u:c", "v:a", "u:d", "u"]:
+            self.call(op="set", key=k, value=k.upper())
+        self.assertEqual(self.call(op="list", prefix="u:", opts={"limit": 2}),
+                         [[{"key": "u:a", "value": "U:A"}, {"key": "u:b", "value": "U:B"}], "u:b"])
+        self.assertEqual(self.call(op="list", prefix="u:", opts={"limit": 2, "after": "u:b"}),
+                         [[{"key": "u:c", "value": "U:C"}, {"key": "u:d", "value": "U:D"}], NIL])
+        self.assertEqual(self.call(op="list", prefix="w"), [[], NIL])
+        r = self.call(op="list", prefix="")
+        self.assertEqual([i["key"] for i in r[0]], ["u", "u:a", "u:b", "u:c", "u:d", "v:a"])
+
+    def test_wrong_arguments_raise(self):
+        self.assertIn("bad argument", self.call(op="bad_key")["raised"])
+        self.assertIn("key", self.call(op="empty_key")["raised"])
+        self.assertIn("512", self.call(op="long_key", len=513)["raised"])
+        self.assertEqual(self.call(op="long_key", len=512), [NIL])
+        self.assertIn("ttl", self.call(op="bad_ttl", key="t")["raised"])
+        self.assertIn("delete", self.call(op="set_nil", key="t")["raised"])
+
+    def test_a_value_json_cannot_carry(self):
+        r = self.call(op="set_fn", key="f")
+        self.assertEqual(r[0], NIL)
+        self.assertIn("function", r[1])
+        self.assertEqual(self.call(op="get", key="f"), [NIL])
+
+    def test_metrics_and_status(self):
+        self.call(op="set", key="m1", value=1)
+        self.call(op="set", key="m2", value=1)
+        self.call(op="get", key="m1")
+        self.call(op="incr", key="m2")
+        self.call(op="set", key="s", value="x")
+        self.call(op="incr", key="s")
+        self.assertEqual(metric(self.host, "cliqhost_store_keys"), 3)
+        self.assertGreaterEqual(metric(self.host, 'cliqhost_store_ops_total{op="set"}'), 3)
+        self.assertGreaterEqual(metric(self.host, 'cliqhost_store_ops_total{op="get"}'), 1)
+        self.assertEqual(metric(self.host, 'cliqhost_store_ops_total{op="incr"}'), 2)
+        self.assertEqual(metric(self.host, "cliqhost_store_errors_total"), 1)
+        st = self.host.request("GET", "/status").json()
+        self.assertEqual(st["store"], {"backend": "sqlite", "keys": 3})
+
+
+class SharedAndLasting(StoreHost):
+    def test_the_next_call_sees_it_whatever_worker_takes_it(self):
+        # The /oncall problem: one worker's module table was another's.
+        for i in range(40):
+            self.assertEqual(self.call(op="set", key="oncall", value=f"person {i}"), [True])
+            for _ in range(3):
+                self.assertEqual(self.call(op="get", key="oncall"), [f"person {i}"])
+
+    def test_incr_from_many_concurrent_calls(self):
+        with ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda _: call(self.host, op="incr", key="hits"), range(200)))
+        self.assertEqual(sorted(r[0] for r in rs), list(range(1, 201)))
+        self.assertEqual(self.call(op="get", key="hits"), [200])
+
+    def test_update_from_many_concurrent_calls(self):
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda i: call(self.host, op="append", key="log", item=i), range(100)))
+        got = self.call(op="get", key="log")[0]
+        self.assertEqual(sorted(got), list(range(100)))
+
+    def test_it_survives_a_restart(self):
+        self.call(op="set", key="kept", value={"a": 1})
+        self.call(op="incr", key="count", by=3)
+        self.assertEqual(self.host.stop(), 0)
+        self.host = Host("--no-verify", "--data-dir", self.host.data_dir, scripts=SCRIPTS,
+                         workers=2)
+        self.host.data_dir = self.host.args[self.host.args.index("--data-dir") + 1]
+        self.assertEqual(self.call(op="get", key="kept"), [{"a": 1}])
+        self.assertEqual(self.call(op="incr", key="count"), [4])
+        self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
+
+    def test_ttl(self):
+        self.assertEqual(self.call(op="set", key="brief", value="v", opts={"ttl": 0.2}), [True])
+        self.assertEqual(self.call(op="set", key="long", value="v", opts={"ttl": 3600}), [True])
+        self.assertEqual(self.call(op="incr", key="window", opts={"ttl": 0.2}), [1])
+        deadline = time.monotonic() + 30
+        while self.call(op="get", key="brief") != [NIL]:
+            self.assertLess(time.monotonic(), deadline, "the key never expired")
+            time.sleep(0.05)
+        # An expired key is absent to every operation.
+        while self.call(op="incr", key="window") != [1]:
+            self.assertLess(time.monotonic(), deadline, "the counter never expired")
+            time.sleep(0.05)
+        self.assertEqual(self.call(op="set", key="brief", value=2, opts={"only_if_absent": True}),
+                         [True])
+        self.assertEqual(self.call(op="get", key="long"), ["v"])
+
+
+class Limits(StoreHost):
+    FLAGS = ("--store-max-value-bytes", "1024", "--store-max-keys", "3")
+
+    def test_value_too_large(self):
+        self.assertEqual(self.call(op="big", key="b", len=1000), [True])
+        r = self.call(op="big", key="b", len=1100)
+        self.assertEqual(r[0], NIL)
+        self.assertTrue(r[1].startswith("value too large: "), r)
+        self.assertIn("store_max_value_bytes (1024)", r[1])
+        self.assertEqual(len(self.call(op="get", key="b")[0]), 1000)
+
+    def test_store_full(self):
+        for k in "abc":
+            self.assertEqual(self.call(op="set", key=k, value=1), [True])
+        self.assertEqual(self.call(op="set", key="a", value=2), [True])  # not new
+        for r in (self.call(op="set", key="d", value=1), self.call(op="incr", key="d"),
+                  self.call(op="append", key="d", item=1)):
+            self.assertEqual(r[0], NIL)
+            self.assertTrue(r[1].startswith("store full: "), r)
+            self.assertIn("store_max_keys (3)", r[1])
+        self.call(op="delete", key="a")
+        self.assertEqual(self.call(op="set", key="d", value=1), [True])
+
+    def test_expired_keys_make_room(self):
+        for k in "ab":
+            self.call(op="set", key=k, value=1)
+        self.call(op="set", key="c", value=1, opts={"ttl": 0.1})
+        deadline = time.monotonic() + 30
+        while self.call(op="get", key="c") != [NIL]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual(self.call(op="set", key="d", value=1), [True])
+
+
+class Settings(unittest.TestCase):
+    def test_redis_is_not_built_yet(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
+        try:
+            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--no-verify",
+                                "--scripts", SCRIPTS, "--data-dir", d, "--store",
+                                "redis://127.0.0.1:6379/0"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("redis store: not built yet", p.stderr)
+            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--no-verify",
+                                "--scripts", SCRIPTS, "--data-dir", d, "--store", "mongo"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("store", p.stderr)
+            self.assertIn("sqlite", p.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_help_lists_the_settings(self):
+        p = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
+        for flag in ("--store ", "--store-max-value-bytes", "--store-max-keys"):
+            self.assertIn(flag, p.stdout + p.stderr)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run the binary as another user")
+class StoreDbNotWritable(unittest.TestCase):
+    def test_serve_says_so(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
+        try:
+            os.chmod(d, 0o755)
+            binary = os.path.join(d, "cliqhost")
+            shutil.copy(BIN, binary)
+            os.chmod(binary, 0o755)
+            scripts = os.path.join(d, "scripts")
+            shutil.copytree(SCRIPTS, scripts)
+            data = os.path.join(d, "data")
+            os.makedirs(data)
+            os.chmod(data, 0o777)
+            path = os.path.join(data, "store.db")
+            with open(path, "w"):
+                pass
+            os.chmod(path, 0o600)  # root's, left by a command run as root
+            p = subprocess.run(["runuser", "-u", "nobody", "--", binary, "serve", "--listen",
+                                "127.0.0.1:0", "--no-verify", "--scripts", scripts,
+                                "--data-dir", data], capture_output=True, text=True,
+                               timeout=30, cwd=d)
+            self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn(f"store: data_dir file {path} is not writable by user nobody",
+                          p.stderr)
+            self.assertIn("chown", p.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
