@@ -120,10 +120,7 @@ static void who_am_i(char *out, size_t n)
         snprintf(out, n, "uid %u", (unsigned)uid);
 }
 
-/* Whether this process may create and write files in data_dir and write
- * outbox.db there; creates data_dir when it is missing. Returns 0, or -1
- * with what is wrong and what to do, the user named. */
-static int check_data_dir(const char *dir, const char *db, char *err, size_t errlen)
+int outbox_check_data_dir(const char *dir, const char *db, char *err, size_t errlen)
 {
     char who[160];
     const char *fix = "or set data_dir in the config (or --data-dir) to a folder it can write";
@@ -229,7 +226,7 @@ static sqlite3 *db_open(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/outbox.db", cfg->data_dir);
-    if (check_data_dir(cfg->data_dir, path, err, errlen) < 0)
+    if (outbox_check_data_dir(cfg->data_dir, path, err, errlen) < 0)
         return NULL;
     /* The database holds app keys of posts not yet sent: owner only. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -99,6 +99,12 @@ void outbox_close(struct outbox *o);
  * refused, like an empty name. Every other byte is percent-encoded. */
 const char *outbox_name_problem(const char *name);
 
+/* Whether this process may create and write files in data_dir and write
+ * the database `db` there (with its -wal and -shm files); creates data_dir
+ * when it is missing. Returns 0, or -1 with what is wrong and what to do,
+ * the user named. The store's database (store.h) is checked with it too. */
+int outbox_check_data_dir(const char *dir, const char *db, char *err, size_t errlen);
+
 /* Hands a post (taken) to the outbox. Thread-safe. `cb(ud)` is called
  * through `reply_to` once the post is durably queued (wait = 0), or once
  * it is delivered or failed for good (wait = 1). If the mailbox is freed

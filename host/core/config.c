@@ -128,6 +128,13 @@ static const struct setting settings[] = {
      "DEVELOPMENT ONLY: skip signature checks (loopback addresses only)"},
     {"data_dir", "data-dir", SET_STR, OFF(data_dir), "data", 0, 0,
      "folder for the host's own state"},
+    {"store", "store", SET_STR, OFF(store), "sqlite", 0, 0,
+     "where scripts' store keeps its keys: sqlite (data_dir/store.db; redis:// comes later)"},
+    {"store_max_value_bytes", "store-max-value-bytes", SET_INT, OFF(store_max_value_bytes),
+     "262144", 64, 64L * 1024 * 1024,
+     "largest value (its JSON) a script may keep in the store (\"value too large\" beyond)"},
+    {"store_max_keys", "store-max-keys", SET_INT, OFF(store_max_keys), "100000", 1, 100000000,
+     "keys the store holds, for all scripts of the host (\"store full\" beyond)"},
     {"cliq_api", "cliq-api", SET_STR, OFF(cliq_api), NULL, 0, 0,
      "base URL of Cliq's API (default: follow the data centre)"},
     {"post_rate_per_min", "post-rate", SET_INT, OFF(post_rate_per_min), "40", 0, 100000,
@@ -763,6 +770,15 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
         strcmp(c->status_access, "off")) {
         snprintf(err, errlen, "status_access '%s' is not one of loopback, any, off",
                  c->status_access);
+        return -1;
+    }
+    if (strncmp(c->store, "redis://", 8) == 0 || strncmp(c->store, "unix:", 5) == 0) {
+        snprintf(err, errlen, "redis store: not built yet (store = \"%s\"); use store = \"sqlite\"",
+                 c->store);
+        return -1;
+    }
+    if (strcmp(c->store, "sqlite")) {
+        snprintf(err, errlen, "store '%s' is not sqlite (redis:// comes later)", c->store);
         return -1;
     }
     for (size_t i = 0; i < c->nscript_env; i++) {

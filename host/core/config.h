@@ -32,6 +32,11 @@ struct config {
     long workers; /* 0: one per core */
     char *data_dir;
     char *cliq_api;
+    /* Scripts' store (see cliq/store.h): the backend ("sqlite"), the
+     * largest value's JSON and the keys it holds. */
+    char *store;
+    long store_max_value_bytes;
+    long store_max_keys;
     char **script_env;
     size_t nscript_env;
     long max_body_bytes;

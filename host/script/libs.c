@@ -6,6 +6,7 @@
 #include "script/bind_json.h"
 #include "script/bind_log.h"
 #include "script/bind_req.h"
+#include "script/bind_store.h"
 #include "script/vm.h"
 
 #include <lua.h>
@@ -19,5 +20,7 @@ void libs_open(lua_State *L, struct luavm *vm, int sb)
     bind_http_open(L, sb);
     bind_cliq_open(L);
     lua_setfield(L, sb, "cliq");
+    bind_store_open(L, sb);
+    lua_setfield(L, sb, "store");
     bind_req_open(L);
 }

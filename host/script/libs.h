@@ -1,6 +1,6 @@
 /*
  * libs: the host's modules that scripts see as globals, in one list (as
- * Lua's linit.c lists its libraries): json, log, http, cliq, and the
+ * Lua's linit.c lists its libraries): json, log, http, cliq, store, and the
  * request object's metatables. Adding a binding means adding it here; the
  * sandbox and the VM know none of them.
  */

@@ -98,6 +98,7 @@ void luavm_set_options(struct luavm *vm, const struct luavm_options *o)
     vm->opt.responder = keep.responder;
     vm->opt.outbox = keep.outbox;
     vm->opt.mailbox = keep.mailbox;
+    vm->opt.store = keep.store;
 }
 
 void luavm_free(struct luavm *vm)

@@ -40,6 +40,7 @@ struct outbox;
 struct responder;
 struct sched;
 struct sched_timer;
+struct store;
 struct luavm;
 struct luavm_task;
 
@@ -87,6 +88,9 @@ struct luavm_options {
     const struct config *cfg;
     struct outbox *outbox;
     struct mailbox *mailbox;
+    /* The host's store (store.h), shared by the workers; NULL where there
+     * is none (store.* then raises). */
+    struct store *store;
 };
 
 enum luavm_limit { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY, LIMIT_TIME };

@@ -3,6 +3,7 @@
 
 #include "cliq/outbox.h"
 #include "cliq/replay.h"
+#include "cliq/store.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "script/scriptset.h"
@@ -93,6 +94,11 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
     buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
                s->live_reload ? "true" : "false", rs.reloads, rs.failures);
     json_time(&b, "last_reload_at", rs.last_reload_at);
+    if (s->store) {
+        buf_adds(&b, ",\"store\":{");
+        json_str(&b, "backend", store_backend(s->store));
+        buf_printf(&b, ",\"keys\":%lld}", store_keys(s->store));
+    }
     struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
     int errors = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -123,8 +129,8 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
 }
 
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
-                         struct replay *replay, struct outbox *outbox, long long pending_body_bytes,
-                         size_t *len)
+                         struct replay *replay, struct outbox *outbox, struct store *store,
+                         long long pending_body_bytes, size_t *len)
 {
     struct buf m;
     buf_init(&m, 4 * 1024 * 1024);
@@ -135,6 +141,7 @@ char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct sc
     struct metrics_extra x = {rs.reloads, rs.failures, replay ? replay_entries(replay) : 0};
     metrics_write(workers, nworkers, &x, &m);
     outbox_metrics(outbox, &m);
+    store_metrics(store, &m);
     buf_printf(&m,
                "# HELP cliqhost_pending_body_bytes Bytes of request bodies received and not yet "
                "verified (capped by pending_body_bytes).\n# TYPE cliqhost_pending_body_bytes "

@@ -15,6 +15,7 @@ struct MHD_Connection;
 struct metrics;
 struct outbox;
 struct replay;
+struct store;
 struct scripts_hub;
 
 /* What /status reports besides the scripts. Borrowed for the call. */
@@ -25,17 +26,18 @@ struct admin_status {
     const char *scripts_dir;
     int live_reload;
     const char *callback_path; /* where Cliq POSTs (callback_path) */
+    struct store *store;       /* scripts' store: its backend and keys */
 };
 
 /* The JSON body of GET /status. Caller frees; *len gets its length. */
 char *admin_status_body(const struct admin_status *s, size_t *len);
 
 /* The Prometheus text of GET /metrics: every worker's counters summed,
- * the reloads, the replay memory, the outbox, and the bytes of bodies
- * received and not yet verified. Caller frees. */
+ * the reloads, the replay memory, the outbox, the store, and the bytes of
+ * bodies received and not yet verified. Caller frees. */
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
-                         struct replay *replay, struct outbox *outbox, long long pending_body_bytes,
-                         size_t *len);
+                         struct replay *replay, struct outbox *outbox, struct store *store,
+                         long long pending_body_bytes, size_t *len);
 
 /* 1 when the client connected from loopback and no proxy forwarded the
  * request (a proxy on this machine connects from loopback for everyone). */

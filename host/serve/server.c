@@ -2,6 +2,7 @@
 #include "serve/server.h"
 
 #include "cliq/outbox.h"
+#include "cliq/store.h"
 #include "cliq/replay.h"
 #include "cliq/request.h"
 #include "cliq/respond.h"
@@ -147,6 +148,7 @@ struct server {
     atomic_llong pending_bytes;
     time_t started_at;
     struct outbox *outbox;
+    struct store *store; /* scripts' store, shared by the workers */
     int nworkers;
     struct worker *workers;
     unsigned port;
@@ -812,6 +814,7 @@ void server_reconfigure(struct server *s, const struct config *c, const struct v
     atomic_fetch_add_explicit(&s->conf_gen, 1, memory_order_release);
     pthread_mutex_unlock(&s->conf_mu);
     outbox_set_config(s->outbox, c);
+    store_set_config(s->store, c);
 }
 
 /* libmicrohttpd calls this for the headers, for each piece of the body, and
@@ -852,7 +855,8 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         } else {
             struct admin_status st = {
                 w->srv->hub,     w->srv->started_at,           w->srv->nworkers,
-                w->cfg->scripts, w->cfg->reload_settle_ms > 0, w->cfg->callback_path};
+                w->cfg->scripts, w->cfg->reload_settle_ms > 0, w->cfg->callback_path,
+                w->srv->store};
             size_t len;
             char *body = admin_status_body(&st, &len);
             respond(conn, c, 200, body, len, NULL);
@@ -867,7 +871,7 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
             all[i] = &w->srv->workers[i].metrics;
         size_t len;
         char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
-                                        atomic_load(&w->srv->pending_bytes), &len);
+                                        w->srv->store, atomic_load(&w->srv->pending_bytes), &len);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (r) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -1426,6 +1430,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     lo.responder = w->responder;
     lo.outbox = s->outbox;
     lo.mailbox = w->mailbox;
+    lo.store = s->store;
     lo.scripts = s->hub;
     w->vm = luavm_new(&lo, err, errlen);
     if (!w->vm)
@@ -1499,6 +1504,12 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     s->outbox = outbox_open(c, 0, obox_err, sizeof obox_err);
     if (!s->outbox) {
         snprintf(err, errlen, "outbox: %s", obox_err);
+        server_free(s);
+        return NULL;
+    }
+    s->store = store_open(c, obox_err, sizeof obox_err);
+    if (!s->store) {
+        snprintf(err, errlen, "store: %s", obox_err);
         server_free(s);
         return NULL;
     }
@@ -1588,6 +1599,8 @@ void server_free(struct server *s)
         verifier_free(w->verifier);
     }
     free(s->workers);
+    /* After the workers' states: nothing runs a store call any more. */
+    store_close(s->store);
     replay_free(s->replay);
     pthread_mutex_destroy(&s->conf_mu);
     free(s);

@@ -1,0 +1,121 @@
+/*
+ * store: the keys and values scripts keep between calls (the `store`
+ * global, script/bind_store.c), one store per host, shared by all its
+ * scripts and all its workers.
+ *
+ * A backend runs operations; the only one built is SQLite in
+ * data_dir/store.db (WAL), which survives restarts. Its operations take
+ * microseconds, so they run inline on the calling worker's thread, one at a
+ * time under the store's lock, each in one short transaction: that is what
+ * makes incr and compare-and-swap atomic across workers. A busy timeout
+ * covers another process holding the database.
+ *
+ * Values are JSON text (the binding encodes and decodes them). Every key
+ * has a version, new on every write; a compare-and-swap (STORE_CAS) writes
+ * only when the key still has the version read, which is how store.update
+ * retries. Keys with a time to live are absent as soon as it passes and are
+ * deleted by a sweep at most once a second (on the next operation, and
+ * whenever the key count is read), or at once when the store is full.
+ *
+ * The interface is the one a networked backend (Redis, next) keeps: an
+ * operation is described by a struct store_op and answered in a struct
+ * store_result that owns its data, so the binding can push the answer
+ * from a later callback as well as at once.
+ */
+#ifndef CLIQHOST_STORE_H
+#define CLIQHOST_STORE_H
+
+#include <stddef.h>
+
+struct buf;
+struct config;
+struct store;
+
+/* The longest key, in bytes. */
+#define STORE_MAX_KEY 512
+/* The most items store.list returns at once, and its default. */
+#define STORE_MAX_LIST     1000
+#define STORE_DEFAULT_LIST 100
+
+enum store_kind {
+    STORE_GET,    /* value and version of key */
+    STORE_SET,    /* key = value (only_if_absent: only when absent) */
+    STORE_INCR,   /* key += by */
+    STORE_CAS,    /* key = value (NULL: delete) when its version is still `version` */
+    STORE_DELETE, /* removes key */
+    STORE_LIST,   /* keys starting with key, after `after`, at most `limit` */
+    STORE_NKINDS
+};
+
+/* One operation. The strings are borrowed for the store_run call. */
+struct store_op {
+    enum store_kind kind;
+    const char *key;
+    size_t klen;
+    const char *value; /* JSON text (SET, CAS; NULL for a CAS that deletes) */
+    size_t vlen;
+    double ttl_s; /* > 0: the key expires that many seconds after the write */
+    int only_if_absent;
+    long long by_int; /* INCR: by_is_int ? by_int : by */
+    double by;
+    int by_is_int;
+    long long version; /* CAS: the version read (0: the key was absent) */
+    const char *after; /* LIST: start after this key (NULL: at the start) */
+    size_t alen;
+    long limit; /* LIST */
+};
+
+struct store_item {
+    char *key;
+    size_t klen;
+    char *value;
+    size_t vlen;
+};
+
+enum store_status {
+    STORE_OK,
+    STORE_NO,   /* SET only_if_absent found the key; CAS found another version */
+    STORE_FAIL, /* err says why: "store full: ...", "not a number: KEY", ... */
+};
+
+/* An operation's answer. Owns its strings: free with store_result_clear. */
+struct store_result {
+    enum store_status status;
+    char err[600];
+    char *value; /* GET: the JSON text, NULL when absent */
+    size_t vlen;
+    long long version; /* GET: the key's version, 0 when absent */
+    long long num_int; /* INCR: the new value, num_is_int ? num_int : num */
+    double num;
+    int num_is_int;
+    struct store_item *items; /* LIST */
+    size_t nitems;
+    int more; /* LIST: more keys with the prefix follow the last item */
+};
+
+/* Opens the store the config names (store = "sqlite": data_dir/store.db,
+ * created, checked writable as the outbox checks its database). `cfg` is
+ * borrowed (limits) and must outlive the store. Returns NULL with a reason
+ * that names the file and what to do. */
+struct store *store_open(const struct config *cfg, char *err, size_t errlen);
+/* New settings (SIGHUP): the limits. `cfg` must outlive the store. */
+void store_set_config(struct store *s, const struct config *cfg);
+/* NULL is fine. */
+void store_close(struct store *s);
+
+/* Runs one operation and fills `res` (which the caller clears with
+ * store_result_clear). Thread-safe. Returns 1: the answer is there (the
+ * SQLite backend always answers at once). */
+int store_run(struct store *s, const struct store_op *op, struct store_result *res);
+void store_result_clear(struct store_result *res);
+
+/* Counts a failure found before the backend was asked (a value too large). */
+void store_count_error(struct store *s);
+/* "sqlite". Static storage. */
+const char *store_backend(const struct store *s);
+/* Keys held now (expired ones swept first). Thread-safe. */
+long long store_keys(struct store *s);
+/* Appends the store's figures in Prometheus text format. NULL: nothing. */
+void store_metrics(struct store *s, struct buf *out);
+
+#endif

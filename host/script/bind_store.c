@@ -1,0 +1,359 @@
+/* bind_store: store.* for scripts (see bind_store.h). */
+#include "script/bind_store.h"
+
+#include "cliq/store.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "script/bind_json.h"
+#include "script/vm.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <string.h>
+
+/* store.update gives up after this many writes found the key changed. */
+#define UPDATE_TRIES 16
+
+/* The registry keys of json.decode, which turns stored values back, and
+ * json.array, which marks store.list's items as an array (also when empty). */
+static const char decode_key = 0;
+static const char array_key = 0;
+
+/* The store of the calling handler's worker; raises outside a handler or
+ * where there is none. */
+static struct store *store_here(lua_State *L, const char *what, const struct config **cfg)
+{
+    struct luavm_task *t = vm_task_here(L, what);
+    const struct luavm_options *o = vm_options(vm_of(t));
+    if (!o->store || !o->cfg)
+        luaL_error(L, "%s is not available here (no store)", what);
+    *cfg = o->cfg;
+    return o->store;
+}
+
+/* The key at `arg`: a string of 1..STORE_MAX_KEY bytes, else raises. */
+static const char *check_key(lua_State *L, int arg, size_t *len)
+{
+    if (lua_type(L, arg) != LUA_TSTRING)
+        luaL_typeerror(L, arg, "string");
+    const char *k = lua_tolstring(L, arg, len);
+    luaL_argcheck(L, *len > 0 && *len <= STORE_MAX_KEY, arg,
+                  "a key is a non-empty string of at most 512 bytes");
+    return k;
+}
+
+/* Whether the options argument at `arg` is a table (nil or none: no
+ * options); anything else raises. */
+static int has_opts(lua_State *L, int arg)
+{
+    if (lua_isnoneornil(L, arg))
+        return 0;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    return 1;
+}
+
+/* Pushes opts[name], read raw. [-0, +1] */
+static int opt(lua_State *L, int arg, const char *name)
+{
+    lua_pushstring(L, name);
+    return lua_rawget(L, arg);
+}
+
+/* opts.ttl: seconds > 0, or 0 when absent; anything else raises. */
+static double opt_ttl(lua_State *L, int arg)
+{
+    if (!has_opts(L, arg))
+        return 0;
+    double ttl = 0;
+    if (opt(L, arg, "ttl") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) ||
+            !isfinite(lua_tonumber(L, -1)))
+            luaL_argerror(L, arg, "opts.ttl must be a number of seconds > 0");
+        ttl = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return ttl;
+}
+
+/* Encodes the value at `idx` into a buffer the stack holds (+1). Returns
+ * 0, or -1 with nil, err pushed instead (a value json cannot carry, or one
+ * past store_max_value_bytes). A nil value raises. [-0, +1|+2] */
+static int encode(lua_State *L, int idx, struct store *s, const struct config *cfg,
+                  struct buf **out)
+{
+    *out = bind_json_push_buf(L, (size_t)cfg->store_max_value_bytes);
+    char err[512];
+    int rc = bind_json_encode(L, idx, *out, "value", err, sizeof err);
+    if (rc == 0)
+        return 0;
+    lua_pop(L, 1);
+    store_count_error(s);
+    lua_pushnil(L);
+    if (rc == BIND_JSON_FULL)
+        lua_pushfstring(L, "value too large: its JSON is over store_max_value_bytes (%d)",
+                        (int)cfg->store_max_value_bytes);
+    else
+        lua_pushstring(L, err);
+    return -1;
+}
+
+/* Pushes the value of the JSON text. [-0, +1|+2]: on failure (out of
+ * memory) nil, err and returns 2; else 1. */
+static int push_value(lua_State *L, const char *text, size_t len)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &decode_key);
+    lua_pushlstring(L, text, len);
+    lua_call(L, 1, 2);
+    if (lua_isnil(L, -2))
+        return 2;
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Pushes an operation's answer, as the script sees it, and returns how
+ * many values. This is the part a backend that answers later runs from
+ * its callback (vm_wake_with). Clears res. */
+static int push_result(lua_State *L, const struct store_op *op, struct store_result *res)
+{
+    int n = 1;
+    if (res->status == STORE_FAIL) {
+        lua_pushnil(L);
+        lua_pushstring(L, res->err);
+        n = 2;
+    } else if (op->kind == STORE_GET) {
+        if (res->value)
+            n = push_value(L, res->value, res->vlen);
+        else
+            lua_pushnil(L);
+    } else if (op->kind == STORE_INCR) {
+        if (res->num_is_int)
+            lua_pushinteger(L, (lua_Integer)res->num_int);
+        else
+            lua_pushnumber(L, (lua_Number)res->num);
+    } else if (op->kind == STORE_LIST) {
+        lua_createtable(L, (int)res->nitems, 0);
+        for (size_t i = 0; i < res->nitems; i++) {
+            lua_createtable(L, 0, 2);
+            lua_pushlstring(L, res->items[i].key, res->items[i].klen);
+            lua_setfield(L, -2, "key");
+            if (push_value(L, res->items[i].value, res->items[i].vlen) == 2) {
+                lua_remove(L, -3); /* the item */
+                lua_remove(L, -3); /* the items */
+                store_result_clear(res);
+                return 2;
+            }
+            lua_setfield(L, -2, "value");
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_key);
+        lua_insert(L, -2);
+        lua_call(L, 1, 1);
+        if (res->more)
+            lua_pushlstring(L, res->items[res->nitems - 1].key, res->items[res->nitems - 1].klen);
+        else
+            lua_pushnil(L);
+        n = 2;
+    } else {
+        lua_pushboolean(L, res->status == STORE_OK);
+    }
+    store_result_clear(res);
+    return n;
+}
+
+/* Runs op and pushes its answer. */
+static int run(lua_State *L, struct store *s, const struct store_op *op)
+{
+    struct store_result res;
+    store_run(s, op, &res);
+    return push_result(L, op, &res);
+}
+
+static int l_get(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_GET};
+    op.key = check_key(L, 1, &op.klen);
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.get", &cfg);
+    return run(L, s, &op);
+}
+
+static int l_set(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_SET};
+    op.key = check_key(L, 1, &op.klen);
+    if (lua_isnoneornil(L, 2))
+        return luaL_argerror(L, 2, "a value is needed (store.delete removes a key)");
+    op.ttl_s = opt_ttl(L, 3);
+    if (has_opts(L, 3)) {
+        opt(L, 3, "only_if_absent");
+        op.only_if_absent = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.set", &cfg);
+    struct buf *b;
+    if (encode(L, 2, s, cfg, &b) < 0)
+        return 2;
+    op.value = b->data;
+    op.vlen = b->len;
+    return run(L, s, &op);
+}
+
+static int l_incr(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_INCR, .by_is_int = 1, .by_int = 1};
+    op.key = check_key(L, 1, &op.klen);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TNUMBER);
+        if (lua_isinteger(L, 2)) {
+            op.by_int = (long long)lua_tointeger(L, 2);
+        } else {
+            op.by_is_int = 0;
+            op.by = (double)lua_tonumber(L, 2);
+            luaL_argcheck(L, isfinite(op.by), 2, "by must be a finite number");
+        }
+    }
+    op.ttl_s = opt_ttl(L, 3);
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.incr", &cfg);
+    return run(L, s, &op);
+}
+
+static int l_delete(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_DELETE};
+    op.key = check_key(L, 1, &op.klen);
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.delete", &cfg);
+    return run(L, s, &op);
+}
+
+static int l_list(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_LIST, .limit = STORE_DEFAULT_LIST};
+    if (lua_type(L, 1) != LUA_TSTRING)
+        luaL_typeerror(L, 1, "string");
+    op.key = lua_tolstring(L, 1, &op.klen);
+    luaL_argcheck(L, op.klen <= STORE_MAX_KEY, 1, "a prefix is at most 512 bytes");
+    if (has_opts(L, 2)) {
+        if (opt(L, 2, "limit") != LUA_TNIL) {
+            if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+                lua_tointeger(L, -1) > STORE_MAX_LIST)
+                luaL_argerror(L, 2, "opts.limit must be an integer from 1 to 1000");
+            op.limit = (long)lua_tointeger(L, -1);
+        }
+        lua_pop(L, 1);
+        if (opt(L, 2, "after") != LUA_TNIL) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_argerror(L, 2, "opts.after must be a key (a string)");
+            op.after = lua_tolstring(L, -1, &op.alen); /* stays on the stack */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.list", &cfg);
+    return run(L, s, &op);
+}
+
+/* getv(key) -> true, value | nil, version | nil, err: store.update's read. */
+static int l_getv(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_GET};
+    op.key = check_key(L, 1, &op.klen);
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.update", &cfg);
+    struct store_result res;
+    store_run(s, &op, &res);
+    if (res.status == STORE_FAIL)
+        return push_result(L, &op, &res);
+    long long version = res.version;
+    lua_pushboolean(L, 1);
+    if (push_value(L, res.value ? res.value : "null", res.value ? res.vlen : 4) == 2) {
+        store_result_clear(&res);
+        return 2;
+    }
+    if (!res.value) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    store_result_clear(&res);
+    lua_pushinteger(L, (lua_Integer)version);
+    return 3;
+}
+
+/* cas(key, value, version, opts) -> true | false (changed) | nil, err:
+ * store.update's write; a nil value deletes. */
+static int l_cas(lua_State *L)
+{
+    struct store_op op = {.kind = STORE_CAS};
+    op.key = check_key(L, 1, &op.klen);
+    op.version = (long long)luaL_checkinteger(L, 3);
+    op.ttl_s = opt_ttl(L, 4);
+    const struct config *cfg;
+    struct store *s = store_here(L, "store.update", &cfg);
+    if (!lua_isnil(L, 2)) {
+        struct buf *b;
+        if (encode(L, 2, s, cfg, &b) < 0)
+            return 2;
+        op.value = b->data;
+        op.vlen = b->len;
+    }
+    return run(L, s, &op);
+}
+
+/* store.update, around getv and cas. `_ENV = nil`: it sees no globals. */
+static const char update_code[] =
+    "local getv, cas, type, error, tries = ...\n"
+    "local _ENV = nil\n"
+    "return function(key, fn, opts)\n"
+    "  if type(fn) ~= 'function' then\n"
+    "    error(\"bad argument #2 to 'update' (function expected, got \" .. type(fn) .. ')', 2)\n"
+    "  end\n"
+    "  if opts ~= nil and type(opts) ~= 'table' then\n"
+    "    error(\"bad argument #3 to 'update' (table expected, got \" .. type(opts) .. ')', 2)\n"
+    "  end\n"
+    "  for _ = 1, tries do\n"
+    "    local ok, old, version = getv(key)\n"
+    "    if not ok then return nil, old end\n"
+    "    local new = fn(old)\n"
+    "    local done, err = cas(key, new, version, opts)\n"
+    "    if done then return new end\n"
+    "    if done == nil then return nil, err end\n"
+    "  end\n"
+    "  return nil, 'conflict: ' .. key .. ' changed ' .. tries .. ' times'\n"
+    "end\n";
+
+/* Pushes sb[name], read raw. [-0, +1] */
+static void push_from(lua_State *L, int sb, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, sb);
+}
+
+void bind_store_open(lua_State *L, int sb)
+{
+    sb = lua_absindex(L, sb);
+    /* json.decode, from the json module (libs.c opens it first). */
+    push_from(L, sb, "json");
+    lua_getfield(L, -1, "decode");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &decode_key);
+    lua_getfield(L, -1, "array");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &array_key);
+    lua_pop(L, 1);
+
+    static const luaL_Reg fns[] = {
+        {"get", l_get},       {"set", l_set},   {"incr", l_incr},
+        {"delete", l_delete}, {"list", l_list}, {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    if (luaL_loadbufferx(L, update_code, sizeof update_code - 1, "=store.update", "t") != LUA_OK)
+        lua_error(L);
+    lua_pushcfunction(L, l_getv);
+    lua_pushcfunction(L, l_cas);
+    push_from(L, sb, "type");
+    push_from(L, sb, "error");
+    lua_pushinteger(L, UPDATE_TRIES);
+    lua_call(L, 5, 1);
+    lua_setfield(L, -2, "update");
+}
