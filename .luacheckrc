@@ -6,9 +6,9 @@
 -- in the host's sandbox (host/script/sandbox.c and libs.c): Lua 5.4's safe
 -- base functions and string, table, math, utf8, coroutine; a few parts of os
 -- and debug; a read-only package; and the host's json, log, http, cliq,
--- sleep, print and warn. Nothing else exists there, so a script that uses
--- `io` or `os.execute` is flagged here before the host refuses it. All of
--- them are read-only: a script's own globals are its business, but
+-- store, sleep, print and warn. Nothing else exists there, so a script
+-- that uses `io` or `os.execute` is flagged here before the host refuses
+-- it. All of them are read-only: a script's own globals are its business, but
 -- changing a library is almost always a mistake.
 --
 -- The test kit (lualib/cliq/test*.lua) and the scripts' tests
@@ -57,6 +57,7 @@ stds.cliqhost = {
     log = { fields = { "debug", "error", "info", "warn" } },
     http = { fields = { "request" } },
     cliq = { fields = { "app_incoming", "bot_incoming", "post_bot", "post_channel" } },
+    store = { fields = { "delete", "get", "incr", "list", "set", "update" } },
     "sleep",
   },
 }

@@ -1,6 +1,6 @@
 ---@meta
 -- The globals cliqhost gives a script beyond Lua's own: json, log, http,
--- cliq, sleep, and the sandbox's parts of os, debug and package. For
+-- cliq, store, sleep, and the sandbox's parts of os, debug and package. For
 -- lua-language-server (see .luarc.json at the repository's root); the README's
 -- "Editor setup" says how to use them. tests/e2e/test_types.py checks that
 -- every global and field defined here is the host's, and the other way round.
@@ -136,6 +136,81 @@ function cliq.bot_incoming(bot_unique_name, payload, opts) end
 ---@return true|table|nil ok
 ---@return string? err
 function cliq.app_incoming(app_id, payload, opts) end
+
+-- ---- store -------------------------------------------------------------------
+
+---Keys and values kept between calls, in the host's store: one store per
+---host, shared by all its scripts and all its workers, kept across restarts
+---(SQLite in data_dir/store.db). Values are anything `json` carries; keys are
+---non-empty strings of at most 512 bytes. Expected failures return nil, err
+---("value too large: ...", "store full: ..."); a wrong argument raises.
+store = {}
+
+---@class store.set_opts
+---@field ttl? number  seconds until the key expires (> 0)
+---@field only_if_absent? boolean  write only when the key is absent
+
+---@class store.ttl_opts
+---@field ttl? number  seconds until the key expires (> 0)
+
+---@class store.list_opts
+---@field limit? integer  at most this many items (default 100, at most 1000)
+---@field after? string  start after this key (the `next` of the last page)
+
+---@class store.item
+---@field key string
+---@field value any
+
+---The key's value, or nil when it is absent or expired.
+---@param key string
+---@return any value
+---@return string? err
+function store.get(key) end
+
+---Sets the key (a nil value raises: use store.delete). A ttl replaces the
+---key's expiry; without one the key does not expire.
+---@param key string
+---@param value any
+---@param opts? store.set_opts
+---@return boolean|nil ok  false when only_if_absent found the key
+---@return string? err
+function store.set(key, value, opts) end
+
+---Adds `by` (default 1; may be negative or a float) to the number at key, an
+---absent key counting as 0; atomic across workers. opts.ttl applies when
+---the key is created; an incr never extends it.
+---@param key string
+---@param by? number
+---@param opts? store.ttl_opts
+---@return number|nil value  the new number
+---@return string? err  "not a number: KEY" when the value is not a number
+function store.incr(key, by, opts) end
+
+---Atomic read-modify-write: fn(old) (old is nil when absent) returns the new
+---value, or nil to delete the key. When the key changed meanwhile, fn runs
+---again with the new value (so it must have no side effects); after 16 tries
+---nil, "conflict: KEY changed 16 times". An error fn raises goes to the
+---caller. Without opts.ttl the key keeps its expiry.
+---@param key string
+---@param fn fun(old: any): any
+---@param opts? store.ttl_opts
+---@return any value  what fn returned
+---@return string? err
+function store.update(key, fn, opts) end
+
+---Removes the key (true also when it was absent).
+---@param key string
+---@return true|nil ok
+---@return string? err
+function store.delete(key) end
+
+---The keys starting with prefix, with their values, in bytewise key order.
+---`next` is the last key returned when more remain (pass it as opts.after).
+---@param prefix string
+---@param opts? store.list_opts
+---@return store.item[]|nil items
+---@return string? next  or err when items is nil
+function store.list(prefix, opts) end
 
 -- ---- sleep -------------------------------------------------------------------
 
