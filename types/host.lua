@@ -205,7 +205,8 @@ function store.update(key, fn, opts) end
 function store.delete(key) end
 
 ---The keys starting with prefix, with their values, in bytewise key order.
----`next` is the last key returned when more remain (pass it as opts.after).
+---At most opts.limit items and about 8 MiB of values per page; `next` is the
+---last key returned when more remain (pass it as opts.after).
 ---@param prefix string
 ---@param opts? store.list_opts
 ---@return store.item[]|nil items

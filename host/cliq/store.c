@@ -19,6 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The values one store.list page may carry, in bytes: a page stops early
+ * (with `more`) past it, so a page of large values stays bounded. */
+#define LIST_MAX_BYTES (8u * 1024 * 1024)
+
 /* How often expired keys are deleted, at most. */
 #define SWEEP_MS 1000
 
@@ -34,18 +38,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_ms) WHERE expires_ms > 0;";
 
 /* The statements, prepared once. */
-enum {
-    Q_GET,
-    Q_PUT,
-    Q_DELETE,
-    Q_LIST,
-    Q_SWEEP,
-    Q_COUNT,
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    NQ
-};
+enum { Q_GET, Q_PUT, Q_DELETE, Q_LIST, Q_SWEEP, Q_COUNT, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ };
 
 static const char *const sql[NQ] = {
     [Q_GET] = "SELECT value, version, expires_ms FROM kv WHERE key = ?1",
@@ -61,7 +54,7 @@ static const char *const sql[NQ] = {
 };
 
 static const char *const kind_names[STORE_NKINDS] = {
-    [STORE_GET] = "get",   [STORE_SET] = "set",       [STORE_INCR] = "incr",
+    [STORE_GET] = "get",    [STORE_SET] = "set",       [STORE_INCR] = "incr",
     [STORE_CAS] = "update", [STORE_DELETE] = "delete", [STORE_LIST] = "list",
 };
 
@@ -71,9 +64,9 @@ struct store {
     sqlite3_stmt *q[NQ];
     char path[1024];
     const struct config *cfg;
-    long long nkeys;     /* rows in kv, expired ones included until swept */
-    long long version;   /* the last version given */
-    long long swept_ms;  /* when expired keys were last deleted */
+    long long nkeys;    /* rows in kv, expired ones included until swept */
+    long long version;  /* the last version given */
+    long long swept_ms; /* when expired keys were last deleted */
     _Atomic long long ops[STORE_NKINDS];
     _Atomic long long errors;
 };
@@ -143,8 +136,8 @@ struct store *store_open(const struct config *cfg, char *err, size_t errlen)
     if (fd >= 0)
         close(fd);
     char *msg = NULL;
-    int rc = sqlite3_open_v2(s->path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(s->db, 5000);
         rc = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
@@ -385,20 +378,23 @@ static void list(struct store *s, const struct store_op *op, long long now,
     sqlite3_bind_int64(st, 3, now);
     sqlite3_bind_int64(st, 4, op->limit + 1);
     res->items = xcalloc((size_t)op->limit + 1, sizeof *res->items);
+    size_t bytes = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         size_t kl = (size_t)sqlite3_column_bytes(st, 0);
         const void *k = sqlite3_column_blob(st, 0);
         if (kl < op->klen || (op->klen && memcmp(k, op->key, op->klen)))
             break; /* past the prefix */
-        if (res->nitems == (size_t)op->limit) {
+        size_t vl = (size_t)sqlite3_column_bytes(st, 1);
+        if (res->nitems == (size_t)op->limit || (res->nitems && bytes + vl > LIST_MAX_BYTES)) {
             res->more = 1;
             break;
         }
+        bytes += vl;
         struct store_item *it = &res->items[res->nitems++];
         it->klen = kl;
         it->key = copy_blob(k, kl);
-        it->vlen = (size_t)sqlite3_column_bytes(st, 1);
+        it->vlen = vl;
         it->value = copy_blob(sqlite3_column_blob(st, 1), it->vlen);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {

@@ -43,7 +43,8 @@ enum store_kind {
     STORE_INCR,   /* key += by */
     STORE_CAS,    /* key = value (NULL: delete) when its version is still `version` */
     STORE_DELETE, /* removes key */
-    STORE_LIST,   /* keys starting with key, after `after`, at most `limit` */
+    STORE_LIST,   /* keys starting with key, after `after`, at most `limit`
+                   * and 8 MiB of values (at least one item) */
     STORE_NKINDS
 };
 

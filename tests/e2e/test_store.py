@@ -113,6 +113,24 @@ class Operations(StoreHost):
         r = self.call(op="list", prefix="")
         self.assertEqual([i["key"] for i in r[0]], ["u", "u:a", "u:b", "u:c", "u:d", "v:a"])
 
+    def test_a_page_of_large_values_stops_at_8_mib(self):
+        # 40 values of 250 kB: 10 MB in all, more than one page holds.
+        for i in range(40):
+            self.assertEqual(self.call(op="big", key=f"big:{i:02}", len=250000), [True])
+        keys, after, pages = [], None, 0
+        while True:
+            opts = {"limit": 1000}
+            if after:
+                opts["after"] = after
+            r = self.call(op="list_keys", prefix="big:", opts=opts)
+            pages += 1
+            keys += r[0]
+            after = r[1] if r[1] != NIL else None
+            if not after:
+                break
+        self.assertEqual(keys, [f"big:{i:02}" for i in range(40)])
+        self.assertEqual(pages, 2)
+
     def test_wrong_arguments_raise(self):
         self.assertIn("bad argument", self.call(op="bad_key")["raised"])
         self.assertIn("key", self.call(op="empty_key")["raised"])

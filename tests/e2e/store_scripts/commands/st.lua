@@ -12,6 +12,15 @@ function ops.incr(a) return pack(store.incr(a.key, a.by, a.opts)) end
 function ops.delete(a) return pack(store.delete(a.key)) end
 function ops.list(a) return pack(store.list(a.prefix, a.opts)) end
 
+-- The keys of a page only (its values may be large).
+function ops.list_keys(a)
+    local items, nxt = store.list(a.prefix, a.opts)
+    if not items then return pack(nil, nxt) end
+    local keys = json.array()
+    for i, it in ipairs(items) do keys[i] = it.key end
+    return pack(keys, nxt)
+end
+
 function ops.append(a)
     return pack(store.update(a.key, function(old)
         old = old or json.array()
