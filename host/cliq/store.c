@@ -80,6 +80,13 @@ static long long wall_ms(void)
 
 /* Steps a statement without rows (or the first row) and resets it.
  * Returns the sqlite3_step code. */
+/* Fails res with the database's last error. */
+static void db_failed(struct store *s, struct store_result *res)
+{
+    snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
+    res->status = STORE_FAIL;
+}
+
 static int step_once(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -196,27 +203,38 @@ static char *copy_blob(const void *p, size_t n)
     return c;
 }
 
-/* The live row of op->key: 1 with its value (copied, caller frees) and
- * version, 0 when absent or expired, -1 on a database error. */
-static int read_row(struct store *s, const struct store_op *op, long long now, char **value,
-                    size_t *vlen, long long *version)
+/* A key's row as read. */
+struct row {
+    char *value; /* when asked for: copied, the caller frees */
+    size_t vlen;
+    long long version;
+    long long exp; /* wall ms; 0: never */
+};
+
+/* The live row of op->key (the value copied when `value` is set): 1, or 0
+ * when absent or expired (at `now`), -1 on a database error. */
+static int read_row(struct store *s, const struct store_op *op, long long now, int value,
+                    struct row *r)
 {
+    memset(r, 0, sizeof *r);
     sqlite3_stmt *st = s->q[Q_GET];
     sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
     int rc = sqlite3_step(st), found = 0;
     if (rc == SQLITE_ROW) {
-        long long exp = sqlite3_column_int64(st, 2);
-        if (exp == 0 || exp > now) {
+        r->exp = sqlite3_column_int64(st, 2);
+        if (r->exp == 0 || r->exp > now) {
             found = 1;
-            *vlen = (size_t)sqlite3_column_bytes(st, 0);
+            r->vlen = (size_t)sqlite3_column_bytes(st, 0);
             if (value)
-                *value = copy_blob(sqlite3_column_blob(st, 0), *vlen);
-            *version = sqlite3_column_int64(st, 1);
-            *version = *version ? *version : 1;
+                r->value = copy_blob(sqlite3_column_blob(st, 0), r->vlen);
+            r->version = sqlite3_column_int64(st, 1);
+            r->version = r->version ? r->version : 1;
         }
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (!found)
+        r->exp = 0;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return -1;
     return found;
@@ -225,14 +243,13 @@ static int read_row(struct store *s, const struct store_op *op, long long now, c
 /* Whether op->key is a row at all (live or expired, not yet swept). */
 static int row_exists(struct store *s, const struct store_op *op)
 {
-    long long v;
-    size_t n;
-    return read_row(s, op, 0, NULL, &n, &v) > 0; /* at time 0 nothing has expired */
+    struct row r;
+    return read_row(s, op, 0, 0, &r) > 0; /* at time 0 nothing has expired */
 }
 
-/* Writes key = value with a new version. `creating`: the key has no live
- * row; `keep_exp` is its expiry when it has one and the write keeps it.
- * Refuses a new key past store_max_keys. Under the lock, in a transaction.
+/* Writes key = value with a new version, expiring at `exp` (wall ms; 0:
+ * never). Refuses a key that has no row yet past store_max_keys (after
+ * sweeping expired ones). Under the lock, in a transaction.
  * Returns 0, or -1 with res filled. */
 static int put(struct store *s, const struct store_op *op, const char *value, size_t vlen,
                long long exp, long long now, struct store_result *res)
@@ -257,8 +274,7 @@ static int put(struct store *s, const struct store_op *op, const char *value, si
     int rc = step_once(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
         return -1;
     }
     s->nkeys += !is_row;
@@ -272,8 +288,7 @@ static int del(struct store *s, const struct store_op *op, struct store_result *
     int rc = step_once(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
         return -1;
     }
     s->nkeys -= sqlite3_changes(s->db);
@@ -315,17 +330,15 @@ static int parse_number(const char *text, size_t len, long long *i, double *d)
 static void incr(struct store *s, const struct store_op *op, long long now,
                  struct store_result *res)
 {
-    char *old = NULL;
-    size_t olen = 0;
-    long long version = 0, oi = 0;
+    struct row old;
+    long long oi = 0;
     double od = 0;
-    int found = read_row(s, op, now, &old, &olen, &version);
+    int found = read_row(s, op, now, 1, &old);
     if (found < 0) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
         return;
     }
-    int kind = found ? parse_number(old, olen, &oi, &od) : 1;
+    int kind = found ? parse_number(old.value, old.vlen, &oi, &od) : 1;
     if (!kind) {
         snprintf(res->err, sizeof res->err, "not a number: %.*s", (int)op->klen, op->key);
         res->status = STORE_FAIL;
@@ -355,17 +368,9 @@ static void incr(struct store *s, const struct store_op *op, long long now,
         snprintf(text, sizeof text, "%.17g", res->num);
     /* The time to live counts from the key's creation: a counter with a
      * ttl is a window that an incr does not extend. */
-    long long exp = expiry(op, now);
-    if (found) {
-        sqlite3_stmt *st = s->q[Q_GET];
-        sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
-        exp = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 2) : exp;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-    put(s, op, text, strlen(text), exp, now, res);
+    put(s, op, text, strlen(text), found ? old.exp : expiry(op, now), now, res);
 cleanup:
-    free(old);
+    free(old.value);
 }
 
 static void list(struct store *s, const struct store_op *op, long long now,
@@ -398,8 +403,7 @@ static void list(struct store *s, const struct store_op *op, long long now,
         it->value = copy_blob(sqlite3_column_blob(st, 1), it->vlen);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -411,10 +415,12 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
     long long now = wall_ms();
     sweep(s, now, 0);
     if (op->kind == STORE_GET) {
-        if (read_row(s, op, now, &res->value, &res->vlen, &res->version) < 0) {
-            snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-            res->status = STORE_FAIL;
-        }
+        struct row r;
+        if (read_row(s, op, now, 1, &r) < 0)
+            db_failed(s, res);
+        res->value = r.value;
+        res->vlen = r.vlen;
+        res->version = r.version;
         return;
     }
     if (op->kind == STORE_LIST) {
@@ -422,38 +428,27 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
         return;
     }
     if (step_once(s->q[Q_BEGIN]) != SQLITE_DONE) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
         return;
     }
-    long long version = 0;
-    size_t vlen;
-    int found = op->kind == STORE_DELETE ? 0 : read_row(s, op, now, NULL, &vlen, &version);
+    struct row cur = {0};
+    int found = op->kind == STORE_DELETE ? 0 : read_row(s, op, now, 0, &cur);
     if (found < 0) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
     } else if (op->kind == STORE_SET) {
         if (op->only_if_absent && found)
             res->status = STORE_NO;
         else
             put(s, op, op->value, op->vlen, expiry(op, now), now, res);
     } else if (op->kind == STORE_CAS) {
-        if (version != op->version) {
+        if (cur.version != op->version) {
             res->status = STORE_NO;
         } else if (!op->value) {
             del(s, op, res);
         } else {
             /* Without a ttl of its own, an update keeps the key's expiry. */
             long long exp = expiry(op, now);
-            if (!exp && found) {
-                sqlite3_stmt *st = s->q[Q_GET];
-                sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
-                if (sqlite3_step(st) == SQLITE_ROW)
-                    exp = sqlite3_column_int64(st, 2);
-                sqlite3_reset(st);
-                sqlite3_clear_bindings(st);
-            }
-            put(s, op, op->value, op->vlen, exp, now, res);
+            put(s, op, op->value, op->vlen, exp ? exp : cur.exp, now, res);
         }
     } else if (op->kind == STORE_INCR) {
         incr(s, op, now, res);
@@ -464,8 +459,7 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
         step_once(s->q[Q_ROLLBACK]);
         recount(s);
     } else if (step_once(s->q[Q_COMMIT]) != SQLITE_DONE) {
-        snprintf(res->err, sizeof res->err, "store: %s", sqlite3_errmsg(s->db));
-        res->status = STORE_FAIL;
+        db_failed(s, res);
         step_once(s->q[Q_ROLLBACK]);
         recount(s);
     }

@@ -160,21 +160,36 @@ static int push_result(lua_State *L, const struct store_op *op, struct store_res
     return n;
 }
 
-/* Runs op and pushes its answer. */
-static int run(lua_State *L, struct store *s, const struct store_op *op)
+/* Runs op on the handler's store and pushes its answer. The value at
+ * `vidx` (0 or nil: none) is encoded into op first; the buffer stays on the
+ * stack under the answer. */
+static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
 {
+    const struct config *cfg;
+    struct store *s = store_here(L, what, &cfg);
+    if (vidx && !lua_isnil(L, vidx)) {
+        struct buf *b;
+        if (encode(L, vidx, s, cfg, &b) < 0)
+            return 2;
+        op->value = b->data;
+        op->vlen = b->len;
+    }
     struct store_result res;
     store_run(s, op, &res);
     return push_result(L, op, &res);
 }
 
+/* An operation that takes only a key: store.get, store.delete. */
+static int key_op(lua_State *L, enum store_kind kind, const char *what)
+{
+    struct store_op op = {.kind = kind};
+    op.key = check_key(L, 1, &op.klen);
+    return run(L, &op, 0, what);
+}
+
 static int l_get(lua_State *L)
 {
-    struct store_op op = {.kind = STORE_GET};
-    op.key = check_key(L, 1, &op.klen);
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.get", &cfg);
-    return run(L, s, &op);
+    return key_op(L, STORE_GET, "store.get");
 }
 
 static int l_set(lua_State *L)
@@ -189,14 +204,7 @@ static int l_set(lua_State *L)
         op.only_if_absent = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.set", &cfg);
-    struct buf *b;
-    if (encode(L, 2, s, cfg, &b) < 0)
-        return 2;
-    op.value = b->data;
-    op.vlen = b->len;
-    return run(L, s, &op);
+    return run(L, &op, 2, "store.set");
 }
 
 static int l_incr(lua_State *L)
@@ -214,18 +222,12 @@ static int l_incr(lua_State *L)
         }
     }
     op.ttl_s = opt_ttl(L, 3);
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.incr", &cfg);
-    return run(L, s, &op);
+    return run(L, &op, 0, "store.incr");
 }
 
 static int l_delete(lua_State *L)
 {
-    struct store_op op = {.kind = STORE_DELETE};
-    op.key = check_key(L, 1, &op.klen);
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.delete", &cfg);
-    return run(L, s, &op);
+    return key_op(L, STORE_DELETE, "store.delete");
 }
 
 static int l_list(lua_State *L)
@@ -251,9 +253,7 @@ static int l_list(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.list", &cfg);
-    return run(L, s, &op);
+    return run(L, &op, 0, "store.list");
 }
 
 /* getv(key) -> true, value | nil, version | nil, err: store.update's read. */
@@ -290,16 +290,8 @@ static int l_cas(lua_State *L)
     op.key = check_key(L, 1, &op.klen);
     op.version = (long long)luaL_checkinteger(L, 3);
     op.ttl_s = opt_ttl(L, 4);
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.update", &cfg);
-    if (!lua_isnil(L, 2)) {
-        struct buf *b;
-        if (encode(L, 2, s, cfg, &b) < 0)
-            return 2;
-        op.value = b->data;
-        op.vlen = b->len;
-    }
-    return run(L, s, &op);
+    luaL_checkany(L, 2);
+    return run(L, &op, 2, "store.update");
 }
 
 /* store.update, around getv and cas. `_ENV = nil`: it sees no globals. */
