@@ -7,8 +7,11 @@
  * data_dir/store.db (WAL), which survives restarts. Its operations take
  * microseconds, so they run inline on the calling worker's thread, one at a
  * time under the store's lock, each in one short transaction: that is what
- * makes incr and compare-and-swap atomic across workers. A busy timeout
- * covers another process holding the database.
+ * makes incr and compare-and-swap atomic across workers (measured roughly
+ * on the 2-core development machine: a get takes about 4 us of CPU, a
+ * write about 16 us, its commit included). synchronous=NORMAL: a write
+ * survives a crash of the process, not necessarily a power cut. A busy
+ * timeout covers another process holding the database.
  *
  * Values are JSON text (the binding encodes and decodes them). Every key
  * has a version, new on every write; a compare-and-swap (STORE_CAS) writes
