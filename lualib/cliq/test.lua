@@ -129,6 +129,14 @@
 --       reply (kind "late"): { kind, message, output, json, url, id }.
 --       req:respond gives nil, "none" (no response_url), "used" (second
 --       call) or "expired" (after kit.settings.response_ttl, 120 s).
+--   kit.store                   the store scripts share, in memory: empty
+--       at each test's start, its time-to-live on the fake clock.
+--       kit.store.get/set/delete/list as scripts call them (but raising on
+--       a failure), kit.store.keys() every live key, kit.store.fails(msg)
+--       every store call returns nil, msg (nil: stop), and
+--       kit.store.interfere(key, v1, v2, ...) another worker's writes to key
+--       during store.update's next tries, one a try, each a conflict
+--       (json.null deletes)
 --   kit.on_respond(answer)      what req:respond returns (default true)
 --   kit.fails(message)          an answer that makes a fake return nil, message
 --   kit.logs                    every log.* and print: { level, msg, script,
@@ -138,7 +146,8 @@
 --       deadline (4.5), response_ttl (120), attachment_ttl (60), http_timeout
 --       (10); and max_post_bytes (65536, the host's outbox_max_post_bytes):
 --       a larger cliq.post_* returns nil, "outbox: the post is N bytes, over
---       outbox_max_post_bytes (M)" and is not recorded
+--       outbox_max_post_bytes (M)" and is not recorded; store_max_value_bytes
+--       (262144) and store_max_keys (100000), as the host's settings
 --   kit.reset()                 clears all of the above, puts back the
 --       settings and the clock (kit.scripts_dir stays as set)
 --
@@ -168,6 +177,7 @@ local bodies = require "cliq.test.bodies"
 local fakes = require "cliq.test.fakes"
 local host = require "cliq.test.host"
 local check = require "cliq.test.assert"
+local store = require "cliq.test.store"
 
 local kit = {}
 
@@ -194,6 +204,54 @@ kit.cliq = {
       error("kit.cliq.tokens{ name = true | \"disabled\" | \"unset\", ... }", 2)
     end
     fakes.tokens = map
+  end,
+}
+
+-- The store scripts share. A test seeds and inspects it with the same calls
+-- scripts make (they raise on a failure here, to keep tests short).
+local function strict(fn)
+  return function(...)
+    local v, err = fn(...)
+    if v == nil and err ~= nil then
+      error("kit.store: " .. err, 2)
+    end
+    return v, err
+  end
+end
+
+kit.store = {
+  get = strict(store.get),
+  set = strict(store.set),
+  delete = strict(store.delete),
+  list = strict(store.list),
+  ---@return string[] keys  every key that has not expired, in order
+  keys = function()
+    local keys = {}
+    local items, after
+    repeat
+      items, after = store.list("", { limit = 1000, after = after })
+      for _, it in ipairs(items) do
+        keys[#keys + 1] = it.key
+      end
+    until not after
+    return keys
+  end,
+  ---@param message string|nil  every store call returns nil, message (nil: none)
+  fails = function(message)
+    if message ~= nil and type(message) ~= "string" then
+      error("kit.store.fails: give the error scripts get, or nil to stop failing", 2)
+    end
+    store.failure = message
+  end,
+  ---Another worker's writes, made between a store.update's read and its
+  ---write, one a try: each makes that try a conflict (json.null deletes).
+  ---@param key string
+  interfere = function(key, ...)
+    local q = store.interference[key] or {}
+    for i = 1, select("#", ...) do
+      q[#q + 1] = (select(i, ...))
+    end
+    store.interference[key] = q
   end,
 }
 
@@ -257,6 +315,7 @@ local next_id = 0
 ---Clears the fakes, the settings and the clock.
 function kit.reset()
   fakes.reset()
+  store.reset()
   next_id = 0
   math.randomseed(1) -- the same "random" numbers in every test
 end

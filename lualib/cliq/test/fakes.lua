@@ -23,6 +23,8 @@ local DEFAULT_SETTINGS = {
   attachment_ttl = 60, -- attachment URL validity
   http_timeout = 10, -- http.request's default timeout
   max_post_bytes = 65536, -- the outbox's outbox_max_post_bytes
+  store_max_value_bytes = 262144, -- a store value's JSON, at most
+  store_max_keys = 100000, -- keys in the store, at most
 }
 M.settings = {}
 

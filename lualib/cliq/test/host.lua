@@ -10,6 +10,7 @@
 
 local json = require "cliq.test.json"
 local fakes = require "cliq.test.fakes"
+local store = require "cliq.test.store"
 
 local M = {}
 
@@ -251,6 +252,7 @@ local function new_sandbox(vm, script)
   sb.http = { request = fakes.http_request }
   sb.sleep = fakes.sleep
   sb.cliq = fakes.make_cliq()
+  sb.store = store.make_store()
   vm.std = {}
   for _, name in ipairs({ "string", "table", "math", "utf8", "coroutine", "os", "debug" }) do
     vm.std[name] = sb[name]
