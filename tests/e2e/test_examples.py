@@ -111,6 +111,26 @@ class Examples(unittest.TestCase):
         self.assertEqual(rows[1], {"Measure": "Characters", "Value": "28"})
         self.assertEqual(rows[2], {"Measure": "Sender", "Value": "Scott Fisher"})
 
+    def test_oncall_is_remembered_by_every_worker_and_after_a_restart(self):
+        # (issue 14) A module-level table lived in one worker's Lua state:
+        # the answer changed with the worker. The store is the host's.
+        def oncall(arguments, user=USER):
+            return self.call("command", "execution_handler", "oncall",
+                             {"arguments": arguments, "user": user})["text"]
+        ada = dict(USER, id="100", first_name="Ada")
+        self.assertIn(oncall("take", ada), ("*Ada* is on call now.",
+                                            "*Ada* is on call now, taking over from *Scott*."))
+        answers = {oncall("") for _ in range(20)}
+        self.assertEqual(len(answers), 1, answers)
+        self.assertRegex(answers.pop(), r"^\*Ada\* has been on call since \d{4}-\d\d-\d\d ")
+        self.assertIn("*Ada* took over", oncall("history"))
+        # A restart on the same data_dir forgets nothing.
+        data = self.host.data_dir
+        self.assertEqual(self.host.stop(), 0)
+        type(self).host = Host("--data-dir", data, scripts=os.path.join(REPO, "scripts"),
+                               keys=[KEY.spki])
+        self.assertRegex(oncall(""), r"^\*Ada\* has been on call since ")
+
 
 if __name__ == "__main__":
     unittest.main()

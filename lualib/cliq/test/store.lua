@@ -53,52 +53,52 @@ end
 
 local function check_key(fn, key, i)
   if type(key) ~= "string" then
-    error(string.format("bad argument #%d to 'store.%s' (string expected, got %s)", i or 1, fn,
+    error(string.format("bad argument #%d to '%s' (string expected, got %s)", i or 1, fn,
       key == nil and "no value" or type(key)), 3)
   end
   if #key == 0 or #key > M.KEY_MAX then
-    error(string.format("bad argument #%d to 'store.%s' (a key is 1 to %d bytes, got %d)",
-      i or 1, fn, M.KEY_MAX, #key), 3)
+    error(string.format("bad argument #%d to '%s' (a key is a non-empty string of at most %d bytes)",
+      i or 1, fn, M.KEY_MAX), 3)
   end
 end
 
 local function check_opts(fn, opts, i)
   if opts ~= nil and type(opts) ~= "table" then
-    error(string.format("bad argument #%d to 'store.%s' (table expected, got %s)", i, fn,
+    error(string.format("bad argument #%d to '%s' (table expected, got %s)", i, fn,
       type(opts)), 3)
   end
   opts = opts or {}
   local ttl = rawget(opts, "ttl")
   if ttl ~= nil and (type(ttl) ~= "number" or not (ttl > 0 and ttl < math.huge)) then
-    error(string.format("bad argument #%d to 'store.%s' (opts.ttl: seconds > 0)", i, fn), 3)
+    error(string.format("bad argument #%d to '%s' (opts.ttl must be a number of seconds > 0)", i,
+      fn), 3)
   end
   return opts
 end
 
 -- The value as stored: its JSON text, or nil and why not.
-local function encode(key, value)
+local function encode(value)
   local text, err = json.encode_value(value, "value")
   if not text then
-    return nil, "cannot store " .. key .. ": " .. err
+    return nil, err
   end
   local max = fakes.settings.store_max_value_bytes
   if #text > max then
-    return nil, string.format("value too large: %s is %d bytes, over store_max_value_bytes (%d)",
-      key, #text, max)
+    return nil, string.format("value too large: its JSON is over store_max_value_bytes (%d)", max)
   end
   return text
 end
 
-local function full(key)
-  return string.format("store full: %s would be key %d, over store_max_keys (%d)", key,
-    count() + 1, fakes.settings.store_max_keys)
+local function full()
+  return string.format("store full: %d keys, store_max_keys (%d); delete keys or raise the setting",
+    count(), fakes.settings.store_max_keys)
 end
 
 -- Writes text under key (a new version); nil, why when the store is full.
 local function put(key, text, ttl, keep_expiry)
   local e = live(key)
   if not e and count() >= fakes.settings.store_max_keys then
-    return nil, full(key)
+    return nil, full()
   end
   local expires
   if ttl then
@@ -131,13 +131,13 @@ end
 function M.set(key, value, opts)
   check_key("set", key)
   if value == nil then
-    error("bad argument #2 to 'store.set' (a value expected; store.delete removes a key)", 2)
+    error("bad argument #2 to 'set' (a value is needed (store.delete removes a key))", 2)
   end
   opts = check_opts("set", opts, 3)
   if M.failure then
     return failed()
   end
-  local text, err = encode(key, value)
+  local text, err = encode(value)
   if not text then
     return nil, err
   end
@@ -150,7 +150,10 @@ end
 function M.incr(key, by, opts)
   check_key("incr", key)
   if by ~= nil and type(by) ~= "number" then
-    error(string.format("bad argument #2 to 'store.incr' (number expected, got %s)", type(by)), 2)
+    error(string.format("bad argument #2 to 'incr' (number expected, got %s)", type(by)), 2)
+  end
+  if by and (by ~= by or by == math.huge or by == -math.huge) then
+    error("bad argument #2 to 'incr' (by must be a finite number)", 2)
   end
   opts = check_opts("incr", opts, 3)
   if M.failure then
@@ -165,7 +168,10 @@ function M.incr(key, by, opts)
     end
   end
   local new = old + (by or 1)
-  local text, err = encode(key, new)
+  if new ~= new or new == math.huge or new == -math.huge then
+    return nil, "not a number: " .. key .. " would not be finite"
+  end
+  local text, err = encode(new)
   if not text then
     return nil, err
   end
@@ -181,7 +187,7 @@ end
 function M.update(key, fn, opts)
   check_key("update", key)
   if type(fn) ~= "function" then
-    error(string.format("bad argument #2 to 'store.update' (function expected, got %s)",
+    error(string.format("bad argument #2 to 'update' (function expected, got %s)",
       type(fn)), 2)
   end
   opts = check_opts("update", opts, 3)
@@ -199,7 +205,7 @@ function M.update(key, fn, opts)
       if v == json.null then
         M.data[key] = nil
       else
-        put(key, assert(encode(key, v)), nil, true)
+        put(key, assert(encode(v)), nil, true)
       end
     end
     local now = live(key)
@@ -208,7 +214,7 @@ function M.update(key, fn, opts)
         M.data[key] = nil
         return nil
       end
-      local text, err = encode(key, new)
+      local text, err = encode(new)
       if not text then
         return nil, err
       end
@@ -233,17 +239,17 @@ end
 
 function M.list(prefix, opts)
   if type(prefix) ~= "string" then
-    error(string.format("bad argument #1 to 'store.list' (string expected, got %s)",
+    error(string.format("bad argument #1 to 'list' (string expected, got %s)",
       prefix == nil and "no value" or type(prefix)), 2)
   end
   opts = check_opts("list", opts, 2)
   local limit = rawget(opts, "limit") or 100
   if math.type(limit) ~= "integer" or limit < 1 or limit > 1000 then
-    error("bad argument #2 to 'store.list' (opts.limit: an integer from 1 to 1000)", 2)
+    error("bad argument #2 to 'list' (opts.limit must be an integer from 1 to 1000)", 2)
   end
   local after = rawget(opts, "after")
   if after ~= nil and type(after) ~= "string" then
-    error("bad argument #2 to 'store.list' (opts.after: a key)", 2)
+    error("bad argument #2 to 'list' (opts.after must be a key (a string))", 2)
   end
   if M.failure then
     return failed()

@@ -72,6 +72,35 @@ return {
       two(json.decode('"abc')), two(json.decode("[1 2]")), two(json.decode("-")),
       json.encode(json.decode('[[],{},[1,2.0,1e2,-0,9223372036854775807]]')),
       tostring(os.getenv("HOME")), type(io), type(string.dump), tostring(getmetatable("")),
+      e(function() return store.get(1) end),
+      e(function() return store.get() end),
+      e(function() return store.get("") end),
+      e(function() return store.get(string.rep("k", 513)) end),
+      e(function() return store.set("k", nil) end),
+      e(function() return store.set("k", 1, { ttl = 0 }) end),
+      e(function() return store.set("k", 1, { ttl = "1" }) end),
+      e(function() return store.set("k", 1, 5) end),
+      e(function() return store.incr("k", "x") end),
+      e(function() return store.update("k", 5) end),
+      e(function() return store.list(5) end),
+      e(function() return store.list("", { limit = 0 }) end),
+      e(function() return store.list("", { limit = 1001 }) end),
+      e(function() return store.list("", { after = 5 }) end),
+      two(store.set("p:a", { 1, 2 })), two(store.set("p:a", 1, { only_if_absent = true })),
+      two(store.incr("p:a")), two(store.get("p:none")), two(store.delete("p:none")),
+      two(store.set("p:f", { fn = print })), two(store.incr("p:n", 2)), two(store.incr("p:n", 0.5)),
+      two(store.update("p:u", function(old) return (old or 0) + 1 end)),
+      two(store.update("p:u", function() return nil end)),
+      (function()
+        local t = {}
+        for i, it in ipairs((store.list("p:"))) do
+          t[i] = it.key .. "=" .. json.encode(it.value)
+        end
+        return table.concat(t, ",")
+      end)(),
+      tostring(select(2, store.list("p:", { limit = 1 }))),
+      e(function() return store.incr("p:n", math.huge) end),
+      two(store.incr("p:big", 1e308)), two(store.incr("p:big", 1e308)),
     }
   end,
 }
