@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,22 +32,42 @@ static const char schema[] =
     "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS kv("
     " key BLOB PRIMARY KEY,"
-    " value BLOB NOT NULL,"
     " version INTEGER NOT NULL,"
-    " expires_ms INTEGER NOT NULL DEFAULT 0"
+    " expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " value BLOB NOT NULL" /* last: reading the others never walks its pages */
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_ms) WHERE expires_ms > 0;";
 
 /* The statements, prepared once. */
-enum { Q_GET, Q_PUT, Q_DELETE, Q_LIST, Q_SWEEP, Q_COUNT, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ };
+enum {
+    Q_GET,
+    Q_EXISTS,
+    Q_PUT,
+    Q_DELETE,
+    Q_LIST_FROM,
+    Q_LIST_AFTER,
+    Q_SWEEP,
+    Q_COUNT,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    NQ
+};
 
 static const char *const sql[NQ] = {
     [Q_GET] = "SELECT value, version, expires_ms FROM kv WHERE key = ?1",
+    [Q_EXISTS] = "SELECT 1 FROM kv WHERE key = ?1",
     [Q_PUT] = "INSERT OR REPLACE INTO kv(key, value, version, expires_ms) VALUES (?1, ?2, ?3, ?4)",
     [Q_DELETE] = "DELETE FROM kv WHERE key = ?1",
-    [Q_LIST] = "SELECT key, value FROM kv WHERE key >= ?1 AND key > ?2 AND (expires_ms = 0 OR "
-               "expires_ms > ?3) ORDER BY key LIMIT ?4",
-    [Q_SWEEP] = "DELETE FROM kv WHERE expires_ms > 0 AND expires_ms <= ?1",
+    /* One lower bound each, so SQLite seeks straight to it: a page deep in
+     * a long list costs what the first does. */
+    [Q_LIST_FROM] = "SELECT key, value FROM kv WHERE key >= ?1 AND (expires_ms = 0 OR "
+                    "expires_ms > ?2) ORDER BY key LIMIT ?3",
+    [Q_LIST_AFTER] = "SELECT key, value FROM kv WHERE key > ?1 AND (expires_ms = 0 OR "
+                     "expires_ms > ?2) ORDER BY key LIMIT ?3",
+    /* A batch at a time: a sweep never holds the store for long. */
+    [Q_SWEEP] = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_ms > 0 AND "
+                "expires_ms <= ?1 LIMIT 256)",
     [Q_COUNT] = "SELECT count(*), coalesce(max(version), 0) FROM kv",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -122,8 +143,7 @@ static void sweep(struct store *s, long long now, int force)
         log_msg(LOG_WARN, NULL, "store: cannot delete expired keys: %s", sqlite3_errmsg(s->db));
         return;
     }
-    if (sqlite3_changes(s->db) > 0)
-        recount(s);
+    s->nkeys -= sqlite3_changes(s->db);
 }
 
 struct store *store_open(const struct config *cfg, char *err, size_t errlen)
@@ -140,8 +160,10 @@ struct store *store_open(const struct config *cfg, char *err, size_t errlen)
         goto fail;
     /* Scripts' state may be private: owner only. */
     int fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
+    if (fd >= 0) {
+        fchmod(fd, 0600); /* also one made before with looser bits: -wal and -shm copy them */
         close(fd);
+    }
     char *msg = NULL;
     int rc = sqlite3_open_v2(
         s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -243,8 +265,11 @@ static int read_row(struct store *s, const struct store_op *op, long long now, i
 /* Whether op->key is a row at all (live or expired, not yet swept). */
 static int row_exists(struct store *s, const struct store_op *op)
 {
-    struct row r;
-    return read_row(s, op, 0, 0, &r) > 0; /* at time 0 nothing has expired */
+    sqlite3_stmt *st = s->q[Q_EXISTS];
+    sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
+    int rc = step_once(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW;
 }
 
 /* Writes key = value with a new version, expiring at `exp` (wall ms; 0:
@@ -373,15 +398,27 @@ cleanup:
     free(old.value);
 }
 
+/* Whether key a (alen bytes) sorts before b, as SQLite orders blobs. */
+static int blob_less(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c < 0 || (c == 0 && alen < blen);
+}
+
 static void list(struct store *s, const struct store_op *op, long long now,
                  struct store_result *res)
 {
-    sqlite3_stmt *st = s->q[Q_LIST];
-    sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, op->after ? op->after : "", op->after ? (int)op->alen : 0,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, op->limit + 1);
+    /* Start after `after` when that is at or past the prefix, else at the
+     * prefix. */
+    int from_after = op->after && !blob_less(op->after, op->alen, op->key, op->klen);
+    sqlite3_stmt *st = s->q[from_after ? Q_LIST_AFTER : Q_LIST_FROM];
+    if (from_after)
+        sqlite3_bind_blob(st, 1, op->after, (int)op->alen, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, op->limit + 1);
     res->items = xcalloc((size_t)op->limit + 1, sizeof *res->items);
     size_t bytes = 0;
     int rc;
@@ -431,6 +468,7 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
         db_failed(s, res);
         return;
     }
+    long long nkeys = s->nkeys; /* put back if the transaction is */
     struct row cur = {0};
     int found = op->kind == STORE_DELETE ? 0 : read_row(s, op, now, 0, &cur);
     if (found < 0) {
@@ -457,11 +495,11 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
     }
     if (res->status == STORE_FAIL) {
         step_once(s->q[Q_ROLLBACK]);
-        recount(s);
+        s->nkeys = nkeys;
     } else if (step_once(s->q[Q_COMMIT]) != SQLITE_DONE) {
         db_failed(s, res);
         step_once(s->q[Q_ROLLBACK]);
-        recount(s);
+        s->nkeys = nkeys;
     }
 }
 

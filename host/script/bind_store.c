@@ -86,6 +86,7 @@ static int encode(lua_State *L, int idx, struct store *s, const struct config *c
     int rc = bind_json_encode(L, idx, *out, "value", err, sizeof err);
     if (rc == 0)
         return 0;
+    buf_free(*out); /* now, not when the box is collected */
     lua_pop(L, 1);
     store_count_error(s);
     lua_pushnil(L);
@@ -111,9 +112,9 @@ static int push_value(lua_State *L, const char *text, size_t len)
 }
 
 /* Pushes an operation's answer, as the script sees it, and returns how
- * many values. This is the part a backend that answers later runs from
- * its callback (vm_wake_with). Clears res. */
-static int push_result(lua_State *L, const struct store_op *op, struct store_result *res)
+ * many values. Clears res. May raise (memory, the CPU check in decode):
+ * push_result runs it protected. */
+static int push_answer(lua_State *L, const struct store_op *op, struct store_result *res)
 {
     int n = 1;
     if (res->status == STORE_FAIL) {
@@ -160,6 +161,45 @@ static int push_result(lua_State *L, const struct store_op *op, struct store_res
     return n;
 }
 
+/* What push_guarded's protected call works on. */
+struct push_args {
+    const struct store_op *op;
+    struct store_result *res;
+    int (*push)(lua_State *L, const struct store_op *op, struct store_result *res);
+    int n;
+};
+
+static int push_protected(lua_State *L)
+{
+    struct push_args *a = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+    a->n = a->push(L, a->op, a->res);
+    return a->n;
+}
+
+/* Runs push in protected mode: the result's memory (malloc'd by the
+ * backend, up to a page of values) is freed whatever raises while the
+ * answer is built, and the error goes on. This is also the part a backend
+ * that answers later runs from its callback (vm_wake_with). */
+static int push_guarded(lua_State *L, const struct store_op *op, struct store_result *res,
+                        int (*push)(lua_State *, const struct store_op *, struct store_result *))
+{
+    struct push_args a = {op, res, push, 0};
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, push_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+        store_result_clear(res);
+        return lua_error(L);
+    }
+    return lua_gettop(L) - top;
+}
+
+static int push_result(lua_State *L, const struct store_op *op, struct store_result *res)
+{
+    return push_guarded(L, op, res, push_answer);
+}
+
 /* Runs op on the handler's store and pushes its answer. The value at
  * `vidx` (0 or nil: none) is encoded into op first; the buffer stays on the
  * stack under the answer. */
@@ -167,8 +207,8 @@ static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
 {
     const struct config *cfg;
     struct store *s = store_here(L, what, &cfg);
+    struct buf *b = NULL;
     if (vidx && !lua_isnil(L, vidx)) {
-        struct buf *b;
         if (encode(L, vidx, s, cfg, &b) < 0)
             return 2;
         op->value = b->data;
@@ -176,6 +216,8 @@ static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
     }
     struct store_result res;
     store_run(s, op, &res);
+    if (b)
+        buf_free(b); /* written: its JSON goes now, not at the next collection */
     return push_result(L, op, &res);
 }
 
@@ -256,6 +298,25 @@ static int l_list(lua_State *L)
     return run(L, &op, 0, "store.list");
 }
 
+/* getv's answer: true, value (nil when absent), version. */
+static int push_versioned(lua_State *L, const struct store_op *op, struct store_result *res)
+{
+    if (res->status == STORE_FAIL)
+        return push_answer(L, op, res);
+    long long version = res->version;
+    lua_pushboolean(L, 1);
+    if (!res->value) {
+        lua_pushnil(L);
+    } else if (push_value(L, res->value, res->vlen) == 2) {
+        lua_remove(L, -3); /* true */
+        store_result_clear(res);
+        return 2;
+    }
+    store_result_clear(res);
+    lua_pushinteger(L, (lua_Integer)version);
+    return 3;
+}
+
 /* getv(key) -> true, value | nil, version | nil, err: store.update's read. */
 static int l_getv(lua_State *L)
 {
@@ -265,21 +326,7 @@ static int l_getv(lua_State *L)
     struct store *s = store_here(L, "store.update", &cfg);
     struct store_result res;
     store_run(s, &op, &res);
-    if (res.status == STORE_FAIL)
-        return push_result(L, &op, &res);
-    long long version = res.version;
-    lua_pushboolean(L, 1);
-    if (push_value(L, res.value ? res.value : "null", res.value ? res.vlen : 4) == 2) {
-        store_result_clear(&res);
-        return 2;
-    }
-    if (!res.value) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
-    store_result_clear(&res);
-    lua_pushinteger(L, (lua_Integer)version);
-    return 3;
+    return push_guarded(L, &op, &res, push_versioned);
 }
 
 /* cas(key, value, version, opts) -> true | false (changed) | nil, err:

@@ -61,6 +61,44 @@ class StoreHost(unittest.TestCase):
         return call(self.host, **args)
 
 
+def rss_kb(host):
+    with open(f"/proc/{host.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class MemoryOutsideLua(StoreHost):
+    """What the store allocates outside the Lua heap (a value's JSON, a
+    page of values) is freed at once, also when building the answer fails:
+    none of it escapes the handler's memory limit by piling up."""
+
+    FLAGS = ("--max-handler-memory-bytes", "4194304")
+
+    def test_writes_leave_nothing_behind(self):
+        self.assertEqual(self.call(op="many_sets", key="k", bytes=250000, times=10), [True])
+        before = rss_kb(self.host)
+        # 800 writes of 250 kB: 200 MB of JSON if each buffer waited for a
+        # collection (the handler's own heap stays under 1 MB meanwhile).
+        for _ in range(4):
+            self.assertEqual(self.call(op="many_sets", key="k", bytes=250000, times=200),
+                             [True])
+        self.assertLess(rss_kb(self.host) - before, 64 * 1024)
+
+    def test_a_page_that_does_not_fit_is_freed(self):
+        self.assertEqual(self.call(op="fill", prefix="big:", count=30, bytes=250000), [True])
+        before = rss_kb(self.host)
+        # Each call reads ~7.5 MB pages until the 4 MiB limit stops it.
+        args = json.dumps({"op": "hold_pages", "prefix": "big:", "pages": 5})
+        for _ in range(20):
+            r = self.host.post(json.dumps(body("command", "execution_handler", "st",
+                                               {"arguments": args})).encode())
+            self.assertEqual(r.status, 200, r)
+            self.assertIn("memory", r.json()["output"]["text"])
+        self.assertLess(rss_kb(self.host) - before, 64 * 1024, self.host.log()[-2000:])
+
+
 class Operations(StoreHost):
     def test_get_set_delete(self):
         self.assertEqual(self.call(op="get", key="a"), [NIL])
@@ -112,6 +150,14 @@ class Operations(StoreHost):
         self.assertEqual(self.call(op="list", prefix="w"), [[], NIL])
         r = self.call(op="list", prefix="")
         self.assertEqual([i["key"] for i in r[0]], ["u", "u:a", "u:b", "u:c", "u:d", "v:a"])
+        # `after` before the prefix starts at the prefix; past it, nothing.
+        r = self.call(op="list_keys", prefix="u:", opts={"after": "a"})
+        self.assertEqual(r, [["u:a", "u:b", "u:c", "u:d"], NIL])
+        r = self.call(op="list_keys", prefix="u:", opts={"after": "u:"})
+        self.assertEqual(r, [["u:a", "u:b", "u:c", "u:d"], NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="u:", opts={"after": "u:zz"}),
+                         [[], NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="u:", opts={"after": "v"}), [[], NIL])
 
     def test_a_page_of_large_values_stops_at_8_mib(self):
         # 40 values of 250 kB: 10 MB in all, more than one page holds.

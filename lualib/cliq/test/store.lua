@@ -167,7 +167,14 @@ function M.incr(key, by, opts)
       return nil, "not a number: " .. key
     end
   end
-  local new = old + (by or 1)
+  by = by or 1
+  local new
+  if math.type(old) == "integer" and math.type(by) == "integer"
+    and ((by > 0 and old > math.maxinteger - by) or (by < 0 and old < math.mininteger - by)) then
+    new = (old + 0.0) + by -- past the integers: a float, as the host makes it
+  else
+    new = old + by
+  end
   if new ~= new or new == math.huge or new == -math.huge then
     return nil, "not a number: " .. key .. " would not be finite"
   end

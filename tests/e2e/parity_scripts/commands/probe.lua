@@ -101,6 +101,8 @@ return {
       tostring(select(2, store.list("p:", { limit = 1 }))),
       e(function() return store.incr("p:n", math.huge) end),
       two(store.incr("p:big", 1e308)), two(store.incr("p:big", 1e308)),
+      two(store.incr("p:max", math.maxinteger)), two(store.incr("p:max", 1)),
+      math.type((store.incr("p:max", 1))),
     }
   end,
 }

@@ -57,6 +57,33 @@ function ops.empty_key() return pack(store.get("")) end
 function ops.bad_ttl(a) return pack(store.set(a.key, 1, { ttl = -1 })) end
 function ops.big(a) return pack(store.set(a.key, string.rep("x", a.len))) end
 
+-- Writes a value of `bytes` bytes `times` times under one key.
+function ops.many_sets(a)
+    local v = string.rep("v", a.bytes)
+    for _ = 1, a.times do
+        assert(store.set(a.key, v))
+    end
+    return pack(true)
+end
+
+-- Sets `count` keys prefix..i to values of `bytes` bytes.
+function ops.fill(a)
+    local v = string.rep("v", a.bytes)
+    for i = 1, a.count do
+        assert(store.set(string.format("%s%04d", a.prefix, i), v))
+    end
+    return pack(true)
+end
+
+-- Holds several pages of a list at once (may pass the memory limit).
+function ops.hold_pages(a)
+    local keep = {}
+    for i = 1, a.pages do
+        keep[i] = store.list(a.prefix)
+    end
+    return pack(#keep)
+end
+
 return {
     execution = function(req)
         local a = json.decode(req.params.arguments)
