@@ -456,6 +456,21 @@ class PerAddress(unittest.TestCase):
             self.assertEqual(h.stop(), 0)
 
 
+def read_json_answer(sock):
+    """Reads one answer with a JSON body from sock: b"" when the connection
+    closes (or times out) before any."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or b"}" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
 def strict_json(line):
     """json.loads that refuses an object with a repeated key."""
     def pairs(kv):
@@ -647,16 +662,7 @@ class Shutdown(unittest.TestCase):
         answers = []
         for s in begun:
             s.sendall(b"\r\n")
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data or b"}" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except socket.timeout:
-                pass
-            answers.append(data)
+            answers.append(read_json_answer(s))
             s.close()
         closed = []
         for s in idle:
@@ -697,15 +703,7 @@ class Shutdown(unittest.TestCase):
         time.sleep(1.0)
         k.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         h.proc.send_signal(signal.SIGTERM)
-        data = b""
-        try:
-            while b"}" not in data:
-                chunk = k.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
+        data = read_json_answer(k)
         k.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 "), data)
         self.assertEqual(h.stop(signal.SIGTERM, timeout=60), 0)
