@@ -1,6 +1,8 @@
 /* outbox: durable, paced delivery of posts to Cliq's webhook endpoints (see outbox.h). */
 #include "cliq/outbox.h"
 
+#include "cliq/shared.h"
+
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -358,6 +360,9 @@ struct quota {
 struct outbox {
     /* Swapped by outbox_set_config (SIGHUP): every use loads it afresh. */
     _Atomic(const struct config *) cfg;
+    /* Pacing shared with the other hosts on one Redis (outbox_share_pacing);
+     * NULL: this host's memory alone. */
+    _Atomic(struct shared_pacer *) pacer;
     sqlite3 *db;
     pthread_t thread;
     int started;
@@ -1267,6 +1272,15 @@ static int consider_row(struct outbox *o, sqlite3_stmt *st, long long now, struc
     long long free_at = token_free_at(o, t, now);
     if (t->blocked_until > free_at)
         free_at = t->blocked_until;
+    /* Free by this host's count: with hosts sharing a Redis, the token's
+     * window across all of them decides; without an answer from Redis,
+     * this host's count alone does. */
+    struct shared_pacer *pacer = atomic_load(&o->pacer);
+    const struct config_token *tok = config_token(o->cfg, t->name);
+    long long wait = 0;
+    if (free_at <= now && pacer && o->cfg->post_rate_per_min > 0 && tok && tok->secret &&
+        shared_pace(pacer, tok->secret, o->cfg->post_rate_per_min, &wait) == 0 && wait > 0)
+        free_at = now + wait;
     if (free_at > now) {
         sqlite3_bind_int64(o->st_defer, 1, id);
         sqlite3_bind_int64(o->st_defer, 2, free_at);
@@ -1666,6 +1680,11 @@ static void requeue_orphans(sqlite3 *db)
                  "UPDATE posts SET state='queued' WHERE state='sending' AND owner=%lld", dead[i]);
         db_exec(db, sql);
     }
+}
+
+void outbox_share_pacing(struct outbox *o, struct shared_pacer *p)
+{
+    atomic_store(&o->pacer, p);
 }
 
 void outbox_set_config(struct outbox *o, const struct config *cfg)

@@ -88,6 +88,11 @@ struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, si
 /* New settings (SIGHUP): tokens, pacing, limits. `cfg` must outlive the
  * outbox. */
 void outbox_set_config(struct outbox *o, const struct config *cfg);
+/* Paces posts with the other hosts on one Redis from now on: `p` (borrowed;
+ * it must outlive the outbox) takes a slot in each token's shared window
+ * before a post leaves. Thread-safe. */
+struct shared_pacer;
+void outbox_share_pacing(struct outbox *o, struct shared_pacer *p);
 /* Stops sending anything new, lets the sends in flight finish (up to their
  * timeout), writes every outcome, and frees the outbox. Posts not sent stay
  * queued in the database for next time. */

@@ -2,14 +2,19 @@
 #include "cliq/store.h"
 
 #include "cliq/outbox.h"
+#include "cliq/shared.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "event/redis.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -79,7 +84,14 @@ static const char *const kind_names[STORE_NKINDS] = {
     [STORE_CAS] = "update", [STORE_DELETE] = "delete", [STORE_LIST] = "list",
 };
 
+enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, NRS };
+
 struct store {
+    /* A Redis store: the link (NULL for SQLite), each script's SHA-1 and
+     * the key count the last write saw. */
+    struct shared *sh;
+    char sha[NRS][41];
+    _Atomic long long redis_keys;
     pthread_mutex_t lock; /* one operation at a time; guards everything below */
     sqlite3 *db;
     sqlite3_stmt *q[NQ];
@@ -146,15 +158,20 @@ static void sweep(struct store *s, long long now, int force)
     s->nkeys -= sqlite3_changes(s->db);
 }
 
+static void redis_prepare(struct store *s);
+
 struct store *store_open(const struct config *cfg, char *err, size_t errlen)
 {
-    if (strcmp(cfg->store, "sqlite")) {
-        snprintf(err, errlen, "store '%s' is not built (only sqlite is)", cfg->store);
-        return NULL;
-    }
     struct store *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
     s->cfg = cfg;
+    if (shared_wanted(cfg)) {
+        s->sh = shared_new(cfg, err, errlen);
+        if (!s->sh)
+            goto fail;
+        redis_prepare(s);
+        return s;
+    }
     snprintf(s->path, sizeof s->path, "%s/store.db", cfg->data_dir);
     if (outbox_check_data_dir(cfg->data_dir, s->path, err, errlen) < 0)
         goto fail;
@@ -189,6 +206,7 @@ fail:
 
 void store_set_config(struct store *s, const struct config *cfg)
 {
+    shared_set_config(s->sh, cfg);
     pthread_mutex_lock(&s->lock);
     s->cfg = cfg;
     pthread_mutex_unlock(&s->lock);
@@ -201,6 +219,7 @@ void store_close(struct store *s)
     for (int i = 0; i < NQ; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
+    shared_free(s->sh);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -506,6 +525,11 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
 int store_run(struct store *s, const struct store_op *op, struct store_result *res)
 {
     memset(res, 0, sizeof *res);
+    if (s->sh) {
+        snprintf(res->err, sizeof res->err, "store unavailable: a Redis store needs a loop");
+        res->status = STORE_FAIL;
+        return 1;
+    }
     pthread_mutex_lock(&s->lock);
     run_locked(s, op, res);
     pthread_mutex_unlock(&s->lock);
@@ -522,12 +546,20 @@ void store_count_error(struct store *s)
 
 const char *store_backend(const struct store *s)
 {
-    (void)s;
-    return "sqlite";
+    return s->sh ? "redis" : "sqlite";
+}
+
+struct shared *store_shared(struct store *s)
+{
+    return s ? s->sh : NULL;
 }
 
 long long store_keys(struct store *s)
 {
+    if (s->sh) {
+        long long n = atomic_load(&s->redis_keys);
+        return n > 0 ? n : 0;
+    }
     pthread_mutex_lock(&s->lock);
     sweep(s, wall_ms(), 0);
     long long n = s->nkeys;
@@ -550,4 +582,494 @@ void store_metrics(struct store *s, struct buf *out)
                "# HELP cliqhost_store_keys Keys in the store (at most store_max_keys).\n"
                "# TYPE cliqhost_store_keys gauge\ncliqhost_store_keys %lld\n",
                atomic_load(&s->errors), store_keys(s));
+    shared_metrics(s->sh, out);
+}
+
+/* ---- Redis --------------------------------------------------------------- */
+
+/* The keys, under redis_prefix P: P.."k:"..key, a hash of the value's JSON
+ * (v) and its version (n); P.."keys", a sorted set of every key (all
+ * scores 0, so it is in byte order, for store.list); P.."exp", the keys
+ * with a time to live, scored by when it ends; P.."ver", the last version
+ * given. A key with a ttl also expires in Redis itself, so a read never
+ * sees it late; the sweep takes it out of the two sets. Each write is one
+ * script, so it is atomic across every host. Redis' clock (TIME) times
+ * expiry, so the hosts' clocks need not agree. */
+static const char rs_common[] =
+    "local P = ARGV[1]\n"
+    "local K, E = P .. 'keys', P .. 'exp'\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function sweep(n)\n"
+    "  local gone = redis.call('ZRANGEBYSCORE', E, '-inf', now, 'LIMIT', 0, n)\n"
+    "  for _, k in ipairs(gone) do\n"
+    "    redis.call('DEL', P .. 'k:' .. k)\n"
+    "    redis.call('ZREM', K, k)\n"
+    "    redis.call('ZREM', E, k)\n"
+    "  end\n"
+    "end\n"
+    "local function full(max)\n"
+    "  if redis.call('ZCARD', K) < max then return nil end\n"
+    "  sweep(256)\n"
+    "  local n = redis.call('ZCARD', K)\n"
+    "  if n < max then return nil end\n"
+    "  return n\n"
+    "end\n"
+    /* A new key (or a set, which replaces) gets the ttl given or none; an
+     * existing key keeps its expiry unless a ttl is given. */
+    "local function expire(key, dk, ttl, fresh)\n"
+    "  if ttl > 0 then\n"
+    "    redis.call('PEXPIRE', dk, ttl)\n"
+    "    redis.call('ZADD', E, now + ttl, key)\n"
+    "  elseif fresh then\n"
+    "    redis.call('PERSIST', dk)\n"
+    "    redis.call('ZREM', E, key)\n"
+    "  end\n"
+    "end\n"
+    "sweep(16)\n"
+    "local key = ARGV[2]\n"
+    "local dk = P .. 'k:' .. key\n";
+
+/* ARGV: P, key, value, ttl_ms, only_if_absent, max_keys -> {1|0, keys} */
+static const char rs_set[] =
+    "local exists = redis.call('EXISTS', dk) == 1\n"
+    "if exists and ARGV[5] == '1' then return {0, redis.call('ZCARD', K)} end\n"
+    "if not exists then\n"
+    "  local n = full(tonumber(ARGV[6]))\n"
+    "  if n then return redis.error_reply('FULL ' .. n) end\n"
+    "end\n"
+    "redis.call('HSET', dk, 'v', ARGV[3], 'n', redis.call('INCR', P .. 'ver'))\n"
+    "redis.call('ZADD', K, 0, key)\n"
+    "expire(key, dk, tonumber(ARGV[4]), true)\n"
+    "return {1, redis.call('ZCARD', K)}\n";
+
+/* ARGV: P, key, by, by_is_int, ttl_ms, max_keys -> {new value's text, keys}.
+ * Integers add exactly (HINCRBY, 64 bits); past them, or with a float, the
+ * sum is a float, written as the SQLite backend writes it. */
+static const char rs_incr[] =
+    "local old = redis.call('HGET', dk, 'v')\n"
+    "if not old then\n"
+    "  local n = full(tonumber(ARGV[6]))\n"
+    "  if n then return redis.error_reply('FULL ' .. n) end\n"
+    "end\n"
+    "local text\n"
+    "if ARGV[4] == '1' and (not old or string.match(old, '^%-?%d+$')) then\n"
+    "  if pcall(redis.call, 'HINCRBY', dk, 'v', ARGV[3]) then\n"
+    "    text = redis.call('HGET', dk, 'v')\n"
+    "  end\n"
+    "end\n"
+    "if not text then\n"
+    "  local a = 0\n"
+    "  if old then\n"
+    "    if not string.match(old, '^%-?%d') or string.find(old, '[^%d%.eE%+%-]') then\n"
+    "      return redis.error_reply('NAN')\n"
+    "    end\n"
+    "    a = tonumber(old)\n"
+    "    if not a then return redis.error_reply('NAN') end\n"
+    "  end\n"
+    "  local sum = a + tonumber(ARGV[3])\n"
+    "  if sum ~= sum or sum == math.huge or sum == -math.huge then\n"
+    "    return redis.error_reply('INF')\n"
+    "  end\n"
+    "  if sum == math.floor(sum) and math.abs(sum) < 1e15 then\n"
+    "    text = string.format('%.1f', sum)\n"
+    "  else\n"
+    "    text = string.format('%.17g', sum)\n"
+    "  end\n"
+    "  redis.call('HSET', dk, 'v', text)\n"
+    "end\n"
+    "redis.call('HSET', dk, 'n', redis.call('INCR', P .. 'ver'))\n"
+    "if not old then\n"
+    "  redis.call('ZADD', K, 0, key)\n"
+    "  expire(key, dk, tonumber(ARGV[5]), true)\n"
+    "end\n"
+    "return {text, redis.call('ZCARD', K)}\n";
+
+/* ARGV: P, key, has_value, value, version, ttl_ms, max_keys -> {1|0, keys} */
+static const char rs_cas[] =
+    "local cur = redis.call('HGET', dk, 'n')\n"
+    "if (cur or '0') ~= ARGV[5] then return {0, redis.call('ZCARD', K)} end\n"
+    "if ARGV[3] == '0' then\n"
+    "  redis.call('DEL', dk)\n"
+    "  redis.call('ZREM', K, key)\n"
+    "  redis.call('ZREM', E, key)\n"
+    "  return {1, redis.call('ZCARD', K)}\n"
+    "end\n"
+    "if not cur then\n"
+    "  local n = full(tonumber(ARGV[7]))\n"
+    "  if n then return redis.error_reply('FULL ' .. n) end\n"
+    "end\n"
+    "redis.call('HSET', dk, 'v', ARGV[4], 'n', redis.call('INCR', P .. 'ver'))\n"
+    "redis.call('ZADD', K, 0, key)\n"
+    "expire(key, dk, tonumber(ARGV[6]), not cur)\n"
+    "return {1, redis.call('ZCARD', K)}\n";
+
+/* ARGV: P, key -> {1, keys} */
+static const char rs_delete[] = "redis.call('DEL', dk)\n"
+                                "redis.call('ZREM', K, key)\n"
+                                "redis.call('ZREM', E, key)\n"
+                                "return {1, redis.call('ZCARD', K)}\n";
+
+/* ARGV: P, prefix, start ("[prefix" or "(after"), limit, max_bytes ->
+ * {more, key, value, key, value, ...}. Reads only; keys whose value has
+ * expired but which the sweep has not taken yet are skipped. */
+static const char rs_list[] =
+    "local P = ARGV[1]\n"
+    "local prefix, cursor = ARGV[2], ARGV[3]\n"
+    "local limit, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local out, n, bytes, more = {0}, 0, 0, 0\n"
+    "while true do\n"
+    "  local ks = redis.call('ZRANGEBYLEX', P .. 'keys', cursor, '+', 'LIMIT', 0, limit + 1)\n"
+    "  local stop = #ks < limit + 1\n"
+    "  for _, k in ipairs(ks) do\n"
+    "    if string.sub(k, 1, #prefix) ~= prefix then stop = true break end\n"
+    "    local v = redis.call('HGET', P .. 'k:' .. k, 'v')\n"
+    "    if v then\n"
+    "      if n == limit or (n > 0 and bytes + #v > maxb) then more = 1 stop = true break end\n"
+    "      n, bytes = n + 1, bytes + #v\n"
+    "      out[#out + 1] = k\n"
+    "      out[#out + 1] = v\n"
+    "    end\n"
+    "    cursor = '(' .. k\n"
+    "  end\n"
+    "  if stop then break end\n"
+    "end\n"
+    "out[1] = more\n"
+    "return out\n";
+
+/* Script i's text (the common head included for writes). Caller frees. */
+static char *script_text(enum redis_script i)
+{
+    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list};
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    if (i != RS_LIST)
+        buf_adds(&b, rs_common);
+    buf_adds(&b, bodies[i]);
+    size_t len;
+    return buf_take(&b, &len);
+}
+
+static void redis_prepare(struct store *s)
+{
+    for (int i = 0; i < NRS; i++) {
+        char *text = script_text((enum redis_script)i);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha1(), NULL);
+        for (unsigned k = 0; k < mdlen && k < 20; k++)
+            snprintf(s->sha[i] + 2 * k, 3, "%02x", md[k]);
+        free(text);
+    }
+}
+
+/* A Redis operation on its way: its arguments are kept for a second try
+ * with EVAL when the server does not have the script (restarted, or
+ * SCRIPT FLUSH). */
+struct store_pending {
+    struct store *s;
+    struct redis_conn *rc;
+    struct redis_req *req;
+    enum store_kind kind;
+    enum redis_script script; /* NRS: a plain command (GET) */
+    int tried_eval;
+    int argc;
+    char **argv;
+    size_t *lens;
+    char key[STORE_MAX_KEY + 1];
+    size_t klen;
+    store_done_cb cb;
+    void *ud;
+};
+
+static void pending_free(struct store_pending *p)
+{
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    free(p->lens);
+    free(p);
+}
+
+static void add_arg(struct store_pending *p, const char *v, size_t len)
+{
+    p->argv[p->argc] = xmalloc(len + 1);
+    if (len)
+        memcpy(p->argv[p->argc], v, len);
+    p->argv[p->argc][len] = '\0';
+    p->lens[p->argc++] = len;
+}
+
+static void add_argf(struct store_pending *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_argf(struct store_pending *p, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    add_arg(p, tmp, strlen(tmp));
+}
+
+static long long ttl_ms(const struct store_op *op)
+{
+    if (op->ttl_s <= 0)
+        return 0;
+    double ms = ceil(op->ttl_s * 1000.0);
+    return ms > 1e15 ? (long long)1e15 : (long long)ms;
+}
+
+/* Fills p's arguments for op: EVALSHA sha 0 ARGV... (or HMGET for a get). */
+static void redis_args(struct store *s, struct store_pending *p, const struct store_op *op)
+{
+    const struct config *cfg = s->cfg;
+    p->argv = xcalloc(12, sizeof *p->argv);
+    p->lens = xcalloc(12, sizeof *p->lens);
+    const char *P = shared_prefix(s->sh);
+    if (op->kind == STORE_GET) {
+        p->script = NRS;
+        add_arg(p, "HMGET", 5);
+        char *k = xmalloc(strlen(P) + 2 + op->klen + 1);
+        int n = snprintf(k, strlen(P) + 3, "%sk:", P);
+        memcpy(k + n, op->key, op->klen);
+        add_arg(p, k, (size_t)n + op->klen);
+        free(k);
+        add_arg(p, "v", 1);
+        add_arg(p, "n", 1);
+        return;
+    }
+    static const enum redis_script scripts[STORE_NKINDS] = {
+        [STORE_SET] = RS_SET,       [STORE_INCR] = RS_INCR, [STORE_CAS] = RS_CAS,
+        [STORE_DELETE] = RS_DELETE, [STORE_LIST] = RS_LIST,
+    };
+    p->script = scripts[op->kind];
+    add_arg(p, "EVALSHA", 7);
+    add_arg(p, s->sha[p->script], 40);
+    add_arg(p, "0", 1);
+    add_arg(p, P, strlen(P));
+    if (op->kind == STORE_LIST) {
+        int from_after = op->after && !blob_less(op->after, op->alen, op->key, op->klen);
+        const char *from = from_after ? op->after : op->key;
+        size_t flen = from_after ? op->alen : op->klen;
+        add_arg(p, op->key, op->klen);
+        char *bound = xmalloc(flen + 2);
+        bound[0] = from_after ? '(' : '[';
+        memcpy(bound + 1, from, flen);
+        add_arg(p, bound, flen + 1);
+        free(bound);
+        add_argf(p, "%ld", op->limit);
+        add_argf(p, "%u", LIST_MAX_BYTES);
+        return;
+    }
+    add_arg(p, op->key, op->klen);
+    switch (op->kind) {
+    case STORE_SET:
+        add_arg(p, op->value, op->vlen);
+        add_argf(p, "%lld", ttl_ms(op));
+        add_arg(p, op->only_if_absent ? "1" : "0", 1);
+        add_argf(p, "%ld", cfg->store_max_keys);
+        break;
+    case STORE_INCR:
+        if (op->by_is_int)
+            add_argf(p, "%lld", op->by_int);
+        else
+            add_argf(p, "%.17g", op->by);
+        add_arg(p, op->by_is_int ? "1" : "0", 1);
+        add_argf(p, "%lld", ttl_ms(op));
+        add_argf(p, "%ld", cfg->store_max_keys);
+        break;
+    case STORE_CAS:
+        add_arg(p, op->value ? "1" : "0", 1);
+        add_arg(p, op->value ? op->value : "", op->value ? op->vlen : 0);
+        add_argf(p, "%lld", op->version);
+        add_argf(p, "%lld", ttl_ms(op));
+        add_argf(p, "%ld", cfg->store_max_keys);
+        break;
+    default:
+        break;
+    }
+}
+
+static void fail(struct store_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct store_result *res, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->err, sizeof res->err, fmt, ap);
+    va_end(ap);
+    res->status = STORE_FAIL;
+}
+
+/* Copies a bulk string reply (NULL for nil). */
+static char *reply_copy(const redisReply *r, size_t *len)
+{
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        *len = 0;
+        return NULL;
+    }
+    *len = r->len;
+    return copy_blob(r->str, r->len);
+}
+
+/* Reads a write script's {result, keys} into res; returns the result
+ * element, or NULL when the reply is not of that shape. */
+static const redisReply *write_reply(struct store *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER)
+        return NULL;
+    atomic_store(&s->redis_keys, r->element[1]->integer);
+    return r->element[0];
+}
+
+static void redis_answer(struct store_pending *p, const redisReply *r, struct store_result *res)
+{
+    struct store *s = p->s;
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "FULL ", 5) == 0)
+            fail(res, "store full: %s keys, store_max_keys (%ld); delete keys or raise the setting",
+                 r->str + 5, s->cfg->store_max_keys);
+        else if (strcmp(r->str, "NAN") == 0)
+            fail(res, "not a number: %.*s", (int)p->klen, p->key);
+        else if (strcmp(r->str, "INF") == 0)
+            fail(res, "not a number: %.*s would not be finite", (int)p->klen, p->key);
+        else
+            fail(res, "store: redis: %s", r->str);
+        return;
+    }
+    if (p->kind == STORE_GET) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            goto odd;
+        res->value = reply_copy(r->element[0], &res->vlen);
+        if (res->value && r->element[1]->type == REDIS_REPLY_STRING)
+            res->version = strtoll(r->element[1]->str, NULL, 10);
+        return;
+    }
+    if (p->kind == STORE_LIST) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements % 2 == 0 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER)
+            goto odd;
+        res->more = r->element[0]->integer != 0;
+        size_t n = (r->elements - 1) / 2;
+        res->items = xcalloc(n + 1, sizeof *res->items);
+        for (size_t i = 0; i < n; i++) {
+            struct store_item *it = &res->items[res->nitems++];
+            it->key = reply_copy(r->element[1 + 2 * i], &it->klen);
+            it->value = reply_copy(r->element[2 + 2 * i], &it->vlen);
+            if (!it->key || !it->value)
+                goto odd;
+        }
+        return;
+    }
+    const redisReply *e = write_reply(s, r);
+    if (!e)
+        goto odd;
+    if (p->kind == STORE_INCR) {
+        long long i;
+        double d;
+        int kind = e->type == REDIS_REPLY_STRING ? parse_number(e->str, e->len, &i, &d) : 0;
+        if (!kind)
+            goto odd;
+        res->num_is_int = kind == 1;
+        res->num_int = i;
+        res->num = d;
+        return;
+    }
+    if (e->type != REDIS_REPLY_INTEGER)
+        goto odd;
+    res->status = e->integer ? STORE_OK : STORE_NO;
+    return;
+odd:
+    store_result_clear(res);
+    memset(res, 0, sizeof *res);
+    fail(res, "store: redis answered in a shape this host does not expect");
+}
+
+static void on_redis_reply(struct redisReply *r, const char *err, void *ud);
+
+static int redis_send(struct store_pending *p, char *err, size_t errlen)
+{
+    p->req = redis_command(p->rc, p->argc, (const char **)p->argv, p->lens, on_redis_reply, p, err,
+                           errlen);
+    return p->req ? 0 : -1;
+}
+
+static void on_redis_reply(struct redisReply *r, const char *err, void *ud)
+{
+    struct store_pending *p = ud;
+    struct store *s = p->s;
+    p->req = NULL;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+        !p->tried_eval && p->script != NRS) {
+        /* The server lost its scripts: send this one's text (it is kept
+         * from then on). */
+        p->tried_eval = 1;
+        free(p->argv[0]);
+        free(p->argv[1]);
+        p->argv[0] = xstrdup("EVAL");
+        p->lens[0] = 4;
+        p->argv[1] = script_text(p->script);
+        p->lens[1] = strlen(p->argv[1]);
+        char e[400];
+        if (redis_send(p, e, sizeof e) == 0)
+            return;
+        r = NULL;
+        err = e;
+    }
+    struct store_result res;
+    memset(&res, 0, sizeof res);
+    if (r)
+        redis_answer(p, r, &res);
+    else
+        fail(&res, "store unavailable: %s", err ? err : "no answer");
+    if (res.status == STORE_FAIL)
+        atomic_fetch_add(&s->errors, 1);
+    store_done_cb cb = p->cb;
+    void *cud = p->ud;
+    pending_free(p);
+    cb(&res, cud);
+}
+
+int store_start(struct store *s, struct redis_conn *rc, const struct store_op *op,
+                struct store_result *res, store_done_cb cb, void *ud,
+                struct store_pending **pending)
+{
+    *pending = NULL;
+    if (!s->sh)
+        return store_run(s, op, res);
+    memset(res, 0, sizeof *res);
+    atomic_fetch_add(&s->ops[op->kind], 1);
+    if (!rc) {
+        fail(res, "store unavailable: no connection to redis here");
+        atomic_fetch_add(&s->errors, 1);
+        return 1;
+    }
+    struct store_pending *p = xcalloc(1, sizeof *p);
+    p->s = s;
+    p->rc = rc;
+    p->kind = op->kind;
+    p->klen = op->klen < STORE_MAX_KEY ? op->klen : STORE_MAX_KEY;
+    memcpy(p->key, op->key, p->klen);
+    p->cb = cb;
+    p->ud = ud;
+    redis_args(s, p, op);
+    char err[400];
+    if (redis_send(p, err, sizeof err) < 0) {
+        pending_free(p);
+        fail(res, "store unavailable: %s", err);
+        atomic_fetch_add(&s->errors, 1);
+        return 1;
+    }
+    *pending = p;
+    return 0;
+}
+
+void store_cancel(struct store_pending *p)
+{
+    if (!p)
+        return;
+    redis_cancel(p->req);
+    pending_free(p);
 }

@@ -32,7 +32,10 @@
 
 struct buf;
 struct config;
+struct redis_conn;
+struct shared;
 struct store;
+struct store_pending;
 
 /* The longest key, in bytes. */
 #define STORE_MAX_KEY 512
@@ -113,9 +116,27 @@ void store_close(struct store *s);
 int store_run(struct store *s, const struct store_op *op, struct store_result *res);
 void store_result_clear(struct store_result *res);
 
+/* Called once with an operation's answer, which the callee clears with
+ * store_result_clear. */
+typedef void (*store_done_cb)(struct store_result *res, void *ud);
+
+/* Starts an operation on either backend. Returns 1 when the answer is in
+ * *res already (SQLite; or a Redis that is unreachable now: "store
+ * unavailable: ..."), which the caller clears; 0 when it comes later:
+ * cb(res, ud) then runs once from rc's loop, unless store_cancel(*pending)
+ * is called first. `rc` is the calling loop's Redis connection (NULL for
+ * SQLite). The op's strings are copied. */
+int store_start(struct store *s, struct redis_conn *rc, const struct store_op *op,
+                struct store_result *res, store_done_cb cb, void *ud,
+                struct store_pending **pending);
+/* Forgets a pending operation: its callback will not run. */
+void store_cancel(struct store_pending *p);
+/* The link to Redis of a Redis store; NULL for SQLite. */
+struct shared *store_shared(struct store *s);
+
 /* Counts a failure found before the backend was asked (a value too large). */
 void store_count_error(struct store *s);
-/* "sqlite". Static storage. */
+/* "sqlite" or "redis". Static storage. */
 const char *store_backend(const struct store *s);
 /* Keys held now (expired ones swept first). Thread-safe. */
 long long store_keys(struct store *s);

@@ -129,7 +129,15 @@ static const struct setting settings[] = {
     {"data_dir", "data-dir", SET_STR, OFF(data_dir), "data", 0, 0,
      "folder for the host's own state"},
     {"store", "store", SET_STR, OFF(store), "sqlite", 0, 0,
-     "where scripts' store keeps its keys: sqlite (data_dir/store.db; redis:// comes later)"},
+     "where scripts' store keeps its keys: sqlite (data_dir/store.db), or a Redis that several "
+     "hosts share: redis://[[user]:password@]host[:port][/db] or unix:/path[?db=N] (restart to "
+     "change)"},
+    {"redis_timeout_ms", "redis-timeout-ms", SET_INT, OFF(redis_timeout_ms), "250", 1, 60000,
+     "ms a Redis command may take before it fails (\"store unavailable\"), and a replay check or "
+     "pacing falls back to this host's memory"},
+    {"redis_prefix", "redis-prefix", SET_STR, OFF(redis_prefix), "cliqhost:", 0, 0,
+     "what the host's keys in Redis start with (hosts that act as one share it; restart to "
+     "change)"},
     {"store_max_value_bytes", "store-max-value-bytes", SET_INT, OFF(store_max_value_bytes),
      "262144", 64, 64L * 1024 * 1024,
      "largest value (its JSON) a script may keep in the store (\"value too large\" beyond)"},
@@ -772,13 +780,16 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
                  c->status_access);
         return -1;
     }
-    if (strncmp(c->store, "redis://", 8) == 0 || strncmp(c->store, "unix:", 5) == 0) {
-        snprintf(err, errlen, "redis store: not built yet (store = \"%s\"); use store = \"sqlite\"",
+    if (strcmp(c->store, "sqlite") && strncmp(c->store, "redis://", 8) &&
+        strncmp(c->store, "unix:", 5)) {
+        snprintf(err, errlen,
+                 "store '%s' is not sqlite, redis://host:port/db or unix:/path/to/redis.sock",
                  c->store);
         return -1;
     }
-    if (strcmp(c->store, "sqlite")) {
-        snprintf(err, errlen, "store '%s' is not sqlite (redis:// comes later)", c->store);
+    if (strlen(c->redis_prefix) > 100 || strpbrk(c->redis_prefix, " \r\n")) {
+        snprintf(err, errlen, "redis_prefix '%s' must be at most 100 bytes without spaces",
+                 c->redis_prefix);
         return -1;
     }
     for (size_t i = 0; i < c->nscript_env; i++) {

@@ -37,6 +37,8 @@ struct config {
     char *store;
     long store_max_value_bytes;
     long store_max_keys;
+    long redis_timeout_ms; /* a Redis command's longest wait (store = redis://...) */
+    char *redis_prefix;    /* the keys' prefix in Redis */
     char **script_env;
     size_t nscript_env;
     long max_body_bytes;

@@ -4,11 +4,13 @@
 #include "cliq/store.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/mem.h"
 #include "script/bind_json.h"
 #include "script/vm.h"
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* store.update gives up after this many writes found the key changed. */
@@ -19,15 +21,18 @@
 static const char decode_key = 0;
 static const char array_key = 0;
 
-/* The store of the calling handler's worker; raises outside a handler or
- * where there is none. */
-static struct store *store_here(lua_State *L, const char *what, const struct config **cfg)
+/* The store of the calling handler's worker, and the task; raises outside
+ * a handler or where there is none. */
+static struct store *store_here(lua_State *L, const char *what, const struct config **cfg,
+                                struct luavm_task **task, struct redis_conn **rc)
 {
     struct luavm_task *t = vm_task_here(L, what);
     const struct luavm_options *o = vm_options(vm_of(t));
     if (!o->store || !o->cfg)
         luaL_error(L, "%s is not available here (no store)", what);
     *cfg = o->cfg;
+    *task = t;
+    *rc = o->redis;
     return o->store;
 }
 
@@ -195,18 +200,52 @@ static int push_guarded(lua_State *L, const struct store_op *op, struct store_re
     return lua_gettop(L) - top;
 }
 
-static int push_result(lua_State *L, const struct store_op *op, struct store_result *res)
+typedef int (*push_fn)(lua_State *L, const struct store_op *op, struct store_result *res);
+
+/* An operation a networked store answers later. */
+struct store_wait {
+    struct luavm_task *t;
+    enum store_kind kind;
+    push_fn push;
+    struct store_pending *pending;
+    struct store_result res;
+};
+
+/* vm_wake_with's push: the answer, from the result the wait took. */
+static int push_waited(lua_State *L, void *ud)
 {
-    return push_guarded(L, op, res, push_answer);
+    struct store_wait *w = ud;
+    struct store_op op = {.kind = w->kind};
+    struct store_result res = w->res;
+    push_fn push = w->push;
+    free(w);
+    return push_guarded(L, &op, &res, push);
 }
 
-/* Runs op on the handler's store and pushes its answer. The value at
- * `vidx` (0 or nil: none) is encoded into op first; the buffer stays on the
- * stack under the answer. */
-static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
+static void on_done(struct store_result *res, void *ud)
+{
+    struct store_wait *w = ud;
+    w->res = *res; /* takes its memory */
+    vm_wake_with(w->t, push_waited, w);
+}
+
+/* The task stopped first (its run-time limit, shutdown). */
+static void on_cancel(void *ud)
+{
+    struct store_wait *w = ud;
+    store_cancel(w->pending);
+    free(w);
+}
+
+/* Runs op on the handler's store and pushes its answer, with `push`; a
+ * networked store's answer comes after a wait. The value at `vidx` (0 or
+ * nil: none) is encoded into op first. */
+static int run_with(lua_State *L, struct store_op *op, int vidx, const char *what, push_fn push)
 {
     const struct config *cfg;
-    struct store *s = store_here(L, what, &cfg);
+    struct luavm_task *t;
+    struct redis_conn *rc;
+    struct store *s = store_here(L, what, &cfg, &t, &rc);
     struct buf *b = NULL;
     if (vidx && !lua_isnil(L, vidx)) {
         if (encode(L, vidx, s, cfg, &b) < 0)
@@ -215,10 +254,23 @@ static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
         op->vlen = b->len;
     }
     struct store_result res;
-    store_run(s, op, &res);
+    struct store_wait *w = xcalloc(1, sizeof *w);
+    int now = store_start(s, rc, op, &res, on_done, w, &w->pending);
     if (b)
-        buf_free(b); /* written: its JSON goes now, not at the next collection */
-    return push_result(L, op, &res);
+        buf_free(b); /* written or copied: its JSON goes now, not at the next collection */
+    if (now) {
+        free(w);
+        return push_guarded(L, op, &res, push);
+    }
+    w->t = t;
+    w->kind = op->kind;
+    w->push = push;
+    return vm_wait(L, t, on_cancel, w);
+}
+
+static int run(lua_State *L, struct store_op *op, int vidx, const char *what)
+{
+    return run_with(L, op, vidx, what, push_answer);
 }
 
 /* An operation that takes only a key: store.get, store.delete. */
@@ -322,11 +374,7 @@ static int l_getv(lua_State *L)
 {
     struct store_op op = {.kind = STORE_GET};
     op.key = check_key(L, 1, &op.klen);
-    const struct config *cfg;
-    struct store *s = store_here(L, "store.update", &cfg);
-    struct store_result res;
-    store_run(s, &op, &res);
-    return push_guarded(L, &op, &res, push_versioned);
+    return run_with(L, &op, 0, "store.update", push_versioned);
 }
 
 /* cas(key, value, version, opts) -> true | false (changed) | nil, err:

@@ -99,6 +99,7 @@ void luavm_set_options(struct luavm *vm, const struct luavm_options *o)
     vm->opt.outbox = keep.outbox;
     vm->opt.mailbox = keep.mailbox;
     vm->opt.store = keep.store;
+    vm->opt.redis = keep.redis;
 }
 
 void luavm_free(struct luavm *vm)

@@ -41,6 +41,7 @@ struct responder;
 struct sched;
 struct sched_timer;
 struct store;
+struct redis_conn;
 struct luavm;
 struct luavm_task;
 
@@ -91,6 +92,9 @@ struct luavm_options {
     /* The host's store (store.h), shared by the workers; NULL where there
      * is none (store.* then raises). */
     struct store *store;
+    /* The worker's connection to the store's Redis (store = redis://...);
+     * NULL for SQLite. */
+    struct redis_conn *redis;
 };
 
 enum luavm_limit { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY, LIMIT_TIME };

@@ -3,6 +3,7 @@
 
 #include "cliq/outbox.h"
 #include "cliq/replay.h"
+#include "cliq/shared.h"
 #include "cliq/store.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
@@ -97,7 +98,12 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
     if (s->store) {
         buf_adds(&b, ",\"store\":{");
         json_str(&b, "backend", store_backend(s->store));
-        buf_printf(&b, ",\"keys\":%lld}", store_keys(s->store));
+        buf_printf(&b, ",\"keys\":%lld", store_keys(s->store));
+        if (store_shared(s->store)) {
+            buf_adds(&b, ",");
+            shared_status(store_shared(s->store), &b);
+        }
+        buf_adds(&b, "}");
     }
     struct scriptset *set = scripts_hub_acquire(s->hub, NULL);
     int errors = 0;

@@ -6,6 +6,7 @@
 #include "cliq/replay.h"
 #include "cliq/request.h"
 #include "cliq/respond.h"
+#include "cliq/shared.h"
 #include "cliq/verify.h"
 #include "core/arena.h"
 #include "core/buf.h"
@@ -15,6 +16,7 @@
 #include "core/mem.h"
 #include "event/fetch.h"
 #include "event/mailbox.h"
+#include "event/redis.h"
 #include "event/sched.h"
 #include "script/luavm.h"
 #include "serve/admin.h"
@@ -73,8 +75,9 @@ struct call {
 
     /* While a handler waits (see handle_callback). */
     struct worker *w;
-    struct MHD_Connection *conn; /* NULL once libmicrohttpd is done with it */
-    struct luavm_task *task;     /* the running handler, or NULL */
+    struct MHD_Connection *conn;   /* NULL once libmicrohttpd is done with it */
+    struct luavm_task *task;       /* the running handler, or NULL */
+    struct shared_claim_op *claim; /* waiting for Redis' replay check, or NULL */
     struct request_dispatch d;
     struct outcome o;
     int suspended; /* the connection is suspended */
@@ -125,9 +128,10 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct mailbox *mailbox; /* answers from the outbox */
-    struct call *running;    /* calls whose handler is still running */
-    int mhd_kick;            /* a connection was resumed: run MHD after this turn */
+    struct mailbox *mailbox;  /* answers from the outbox */
+    struct call *running;     /* calls whose handler (or replay check) is still running */
+    struct redis_conn *redis; /* to the shared Redis (store = redis://...); NULL: none */
+    int mhd_kick;             /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
     struct metrics metrics;   /* written by this worker only */
     struct conn_state *conns; /* every open connection */
@@ -148,7 +152,8 @@ struct server {
     atomic_llong pending_bytes;
     time_t started_at;
     struct outbox *outbox;
-    struct store *store; /* scripts' store, shared by the workers */
+    struct store *store;        /* scripts' store, shared by the workers */
+    struct shared_pacer *pacer; /* the outbox's pacing on Redis; NULL: none */
     int nworkers;
     struct worker *workers;
     unsigned port;
@@ -690,6 +695,120 @@ static int replay_refused(struct worker *w, const cJSON *json,
     return 0;
 }
 
+/* Answers a call with an error: at once, or, for a call whose connection
+ * is suspended (it waited for Redis), when it resumes. */
+static void answer_error(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                         const char *method, const char *url, unsigned status, const char *msg,
+                         struct outcome *o)
+{
+    if (!c->suspended) {
+        respond_error(w, conn, c, method, url, status, msg, NULL, o);
+        return;
+    }
+    size_t len;
+    char *body = jsonw_error_body(msg, c->id, &len);
+    resume_with(c, status, body, len);
+    o->error = msg;
+    log_request(w, c, method, url, (int)status, o);
+    o->error = NULL;
+}
+
+/* Starts the handler of a verified, decoded call that passed the replay
+ * checks (json is in the thread's open arena, which the caller closes). A
+ * suspended connection (the call waited for Redis) stays suspended while
+ * the handler waits, and is resumed with the answer. */
+static void run_handler(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                        const char *method, const char *url, cJSON *json, struct outcome *o)
+{
+    const char *body = c->body.data ? c->body.data : "";
+    size_t len = c->body.len;
+    if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
+                 w->cfg->max_handlers);
+        answer_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, o);
+        return;
+    }
+    struct luavm_result res;
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
+    struct luavm_task *task;
+    int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    if (!finished) {
+        /* The handler waits: hold the connection until it is done or the
+         * deadline passes, whichever is first. */
+        c->task = task;
+        c->conn = conn;
+        c->o = *o;
+        c->o.d = &c->d;
+        c->next = w->running;
+        if (w->running)
+            w->running->prev = c;
+        w->running = c;
+        long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
+        c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_hangup, c) == 0)
+            c->hangup_fd = ci->connect_fd;
+        if (!c->suspended) {
+            MHD_suspend_connection(conn);
+            c->suspended = 1;
+        }
+        return;
+    }
+    if (res.status != 200) {
+        answer_error(w, conn, c, method, url, (unsigned)res.status, res.error, o);
+        return;
+    }
+    count_failure(w, &res);
+    debug_keep(c, &res);
+    o->failed = res.failed;
+    o->error = res.failed ? res.error : NULL;
+    if (c->suspended) {
+        resume_with(c, 200, res.body, res.len);
+        res.body = NULL;
+    } else {
+        respond(conn, c, 200, res.body, res.len, NULL);
+    }
+    log_request(w, c, method, url, 200, o);
+    o->error = NULL;
+}
+
+/* The hosts' shared memory of calls answered (shared.h): a call another
+ * host accepted is a replay here too; without an answer from Redis, this
+ * host's own memory (already consulted) decides. */
+static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
+{
+    struct call *c = ud;
+    struct worker *w = c->w;
+    c->claim = NULL;
+    unlink_running(c);
+    struct outcome o = c->o;
+    if (r == SHARED_REPEAT) {
+        metrics_add(&w->metrics.refused[3], 1);
+        char err[200];
+        snprintf(err, sizeof err,
+                 "replayed request: this signature was already accepted %lld.%03lld s ago (by "
+                 "another host)",
+                 age_ms / 1000, age_ms % 1000);
+        answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_UNAUTHORIZED, err, &o);
+        return;
+    }
+    /* The tree was released while Redis answered; the body is still here. */
+    cJSON *json = NULL;
+    char err[512];
+    arena_open();
+    if (request_decode(c->body.data ? c->body.data : "", c->body.len, &json, &c->d, err,
+                       sizeof err) < 0) {
+        arena_close();
+        answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_BAD_REQUEST, err, &o);
+        return;
+    }
+    o.d = &c->d;
+    run_handler(w, c->conn, c, "POST", c->callback, json, &o);
+    arena_close();
+}
+
 /* Verifies, decodes, dispatches and runs a complete callback body. */
 static void handle_callback(struct worker *w, struct MHD_Connection *conn, struct call *c,
                             const char *method, const char *url)
@@ -723,55 +842,34 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
     o.d = &c->d;
 
-    if (vr == VERIFY_OK && w->srv->replay && replay_refused(w, json, digest, err, sizeof err) < 0) {
-        arena_close();
-        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
-        return;
+    if (vr == VERIFY_OK && w->srv->replay) {
+        if (replay_refused(w, json, digest, err, sizeof err) < 0) {
+            arena_close();
+            respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
+            return;
+        }
+        /* Accepted by this host's memory; with hosts on one Redis, the
+         * others' count too. The connection waits for that answer. */
+        struct shared *sh = store_shared(w->srv->store);
+        long long keep = 2 * w->cfg->replay_window_s * 1000LL + 1000;
+        if (sh && w->redis &&
+            (c->claim =
+                 shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep, on_claimed, c))) {
+            arena_close();
+            c->conn = conn;
+            c->o = o;
+            c->o.d = &c->d;
+            c->next = w->running;
+            if (w->running)
+                w->running->prev = c;
+            w->running = c;
+            MHD_suspend_connection(conn);
+            c->suspended = 1;
+            return;
+        }
     }
-    if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
-        arena_close();
-        char msg[160];
-        snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
-                 w->cfg->max_handlers);
-        respond_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, NULL, &o);
-        return;
-    }
-    struct luavm_result res;
-    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
-    struct luavm_task *task;
-    int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    run_handler(w, conn, c, method, url, json, &o);
     arena_close();
-    if (!finished) {
-        /* The handler waits: hold the connection until it is done or the
-         * deadline passes, whichever is first. */
-        c->task = task;
-        c->conn = conn;
-        c->o = o;
-        c->o.d = &c->d;
-        c->next = w->running;
-        if (w->running)
-            w->running->prev = c;
-        w->running = c;
-        long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
-        c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_hangup, c) == 0)
-            c->hangup_fd = ci->connect_fd;
-        MHD_suspend_connection(conn);
-        c->suspended = 1;
-        return;
-    }
-    if (res.status != 200) {
-        respond_error(w, conn, c, method, url, (unsigned)res.status, res.error, NULL, &o);
-        return;
-    }
-    count_failure(w, &res);
-    debug_keep(c, &res);
-    respond(conn, c, 200, res.body, res.len, NULL);
-    o.failed = res.failed;
-    o.error = res.failed ? res.error : NULL;
-    log_request(w, c, method, url, 200, &o);
 }
 
 /* Takes the settings and keys SIGHUP brought, between requests. Calls in
@@ -1173,6 +1271,8 @@ static void drop_running(struct worker *w)
     while (w->running) {
         struct call *c = w->running;
         unlink_running(c);
+        shared_claim_cancel(c->claim);
+        c->claim = NULL;
         sched_timer_cancel(w->sched, c->deadline);
         c->deadline = NULL;
         c->task = NULL; /* luavm_free drops it without a callback */
@@ -1431,6 +1531,9 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     lo.outbox = s->outbox;
     lo.mailbox = w->mailbox;
     lo.store = s->store;
+    if (store_shared(s->store))
+        w->redis = shared_connect(store_shared(s->store), w->sched);
+    lo.redis = w->redis;
     lo.scripts = s->hub;
     w->vm = luavm_new(&lo, err, errlen);
     if (!w->vm)
@@ -1513,6 +1616,8 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
         server_free(s);
         return NULL;
     }
+    s->pacer = shared_pacer_new(store_shared(s->store), c);
+    outbox_share_pacing(s->outbox, s->pacer);
     for (int i = 0; i < s->nworkers; i++) {
         if (worker_init(s, &s->workers[i], &ss, sslen, lualib_dir, why, sizeof why) < 0) {
             snprintf(err, errlen, "%s: %s", c->listen, why);
@@ -1581,6 +1686,7 @@ void server_free(struct server *s)
     /* The outbox goes first: with the workers stopped nothing submits, and
      * once it is closed nothing writes to their mailboxes. */
     outbox_close(s->outbox);
+    shared_pacer_free(s->pacer);
     for (int i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
         /* A running daemon owns its listening socket (and closes it); a
@@ -1588,6 +1694,7 @@ void server_free(struct server *s)
         /* Handlers first (their waits use the loop and outbound HTTP),
          * then deliveries, then the connections. */
         luavm_free(w->vm);
+        redis_conn_free(w->redis); /* after the handlers, whose waits it answers */
         mailbox_free(w->mailbox);
         responder_free(w->responder);
         if (w->mhd)

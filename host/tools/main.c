@@ -231,6 +231,8 @@ static void keep_fixed(const struct config *c, struct config *nc, char *names, s
     FIXED_STR(scripts)
     FIXED_STR(data_dir)
     FIXED_STR(lualib)
+    FIXED_STR(store)
+    FIXED_STR(redis_prefix)
     FIXED_INT(workers)
     FIXED_INT(no_verify)
     FIXED_INT(max_connections)

@@ -301,27 +301,31 @@ class Limits(StoreHost):
 
 
 class Settings(unittest.TestCase):
-    def test_redis_is_not_built_yet(self):
+    def test_a_store_it_cannot_use_is_refused_at_start(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
+        cases = [
+            ("mongo", "is not sqlite, redis://host:port/db or unix:/path/to/redis.sock"),
+            ("redis://127.0.0.1:99999/0", "the port must be 1 to 65535"),
+            ("redis://127.0.0.1:6379/zero", "the database after '/' must be a number"),
+            ("redis://no-such-host.invalid:6379/0", "does not resolve"),
+            ("unix:relative.sock", "needs an absolute path"),
+            ("unix:/run/redis.sock?dbx=1", "unknown parameter 'dbx=1'"),
+        ]
         try:
-            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--no-verify",
-                                "--scripts", SCRIPTS, "--data-dir", d, "--store",
-                                "redis://127.0.0.1:6379/0"],
-                               capture_output=True, text=True, timeout=30)
-            self.assertNotEqual(p.returncode, 0)
-            self.assertIn("redis store: not built yet", p.stderr)
-            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--no-verify",
-                                "--scripts", SCRIPTS, "--data-dir", d, "--store", "mongo"],
-                               capture_output=True, text=True, timeout=30)
-            self.assertNotEqual(p.returncode, 0)
-            self.assertIn("store", p.stderr)
-            self.assertIn("sqlite", p.stderr)
+            for store, message in cases:
+                with self.subTest(store=store):
+                    p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--no-verify",
+                                        "--scripts", SCRIPTS, "--data-dir", d, "--store", store],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(p.returncode, 2 if store == "mongo" else 1, p.stderr)
+                    self.assertIn(message, p.stderr)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
     def test_help_lists_the_settings(self):
         p = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
-        for flag in ("--store ", "--store-max-value-bytes", "--store-max-keys"):
+        for flag in ("--store ", "--store-max-value-bytes", "--store-max-keys",
+                     "--redis-timeout-ms", "--redis-prefix"):
             self.assertIn(flag, p.stdout + p.stderr)
 
 
