@@ -132,12 +132,11 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
         return -1;
     }
     const char *p = url + 8;
-    const char *slash = strchr(p, '/');
+    /* The host part has no '@', a password may have anything: the last
+     * '@' ends the password. */
+    const char *at = strrchr(p, '@');
+    const char *slash = strchr(at ? at : p, '/');
     const char *end = slash ? slash : p + strlen(p);
-    const char *at = NULL;
-    for (const char *x = p; x < end; x++)
-        if (*x == '@')
-            at = x;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *user_end = colon ? colon : at;
