@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "event/fetch.h"
+#include "event/redis.h"
 #include "script/luavm.h"
 #include "script/reload.h"
 #include "serve/server.h"
@@ -24,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <libgen.h>
 #include <limits.h>
 #include <lua.h>
@@ -129,6 +131,51 @@ static int load_config(struct config *c, int argc, char **argv, int serving)
     return config_load_all(c, argc, argv, 2, serving);
 }
 
+/* `check` on a config whose store is a Redis: asks it, as the host will
+ * (password, db), and says which version answered. Returns the problems
+ * found (0 or 1). */
+static int check_store(const struct config *c)
+{
+    if (strncmp(c->store, "redis://", 8) && strncmp(c->store, "unix:", 5))
+        return 0;
+    struct redis_target t;
+    char err[1024];
+    if (redis_parse_url(c->store, &t, err, sizeof err) < 0) {
+        fprintf(stderr, "cliqhost: store: %s\n", err);
+        return 1;
+    }
+    struct redis_sync *rs =
+        redis_sync_new(&t, c->redis_timeout_ms > 1000 ? c->redis_timeout_ms : 1000);
+    const char *argv[] = {"INFO", "server"};
+    struct redisReply *r = redis_sync_command(rs, 2, argv, NULL, err, sizeof err);
+    int problem = 1;
+    if (!r) {
+        fprintf(stderr, "cliqhost: store: %s\n", err);
+    } else if (r->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "cliqhost: store: %s answered INFO with %s\n", t.shown,
+                r->type == REDIS_REPLY_ERROR ? r->str : "something else");
+    } else {
+        const char *v = strstr(r->str, "redis_version:");
+        long major = v ? strtol(v + 14, NULL, 10) : 0;
+        char version[32] = "?";
+        if (v)
+            snprintf(version, sizeof version, "%.*s", (int)strspn(v + 14, "0123456789."), v + 14);
+        if (major < 7) {
+            fprintf(stderr,
+                    "cliqhost: store: %s is Redis %s; cliqhost needs 7.0 or later (its replay "
+                    "check uses SET ... NX GET)\n",
+                    t.shown, version);
+        } else {
+            fprintf(stderr, "cliqhost: store: %s answers (Redis %s)\n", t.shown, version);
+            problem = 0;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    redis_sync_free(rs);
+    return problem;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     struct config c;
@@ -153,6 +200,7 @@ static int cmd_check(int argc, char **argv)
                 loaded == 1 ? "" : "s", c.scripts);
     scripts_hub_free(hub);
     free(lualib);
+    problems += check_store(&c);
     config_free(&c);
     return problems ? 1 : 0;
 }

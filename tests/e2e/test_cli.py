@@ -109,6 +109,29 @@ class Check(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_a_redis_store_is_asked(self):
+        """check asks the config's Redis as the host will (password, db) and
+        says what answered; one that cannot be reached is a problem."""
+        from redislib import Redis, free_port
+        r = Redis(password="s3cret")
+        self.addCleanup(r.stop)
+        scripts = os.path.join(REPO, "scripts")
+        p = run_cli("check", "--scripts", scripts, "--store",
+                    f"redis://:s3cret@127.0.0.1:{r.port}/1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"store: redis://:\*\*\*@127\.0\.0\.1:\d+/1 answers "
+                                   r"\(Redis 7\.")
+        self.assertNotIn("s3cret", p.stderr)
+        p = run_cli("check", "--scripts", scripts, "--store",
+                    f"redis://:wrong@127.0.0.1:{r.port}/1")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stderr, r"refused the setup: (WRONGPASS|ERR invalid password)")
+        self.assertNotIn("wrong", p.stderr.replace("WRONGPASS", ""))
+        p = run_cli("check", "--scripts", scripts, "--store",
+                    f"redis://127.0.0.1:{free_port()}/0")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("redis is unreachable: cannot connect to", p.stderr)
+
     def check_tree(self, files):
         """Writes files (path: text) to a new scripts folder and checks it;
         returns the folder and the finished `cliqhost check`."""
