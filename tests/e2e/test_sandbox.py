@@ -650,7 +650,9 @@ class PortTaken(unittest.TestCase):
                 self.assertLessEqual(len(serving), 1, [h.log() for h in hosts])
                 for h in hosts:
                     if h.proc.poll() is not None:
-                        self.assertIn("address already in use", h.log())
+                        # Its last lines may still be on their way to the reader.
+                        self.assertTrue(h.wait_for("address already in use", timeout=10),
+                                        h.log())
             finally:
                 for h in hosts:
                     h.stop()
