@@ -227,6 +227,7 @@ void store_close(struct store *s)
 void store_result_clear(struct store_result *res)
 {
     free(res->value);
+    free(res->next);
     for (size_t i = 0; i < res->nitems; i++) {
         free(res->items[i].key);
         free(res->items[i].value);
@@ -711,16 +712,22 @@ static const char rs_delete[] = "redis.call('DEL', dk)\n"
                                 "return {1, redis.call('ZCARD', K)}\n";
 
 /* ARGV: P, prefix, start ("[prefix" or "(after"), limit, max_bytes ->
- * {more, key, value, key, value, ...}. Reads only; keys whose value has
- * expired but which the sweep has not taken yet are skipped. */
+ * {more, next, key, value, key, value, ...}. Reads only; keys whose value
+ * has expired but which the sweep has not taken yet are skipped, and a page
+ * looks at no more than limit + 1024 keys, so a prefix full of expired keys
+ * cannot hold Redis (and every host) for long: such a page may come back
+ * short, even empty, with `next` (the last key looked at) to go on from. */
 static const char rs_list[] =
     "local P = ARGV[1]\n"
     "local prefix, cursor = ARGV[2], ARGV[3]\n"
     "local limit, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-    "local out, n, bytes, more = {0}, 0, 0, 0\n"
+    "local out, n, bytes, more, next = {0, ''}, 0, 0, 0, ''\n"
+    "local budget = limit + 1024\n"
     "while true do\n"
-    "  local ks = redis.call('ZRANGEBYLEX', P .. 'keys', cursor, '+', 'LIMIT', 0, limit + 1)\n"
-    "  local stop = #ks < limit + 1\n"
+    "  local want = math.min(limit + 1, budget)\n"
+    "  local ks = redis.call('ZRANGEBYLEX', P .. 'keys', cursor, '+', 'LIMIT', 0, want)\n"
+    "  budget = budget - #ks\n"
+    "  local stop = #ks < want\n"
     "  for _, k in ipairs(ks) do\n"
     "    if string.sub(k, 1, #prefix) ~= prefix then stop = true break end\n"
     "    local v = redis.call('HGET', P .. 'k:' .. k, 'v')\n"
@@ -731,8 +738,10 @@ static const char rs_list[] =
     "      out[#out + 1] = v\n"
     "    end\n"
     "    cursor = '(' .. k\n"
+    "    next = k\n"
     "  end\n"
     "  if stop then break end\n"
+    "  if budget <= 0 then more = 1 out[2] = next break end\n"
     "end\n"
     "out[1] = more\n"
     "return out\n";
@@ -948,16 +957,18 @@ static void redis_answer(struct store_pending *p, const redisReply *r, struct st
         return;
     }
     if (p->kind == STORE_LIST) {
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->elements % 2 == 0 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER)
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING)
             goto odd;
         res->more = r->element[0]->integer != 0;
-        size_t n = (r->elements - 1) / 2;
+        if (res->more && r->element[1]->len > 0)
+            res->next = reply_copy(r->element[1], &res->nlen);
+        size_t n = (r->elements - 2) / 2;
         res->items = xcalloc(n + 1, sizeof *res->items);
         for (size_t i = 0; i < n; i++) {
             struct store_item *it = &res->items[res->nitems++];
-            it->key = reply_copy(r->element[1 + 2 * i], &it->klen);
-            it->value = reply_copy(r->element[2 + 2 * i], &it->vlen);
+            it->key = reply_copy(r->element[2 + 2 * i], &it->klen);
+            it->value = reply_copy(r->element[3 + 2 * i], &it->vlen);
             if (!it->key || !it->value)
                 goto odd;
         }

@@ -98,6 +98,11 @@ struct store_result {
     struct store_item *items; /* LIST */
     size_t nitems;
     int more; /* LIST: more keys with the prefix follow the last item */
+    /* LIST with more: where the next page starts after, when that is not
+     * the last item's key (a page that stopped at its bound on keys looked
+     * at); NULL: the last item's. */
+    char *next;
+    size_t nlen;
 };
 
 /* Opens the store the config names (store = "sqlite": data_dir/store.db,
