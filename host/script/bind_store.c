@@ -342,8 +342,8 @@ static int l_list(lua_State *L)
         }
         lua_pop(L, 1);
         if (opt(L, 2, "after") != LUA_TNIL) {
-            if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_argerror(L, 2, "opts.after must be a key (a string)");
+            if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) > STORE_MAX_KEY)
+                luaL_argerror(L, 2, "opts.after must be a key (a string of at most 512 bytes)");
             op.after = lua_tolstring(L, -1, &op.alen); /* stays on the stack */
         } else {
             lua_pop(L, 1);

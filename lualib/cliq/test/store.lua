@@ -255,8 +255,8 @@ function M.list(prefix, opts)
     error("bad argument #2 to 'list' (opts.limit must be an integer from 1 to 1000)", 2)
   end
   local after = rawget(opts, "after")
-  if after ~= nil and type(after) ~= "string" then
-    error("bad argument #2 to 'list' (opts.after must be a key (a string))", 2)
+  if after ~= nil and (type(after) ~= "string" or #after > 512) then
+    error("bad argument #2 to 'list' (opts.after must be a key (a string of at most 512 bytes))", 2)
   end
   if M.failure then
     return failed()

@@ -86,6 +86,7 @@ return {
       e(function() return store.list("", { limit = 0 }) end),
       e(function() return store.list("", { limit = 1001 }) end),
       e(function() return store.list("", { after = 5 }) end),
+      e(function() return store.list("", { after = string.rep("k", 513) }) end),
       two(store.set("p:a", { 1, 2 })), two(store.set("p:a", 1, { only_if_absent = true })),
       two(store.incr("p:a")), two(store.get("p:none")), two(store.delete("p:none")),
       two(store.set("p:f", { fn = print })), two(store.incr("p:n", 2)), two(store.incr("p:n", 0.5)),
