@@ -38,8 +38,9 @@ struct shared {
     enum link_state state;
     long long since_ms; /* wall ms of the last change */
     char why[400];
-    _Atomic long long fallbacks[2]; /* replay, pacing */
-    _Atomic long long downs;        /* times the link went down */
+    _Atomic long long fallbacks[2];      /* replay, pacing */
+    _Atomic long long downs;             /* times the link went down */
+    _Atomic long long refusal_logged_ms; /* when quiet_enough last said yes */
 };
 
 static long long wall_ms(void)
@@ -150,6 +151,15 @@ struct redis_conn *shared_connect(struct shared *sh, struct sched *s)
     return redis_conn_new(s, &sh->t, sh->cfg->redis_timeout_ms, NULL, NULL, 0, on_link_state, l);
 }
 
+/* Whether a refusal may be logged now: once a minute at most, since one
+ * comes with every call while it lasts (a full Redis, say). */
+static int quiet_enough(struct shared *sh)
+{
+    long long now = wall_ms(), last = atomic_load(&sh->refusal_logged_ms);
+    return now - last >= 60000 &&
+           atomic_compare_exchange_strong(&sh->refusal_logged_ms, &last, now);
+}
+
 /* ---- replay -------------------------------------------------------------- */
 
 struct shared_claim_op {
@@ -176,8 +186,10 @@ static void on_claim(struct redisReply *r, const char *err, void *ud)
     } else {
         /* No answer, or one we cannot read (a Redis older than 7.0 refuses
          * SET ... NX GET): this host's memory decides. */
-        if (r && r->type == REDIS_REPLY_ERROR)
-            log_msg(LOG_WARN, NULL, "redis refused a replay check: %s (Redis 7.0 or later needed)",
+        if (r && r->type == REDIS_REPLY_ERROR && quiet_enough(sh))
+            log_msg(LOG_WARN, NULL,
+                    "redis refused a replay check: %s; this host's memory decides (once a "
+                    "minute at most; `cliqhost check` says whether this Redis will do)",
                     r->str);
         (void)err;
         atomic_fetch_add(&sh->fallbacks[0], 1);
@@ -226,6 +238,7 @@ void shared_claim_cancel(struct shared_claim_op *op)
  * fewer than the limit were taken, else says how long until the oldest
  * leaves. The time is Redis', so the hosts' clocks need not agree. */
 static const char pace_script[] =
+    "#!lua\n" /* declared: a full Redis refuses it before it writes */
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)\n"
@@ -281,8 +294,10 @@ int shared_pace(struct shared_pacer *p, const char *secret, long per_min, long l
     char err[400];
     struct redisReply *r = redis_sync_command(p->sync, 6, argv, NULL, err, sizeof err);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        if (r)
-            log_msg(LOG_WARN, NULL, "redis refused a pacing check: %s",
+        if (r && quiet_enough(p->sh))
+            log_msg(LOG_WARN, NULL,
+                    "redis refused a pacing check: %s; this host paces alone (once a minute at "
+                    "most)",
                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         if (r)
             freeReplyObject(r);

@@ -752,6 +752,13 @@ static char *script_text(enum redis_script i)
     static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list};
     struct buf b;
     buf_init(&b, 64 * 1024);
+    /* Each script declares what it does (Redis 7): a full Redis (maxmemory)
+     * refuses a write before it runs, however much its sweep would free
+     * first; a delete, which frees, and a list, which only reads, still
+     * run there. */
+    buf_adds(&b, i == RS_LIST     ? "#!lua flags=no-writes\n"
+                 : i == RS_DELETE ? "#!lua flags=allow-oom\n"
+                                  : "#!lua\n");
     if (i != RS_LIST)
         buf_adds(&b, rs_common);
     buf_adds(&b, bodies[i]);
