@@ -9,6 +9,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -633,24 +634,92 @@ void redis_sync_free(struct redis_sync *s)
     free(s);
 }
 
-/* Runs a setup command on a fresh connection. Returns 0 or -1 (why set). */
-static int sync_setup(struct redis_sync *s, int argc, const char **argv)
+/* Waits until fd is ready for `events` or the deadline (monotonic ms)
+ * passes. Returns 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
 {
-    redisReply *r = redisCommandArgv(s->ctx, argc, argv, NULL);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        snprintf(s->why, sizeof s->why, "%s refused the setup: %.300s", s->t.shown,
-                 r ? r->str : s->ctx->errstr);
-        if (r)
-            freeReplyObject(r);
+    for (;;) {
+        long long left = deadline - sched_clock_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* Sends one command and reads its reply by `deadline`, whatever the server
+ * does meanwhile (an answer trickled a byte at a time included: a socket
+ * timeout alone restarts with each byte). Returns the reply, or NULL with
+ * s->why filled. */
+static redisReply *sync_run(struct redis_sync *s, int argc, const char **argv,
+                            const size_t *argvlen, long long deadline)
+{
+    redisContext *c = s->ctx;
+    if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK)
+        goto io;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            goto io;
+        if (!done && wait_fd(c->fd, POLLOUT, deadline) <= 0)
+            goto late;
+    }
+    void *reply = NULL;
+    for (;;) {
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            goto io;
+        if (reply)
+            return reply;
+        int w = wait_fd(c->fd, POLLIN, deadline);
+        if (w == 0)
+            goto late;
+        if (w < 0 || redisBufferRead(c) != REDIS_OK)
+            goto io;
+    }
+late:
+    snprintf(s->why, sizeof s->why, "no answer from %s in %ld ms", s->t.shown, s->timeout_ms);
+    return NULL;
+io:
+    snprintf(s->why, sizeof s->why, "%s: %s", s->t.shown,
+             c->errstr[0] ? c->errstr : "connection lost");
+    return NULL;
+}
+
+/* Runs a setup command on a fresh connection. Returns 0 or -1 (why set). */
+static int sync_setup(struct redis_sync *s, int argc, const char **argv, long long deadline)
+{
+    redisReply *r = sync_run(s, argc, argv, NULL, deadline);
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(s->why, sizeof s->why, "%s refused the setup: %.300s", s->t.shown, r->str);
+        freeReplyObject(r);
         return -1;
     }
     freeReplyObject(r);
     return 0;
 }
 
-static int sync_connect(struct redis_sync *s)
+static void sync_drop(struct redis_sync *s)
 {
-    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    if (s->ctx)
+        redisFree(s->ctx);
+    s->ctx = NULL;
+    s->retry_at = sched_clock_ms() + RETRY_MAX_MS;
+}
+
+static int sync_connect(struct redis_sync *s, long long deadline)
+{
+    long long left = deadline - sched_clock_ms();
+    if (left < 1)
+        left = 1;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
     s->ctx = s->t.path[0] ? redisConnectUnixWithTimeout(s->t.path, tv)
                           : redisConnectWithTimeout(s->t.host, s->t.port, tv);
     if (!s->ctx || s->ctx->err) {
@@ -658,47 +727,38 @@ static int sync_connect(struct redis_sync *s)
                  s->ctx ? s->ctx->errstr : "out of memory");
         goto fail;
     }
-    redisSetTimeout(s->ctx, tv);
     if (s->t.password[0]) {
         const char *argv[3] = {"AUTH", s->t.user[0] ? s->t.user : s->t.password, s->t.password};
-        if (sync_setup(s, s->t.user[0] ? 3 : 2, argv) < 0)
+        if (sync_setup(s, s->t.user[0] ? 3 : 2, argv, deadline) < 0)
             goto fail;
     }
     if (s->t.db) {
         char db[16];
         snprintf(db, sizeof db, "%d", s->t.db);
         const char *argv[2] = {"SELECT", db};
-        if (sync_setup(s, 2, argv) < 0)
+        if (sync_setup(s, 2, argv, deadline) < 0)
             goto fail;
     }
     return 0;
 fail:
-    if (s->ctx)
-        redisFree(s->ctx);
-    s->ctx = NULL;
-    s->retry_at = sched_clock_ms() + RETRY_MAX_MS;
+    sync_drop(s);
     return -1;
 }
 
 struct redisReply *redis_sync_command(struct redis_sync *s, int argc, const char **argv,
                                       const size_t *argvlen, char *err, size_t errlen)
 {
+    long long deadline = sched_clock_ms() + s->timeout_ms;
     if (!s->ctx) {
-        if (sched_clock_ms() < s->retry_at || sync_connect(s) < 0) {
-            snprintf(err, errlen, "redis is unreachable: %.300s", s->why);
+        if (sched_clock_ms() < s->retry_at || sync_connect(s, deadline) < 0) {
+            snprintf(err, errlen, "redis is unreachable: %.900s", s->why);
             return NULL;
         }
     }
-    redisReply *r = redisCommandArgv(s->ctx, argc, argv, argvlen);
+    redisReply *r = sync_run(s, argc, argv, argvlen, deadline);
     if (!r) {
-        snprintf(s->why, sizeof s->why, "%s: %s", s->t.shown,
-                 s->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
-                     ? "no answer in time"
-                     : s->ctx->errstr);
-        snprintf(err, errlen, "redis is unreachable: %.300s", s->why);
-        redisFree(s->ctx);
-        s->ctx = NULL;
-        s->retry_at = sched_clock_ms() + RETRY_MAX_MS;
+        snprintf(err, errlen, "redis is unreachable: %.900s", s->why);
+        sync_drop(s); /* a half-read reply would be the next command's */
     }
     return r;
 }
