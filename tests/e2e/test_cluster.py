@@ -9,6 +9,8 @@ on (the default) and its own data_dir.
 - Redis killed mid-run: every call is still answered, store calls fail
   fast, replay protection falls back to each host's memory, each host says
   so once and says so again once when Redis is back, and sharing resumes;
+- Redis paused (SIGSTOP): calls are answered within redis_timeout_ms of
+  waiting, the store call says Redis gave no answer;
 - each host keeps its own outbox, which that host alone delivers.
 
 The scripts are cluster_scripts/commands/count.lua (a store operation) and
@@ -339,6 +341,35 @@ class Outage(Cluster):
             self.assertEqual(count_lines(h, UNREACHABLE), 1, h.log()[-3000:])
             self.assertEqual(count_lines(h, REACHABLE), 1, h.log()[-3000:])
             self.assertEqual(metric(h, "cliqhost_redis_down_total"), 1)
+
+
+class Paused(Cluster):
+    """Redis stops answering but keeps its connections (SIGSTOP)."""
+
+    flags = ("--redis-timeout-ms", "300")
+
+    def test_calls_are_answered_while_redis_is_paused(self):
+        hosts = [self.hosts[n] for n in NAMES]
+        for i, h in enumerate(hosts):
+            self.assertEqual(self.run_op(h, "incr", "p")["value"], i + 1)
+        self.redis.pause()
+        self.addCleanup(self.redis.resume)
+        no_answer = (r"^store unavailable: redis is unreachable: no answer from "
+                     + re.escape(f"redis://127.0.0.1:{self.redis.port}/0") + r" in 300 ms$")
+        for _ in range(3):
+            for h in hosts:
+                out = self.run_op(h, "incr", "p")
+                self.assertEqual(out["op"], "incr")
+                self.assertNotIn("value", out)
+                self.assertRegex(out["err"], no_answer)
+        for h in hosts:
+            self.assertEqual(redis_status(h)["state"], "down")
+            self.assertGreater(metric(h, REPLAY_FALLBACKS), 0)
+        self.redis.resume()
+        for h in hosts:
+            self.assertIsNotNone(h.wait_for(REACHABLE, timeout=15), h.log()[-3000:])
+        # What Redis held is still there.
+        self.assertEqual([self.run_op(h, "incr", "p")["value"] for h in hosts], [4, 5, 6])
 
 
 class OwnOutbox(Cluster):
