@@ -782,6 +782,8 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
     struct call *c = ud;
     struct worker *w = c->w;
     c->claim = NULL;
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
     unlink_running(c);
     struct outcome o = c->o;
     if (r == SHARED_REPEAT) {
@@ -807,6 +809,20 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
     o.d = &c->d;
     run_handler(w, c->conn, c, "POST", c->callback, json, &o);
     arena_close();
+}
+
+/* The call's deadline came before Redis answered its replay check (a
+ * redis_timeout_ms longer than deadline_ms): this host's memory decides, as
+ * when Redis does not answer, and the handler runs with its time used up. */
+static void on_claim_deadline(struct sched *s, void *ud)
+{
+    (void)s;
+    struct call *c = ud;
+    c->deadline = NULL;
+    shared_claim_cancel(c->claim);
+    c->claim = NULL;
+    shared_count_fallback(store_shared(c->w->srv->store), 0);
+    on_claimed(SHARED_UNAVAILABLE, 0, c);
 }
 
 /* Verifies, decodes, dispatches and runs a complete callback body. */
@@ -865,6 +881,8 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
             w->running = c;
             MHD_suspend_connection(conn);
             c->suspended = 1;
+            long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
+            c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_claim_deadline, c);
             return;
         }
     }

@@ -372,6 +372,27 @@ class Paused(Cluster):
         self.assertEqual([self.run_op(h, "incr", "p")["value"] for h in hosts], [4, 5, 6])
 
 
+class LongRedisTimeout(Cluster):
+    """redis_timeout_ms longer than the call's deadline (Cliq waits 5 s):
+    the deadline still holds while Redis does not answer."""
+
+    flags = ("--redis-timeout-ms", "30000", "--deadline", "1000")
+
+    def test_the_deadline_bounds_the_wait_for_the_replay_check(self):
+        a = self.hosts["A"]
+        self.redis.pause()
+        self.addCleanup(self.redis.resume)
+        call = signed(op="echo")
+        # Far past the deadline, far short of redis_timeout_ms.
+        r = send(a, call, timeout=20)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["output"]["op"], "echo")
+        self.assertEqual(metric(a, REPLAY_FALLBACKS), 1)
+        r = send(a, call, timeout=20)
+        self.assertEqual(r.status, 401, r)
+        self.assertRegex(r.json()["error"], BY_ITSELF)
+
+
 class OwnOutbox(Cluster):
     def test_each_host_keeps_and_delivers_its_own_queue(self):
         channel = "e2e-cluster-own"
