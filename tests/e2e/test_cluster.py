@@ -246,6 +246,27 @@ class Pacing(Cluster):
         self.assertTrue(all(r.status == 204 for r in self.fake.requests(path)))
 
 
+    def test_without_redis_each_host_paces_alone(self):
+        channel = "e2e-cluster-alone"
+        path = channel_path(channel)
+        self.redis.kill()
+        for n in NAMES:
+            self.assertIsNotNone(self.hosts[n].wait_for(UNREACHABLE, timeout=15))
+        t0 = time.monotonic()
+        for n in NAMES:
+            out = self.ok(self.hosts[n], signed("post", channel=channel, token=self.token(n),
+                                                msgs=[f"{n}{i}" for i in range(8)]))
+            self.assertEqual(out["results"], ["queued"] * 8, out)
+        # Posts still leave, paced by each host's own count: 6 each.
+        self.assertEqual(len(self.fake.wait_requests(18, path, timeout=30)), 18)
+        time.sleep(max(0.0, t0 + 4 - time.monotonic()))
+        self.assertEqual(self.fake.count(path), 18)
+        for n in NAMES:
+            self.assertEqual(len(self.outbox_lines(n, channel)), 2)
+            self.assertGreater(
+                metric(self.hosts[n], 'cliqhost_redis_fallbacks_total{check="pacing"}'), 0)
+
+
 class Consistency(Cluster):
     def test_incr_from_three_hosts_ends_exact(self):
         hosts = [self.hosts[n] for n in NAMES]
