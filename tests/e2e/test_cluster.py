@@ -107,11 +107,12 @@ class Cluster(unittest.TestCase):
 
     rate = 0  # post_rate_per_min
     flags = ()
+    password = None  # Redis' requirepass
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-cluster-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        self.redis = Redis()
+        self.redis = Redis(password=self.password)
         self.addCleanup(self.redis.stop)
         self.fake = FakeCliq(tokens=[SECRET]).start()
         self.addCleanup(self.fake.stop)
@@ -155,6 +156,8 @@ tokens = {{ paging_{name.lower()} = "{SECRET}" }}
                 problems.append(f"sanitizer: {h.sanitizer_reports()}")
             if SECRET.rsplit(".", 1)[1] in h.log():
                 problems.append("the token's secret is in the host's output")
+            if self.password and self.password in h.log():
+                problems.append("Redis' password is in the host's output")
         logs = "\n---\n".join(h.log()[-5000:] for h in self.every_host)
         self.assertEqual(problems, [], logs)
 
@@ -412,6 +415,39 @@ class LongRedisTimeout(Cluster):
         r = send(a, call, timeout=20)
         self.assertEqual(r.status, 401, r)
         self.assertRegex(r.json()["error"], BY_ITSELF)
+
+
+class Password(Cluster):
+    """A Redis that asks for a password (requirepass), as a shared one
+    should."""
+
+    password = "e2e-redis-pw.4c7a"
+
+    def test_hosts_share_it_and_a_wrong_password_says_why(self):
+        a, b = self.hosts["A"], self.hosts["B"]
+        call = signed(op="incr", key="pw")
+        self.assertEqual(self.ok(a, call)["value"], 1)
+        r = send(b, call)
+        self.assertEqual(r.status, 401, r)
+        self.assertRegex(r.json()["error"], BY_ANOTHER)
+
+        url = self.redis.url.replace(self.password, "not-the-password")
+        bad = Host("--config", self.configs["C"], "--store", url, scripts=SCRIPTS,
+                   keys=[KEY.spki], workers=2)
+        self.every_host.append(bad)
+        line = bad.wait_for(UNREACHABLE, timeout=15)
+        self.assertIsNotNone(line, bad.log())
+        self.assertIn("refused the setup: WRONGPASS", line)
+        self.assertNotIn("not-the-password", bad.log())
+        # Calls are answered; the store says why it cannot be used, and
+        # keeps saying it as the host tries again.
+        for _ in range(3):
+            out = self.ok(bad, signed(op="incr", key="pw"))
+            self.assertRegex(out["err"], r"^store unavailable: redis is unreachable: "
+                             r"redis://:\*\*\*@127\.0\.0\.1:\d+/0 refused the setup: WRONGPASS")
+            time.sleep(0.5)
+        self.assertIn("WRONGPASS", redis_status(bad)["why"])
+        self.assertEqual(count_lines(bad, UNREACHABLE), 1)
 
 
 class OwnOutbox(Cluster):
