@@ -4,13 +4,16 @@ own, persistence off), each with real signature checks, replay protection
 on (the default) and its own data_dir.
 
 - a call one host accepted is a replay on every other;
-- post_rate_per_min holds per token across the hosts together;
+- post_rate_per_min holds per token across the hosts together, and
+  without Redis each host paces by its own count;
 - store.incr from all three ends exact;
 - Redis killed mid-run: every call is still answered, store calls fail
   fast, replay protection falls back to each host's memory, each host says
   so once and says so again once when Redis is back, and sharing resumes;
-- Redis paused (SIGSTOP): calls are answered within redis_timeout_ms of
-  waiting, the store call says Redis gave no answer;
+- Redis paused (SIGSTOP): calls are answered after redis_timeout_ms of
+  waiting, or at their deadline when that comes first; the store call says
+  Redis gave no answer;
+- a Redis with a password: shared; a wrong password says why;
 - each host keeps its own outbox, which that host alone delivers.
 
 The scripts are cluster_scripts/commands/count.lua (a store operation) and
@@ -326,7 +329,10 @@ class Outage(Cluster):
                 values.append(out["value"])
             else:
                 self.assertTrue(out["err"].startswith("store unavailable: "), out)
-        self.assertEqual(sorted(values), list(range(1, len(values) + 1)))
+        # Each increment answered once (one whose answer the kill cut off
+        # may be missing).
+        self.assertEqual(len(set(values)), len(values), values)
+        self.assertLessEqual(set(values), set(range(1, len(results) + 1)))
         self.assertGreater(len(values), 1)
 
         for i, h in enumerate(hosts):
