@@ -35,6 +35,7 @@ from cliq_bodies import body
 from fake_cliq import FakeCliq, channel_path
 from hostlib import HERE, Host, Key, run_cli
 from redislib import Redis
+from test_store import metric
 
 SCRIPTS = os.path.join(HERE, "cluster_scripts")
 KEY = Key("main")
@@ -69,19 +70,6 @@ def send(host, call, timeout=30):
     return host.request("POST", "/", raw,
                         {"Content-Type": "application/json", "X-Cliq-Signature": sig},
                         timeout=timeout)
-
-
-def metrics(host):
-    r = host.request("GET", "/metrics")
-    assert r.status == 200, r
-    return r.body.decode()
-
-
-def metric(host, name):
-    for line in metrics(host).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{name} is not on /metrics")
 
 
 def redis_status(host):
