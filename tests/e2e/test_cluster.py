@@ -197,6 +197,19 @@ class Replay(Cluster):
             self.assertEqual(redis_status(h)["state"], "up")
 
 
+    def test_one_call_sent_to_every_host_at_once_runs_once(self):
+        hosts = [self.hosts[n] for n in NAMES]
+        with ThreadPoolExecutor(3) as ex:
+            for i in range(10):
+                call = signed(op="incr", key=f"race{i}")
+                rs = list(ex.map(lambda h: send(h, call), hosts))
+                self.assertEqual(sorted(r.status for r in rs), [200, 401, 401], rs)
+                for r in rs:
+                    if r.status == 401:
+                        self.assertRegex(r.json()["error"], BY_ANOTHER)
+                self.assertEqual(self.run_op(hosts[i % 3], "get", f"race{i}")["value"], 1)
+
+
 class Pacing(Cluster):
     """post_rate_per_min = 6 for one token, which the three hosts share."""
 
