@@ -374,6 +374,27 @@ class Outage(Cluster):
             self.assertEqual(metric(h, "cliqhost_redis_down_total"), 1)
 
 
+    def test_a_host_started_before_its_redis_serves_then_shares(self):
+        self.redis.kill()
+        self.assertEqual(self.hosts["C"].stop(), 0)
+        c = Host("--config", self.configs["C"], "--store", self.redis.url, scripts=SCRIPTS,
+                 keys=[KEY.spki], workers=2)
+        self.every_host.append(c)
+        self.assertIsNotNone(c.wait_for(UNREACHABLE + "cannot connect to ", timeout=15), c.log())
+        self.assertEqual(redis_status(c)["state"], "down")
+        out = self.run_op(c, "incr", "late")
+        self.assertRegex(out["err"], r"^store unavailable: redis is unreachable: cannot connect")
+        self.redis.start()
+        self.assertIsNotNone(c.wait_for(REACHABLE, timeout=15), c.log())
+        for h in (self.hosts["A"], self.hosts["B"]):
+            self.assertIsNotNone(h.wait_for(REACHABLE, timeout=15), h.log())
+        call = signed(op="incr", key="late")
+        self.assertEqual(self.ok(c, call)["value"], 1)
+        r = send(self.hosts["A"], call)
+        self.assertEqual(r.status, 401, r)
+        self.assertRegex(r.json()["error"], BY_ANOTHER)
+
+
 class Paused(Cluster):
     """Redis stops answering but keeps its connections (SIGSTOP)."""
 
