@@ -457,6 +457,15 @@ static void on_connect_timeout(struct sched *s, void *ud)
     conn_drop(c, why);
 }
 
+/* The setup's time runs from the loop's next turn, not from now: a worker
+ * makes its connection before its loop first runs (the host makes every
+ * worker before it starts any), and the answer cannot be read until then. */
+static void on_connect_turn(struct sched *s, void *ud)
+{
+    struct redis_conn *c = ud;
+    c->connect_timer = sched_timer_add(s, c->timeout_ms, on_connect_timeout, c);
+}
+
 static struct redis_req *send_argv(struct redis_conn *c, int argc, const char **argv,
                                    const size_t *lens, int setup)
 {
@@ -522,7 +531,7 @@ static void conn_start(struct redis_conn *c)
             c->setup_left++;
     }
     if (c->ac)
-        c->connect_timer = sched_timer_add(c->sched, c->timeout_ms, on_connect_timeout, c);
+        c->connect_timer = sched_timer_add(c->sched, 0, on_connect_turn, c);
 }
 
 struct redis_conn *redis_conn_new(struct sched *s, const struct redis_target *t, long timeout_ms,

@@ -478,6 +478,31 @@ class Password(Cluster):
         self.assertEqual(count_lines(bad, UNREACHABLE), 1)
 
 
+class ManyWorkers(unittest.TestCase):
+    """A host makes all its workers (and their connections to Redis) before
+    their loops start: the setup's answer must not be timed from then."""
+
+    def test_a_slow_start_is_not_an_outage(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        # Making 128 workers takes longer than 30 ms on any machine.
+        h = Host("--no-verify", "--store", redis.url, "--redis-timeout-ms", "30",
+                 scripts=SCRIPTS, workers=128)
+        self.addCleanup(shutil.rmtree, h.data_dir, True)
+        try:
+            line = h.wait_for(r"redis: connected to |redis unreachable", timeout=30)
+            self.assertIn("redis: connected to", line or "", h.log())
+            self.assertIn("(128 connections)", line)
+            r = h.post(json.dumps(body("command", "execution_handler", "count",
+                                       {"options": {"op": "incr", "key": "k"}},
+                                       response_url=False)))
+            self.assertEqual(r.json()["output"]["value"], 1, r)
+            self.assertEqual(count_lines(h, "redis unreachable"), 0, h.log())
+        finally:
+            self.assertEqual(h.stop(), 0, h.log())
+            self.assertFalse(h.sanitizer_reports(), h.log())
+
+
 class OwnOutbox(Cluster):
     def test_each_host_keeps_and_delivers_its_own_queue(self):
         channel = "e2e-cluster-own"
