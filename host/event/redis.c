@@ -248,6 +248,7 @@ struct redis_conn {
     int failed_once; /* a connection failed since the start: fail fast while down */
     int freeing;
     int ac_dying; /* hiredis frees ac itself once the current callback returns */
+    int dropped;  /* conn_drop gave up on ac: its disconnection is no news */
     long retry_ms;
     struct sched_timer *retry;
     struct sched_timer *connect_timer;
@@ -283,6 +284,7 @@ static void on_retry(struct sched *s, void *ud)
 static void conn_drop(struct redis_conn *c, const char *why)
 {
     set_state(c, 0, why);
+    c->dropped = 1;
     if (c->ac && !c->ac_dying)
         redisAsyncFree(c->ac); /* pending callbacks run with NULL; ev_cleanup clears c->ac */
     if (!c->freeing && !c->retry) {
@@ -370,7 +372,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct redis_conn *c = ac->data;
-    if (c->freeing)
+    /* A connection we dropped keeps the reason we dropped it for (a
+     * timeout, a refused setup), not "closed". */
+    if (c->freeing || c->dropped)
         return;
     if (status != REDIS_OK || c->up || c->setup_left) {
         char why[1024];
@@ -448,8 +452,18 @@ static void on_connect_timeout(struct sched *s, void *ud)
     struct redis_conn *c = ud;
     c->connect_timer = NULL;
     char why[1024];
-    snprintf(why, sizeof why, "%s did not answer in %ld ms", c->t.shown, c->timeout_ms);
+    /* The words of a command's timeout: to the user it is the same. */
+    snprintf(why, sizeof why, "no answer from %s in %ld ms", c->t.shown, c->timeout_ms);
     conn_drop(c, why);
+}
+
+/* The setup's time runs from the loop's next turn, not from now: a worker
+ * makes its connection before its loop first runs (the host makes every
+ * worker before it starts any), and the answer cannot be read until then. */
+static void on_connect_turn(struct sched *s, void *ud)
+{
+    struct redis_conn *c = ud;
+    c->connect_timer = sched_timer_add(s, c->timeout_ms, on_connect_timeout, c);
 }
 
 static struct redis_req *send_argv(struct redis_conn *c, int argc, const char **argv,
@@ -488,6 +502,7 @@ static void conn_start(struct redis_conn *c)
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
     c->ac = ac;
+    c->dropped = 0;
     c->fd = -1;
     c->events = 0;
     redisAsyncSetConnectCallback(ac, on_connect);
@@ -516,7 +531,7 @@ static void conn_start(struct redis_conn *c)
             c->setup_left++;
     }
     if (c->ac)
-        c->connect_timer = sched_timer_add(c->sched, c->timeout_ms, on_connect_timeout, c);
+        c->connect_timer = sched_timer_add(c->sched, 0, on_connect_turn, c);
 }
 
 struct redis_conn *redis_conn_new(struct sched *s, const struct redis_target *t, long timeout_ms,

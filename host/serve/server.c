@@ -790,8 +790,8 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
         metrics_add(&w->metrics.refused[3], 1);
         char err[200];
         snprintf(err, sizeof err,
-                 "replayed request: this signature was already accepted %lld.%03lld s ago (by "
-                 "another host)",
+                 "replayed request: this signature was already accepted %lld.%03lld s ago (by a "
+                 "host sharing this Redis)",
                  age_ms / 1000, age_ms % 1000);
         answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_UNAUTHORIZED, err, &o);
         return;
