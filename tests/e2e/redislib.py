@@ -2,6 +2,7 @@
 installs): on a loopback port of its own, persistence off, in a scratch
 folder, killed (and restarted on the same port) at will."""
 
+import atexit
 import os
 import shutil
 import signal
@@ -30,6 +31,8 @@ class Redis:
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="cliqhost-redis-")
         self.proc = None
+        # Whatever ends the test run, the server goes with it.
+        atexit.register(self.stop)
         self.start()
 
     @property
