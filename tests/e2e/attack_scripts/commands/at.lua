@@ -1,0 +1,51 @@
+-- Store operations a careless or hostile script runs, for
+-- test_attack_redis.py: the arguments (JSON) name one; the reply is its
+-- results as JSON.
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+local ops = {}
+
+function ops.get(a) return pack(store.get(a.key)) end
+function ops.set(a) return pack(store.set(a.key, a.value, a.opts)) end
+function ops.list(a)
+    local items, nxt = store.list(a.prefix, a.opts)
+    if not items then return pack(nil, nxt) end
+    local keys = json.array()
+    for i, it in ipairs(items) do keys[i] = it.key end
+    return pack(keys, nxt)
+end
+
+-- Writes values of `bytes` bytes under fill:1, fill:2, ... until a write
+-- fails (or `max` writes); returns how many were written and the error.
+function ops.fill(a)
+    local v = string.rep("v", a.bytes)
+    for i = 1, a.max do
+        local ok, err = store.set("fill:" .. i, v)
+        if not ok then return pack(i - 1, err) end
+    end
+    return pack(a.max, "<none>")
+end
+
+-- Waits on the store in a loop (until a limit stops the handler).
+function ops.wait_forever(a)
+    while true do
+        store.get(a.key)
+    end
+end
+
+return {
+    execution = function(req)
+        local a = json.decode(req.params.arguments)
+        local ok, r = pcall(ops[a.op], a)
+        if not ok then
+            return { text = json.encode({ raised = tostring(r) }) }
+        end
+        local out = { n = r.n }
+        for i = 1, r.n do
+            out[tostring(i)] = r[i] == nil and "<nil>" or r[i]
+        end
+        return { text = json.encode(out) }
+    end,
+}

@@ -1,0 +1,222 @@
+"""Attacks on the store on Redis and on what hosts share through it (issue
+14): a hostile script filling the shared Redis, a Redis answering in
+shapes the host does not expect, a password in a store URL the host
+refuses. Each test says what an operator would see; a test that holds is
+kept as a guard."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import threading
+import unittest
+
+from cliq_bodies import body
+from hostlib import REPO, Host, Key, run_cli
+from redislib import Redis
+
+SCRIPTS = os.path.join(REPO, "tests", "e2e", "attack_scripts")
+KEY = Key("main")
+NIL = "<nil>"
+
+
+def at_body(**args):
+    return json.dumps(body("command", "execution_handler", "at",
+                           {"arguments": json.dumps(args)})).encode()
+
+
+def results(r):
+    """The results of an at.lua reply, as a list (nil as "<nil>")."""
+    assert r.status == 200, r
+    out = json.loads(r.json()["output"]["text"])
+    if "raised" in out:
+        return out
+    return [out[str(i)] for i in range(1, out["n"] + 1)]
+
+
+def stop_host(test, host):
+    rc = host.stop()
+    test.assertEqual(rc, 0, host.log()[-3000:])
+    test.assertFalse(host.sanitizer_reports(), host.log()[-3000:])
+    shutil.rmtree(host.data_dir, ignore_errors=True)
+
+
+class FullRedis(unittest.TestCase):
+    """The README tells operators to run Redis with `maxmemory-policy
+    noeviction`. Any script can then fill it (store_max_keys x
+    store_max_value_bytes is 25 GiB by default, far past any maxmemory):
+    from then on Redis refuses every write with OOM, the replay claim (a
+    SET) too, and each host falls back to its own memory, so a captured
+    call replayed to another host is run again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis()
+        used = int(re.search(r"used_memory:(\d+)", cls.redis.command("INFO", "memory")).group(1))
+        cls.redis.command("CONFIG", "SET", "maxmemory", str(used + 6 * 1024 * 1024))
+        cls.redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        args = ("--store", cls.redis.url)
+        cls.a = Host(*args, scripts=SCRIPTS, keys=[KEY.spki], workers=1)
+        cls.b = Host(*args, scripts=SCRIPTS, keys=[KEY.spki], workers=1)
+        for h in (cls.a, cls.b):
+            assert h.wait_for(r"redis: connected to", timeout=10), h.log()
+        # The hostile script: writes 64 KiB values until Redis says no.
+        r = cls.a.post(at_body(op="fill", bytes=65536, max=1000), key=KEY)
+        cls.filled = results(r)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.stop()
+        cls.b.stop()
+        shutil.rmtree(cls.a.data_dir, ignore_errors=True)
+        shutil.rmtree(cls.b.data_dir, ignore_errors=True)
+        cls.redis.stop()
+
+    def test_the_script_filled_redis(self):
+        n, err = self.filled
+        self.assertGreater(n, 10)
+        self.assertIn("OOM", err)
+
+    def test_a_call_replayed_to_another_host_is_still_refused(self):
+        b = at_body(op="get", key="x")
+        sig = KEY.sign(b)
+        self.assertEqual(self.a.post(b, signature=sig).status, 200)
+        r = self.b.post(b, signature=sig)
+        self.assertEqual(r.status, 401, f"host B ran a call host A had accepted: {r}")
+        self.assertIn("by another host", r.json().get("error", ""))
+
+    def test_a_full_redis_is_reported_once_and_for_what_it_is(self):
+        start = len(self.b.lines)
+        for i in range(5):
+            self.assertEqual(self.b.post(at_body(op="get", key=f"y{i}"), key=KEY).status, 200)
+        log = "\n".join(self.b.lines[start:])
+        refused = [l for l in log.splitlines() if "redis refused a replay check" in l]
+        self.assertLessEqual(len(refused), 1, log)
+        self.assertNotIn("Redis 7.0 or later needed", log)
+
+
+class PasswordInABadUrl(unittest.TestCase):
+    """A store URL the host refuses is quoted whole in the error, password
+    and all: on the terminal, in `cliqhost check`'s output, in the journal
+    of a host that would not start. (The URL it accepts is shown with the
+    password masked.)"""
+
+    URLS = [
+        "redis://:s3cret@127.0.0.1:99999/0",          # a port out of range
+        "redis://:s3cret@127.0.0.1:6379/x",           # a db that is no number
+        "redis://:s3cret@[::1:6379/0",                # an unclosed '['
+        "redis://:s3cret@/0",                         # no host
+        "unix:/run/redis.sock?password=s3cret&dbx=1",  # an unknown parameter
+        "rediss://:s3cret@127.0.0.1:6379/0",          # TLS, which the host has not
+    ]
+
+    def test_check_does_not_print_the_password(self):
+        for url in self.URLS:
+            with self.subTest(url=url):
+                p = run_cli("check", "--scripts", os.path.join(REPO, "scripts"), "--store", url)
+                self.assertNotEqual(p.returncode, 0, p.stderr)
+                self.assertNotIn("s3cret", p.stdout + p.stderr)
+
+    def test_serve_does_not_log_the_password(self):
+        for url in self.URLS[:1] + self.URLS[-1:]:
+            with self.subTest(url=url):
+                h = Host("--no-verify", "--store", url, scripts=SCRIPTS, wait=False)
+                self.assertTrue(h.wait_for(r"cannot start", timeout=15), h.log())
+                rc = h.stop()
+                shutil.rmtree(h.data_dir, ignore_errors=True)
+                self.assertNotEqual(rc, 0)
+                self.assertNotIn("s3cret", h.log())
+
+
+class FakeRedis:
+    """A RESP server that answers PING as Redis does and every other command
+    with `reply` (raw bytes), to see what the host does with a Redis (or
+    something in its place) that answers in shapes it does not expect."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.commands = []
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                n = int(line[1:-2])
+                args = []
+                for _ in range(n):
+                    size = int(f.readline()[1:-2])
+                    args.append(f.read(size + 2)[:-2])
+                name = args[0].upper()
+                self.commands.append(name)
+                c.sendall(b"+PONG\r\n" if name == b"PING" else self.reply)
+        except (OSError, ValueError):
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class RedisAnsweringOddShapes(unittest.TestCase):
+    """Whatever answers on the Redis address, the host answers every call
+    and does not crash."""
+
+    def run_against(self, reply, **args):
+        fake = FakeRedis(reply)
+        self.addCleanup(fake.close)
+        h = Host("--no-verify", "--store", fake.url, scripts=SCRIPTS, workers=1)
+        try:
+            self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+            r = h.post(at_body(**args))
+            self.assertEqual(r.status, 200, f"{r}\n{h.log()[-3000:]}")
+            self.assertEqual(h.request("GET", "/healthz").status, 200)
+            return results(r)
+        finally:
+            stop_host(self, h)
+
+    def test_a_list_page_that_says_more_but_holds_nothing(self):
+        # {more = 1, next = ""}: the script never answers so, but a Redis
+        # (or a proxy) that does must not make the host read items[-1].
+        out = self.run_against(b"*2\r\n:1\r\n$0\r\n\r\n", op="list", prefix="a")
+        self.assertEqual(out[0], NIL)
+        self.assertIn("shape", out[1])
+
+    def test_a_get_answered_with_an_integer(self):
+        out = self.run_against(b":7\r\n", op="get", key="a")
+        self.assertEqual(out, [NIL, "store: redis answered in a shape this host does not expect"])
+
+    def test_a_set_answered_with_nested_arrays(self):
+        out = self.run_against(b"*2\r\n*1\r\n:1\r\n*0\r\n", op="set", key="a", value=1)
+        self.assertEqual(out, [NIL, "store: redis answered in a shape this host does not expect"])
+
+
+if __name__ == "__main__":
+    unittest.main()
