@@ -129,6 +129,60 @@ class PasswordInABadUrl(unittest.TestCase):
                 self.assertNotIn("s3cret", h.log())
 
 
+class Namespace(unittest.TestCase):
+    """What a script can name stays under redis_prefix.."k:" and in the
+    index: keys that look like the index's names, the replay and pacing
+    keys, or ZRANGEBYLEX's bound marks are keys like any other."""
+
+    ODD = [b"keys", b"exp", b"ver", b"r:00", b"pace:00", b"\0", b"\xff", b"[a", b"(a", b"+",
+           b"-", b"k:k:", b"a\0b", b"\xff\xff" * 256]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis()
+        cls.host = Host("--no-verify", "--store", cls.redis.url, scripts=SCRIPTS, workers=1)
+        assert cls.host.wait_for(r"redis: connected to", timeout=10), cls.host.log()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.host.stop()
+        shutil.rmtree(cls.host.data_dir, ignore_errors=True)
+        cls.redis.stop()
+
+    def call(self, **args):
+        return results(self.host.post(at_body(**args)))
+
+    def test_odd_keys_stay_in_the_store(self):
+        for i, k in enumerate(self.ODD):
+            self.assertEqual(self.call(op="set", kb=list(k), value=i), [True], k)
+        for i, k in enumerate(self.ODD):
+            self.assertEqual(self.call(op="get", kb=list(k)), [i], k)
+        names = self.redis.command("KEYS", "*")
+        self.assertEqual(sorted(n for n in names if not n.startswith("cliqhost:k:")),
+                         ["cliqhost:keys", "cliqhost:ver"])
+        self.assertEqual(self.redis.command("TYPE", "cliqhost:keys"), "zset")
+        self.assertEqual(self.redis.command("TYPE", "cliqhost:ver"), "string")
+        keys, nxt = self.call(op="list", prefix="")
+        want = [list(k) for k in sorted(self.ODD)]
+        self.assertEqual((keys, nxt), (want, NIL))
+        for p in (b"[", b"(", b"+", b"-", b"\0", b"\xff", b"k:"):
+            keys, _ = self.call(op="list", pb=list(p))
+            self.assertEqual(keys, [list(k) for k in sorted(self.ODD) if k.startswith(p)], p)
+
+    def test_a_long_after_is_refused_before_it_reaches_redis(self):
+        """opts.after is a key, but its length is not checked: a handler
+        sends a 4 MB bound to the shared Redis (copied twice outside the Lua
+        heap on the way), as often as it likes."""
+        stats = lambda: int(re.search(r"total_net_input_bytes:(\d+)",
+                                      self.redis.command("INFO", "stats")).group(1))
+        before = stats()
+        out = self.call(op="list_after_len", prefix="a", len=4_000_000)
+        sent = stats() - before
+        self.assertIn("raised", out, f"a 4 MB opts.after was taken; Redis received {sent} bytes")
+        self.assertIn("at most 512 bytes", out["raised"])
+        self.assertLess(sent, 100_000)
+
+
 class FakeRedis:
     """A RESP server that answers PING as Redis does and every other command
     with `reply` (raw bytes), to see what the host does with a Redis (or

@@ -7,14 +7,31 @@ end
 
 local ops = {}
 
+-- Keys and prefixes may come as a list of byte values (kb, pb), so that
+-- every byte reaches the store as it is.
+local function bytes(list)
+    return list and string.char(table.unpack(list))
+end
+
+local function args(a)
+    a.key = bytes(a.kb) or a.key
+    a.prefix = bytes(a.pb) or a.prefix
+    return a
+end
+
 function ops.get(a) return pack(store.get(a.key)) end
 function ops.set(a) return pack(store.set(a.key, a.value, a.opts)) end
 function ops.list(a)
     local items, nxt = store.list(a.prefix, a.opts)
     if not items then return pack(nil, nxt) end
     local keys = json.array()
-    for i, it in ipairs(items) do keys[i] = it.key end
+    for i, it in ipairs(items) do keys[i] = { string.byte(it.key, 1, -1) } end
     return pack(keys, nxt)
+end
+
+-- A page after a key of `len` bytes (a key is at most 512).
+function ops.list_after_len(a)
+    return ops.list({ prefix = a.prefix, opts = { after = string.rep("z", a.len) } })
 end
 
 -- Writes values of `bytes` bytes under fill:1, fill:2, ... until a write
@@ -37,7 +54,7 @@ end
 
 return {
     execution = function(req)
-        local a = json.decode(req.params.arguments)
+        local a = args(json.decode(req.params.arguments))
         local ok, r = pcall(ops[a.op], a)
         if not ok then
             return { text = json.encode({ raised = tostring(r) }) }
