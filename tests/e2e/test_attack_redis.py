@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import threading
+import time
 import unittest
 
 from cliq_bodies import body
@@ -181,6 +182,102 @@ class Namespace(unittest.TestCase):
         self.assertIn("raised", out, f"a 4 MB opts.after was taken; Redis received {sent} bytes")
         self.assertIn("at most 512 bytes", out["raised"])
         self.assertLess(sent, 100_000)
+
+
+class StoppedWhileWaiting(unittest.TestCase):
+    """A handler (or a replay claim) waiting on a Redis that does not answer
+    is stopped by its time limit, or by shutdown: the call is answered,
+    nothing is left behind (the ASan build checks), and the host serves on
+    once Redis is back."""
+
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.stop)
+
+    def start(self, *flags, timeout_ms=20000, **kw):
+        h = Host("--store", self.redis.url, "--redis-timeout-ms", str(timeout_ms), *flags,
+                 scripts=SCRIPTS, workers=1, **kw)
+        self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        return h
+
+    def in_thread(self, fn):
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", fn()), daemon=True)
+        t.start()
+        return t, out
+
+    def test_the_run_limit_stops_a_handler_waiting_on_a_paused_redis(self):
+        h = self.start("--no-verify", "--max-run", "300", "--deadline", "200")
+        self.addCleanup(stop_host, self, h)
+        self.redis.pause()
+        try:
+            results = [h.post(at_body(op="wait_forever", key="k")) for _ in range(3)]
+        finally:
+            self.redis.resume()
+        for r in results:
+            self.assertIn(r.status, (200, 503, 504), r)
+        self.assertTrue(h.wait_for(r"stopped", timeout=10), h.log())
+        self.assertEqual(results_of(h, op="set", key="after", value=1), [True])
+
+    def test_shutdown_answers_a_handler_waiting_on_a_paused_redis(self):
+        h = self.start("--no-verify")
+        t, out = self.in_thread(lambda: h.post(at_body(op="get", key="k")))
+        self.redis.pause()
+        try:
+            t2, out2 = self.in_thread(lambda: h.post(at_body(op="get", key="k2")))
+            self.assertTrue(h.wait_for(r"status=", timeout=10), h.log())
+            rc = h.stop()
+        finally:
+            self.redis.resume()
+        t.join(10)
+        t2.join(10)
+        self.assertEqual(rc, 0, h.log()[-3000:])
+        self.assertFalse(h.sanitizer_reports(), h.log()[-3000:])
+        self.assertEqual(out["r"].status, 200)
+        # Answered: by the deadline's "Working on it" or shutdown's 503.
+        self.assertIn(out2["r"].status, (200, 503), out2)
+        shutil.rmtree(h.data_dir, ignore_errors=True)
+
+    def test_shutdown_answers_a_call_waiting_for_its_replay_claim(self):
+        h = self.start("--shutdown-grace", "1", timeout_ms=8000, keys=[KEY.spki])
+        self.redis.pause()
+        try:
+            b = at_body(op="get", key="k")
+            sig = KEY.sign(b)
+            t, out = self.in_thread(lambda: h.post(b, signature=sig))
+            time.sleep(1.5)  # the call reaches the host and waits for Redis
+            rc = h.stop()
+        finally:
+            self.redis.resume()
+        t.join(10)
+        self.assertEqual(rc, 0, h.log()[-3000:])
+        self.assertFalse(h.sanitizer_reports(), h.log()[-3000:])
+        self.assertEqual(out["r"].status, 503, out)
+        shutil.rmtree(h.data_dir, ignore_errors=True)
+
+    def test_a_call_waiting_for_its_replay_claim_is_answered_by_its_deadline(self):
+        """deadline_ms is there so that Cliq gets an answer before it gives
+        up on the call; the wait for the replay claim is bounded only by
+        redis_timeout_ms (up to 60 s), so a Redis that does not answer keeps
+        the call past the deadline, unanswered."""
+        h = self.start("--deadline", "500", timeout_ms=20000, keys=[KEY.spki])
+        self.addCleanup(stop_host, self, h)
+        self.redis.pause()
+        try:
+            b = at_body(op="get", key="k")
+            sig = KEY.sign(b)
+            try:
+                r = h.request("POST", "/", b, {"Content-Type": "application/json",
+                                               "X-Cliq-Signature": sig}, timeout=5)
+            except TimeoutError:
+                r = None
+        finally:
+            self.redis.resume()
+        self.assertIsNotNone(r, "no answer 5 s after a call with a 500 ms deadline")
+
+
+def results_of(host, **args):
+    return results(host.post(at_body(**args)))
 
 
 class FakeRedis:
