@@ -323,7 +323,12 @@ class FakeRedis:
                     args.append(f.read(size + 2)[:-2])
                 name = args[0].upper()
                 self.commands.append(name)
-                c.sendall(b"+PONG\r\n" if name == b"PING" else self.reply)
+                if name == b"PING":
+                    c.sendall(b"+PONG\r\n")
+                elif callable(self.reply):
+                    self.reply(c, name)
+                else:
+                    c.sendall(self.reply)
         except (OSError, ValueError):
             return
 
@@ -367,6 +372,31 @@ class RedisAnsweringOddShapes(unittest.TestCase):
     def test_a_set_answered_with_nested_arrays(self):
         out = self.run_against(b"*2\r\n*1\r\n:1\r\n*0\r\n", op="set", key="a", value=1)
         self.assertEqual(out, [NIL, "store: redis answered in a shape this host does not expect"])
+
+
+class RedisTrickling(unittest.TestCase):
+    """The blocking connection (redis_sync: `cliqhost check`, and the
+    outbox's pacing check before every post) times each read(), not the
+    command: a Redis (or a proxy, or a half-broken link) that sends its
+    answer a byte at a time holds it for as long as it likes. For the host
+    that is the outbox thread: no post leaves while it waits."""
+
+    def test_check_gives_up_after_its_timeout(self):
+        def trickle(c, name):
+            c.sendall(b"$100000\r\n")
+            for _ in range(100000):
+                c.sendall(b"x")
+                time.sleep(0.1)
+
+        fake = FakeRedis(trickle)
+        self.addCleanup(fake.close)
+        try:
+            p = run_cli("check", "--scripts", os.path.join(REPO, "scripts"), "--store", fake.url,
+                        "--redis-timeout-ms", "500", timeout=8)
+        except Exception as e:  # subprocess.TimeoutExpired
+            self.fail(f"check still waiting 8 s on a 500 ms redis_timeout_ms: {e}")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("redis is unreachable", p.stderr)
 
 
 if __name__ == "__main__":
