@@ -13,7 +13,9 @@ import threading
 import time
 import unittest
 
+import test_outbound as ob
 from cliq_bodies import body
+from fake_cliq import channel_path
 from hostlib import REPO, Host, Key, run_cli
 from redislib import Redis
 
@@ -95,6 +97,38 @@ class FullRedis(unittest.TestCase):
         refused = [l for l in log.splitlines() if "redis refused a replay check" in l]
         self.assertLessEqual(len(refused), 1, log)
         self.assertNotIn("Redis 7.0 or later needed", log)
+
+
+def used_memory(redis):
+    return int(re.search(r"used_memory:(\d+)", redis.command("INFO", "memory")).group(1))
+
+
+class MaxmemoryBypassed(unittest.TestCase):
+    """Redis refuses a script's first write when it is over maxmemory, but
+    not the writes after a write (the script is already "dirty"). Every
+    store write starts with a sweep that DELs and ZREMs expired keys: when
+    there is one, the value's HSET that follows goes through whatever
+    maxmemory says. A script that leaves keys with a short ttl behind (here
+    3000, before Redis is full) can then write store_max_keys x
+    store_max_value_bytes into a Redis the operator capped, until the
+    kernel kills it and every host loses the store."""
+
+    def test_a_full_redis_stays_full(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        redis.command("CONFIG", "SET", "maxmemory", str(used_memory(redis) + 6 * 1024 * 1024))
+        redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        h = Host("--no-verify", "--store", redis.url, scripts=SCRIPTS, workers=1)
+        self.addCleanup(stop_host, self, h)
+        self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        self.assertEqual(results_of(h, op="seed", count=3000, ttl=0.2), [3000])
+        n, err = results_of(h, op="fill", bytes=65536, max=1000)
+        self.assertIn("OOM", err)
+        time.sleep(0.5)  # the seeded keys expire
+        more, err = results_of(h, op="fill", bytes=65536, max=1000, start=n + 1)
+        over = used_memory(redis) - int(redis.command("CONFIG", "GET", "maxmemory")[1])
+        self.assertEqual(more, 0, f"{more} more 64 KiB values written into a full Redis, "
+                                  f"{over // 1024} KiB past its maxmemory ({err})")
 
 
 class PasswordInABadUrl(unittest.TestCase):
@@ -397,6 +431,54 @@ class RedisTrickling(unittest.TestCase):
             self.fail(f"check still waiting 8 s on a 500 ms redis_timeout_ms: {e}")
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("redis is unreachable", p.stderr)
+
+
+class PacingOnAFullRedis(ob.OutboundTest):
+    """post_rate_per_min = 5 across two hosts on one Redis. Once Redis is
+    full (FullRedis shows a script can fill it; here maxmemory is set below
+    what Redis holds), the pacing script's ZADD is refused with OOM, each
+    host falls back to its own count, and the token gets 5 posts a minute
+    from each: twice the rate, past Cliq's lock with a few hosts more."""
+
+    rate = 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis()
+        cls.extra_config = f'store = "{cls.redis.url}"\n'
+        try:
+            super().setUpClass()
+            data_b = os.path.join(cls.dir, "data-b")
+            os.makedirs(data_b)
+            cfg_b = cls.write_config(cls.fake.url, data_b, "cliqhost-b.lua")
+            cls.host_b = Host("--config", cfg_b, scripts=ob.SCRIPTS, keys=[ob.KEY.spki])
+            cls.hosts.append(cls.host_b)
+        except Exception:
+            cls.redis.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.redis.stop()
+
+    def test_the_rate_holds_across_hosts_when_redis_is_full(self):
+        for h in self.hosts:
+            self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        self.redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.command("CONFIG", "SET", "maxmemory", "1")
+        name = ob.unique("paced")
+        path = channel_path(name)
+        for h in self.hosts:
+            msgs = [f"alert {i}" for i in range(10)]
+            out, _ = self.call("post_channel", name, msgs=msgs, token="alerts", wait=False,
+                               host=h)
+            self.assertEqual(out["results"], [{"ok": True, "is_true": True}] * 10, out)
+        self.fake.wait_requests(10, path, timeout=5)
+        self.assertLessEqual(self.fake.max_per_window(ob.SECRETS["alerts"]), 5,
+                             "more posts than post_rate_per_min in a minute, across hosts")
 
 
 if __name__ == "__main__":

@@ -34,15 +34,25 @@ function ops.list_after_len(a)
     return ops.list({ prefix = a.prefix, opts = { after = string.rep("z", a.len) } })
 end
 
--- Writes values of `bytes` bytes under fill:1, fill:2, ... until a write
--- fails (or `max` writes); returns how many were written and the error.
+-- Writes values of `bytes` bytes under fill:<start>, fill:<start + 1>, ...
+-- until a write fails (or `max` writes); returns how many were written and
+-- the error.
 function ops.fill(a)
     local v = string.rep("v", a.bytes)
-    for i = 1, a.max do
-        local ok, err = store.set("fill:" .. i, v)
-        if not ok then return pack(i - 1, err) end
+    local start = a.start or 1
+    for i = 0, a.max - 1 do
+        local ok, err = store.set("fill:" .. (start + i), v)
+        if not ok then return pack(i, err) end
     end
     return pack(a.max, "<none>")
+end
+
+-- Leaves `count` small keys with a ttl of `ttl` seconds behind.
+function ops.seed(a)
+    for i = 1, a.count do
+        assert(store.set("seed:" .. i, 1, { ttl = a.ttl }))
+    end
+    return pack(a.count)
 end
 
 -- Waits on the store in a loop (until a limit stops the handler).
