@@ -99,6 +99,28 @@ class FullRedis(unittest.TestCase):
         self.assertNotIn("Redis 7.0 or later needed", log)
 
 
+class ReplayRace(unittest.TestCase):
+    """One signed call sent four times at once, twice to each of two hosts
+    (two workers each): SET ... NX lets exactly one through."""
+
+    def test_the_same_call_raced_to_two_hosts_runs_once(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        hosts = [Host("--store", redis.url, scripts=SCRIPTS, keys=[KEY.spki], workers=2)
+                 for _ in range(2)]
+        for h in hosts:
+            self.addCleanup(stop_host, self, h)
+            self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            for i in range(8):
+                b = at_body(op="get", key=f"race{i}")
+                sig = KEY.sign(b)
+                got = sorted(f.result().status for f in
+                             [pool.submit(h.post, b, None, sig) for h in hosts for _ in range(2)])
+                self.assertEqual(got, [200, 401, 401, 401], i)
+
+
 def used_memory(redis):
     return int(re.search(r"used_memory:(\d+)", redis.command("INFO", "memory")).group(1))
 
