@@ -153,6 +153,32 @@ class MaxmemoryBypassed(unittest.TestCase):
                                   f"{over // 1024} KiB past its maxmemory ({err})")
 
 
+class HeavyReadsDropTheLink(unittest.TestCase):
+    """One script's burst of large store.list pages (its command called a
+    few dozen times at once, each call reading ~7.5 MB pages) queues on the
+    worker's one Redis connection. Redis answers them all, one after the
+    other, but the commands at the back wait longer than redis_timeout_ms,
+    and a timeout drops the whole connection: the host logs "redis
+    unreachable", every script's store calls on it fail ("store
+    unavailable"), and replay checks fall back to this host's memory,
+    though Redis is up and answering."""
+
+    def test_redis_answering_slowly_under_load_is_not_down(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        h = Host("--no-verify", "--store", redis.url, scripts=SCRIPTS, workers=1)
+        self.addCleanup(stop_host, self, h)
+        self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        self.assertEqual(results_of(h, op="fill", bytes=250000, max=32), [32, "<none>"])
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(32) as pool:
+            got = list(pool.map(lambda _: results_of(h, op="read_pages", prefix="fill:",
+                                                     times=3), range(32)))
+        failed = [g for g in got if g[1] != "<none>"]
+        self.assertEqual(failed[:2], [], f"{len(failed)} of 32 calls failed")
+        self.assertIsNone(h.wait_for(r"redis unreachable", timeout=0), h.log()[-2000:])
+
+
 class PasswordInABadUrl(unittest.TestCase):
     """A store URL the host refuses is quoted whole in the error, password
     and all: on the terminal, in `cliqhost check`'s output, in the journal

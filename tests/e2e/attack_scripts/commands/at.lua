@@ -47,6 +47,17 @@ function ops.fill(a)
     return pack(a.max, "<none>")
 end
 
+-- Reads the page of values under prefix `times` times (keeping none).
+function ops.read_pages(a)
+    local read = 0
+    for _ = 1, a.times do
+        local items, err = store.list(a.prefix, { limit = 1000 })
+        if not items then return pack(read, err) end
+        read = read + #items
+    end
+    return pack(read, "<none>")
+end
+
 -- Leaves `count` small keys with a ttl of `ttl` seconds behind.
 function ops.seed(a)
     for i = 1, a.count do
