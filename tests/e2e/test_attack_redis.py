@@ -447,6 +447,29 @@ class RedisAnsweringOddShapes(unittest.TestCase):
         self.assertEqual(out[0], NIL)
         self.assertIn("shape", out[1])
 
+    def test_an_array_header_of_two_billion_elements(self):
+        """hiredis 0.14 takes a multi-bulk header at its word (up to
+        INT_MAX elements): it callocs 16 GiB for the element pointers, and
+        when the command times out, freeing the half-read reply walks all
+        2^31 slots, holding the worker (every call on it) for seconds, again
+        at every reconnect. Anything that answers on Redis' address (the
+        link is plain TCP) can do it."""
+        fake = FakeRedis(b"*2147483647\r\n")
+        self.addCleanup(fake.close)
+        h = Host("--no-verify", "--store", fake.url, "--deadline", "500", scripts=SCRIPTS,
+                 workers=1)
+        self.addCleanup(stop_host, self, h)
+        self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        try:
+            r = h.request("POST", "/", at_body(op="get", key="a"),
+                          {"Content-Type": "application/json"}, timeout=5)
+        except TimeoutError:
+            r = None
+        with open(f"/proc/{h.proc.pid}/status") as f:
+            peak_kb = int(re.search(r"VmPeak:\s+(\d+)", f.read()).group(1))
+        self.assertLess(peak_kb, 4 * 1024 * 1024, "the host reserved 16 GiB on one reply")
+        self.assertIsNotNone(r, "no answer within 5 s (deadline_ms 500, redis_timeout_ms 250)")
+
     def test_a_get_answered_with_an_integer(self):
         out = self.run_against(b":7\r\n", op="get", key="a")
         self.assertEqual(out, [NIL, "store: redis answered in a shape this host does not expect"])
