@@ -99,6 +99,36 @@ class FullRedis(unittest.TestCase):
         self.assertNotIn("Redis 7.0 or later needed", log)
 
 
+class RedisRestartedUnderLoad(unittest.TestCase):
+    """Redis killed and started again (its scripts gone: NOSCRIPT, then
+    EVAL) while handlers on both workers run store calls in a loop: every
+    call is answered, errors are "store unavailable", and the host is clean
+    at exit (the ASan build checks)."""
+
+    def test_every_call_is_answered(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        h = Host("--no-verify", "--store", redis.url, scripts=SCRIPTS, workers=2)
+        self.addCleanup(stop_host, self, h)
+        self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(6) as pool:
+            futs = []
+            for _ in range(3):
+                futs += [pool.submit(results_of, h, op="incr_loop", key="n", times=400)
+                         for _ in range(6)]
+                redis.kill()
+                redis.start()  # empty, without the scripts
+            futs += [pool.submit(results_of, h, op="incr_loop", key="n", times=400)
+                     for _ in range(6)]
+            got = [f.result() for f in futs]
+        for ok, err in got:
+            if err != "<none>":
+                self.assertRegex(err, r"^store unavailable: ")
+        self.assertTrue(h.wait_for(r"redis reachable again", timeout=10), h.log())
+        self.assertEqual(results_of(h, op="incr_loop", key="m", times=3), [3, "<none>"])
+
+
 class ReplayRace(unittest.TestCase):
     """One signed call sent four times at once, twice to each of two hosts
     (two workers each): SET ... NX lets exactly one through."""

@@ -58,6 +58,17 @@ function ops.read_pages(a)
     return pack(read, "<none>")
 end
 
+-- Runs `times` incr on one key; returns how many answered a number and the
+-- last error.
+function ops.incr_loop(a)
+    local ok, last = 0, "<none>"
+    for _ = 1, a.times do
+        local n, err = store.incr(a.key)
+        if n then ok = ok + 1 else last = err end
+    end
+    return pack(ok, last)
+end
+
 -- Leaves `count` small keys with a ttl of `ttl` seconds behind.
 function ops.seed(a)
     for i = 1, a.count do
