@@ -537,12 +537,9 @@ class RedisTrickling(unittest.TestCase):
         self.assertIn("redis is unreachable", p.stderr)
 
 
-class PacingOnAFullRedis(ob.OutboundTest):
-    """post_rate_per_min = 5 across two hosts on one Redis. Once Redis is
-    full (FullRedis shows a script can fill it; here maxmemory is set below
-    what Redis holds), the pacing script's ZADD is refused with OOM, each
-    host falls back to its own count, and the token gets 5 posts a minute
-    from each: twice the rate, past Cliq's lock with a few hosts more."""
+class TwoHostsOnRedis(ob.OutboundTest):
+    """Two hosts, each with its own data_dir, on one Redis, posting to the
+    fake Cliq with post_rate_per_min = 5."""
 
     rate = 5
 
@@ -554,9 +551,11 @@ class PacingOnAFullRedis(ob.OutboundTest):
             super().setUpClass()
             data_b = os.path.join(cls.dir, "data-b")
             os.makedirs(data_b)
-            cfg_b = cls.write_config(cls.fake.url, data_b, "cliqhost-b.lua")
-            cls.host_b = Host("--config", cfg_b, scripts=ob.SCRIPTS, keys=[ob.KEY.spki])
+            cls.config_b = cls.write_config(cls.fake.url, data_b, "cliqhost-b.lua")
+            cls.host_b = Host("--config", cls.config_b, scripts=ob.SCRIPTS, keys=[ob.KEY.spki])
             cls.hosts.append(cls.host_b)
+            for h in cls.hosts:
+                assert h.wait_for(r"redis: connected to", timeout=10), h.log()
         except Exception:
             cls.redis.stop()
             raise
@@ -568,9 +567,16 @@ class PacingOnAFullRedis(ob.OutboundTest):
         finally:
             cls.redis.stop()
 
+
+class PacingOnAFullRedis(TwoHostsOnRedis):
+    """Once Redis is full (FullRedis shows a script can fill it; here
+    maxmemory is set below what Redis holds), a host whose pacing script
+    were refused would fall back to its own count, and the token would get
+    5 posts a minute from each host. It holds: the script's first write
+    (ZREMRANGEBYSCORE) lets the ZADD after it through (see
+    MaxmemoryBypassed for the same rule turned against maxmemory)."""
+
     def test_the_rate_holds_across_hosts_when_redis_is_full(self):
-        for h in self.hosts:
-            self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
         self.redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
         self.redis.command("CONFIG", "SET", "maxmemory", "1")
         name = ob.unique("paced")
@@ -583,6 +589,27 @@ class PacingOnAFullRedis(ob.OutboundTest):
         self.fake.wait_requests(10, path, timeout=5)
         self.assertLessEqual(self.fake.max_per_window(ob.SECRETS["alerts"]), 5,
                              "more posts than post_rate_per_min in a minute, across hosts")
+
+
+class CliPostOnRedis(TwoHostsOnRedis):
+    """`cliqhost post` (a cron job's message) opens the outbox without the
+    shared pacer (host/tools/cli.c cli_post: outbox_open(&c, 1, ...), and
+    only server.c calls outbox_share_pacing): with store = redis its posts
+    neither wait for the token's window across hosts nor count in it."""
+
+    def test_cli_post_counts_in_the_shared_window(self):
+        name = ob.unique("cron")
+        path = channel_path(name)
+        out, _ = self.call("post_channel", name, msgs=[f"alert {i}" for i in range(5)],
+                           token="alerts", wait=False)
+        self.assertEqual(out["results"], [{"ok": True, "is_true": True}] * 5, out)
+        self.assertEqual(len(self.fake.wait_requests(5, path, timeout=10)), 5)
+        # The window is full (5 in this minute, all from host A): host B's
+        # cron post waits for it.
+        p = self.cli("post", "channel", name, "from cron", "--token", "alerts", "--wait", "2",
+                     config=self.config_b)
+        self.assertEqual(self.fake.count(path), 5, "a 6th post within the minute: " + p.stdout)
+        self.assertIn("queued", p.stdout)
 
 
 if __name__ == "__main__":
