@@ -163,6 +163,41 @@ class ReplayRace(unittest.TestCase):
                 self.assertEqual(got, [200, 401, 401, 401], i)
 
 
+class EvictingRedis(unittest.TestCase):
+    """The README asks for maxmemory-policy noeviction, but nothing checks
+    it (neither `cliqhost check` nor the host at start). On a Redis that
+    evicts keys with a time to live (volatile-lru, volatile-ttl, ...: the
+    policies a Redis also used as a cache is given), the replay claims are
+    the only keys that can go: a script that fills the store evicts every
+    one, and a captured call replays to another host."""
+
+    def test_check_says_the_policy_drops_replay_claims(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        redis.command("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+        p = run_cli("check", "--scripts", os.path.join(REPO, "scripts"), "--store", redis.url)
+        self.assertIn("maxmemory-policy", p.stderr)
+
+    def test_a_script_filling_the_store_evicts_no_replay_claim(self):
+        redis = Redis()
+        self.addCleanup(redis.stop)
+        redis.command("CONFIG", "SET", "maxmemory", str(used_memory(redis) + 6 * 2**20))
+        redis.command("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+        hosts = []
+        for _ in range(2):
+            h = Host("--store", redis.url, scripts=SCRIPTS, keys=[KEY.spki], workers=1)
+            self.addCleanup(stop_host, self, h)
+            self.assertTrue(h.wait_for(r"redis: connected to", timeout=10), h.log())
+            hosts.append(h)
+        b = at_body(op="get", key="x")
+        sig = KEY.sign(b)
+        self.assertEqual(hosts[0].post(b, signature=sig).status, 200)
+        self.assertEqual(len(redis.command("KEYS", "cliqhost:r:*")), 1)
+        results(hosts[0].post(at_body(op="fill", bytes=65536, max=200), key=KEY))
+        r = hosts[1].post(b, signature=sig)
+        self.assertEqual(r.status, 401, f"host B ran a call host A had accepted: {r}")
+
+
 def used_memory(redis):
     return int(re.search(r"used_memory:(\d+)", redis.command("INFO", "memory")).group(1))
 
