@@ -1,12 +1,19 @@
-"""The `store` scripts keep state in (issue 14, first slice: the embedded
-SQLite backend): every operation's answers and errors, state seen by the
-next call whichever worker takes it, across a restart, TTLs, atomic incr
-and update from many concurrent calls on both workers, list paging, the
-limits, and a store.db the host cannot write."""
+"""The `store` scripts keep state in, on both backends: the embedded
+SQLite (data_dir/store.db) and Redis (a real redis-server, one per test
+class, emptied before each test). Every operation's answers and errors,
+state seen by the next call whichever worker takes it, across a host
+restart, TTLs, atomic incr and update from many concurrent calls on both
+workers, list paging, the limits, and a store.db the host cannot write.
+
+Each group of tests is a mixin (OperationsTests, ...) with two concrete
+classes, ...Sqlite and ...Redis, that run it on each backend.
+Redis-specific behaviour (Redis killed, paused, password, db, socket,
+prefix) is in test_store_redis.py."""
 
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -15,9 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cliq_bodies import body
 from hostlib import BIN, REPO, Host
+from redislib import Redis
 
 SCRIPTS = os.path.join(REPO, "tests", "e2e", "store_scripts")
 NIL = "<nil>"
+
+# The Redis hosts' command timeout in these tests: generous, so that a
+# loaded machine (or an ASan build) never turns a slow answer, such as an
+# 8 MiB page, into "store unavailable". test_store_redis.py tests the
+# timeout itself.
+REDIS_TIMEOUT_MS = "5000"
 
 
 def call(host, **args):
@@ -46,10 +60,38 @@ def metric(host, name):
 
 
 class StoreHost(unittest.TestCase):
+    """A host on 2 workers running st.lua, on SQLite (REDIS False: its own
+    data_dir) or on a redis-server of the class's own (REDIS True)."""
+
     FLAGS = ()
+    REDIS = False
+    redis = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Here, not in setUp: a setUp that raised after a host started
+        # would leave the host running (tearDown does not run then).
+        if cls.REDIS:
+            cls.redis = Redis()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.redis:
+            cls.redis.stop()
+        super().tearDownClass()
 
     def setUp(self):
-        self.host = Host("--no-verify", *self.FLAGS, scripts=SCRIPTS, workers=2)
+        if self.redis:
+            self.redis.command("FLUSHALL")
+        self.host = self.start_host()
+
+    def start_host(self, *flags):
+        """A host on this class's backend (not yet self.host)."""
+        store = ()
+        if self.redis:
+            store = ("--store", self.redis.url, "--redis-timeout-ms", REDIS_TIMEOUT_MS)
+        return Host("--no-verify", *store, *self.FLAGS, *flags, scripts=SCRIPTS, workers=2)
 
     def tearDown(self):
         rc = self.host.stop()
@@ -69,7 +111,7 @@ def rss_kb(host):
     raise AssertionError("no VmRSS")
 
 
-class MemoryOutsideLua(StoreHost):
+class MemoryOutsideLuaTests:
     """What the store allocates outside the Lua heap (a value's JSON, a
     page of values) is freed at once, also when building the answer fails:
     none of it escapes the handler's memory limit by piling up."""
@@ -110,7 +152,15 @@ class MemoryOutsideLua(StoreHost):
         self.assertGrewLessThan(before, 64 * 1024)
 
 
-class Operations(StoreHost):
+class MemoryOutsideLuaSqlite(MemoryOutsideLuaTests, StoreHost):
+    pass
+
+
+class MemoryOutsideLuaRedis(MemoryOutsideLuaTests, StoreHost):
+    REDIS = True
+
+
+class OperationsTests:
     def test_get_set_delete(self):
         self.assertEqual(self.call(op="get", key="a"), [NIL])
         self.assertEqual(self.call(op="set", key="a", value={"x": [1, 2.5, "s", None]}), [True])
@@ -202,6 +252,16 @@ class Operations(StoreHost):
         self.assertIn("function", r[1])
         self.assertEqual(self.call(op="get", key="f"), [NIL])
 
+    def test_the_keys_stay_private(self):
+        self.call(op="set", key="secret", value="s")
+        path = os.path.join(self.host.data_dir, "store.db")
+        if self.redis:
+            # In Redis only: nothing of the store is written to data_dir.
+            self.assertFalse(os.path.exists(path))
+            self.assertEqual(self.redis.command("HGET", "cliqhost:k:secret", "v"), '"s"')
+        else:
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
     def test_metrics_and_status(self):
         self.call(op="set", key="m1", value=1)
         self.call(op="set", key="m2", value=1)
@@ -214,11 +274,23 @@ class Operations(StoreHost):
         self.assertGreaterEqual(metric(self.host, 'cliqhost_store_ops_total{op="get"}'), 1)
         self.assertEqual(metric(self.host, 'cliqhost_store_ops_total{op="incr"}'), 2)
         self.assertEqual(metric(self.host, "cliqhost_store_errors_total"), 1)
-        st = self.host.request("GET", "/status").json()
-        self.assertEqual(st["store"], {"backend": "sqlite", "keys": 3})
+        st = self.host.request("GET", "/status").json()["store"]
+        if self.redis:
+            self.assertEqual(st.pop("redis")["state"], "up")
+            self.assertEqual(st, {"backend": "redis", "keys": 3})
+        else:
+            self.assertEqual(st, {"backend": "sqlite", "keys": 3})
 
 
-class SharedAndLasting(StoreHost):
+class OperationsSqlite(OperationsTests, StoreHost):
+    pass
+
+
+class OperationsRedis(OperationsTests, StoreHost):
+    REDIS = True
+
+
+class SharedAndLastingTests:
     def test_the_next_call_sees_it_whatever_worker_takes_it(self):
         # The /oncall problem: one worker's module table was another's.
         for i in range(40):
@@ -242,9 +314,15 @@ class SharedAndLasting(StoreHost):
         self.call(op="set", key="kept", value={"a": 1})
         self.call(op="incr", key="count", by=3)
         self.assertEqual(self.host.stop(), 0)
-        self.host = Host("--no-verify", "--data-dir", self.host.data_dir, scripts=SCRIPTS,
-                         workers=2)
-        self.host.data_dir = self.host.args[self.host.args.index("--data-dir") + 1]
+        if self.redis:
+            # The keys are in Redis: a host with a data_dir of its own (as
+            # on another machine) finds them.
+            shutil.rmtree(self.host.data_dir, ignore_errors=True)
+            self.host = self.start_host()
+        else:
+            data_dir = self.host.data_dir
+            self.host = self.start_host("--data-dir", data_dir)
+            self.host.data_dir = data_dir
         self.assertEqual(self.call(op="get", key="kept"), [{"a": 1}])
         self.assertEqual(self.call(op="incr", key="count"), [4])
         self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
@@ -266,7 +344,15 @@ class SharedAndLasting(StoreHost):
         self.assertEqual(self.call(op="get", key="long"), ["v"])
 
 
-class Limits(StoreHost):
+class SharedAndLastingSqlite(SharedAndLastingTests, StoreHost):
+    pass
+
+
+class SharedAndLastingRedis(SharedAndLastingTests, StoreHost):
+    REDIS = True
+
+
+class LimitsTests:
     FLAGS = ("--store-max-value-bytes", "1024", "--store-max-keys", "3")
 
     def test_value_too_large(self):
@@ -298,6 +384,14 @@ class Limits(StoreHost):
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
         self.assertEqual(self.call(op="set", key="d", value=1), [True])
+
+
+class LimitsSqlite(LimitsTests, StoreHost):
+    pass
+
+
+class LimitsRedis(LimitsTests, StoreHost):
+    REDIS = True
 
 
 class Settings(unittest.TestCase):

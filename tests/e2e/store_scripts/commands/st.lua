@@ -75,11 +75,15 @@ function ops.fill(a)
     return pack(true)
 end
 
--- Holds several pages of a list at once (may pass the memory limit).
+-- Holds several pages of a list at once (may pass the memory limit:
+-- then the handler stops, or, where the answer came later (Redis), the
+-- call answers nil, "out of memory").
 function ops.hold_pages(a)
     local keep = {}
     for i = 1, a.pages do
-        keep[i] = store.list(a.prefix)
+        local items, err = store.list(a.prefix)
+        if not items then return pack(#keep, err) end
+        keep[i] = items
     end
     return pack(#keep)
 end
