@@ -662,14 +662,14 @@ static const char rs_incr[] =
     "  local a = 0\n"
     "  if old then\n"
     "    if not string.match(old, '^%-?%d') or string.find(old, '[^%d%.eE%+%-]') then\n"
-    "      return redis.error_reply('NAN')\n"
+    "      return redis.error_reply('NAN not a number')\n"
     "    end\n"
     "    a = tonumber(old)\n"
-    "    if not a then return redis.error_reply('NAN') end\n"
+    "    if not a then return redis.error_reply('NAN not a number') end\n"
     "  end\n"
     "  local sum = a + tonumber(ARGV[3])\n"
     "  if sum ~= sum or sum == math.huge or sum == -math.huge then\n"
-    "    return redis.error_reply('INF')\n"
+    "    return redis.error_reply('INF not finite')\n"
     "  end\n"
     "  if sum == math.floor(sum) and math.abs(sum) < 1e15 then\n"
     "    text = string.format('%.1f', sum)\n"
@@ -928,12 +928,14 @@ static void redis_answer(struct store_pending *p, const redisReply *r, struct st
 {
     struct store *s = p->s;
     if (r->type == REDIS_REPLY_ERROR) {
+        /* The scripts' errors are a code, a space, then more: Redis 7
+         * turns an error_reply without a space into "ERR <text>". */
         if (strncmp(r->str, "FULL ", 5) == 0)
             fail(res, "store full: %s keys, store_max_keys (%ld); delete keys or raise the setting",
                  r->str + 5, s->cfg->store_max_keys);
-        else if (strcmp(r->str, "NAN") == 0)
+        else if (strncmp(r->str, "NAN ", 4) == 0)
             fail(res, "not a number: %.*s", (int)p->klen, p->key);
-        else if (strcmp(r->str, "INF") == 0)
+        else if (strncmp(r->str, "INF ", 4) == 0)
             fail(res, "not a number: %.*s would not be finite", (int)p->klen, p->key);
         else
             fail(res, "store: redis: %s", r->str);
