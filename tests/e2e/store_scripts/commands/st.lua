@@ -49,6 +49,21 @@ function ops.update_conflict(a)
     return r
 end
 
+-- Runs the operation `what` `times` times in this one handler; answers
+-- the list of their results (each a list, nil as "<nil>").
+function ops.times(a)
+    local all = json.array()
+    for i = 1, a.times do
+        local r = ops[a.what.op](a.what)
+        local one = json.array()
+        for k = 1, r.n do
+            one[k] = r[k] == nil and "<nil>" or r[k]
+        end
+        all[i] = one
+    end
+    return pack(all)
+end
+
 function ops.set_fn(a) return pack(store.set(a.key, function() end)) end
 function ops.set_nil(a) return pack(store.set(a.key, nil)) end
 function ops.long_key(a) return pack(store.get(string.rep("k", a.len))) end
