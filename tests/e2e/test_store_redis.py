@@ -11,6 +11,7 @@ import re
 import shutil
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from cliq_bodies import body
 from hostlib import Host
@@ -97,7 +98,7 @@ class Killed(RedisHost):
         h = self.host_on()
         addr = f"redis://127.0.0.1:{self.redis.port}/0"
         self.assertEqual(call(h, op="set", key="before", value=1), [True])
-        self.assertEqual(status(h)["redis"]["state"], "up")
+        wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
         self.assertEqual(metric(h, "cliqhost_redis_up"), 1)
         self.assertEqual(metric(h, "cliqhost_redis_down_total"), 0)
 
@@ -136,6 +137,7 @@ class Killed(RedisHost):
 
     def test_two_outages_count_twice(self):
         h = self.host_on()
+        wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
         for n in (1, 2):
             self.redis.kill()
             wait_until("/status says down", lambda: status(h)["redis"]["state"] == "down")
@@ -173,6 +175,7 @@ class Paused(RedisHost):
         h = self.host_on(None, "--redis-timeout-ms", "300", workers=1)
         addr = f"redis://127.0.0.1:{self.redis.port}/0"
         self.assertEqual(call(h, op="set", key="k", value=1), [True])
+        wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
         self.redis.pause()
         self.assertUnavailable(call(h, op="get", key="k"), f"no answer from {addr} in 300 ms")
         # From then on while it is down (the host tries again, and gets no
@@ -192,6 +195,28 @@ class Paused(RedisHost):
         wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
         self.assertEqual(len(lines(h, r"warn .*redis unreachable: ")), 1, h.log())
         self.assertEqual(len(lines(h, r"redis reachable again at ")), 1, h.log())
+
+
+    def test_killed_while_calls_wait(self):
+        h = self.host_on(None, "--redis-timeout-ms", "3000", workers=1)
+        addr = f"redis://127.0.0.1:{self.redis.port}/0"
+        wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
+        # A first outage, of another kind: no answer in time.
+        self.redis.pause()
+        self.assertUnavailable(call(h, op="get", key="k"), f"no answer from {addr} in 3000 ms")
+        self.redis.resume()
+        wait_until("store calls work again", lambda: call(h, op="get", key="k") == [NIL])
+        # Calls that wait for an answer when the server dies say so, not
+        # what ended the last outage.
+        self.redis.pause()
+        with ThreadPoolExecutor(4) as ex:
+            waiting = [ex.submit(call, h, op="incr", key="n") for _ in range(4)]
+            time.sleep(0.5)
+            self.redis.kill()
+            for f in waiting:
+                answer = f.result()
+                self.assertUnavailable(answer, f"connection to {addr} lost")
+                self.assertNotIn("no answer", answer[1])
 
 
 class Password(RedisHost):
@@ -358,6 +383,15 @@ class Expiry(RedisHost):
         self.assertEqual(metric(b, "cliqhost_store_keys"), 3)
 
 
+def typed(v):
+    """v with each number and string paired with its type's name."""
+    if isinstance(v, dict):
+        return {k: typed(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [typed(x) for x in v]
+    return (type(v).__name__, v)
+
+
 class IncrParity(unittest.TestCase):
     """The same incr sequence on SQLite and on Redis answers the same,
     and leaves the same values."""
@@ -412,7 +446,9 @@ class IncrParity(unittest.TestCase):
     def test_the_same_answers(self):
         sqlite = self.answers()
         redis = self.answers("--store", self.redis.url)
-        self.assertEqual(redis, sqlite)
+        # The same values, and each of the same type (1.0 is not 1).
+        self.assertEqual([(s, typed(json.loads(text))) for *s, text in redis],
+                         [(s, typed(json.loads(text))) for *s, text in sqlite])
         # And what they are.
         got = [json.loads(text) for _, _, _, text in sqlite]
 
