@@ -409,7 +409,10 @@ class IncrParity(unittest.TestCase):
         ("set", "s", "text"), ("incr", "s", 1), ("set", "q", "12"), ("incr", "q", 1),
         ("set", "t", True), ("incr", "t", 1), ("set", "o", {"a": 1}), ("incr", "o", 1),
         ("set", "x", 7.0), ("incr", "x", 1), ("set", "y", 1e16), ("incr", "y", 1),
-        ("set", "z", -0.0), ("incr", "z", 1), ("get", "z", None),
+        ("get", "y", None), ("set", "z", -0.0), ("incr", "z", 1), ("get", "z", None),
+        # A float stays a float, past 1e15 too (where "%.17g" has no ".").
+        ("incr", "w", 1e15), ("incr", "w", 0.5), ("incr", "w", 0.5), ("get", "w", None),
+        ("incr", "w", 1), ("incr", "v", 123456789012345678.0), ("get", "v", None),
     ]
 
     @classmethod
@@ -471,7 +474,11 @@ class IncrParity(unittest.TestCase):
         for key in "sqto":
             self.assertEqual(answer("incr", key, 1), [NIL, f"not a number: {key}"])
         self.assertEqual(answer("incr", "x", 1), [8.0])
-        self.assertEqual(answer("incr", "y", 1), [1e16 + 2])
+        self.assertEqual(typed(answer("incr", "y", 1)), [("float", 1e16)])
+        self.assertEqual(typed(answer("get", "y", None)), [("float", 1e16)])
+        self.assertEqual(typed(answer("get", "w", None)), [("float", 1e15 + 1)])
+        self.assertEqual(typed(answer("incr", "w", 1)), [("float", 1e15 + 2)])
+        self.assertEqual(typed(answer("get", "v", None)), [("float", 123456789012345678.0)])
 
 if __name__ == "__main__":
     unittest.main()
