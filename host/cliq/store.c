@@ -371,6 +371,23 @@ static int parse_number(const char *text, size_t len, long long *i, double *d)
     return 2;
 }
 
+/* Writes a finite float as json.encode does: the shortest text that reads
+ * back as the same double, with ".0" when it would read as an integer, so
+ * that a float stays a float (1e16 + 1 is 1e+16, not 10000000000000000).
+ * rs_incr writes it the same way. */
+static void float_text(double v, char *out, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (!strpbrk(out, ".eE")) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, ".0");
+    }
+}
+
 static void incr(struct store *s, const struct store_op *op, long long now,
                  struct store_result *res)
 {
@@ -406,10 +423,8 @@ static void incr(struct store *s, const struct store_op *op, long long now,
     char text[64];
     if (res->num_is_int)
         snprintf(text, sizeof text, "%lld", res->num_int);
-    else if (res->num == floor(res->num) && fabs(res->num) < 1e15)
-        snprintf(text, sizeof text, "%.1f", res->num);
     else
-        snprintf(text, sizeof text, "%.17g", res->num);
+        float_text(res->num, text, sizeof text);
     /* The time to live counts from the key's creation: a counter with a
      * ttl is a window that an incr does not extend. */
     put(s, op, text, strlen(text), found ? old.exp : expiry(op, now), now, res);
@@ -671,11 +686,11 @@ static const char rs_incr[] =
     "  if sum ~= sum or sum == math.huge or sum == -math.huge then\n"
     "    return redis.error_reply('INF not finite')\n"
     "  end\n"
-    "  if sum == math.floor(sum) and math.abs(sum) < 1e15 then\n"
-    "    text = string.format('%.1f', sum)\n"
-    "  else\n"
-    "    text = string.format('%.17g', sum)\n"
+    "  for p = 15, 17 do\n" /* as float_text writes it */
+    "    text = string.format('%.' .. p .. 'g', sum)\n"
+    "    if tonumber(text) == sum then break end\n"
     "  end\n"
+    "  if not string.find(text, '[%.eE]') then text = text .. '.0' end\n"
     "  redis.call('HSET', dk, 'v', text)\n"
     "end\n"
     "redis.call('HSET', dk, 'n', redis.call('INCR', P .. 'ver'))\n"
