@@ -9,6 +9,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import tempfile
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +198,26 @@ class Paused(RedisHost):
         self.assertEqual(len(lines(h, r"warn .*redis unreachable: ")), 1, h.log())
         self.assertEqual(len(lines(h, r"redis reachable again at ")), 1, h.log())
 
+
+    def test_sighup_sets_redis_timeout_ms(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-data-")
+        cfg = os.path.join(d, "cliqhost.lua")
+
+        def write(ms):
+            with open(cfg, "w") as f:
+                f.write(f'data_dir = "{d}"\nredis_timeout_ms = {ms}\n')
+
+        write(3000)
+        h = self.host_on(None, "--config", cfg, workers=1)
+        h.data_dir = d
+        addr = f"redis://127.0.0.1:{self.redis.port}/0"
+        wait_until("/status says up", lambda: status(h)["redis"]["state"] == "up")
+        write(300)
+        h.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(h.wait_for(r"SIGHUP: config reloaded"), h.log())
+        self.assertEqual(call(h, op="set", key="k", value=1), [True])
+        self.redis.pause()
+        self.assertUnavailable(call(h, op="get", key="k"), f"no answer from {addr} in 300 ms")
 
     def test_killed_while_calls_wait(self):
         h = self.host_on(None, "--redis-timeout-ms", "3000", workers=1)
