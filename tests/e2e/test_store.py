@@ -356,6 +356,46 @@ class SharedAndLastingRedis(SharedAndLastingTests, StoreHost):
     REDIS = True
 
 
+class ExpiryTests:
+    """Which write keeps a key's expiry, which replaces it: the same on
+    both backends."""
+
+    def wait_gone(self, key):
+        deadline = time.monotonic() + 30
+        while self.call(op="get", key=key) != [NIL]:
+            self.assertLess(time.monotonic(), deadline, f"{key} never expired")
+            time.sleep(0.05)
+
+    def test_which_write_keeps_the_expiry(self):
+        ttl = {"ttl": 0.3}
+        self.call(op="set", key="witness", value=1, opts=ttl)
+        self.call(op="set", key="set_again", value=1, opts=ttl)
+        self.call(op="set", key="set_again", value=2)  # a set replaces: no ttl
+        self.call(op="set", key="absent", value=1, opts=ttl)
+        self.assertEqual(self.call(op="set", key="absent", value=2,
+                                   opts={"only_if_absent": True, "ttl": 3600}), [False])
+        self.call(op="set", key="updated", value=[], opts=ttl)
+        self.call(op="append", key="updated", item=1)  # an update keeps it
+        self.call(op="set", key="updated_ttl", value=[], opts={"ttl": 3600})
+        self.call(op="append", key="updated_ttl", item=1, opts=ttl)  # or sets its own
+        self.call(op="incr", key="window", opts=ttl)
+        self.call(op="incr", key="window", opts={"ttl": 3600})  # a window is not extended
+        self.wait_gone("witness")
+        for key in ("absent", "updated", "updated_ttl", "window"):
+            with self.subTest(key=key):
+                self.wait_gone(key)
+        self.assertEqual(self.call(op="get", key="set_again"), [2])
+        self.assertEqual(self.call(op="list_keys", prefix=""), [["set_again"], NIL])
+
+
+class ExpirySqlite(ExpiryTests, StoreHost):
+    pass
+
+
+class ExpiryRedis(ExpiryTests, StoreHost):
+    REDIS = True
+
+
 class LimitsTests:
     FLAGS = ("--store-max-value-bytes", "1024", "--store-max-keys", "3")
 

@@ -199,6 +199,21 @@ class Paused(RedisHost):
         self.assertEqual(len(lines(h, r"redis reachable again at ")), 1, h.log())
 
 
+    def test_the_handler_run_time_limit_stops_a_wait(self):
+        # A long redis_timeout_ms: the handler's own limit comes first.
+        h = self.host_on(None, "--redis-timeout-ms", "60000", "--max-run", "1000", workers=1)
+        self.assertEqual(call(h, op="set", key="k", value=1), [True])
+        self.redis.pause()
+        b = json.dumps(body("command", "execution_handler", "st",
+                            {"arguments": json.dumps({"op": "get", "key": "k"})}))
+        r = h.post(b.encode())
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("limit=time", lines(h, "failure=limit")[0], h.log())
+        self.redis.resume()
+        # The answer that came late went nowhere; the connection serves on.
+        self.assertEqual(call(h, op="incr", key="k"), [2])
+        self.assertEqual(status(h)["redis"]["state"], "up")
+
     def test_sighup_sets_redis_timeout_ms(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-data-")
         cfg = os.path.join(d, "cliqhost.lua")
