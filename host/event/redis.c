@@ -357,9 +357,19 @@ static void ev_cleanup(void *p)
     c->connect_timer = NULL;
 }
 
+static void on_connect_timeout(struct sched *s, void *ud);
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis_conn *c = ac->data;
+    if (status == REDIS_OK && c->connect_timer) {
+        /* The setup's answer gets its time from now: the loop may have
+         * started long after the connection was made (a worker sets up the
+         * rest of itself first), and the timer would fire in its first
+         * turn, before the answer could be read. */
+        sched_timer_cancel(c->sched, c->connect_timer);
+        c->connect_timer = sched_timer_add(c->sched, c->timeout_ms, on_connect_timeout, c);
+    }
     if (status != REDIS_OK) {
         char why[1024];
         snprintf(why, sizeof why, "cannot connect to %s: %s", c->t.shown,
