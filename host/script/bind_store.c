@@ -5,7 +5,6 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mem.h"
-#include "event/sched.h"
 #include "script/bind_json.h"
 #include "script/vm.h"
 
@@ -399,56 +398,30 @@ static uint64_t next_random(void)
 {
     static _Thread_local uint64_t x;
     if (x == 0 && (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x || x == 0))
-        x = (uint64_t)(uintptr_t)&x ^ (uint64_t)sched_clock_ms() ^ 0x9e3779b97f4a7c15ull;
-    x ^= x << 13; /* xorshift64 */
+        x = (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15ull; /* a per-thread fallback */
+    x ^= x << 13;                                            /* xorshift64 */
     x ^= x >> 7;
     x ^= x << 17;
     return x;
 }
 
-struct backoff {
-    struct luavm_task *t;
-    struct sched *sched;
-    struct sched_timer *timer;
-};
-
-static void backoff_done(struct sched *s, void *ud)
-{
-    (void)s;
-    struct backoff *b = ud;
-    struct luavm_task *t = b->t;
-    free(b);
-    vm_wake(t, 0);
-}
-
-static void backoff_cancel(void *ud)
-{
-    struct backoff *b = ud;
-    sched_timer_cancel(b->sched, b->timer);
-    free(b);
-}
-
-/* backoff(try): after store.update's write number `try` found the key
- * changed, waits a random 0..min(2^try, UPDATE_WAIT_MAX_MS) ms. Writers
- * that collide on one key (handlers that yield between their read and
- * their write, on a networked store, or hosts sharing it) would otherwise
- * try again in step and collide again until their tries run out. */
+/* backoff(try) -> seconds: how long store.update waits after its write
+ * number `try` found the key changed, a random 0..min(2^try,
+ * UPDATE_WAIT_MAX_MS) ms. Writers that collide on one key (handlers that
+ * yield between their read and their write, on a networked store, or hosts
+ * sharing it) would otherwise try again in step and collide again until
+ * their tries run out. */
 static int l_backoff(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
-    struct luavm_task *t = vm_task_here(L, "store.update");
     long long cap = n < 1 ? 1 : n >= 6 ? UPDATE_WAIT_MAX_MS : 1LL << n;
-    struct backoff *b = xmalloc(sizeof *b);
-    b->t = t;
-    b->sched = vm_options(vm_of(t))->sched;
-    b->timer = sched_timer_add(b->sched, (long long)(next_random() % (uint64_t)(cap + 1)),
-                               backoff_done, b);
-    return vm_wait(L, t, backoff_cancel, b);
+    lua_pushnumber(L, (lua_Number)(next_random() % (uint64_t)(cap + 1)) / 1000.0);
+    return 1;
 }
 
 /* store.update, around getv and cas. `_ENV = nil`: it sees no globals. */
 static const char update_code[] =
-    "local getv, cas, backoff, type, error, tries = ...\n"
+    "local getv, cas, backoff, sleep, type, error, tries = ...\n"
     "local _ENV = nil\n"
     "return function(key, fn, opts)\n"
     "  if type(fn) ~= 'function' then\n"
@@ -458,7 +431,7 @@ static const char update_code[] =
     "    error(\"bad argument #3 to 'update' (table expected, got \" .. type(opts) .. ')', 2)\n"
     "  end\n"
     "  for try = 1, tries do\n"
-    "    if try > 1 then backoff(try - 1) end\n"
+    "    if try > 1 then sleep(backoff(try - 1)) end\n"
     "    local ok, old, version = getv(key)\n"
     "    if not ok then return nil, old end\n"
     "    local new = fn(old)\n"
@@ -497,9 +470,10 @@ void bind_store_open(lua_State *L, int sb)
     lua_pushcfunction(L, l_getv);
     lua_pushcfunction(L, l_cas);
     lua_pushcfunction(L, l_backoff);
+    push_from(L, sb, "sleep"); /* bind_http's, opened before */
     push_from(L, sb, "type");
     push_from(L, sb, "error");
     lua_pushinteger(L, UPDATE_TRIES);
-    lua_call(L, 6, 1);
+    lua_call(L, 7, 1);
     lua_setfield(L, -2, "update");
 }

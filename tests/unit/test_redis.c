@@ -70,6 +70,26 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* A connection to the stand-in with a 100 ms timeout; forgets what
+ * on_state was told before. */
+static struct redis_conn *connect_to(struct sched *s, const struct standin *sv)
+{
+    struct redis_target t;
+    char err[256], url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", sv->port);
+    CHECK_INT(redis_parse_url(url, &t, err, sizeof err), 0);
+    states[0] = '\0';
+    return redis_conn_new(s, &t, 100, NULL, NULL, 0, on_state, NULL);
+}
+
+/* Turns the loop until on_state was told something (5 s at most). */
+static void run_until_told(struct sched *s)
+{
+    long long t0 = sched_clock_ms();
+    while (!states[0] && sched_clock_ms() - t0 < 5000)
+        sched_run_once(s, 50);
+}
+
 /* A worker makes its connection, then sets up the rest of itself (its Lua
  * state, the HTTP daemon, the other workers) before its loop runs: slow
  * under a sanitizer or on a loaded machine. Time spent before the loop
@@ -82,16 +102,9 @@ static void test_a_late_loop_is_not_an_outage(void)
     pthread_t th;
     pthread_create(&th, NULL, serve, &sv);
     struct sched *s = sched_new(NULL, NULL, NULL);
-    struct redis_target t;
-    char err[256], url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", sv.port);
-    CHECK_INT(redis_parse_url(url, &t, err, sizeof err), 0);
-    states[0] = '\0';
-    struct redis_conn *c = redis_conn_new(s, &t, 100, NULL, NULL, 0, on_state, NULL);
+    struct redis_conn *c = connect_to(s, &sv);
     sleep_ms(300); /* the rest of the worker's setup */
-    long long t0 = sched_clock_ms();
-    while (!states[0] && sched_clock_ms() - t0 < 5000)
-        sched_run_once(s, 50);
+    run_until_told(s);
     CHECK_STR(states, "u");
     CHECK_STR(last_why, "connected");
     CHECK(redis_conn_up(c));
@@ -107,15 +120,8 @@ static void test_no_answer_to_the_setup(void)
     struct standin sv;
     standin_open(&sv); /* listens, never accepts: the kernel completes the handshake */
     struct sched *s = sched_new(NULL, NULL, NULL);
-    struct redis_target t;
-    char err[256], url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", sv.port);
-    CHECK_INT(redis_parse_url(url, &t, err, sizeof err), 0);
-    states[0] = '\0';
-    struct redis_conn *c = redis_conn_new(s, &t, 100, NULL, NULL, 0, on_state, NULL);
-    long long t0 = sched_clock_ms();
-    while (!states[0] && sched_clock_ms() - t0 < 5000)
-        sched_run_once(s, 50);
+    struct redis_conn *c = connect_to(s, &sv);
+    run_until_told(s);
     CHECK_STR(states, "d");
     CHECK_HAS(last_why, "did not answer in 100 ms");
     CHECK(!redis_conn_up(c));
