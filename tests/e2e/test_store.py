@@ -469,6 +469,9 @@ class Settings(unittest.TestCase):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to run the binary as another user")
 class StoreDbNotWritable(unittest.TestCase):
+    """SQLite's own: a Redis store writes nothing to data_dir
+    (OperationsRedis.test_the_keys_stay_private)."""
+
     def test_serve_says_so(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
         try:
