@@ -96,10 +96,10 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *q[NQ];
     char path[1024];
-    const struct config *cfg;
-    long long nkeys;    /* rows in kv, expired ones included until swept */
-    long long version;  /* the last version given */
-    long long swept_ms; /* when expired keys were last deleted */
+    _Atomic(const struct config *) cfg; /* SIGHUP swaps it; the Redis path reads it unlocked */
+    long long nkeys;                    /* rows in kv, expired ones included until swept */
+    long long version;                  /* the last version given */
+    long long swept_ms;                 /* when expired keys were last deleted */
     _Atomic long long ops[STORE_NKINDS];
     _Atomic long long errors;
 };

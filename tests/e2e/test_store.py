@@ -13,6 +13,7 @@ prefix) is in test_store_redis.py."""
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -435,6 +436,46 @@ class LimitsSqlite(LimitsTests, StoreHost):
 
 
 class LimitsRedis(LimitsTests, StoreHost):
+    REDIS = True
+
+
+class ReloadTests:
+    """SIGHUP sets the store's limits, on either backend."""
+
+    def start_host(self, *flags):
+        self.config = os.path.join(tempfile.mkdtemp(prefix="cliqhost-e2e-data-"), "c.lua")
+        self.write_config(keys=2, value_bytes=100)
+        host = super().start_host("--config", self.config, *flags)
+        host.data_dir = os.path.dirname(self.config)
+        return host
+
+    def write_config(self, keys, value_bytes):
+        with open(self.config, "w") as f:
+            f.write(f'data_dir = "{os.path.dirname(self.config)}"\n'
+                    f"store_max_keys = {keys}\nstore_max_value_bytes = {value_bytes}\n")
+
+    def test_sighup_sets_the_limits(self):
+        for k in "ab":
+            self.assertEqual(self.call(op="set", key=k, value=1), [True])
+        self.assertTrue(self.call(op="set", key="c", value=1)[1].startswith("store full: 2 keys"))
+        self.assertTrue(self.call(op="big", key="a", len=200)[1].startswith("value too large"))
+        self.write_config(keys=3, value_bytes=1000)
+        start = len(self.host.lines)
+        self.host.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.host.wait_for("SIGHUP: config reloaded", start=start),
+                        self.host.log())
+        for _ in range(4):  # both workers
+            self.assertEqual(self.call(op="big", key="a", len=200), [True])
+        self.assertEqual(self.call(op="set", key="c", value=1), [True])
+        r = self.call(op="set", key="d", value=1)
+        self.assertTrue(r[1].startswith("store full: 3 keys, store_max_keys (3)"), r)
+
+
+class ReloadSqlite(ReloadTests, StoreHost):
+    pass
+
+
+class ReloadRedis(ReloadTests, StoreHost):
     REDIS = True
 
 
