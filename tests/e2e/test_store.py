@@ -329,8 +329,25 @@ class SharedAndLastingTests:
             self.host = self.start_host("--data-dir", data_dir)
             self.host.data_dir = data_dir
         self.assertEqual(self.call(op="get", key="kept"), [{"a": 1}])
+        # The new host counts the keys it found, without writing any.
+        self.wait_for_keys(2)
         self.assertEqual(self.call(op="incr", key="count"), [4])
         self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
+
+    def wait_for_keys(self, n):
+        """Reads (on SQLite, nothing) until cliqhost_store_keys is n."""
+        deadline = time.monotonic() + 30
+        while metric(self.host, "cliqhost_store_keys") != n:
+            self.assertLess(time.monotonic(), deadline, metrics(self.host))
+            self.call(op="get", key="x")
+            time.sleep(0.1)
+
+    def test_expired_keys_leave_the_count_without_a_write(self):
+        self.call(op="set", key="kept", value=1)
+        self.call(op="set", key="brief", value=1, opts={"ttl": 0.2})
+        self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
+        self.wait_for_keys(1)
+        self.assertEqual(self.call(op="list_keys", prefix=""), [["kept"], NIL])
 
     def test_ttl(self):
         self.assertEqual(self.call(op="set", key="brief", value="v", opts={"ttl": 0.2}), [True])
