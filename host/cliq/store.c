@@ -84,7 +84,7 @@ static const char *const kind_names[STORE_NKINDS] = {
     [STORE_CAS] = "update", [STORE_DELETE] = "delete", [STORE_LIST] = "list",
 };
 
-enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, NRS };
+enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, RS_COUNT, NRS };
 
 struct store {
     /* A Redis store: the link (NULL for SQLite), each script's SHA-1 and
@@ -92,7 +92,10 @@ struct store {
     struct shared *sh;
     char sha[NRS][41];
     _Atomic long long redis_keys;
-    pthread_mutex_t lock; /* one operation at a time; guards everything below */
+    _Atomic long long counted_ms;     /* when a count was last asked for */
+    _Atomic long long writes_counted; /* writes whose answer set redis_keys */
+    _Atomic long long count_after;    /* writes_counted when that count was asked */
+    pthread_mutex_t lock;             /* one operation at a time; guards everything below */
     sqlite3 *db;
     sqlite3_stmt *q[NQ];
     char path[1024];
@@ -725,6 +728,10 @@ static const char rs_delete[] = "redis.call('DEL', dk)\n"
                                 "redis.call('ZREM', E, key)\n"
                                 "return {1, redis.call('ZCARD', K)}\n";
 
+/* ARGV: P, "" -> {1, keys}: the count, expired keys swept first. */
+static const char rs_count[] = "sweep(256)\n"
+                               "return {1, redis.call('ZCARD', K)}\n";
+
 /* ARGV: P, prefix, start ("[prefix" or "(after"), limit, max_bytes ->
  * {more, key, value, key, value, ...}. Reads only; keys whose value has
  * expired but which the sweep has not taken yet are skipped. */
@@ -755,7 +762,7 @@ static const char rs_list[] =
 /* Script i's text (the common head included for writes). Caller frees. */
 static char *script_text(enum redis_script i)
 {
-    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list};
+    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list, rs_count};
     struct buf b;
     buf_init(&b, 64 * 1024);
     if (i != RS_LIST)
@@ -936,6 +943,7 @@ static const redisReply *write_reply(struct store *s, const redisReply *r)
         r->element[1]->type != REDIS_REPLY_INTEGER)
         return NULL;
     atomic_store(&s->redis_keys, r->element[1]->integer);
+    atomic_fetch_add(&s->writes_counted, 1);
     return r->element[0];
 }
 
@@ -1049,6 +1057,36 @@ static void on_redis_reply(struct redisReply *r, const char *err, void *ud)
     cb(&res, cud);
 }
 
+/* A count's answer, unless a write's answer came meanwhile (from another
+ * worker's connection it may be the newer). */
+static void on_counted(struct redisReply *r, const char *err, void *ud)
+{
+    struct store *s = ud;
+    (void)err;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER &&
+        atomic_load(&s->writes_counted) == atomic_load(&s->count_after))
+        atomic_store(&s->redis_keys, r->element[1]->integer);
+}
+
+/* Keeps cliqhost_store_keys near the truth on Redis, where only a write's
+ * answer brings the count: at most once a second, a read also asks for it
+ * (rs_count, which sweeps expired keys first, as the SQLite store does
+ * when counted). The answer goes to the counter alone; a connection that
+ * closes first drops it. */
+static void count_soon(struct store *s, struct redis_conn *rc)
+{
+    long long now = wall_ms(), last = atomic_load(&s->counted_ms);
+    if (now - last < SWEEP_MS || !atomic_compare_exchange_strong(&s->counted_ms, &last, now))
+        return;
+    atomic_store(&s->count_after, atomic_load(&s->writes_counted));
+    char *text = script_text(RS_COUNT);
+    const char *argv[5] = {"EVAL", text, "0", shared_prefix(s->sh), ""};
+    char err[400];
+    redis_command(rc, 5, argv, NULL, on_counted, s, err, sizeof err); /* down: next time */
+    free(text);
+}
+
 int store_start(struct store *s, struct redis_conn *rc, const struct store_op *op,
                 struct store_result *res, store_done_cb cb, void *ud,
                 struct store_pending **pending)
@@ -1080,6 +1118,8 @@ int store_start(struct store *s, struct redis_conn *rc, const struct store_op *o
         return 1;
     }
     *pending = p;
+    if (op->kind == STORE_GET || op->kind == STORE_LIST)
+        count_soon(s, rc);
     return 0;
 }
 
