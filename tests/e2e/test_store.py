@@ -221,6 +221,22 @@ class OperationsTests:
                          [[], NIL])
         self.assertEqual(self.call(op="list_keys", prefix="u:", opts={"after": "v"}), [[], NIL])
 
+    def test_keys_are_bytes(self):
+        keys = ["k\u0001a", "k", "k\u00e9", "k\u0001", "k\uffff", "k a", "k\n"]
+        for i, k in enumerate(keys):
+            self.assertEqual(self.call(op="set", key=k, value=i), [True])
+        for i, k in enumerate(keys):
+            self.assertEqual(self.call(op="get", key=k), [i])
+        # In byte order (UTF-8).
+        want = sorted(keys, key=lambda k: k.encode())
+        self.assertEqual(self.call(op="list_keys", prefix="k"), [want, NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="k\u0001"),
+                         [["k\u0001", "k\u0001a"], NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="k", opts={"after": "k\u0001a"}),
+                         [want[want.index("k\u0001a") + 1:], NIL])
+        # A NUL byte is a byte like any other.
+        self.assertEqual(self.call(op="nul_keys", prefix="n"), [1, 2, ["n", "n\u0000a"]])
+
     def test_a_page_of_large_values_stops_at_8_mib(self):
         # 40 values of 250 kB: 10 MB in all, more than one page holds.
         for i in range(40):

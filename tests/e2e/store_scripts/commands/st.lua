@@ -64,6 +64,17 @@ function ops.times(a)
     return pack(all)
 end
 
+-- Keys with a NUL byte, made here (JSON arguments cannot carry one):
+-- `prefix`.."\0a" and `prefix`, then each one's value and the list.
+function ops.nul_keys(a)
+    assert(store.set(a.prefix .. "\0a", 1))
+    assert(store.set(a.prefix, 2))
+    local items = store.list(a.prefix)
+    local keys = json.array()
+    for i, it in ipairs(items) do keys[i] = it.key end
+    return pack(store.get(a.prefix .. "\0a"), store.get(a.prefix), keys)
+end
+
 function ops.set_fn(a) return pack(store.set(a.key, function() end)) end
 function ops.set_nil(a) return pack(store.set(a.key, nil)) end
 function ops.long_key(a) return pack(store.get(string.rep("k", a.len))) end
