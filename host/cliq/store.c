@@ -84,7 +84,7 @@ static const char *const kind_names[STORE_NKINDS] = {
     [STORE_CAS] = "update", [STORE_DELETE] = "delete", [STORE_LIST] = "list",
 };
 
-enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, NRS };
+enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, RS_COUNT, NRS };
 
 struct store {
     /* A Redis store: the link (NULL for SQLite), each script's SHA-1 and
@@ -92,14 +92,17 @@ struct store {
     struct shared *sh;
     char sha[NRS][41];
     _Atomic long long redis_keys;
-    pthread_mutex_t lock; /* one operation at a time; guards everything below */
+    _Atomic long long counted_ms;     /* when a count was last asked for */
+    _Atomic long long writes_counted; /* writes whose answer set redis_keys */
+    _Atomic long long count_after;    /* writes_counted when that count was asked */
+    pthread_mutex_t lock;             /* one operation at a time; guards everything below */
     sqlite3 *db;
     sqlite3_stmt *q[NQ];
     char path[1024];
-    const struct config *cfg;
-    long long nkeys;    /* rows in kv, expired ones included until swept */
-    long long version;  /* the last version given */
-    long long swept_ms; /* when expired keys were last deleted */
+    _Atomic(const struct config *) cfg; /* SIGHUP swaps it; the Redis path reads it unlocked */
+    long long nkeys;                    /* rows in kv, expired ones included until swept */
+    long long version;                  /* the last version given */
+    long long swept_ms;                 /* when expired keys were last deleted */
     _Atomic long long ops[STORE_NKINDS];
     _Atomic long long errors;
 };
@@ -372,6 +375,23 @@ static int parse_number(const char *text, size_t len, long long *i, double *d)
     return 2;
 }
 
+/* Writes a finite float as json.encode does: the shortest text that reads
+ * back as the same double, with ".0" when it would read as an integer, so
+ * that a float stays a float (1e16 + 1 is 1e+16, not 10000000000000000).
+ * rs_incr writes it the same way. */
+static void float_text(double v, char *out, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (!strpbrk(out, ".eE")) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, ".0");
+    }
+}
+
 static void incr(struct store *s, const struct store_op *op, long long now,
                  struct store_result *res)
 {
@@ -407,10 +427,8 @@ static void incr(struct store *s, const struct store_op *op, long long now,
     char text[64];
     if (res->num_is_int)
         snprintf(text, sizeof text, "%lld", res->num_int);
-    else if (res->num == floor(res->num) && fabs(res->num) < 1e15)
-        snprintf(text, sizeof text, "%.1f", res->num);
     else
-        snprintf(text, sizeof text, "%.17g", res->num);
+        float_text(res->num, text, sizeof text);
     /* The time to live counts from the key's creation: a counter with a
      * ttl is a window that an incr does not extend. */
     put(s, op, text, strlen(text), found ? old.exp : expiry(op, now), now, res);
@@ -663,20 +681,20 @@ static const char rs_incr[] =
     "  local a = 0\n"
     "  if old then\n"
     "    if not string.match(old, '^%-?%d') or string.find(old, '[^%d%.eE%+%-]') then\n"
-    "      return redis.error_reply('NAN')\n"
+    "      return redis.error_reply('NAN not a number')\n"
     "    end\n"
     "    a = tonumber(old)\n"
-    "    if not a then return redis.error_reply('NAN') end\n"
+    "    if not a then return redis.error_reply('NAN not a number') end\n"
     "  end\n"
     "  local sum = a + tonumber(ARGV[3])\n"
     "  if sum ~= sum or sum == math.huge or sum == -math.huge then\n"
-    "    return redis.error_reply('INF')\n"
+    "    return redis.error_reply('INF not finite')\n"
     "  end\n"
-    "  if sum == math.floor(sum) and math.abs(sum) < 1e15 then\n"
-    "    text = string.format('%.1f', sum)\n"
-    "  else\n"
-    "    text = string.format('%.17g', sum)\n"
+    "  for p = 15, 17 do\n" /* as float_text writes it */
+    "    text = string.format('%.' .. p .. 'g', sum)\n"
+    "    if tonumber(text) == sum then break end\n"
     "  end\n"
+    "  if not string.find(text, '[%.eE]') then text = text .. '.0' end\n"
     "  redis.call('HSET', dk, 'v', text)\n"
     "end\n"
     "redis.call('HSET', dk, 'n', redis.call('INCR', P .. 'ver'))\n"
@@ -710,6 +728,10 @@ static const char rs_delete[] = "redis.call('DEL', dk)\n"
                                 "redis.call('ZREM', K, key)\n"
                                 "redis.call('ZREM', E, key)\n"
                                 "return {1, redis.call('ZCARD', K)}\n";
+
+/* ARGV: P, "" -> {1, keys}: the count, expired keys swept first. */
+static const char rs_count[] = "sweep(256)\n"
+                               "return {1, redis.call('ZCARD', K)}\n";
 
 /* ARGV: P, prefix, start ("[prefix" or "(after"), limit, max_bytes ->
  * {more, next, key, value, key, value, ...}. Reads only; keys whose value
@@ -749,7 +771,7 @@ static const char rs_list[] =
 /* Script i's text (the common head included for writes). Caller frees. */
 static char *script_text(enum redis_script i)
 {
-    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list};
+    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list, rs_count};
     struct buf b;
     buf_init(&b, 64 * 1024);
     /* Each script declares what it does (Redis 7): a full Redis (maxmemory)
@@ -937,6 +959,7 @@ static const redisReply *write_reply(struct store *s, const redisReply *r)
         r->element[1]->type != REDIS_REPLY_INTEGER)
         return NULL;
     atomic_store(&s->redis_keys, r->element[1]->integer);
+    atomic_fetch_add(&s->writes_counted, 1);
     return r->element[0];
 }
 
@@ -944,12 +967,14 @@ static void redis_answer(struct store_pending *p, const redisReply *r, struct st
 {
     struct store *s = p->s;
     if (r->type == REDIS_REPLY_ERROR) {
+        /* The scripts' errors are a code, a space, then more: Redis 7
+         * turns an error_reply without a space into "ERR <text>". */
         if (strncmp(r->str, "FULL ", 5) == 0)
             fail(res, "store full: %s keys, store_max_keys (%ld); delete keys or raise the setting",
                  r->str + 5, s->cfg->store_max_keys);
-        else if (strcmp(r->str, "NAN") == 0)
+        else if (strncmp(r->str, "NAN ", 4) == 0)
             fail(res, "not a number: %.*s", (int)p->klen, p->key);
-        else if (strcmp(r->str, "INF") == 0)
+        else if (strncmp(r->str, "INF ", 4) == 0)
             fail(res, "not a number: %.*s would not be finite", (int)p->klen, p->key);
         else
             fail(res, "store: redis: %s", r->str);
@@ -1050,6 +1075,36 @@ static void on_redis_reply(struct redisReply *r, const char *err, void *ud)
     cb(&res, cud);
 }
 
+/* A count's answer, unless a write's answer came meanwhile (from another
+ * worker's connection it may be the newer). */
+static void on_counted(struct redisReply *r, const char *err, void *ud)
+{
+    struct store *s = ud;
+    (void)err;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER &&
+        atomic_load(&s->writes_counted) == atomic_load(&s->count_after))
+        atomic_store(&s->redis_keys, r->element[1]->integer);
+}
+
+/* Keeps cliqhost_store_keys near the truth on Redis, where only a write's
+ * answer brings the count: at most once a second, a read also asks for it
+ * (rs_count, which sweeps expired keys first, as the SQLite store does
+ * when counted). The answer goes to the counter alone; a connection that
+ * closes first drops it. */
+static void count_soon(struct store *s, struct redis_conn *rc)
+{
+    long long now = wall_ms(), last = atomic_load(&s->counted_ms);
+    if (now - last < SWEEP_MS || !atomic_compare_exchange_strong(&s->counted_ms, &last, now))
+        return;
+    atomic_store(&s->count_after, atomic_load(&s->writes_counted));
+    char *text = script_text(RS_COUNT);
+    const char *argv[5] = {"EVAL", text, "0", shared_prefix(s->sh), ""};
+    char err[400];
+    redis_command(rc, 5, argv, NULL, on_counted, s, err, sizeof err); /* down: next time */
+    free(text);
+}
+
 int store_start(struct store *s, struct redis_conn *rc, const struct store_op *op,
                 struct store_result *res, store_done_cb cb, void *ud,
                 struct store_pending **pending)
@@ -1081,6 +1136,8 @@ int store_start(struct store *s, struct redis_conn *rc, const struct store_op *o
         return 1;
     }
     *pending = p;
+    if (op->kind == STORE_GET || op->kind == STORE_LIST)
+        count_soon(s, rc);
     return 0;
 }
 

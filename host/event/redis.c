@@ -248,7 +248,7 @@ struct redis_conn {
     int failed_once; /* a connection failed since the start: fail fast while down */
     int freeing;
     int ac_dying; /* hiredis frees ac itself once the current callback returns */
-    int dropped;  /* conn_drop gave up on ac: its disconnection is no news */
+    int dropped;  /* conn_drop freed ac: its disconnect is ours, already told */
     long retry_ms;
     struct sched_timer *retry;
     struct sched_timer *connect_timer;
@@ -284,9 +284,10 @@ static void on_retry(struct sched *s, void *ud)
 static void conn_drop(struct redis_conn *c, const char *why)
 {
     set_state(c, 0, why);
-    c->dropped = 1;
-    if (c->ac && !c->ac_dying)
+    if (c->ac && !c->ac_dying) {
+        c->dropped = 1;        /* on_disconnect must not replace `why` */
         redisAsyncFree(c->ac); /* pending callbacks run with NULL; ev_cleanup clears c->ac */
+    }
     if (!c->freeing && !c->retry) {
         c->retry = sched_timer_add(c->sched, c->retry_ms, on_retry, c);
         c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
@@ -372,8 +373,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct redis_conn *c = ac->data;
-    /* A connection we dropped keeps the reason we dropped it for (a
-     * timeout, a refused setup), not "closed". */
+    /* A connection this host dropped (a refused setup, no answer in time)
+     * keeps the reason it was dropped for: hiredis tells its end here too,
+     * after the commands still waiting have failed with that reason. */
     if (c->freeing || c->dropped)
         return;
     if (status != REDIS_OK || c->up || c->setup_left) {
@@ -406,7 +408,6 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct redis_req *r = privdata;
     struct redis_conn *c = r->c;
-    (void)ac;
     sched_timer_cancel(c->sched, r->timer);
     r->timer = NULL;
     redisReply *rep = reply;
@@ -436,7 +437,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         r->cb = NULL;
         if (rep)
             cb(rep, NULL, r->ud);
-        else {
+        else if (c->up) {
+            /* The server went while the connection was up: c->why is
+             * still what ended an earlier outage. */
+            char why[1024];
+            snprintf(why, sizeof why, "redis is unreachable: connection to %s lost: %.300s",
+                     c->t.shown, ac->errstr[0] ? ac->errstr : "closed by the server");
+            cb(NULL, why, r->ud);
+        } else {
             char why[1024];
             snprintf(why, sizeof why, "redis is unreachable: %.300s",
                      c->why[0] ? c->why : "connection lost");
@@ -502,9 +510,9 @@ static void conn_start(struct redis_conn *c)
     ac->ev.delWrite = ev_del_write;
     ac->ev.cleanup = ev_cleanup;
     c->ac = ac;
-    c->dropped = 0;
     c->fd = -1;
     c->events = 0;
+    c->dropped = 0;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->setup_left = 0;

@@ -10,11 +10,15 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* store.update gives up after this many writes found the key changed. */
 #define UPDATE_TRIES 16
+/* The longest wait between two of its tries, in ms. */
+#define UPDATE_WAIT_MAX_MS 64
 
 /* The registry keys of json.decode, which turns stored values back, and
  * json.array, which marks store.list's items as an array (also when empty). */
@@ -391,9 +395,35 @@ static int l_cas(lua_State *L)
     return run(L, &op, 2, "store.update");
 }
 
+/* A random number, from a generator of this thread's (seeded once). */
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0 && (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x || x == 0))
+        x = (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15ull; /* a per-thread fallback */
+    x ^= x << 13;                                            /* xorshift64 */
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+/* backoff(try) -> seconds: how long store.update waits after its write
+ * number `try` found the key changed, a random 0..min(2^try,
+ * UPDATE_WAIT_MAX_MS) ms. Writers that collide on one key (handlers that
+ * yield between their read and their write, on a networked store, or hosts
+ * sharing it) would otherwise try again in step and collide again until
+ * their tries run out. */
+static int l_backoff(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    long long cap = n < 1 ? 1 : n >= 6 ? UPDATE_WAIT_MAX_MS : 1LL << n;
+    lua_pushnumber(L, (lua_Number)(next_random() % (uint64_t)(cap + 1)) / 1000.0);
+    return 1;
+}
+
 /* store.update, around getv and cas. `_ENV = nil`: it sees no globals. */
 static const char update_code[] =
-    "local getv, cas, type, error, tries = ...\n"
+    "local getv, cas, backoff, sleep, type, error, tries = ...\n"
     "local _ENV = nil\n"
     "return function(key, fn, opts)\n"
     "  if type(fn) ~= 'function' then\n"
@@ -402,7 +432,8 @@ static const char update_code[] =
     "  if opts ~= nil and type(opts) ~= 'table' then\n"
     "    error(\"bad argument #3 to 'update' (table expected, got \" .. type(opts) .. ')', 2)\n"
     "  end\n"
-    "  for _ = 1, tries do\n"
+    "  for try = 1, tries do\n"
+    "    if try > 1 then sleep(backoff(try - 1)) end\n"
     "    local ok, old, version = getv(key)\n"
     "    if not ok then return nil, old end\n"
     "    local new = fn(old)\n"
@@ -440,9 +471,11 @@ void bind_store_open(lua_State *L, int sb)
         lua_error(L);
     lua_pushcfunction(L, l_getv);
     lua_pushcfunction(L, l_cas);
+    lua_pushcfunction(L, l_backoff);
+    push_from(L, sb, "sleep"); /* bind_http's, opened before */
     push_from(L, sb, "type");
     push_from(L, sb, "error");
     lua_pushinteger(L, UPDATE_TRIES);
-    lua_call(L, 5, 1);
+    lua_call(L, 7, 1);
     lua_setfield(L, -2, "update");
 }

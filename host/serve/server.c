@@ -917,6 +917,7 @@ static void adopt_config(struct worker *w)
         w->ks = ks;
     }
     w->cfg = cfg;
+    redis_conn_set_timeout(w->redis, cfg->redis_timeout_ms);
     struct luavm_options lo;
     server_luavm_options(cfg, w->lualib_dir, &lo);
     luavm_set_options(w->vm, &lo);

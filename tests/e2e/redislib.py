@@ -23,13 +23,16 @@ def free_port():
 class Redis:
     """A running redis-server on 127.0.0.1:port."""
 
-    def __init__(self, port=None, password=None):
+    def __init__(self, port=None, password=None, unixsocket=False):
+        """unixsocket: also listen on a unix socket in its folder
+        (self.socket)."""
         if not os.path.exists(SERVER):
             raise RuntimeError("redis-server is not installed (apt-get install redis-server; "
                                "./dev.sh test installs it)")
         self.port = port or free_port()
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="cliqhost-redis-")
+        self.socket = os.path.join(self.dir, "redis.sock") if unixsocket else None
         self.proc = None
         # Whatever ends the test run, the server goes with it.
         atexit.register(self.stop)
@@ -46,6 +49,8 @@ class Redis:
                 "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.socket:
+            args += ["--unixsocket", self.socket, "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -75,16 +80,23 @@ class Redis:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def command(self, *args):
-        """Runs one command (RESP over a plain socket); returns the reply
-        decoded: str, int, None or a list. Raises RuntimeError on an error
-        reply."""
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self, *args, db=0):
+        """Runs one command (RESP over a plain socket of its own) in
+        database db; returns the reply decoded: str, int, None or a list.
+        Raises RuntimeError on an error reply."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            f = s.makefile("rb")
             if self.password:
                 s.sendall(_encode(("AUTH", self.password)))
-                _read(s.makefile("rb"))
+                _read(f)
+            if db:
+                s.sendall(_encode(("SELECT", db)))
+                _read(f)
             s.sendall(_encode(args))
-            return _read(s.makefile("rb"))
+            return _read(f)
 
 
 def _encode(args):

@@ -1,12 +1,20 @@
-"""The `store` scripts keep state in (issue 14, first slice: the embedded
-SQLite backend): every operation's answers and errors, state seen by the
-next call whichever worker takes it, across a restart, TTLs, atomic incr
-and update from many concurrent calls on both workers, list paging, the
-limits, and a store.db the host cannot write."""
+"""The `store` scripts keep state in, on both backends: the embedded
+SQLite (data_dir/store.db) and Redis (a real redis-server, one per test
+class, emptied before each test). Every operation's answers and errors,
+state seen by the next call whichever worker takes it, across a host
+restart, TTLs, atomic incr and update from many concurrent calls on both
+workers, list paging, the limits, and a store.db the host cannot write.
+
+Each group of tests is a mixin (OperationsTests, ...) with two concrete
+classes, ...Sqlite and ...Redis, that run it on each backend.
+Redis-specific behaviour (Redis killed, paused, password, db, socket,
+prefix) is in test_store_redis.py."""
 
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -15,9 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cliq_bodies import body
 from hostlib import BIN, REPO, Host
+from redislib import Redis
 
 SCRIPTS = os.path.join(REPO, "tests", "e2e", "store_scripts")
 NIL = "<nil>"
+
+# The Redis hosts' command timeout in these tests: generous, so that a
+# loaded machine (or an ASan build) never turns a slow answer, such as an
+# 8 MiB page, into "store unavailable". test_store_redis.py tests the
+# timeout itself.
+REDIS_TIMEOUT_MS = "5000"
 
 
 def call(host, **args):
@@ -46,10 +61,38 @@ def metric(host, name):
 
 
 class StoreHost(unittest.TestCase):
+    """A host on 2 workers running st.lua, on SQLite (REDIS False: its own
+    data_dir) or on a redis-server of the class's own (REDIS True)."""
+
     FLAGS = ()
+    REDIS = False
+    redis = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Here, not in setUp: a setUp that raised after a host started
+        # would leave the host running (tearDown does not run then).
+        if cls.REDIS:
+            cls.redis = Redis()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.redis:
+            cls.redis.stop()
+        super().tearDownClass()
 
     def setUp(self):
-        self.host = Host("--no-verify", *self.FLAGS, scripts=SCRIPTS, workers=2)
+        if self.redis:
+            self.redis.command("FLUSHALL")
+        self.host = self.start_host()
+
+    def start_host(self, *flags):
+        """A host on this class's backend (not yet self.host)."""
+        store = ()
+        if self.redis:
+            store = ("--store", self.redis.url, "--redis-timeout-ms", REDIS_TIMEOUT_MS)
+        return Host("--no-verify", *store, *self.FLAGS, *flags, scripts=SCRIPTS, workers=2)
 
     def tearDown(self):
         rc = self.host.stop()
@@ -69,7 +112,7 @@ def rss_kb(host):
     raise AssertionError("no VmRSS")
 
 
-class MemoryOutsideLua(StoreHost):
+class MemoryOutsideLuaTests:
     """What the store allocates outside the Lua heap (a value's JSON, a
     page of values) is freed at once, also when building the answer fails:
     none of it escapes the handler's memory limit by piling up."""
@@ -110,7 +153,15 @@ class MemoryOutsideLua(StoreHost):
         self.assertGrewLessThan(before, 64 * 1024)
 
 
-class Operations(StoreHost):
+class MemoryOutsideLuaSqlite(MemoryOutsideLuaTests, StoreHost):
+    pass
+
+
+class MemoryOutsideLuaRedis(MemoryOutsideLuaTests, StoreHost):
+    REDIS = True
+
+
+class OperationsTests:
     def test_get_set_delete(self):
         self.assertEqual(self.call(op="get", key="a"), [NIL])
         self.assertEqual(self.call(op="set", key="a", value={"x": [1, 2.5, "s", None]}), [True])
@@ -170,6 +221,22 @@ class Operations(StoreHost):
                          [[], NIL])
         self.assertEqual(self.call(op="list_keys", prefix="u:", opts={"after": "v"}), [[], NIL])
 
+    def test_keys_are_bytes(self):
+        keys = ["k\u0001a", "k", "k\u00e9", "k\u0001", "k\uffff", "k a", "k\n"]
+        for i, k in enumerate(keys):
+            self.assertEqual(self.call(op="set", key=k, value=i), [True])
+        for i, k in enumerate(keys):
+            self.assertEqual(self.call(op="get", key=k), [i])
+        # In byte order (UTF-8).
+        want = sorted(keys, key=lambda k: k.encode())
+        self.assertEqual(self.call(op="list_keys", prefix="k"), [want, NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="k\u0001"),
+                         [["k\u0001", "k\u0001a"], NIL])
+        self.assertEqual(self.call(op="list_keys", prefix="k", opts={"after": "k\u0001a"}),
+                         [want[want.index("k\u0001a") + 1:], NIL])
+        # A NUL byte is a byte like any other.
+        self.assertEqual(self.call(op="nul_keys", prefix="n"), [1, 2, ["n", "n\u0000a"]])
+
     def test_a_page_of_large_values_stops_at_8_mib(self):
         # 40 values of 250 kB: 10 MB in all, more than one page holds.
         for i in range(40):
@@ -202,6 +269,16 @@ class Operations(StoreHost):
         self.assertIn("function", r[1])
         self.assertEqual(self.call(op="get", key="f"), [NIL])
 
+    def test_the_keys_stay_private(self):
+        self.call(op="set", key="secret", value="s")
+        path = os.path.join(self.host.data_dir, "store.db")
+        if self.redis:
+            # In Redis only: nothing of the store is written to data_dir.
+            self.assertFalse(os.path.exists(path))
+            self.assertEqual(self.redis.command("HGET", "cliqhost:k:secret", "v"), '"s"')
+        else:
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
     def test_metrics_and_status(self):
         self.call(op="set", key="m1", value=1)
         self.call(op="set", key="m2", value=1)
@@ -214,11 +291,23 @@ class Operations(StoreHost):
         self.assertGreaterEqual(metric(self.host, 'cliqhost_store_ops_total{op="get"}'), 1)
         self.assertEqual(metric(self.host, 'cliqhost_store_ops_total{op="incr"}'), 2)
         self.assertEqual(metric(self.host, "cliqhost_store_errors_total"), 1)
-        st = self.host.request("GET", "/status").json()
-        self.assertEqual(st["store"], {"backend": "sqlite", "keys": 3})
+        st = self.host.request("GET", "/status").json()["store"]
+        if self.redis:
+            self.assertEqual(st.pop("redis")["state"], "up")
+            self.assertEqual(st, {"backend": "redis", "keys": 3})
+        else:
+            self.assertEqual(st, {"backend": "sqlite", "keys": 3})
 
 
-class SharedAndLasting(StoreHost):
+class OperationsSqlite(OperationsTests, StoreHost):
+    pass
+
+
+class OperationsRedis(OperationsTests, StoreHost):
+    REDIS = True
+
+
+class SharedAndLastingTests:
     def test_the_next_call_sees_it_whatever_worker_takes_it(self):
         # The /oncall problem: one worker's module table was another's.
         for i in range(40):
@@ -233,21 +322,48 @@ class SharedAndLasting(StoreHost):
         self.assertEqual(self.call(op="get", key="hits"), [200])
 
     def test_update_from_many_concurrent_calls(self):
-        with ThreadPoolExecutor(16) as ex:
-            list(ex.map(lambda i: call(self.host, op="append", key="log", item=i), range(100)))
+        # 32 handlers at once on one key: each update gets its turn within
+        # its 16 tries (none answers "conflict"), and none is lost.
+        with ThreadPoolExecutor(32) as ex:
+            rs = list(ex.map(lambda i: call(self.host, op="append", key="log", item=i),
+                             range(160)))
+        self.assertEqual([r for r in rs if r[0] == NIL], [])
         got = self.call(op="get", key="log")[0]
-        self.assertEqual(sorted(got), list(range(100)))
+        self.assertEqual(sorted(got), list(range(160)))
 
     def test_it_survives_a_restart(self):
         self.call(op="set", key="kept", value={"a": 1})
         self.call(op="incr", key="count", by=3)
         self.assertEqual(self.host.stop(), 0)
-        self.host = Host("--no-verify", "--data-dir", self.host.data_dir, scripts=SCRIPTS,
-                         workers=2)
-        self.host.data_dir = self.host.args[self.host.args.index("--data-dir") + 1]
+        if self.redis:
+            # The keys are in Redis: a host with a data_dir of its own (as
+            # on another machine) finds them.
+            shutil.rmtree(self.host.data_dir, ignore_errors=True)
+            self.host = self.start_host()
+        else:
+            data_dir = self.host.data_dir
+            self.host = self.start_host("--data-dir", data_dir)
+            self.host.data_dir = data_dir
         self.assertEqual(self.call(op="get", key="kept"), [{"a": 1}])
+        # The new host counts the keys it found, without writing any.
+        self.wait_for_keys(2)
         self.assertEqual(self.call(op="incr", key="count"), [4])
         self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
+
+    def wait_for_keys(self, n):
+        """Reads (on SQLite, nothing) until cliqhost_store_keys is n."""
+        deadline = time.monotonic() + 30
+        while metric(self.host, "cliqhost_store_keys") != n:
+            self.assertLess(time.monotonic(), deadline, metrics(self.host))
+            self.call(op="get", key="x")
+            time.sleep(0.1)
+
+    def test_expired_keys_leave_the_count_without_a_write(self):
+        self.call(op="set", key="kept", value=1)
+        self.call(op="set", key="brief", value=1, opts={"ttl": 0.2})
+        self.assertEqual(metric(self.host, "cliqhost_store_keys"), 2)
+        self.wait_for_keys(1)
+        self.assertEqual(self.call(op="list_keys", prefix=""), [["kept"], NIL])
 
     def test_ttl(self):
         self.assertEqual(self.call(op="set", key="brief", value="v", opts={"ttl": 0.2}), [True])
@@ -266,7 +382,55 @@ class SharedAndLasting(StoreHost):
         self.assertEqual(self.call(op="get", key="long"), ["v"])
 
 
-class Limits(StoreHost):
+class SharedAndLastingSqlite(SharedAndLastingTests, StoreHost):
+    pass
+
+
+class SharedAndLastingRedis(SharedAndLastingTests, StoreHost):
+    REDIS = True
+
+
+class ExpiryTests:
+    """Which write keeps a key's expiry, which replaces it: the same on
+    both backends."""
+
+    def wait_gone(self, key):
+        deadline = time.monotonic() + 30
+        while self.call(op="get", key=key) != [NIL]:
+            self.assertLess(time.monotonic(), deadline, f"{key} never expired")
+            time.sleep(0.05)
+
+    def test_which_write_keeps_the_expiry(self):
+        ttl = {"ttl": 0.3}
+        self.call(op="set", key="witness", value=1, opts=ttl)
+        self.call(op="set", key="set_again", value=1, opts=ttl)
+        self.call(op="set", key="set_again", value=2)  # a set replaces: no ttl
+        self.call(op="set", key="absent", value=1, opts=ttl)
+        self.assertEqual(self.call(op="set", key="absent", value=2,
+                                   opts={"only_if_absent": True, "ttl": 3600}), [False])
+        self.call(op="set", key="updated", value=[], opts=ttl)
+        self.call(op="append", key="updated", item=1)  # an update keeps it
+        self.call(op="set", key="updated_ttl", value=[], opts={"ttl": 3600})
+        self.call(op="append", key="updated_ttl", item=1, opts=ttl)  # or sets its own
+        self.call(op="incr", key="window", opts=ttl)
+        self.call(op="incr", key="window", opts={"ttl": 3600})  # a window is not extended
+        self.wait_gone("witness")
+        for key in ("absent", "updated", "updated_ttl", "window"):
+            with self.subTest(key=key):
+                self.wait_gone(key)
+        self.assertEqual(self.call(op="get", key="set_again"), [2])
+        self.assertEqual(self.call(op="list_keys", prefix=""), [["set_again"], NIL])
+
+
+class ExpirySqlite(ExpiryTests, StoreHost):
+    pass
+
+
+class ExpiryRedis(ExpiryTests, StoreHost):
+    REDIS = True
+
+
+class LimitsTests:
     FLAGS = ("--store-max-value-bytes", "1024", "--store-max-keys", "3")
 
     def test_value_too_large(self):
@@ -300,6 +464,54 @@ class Limits(StoreHost):
         self.assertEqual(self.call(op="set", key="d", value=1), [True])
 
 
+class LimitsSqlite(LimitsTests, StoreHost):
+    pass
+
+
+class LimitsRedis(LimitsTests, StoreHost):
+    REDIS = True
+
+
+class ReloadTests:
+    """SIGHUP sets the store's limits, on either backend."""
+
+    def start_host(self, *flags):
+        self.config = os.path.join(tempfile.mkdtemp(prefix="cliqhost-e2e-data-"), "c.lua")
+        self.write_config(keys=2, value_bytes=100)
+        host = super().start_host("--config", self.config, *flags)
+        host.data_dir = os.path.dirname(self.config)
+        return host
+
+    def write_config(self, keys, value_bytes):
+        with open(self.config, "w") as f:
+            f.write(f'data_dir = "{os.path.dirname(self.config)}"\n'
+                    f"store_max_keys = {keys}\nstore_max_value_bytes = {value_bytes}\n")
+
+    def test_sighup_sets_the_limits(self):
+        for k in "ab":
+            self.assertEqual(self.call(op="set", key=k, value=1), [True])
+        self.assertTrue(self.call(op="set", key="c", value=1)[1].startswith("store full: 2 keys"))
+        self.assertTrue(self.call(op="big", key="a", len=200)[1].startswith("value too large"))
+        self.write_config(keys=3, value_bytes=1000)
+        start = len(self.host.lines)
+        self.host.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.host.wait_for("SIGHUP: config reloaded", start=start),
+                        self.host.log())
+        for _ in range(4):  # both workers
+            self.assertEqual(self.call(op="big", key="a", len=200), [True])
+        self.assertEqual(self.call(op="set", key="c", value=1), [True])
+        r = self.call(op="set", key="d", value=1)
+        self.assertTrue(r[1].startswith("store full: 3 keys, store_max_keys (3)"), r)
+
+
+class ReloadSqlite(ReloadTests, StoreHost):
+    pass
+
+
+class ReloadRedis(ReloadTests, StoreHost):
+    REDIS = True
+
+
 class Settings(unittest.TestCase):
     def test_a_store_it_cannot_use_is_refused_at_start(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
@@ -331,6 +543,9 @@ class Settings(unittest.TestCase):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to run the binary as another user")
 class StoreDbNotWritable(unittest.TestCase):
+    """SQLite's own: a Redis store writes nothing to data_dir
+    (OperationsRedis.test_the_keys_stay_private)."""
+
     def test_serve_says_so(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-store-")
         try:

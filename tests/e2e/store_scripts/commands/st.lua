@@ -49,6 +49,32 @@ function ops.update_conflict(a)
     return r
 end
 
+-- Runs the operation `what` `times` times in this one handler; answers
+-- the list of their results (each a list, nil as "<nil>").
+function ops.times(a)
+    local all = json.array()
+    for i = 1, a.times do
+        local r = ops[a.what.op](a.what)
+        local one = json.array()
+        for k = 1, r.n do
+            one[k] = r[k] == nil and "<nil>" or r[k]
+        end
+        all[i] = one
+    end
+    return pack(all)
+end
+
+-- Keys with a NUL byte, made here (JSON arguments cannot carry one):
+-- `prefix`.."\0a" and `prefix`, then each one's value and the list.
+function ops.nul_keys(a)
+    assert(store.set(a.prefix .. "\0a", 1))
+    assert(store.set(a.prefix, 2))
+    local items = store.list(a.prefix)
+    local keys = json.array()
+    for i, it in ipairs(items) do keys[i] = it.key end
+    return pack(store.get(a.prefix .. "\0a"), store.get(a.prefix), keys)
+end
+
 function ops.set_fn(a) return pack(store.set(a.key, function() end)) end
 function ops.set_nil(a) return pack(store.set(a.key, nil)) end
 function ops.long_key(a) return pack(store.get(string.rep("k", a.len))) end
@@ -75,11 +101,15 @@ function ops.fill(a)
     return pack(true)
 end
 
--- Holds several pages of a list at once (may pass the memory limit).
+-- Holds several pages of a list at once (may pass the memory limit:
+-- then the handler stops, or, where the answer came later (Redis), the
+-- call answers nil, "out of memory").
 function ops.hold_pages(a)
     local keep = {}
     for i = 1, a.pages do
-        keep[i] = store.list(a.prefix)
+        local items, err = store.list(a.prefix)
+        if not items then return pack(#keep, err) end
+        keep[i] = items
     end
     return pack(#keep)
 end
