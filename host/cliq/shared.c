@@ -197,6 +197,13 @@ static void on_claim(struct redisReply *r, const char *err, void *ud)
     }
 }
 
+/* SET ... NX GET in a script that may run on a full Redis (allow-oom): a
+ * script filling the store must not turn the hosts' shared memory of calls
+ * off. */
+static const char claim_script[] =
+    "#!lua flags=allow-oom\n"
+    "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])\n";
+
 struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
                                      const unsigned char *digest, size_t len, long long keep_ms,
                                      shared_claim_cb cb, void *ud)
@@ -213,9 +220,9 @@ struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
     char at[32], px[32];
     snprintf(at, sizeof at, "%lld", op->at_ms);
     snprintf(px, sizeof px, "%lld", keep_ms > 0 ? keep_ms : 1);
-    const char *argv[] = {"SET", key, at, "NX", "GET", "PX", px};
+    const char *argv[] = {"EVAL", claim_script, "1", key, at, px};
     char err[400];
-    op->req = redis_command(rc, 7, argv, NULL, on_claim, op, err, sizeof err);
+    op->req = redis_command(rc, 6, argv, NULL, on_claim, op, err, sizeof err);
     if (!op->req) {
         free(op);
         atomic_fetch_add(&sh->fallbacks[0], 1);
@@ -238,7 +245,7 @@ void shared_claim_cancel(struct shared_claim_op *op)
  * fewer than the limit were taken, else says how long until the oldest
  * leaves. The time is Redis', so the hosts' clocks need not agree. */
 static const char pace_script[] =
-    "#!lua\n" /* declared: a full Redis refuses it before it writes */
+    "#!lua flags=allow-oom\n" /* a full Redis must not lift the pace */
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)\n"

@@ -14,7 +14,7 @@
  * once.
  *
  * Keys in Redis start with redis_prefix ("cliqhost:"): r:<digest> for an
- * accepted call (kept twice the replay window), pace:<token hash> for a
+ * accepted call (kept twice the replay window and a minute), pace:<token hash> for a
  * token's sends of the last minute (a sorted set by time; the hash is of
  * the token's secret, so hosts that call the same token by other names
  * still share its window and the secret never reaches Redis).

@@ -1004,6 +1004,8 @@ static void redis_answer(struct store_pending *p, const redisReply *r, struct st
             if (!it->key || !it->value)
                 goto odd;
         }
+        if (res->more && !res->next && !res->nitems)
+            goto odd; /* more, but from where? */
         return;
     }
     const redisReply *e = write_reply(s, r);

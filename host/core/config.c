@@ -782,9 +782,10 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
     }
     if (strcmp(c->store, "sqlite") && strncmp(c->store, "redis://", 8) &&
         strncmp(c->store, "unix:", 5)) {
+        /* Only its scheme: the rest may hold a password. */
         snprintf(err, errlen,
-                 "store '%s' is not sqlite, redis://host:port/db or unix:/path/to/redis.sock",
-                 c->store);
+                 "store '%.*s...' is not sqlite, redis://host:port/db or unix:/path/to/redis.sock",
+                 (int)strcspn(c->store, ":"), c->store);
         return -1;
     }
     if (strlen(c->redis_prefix) > 100 || strpbrk(c->redis_prefix, " \r\n")) {

@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,8 @@ static int unescape(const char *s, size_t n, char *out, size_t cap)
             char hex[3] = {s[i + 1], s[i + 2], 0};
             char *end;
             long v = strtol(hex, &end, 16);
-            if (*end || hex[0] == '-' || hex[0] == '+' || hex[0] == ' ')
-                return -1;
+            if (*end || v == 0 || hex[0] == '-' || hex[0] == '+' || hex[0] == ' ')
+                return -1; /* %00 would end the string early */
             ch = (char)v;
             i += 2;
         }
@@ -76,8 +77,45 @@ static int resolve(const char *name, struct redis_target *t, char *err, size_t e
     return 0;
 }
 
+/* Copies url into out with its password masked (the part between the
+ * user's ':' and the last '@', and a password= parameter's value), for
+ * messages about a URL the host refuses. */
+static void mask_url(const char *url, char *out, size_t n)
+{
+    const char *sch = strstr(url, "://");
+    const char *at = strrchr(url, '@');
+    if (sch && at && at > sch) {
+        const char *user = sch + 3;
+        const char *colon = memchr(user, ':', (size_t)(at - user));
+        size_t keep = (size_t)((colon ? colon + 1 : user) - url);
+        snprintf(out, n, "%.*s***%s", (int)keep, url, at);
+    } else {
+        snprintf(out, n, "%s", url);
+    }
+    /* Every parameter's value but db's: a misspelt "pasword=" too. */
+    char *q = strchr(out, '?');
+    if (!q)
+        return;
+    char tail[1100];
+    size_t k = 0;
+    const char *x = q + 1;
+    while (*x && k + 8 < sizeof tail) {
+        size_t name = strcspn(x, "=&");
+        size_t len = strcspn(x, "&");
+        int keep = x[name] != '=' || (name == 2 && strncmp(x, "db", 2) == 0);
+        int w = snprintf(tail + k, sizeof tail - k, "%s%.*s%s", k ? "&" : "",
+                         (int)(keep ? len : name), x, keep ? "" : "=***");
+        k += w > 0 && (size_t)w < sizeof tail - k ? (size_t)w : 0;
+        x += len + (x[len] == '&');
+    }
+    tail[k] = '\0';
+    snprintf(q + 1, n - (size_t)(q + 1 - out), "%s", tail);
+}
+
 static int parse_unix(const char *url, struct redis_target *t, char *err, size_t errlen)
 {
+    char masked[1100];
+    mask_url(url, masked, sizeof masked);
     const char *p = url + 5;
     if (strncmp(p, "//", 2) == 0)
         p += 2;
@@ -85,7 +123,7 @@ static int parse_unix(const char *url, struct redis_target *t, char *err, size_t
     size_t plen = q ? (size_t)(q - p) : strlen(p);
     if (plen == 0 || p[0] != '/' || plen >= sizeof t->path) {
         snprintf(err, errlen,
-                 "redis unix socket: '%s' needs an absolute path (unix:/run/redis.sock)", url);
+                 "redis unix socket: '%s' needs an absolute path (unix:/run/redis.sock)", masked);
         return -1;
     }
     memcpy(t->path, p, plen);
@@ -96,7 +134,7 @@ static int parse_unix(const char *url, struct redis_target *t, char *err, size_t
         size_t n = amp ? (size_t)(amp - q) : strlen(q);
         char part[400];
         if (n >= sizeof part) {
-            snprintf(err, errlen, "redis URL '%s': a parameter is too long", url);
+            snprintf(err, errlen, "redis URL '%s': a parameter is too long", masked);
             return -1;
         }
         memcpy(part, q, n);
@@ -112,8 +150,8 @@ static int parse_unix(const char *url, struct redis_target *t, char *err, size_t
                 return -1;
             }
         } else {
-            snprintf(err, errlen, "redis URL '%s': unknown parameter '%s' (db=, password=)", url,
-                     part);
+            snprintf(err, errlen, "redis URL '%s': unknown parameter '%.*s' (db=, password=)",
+                     masked, (int)strcspn(part, "="), part);
             return -1;
         }
         q = amp;
@@ -128,8 +166,11 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
     memset(t, 0, sizeof *t);
     if (strncmp(url, "unix:", 5) == 0)
         return parse_unix(url, t, err, errlen);
+    char masked[1100];
+    mask_url(url, masked, sizeof masked);
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "'%s' is not a Redis URL (redis://host:port/db or unix:/path)", url);
+        snprintf(err, errlen, "'%s' is not a Redis URL (redis://host:port/db or unix:/path)",
+                 masked);
         return -1;
     }
     const char *p = url + 8;
@@ -160,7 +201,7 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
     if (*p == '[') { /* [v6]:port */
         const char *close = memchr(p, ']', (size_t)(end - p));
         if (!close) {
-            snprintf(err, errlen, "redis URL '%s': unclosed '[' in the host", url);
+            snprintf(err, errlen, "redis URL '%s': unclosed '[' in the host", masked);
             return -1;
         }
         nlen = (size_t)(close - p - 1);
@@ -169,7 +210,11 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
             return -1;
         }
         memcpy(name, p + 1, nlen);
-        port = close + 1 < end && close[1] == ':' ? close + 2 : NULL;
+        if (close + 1 < end && close[1] != ':') {
+            snprintf(err, errlen, "redis URL '%s': after ']' comes ':port' or nothing", masked);
+            return -1;
+        }
+        port = close + 1 < end ? close + 2 : NULL;
     } else {
         const char *colon = memchr(p, ':', (size_t)(end - p));
         nlen = (size_t)((colon ? colon : end) - p);
@@ -182,7 +227,7 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
     }
     name[nlen] = '\0';
     if (!name[0]) {
-        snprintf(err, errlen, "redis URL '%s' names no host (redis://127.0.0.1:6379/0)", url);
+        snprintf(err, errlen, "redis URL '%s' names no host (redis://127.0.0.1:6379/0)", masked);
         return -1;
     }
     t->port = 6379;
@@ -197,13 +242,13 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
             v = strtol(digits, &e, 10);
         }
         if (n == 0 || n >= sizeof digits || *e || v < 1 || v > 65535) {
-            snprintf(err, errlen, "redis URL '%s': the port must be 1 to 65535", url);
+            snprintf(err, errlen, "redis URL '%s': the port must be 1 to 65535", masked);
             return -1;
         }
         t->port = (int)v;
     }
     if (slash && slash[1] && parse_db(slash + 1, &t->db) < 0) {
-        snprintf(err, errlen, "redis URL '%s': the database after '/' must be a number", url);
+        snprintf(err, errlen, "redis URL '%s': the database after '/' must be a number", masked);
         return -1;
     }
     if (resolve(name, t, err, errlen) < 0)
@@ -219,14 +264,61 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
     return 0;
 }
 
+/* ---- answers of a bounded shape ------------------------------------------ */
+
+/* The most elements an array in an answer may have (a store.list page has
+ * 2 + 2 x 1000). hiredis reserves room for every element an array header
+ * announces before reading one: a server that is not Redis, or a broken
+ * one, announcing 2^31 would have it reserve 16 GiB and the worker spend
+ * seconds freeing it. Past the cap the answer is an error and the
+ * connection is dropped. */
+#define MAX_ARRAY 65536
+
+static redisReplyObjectFunctions capped_fns;
+static void *(*plain_array)(const redisReadTask *, int);
+static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
+
+static void *capped_array(const redisReadTask *task, int elements)
+{
+    if (elements > MAX_ARRAY)
+        return NULL; /* the reader fails: "Out of memory" */
+    return plain_array(task, elements);
+}
+
+static void capped_init(void)
+{
+    redisReader *r = redisReaderCreate();
+    capped_fns = *r->fn;
+    plain_array = capped_fns.createArray;
+    capped_fns.createArray = capped_array;
+    redisReaderFree(r);
+}
+
+/* Makes the reader refuse arrays past MAX_ARRAY. */
+static void cap_reader(redisReader *r)
+{
+    pthread_once(&capped_once, capped_init);
+    r->fn = &capped_fns;
+}
+
 /* ---- the async connection ----------------------------------------------- */
+
+/* Commands sent and not answered at most, per connection; more wait here,
+ * in order. Redis runs a connection's pipelined commands back to back, so
+ * a script's burst of costly ones (pages of large values) would keep it
+ * from every other connection, the other workers' and hosts', for their
+ * whole run: long enough for those to see no answer in redis_timeout_ms. */
+#define IN_FLIGHT 8
 
 struct redis_req {
     struct redis_conn *c;
-    redis_reply_cb cb; /* NULL: cancelled or answered by a timeout */
+    redis_reply_cb cb; /* NULL: cancelled */
     void *ud;
-    struct sched_timer *timer;
     int setup; /* one of the connection's setup commands */
+    /* Waiting its turn (see IN_FLIGHT): the command, formatted. */
+    char *cmd;
+    size_t cmdlen;
+    struct redis_req *next;
 };
 
 struct redis_conn {
@@ -252,6 +344,13 @@ struct redis_conn {
     long retry_ms;
     struct sched_timer *retry;
     struct sched_timer *connect_timer;
+    /* The watchdog: while the server owes answers to commands it has been
+     * sent, it must send something every timeout_ms. owed_ms: since when
+     * it has sent nothing while owing (0: it owes nothing sent). */
+    size_t outstanding;
+    struct redis_req *queue, *queue_tail; /* past IN_FLIGHT, not sent yet */
+    long long owed_ms;
+    struct sched_timer *watchdog;
     char why[1024];
 };
 
@@ -281,9 +380,12 @@ static void on_retry(struct sched *s, void *ud)
 
 /* Drops the current connection (if any): its waiting commands fail with
  * `why`; a new one is tried later. */
+static void fail_queue(struct redis_conn *c, const char *why, int tell);
+
 static void conn_drop(struct redis_conn *c, const char *why)
 {
     set_state(c, 0, why);
+    fail_queue(c, why, !c->freeing);
     if (c->ac && !c->ac_dying) {
         c->dropped = 1;        /* on_disconnect must not replace `why` */
         redisAsyncFree(c->ac); /* pending callbacks run with NULL; ev_cleanup clears c->ac */
@@ -301,10 +403,20 @@ static void on_io(struct sched *s, int fd, uint32_t events, void *ud)
     (void)s;
     (void)fd;
     struct redis_conn *c = ud;
-    if (c->ac && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+    /* What the server sends restarts its time; a write starts it only if
+     * it was not running (writes succeed into the kernel's buffer whether
+     * the server answers or not). */
+    if (c->ac && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        c->owed_ms = sched_clock_ms();
         redisAsyncHandleRead(c->ac);
-    if (c->ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    }
+    if (c->ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         redisAsyncHandleWrite(c->ac);
+        if (!c->owed_ms)
+            c->owed_ms = sched_clock_ms();
+    }
+    if (c->outstanding == 0)
+        c->owed_ms = 0;
 }
 
 static void watch_update(struct redis_conn *c, uint32_t events)
@@ -353,8 +465,12 @@ static void ev_cleanup(void *p)
     c->events = 0;
     c->ac = NULL;
     c->ac_dying = 0;
+    c->outstanding = 0;
+    c->owed_ms = 0;
     sched_timer_cancel(c->sched, c->connect_timer);
     c->connect_timer = NULL;
+    sched_timer_cancel(c->sched, c->watchdog);
+    c->watchdog = NULL;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -386,20 +502,82 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     }
 }
 
-static void on_timeout(struct sched *s, void *ud)
+/* Fires timeout_ms after the last progress while commands are
+ * outstanding. A connection that read and wrote nothing for that long is
+ * dropped (every command on it fails); one still receiving a long answer,
+ * or answering a queue of commands one after the other, is not. */
+static void on_watchdog(struct sched *s, void *ud)
 {
-    (void)s;
-    struct redis_req *r = ud;
-    struct redis_conn *c = r->c;
-    r->timer = NULL;
+    struct redis_conn *c = ud;
+    c->watchdog = NULL;
+    if (!c->ac || c->outstanding == 0)
+        return;
+    long long now = sched_clock_ms();
+    if (!c->owed_ms || now - c->owed_ms < c->timeout_ms) {
+        /* Nothing sent yet (the loop has not turned since: connect_timer
+         * bounds a connection that is not made), or still in time. */
+        c->watchdog = sched_timer_add(
+            s, c->owed_ms ? c->owed_ms + c->timeout_ms - now : c->timeout_ms, on_watchdog, c);
+        return;
+    }
+    /* The loop may have been busy (a handler's long computation) while the
+     * answer waited in the socket: that is no fault of the server's. */
+    struct pollfd p = {.fd = c->ac->c.fd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0) {
+        c->owed_ms = now;
+        c->watchdog = sched_timer_add(s, c->timeout_ms, on_watchdog, c);
+        redisAsyncHandleRead(c->ac);
+        return;
+    }
     char why[1024];
     snprintf(why, sizeof why, "no answer from %s in %ld ms", c->t.shown, c->timeout_ms);
-    if (r->cb) {
-        redis_reply_cb cb = r->cb;
-        r->cb = NULL;
-        cb(NULL, why, r->ud);
-    }
     conn_drop(c, why);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Sends what waits its turn while there is room in flight. */
+static void pump(struct redis_conn *c)
+{
+    while (c->queue && c->ac && !c->ac_dying && c->outstanding < IN_FLIGHT) {
+        struct redis_req *r = c->queue;
+        c->queue = r->next;
+        if (!c->queue)
+            c->queue_tail = NULL;
+        char *cmd = r->cmd;
+        r->cmd = NULL;
+        if (!r->cb) { /* cancelled while it waited */
+            free(r);
+        } else if (redisAsyncFormattedCommand(c->ac, on_reply, r, cmd, r->cmdlen) == REDIS_OK) {
+            c->outstanding++;
+        } else {
+            redis_reply_cb cb = r->cb;
+            void *ud = r->ud;
+            free(r);
+            cb(NULL, "redis is unreachable: the connection is closing", ud);
+        }
+        redisFreeCommand(cmd);
+    }
+}
+
+/* Fails (tell = 1) or drops every command still waiting its turn. */
+static void fail_queue(struct redis_conn *c, const char *why, int tell)
+{
+    struct redis_req *r = c->queue;
+    c->queue = c->queue_tail = NULL;
+    while (r) {
+        struct redis_req *next = r->next;
+        redis_reply_cb cb = r->cb;
+        void *ud = r->ud;
+        redisFreeCommand(r->cmd);
+        free(r);
+        if (cb && tell) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "redis is unreachable: %.1000s", why);
+            cb(NULL, msg, ud);
+        }
+        r = next;
+    }
 }
 
 /* hiredis' callback for every command: reply NULL when the connection went
@@ -408,8 +586,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct redis_req *r = privdata;
     struct redis_conn *c = r->c;
-    sched_timer_cancel(c->sched, r->timer);
-    r->timer = NULL;
+    if (c->outstanding)
+        c->outstanding--;
+    if (reply && c->queue && !c->freeing)
+        pump(c); /* a lost connection fails the queue instead (conn_drop) */
     redisReply *rep = reply;
     if (r->setup && !c->freeing) {
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -484,6 +664,9 @@ static struct redis_req *send_argv(struct redis_conn *c, int argc, const char **
         free(r);
         return NULL;
     }
+    c->outstanding++;
+    if (!c->watchdog)
+        c->watchdog = sched_timer_add(c->sched, c->timeout_ms, on_watchdog, c);
     return r;
 }
 
@@ -502,6 +685,7 @@ static void conn_start(struct redis_conn *c)
         conn_drop(c, why);
         return;
     }
+    cap_reader(ac->c.reader);
     ac->data = c;
     ac->ev.data = c;
     ac->ev.addRead = ev_add_read;
@@ -575,10 +759,12 @@ void redis_conn_free(struct redis_conn *c)
     if (!c)
         return;
     c->freeing = 1;
+    fail_queue(c, "", 0);
     if (c->ac && !c->ac_dying)
         redisAsyncFree(c->ac);
     sched_timer_cancel(c->sched, c->retry);
     sched_timer_cancel(c->sched, c->connect_timer);
+    sched_timer_cancel(c->sched, c->watchdog);
     for (size_t i = 0; i < c->nsetup; i++) {
         for (int k = 0; k < c->setup_argc[i]; k++)
             free(c->setup[i][k]);
@@ -609,6 +795,22 @@ struct redis_req *redis_command(struct redis_conn *c, int argc, const char **arg
                  c->why[0] ? c->why : "not connected yet");
         return NULL;
     }
+    if (c->outstanding >= IN_FLIGHT || c->queue) {
+        struct redis_req *q = xcalloc(1, sizeof *q);
+        int len = redisFormatCommandArgv(&q->cmd, argc, argv, argvlen);
+        if (len < 0)
+            abort(); /* out of memory: the host's policy (core/mem.h) */
+        q->cmdlen = (size_t)len;
+        q->c = c;
+        q->cb = cb;
+        q->ud = ud;
+        if (c->queue_tail)
+            c->queue_tail->next = q;
+        else
+            c->queue = q;
+        c->queue_tail = q;
+        return q;
+    }
     struct redis_req *r = send_argv(c, argc, argv, argvlen, 0);
     if (!r) {
         snprintf(err, errlen, "redis is unreachable: %.300s",
@@ -617,17 +819,13 @@ struct redis_req *redis_command(struct redis_conn *c, int argc, const char **arg
     }
     r->cb = cb;
     r->ud = ud;
-    r->timer = sched_timer_add(c->sched, c->timeout_ms, on_timeout, r);
     return r;
 }
 
 void redis_cancel(struct redis_req *r)
 {
-    if (!r)
-        return;
-    r->cb = NULL;
-    sched_timer_cancel(r->c->sched, r->timer);
-    r->timer = NULL;
+    if (r)
+        r->cb = NULL; /* still outstanding: its answer is read and dropped */
 }
 
 /* ---- blocking ------------------------------------------------------------ */
@@ -750,6 +948,7 @@ static int sync_connect(struct redis_sync *s, long long deadline)
                  s->ctx ? s->ctx->errstr : "out of memory");
         goto fail;
     }
+    cap_reader(s->ctx->reader);
     if (s->t.password[0]) {
         const char *argv[3] = {"AUTH", s->t.user[0] ? s->t.user : s->t.password, s->t.password};
         if (sync_setup(s, s->t.user[0] ? 3 : 2, argv, deadline) < 0)

@@ -3,12 +3,14 @@
  * API), and a blocking one for the outbox's thread.
  *
  * A redis_conn never blocks its loop: hiredis' socket is watched by the
- * sched, and every command has a timeout of its own. A command that gets
- * no answer in time fails ("no answer from redis in 250 ms") and the
- * connection is dropped, since a server that stops answering one command
- * answers none: every command still waiting fails at once, and from then
- * on new commands fail at once too (redis_command returns NULL) until a
- * new connection has been made and has answered its setup. Reconnection is
+ * sched. While commands are outstanding the server must send something at
+ * least every timeout_ms; a server that does not
+ * ("no answer from redis://... in 250 ms") is dropped, since a server that
+ * stops answering one command answers none: every command still waiting
+ * fails at once, and from then on new commands fail at once too
+ * (redis_command returns NULL) until a new connection has been made and
+ * has answered its setup. A server answering a queue of commands, or one
+ * long answer, is making progress and is not dropped. Reconnection is
  * tried by itself, after 100 ms and then at most every second, so a server
  * that comes back is used again within about a second.
  *

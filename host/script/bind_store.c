@@ -160,7 +160,7 @@ static int push_answer(lua_State *L, const struct store_op *op, struct store_res
         lua_call(L, 1, 1);
         if (res->more && res->next)
             lua_pushlstring(L, res->next, res->nlen);
-        else if (res->more)
+        else if (res->more && res->nitems)
             lua_pushlstring(L, res->items[res->nitems - 1].key, res->items[res->nitems - 1].klen);
         else
             lua_pushnil(L);

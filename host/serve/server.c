@@ -868,7 +868,10 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         /* Accepted by this host's memory; with hosts on one Redis, the
          * others' count too. The connection waits for that answer. */
         struct shared *sh = store_shared(w->srv->store);
-        long long keep = 2 * w->cfg->replay_window_s * 1000LL + 1000;
+        /* A call is acceptable for the window either side of its
+         * timestamp, by each host's clock: kept for both sides, and a
+         * minute more for clocks that differ. */
+        long long keep = 2 * w->cfg->replay_window_s * 1000LL + 60000;
         if (sh && w->redis &&
             (c->claim =
                  shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep, on_claimed, c))) {

@@ -8,6 +8,7 @@
  *   cliqhost post|tokens|outbox   the outbox's commands (cli.h)
  *   cliqhost --version | --help
  */
+#include "cliq/shared.h"
 #include "cliq/verify.h"
 #include "core/arena.h"
 #include "core/config.h"
@@ -131,49 +132,86 @@ static int load_config(struct config *c, int argc, char **argv, int serving)
     return config_load_all(c, argc, argv, 2, serving);
 }
 
-/* `check` on a config whose store is a Redis: asks it, as the host will
- * (password, db), and says which version answered. Returns the problems
- * found (0 or 1). */
-static int check_store(const struct config *c)
+/* Reads `field:` of an INFO answer into out ("?" when absent). */
+static void info_field(const char *info, const char *field, char *out, size_t n)
 {
-    if (strncmp(c->store, "redis://", 8) && strncmp(c->store, "unix:", 5))
-        return 0;
+    const char *v = strstr(info, field);
+    if (!v) {
+        snprintf(out, n, "?");
+        return;
+    }
+    v += strlen(field);
+    snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
+}
+
+/* Asks the config's Redis as the host will (password, db) whether it will
+ * do: Redis 7.0 or later (the replay check is SET ... NX GET), and a
+ * maxmemory-policy of noeviction (an evicting Redis drops scripts' keys,
+ * and replay claims first: the only keys with a time to live when scripts
+ * set none). Returns 0 with what answered in msg, 1 with what is wrong, -1
+ * when it cannot be asked (or the address is bad). */
+static int redis_inspect(const struct config *c, long timeout_ms, char *msg, size_t n)
+{
     struct redis_target t;
     char err[1024];
     if (redis_parse_url(c->store, &t, err, sizeof err) < 0) {
-        fprintf(stderr, "cliqhost: store: %s\n", err);
-        return 1;
+        snprintf(msg, n, "%s", err);
+        return -1;
     }
-    struct redis_sync *rs =
-        redis_sync_new(&t, c->redis_timeout_ms > 1000 ? c->redis_timeout_ms : 1000);
-    const char *argv[] = {"INFO", "server"};
-    struct redisReply *r = redis_sync_command(rs, 2, argv, NULL, err, sizeof err);
-    int problem = 1;
-    if (!r) {
-        fprintf(stderr, "cliqhost: store: %s\n", err);
-    } else if (r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "cliqhost: store: %s answered INFO with %s\n", t.shown,
-                r->type == REDIS_REPLY_ERROR ? r->str : "something else");
-    } else {
-        const char *v = strstr(r->str, "redis_version:");
-        long major = v ? strtol(v + 14, NULL, 10) : 0;
-        char version[32] = "?";
-        if (v)
-            snprintf(version, sizeof version, "%.*s", (int)strspn(v + 14, "0123456789."), v + 14);
-        if (major < 7) {
-            fprintf(stderr,
-                    "cliqhost: store: %s is Redis %s; cliqhost needs 7.0 or later (its replay "
-                    "check uses SET ... NX GET)\n",
-                    t.shown, version);
-        } else {
-            fprintf(stderr, "cliqhost: store: %s answers (Redis %s)\n", t.shown, version);
-            problem = 0;
+    struct redis_sync *rs = redis_sync_new(&t, timeout_ms);
+    int rc = -1;
+    struct redisReply *r[2] = {NULL, NULL};
+    const char *sections[2] = {"server", "memory"};
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {"INFO", sections[i]};
+        r[i] = redis_sync_command(rs, 2, argv, NULL, err, sizeof err);
+        if (!r[i]) {
+            snprintf(msg, n, "%s", err);
+            goto done;
+        }
+        if (r[i]->type != REDIS_REPLY_STRING) {
+            snprintf(msg, n, "%s answered INFO with %s", t.shown,
+                     r[i]->type == REDIS_REPLY_ERROR ? r[i]->str : "something else");
+            goto done;
         }
     }
-    if (r)
-        freeReplyObject(r);
+    char version[32], policy[64];
+    info_field(r[0]->str, "redis_version:", version, sizeof version);
+    info_field(r[1]->str, "maxmemory_policy:", policy, sizeof policy);
+    rc = 1;
+    if (strtol(version, NULL, 10) < 7)
+        snprintf(msg, n,
+                 "%s is Redis %s; cliqhost needs 7.0 or later (its replay check uses SET ... NX "
+                 "GET)",
+                 t.shown, version);
+    else if (strcmp(policy, "noeviction"))
+        snprintf(msg, n,
+                 "%s evicts keys when full (maxmemory-policy %s): it would drop scripts' keys "
+                 "and the hosts' memory of calls answered; set maxmemory-policy noeviction",
+                 t.shown, policy);
+    else {
+        snprintf(msg, n, "%s answers (Redis %s, maxmemory-policy %s)", t.shown, version, policy);
+        rc = 0;
+    }
+done:
+    for (int i = 0; i < 2; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
     redis_sync_free(rs);
-    return problem;
+    return rc;
+}
+
+/* `check` on a config whose store is a Redis: says what answered. Returns
+ * the problems found (0 or 1). */
+static int check_store(const struct config *c)
+{
+    if (!shared_wanted(c))
+        return 0;
+    char msg[1200];
+    int rc =
+        redis_inspect(c, c->redis_timeout_ms > 1000 ? c->redis_timeout_ms : 1000, msg, sizeof msg);
+    fprintf(stderr, "cliqhost: store: %s\n", msg);
+    return rc != 0;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -412,6 +450,16 @@ static int cmd_serve(int argc, char **argv)
     server_luavm_options(&c, lualib, &lo);
     reload_scan(hub, &lo, 1, NULL, NULL);
 
+    if (shared_wanted(&c)) {
+        /* A Redis that will not do (too old, or evicting keys) stops the
+         * host at start; one that does not answer yet is the link's to
+         * tell (it connects when it can). */
+        char msg[1200];
+        if (redis_inspect(&c, c.redis_timeout_ms, msg, sizeof msg) == 1) {
+            log_msg(LOG_ERROR, NULL, "cannot start: store: %s", msg);
+            goto cleanup;
+        }
+    }
     srv = server_new(&c, lualib, ks, hub, err, sizeof err);
     if (!srv) {
         log_msg(LOG_ERROR, NULL, "cannot start: %s", err);
