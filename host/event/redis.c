@@ -407,8 +407,10 @@ static void on_io(struct sched *s, int fd, uint32_t events, void *ud)
      * it was not running (writes succeed into the kernel's buffer whether
      * the server answers or not). */
     if (c->ac && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
-        c->owed_ms = sched_clock_ms();
         redisAsyncHandleRead(c->ac);
+        /* After the answers' callbacks, which may have run a handler for
+         * a while (a page of values decoded): that time was ours. */
+        c->owed_ms = sched_clock_ms();
     }
     if (c->ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         redisAsyncHandleWrite(c->ac);
