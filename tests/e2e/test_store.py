@@ -117,7 +117,8 @@ class MemoryOutsideLuaTests:
     page of values) is freed at once, also when building the answer fails:
     none of it escapes the handler's memory limit by piling up."""
 
-    FLAGS = ("--max-handler-memory-bytes", "4194304")
+    # The sync reply waits for the handler however slow the build (ASan).
+    FLAGS = ("--max-handler-memory-bytes", "4194304", "--deadline", "60000")
 
     def setUp(self):
         super().setUp()
