@@ -41,6 +41,7 @@ struct shared {
     _Atomic long long fallbacks[2];      /* replay, pacing */
     _Atomic long long downs;             /* times the link went down */
     _Atomic long long refusal_logged_ms; /* when quiet_enough last said yes */
+    char claim_sha[41];                  /* claim_script's SHA-1, in hex */
 };
 
 static long long wall_ms(void)
@@ -55,6 +56,14 @@ int shared_wanted(const struct config *cfg)
     return strncmp(cfg->store, "redis://", 8) == 0 || strncmp(cfg->store, "unix:", 5) == 0;
 }
 
+/* SET ... NX GET in a script that may run on a full Redis (allow-oom): a
+ * script filling the store must not turn the hosts' shared memory of calls
+ * off. Sent by its SHA-1 (as cheap for Redis as the SET itself), and as
+ * text when Redis does not have it (restarted, SCRIPT FLUSH). */
+static const char claim_script[] =
+    "#!lua flags=allow-oom\n"
+    "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])\n";
+
 struct shared *shared_new(const struct config *cfg, char *err, size_t errlen)
 {
     struct redis_target t;
@@ -67,6 +76,11 @@ struct shared *shared_new(const struct config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&sh->mu, NULL);
     sh->since_ms = wall_ms();
     snprintf(sh->why, sizeof sh->why, "connecting");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(claim_script, strlen(claim_script), md, &mdlen, EVP_sha1(), NULL);
+    for (unsigned i = 0; i < mdlen && i < 20; i++)
+        snprintf(sh->claim_sha + 2 * i, 3, "%02x", md[i]);
     return sh;
 }
 
@@ -164,15 +178,39 @@ static int quiet_enough(struct shared *sh)
 
 struct shared_claim_op {
     struct shared *sh;
+    struct redis_conn *rc;
     struct redis_req *req;
     long long at_ms;
+    int sent_text; /* sent with EVAL after a NOSCRIPT */
+    char key[200], at[24], px[24];
     shared_claim_cb cb;
     void *ud;
 };
 
+static void on_claim(struct redisReply *r, const char *err, void *ud);
+
+/* Sends the claim: by the script's SHA-1, or its text. Returns 0 or -1. */
+static int claim_send(struct shared_claim_op *op, int text)
+{
+    const char *argv[] = {text ? "EVAL" : "EVALSHA",
+                          text ? claim_script : op->sh->claim_sha,
+                          "1",
+                          op->key,
+                          op->at,
+                          op->px};
+    char err[400];
+    op->sent_text = text;
+    op->req = redis_command(op->rc, 6, argv, NULL, on_claim, op, err, sizeof err);
+    return op->req ? 0 : -1;
+}
+
 static void on_claim(struct redisReply *r, const char *err, void *ud)
 {
     struct shared_claim_op *op = ud;
+    (void)err;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+        !op->sent_text && claim_send(op, 1) == 0)
+        return;
     shared_claim_cb cb = op->cb;
     void *cud = op->ud;
     long long at = op->at_ms;
@@ -191,39 +229,31 @@ static void on_claim(struct redisReply *r, const char *err, void *ud)
                     "redis refused a replay check: %s; this host's memory decides (once a "
                     "minute at most; `cliqhost check` says whether this Redis will do)",
                     r->str);
-        (void)err;
         atomic_fetch_add(&sh->fallbacks[0], 1);
         cb(SHARED_UNAVAILABLE, 0, cud);
     }
 }
 
-/* SET ... NX GET in a script that may run on a full Redis (allow-oom): a
- * script filling the store must not turn the hosts' shared memory of calls
- * off. */
-static const char claim_script[] =
-    "#!lua flags=allow-oom\n"
-    "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])\n";
-
 struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
                                      const unsigned char *digest, size_t len, long long keep_ms,
                                      shared_claim_cb cb, void *ud)
 {
-    char key[300];
-    int n = snprintf(key, sizeof key, "%sr:", sh->prefix);
-    for (size_t i = 0; i < len && n + 2 < (int)sizeof key; i++)
-        n += snprintf(key + n, sizeof key - (size_t)n, "%02x", digest[i]);
-    struct shared_claim_op *op = xcalloc(1, sizeof *op);
+    static const char hex[] = "0123456789abcdef";
+    struct shared_claim_op *op = xmalloc(sizeof *op);
     op->sh = sh;
+    op->rc = rc;
     op->at_ms = wall_ms();
     op->cb = cb;
     op->ud = ud;
-    char at[32], px[32];
-    snprintf(at, sizeof at, "%lld", op->at_ms);
-    snprintf(px, sizeof px, "%lld", keep_ms > 0 ? keep_ms : 1);
-    const char *argv[] = {"EVAL", claim_script, "1", key, at, px};
-    char err[400];
-    op->req = redis_command(rc, 6, argv, NULL, on_claim, op, err, sizeof err);
-    if (!op->req) {
+    size_t n = (size_t)snprintf(op->key, sizeof op->key, "%sr:", sh->prefix);
+    for (size_t i = 0; i < len && n + 3 <= sizeof op->key; i++) {
+        op->key[n++] = hex[digest[i] >> 4];
+        op->key[n++] = hex[digest[i] & 15];
+    }
+    op->key[n] = '\0';
+    snprintf(op->at, sizeof op->at, "%lld", op->at_ms);
+    snprintf(op->px, sizeof op->px, "%lld", keep_ms > 0 ? keep_ms : 1);
+    if (claim_send(op, 0) < 0) {
         free(op);
         atomic_fetch_add(&sh->fallbacks[0], 1);
         return NULL;

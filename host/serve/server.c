@@ -78,6 +78,7 @@ struct call {
     struct MHD_Connection *conn;   /* NULL once libmicrohttpd is done with it */
     struct luavm_task *task;       /* the running handler, or NULL */
     struct shared_claim_op *claim; /* waiting for Redis' replay check, or NULL */
+    cJSON *json;                   /* the request while it waits for the claim (malloc'd); NULL */
     struct request_dispatch d;
     struct outcome o;
     int suspended; /* the connection is suspended */
@@ -480,6 +481,7 @@ static void release_body(struct call *c)
 
 static void free_call(struct call *c)
 {
+    cJSON_Delete(c->json);
     release_body(c);
     buf_free(&c->body);
     free(c->reply_body);
@@ -787,6 +789,8 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
     unlink_running(c);
     struct outcome o = c->o;
     if (r == SHARED_REPEAT) {
+        cJSON_Delete(c->json);
+        c->json = NULL;
         metrics_add(&w->metrics.refused[3], 1);
         char err[200];
         snprintf(err, sizeof err,
@@ -796,19 +800,12 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
         answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_UNAUTHORIZED, err, &o);
         return;
     }
-    /* The tree was released while Redis answered; the body is still here. */
-    cJSON *json = NULL;
-    char err[512];
-    arena_open();
-    if (request_decode(c->body.data ? c->body.data : "", c->body.len, &json, &c->d, err,
-                       sizeof err) < 0) {
-        arena_close();
-        answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_BAD_REQUEST, err, &o);
-        return;
-    }
+    /* The tree waited with the call (parsed outside the arena). */
+    cJSON *json = c->json;
+    c->json = NULL;
     o.d = &c->d;
     run_handler(w, c->conn, c, "POST", c->callback, json, &o);
-    arena_close();
+    cJSON_Delete(json);
 }
 
 /* The call's deadline came while Redis had not answered its replay claim
@@ -848,12 +845,18 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     }
 
     /* The parse tree lives in the thread's arena until the handler has its
-     * request object. */
+     * request object; a call that will wait for its shared replay claim
+     * keeps its tree across the wait, parsed outside the arena (which
+     * other calls reuse meanwhile). */
+    struct shared *sh = store_shared(w->srv->store);
+    int claims = vr == VERIFY_OK && w->srv->replay && sh && redis_conn_up(w->redis);
     cJSON *json = NULL;
     char err[512];
-    arena_open();
+    if (!claims)
+        arena_open();
     if (request_decode(body, len, &json, &c->d, err, sizeof err) < 0) {
-        arena_close();
+        if (!claims)
+            arena_close();
         respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
         return;
     }
@@ -861,21 +864,22 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
 
     if (vr == VERIFY_OK && w->srv->replay) {
         if (replay_refused(w, json, digest, err, sizeof err) < 0) {
-            arena_close();
+            if (claims)
+                cJSON_Delete(json);
+            else
+                arena_close();
             respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
             return;
         }
         /* Accepted by this host's memory; with hosts on one Redis, the
-         * others' count too. The connection waits for that answer. */
-        struct shared *sh = store_shared(w->srv->store);
-        /* A call is acceptable for the window either side of its
-         * timestamp, by each host's clock: kept for both sides, and a
-         * minute more for clocks that differ. */
+         * others' count too. The connection waits for that answer. A call
+         * is acceptable for the window either side of its timestamp, by
+         * each host's clock: the claim is kept for both sides, and a minute
+         * more for clocks that differ. */
         long long keep = 2 * w->cfg->replay_window_s * 1000LL + 60000;
-        if (sh && w->redis &&
-            (c->claim =
-                 shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep, on_claimed, c))) {
-            arena_close();
+        if (claims && (c->claim = shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep,
+                                               on_claimed, c))) {
+            c->json = json;
             c->conn = conn;
             c->o = o;
             c->o.d = &c->d;
@@ -889,9 +893,14 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
             c->suspended = 1;
             return;
         }
+        if (sh && !claims)
+            shared_count_fallback(sh, 0); /* the link is down: this memory alone */
     }
     run_handler(w, conn, c, method, url, json, &o);
-    arena_close();
+    if (claims)
+        cJSON_Delete(json);
+    else
+        arena_close();
 }
 
 /* Takes the settings and keys SIGHUP brought, between requests. Calls in
@@ -1297,6 +1306,8 @@ static void drop_running(struct worker *w)
         unlink_running(c);
         shared_claim_cancel(c->claim);
         c->claim = NULL;
+        cJSON_Delete(c->json);
+        c->json = NULL;
         sched_timer_cancel(w->sched, c->deadline);
         c->deadline = NULL;
         c->task = NULL; /* luavm_free drops it without a callback */
