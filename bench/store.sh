@@ -5,7 +5,7 @@
 #
 # 1. Replay protection on Redis against the host's own memory. Signed calls
 #    (cliqhost-bench-sign's, as bench/run.sh sends) to bench/scripts'
-#    handler, sent by wrk (bench/store-replay.lua), each call once:
+#    handler, sent by wrk (bench/replay.lua in-order), each call once:
 #      a) store = "sqlite": the host's memory alone decides what is a replay;
 #      b) store = the Redis: a call the host's memory accepted is then
 #         claimed in Redis (SET NX, by digest) before its handler runs.
@@ -58,6 +58,7 @@
 # DIR/wrk-CASE.data (for the replay cases, the last round's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-10}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
@@ -120,7 +121,6 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # calc EXPR: floating-point arithmetic, 3 decimals.
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # metric PORT NAME: the value of one /metrics line (NAME with its labels), 0
 # when absent.
 metric() {
@@ -135,17 +135,6 @@ redis_calls() {
 redis_reset() {
   redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
   redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
-}
-# wait_port LOG: the port of the first "listening on [HOST:]PORT" in LOG,
-# waiting up to 10 s for it.
-wait_port() {
-  local port=""
-  for _ in $(seq 200); do
-    port=$(grep -o 'listening on [^ ]*' "$1" | head -1 | sed 's/.*[: ]//') && [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "the host did not start; its log:" >&2; cat "$1" >&2; return 1; }
-  echo "$port"
 }
 # start_host NAME FLAGS...: starts the host (2 workers, a data_dir of its
 # own), sets HOST_PID and HOST_PORT.
@@ -163,12 +152,13 @@ stop_host() {
   wait "$HOST_PID" || true
   HOST_PID=
 }
-# wrk_run OUT SECONDS SCRIPT ARG: wrk -t1 -c$CONNS against the host, its
+# wrk_run OUT SECONDS SCRIPT ARGS...: wrk -t1 -c$CONNS against the host, its
 # report in OUT, and the CPU ticks the host, Redis, wrk and anything else
 # on the machine spent meanwhile in OUT.cpu ("HOST REDIS WRK ELSE"; wrk's
 # include loading its script's calls, before the timed load).
 wrk_run() {
-  local out=$1 secs=$2 script=$3 arg=$4
+  local out=$1 secs=$2 script=$3
+  shift 3
   local h0 r0 m0 perf_pid=
   h0=$(cpu_ticks "$HOST_PID") r0=$(cpu_ticks "$REDIS_PID") m0=$(machine_ticks)
   if [ -n "${PERF_DIR:-}" ]; then
@@ -180,7 +170,7 @@ wrk_run() {
   local TIMEFORMAT='%U %S'
   {
     time wrk -t1 -c"$CONNS" -d"${secs}s" --latency -s "$script" "http://127.0.0.1:$HOST_PORT/" \
-      -- "$arg" >"$out" 2>"$out.err"
+      -- "$@" >"$out" 2>"$out.err"
   } 2>"$out.time"
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid"
@@ -251,11 +241,11 @@ replay_case() {
   start_host "$name" --scripts bench/scripts --key "$WORK/key.pub" --replay-memory 1000000 \
     --replay-window 900 "$@"
   sleep 0.5
-  wrk -t1 -c"$CONNS" -d"${WARM_S}s" -s bench/store-replay.lua "http://127.0.0.1:$HOST_PORT/" \
-    -- "$WORK/warm.txt" >"$WORK/warm-$name.txt"
+  wrk -t1 -c"$CONNS" -d"${WARM_S}s" -s bench/replay.lua "http://127.0.0.1:$HOST_PORT/" \
+    -- "$WORK/warm.txt" in-order >"$WORK/warm-$name.txt"
   local claims0 out="$WORK/wrk-$name.txt"
   claims0=$(redis_calls set)
-  wrk_run "$out" "$DURATION" bench/store-replay.lua "$WORK/timed.txt"
+  wrk_run "$out" "$DURATION" bench/replay.lua "$WORK/timed.txt" in-order
   local claims=$(($(redis_calls set) - claims0))
   local n rps non2xx sockerr warm_non2xx h r w e fallbacks replayed remembered
   read -r n rps non2xx sockerr <<<"$(wrk_figures "$out")"
@@ -435,7 +425,7 @@ cat >"$out" <<JSON
   "host": "$("$BUILD/cliqhost" --version)",
   "commit": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bench || echo "+changes")",
   "redis": "$REDIS_VERSION, on 127.0.0.1, persistence off",
-  "setup": "everything on this machine (wrk, the host with 2 workers, redis-server). Replay: $ROUNDS rounds of ${DURATION} s taking turns, wrk -t1 -c$CONNS (bench/store-replay.lua) sending each of $TIMED_CALLS distinct signed ~1.2 KB calls at most once (after a ${WARM_S} s warm-up on $WARM_CALLS others) to bench/scripts/commands/bench.lua; both hosts --replay-memory 1000000 --replay-window 900; memory: store = sqlite; redis: store = redis://127.0.0.1/0 (each call claimed in Redis after the host's memory accepts it); Redis flushed and a fresh host each turn. Store: the host with --no-verify, bench/scripts-store/commands/ops.lua; ops/s: wrk -t1 -c$CONNS ${STORE_DURATION} s of calls running $K operations each on keys n1..n50 (incr) or v1..v50 (get, ~100-byte objects); CPU per op = (CPU per call - CPU per call running none) / $K; latency: bench/outbox-load.c, $LAT_CALLS calls one at a time (idle) and $((LAT_CALLS * 3)) on $CONNS connections (loaded) of 1 operation against as many running none, in $LAT_BLOCKS blocks each taking turns, timed on CLOCK_MONOTONIC; added = the difference of the percentiles. wrk_cpu_s: wrk's CPU, loading its calls included; anything_else_cpu_s: CPU the machine spent meanwhile besides the host, Redis and wrk (other users of this shared machine).",
+  "setup": "everything on this machine (wrk, the host with 2 workers, redis-server). Replay: $ROUNDS rounds of ${DURATION} s taking turns, wrk -t1 -c$CONNS (bench/replay.lua in-order) sending each of $TIMED_CALLS distinct signed ~1.2 KB calls at most once (after a ${WARM_S} s warm-up on $WARM_CALLS others) to bench/scripts/commands/bench.lua; both hosts --replay-memory 1000000 --replay-window 900; memory: store = sqlite; redis: store = redis://127.0.0.1/0 (each call claimed in Redis after the host's memory accepts it); Redis flushed and a fresh host each turn. Store: the host with --no-verify, bench/scripts-store/commands/ops.lua; ops/s: wrk -t1 -c$CONNS ${STORE_DURATION} s of calls running $K operations each on keys n1..n50 (incr) or v1..v50 (get, ~100-byte objects); CPU per op = (CPU per call - CPU per call running none) / $K; latency: bench/outbox-load.c, $LAT_CALLS calls one at a time (idle) and $((LAT_CALLS * 3)) on $CONNS connections (loaded) of 1 operation against as many running none, in $LAT_BLOCKS blocks each taking turns, timed on CLOCK_MONOTONIC; added = the difference of the percentiles. wrk_cpu_s: wrk's CPU, loading its calls included; anything_else_cpu_s: CPU the machine spent meanwhile besides the host, Redis and wrk (other users of this shared machine).",
   "signing_s": $sign_s,
   "replay": {
     "rounds": [$(IFS=,; echo "${rounds_json[*]}")],
