@@ -8,11 +8,14 @@
  *   outbox-load --connect ADDR:PORT --command NAME --requests R
  *               [--concurrency C] [--count K] [--wait 0|1] [--probe]
  *               [--probe-from P] [--gap-ms MS] [--out FILE] [--timeout S]
+ *               [--arguments TEXT]
  *
  * Each call is the command NAME with params.options = {count = K, wait =
  * true|false, probe = I}, where I is P (--probe-from, default 0) plus the
- * call's number (0..R-1), and probe is there only with --probe. The handler
- * answers {"text":"accepted N"}; the tool adds up the N it reads.
+ * call's number (0..R-1), and probe is there only with --probe;
+ * params.arguments is TEXT (--arguments, default empty; bench/store.sh's
+ * handler reads its operation there), which may not hold '"' or '\'. The
+ * handler answers {"text":"accepted N"}; the tool adds up the N it reads.
  *
  * --gap-ms MS waits MS between a reply and the connection's next call.
  * --out FILE writes one line per call: "I SEND_NS REPLY_NS STATUS ACCEPTED".
@@ -46,6 +49,7 @@ struct call {
 
 static struct sockaddr_in addr;
 static const char *command = "burst";
+static const char *arguments = "";
 static long requests = 1, count = 1, gap_ms = 0, timeout_s = 120;
 static int concurrency = 1, wait_flag = 0, probe = 0;
 static long probe_from = 0;
@@ -154,9 +158,9 @@ static void *worker(void *arg)
         int plen = snprintf(payload, sizeof payload,
                             "{\"type\":\"command\",\"name\":\"%s\",\"timestamp\":0,"
                             "\"handler\":{\"type\":\"execution_handler\"},"
-                            "\"params\":{\"arguments\":\"\",\"options\":{\"count\":%ld,"
+                            "\"params\":{\"arguments\":\"%s\",\"options\":{\"count\":%ld,"
                             "\"wait\":%s%s}}}",
-                            command, count, wait_flag ? "true" : "false", probe_field);
+                            command, arguments, count, wait_flag ? "true" : "false", probe_field);
         int rlen = snprintf(req, sizeof req,
                             "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
                             "\r\nContent-Length: %d\r\n\r\n%s",
@@ -231,10 +235,13 @@ int main(int argc, char **argv)
             out = v;
         else if (strcmp(a, "--timeout") == 0)
             timeout_s = atol(v);
+        else if (strcmp(a, "--arguments") == 0)
+            arguments = v;
         else
             goto usage;
     }
-    if (!connect_to || requests < 1 || concurrency < 1 || count < 0 || timeout_s < 1)
+    if (!connect_to || requests < 1 || concurrency < 1 || count < 0 || timeout_s < 1 ||
+        strpbrk(arguments, "\"\\") || strlen(arguments) > 200)
         goto usage;
     {
         char host[64];
@@ -307,8 +314,7 @@ usage:
     fprintf(stderr,
             "usage: %s --connect ADDR:PORT [--command NAME] --requests R [--concurrency C]\n"
             "          [--count K] [--wait 0|1] [--probe] [--probe-from P] [--gap-ms MS]\n"
-            "          [--out FILE] "
-            "[--timeout S]\n",
+            "          [--out FILE] [--timeout S] [--arguments TEXT (no '\"' or '\\')]\n",
             argv[0]);
     return 2;
 }

@@ -19,6 +19,7 @@
 # with a developer's build in build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-15}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -93,18 +94,6 @@ to_ms() {
     printf "%.3f", (s + 0) * f
   }'
 }
-# wait_port LOG: prints the port from the first "listening on [HOST:]PORT" in
-# LOG, waiting up to 10 s for it.
-wait_port() {
-  local port=""
-  for _ in $(seq 200); do
-    port=$(grep -o 'listening on [^ ]*' "$1" | head -1 | sed 's/.*[: ]//') && [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "server did not start; its log:" >&2; cat "$1" >&2; return 1; }
-  echo "$port"
-}
-
 declare -A RPS P99_MS CPU_US
 # measure NAME PORT PID: loads the server listening on PORT whose main process
 # is PID (warm-up, then the timed run) and writes its figures as a JSON
@@ -202,7 +191,6 @@ nodejs=$(cat "$WORK/node.json")
 echo "   $nodejs"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 baseline='null'
 if [ -n "${BASELINE:-}" ]; then

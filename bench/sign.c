@@ -1,8 +1,10 @@
 /*
  * sign: writes a file of distinct signed Cliq calls for the load test.
  *
- *   cliqhost-bench-sign KEY.pem COUNT OUT
+ *   cliqhost-bench-sign KEY.pem COUNT OUT [FIRST]
  *
+ * Calls are numbered from FIRST (default 0), so signers started with
+ * different FIRSTs write different calls (bench/store.sh runs two at once).
  * Each line is "<base64 signature>\t<JSON body>": a realistic slash-command
  * call (environment, access, user, chat, location, as Cliq sends them) with
  * its own arguments, user and timestamp, signed with RSA PKCS#1 v1.5 over
@@ -25,8 +27,8 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &now_ts);
     long long now_ms = (long long)now_ts.tv_sec * 1000 + now_ts.tv_nsec / 1000000;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s KEY.pem COUNT OUT\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s KEY.pem COUNT OUT [FIRST]\n", argv[0]);
         return 2;
     }
     FILE *kf = fopen(argv[1], "r");
@@ -38,16 +40,17 @@ int main(int argc, char **argv)
         return 1;
     }
     long count = strtol(argv[2], NULL, 10);
+    long first = argc == 5 ? strtol(argv[4], NULL, 10) : 0;
     FILE *out = fopen(argv[3], "w");
-    if (!out || count <= 0) {
-        fprintf(stderr, "bad count or output file\n");
+    if (!out || count <= 0 || first < 0) {
+        fprintf(stderr, "bad count, first or output file\n");
         return 1;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     static char body[8192];
     unsigned char sig[1024];
     char b64[2048];
-    for (long i = 0; i < count; i++) {
+    for (long i = first; i < first + count; i++) {
         long user = 100000000 + i * 7919 % 899999999;
         int n = snprintf(
             body, sizeof body,
@@ -72,8 +75,8 @@ int main(int argc, char **argv)
             "\"status\":\"granted\"},"
             "\"mentions\":[],\"options\":{},\"selections\":[],\"attachments\":[],"
             "\"arguments\":\"%s %s #%ld\"}}",
-            i % 1000000, now_ms + i, user, user, user, user, i, i, user, user, user, user, i, i,
-            services[i % 6], envs[i % 3], i);
+            i % 1000000, now_ms + (i - first), user, user, user, user, i, i, user, user, user, user,
+            i, i, services[i % 6], envs[i % 3], i);
         size_t siglen = sizeof sig;
         if (!EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) ||
             !EVP_DigestSign(md, sig, &siglen, (unsigned char *)body, (size_t)n)) {
