@@ -114,8 +114,11 @@ static void evict_oldest(struct replay *r, long long now_ms)
     bucket_clear(r, oldest);
 }
 
-enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
-                                const unsigned char *digest, size_t len, long long *age_ms)
+/* replay_check and replay_peek: `remember` says whether an accepted call
+ * is remembered. */
+static enum replay_result check(struct replay *r, long long timestamp_ms, long long now_ms,
+                                const unsigned char *digest, size_t len, long long *age_ms,
+                                int remember)
 {
     *age_ms = now_ms - timestamp_ms;
     if (timestamp_ms < now_ms - r->window_ms)
@@ -140,7 +143,7 @@ enum replay_result replay_check(struct replay *r, long long timestamp_ms, long l
             res = REPLAY_REPEAT;
         }
     }
-    if (res == REPLAY_OK) {
+    if (res == REPLAY_OK && remember) {
         while (r->entries >= r->max_entries && r->entries)
             evict_oldest(r, now_ms);
         if (b->epoch != epoch) { /* the eviction took this very bucket */
@@ -156,6 +159,18 @@ enum replay_result replay_check(struct replay *r, long long timestamp_ms, long l
     }
     pthread_mutex_unlock(&r->mu);
     return res;
+}
+
+enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
+                                const unsigned char *digest, size_t len, long long *age_ms)
+{
+    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 1);
+}
+
+enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long long now_ms,
+                               const unsigned char *digest, size_t len, long long *age_ms)
+{
+    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 0);
 }
 
 size_t replay_entries(struct replay *r)

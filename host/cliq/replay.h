@@ -39,6 +39,10 @@ enum replay_result {
 enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
                                 const unsigned char *digest, size_t len, long long *age_ms);
 
+/* replay_check without remembering the call: what it would answer. */
+enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long long now_ms,
+                               const unsigned char *digest, size_t len, long long *age_ms);
+
 /* Calls remembered now. */
 size_t replay_entries(struct replay *r);
 

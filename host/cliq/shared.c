@@ -56,10 +56,12 @@ int shared_wanted(const struct config *cfg)
     return strncmp(cfg->store, "redis://", 8) == 0 || strncmp(cfg->store, "unix:", 5) == 0;
 }
 
-/* SET ... NX GET in a script that may run on a full Redis (allow-oom): a
- * script filling the store must not turn the hosts' shared memory of calls
- * off. Sent by its SHA-1 (as cheap for Redis as the SET itself), and as
- * text when Redis does not have it (restarted, SCRIPT FLUSH). */
+/* A claim is a plain SET ... NX GET (the cheapest command for Redis); a
+ * full Redis (maxmemory, noeviction) refuses that with OOM, and then the
+ * claim is this script, which may run there (allow-oom): a script filling
+ * the store must not turn the hosts' shared memory of calls off. The
+ * script goes by its SHA-1, and as text when Redis does not have it
+ * (restarted, SCRIPT FLUSH). */
 static const char claim_script[] =
     "#!lua flags=allow-oom\n"
     "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])\n";
@@ -181,7 +183,7 @@ struct shared_claim_op {
     struct redis_conn *rc;
     struct redis_req *req;
     long long at_ms;
-    int sent_text; /* sent with EVAL after a NOSCRIPT */
+    int how; /* 0: SET; 1: the script by its SHA-1; 2: its text */
     char key[200], at[24], px[24];
     shared_claim_cb cb;
     void *ud;
@@ -189,18 +191,20 @@ struct shared_claim_op {
 
 static void on_claim(struct redisReply *r, const char *err, void *ud);
 
-/* Sends the claim: by the script's SHA-1, or its text. Returns 0 or -1. */
-static int claim_send(struct shared_claim_op *op, int text)
+/* Sends the claim `how` (see struct shared_claim_op). Returns 0 or -1. */
+static int claim_send(struct shared_claim_op *op, int how)
 {
-    const char *argv[] = {text ? "EVAL" : "EVALSHA",
-                          text ? claim_script : op->sh->claim_sha,
+    const char *set[] = {"SET", op->key, op->at, "NX", "GET", "PX", op->px};
+    const char *eval[] = {how == 2 ? "EVAL" : "EVALSHA",
+                          how == 2 ? claim_script : op->sh->claim_sha,
                           "1",
                           op->key,
                           op->at,
                           op->px};
     char err[400];
-    op->sent_text = text;
-    op->req = redis_command(op->rc, 6, argv, NULL, on_claim, op, err, sizeof err);
+    op->how = how;
+    op->req = how ? redis_command(op->rc, 6, eval, NULL, on_claim, op, err, sizeof err)
+                  : redis_command(op->rc, 7, set, NULL, on_claim, op, err, sizeof err);
     return op->req ? 0 : -1;
 }
 
@@ -208,8 +212,10 @@ static void on_claim(struct redisReply *r, const char *err, void *ud)
 {
     struct shared_claim_op *op = ud;
     (void)err;
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
-        !op->sent_text && claim_send(op, 1) == 0)
+    if (r && r->type == REDIS_REPLY_ERROR &&
+        ((op->how == 0 && strncmp(r->str, "OOM", 3) == 0) ||
+         (op->how == 1 && strncmp(r->str, "NOSCRIPT", 8) == 0)) &&
+        claim_send(op, op->how + 1) == 0)
         return;
     shared_claim_cb cb = op->cb;
     void *cud = op->ud;

@@ -75,10 +75,11 @@ struct call {
 
     /* While a handler waits (see handle_callback). */
     struct worker *w;
-    struct MHD_Connection *conn;   /* NULL once libmicrohttpd is done with it */
-    struct luavm_task *task;       /* the running handler, or NULL */
-    struct shared_claim_op *claim; /* waiting for Redis' replay check, or NULL */
-    cJSON *json;                   /* the request while it waits for the claim (malloc'd); NULL */
+    struct MHD_Connection *conn;             /* NULL once libmicrohttpd is done with it */
+    struct luavm_task *task;                 /* the running handler, or NULL */
+    struct shared_claim_op *claim;           /* waiting for Redis' replay check, or NULL */
+    unsigned char digest[VERIFY_DIGEST_LEN]; /* what the signature covers */
+    long long claim_age_ms;                  /* a shared repeat: how long ago it was claimed */
     struct request_dispatch d;
     struct outcome o;
     int suspended; /* the connection is suspended */
@@ -481,7 +482,6 @@ static void release_body(struct call *c)
 
 static void free_call(struct call *c)
 {
-    cJSON_Delete(c->json);
     release_body(c);
     buf_free(&c->body);
     free(c->reply_body);
@@ -654,7 +654,8 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
 /* A verified call whose timestamp is out of the window, or whose signature
  * was accepted before: -1 with the 401's message. */
 static int replay_refused(struct worker *w, const cJSON *json,
-                          const unsigned char digest[VERIFY_DIGEST_LEN], char *err, size_t errlen)
+                          const unsigned char digest[VERIFY_DIGEST_LEN], int remember, char *err,
+                          size_t errlen)
 {
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(json, "timestamp");
     long window = w->cfg->replay_window_s;
@@ -671,7 +672,8 @@ static int replay_refused(struct worker *w, const cJSON *json,
     double t = ts->valuedouble;
     long long tms = t > 9e15 ? 9000000000000000LL : t < -9e15 ? -9000000000000000LL : (long long)t;
     long long age;
-    switch (replay_check(w->srv->replay, tms, now_ms, digest, VERIFY_DIGEST_LEN, &age)) {
+    switch ((remember ? replay_check : replay_peek)(w->srv->replay, tms, now_ms, digest,
+                                                    VERIFY_DIGEST_LEN, &age)) {
     case REPLAY_OK:
         return 0;
     case REPLAY_STALE:
@@ -776,9 +778,17 @@ static void run_handler(struct worker *w, struct MHD_Connection *conn, struct ca
     o->error = NULL;
 }
 
-/* The hosts' shared memory of calls answered (shared.h): a call another
- * host accepted is a replay here too; without an answer from Redis, this
- * host's own memory (already consulted) decides. */
+/* What the hosts' shared memory said of a call. */
+enum shared_answer { SHARED_ANSWER_NONE, SHARED_ANSWER_CLAIMED, SHARED_ANSWER_REPEAT };
+
+static void decode_and_run(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *method, const char *url, enum verify_result vr,
+                           struct outcome *o, enum shared_answer shared);
+
+/* The hosts' shared memory of calls answered (shared.h) answered: the call
+ * goes on (a repeat another host accepted is refused there, after this
+ * host's own checks, which say more when they refuse it too); without an
+ * answer from Redis, this host's own memory decides. */
 static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
 {
     struct call *c = ud;
@@ -787,25 +797,12 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
     sched_timer_cancel(w->sched, c->deadline);
     c->deadline = NULL;
     unlink_running(c);
+    c->claim_age_ms = age_ms;
     struct outcome o = c->o;
-    if (r == SHARED_REPEAT) {
-        cJSON_Delete(c->json);
-        c->json = NULL;
-        metrics_add(&w->metrics.refused[3], 1);
-        char err[200];
-        snprintf(err, sizeof err,
-                 "replayed request: this signature was already accepted %lld.%03lld s ago (by a "
-                 "host sharing this Redis)",
-                 age_ms / 1000, age_ms % 1000);
-        answer_error(w, c->conn, c, "POST", c->callback, MHD_HTTP_UNAUTHORIZED, err, &o);
-        return;
-    }
-    /* The tree waited with the call (parsed outside the arena). */
-    cJSON *json = c->json;
-    c->json = NULL;
-    o.d = &c->d;
-    run_handler(w, c->conn, c, "POST", c->callback, json, &o);
-    cJSON_Delete(json);
+    decode_and_run(w, c->conn, c, "POST", c->callback, VERIFY_OK, &o,
+                   r == SHARED_REPEAT    ? SHARED_ANSWER_REPEAT
+                   : r == SHARED_CLAIMED ? SHARED_ANSWER_CLAIMED
+                                         : SHARED_ANSWER_NONE);
 }
 
 /* The call's deadline came while Redis had not answered its replay claim
@@ -844,45 +841,22 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         return;
     }
 
-    /* The parse tree lives in the thread's arena until the handler has its
-     * request object; a call that will wait for its shared replay claim
-     * keeps its tree across the wait, parsed outside the arena (which
-     * other calls reuse meanwhile). */
+    /* With hosts on one Redis, the call is claimed there first (by its
+     * digest, before it is even decoded), and the connection waits for
+     * that answer; this host's own checks follow, when the body is
+     * decoded, so it is decoded once, in the arena. */
+    memcpy(c->digest, digest, sizeof c->digest);
     struct shared *sh = store_shared(w->srv->store);
-    int claims = vr == VERIFY_OK && w->srv->replay && sh && redis_conn_up(w->redis);
-    cJSON *json = NULL;
-    char err[512];
-    if (!claims)
-        arena_open();
-    if (request_decode(body, len, &json, &c->d, err, sizeof err) < 0) {
-        if (!claims)
-            arena_close();
-        respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, NULL, &o);
-        return;
-    }
-    o.d = &c->d;
-
-    if (vr == VERIFY_OK && w->srv->replay) {
-        if (replay_refused(w, json, digest, err, sizeof err) < 0) {
-            if (claims)
-                cJSON_Delete(json);
-            else
-                arena_close();
-            respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, NULL, &o);
-            return;
-        }
-        /* Accepted by this host's memory; with hosts on one Redis, the
-         * others' count too. The connection waits for that answer. A call
-         * is acceptable for the window either side of its timestamp, by
-         * each host's clock: the claim is kept for both sides, and a minute
-         * more for clocks that differ. */
+    if (vr == VERIFY_OK && w->srv->replay && sh) {
+        /* A call is acceptable for the window either side of its
+         * timestamp, by each host's clock: the claim is kept for both
+         * sides, and a minute more for clocks that differ. */
         long long keep = 2 * w->cfg->replay_window_s * 1000LL + 60000;
-        if (claims && (c->claim = shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep,
-                                               on_claimed, c))) {
-            c->json = json;
+        if (redis_conn_up(w->redis) &&
+            (c->claim =
+                 shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep, on_claimed, c))) {
             c->conn = conn;
             c->o = o;
-            c->o.d = &c->d;
             c->next = w->running;
             if (w->running)
                 w->running->prev = c;
@@ -893,14 +867,52 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
             c->suspended = 1;
             return;
         }
-        if (sh && !claims)
+        if (!redis_conn_up(w->redis))
             shared_count_fallback(sh, 0); /* the link is down: this memory alone */
     }
-    run_handler(w, conn, c, method, url, json, &o);
-    if (claims)
-        cJSON_Delete(json);
-    else
+    decode_and_run(w, conn, c, method, url, vr, &o, SHARED_ANSWER_NONE);
+}
+
+/* Decodes a verified call's body, checks it against this host's replay
+ * memory and what the shared one said, and runs its handler. */
+static void decode_and_run(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *method, const char *url, enum verify_result vr,
+                           struct outcome *o, enum shared_answer shared)
+{
+    /* The parse tree lives in the thread's arena until the handler has its
+     * request object. */
+    cJSON *json = NULL;
+    char err[512];
+    arena_open();
+    if (request_decode(c->body.data ? c->body.data : "", c->body.len, &json, &c->d, err,
+                       sizeof err) < 0) {
         arena_close();
+        answer_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST, err, o);
+        return;
+    }
+    o->d = &c->d;
+    if (vr == VERIFY_OK && w->srv->replay) {
+        /* A repeat the shared memory reported is not remembered here (a
+         * copy raced to another worker must not refuse the one Redis let
+         * through); this memory only says whether it was this host's. */
+        int refused =
+            replay_refused(w, json, c->digest, shared != SHARED_ANSWER_REPEAT, err, sizeof err) < 0;
+        if (!refused && shared == SHARED_ANSWER_REPEAT) {
+            metrics_add(&w->metrics.refused[3], 1);
+            snprintf(err, sizeof err,
+                     "replayed request: this signature was already accepted %lld.%03lld s ago "
+                     "(by a host sharing this Redis)",
+                     c->claim_age_ms / 1000, c->claim_age_ms % 1000);
+            refused = 1;
+        }
+        if (refused) {
+            arena_close();
+            answer_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, err, o);
+            return;
+        }
+    }
+    run_handler(w, conn, c, method, url, json, o);
+    arena_close();
 }
 
 /* Takes the settings and keys SIGHUP brought, between requests. Calls in
@@ -1306,8 +1318,6 @@ static void drop_running(struct worker *w)
         unlink_running(c);
         shared_claim_cancel(c->claim);
         c->claim = NULL;
-        cJSON_Delete(c->json);
-        c->json = NULL;
         sched_timer_cancel(w->sched, c->deadline);
         c->deadline = NULL;
         c->task = NULL; /* luavm_free drops it without a callback */

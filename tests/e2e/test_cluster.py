@@ -374,6 +374,28 @@ class Outage(Cluster):
             self.assertEqual(metric(h, "cliqhost_redis_down_total"), 1)
 
 
+    def test_a_call_accepted_in_an_outage_stays_a_replay_on_its_host(self):
+        """Redis learns nothing of what a host accepted while it was down
+        (the README says so), but that host still does: once Redis is back
+        and lets the call through as new, the host's own memory refuses it."""
+        a, b = self.hosts["A"], self.hosts["B"]
+        self.redis.kill()
+        for h in (a, b):
+            self.assertIsNotNone(h.wait_for(UNREACHABLE, timeout=15), h.log()[-3000:])
+        call = signed(op="echo")
+        self.assertEqual(self.ok(a, call)["op"], "echo")
+        self.redis.start()
+        for h in (a, b):
+            self.assertIsNotNone(h.wait_for(REACHABLE, timeout=15), h.log()[-3000:])
+            self.assertTrue(wait_until(lambda: redis_status(h)["state"] == "up", timeout=15))
+        r = send(a, call)
+        self.assertEqual(r.status, 401, r)
+        self.assertRegex(r.json()["error"], BY_ITSELF)
+        # Its second coming was claimed in Redis: now every host knows it.
+        r = send(b, call)
+        self.assertEqual(r.status, 401, r)
+        self.assertRegex(r.json()["error"], BY_ANOTHER)
+
     def test_a_host_started_before_its_redis_serves_then_shares(self):
         self.redis.kill()
         self.assertEqual(self.hosts["C"].stop(), 0)
