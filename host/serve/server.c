@@ -717,6 +717,22 @@ static void answer_error(struct worker *w, struct MHD_Connection *conn, struct c
     o->error = NULL;
 }
 
+/* Holds a call that waits (for its handler, or its replay claim): keeps
+ * its connection and outcome, lists it among the worker's running calls,
+ * and arms `at_deadline` for its deadline_ms. */
+static void hold_call(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                      const struct outcome *o, sched_timer_cb at_deadline)
+{
+    c->conn = conn;
+    c->o = *o;
+    c->next = w->running;
+    if (w->running)
+        w->running->prev = c;
+    w->running = c;
+    long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
+    c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, at_deadline, c);
+}
+
 /* Starts the handler of a verified, decoded call that passed the replay
  * checks (json is in the thread's open arena, which the caller closes). A
  * suspended connection (the call waited for Redis) stays suspended while
@@ -741,15 +757,8 @@ static void run_handler(struct worker *w, struct MHD_Connection *conn, struct ca
         /* The handler waits: hold the connection until it is done or the
          * deadline passes, whichever is first. */
         c->task = task;
-        c->conn = conn;
-        c->o = *o;
+        hold_call(w, conn, c, o, on_deadline);
         c->o.d = &c->d;
-        c->next = w->running;
-        if (w->running)
-            w->running->prev = c;
-        w->running = c;
-        long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
-        c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_deadline, c);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_hangup, c) == 0)
@@ -855,14 +864,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
         if (redis_conn_up(w->redis) &&
             (c->claim =
                  shared_claim(sh, w->redis, digest, VERIFY_DIGEST_LEN, keep, on_claimed, c))) {
-            c->conn = conn;
-            c->o = o;
-            c->next = w->running;
-            if (w->running)
-                w->running->prev = c;
-            w->running = c;
-            long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
-            c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, on_claim_deadline, c);
+            hold_call(w, conn, c, &o, on_claim_deadline);
             MHD_suspend_connection(conn);
             c->suspended = 1;
             return;
