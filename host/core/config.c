@@ -1,16 +1,19 @@
 /* config: settings from defaults, the Lua config file and flags (see config.h). */
 #include "core/config.h"
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/ssrf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <lauxlib.h>
@@ -183,6 +186,7 @@ _Static_assert(offsetof(struct config, nresponse_url_allow) ==
                "nresponse_url_allow must follow response_url_allow");
 
 static void tokens_free(struct config *c);
+static void hooks_free(struct config *c);
 
 static void list_free(char **list, size_t n)
 {
@@ -256,6 +260,7 @@ void config_free(struct config *c)
     }
     free(c->config_path);
     tokens_free(c);
+    hooks_free(c);
     memset(c, 0, sizeof *c);
 }
 
@@ -523,6 +528,375 @@ static int read_tokens(struct config *c, lua_State *L, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- hooks ---------------------------------------------------------------
+ *
+ * `hooks = { github = { scheme = "github", secret = ... }, ... }`: other
+ * tools' webhooks, each with its signature scheme (cliq/hooksig.h). Every
+ * mistake is an error naming the hook and the field, so a hook is never
+ * served with a check other than the one the operator meant. */
+
+static const char *const hook_scheme_names[] = {"github", "standard-webhooks", "bearer",
+                                                "hmac-sha256"};
+/* The fields each scheme takes, indexed by enum config_hook_scheme. */
+static const char *const hook_scheme_fields[] = {
+    "scheme, secret, secrets", "scheme, secret, secrets, tolerance_s",
+    "scheme, secret, secrets, header", "scheme, secret, secrets, header, encoding, prefix"};
+
+#define HOOK_NSCHEMES        (sizeof hook_scheme_names / sizeof hook_scheme_names[0])
+#define HOOK_PREFIX_MAX      64
+#define HOOK_HEADER_MAX      64
+#define HOOK_TOLERANCE_MAX_S 86400
+
+const char *config_hook_scheme_name(enum config_hook_scheme s)
+{
+    return (size_t)s < HOOK_NSCHEMES ? hook_scheme_names[s] : "?";
+}
+
+static void hook_free(struct config_hook *h)
+{
+    for (size_t i = 0; i < h->nsecrets; i++) {
+        free(h->secrets[i]);
+        free(h->keys[i].bytes);
+    }
+    free(h->secrets);
+    free(h->keys);
+    free(h->name);
+    free(h->header);
+    free(h->prefix);
+    memset(h, 0, sizeof *h);
+}
+
+static void hooks_free(struct config *c)
+{
+    for (size_t i = 0; i < c->nhooks; i++)
+        hook_free(&c->hooks[i]);
+    free(c->hooks);
+    c->hooks = NULL;
+    c->nhooks = 0;
+}
+
+const struct config_hook *config_hook(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nhooks; i++)
+        if (strcmp(c->hooks[i].name, name) == 0)
+            return &c->hooks[i];
+    return NULL;
+}
+
+/* Whether s (n bytes) can name a hook: it names the file
+ * scripts/hooks/<name>.lua, so only letters, digits, _ and -. */
+static int hook_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > CONFIG_HOOK_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(ch < 0x80 && (isalnum(ch) || ch == '_' || ch == '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether s is an HTTP header name (RFC 9110 token) of at most
+ * HOOK_HEADER_MAX bytes. */
+static int header_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > HOOK_HEADER_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(ch < 0x80 && (isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch))))
+            return 0;
+    }
+    return 1;
+}
+
+static int hook_field_allowed(enum config_hook_scheme sch, const char *f)
+{
+    if (!strcmp(f, "scheme") || !strcmp(f, "secret") || !strcmp(f, "secrets"))
+        return 1;
+    switch (sch) {
+    case CONFIG_HOOK_GITHUB:
+        return 0;
+    case CONFIG_HOOK_STANDARD_WEBHOOKS:
+        return !strcmp(f, "tolerance_s");
+    case CONFIG_HOOK_BEARER:
+        return !strcmp(f, "header");
+    case CONFIG_HOOK_HMAC_SHA256:
+        return !strcmp(f, "header") || !strcmp(f, "encoding") || !strcmp(f, "prefix");
+    }
+    return 0;
+}
+
+/* Adds the secret on top of the stack to h; `what` names where it was
+ * ("secret", "secrets[2]"). Messages never hold the secret. Returns 0, or
+ * -1 with the reason. [-0, +0] */
+static int hook_add_secret(struct config_hook *h, lua_State *L, const char *what, char *err,
+                           size_t errlen)
+{
+    if (env_unset_name(L, -1)) {
+        snprintf(err, errlen, "hooks.%s: no secret (%s is unset)", h->name, env_unset_name(L, -1));
+        return -1;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        snprintf(err, errlen, "hooks.%s: '%s' must be a string (got %s)", h->name, what,
+                 luaL_typename(L, -1));
+        return -1;
+    }
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (len == 0 || strlen(s) != len) {
+        snprintf(err, errlen, "hooks.%s: '%s' is empty or holds a NUL byte", h->name, what);
+        return -1;
+    }
+    if (h->nsecrets == CONFIG_HOOK_SECRETS_MAX) {
+        snprintf(err, errlen, "hooks.%s: more than %d secrets", h->name, CONFIG_HOOK_SECRETS_MAX);
+        return -1;
+    }
+    struct config_hook_key k = {NULL, 0};
+    if (h->scheme == CONFIG_HOOK_STANDARD_WEBHOOKS) {
+        /* "whsec_" + base64 of the key; the libraries take it without
+         * the prefix too. */
+        const char *b = s;
+        size_t bn = len;
+        if (bn >= 6 && memcmp(b, "whsec_", 6) == 0) {
+            b += 6;
+            bn -= 6;
+        }
+        k.bytes = xmalloc(BASE64_DECODED_MAX(bn));
+        if (bn == 0 || base64_decode(b, bn, k.bytes, BASE64_DECODED_MAX(bn), &k.len, 0) < 0 ||
+            k.len == 0) {
+            free(k.bytes);
+            snprintf(err, errlen,
+                     "hooks.%s: '%s' is not a Standard Webhooks secret (\"whsec_\" and the "
+                     "base64 of the key)",
+                     h->name, what);
+            return -1;
+        }
+    } else {
+        if (h->scheme == CONFIG_HOOK_BEARER) {
+            /* A header value cannot hold control characters, and its
+             * ends are trimmed on the way in: such a token never matches. */
+            int bad = s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t';
+            for (size_t i = 0; i < len && !bad; i++)
+                bad = (unsigned char)s[i] < 0x20 && s[i] != '\t';
+            for (size_t i = 0; i < len && !bad; i++)
+                bad = s[i] == 0x7f;
+            if (bad) {
+                snprintf(err, errlen,
+                         "hooks.%s: '%s' cannot be sent in a header (control characters, or "
+                         "spaces at an end)",
+                         h->name, what);
+                return -1;
+            }
+        }
+        k.bytes = xmalloc(len);
+        memcpy(k.bytes, s, len);
+        k.len = len;
+    }
+    h->secrets = xrealloc(h->secrets, (h->nsecrets + 1) * sizeof *h->secrets);
+    h->keys = xrealloc(h->keys, (h->nsecrets + 1) * sizeof *h->keys);
+    h->secrets[h->nsecrets] = xstrdup(s);
+    h->keys[h->nsecrets] = k;
+    h->nsecrets++;
+    return 0;
+}
+
+/* Reads field `f` of the hook table on top of the stack into h (scheme
+ * already set). Returns 0, or -1 with the reason. [-0, +0] */
+static int hook_read_field(struct config_hook *h, lua_State *L, const char *f, char *err,
+                           size_t errlen)
+{
+    int rc = -1;
+    int t = lua_getfield(L, -1, f);
+    if (t == LUA_TNIL) {
+        rc = 0;
+        goto done;
+    }
+    if (!strcmp(f, "secret")) {
+        rc = hook_add_secret(h, L, "secret", err, errlen);
+    } else if (!strcmp(f, "secrets")) {
+        if (t != LUA_TTABLE) {
+            snprintf(err, errlen, "hooks.%s: 'secrets' must be a list of strings", h->name);
+            goto done;
+        }
+        /* A nil in the list (os.getenv of an unset variable) leaves a hole
+         * that the length does not show: count the entries instead. */
+        lua_Integer n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            n++;
+            lua_pop(L, 1);
+        }
+        for (lua_Integer i = 1; i <= n; i++) {
+            char what[48];
+            snprintf(what, sizeof what, "secrets[%lld]", (long long)i);
+            if (lua_rawgeti(L, -1, i) == LUA_TNIL) {
+                snprintf(err, errlen,
+                         "hooks.%s: 'secrets' must be a list of strings without holes (is an "
+                         "environment variable unset? env \"NAME\" says which)",
+                         h->name);
+                lua_pop(L, 1);
+                goto done;
+            }
+            int r = hook_add_secret(h, L, what, err, errlen);
+            lua_pop(L, 1);
+            if (r < 0)
+                goto done;
+        }
+        rc = 0;
+    } else if (!strcmp(f, "header")) {
+        size_t n;
+        const char *v = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        if (!v || !header_name_ok(v, n)) {
+            snprintf(err, errlen,
+                     "hooks.%s: 'header' must be an HTTP header name (letters, digits and "
+                     "!#$%%&'*+-.^_`|~, at most %d)",
+                     h->name, HOOK_HEADER_MAX);
+            goto done;
+        }
+        /* Authorization for bearer is the default, with its "Bearer " word. */
+        if (!(h->scheme == CONFIG_HOOK_BEARER && strcasecmp(v, "Authorization") == 0))
+            h->header = xstrdup(v);
+        rc = 0;
+    } else if (!strcmp(f, "encoding")) {
+        const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!v || (strcmp(v, "hex") && strcmp(v, "base64"))) {
+            snprintf(err, errlen, "hooks.%s: 'encoding' must be \"hex\" or \"base64\"", h->name);
+            goto done;
+        }
+        h->base64 = strcmp(v, "base64") == 0;
+        rc = 0;
+    } else if (!strcmp(f, "prefix")) {
+        size_t n;
+        const char *v = t == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        int bad = !v || n > HOOK_PREFIX_MAX;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = (unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f;
+        if (bad) {
+            snprintf(err, errlen,
+                     "hooks.%s: 'prefix' must be a string of at most %d printable ASCII "
+                     "characters without spaces",
+                     h->name, HOOK_PREFIX_MAX);
+            goto done;
+        }
+        free(h->prefix);
+        h->prefix = xstrdup(v);
+        rc = 0;
+    } else if (!strcmp(f, "tolerance_s")) {
+        int isint = 0;
+        lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (t != LUA_TNUMBER || !isint || v < 1 || v > HOOK_TOLERANCE_MAX_S) {
+            snprintf(err, errlen, "hooks.%s: 'tolerance_s' must be an integer from 1 to %d",
+                     h->name, HOOK_TOLERANCE_MAX_S);
+            goto done;
+        }
+        h->tolerance_s = (long)v;
+        rc = 0;
+    } else {
+        rc = 0; /* scheme: read by the caller */
+    }
+done:
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* Reads one hook: the key at -2 names it, the value at -1 says how it is
+ * signed. Fills h (freed by the caller either way). [-0, +0] */
+static int read_hook(struct config_hook *h, lua_State *L, char *err, size_t errlen)
+{
+    static const char *const fields[] = {"secret",   "secrets", "header",
+                                         "encoding", "prefix",  "tolerance_s"};
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    if (!name || !hook_name_ok(name, nlen)) {
+        snprintf(err, errlen,
+                 "hooks: '%.64s' is not a hook name (it names scripts/hooks/<name>.lua: "
+                 "letters, digits, _ and -, 1 to %d of them)",
+                 name ? name : luaL_typename(L, -2), CONFIG_HOOK_NAME_MAX);
+        return -1;
+    }
+    h->name = xstrdup(name);
+    h->tolerance_s = 300;
+    h->prefix = xstrdup("");
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "hooks.%s must be a table { scheme = \"...\", secret = ... }",
+                 h->name);
+        return -1;
+    }
+    int st = lua_getfield(L, -1, "scheme");
+    const char *scheme = st == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    size_t si = 0;
+    while (scheme && si < HOOK_NSCHEMES && strcmp(scheme, hook_scheme_names[si]))
+        si++;
+    lua_pop(L, 1);
+    if (!scheme || si == HOOK_NSCHEMES) {
+        snprintf(err, errlen,
+                 "hooks.%s: scheme '%.40s' is not one of github, standard-webhooks, bearer, "
+                 "hmac-sha256",
+                 h->name, scheme ? scheme : lua_typename(L, st));
+        return -1;
+    }
+    h->scheme = (enum config_hook_scheme)si;
+    /* Every field is one this scheme takes. */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *f = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!f || !hook_field_allowed(h->scheme, f)) {
+            snprintf(err, errlen, "hooks.%s: unknown field '%.64s' (a %s hook takes %s)", h->name,
+                     f ? f : luaL_typename(L, -2), hook_scheme_names[si], hook_scheme_fields[si]);
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (hook_read_field(h, L, fields[i], err, errlen) < 0)
+            return -1;
+    if (h->nsecrets == 0) {
+        snprintf(err, errlen,
+                 "hooks.%s: no secret (give 'secret' or 'secrets'; os.getenv of an unset "
+                 "variable is nil, env \"NAME\" names it)",
+                 h->name);
+        return -1;
+    }
+    if (h->scheme == CONFIG_HOOK_HMAC_SHA256 && !h->header) {
+        snprintf(err, errlen,
+                 "hooks.%s: scheme hmac-sha256 needs 'header' (the request header that holds "
+                 "the signature)",
+                 h->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads `hooks`: a table of hook names to { scheme = ..., ... }. All or
+ * nothing: on an error c->hooks is left empty. [-0, +0] */
+static int read_hooks(struct config *c, lua_State *L, char *err, size_t errlen)
+{
+    hooks_free(c);
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen,
+                 "'hooks' must be a table of name = { scheme = \"...\", secret = ... }");
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        struct config_hook h;
+        memset(&h, 0, sizeof h);
+        if (read_hook(&h, L, err, errlen) < 0) {
+            hook_free(&h);
+            hooks_free(c);
+            lua_pop(L, 2);
+            return -1;
+        }
+        c->hooks = xrealloc(c->hooks, (c->nhooks + 1) * sizeof *c->hooks);
+        c->hooks[c->nhooks++] = h;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
     int rc = -1;
@@ -576,6 +950,9 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
                 goto fail;
         } else if (strcmp(key, "tokens") == 0) {
             if (read_tokens(c, L, why, sizeof why) < 0)
+                goto fail;
+        } else if (strcmp(key, "hooks") == 0) {
+            if (read_hooks(c, L, why, sizeof why) < 0)
                 goto fail;
         } else {
             snprintf(why, sizeof why,
@@ -871,6 +1248,14 @@ int config_read(struct config *c, int argc, char **argv, int first, int serving,
     for (size_t i = 0; i < c->ntokens; i++)
         if (c->tokens[i].secret)
             log_add_secret(c->tokens[i].secret);
+    for (size_t i = 0; i < c->nhooks; i++)
+        for (size_t j = 0; j < c->hooks[i].nsecrets; j++) {
+            const char *s = c->hooks[i].secrets[j];
+            log_add_secret(s);
+            /* A Standard Webhooks secret is also pasted without "whsec_". */
+            if (!strncmp(s, "whsec_", 6))
+                log_add_secret(s + 6);
+        }
     return 0;
 }
 

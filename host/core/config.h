@@ -93,6 +93,10 @@ struct config {
      * entry has no token (its environment variable is unset). */
     struct config_token *tokens;
     size_t ntokens;
+    /* Other tools' webhooks (POST /hooks/<name>) by name, each with how its
+     * requests are signed (config file only; cliq/hooksig.h checks them). */
+    struct config_hook *hooks;
+    size_t nhooks;
 };
 
 struct config_token {
@@ -101,6 +105,44 @@ struct config_token {
     char *env; /* set with env "NAME" and NAME is unset: NAME (secret is NULL) */
     int disabled;
 };
+
+enum config_hook_scheme {
+    CONFIG_HOOK_GITHUB,            /* X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> */
+    CONFIG_HOOK_STANDARD_WEBHOOKS, /* webhook-id, webhook-timestamp, webhook-signature */
+    CONFIG_HOOK_BEARER,            /* Authorization: Bearer <token>, or a named header */
+    CONFIG_HOOK_HMAC_SHA256,       /* a named header: prefix + hex or base64 HMAC-SHA256 */
+};
+
+/* One secret of a hook: the bytes that key its HMAC or are its token. For
+ * standard-webhooks, the base64-decoded key ("whsec_" dropped); otherwise
+ * the secret's own bytes. */
+struct config_hook_key {
+    unsigned char *bytes;
+    size_t len;
+};
+
+struct config_hook {
+    char *name; /* [A-Za-z0-9_-]{1,64}: scripts/hooks/<name>.lua */
+    enum config_hook_scheme scheme;
+    char **secrets;               /* as written in the config (for log_add_secret) */
+    struct config_hook_key *keys; /* nsecrets, in the same order */
+    size_t nsecrets;              /* at least 1; any one matching passes (rotation) */
+    char *header;                 /* bearer: NULL for Authorization; hmac-sha256: the header */
+    int base64;                   /* hmac-sha256: 1 for base64, 0 for hex */
+    char *prefix;                 /* hmac-sha256: what comes before the signature; "" none */
+    long tolerance_s;             /* standard-webhooks: the timestamp window either way */
+};
+
+/* The longest hook name taken. */
+#define CONFIG_HOOK_NAME_MAX 64
+/* The most secrets one hook takes. */
+#define CONFIG_HOOK_SECRETS_MAX 16
+
+/* The hook named `name`, or NULL. Borrowed from c. */
+const struct config_hook *config_hook(const struct config *c, const char *name);
+
+/* The scheme's name as the config spells it ("standard-webhooks"). Static. */
+const char *config_hook_scheme_name(enum config_hook_scheme s);
 
 /* The longest callback_path taken. */
 #define CONFIG_CALLBACK_PATH_MAX 256
