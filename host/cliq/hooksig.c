@@ -41,7 +41,7 @@ static int hmac_sha256(const struct config_hook_key *k, const void *const *parts
     if (!ctx || !EVP_MAC_init(ctx, k->bytes, k->len, params))
         goto cleanup;
     for (size_t i = 0; i < n; i++)
-        if (!EVP_MAC_update(ctx, parts[i], lens[i]))
+        if (lens[i] && !EVP_MAC_update(ctx, parts[i], lens[i]))
             goto cleanup;
     if (!EVP_MAC_final(ctx, out, &outlen, SHA256_LEN) || outlen != SHA256_LEN)
         goto cleanup;

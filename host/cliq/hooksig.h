@@ -35,7 +35,7 @@ struct hooksig_result {
 
 /* Checks a request to hook `h`: 0 when it passes, -1 with res->err saying
  * which check failed (never a secret or an expected signature). `body` is
- * the raw body of `len` bytes; now_s is the host's clock (Unix seconds).
+ * the raw body of `len` bytes (NULL when len is 0); now_s is the host's clock (Unix seconds).
  * res is filled either way. */
 int hooksig_check(const struct config_hook *h, hooksig_header_fn header, void *ud, const char *body,
                   size_t len, long long now_s, struct hooksig_result *res);

@@ -146,6 +146,20 @@ static void test_github_refused(void)
     CHECK(!strstr(res.err, want));
 }
 
+/* An empty body (NULL, as a server may hand it over) is signed like any other. */
+static void test_github_empty_body(void)
+{
+    const struct config_hook *h = hook(gh_cfg, "gh");
+    char sig[80];
+    snprintf(sig, sizeof sig, "sha256=%s", mac(GH_SECRET, strlen(GH_SECRET), "", 0, 0));
+    struct headers hs = {{"X-Hub-Signature-256", sig}, 2};
+    CHECK_INT(hooksig_check(h, lookup, &hs, NULL, 0, 0, &res), 0);
+    CHECK_INT(hooksig_check(h, lookup, &hs, "x", 1, 0, &res), -1);
+    hs.kv[1] = GH_SIG;
+    CHECK_INT(hooksig_check(h, lookup, &hs, NULL, 0, 0, &res), -1);
+    CHECK_HAS(res.err, "does not match the body");
+}
+
 static void test_github_rotation(void)
 {
     const struct config_hook *h =
@@ -535,6 +549,7 @@ int main(void)
     config_defaults(&cfg);
     RUN(test_github_vector);
     RUN(test_github_refused);
+    RUN(test_github_empty_body);
     RUN(test_github_rotation);
     RUN(test_standard_vector);
     RUN(test_standard_tampered);
