@@ -165,6 +165,7 @@ local function card_message(p)
   }
 end
 
+---@type cliq.Hook
 return {
   receive = function(req)
     local p = req.body

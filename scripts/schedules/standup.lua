@@ -14,6 +14,7 @@ local CONFIG = {
 
 local TURN = "standup:turn" -- how many standups have had a facilitator
 
+---@type cliq.Schedule
 return {
   cron = "30 9 * * 1-5",
   timezone = "Europe/Paris",
