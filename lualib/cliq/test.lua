@@ -41,10 +41,11 @@
 --       log, print, http, sleep, cliq, and require (scripts/lib/ first, then
 --       lualib/). No io, os.execute, dofile, debug (but traceback). Each load
 --       gets fresh globals and fresh module instances. It must return a table
---       of functions, as the host checks. Calling h.execution(req) runs that
---       handler like kit.run.
+--       of functions, as the host checks (a schedule or a hook: see SCHEDULES
+--       AND HOOKS). Calling h.execution(req) runs that handler like kit.run.
 --   kit.load_string(text [, name])  -> handlers, from a script's text (for
---       a quick handler inside a test)
+--       a quick handler inside a test; a name such as "schedules/x.lua" or
+--       "hooks/x.lua" loads a schedule or a hook)
 --
 -- REQUESTS (realistic bodies for every handler in the catalogue; params are
 -- deep-merged over the defaults; see "Merging" below)
