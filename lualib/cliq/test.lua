@@ -203,10 +203,13 @@
 -- userdata in the host) and json.encode writes object keys sorted; every
 -- fake answers at once (only the fake clock tells time), so the outbox
 -- never fills ("outbox full" is not modelled), and a post's size is that of
--- the kit's JSON, which may differ from the host's by a few bytes. Like the
--- host, the kit removes string.dump and hides the string metatable, here
--- for the whole test process, and it seeds math.random the same before
--- each test.
+-- the kit's JSON, which may differ from the host's by a few bytes. A
+-- schedule runs only when kit.schedule runs it: no timer, no lock across
+-- hosts, no skipped overlap, no cron or every parsing; a hook's signature
+-- scheme and body cap are not modelled (kit.hook is the request after
+-- them). Like the host, the kit removes string.dump and hides the string
+-- metatable, here for the whole test process, and it seeds math.random the
+-- same before each test.
 -- tests/e2e/test_kit_parity.py checks the kit's replies and error strings
 -- against the real host.
 
