@@ -485,19 +485,18 @@ local function scripts_dir_of(path)
   return path:match("^(.*)/[^/]+$") or "."
 end
 
----@param path string  under kit.scripts_dir ("commands/deploy.lua") or as given
----@return table<string, function> handlers
-function kit.load(path)
+-- kit.load's work; `fname` and `level` say where a missing file is reported.
+local function load_file(path, fname, level)
   if type(path) ~= "string" then
-    error("kit.load: give the script's path under the scripts folder, e.g. "
-      .. "\"commands/deploy.lua\"", 2)
+    error(fname .. ": give the script's path under the scripts folder, e.g. "
+      .. "\"commands/deploy.lua\"", level)
   end
   local dir = kit.scripts_dir
   local full = dir .. "/" .. path
   if not exists(full) then
     if not exists(path) then
-      error(string.format("kit.load: no %s (the scripts folder is %q; set kit.scripts_dir "
-        .. "or CLIQHOST_SCRIPTS to change it)", full, dir), 2)
+      error(string.format("%s: no %s (the scripts folder is %q; set kit.scripts_dir "
+        .. "or CLIQHOST_SCRIPTS to change it)", fname, full, dir), level)
     end
     full = path
   end
@@ -506,6 +505,13 @@ function kit.load(path)
   end
   local script = full:sub(1, #dir + 1) == dir .. "/" and full:sub(#dir + 2) or full
   return load_as(dir, host.read(full), full, script)
+end
+
+---@param path string  under kit.scripts_dir ("commands/deploy.lua") or as given
+---@return table<string, function> handlers
+function kit.load(path)
+  local h = load_file(path, "kit.load", 3) -- not a tail call: level 3 is the caller
+  return h
 end
 
 ---@param text string
@@ -947,7 +953,7 @@ local function script_of(v, kind, fname)
     if not v:find("/", 1, true) and not v:find("%.lua$") then
       path = kind .. "s/" .. v .. ".lua"
     end
-    v = kit.load(path)
+    v = load_file(path, fname, 4)
   end
   local l = loaded[v]
   if not l or l.kind ~= kind then

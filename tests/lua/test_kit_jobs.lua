@@ -78,6 +78,19 @@ end)
 
 -- ---- kit.schedule -----------------------------------------------------------
 
+kit.test("a schedule or hook that is not there is reported at the test's line", function()
+  kit.scripts_dir = "scripts"
+  local _, err = pcall(function()
+    kit.schedule("nope")
+  end)
+  kit.matches(err, "test_kit_jobs%.lua:%d+: kit%.schedule: no scripts/schedules/"
+    .. "nope%.lua %(the scripts folder is \"scripts\"")
+  _, err = pcall(function()
+    kit.hook("hooks/nope.lua")
+  end)
+  kit.matches(err, "test_kit_jobs%.lua:%d+: kit%.hook: no scripts/hooks/nope%.lua")
+end)
+
 kit.test("a run gets the job, and logs, posts, store and http work as in a handler", function()
   kit.http.route("GET", "https://ci.example.com/status", { json = { green = true } })
   local s = script("schedules/nightly.lua", [[
