@@ -14,7 +14,7 @@
 --
 -- and in cliqhost's config, the same token:
 --
---   hooks = { alertmanager = { scheme = "bearer", token = os.getenv("ALERTMANAGER_TOKEN") } }
+--   hooks = { alertmanager = { scheme = "bearer", secret = os.getenv("ALERTMANAGER_TOKEN") } }
 --
 -- The channel is the alerts' common `channel` label when they have one
 -- (route teams' alerts with a label in Prometheus), else CONFIG.channel.
