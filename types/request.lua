@@ -12,6 +12,9 @@
 --   return {
 --     execution = function(req) ... end,   -- req: cliq.Request, completed
 --   }
+--
+-- and so does a schedule's job and a hook's request (at the end of this
+-- file): ---@type cliq.Schedule, ---@type cliq.Hook.
 
 ---@class cliq.Request
 ---@field type "command"|"bot"|"messageaction"|"function"|"widget"|"extension"|"link_preview"
@@ -211,3 +214,41 @@ function Attachment:download() end
 ---@field unfurl_button_action? cliq.Handler
 ---@field unfurl_dynamic_action? cliq.Handler
 ---@field unfurl_post_message? cliq.Handler
+
+-- ---- schedules and hooks -----------------------------------------------------
+
+---What a schedule's run gets: one run, for one tick.
+---@class cliq.Job
+---@field name string           the schedule's name: its file's, without .lua ("standup")
+---@field scheduled_at integer  the tick the run is for, epoch seconds (a late or catch-up run starts after it)
+---@field id string             the run's id, in every log line of the run
+---@field catch_up boolean      true for the run at start of the latest tick missed while no host was up
+
+---scripts/schedules/<name>.lua: run at each tick, on one host of those that
+---share a store; a run still going at the next tick makes that tick skipped.
+---@class cliq.Schedule
+---@field cron? string          standard 5-field cron ("0 9 * * 1-5": lists, ranges, steps, day and month names); or every, not both
+---@field every? string         "30s", "5m", "2h"; or cron, not both
+---@field timezone? string      cron's zone ("Europe/Paris"); "UTC" unless given; only with cron
+---@field catch_up? boolean     true: at start, run the latest tick missed while no host was up, once
+---@field run fun(job: cliq.Job)  a task like a handler (the same bindings and limits, no req, no reply); what it returns is ignored; raising fails the run (logged)
+
+---The request a hook's receive gets: another tool's POST /hooks/<name>,
+---after the config's scheme for the hook verified it.
+---@class cliq.HookRequest
+---@field name string                    the hook's name (its file's, without .lua)
+---@field id string                      the host's request id, in every log line about the call
+---@field method "POST"
+---@field body any                       the body decoded when it is JSON, else the text
+---@field text string                    the raw body
+---@field headers table<string, string>  names in lower case
+---@field query table<string, string>    the URL's query
+
+---What receive returns is the reply: a table is sent as the JSON body, a
+---string s as { message = s }, nothing as { ok = true }; a second value is
+---the HTTP status (200 unless given).
+---@alias cliq.HookReply table|string|nil
+
+---scripts/hooks/<name>.lua, for POST /hooks/<name>
+---@class cliq.Hook
+---@field receive fun(req: cliq.HookRequest): cliq.HookReply, integer?

@@ -41,10 +41,11 @@
 --       log, print, http, sleep, cliq, and require (scripts/lib/ first, then
 --       lualib/). No io, os.execute, dofile, debug (but traceback). Each load
 --       gets fresh globals and fresh module instances. It must return a table
---       of functions, as the host checks. Calling h.execution(req) runs that
---       handler like kit.run.
+--       of functions, as the host checks (a schedule or a hook: see SCHEDULES
+--       AND HOOKS). Calling h.execution(req) runs that handler like kit.run.
 --   kit.load_string(text [, name])  -> handlers, from a script's text (for
---       a quick handler inside a test)
+--       a quick handler inside a test; a name such as "schedules/x.lua" or
+--       "hooks/x.lua" loads a schedule or a hook)
 --
 -- REQUESTS (realistic bodies for every handler in the catalogue; params are
 -- deep-merged over the defaults; see "Merging" below)
@@ -96,6 +97,43 @@
 --       req when h is not given.
 --   kit.output(reply)   -> { output = ... } as Cliq gets it (decoded), and
 --       its JSON text: a table as is, a string s as { text = s }, nil as "".
+--
+-- SCHEDULES AND HOOKS (scripts/schedules/<name>.lua, scripts/hooks/<name>.lua)
+--   kit.load("schedules/standup.lua") checks the table as the host's loader
+--       does: run a function, exactly one of cron and every a string,
+--       timezone a string and only with cron, catch_up a boolean, no other
+--       field; else it raises naming the file and the field. The cron or
+--       every text itself is not parsed here: `cliqhost check` does that. A
+--       hook must return functions, receive among them. A path in a
+--       schedules/ or hooks/ folder (also kit.load_string's name) is loaded
+--       as one. The loaded table's run(opts) / receive(opts) run like
+--       kit.schedule / kit.hook.
+--   kit.schedule(name_or_loaded, opts)  -> run's return value (the host
+--       ignores it), info { elapsed, job }. name: "standup" for
+--       schedules/standup.lua, a path, or what kit.load returned. Runs
+--       run(job) as a task at a tick, with every binding and fake a handler
+--       has (no req, no reply). job = { name = "standup", scheduled_at =
+--       opts.at (epoch seconds, or a time as kit.clock.set takes it; default
+--       the fake clock's now, in whole seconds), id (like a request id, in
+--       the run's log records), catch_up = opts.catch_up == true (only for
+--       a schedule with catch_up = true) }. An opts.at later than the clock
+--       moves the clock to it (the run starts at its tick); an earlier one
+--       leaves it (a late or catch-up run). Raises with run's error and
+--       traceback, as kit.run does.
+--   kit.hook(name, opts)  -> body, status, info { elapsed, json, req }: the
+--       reply as the other tool gets it (body decoded from the JSON sent),
+--       for POST /hooks/<name> once its signature was verified (the kit does
+--       not model the schemes). req = { name, id, method = "POST", body,
+--       text, headers, query }: opts.body a table is sent as JSON (req.text
+--       the JSON text, req.body the table as the host decodes it); a string
+--       is req.text, and req.body is it decoded when it is JSON, else the
+--       text too; no body is "". opts.headers (names lower-cased; a
+--       content-type is added for a body: application/json, or text/plain
+--       for a non-JSON string) and opts.query map names to strings. The
+--       reply: a table is the body, a string s { message = s }, nothing
+--       { ok = true }; receive's second value is the status (default 200;
+--       an integer 100-599, else kit.hook raises, as for a reply JSON
+--       cannot carry).
 --
 -- FAKES (cleared by kit.reset, which kit.test runs before every test)
 --   kit.clock.now() / kit.clock.set(t) / kit.clock.advance(s)   the fake
@@ -165,10 +203,13 @@
 -- userdata in the host) and json.encode writes object keys sorted; every
 -- fake answers at once (only the fake clock tells time), so the outbox
 -- never fills ("outbox full" is not modelled), and a post's size is that of
--- the kit's JSON, which may differ from the host's by a few bytes. Like the
--- host, the kit removes string.dump and hides the string metatable, here
--- for the whole test process, and it seeds math.random the same before
--- each test.
+-- the kit's JSON, which may differ from the host's by a few bytes. A
+-- schedule runs only when kit.schedule runs it: no timer, no lock across
+-- hosts, no skipped overlap, no cron or every parsing; a hook's signature
+-- scheme and body cap are not modelled (kit.hook is the request after
+-- them). Like the host, the kit removes string.dump and hides the string
+-- metatable, here for the whole test process, and it seeds math.random the
+-- same before each test.
 -- tests/e2e/test_kit_parity.py checks the kit's replies and error strings
 -- against the real host.
 
@@ -269,12 +310,33 @@ function kit.log_text()
   return table.concat(lines, "\n")
 end
 
-local function utc_seconds(t)
+local function utc_seconds(t, what)
   if not (t.year and t.month and t.day) then
-    error("kit.clock.set: a date table needs year, month and day (UTC)", 3)
+    error(what .. ": a date table needs year, month and day (UTC)", 4)
   end
   return fakes.days_from_civil(t.year, t.month, t.day) * 86400 + (t.hour or 0) * 3600
     + (t.min or 0) * 60 + (t.sec or 0)
+end
+
+-- Epoch seconds of a time given as epoch seconds, "2026-11-23T09:30:00Z"
+-- or a UTC date table; `what` names the caller in errors, raised at the
+-- caller's caller.
+local function epoch_of(t, what)
+  if type(t) == "string" then
+    local y, mo, d, h, mi, s = t:match("^(%d+)-(%d+)-(%d+)[T ](%d+):(%d+):(%d+)Z?$")
+    if not y then
+      error(what .. ": write a time as \"2026-11-23T09:30:00Z\" (UTC)", 3)
+    end
+    t = { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+      min = tonumber(mi), sec = tonumber(s) }
+  end
+  if type(t) == "table" then
+    t = utc_seconds(t, what)
+  end
+  if type(t) ~= "number" then
+    error(what .. ": give epoch seconds, a UTC date table or \"YYYY-MM-DDTHH:MM:SSZ\"", 3)
+  end
+  return t
 end
 
 kit.clock = {
@@ -286,21 +348,7 @@ kit.clock = {
     fakes.advance(seconds)
   end,
   set = function(t)
-    if type(t) == "string" then
-      local y, mo, d, h, mi, s = t:match("^(%d+)-(%d+)-(%d+)[T ](%d+):(%d+):(%d+)Z?$")
-      if not y then
-        error("kit.clock.set: write a time as \"2026-11-23T09:30:00Z\" (UTC)", 2)
-      end
-      t = { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
-        min = tonumber(mi), sec = tonumber(s) }
-    end
-    if type(t) == "table" then
-      t = utc_seconds(t)
-    end
-    if type(t) ~= "number" then
-      error("kit.clock.set: give epoch seconds, a UTC date table or \"YYYY-MM-DDTHH:MM:SSZ\"", 2)
-    end
-    fakes.clock.now = t
+    fakes.clock.now = epoch_of(t, "kit.clock.set")
   end,
   zone = function(hours)
     if type(hours) ~= "number" then
@@ -311,6 +359,12 @@ kit.clock = {
 }
 
 local next_id = 0
+
+-- A new request (or run) id, as the host's: 16 hex digits.
+local function new_id()
+  next_id = next_id + 1
+  return string.format("%016x", 0x5eed000000000000 + next_id)
+end
 
 ---Clears the fakes, the settings and the clock.
 function kit.reset()
@@ -327,16 +381,91 @@ local loaded = setmetatable({}, { __mode = "k" })
 
 local run_handler -- (fn, label, req, level): see "running"
 
--- The table kit.load returns: the handlers, each running like kit.run.
-local function wrap(handlers, vm, path)
+-- The folder of each kind of script that is not a table of handlers.
+local kind_folders = { schedules = "schedule", hooks = "hook" }
+
+-- "schedule" for a path in a schedules/ folder, "hook" in hooks/, else nil.
+local function kind_of(path)
+  return kind_folders[path:match("([^/]+)/[^/]+$") or ""]
+end
+
+local SCHEDULE_FIELDS = { cron = "string", every = "string", timezone = "string",
+  catch_up = "boolean", run = "function" }
+
+-- The host's check of a schedule's table (its cron and every syntax are
+-- the host's to check: `cliqhost check`). Read raw, as the host reads it.
+local function check_schedule(v, path)
+  if type(v) ~= "table" then
+    error(string.format("%s: a schedule must return a table { cron = \"...\" or every = "
+      .. "\"...\", run = function(job) ... end } (returned %s)", path, host.type_name(v)), 0)
+  end
+  for k, x in next, v do
+    local want = type(k) == "string" and SCHEDULE_FIELDS[k]
+    if not want then
+      error(string.format("%s: unknown field %s (a schedule has cron, every, timezone, "
+        .. "catch_up and run)", path, check.show(k)), 0)
+    elseif type(x) ~= want then
+      error(string.format("%s: field '%s' must be a %s (is a %s)", path, k, want, type(x)), 0)
+    end
+  end
+  if rawget(v, "run") == nil then
+    error(path .. ": field 'run' must be a function (is a nil)", 0)
+  end
+  local cron, every = rawget(v, "cron"), rawget(v, "every")
+  if cron ~= nil and every ~= nil then
+    error(path .. ": fields 'cron' and 'every' both set; give one of them", 0)
+  elseif cron == nil and every == nil then
+    error(path .. ": field 'cron' (\"0 9 * * 1-5\") or 'every' (\"30s\", \"5m\", \"2h\") "
+      .. "is required", 0)
+  elseif every ~= nil and rawget(v, "timezone") ~= nil then
+    error(path .. ": field 'timezone' goes only with 'cron' (every counts from any time)", 0)
+  end
+end
+
+-- A hook's table: functions, with receive among them.
+local function check_hook(v, path)
+  host.check_handlers(v, path)
+  if rawget(v, "receive") == nil then
+    error(path .. ": a hook must return { receive = function(req) ... end } (field "
+      .. "'receive' is a nil)", 0)
+  end
+end
+
+local checks = { schedule = check_schedule, hook = check_hook }
+
+-- The table kit.load returns: the handlers, each running like kit.run; for
+-- a schedule, its fields and run(opts) running like kit.schedule; for a
+-- hook, receive(opts) running like kit.hook.
+local function wrap(handlers, vm, path, kind)
   local h = {}
-  loaded[h] = { path = path, handlers = handlers, vm = vm }
-  for name, fn in pairs(handlers) do
-    h[name] = function(req)
-      return run_handler(fn, path .. " " .. name, req, 2, vm)
+  loaded[h] = { path = path, handlers = handlers, vm = vm, kind = kind,
+    name = path:match("([^/]+)%.lua$") or path }
+  if kind == "schedule" then
+    for k, v in next, handlers do
+      h[k] = v
+    end
+    h.run = function(opts)
+      return kit.schedule(h, opts)
+    end
+  elseif kind == "hook" then
+    h.receive = function(opts)
+      return kit.hook(h, opts)
+    end
+  else
+    for name, fn in pairs(handlers) do
+      h[name] = function(req)
+        return run_handler(fn, path .. " " .. name, req, 2, vm)
+      end
     end
   end
   return h
+end
+
+-- Loads a script's text as kit.load does, checked as its kind's.
+local function load_as(dir, data, path, script)
+  local kind = kind_of(path)
+  local t, vm = host.load_script(dir, data, path, script, checks[kind])
+  return wrap(t, vm, path, kind)
 end
 
 local function exists(path)
@@ -344,7 +473,7 @@ local function exists(path)
 end
 
 local type_folders = { commands = true, bots = true, messageactions = true, functions = true,
-  widgets = true }
+  widgets = true, schedules = true, hooks = true }
 
 -- The scripts folder of a script's path: the folder above its type's
 -- folder ("x/commands/deploy.lua" -> "x"), else the script's own folder.
@@ -356,19 +485,18 @@ local function scripts_dir_of(path)
   return path:match("^(.*)/[^/]+$") or "."
 end
 
----@param path string  under kit.scripts_dir ("commands/deploy.lua") or as given
----@return table<string, function> handlers
-function kit.load(path)
+-- kit.load's work; `fname` and `level` say where a missing file is reported.
+local function load_file(path, fname, level)
   if type(path) ~= "string" then
-    error("kit.load: give the script's path under the scripts folder, e.g. "
-      .. "\"commands/deploy.lua\"", 2)
+    error(fname .. ": give the script's path under the scripts folder, e.g. "
+      .. "\"commands/deploy.lua\"", level)
   end
   local dir = kit.scripts_dir
   local full = dir .. "/" .. path
   if not exists(full) then
     if not exists(path) then
-      error(string.format("kit.load: no %s (the scripts folder is %q; set kit.scripts_dir "
-        .. "or CLIQHOST_SCRIPTS to change it)", full, dir), 2)
+      error(string.format("%s: no %s (the scripts folder is %q; set kit.scripts_dir "
+        .. "or CLIQHOST_SCRIPTS to change it)", fname, full, dir), level)
     end
     full = path
   end
@@ -376,7 +504,14 @@ function kit.load(path)
     dir = scripts_dir_of(path)
   end
   local script = full:sub(1, #dir + 1) == dir .. "/" and full:sub(#dir + 2) or full
-  return wrap(host.load_script(dir, host.read(full), full, script))
+  return load_as(dir, host.read(full), full, script)
+end
+
+---@param path string  under kit.scripts_dir ("commands/deploy.lua") or as given
+---@return table<string, function> handlers
+function kit.load(path)
+  local h = load_file(path, "kit.load", 3) -- not a tail call: level 3 is the caller
+  return h
 end
 
 ---@param text string
@@ -387,7 +522,7 @@ function kit.load_string(text, name)
     error("kit.load_string: give the script's text", 2)
   end
   name = name or "(kit.load_string)"
-  return wrap(host.load_script(kit.scripts_dir, text, name, name))
+  return load_as(kit.scripts_dir, text, name, name)
 end
 
 -- ---- requests -------------------------------------------------------------
@@ -506,11 +641,10 @@ function kit.from_body(body)
       end
     end
   end
-  next_id = next_id + 1
   local req = {
     type = type_, name = name, handler = key, params = params, body = b,
     action = type_ == "bot" and type(action) == "string" and action or nil,
-    id = string.format("%016x", 0x5eed000000000000 + next_id),
+    id = new_id(),
     response_url = type(b.response_url) == "string" and b.response_url or nil,
     timestamp = type(b.timestamp) == "number" and b.timestamp or nil,
   }
@@ -762,7 +896,9 @@ function kit.run(h, req)
     return run_handler(h, req.handler, req, 2)
   end
   local l = loaded[h]
-  if l then
+  if l and l.kind then
+    error(string.format("kit.run: %s is a %s; run it with kit.%s", l.path, l.kind, l.kind), 2)
+  elseif l then
     -- Raw, as the host looks a handler up: a strict module's __index is not run.
     local fn = rawget(l.handlers, req.handler)
     if not fn then
@@ -804,6 +940,157 @@ function kit.invoke(req, h)
   end
   local reply = kit.run(h, req)
   return kit.output(reply).output
+end
+
+-- ---- schedules and hooks --------------------------------------------------
+
+-- The loaded script of a kind ("schedule" or "hook") from its name
+-- ("standup": scripts/schedules/standup.lua), its path, or what kit.load
+-- returned; `fname` names the caller in errors.
+local function script_of(v, kind, fname)
+  if type(v) == "string" then
+    local path = v
+    if not v:find("/", 1, true) and not v:find("%.lua$") then
+      path = kind .. "s/" .. v .. ".lua"
+    end
+    v = load_file(path, fname, 4)
+  end
+  local l = loaded[v]
+  if not l or l.kind ~= kind then
+    local example = kind == "schedule" and "standup" or "alertmanager"
+    error(string.format("%s: give a %s's name (\"%s\" for %ss/%s.lua), its path or what "
+      .. "kit.load returned for one, got %s", fname, kind, example, kind, example,
+      l and l.path or check.show(v)), 3)
+  end
+  return l
+end
+
+-- opts as a table of known options (a misspelt one is an error, not ignored).
+local function options(opts, fname, known)
+  if opts == nil then
+    return {}
+  elseif type(opts) ~= "table" then
+    error(string.format("%s: opts must be a table (got %s)", fname, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do
+        names[#names + 1] = n
+      end
+      table.sort(names)
+      error(string.format("%s: unknown option %s (%s)", fname, check.show(k),
+        table.concat(names, ", ")), 3)
+    end
+  end
+  return opts
+end
+
+---Runs a schedule's run(job) as the host runs it at a tick (see SCHEDULES
+---AND HOOKS above).
+---@param name_or_loaded string|table  "standup" (scripts/schedules/standup.lua), a path, or what kit.load returned
+---@param opts? { at?: integer|string|table, catch_up?: boolean }
+---@return any result  what run returned (the host ignores it)
+---@return { elapsed: number, job: cliq.Job } info
+function kit.schedule(name_or_loaded, opts)
+  local l = script_of(name_or_loaded, "schedule", "kit.schedule")
+  opts = options(opts, "kit.schedule", { at = true, catch_up = true })
+  local at = math.floor(fakes.now())
+  if opts.at ~= nil then
+    at = math.tointeger(epoch_of(opts.at, "kit.schedule: opts.at"))
+    if not at then
+      error("kit.schedule: opts.at must be a whole second (a tick)", 2)
+    end
+    if at > fakes.now() then
+      fakes.clock.now = at -- the run starts at its tick
+    end
+  end
+  if opts.catch_up ~= nil and type(opts.catch_up) ~= "boolean" then
+    error("kit.schedule: opts.catch_up must be true or false", 2)
+  elseif opts.catch_up and not rawget(l.handlers, "catch_up") then
+    error(string.format("kit.schedule: %s has no catch_up = true; the host makes no catch-up "
+      .. "run of it", l.path), 2)
+  end
+  local job = { name = l.name, scheduled_at = at, id = new_id(), catch_up = opts.catch_up == true }
+  local task, result = host.run(rawget(l.handlers, "run"), job, l.vm.strings)
+  return result, { elapsed = fakes.now() - task.received, job = job }
+end
+
+-- Headers or query as the host gives them: string values, header names in
+-- lower case.
+local function string_map(t, fname, what, lower)
+  local m = {}
+  if t == nil then
+    return m
+  elseif type(t) ~= "table" then
+    error(string.format("%s: opts.%s must be a table of names to strings", fname, what), 3)
+  end
+  for k, v in pairs(t) do
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
+      error(string.format("%s: opts.%s must map names to strings (%s = %s)", fname, what,
+        check.show(k), check.show(v)), 3)
+    end
+    m[lower and k:lower() or k] = tostring(v)
+  end
+  return m
+end
+
+---Sends a hook request to a hook's receive(req) as the host does for
+---POST /hooks/<name> once verified (see SCHEDULES AND HOOKS above).
+---@param name string|table  "alertmanager" (scripts/hooks/alertmanager.lua), a path, or what kit.load returned
+---@param opts? { body?: table|string, headers?: table<string, string>, query?: table<string, string> }
+---@return any body  the reply's JSON body, decoded
+---@return integer status
+---@return { elapsed: number, json: string, req: cliq.HookRequest } info
+function kit.hook(name, opts)
+  local l = script_of(name, "hook", "kit.hook")
+  opts = options(opts, "kit.hook", { body = true, headers = true, query = true })
+  local headers = string_map(opts.headers, "kit.hook", "headers", true)
+  local query = string_map(opts.query, "kit.hook", "query", false)
+  local text, body, err = "", ""
+  if type(opts.body) == "table" then
+    text, err = json.encode_value(opts.body, "body")
+    if not text then
+      error("kit.hook: opts.body cannot be sent as JSON: " .. err, 2)
+    end
+    body = json.decode(text)
+  elseif type(opts.body) == "string" then
+    text = opts.body
+    body = json.decode(text)
+    if body == nil then
+      body = text
+    end
+  elseif opts.body ~= nil then
+    error("kit.hook: opts.body must be a table (sent as JSON) or a string", 2)
+  end
+  if opts.body ~= nil and headers["content-type"] == nil then
+    headers["content-type"] = type(body) == "string" and "text/plain; charset=utf-8"
+      or "application/json"
+  end
+  local req = { name = l.name, id = new_id(), method = "POST", body = body, text = text,
+    headers = headers, query = query }
+  local label = l.path .. " receive"
+  local task, reply, status = host.run(rawget(l.handlers, "receive"), req, l.vm.strings)
+  local code = status == nil and 200 or type(status) == "number" and math.tointeger(status)
+  if not code or code < 100 or code > 599 then
+    reply_error(label, "the status (the second value returned) must be an integer from 100 "
+      .. "to 599, got " .. check.show(status))
+  end
+  local t = type(reply)
+  if reply == nil then
+    reply = { ok = true }
+  elseif t == "string" then
+    reply = { message = reply }
+  elseif t ~= "table" then
+    reply_error(label, "receive returned a " .. t
+      .. "; return a table (the JSON body), a string or nothing")
+  end
+  text, err = json.encode_value(reply, "reply")
+  if not text then
+    reply_error(label, err)
+  end
+  return json.decode(text), code,
+    { elapsed = fakes.now() - task.received, json = text, req = req }
 end
 
 -- ---- checking -------------------------------------------------------------

@@ -320,13 +320,30 @@ end
 local function type_name(v)
   return v == nil and "nil" or type(v)
 end
+M.type_name = type_name
+
+-- The host's check of a handler script's table: handler functions by name.
+local function check_handlers(v, path)
+  if type(v) ~= "table" then
+    error(string.format("%s: must return a table of handler functions (returned %s)", path,
+      type_name(v)), 0)
+  end
+  for k, fn in pairs(v) do
+    if type(k) ~= "string" or type(fn) ~= "function" then
+      error(string.format("%s: handler '%s' must be a function (is a %s)", path,
+        type(k) == "string" and k or "?", type_name(fn)), 0)
+    end
+  end
+end
+M.check_handlers = check_handlers
 
 -- Loads a script's text (from the file `path`) in a new worker, runs its
--- top level (where nothing may wait) and checks that it returned a table of
--- handler functions. Returns the handlers, the worker and path; raises the host's
--- messages when the script does not compile, fails or returns the wrong
--- thing.
-function M.load_script(scripts_dir, data, path, script)
+-- top level (where nothing may wait) and checks what it returned with
+-- check(value, path), which raises the host's message (default: a table of
+-- handler functions). Returns the table, the worker and path; raises the
+-- host's messages when the script does not compile, fails or returns the
+-- wrong thing.
+function M.load_script(scripts_dir, data, path, script, check)
   local vm = M.new_vm(scripts_dir, script)
   local chunk, err = load(data, "@" .. path, "t", new_env(vm))
   if not chunk then
@@ -343,22 +360,14 @@ function M.load_script(scripts_dir, data, path, script)
   if not ok then
     error(v, 0)
   end
-  if type(v) ~= "table" then
-    error(string.format("%s: must return a table of handler functions (returned %s)", path,
-      type_name(v)), 0)
-  end
-  for k, fn in pairs(v) do
-    if type(k) ~= "string" or type(fn) ~= "function" then
-      error(string.format("%s: handler '%s' must be a function (is a %s)", path,
-        type(k) == "string" and k or "?", type_name(fn)), 0)
-    end
-  end
+  check = check or check_handlers
+  check(v, path)
   return v, vm, path
 end
 
 -- Runs fn(req) as a handler coroutine: each waiting binding yields to this
 -- loop and is resumed at once with its answer. Returns the task (its
--- record: received, responded, ...) and the handler's first result; raises
+-- record: received, responded, ...) and the handler's results; raises
 -- with the error and the handler's traceback when it fails, or when it
 -- yields outside a host call.
 function M.run(fn, req, strings)
@@ -391,7 +400,7 @@ function M.run(fn, req, strings)
     args = table.pack(table.unpack(res, 3, res.n))
   end
   fakes.current = outer
-  return task, res[2]
+  return task, table.unpack(res, 2, res.n)
 end
 
 return M
