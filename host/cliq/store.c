@@ -1,14 +1,17 @@
-/* store: scripts' keys and values in SQLite (see store.h). */
+/* store: scripts' keys and values, and schedules' records, in SQLite or
+ * Redis (see store.h). */
 #include "cliq/store.h"
 
 #include "cliq/outbox.h"
 #include "cliq/shared.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "event/redis.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -32,6 +35,12 @@
 /* How often expired keys are deleted, at most. */
 #define SWEEP_MS 1000
 
+/* The largest tick and hold a schedule operation takes (Lua on Redis
+ * counts in doubles: exact well past these), and the largest outcome. */
+#define SCHED_MAX_TICK    1000000000000000LL
+#define SCHED_MAX_HOLD    1000000000000LL
+#define SCHED_MAX_OUTCOME (64u * 1024)
+
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
@@ -41,7 +50,23 @@ static const char schema[] =
     " expires_ms INTEGER NOT NULL DEFAULT 0,"
     " value BLOB NOT NULL" /* last: reading the others never walks its pages */
     ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_ms) WHERE expires_ms > 0;";
+    "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_ms) WHERE expires_ms > 0;"
+    /* Schedules' records (STORE_SCHED_*), apart from the scripts' keys;
+     * IF NOT EXISTS also gives it to a database made before it. NULL
+     * running_host: never ran; NULL last_outcome: no run finished. */
+    "CREATE TABLE IF NOT EXISTS sched("
+    " name BLOB PRIMARY KEY,"
+    " tick INTEGER NOT NULL,"
+    " held_until INTEGER NOT NULL DEFAULT 0,"
+    " run_tick INTEGER NOT NULL DEFAULT 0,"
+    " started INTEGER NOT NULL DEFAULT 0,"
+    " skipped INTEGER NOT NULL DEFAULT 0,"
+    " last_skip_tick INTEGER NOT NULL DEFAULT 0,"
+    " last_tick INTEGER NOT NULL DEFAULT 0,"
+    " last_finished INTEGER NOT NULL DEFAULT 0,"
+    " running_host BLOB,"
+    " last_outcome BLOB"
+    ") WITHOUT ROWID;";
 
 /* The statements, prepared once. */
 enum {
@@ -56,6 +81,9 @@ enum {
     Q_BEGIN,
     Q_COMMIT,
     Q_ROLLBACK,
+    Q_SCHED_GET,
+    Q_SCHED_PUT,
+    Q_SCHED_LIST,
     NQ
 };
 
@@ -77,14 +105,48 @@ static const char *const sql[NQ] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+#define SCHED_COLUMNS                                                                              \
+    "tick, held_until, run_tick, started, skipped, last_skip_tick, last_tick, last_finished, "     \
+    "running_host, last_outcome"
+    [Q_SCHED_GET] = "SELECT " SCHED_COLUMNS " FROM sched WHERE name = ?1",
+    [Q_SCHED_PUT] = "INSERT OR REPLACE INTO sched(name, " SCHED_COLUMNS
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_SCHED_LIST] = "SELECT " SCHED_COLUMNS ", name FROM sched ORDER BY name LIMIT ?1",
 };
 
 static const char *const kind_names[STORE_NKINDS] = {
-    [STORE_GET] = "get",    [STORE_SET] = "set",       [STORE_INCR] = "incr",
-    [STORE_CAS] = "update", [STORE_DELETE] = "delete", [STORE_LIST] = "list",
+    [STORE_GET] = "get",
+    [STORE_SET] = "set",
+    [STORE_INCR] = "incr",
+    [STORE_CAS] = "update",
+    [STORE_DELETE] = "delete",
+    [STORE_LIST] = "list",
+    [STORE_SCHED_INIT] = "sched_init",
+    [STORE_SCHED_CLAIM] = "sched_claim",
+    [STORE_SCHED_DONE] = "sched_done",
+    [STORE_SCHED_LIST] = "sched_list",
 };
 
-enum redis_script { RS_SET, RS_INCR, RS_CAS, RS_DELETE, RS_LIST, RS_COUNT, NRS };
+enum redis_script {
+    RS_SET,
+    RS_INCR,
+    RS_CAS,
+    RS_DELETE,
+    RS_LIST,
+    RS_COUNT,
+    RS_SCHED_INIT,
+    RS_SCHED_CLAIM,
+    RS_SCHED_DONE,
+    RS_SCHED_LIST,
+    NRS
+};
+
+/* Whether an operation is a schedule's (not counted in the scripts'
+ * metrics). */
+static int is_sched(enum store_kind k)
+{
+    return k >= STORE_SCHED_INIT;
+}
 
 struct store {
     /* A Redis store: the link (NULL for SQLite), each script's SHA-1 and
@@ -484,6 +546,230 @@ static void list(struct store *s, const struct store_op *op, long long now,
     sqlite3_clear_bindings(st);
 }
 
+/* ---- schedules ----------------------------------------------------------- */
+
+/* A schedule's record, as either backend keeps it. */
+struct sched_rec {
+    long long tick;       /* the last tick claimed (run or skipped) */
+    long long held_until; /* wall ms; 0: not held */
+    long long run_tick, started, skipped, last_skip_tick, last_tick, last_finished;
+    char *host; /* the last run's host; NULL: never ran */
+    size_t hlen;
+    char *outcome; /* the last outcome's JSON object; NULL: none yet */
+    size_t olen;
+};
+
+static void sched_rec_clear(struct sched_rec *r)
+{
+    free(r->host);
+    free(r->outcome);
+    memset(r, 0, sizeof *r);
+}
+
+/* Checks a schedule operation before either backend runs it. Returns 0, or
+ * -1 with res failed. */
+static int sched_check(const struct store_op *op, struct store_result *res)
+{
+    const char *why = NULL;
+    if (op->kind != STORE_SCHED_LIST && (op->klen == 0 || op->klen > STORE_MAX_KEY))
+        why = "a schedule's name is 1 to 512 bytes";
+    else if (op->kind != STORE_SCHED_LIST && (op->tick_ms < 0 || op->tick_ms > SCHED_MAX_TICK))
+        why = "a tick is 0 to 1e15 ms";
+    else if (op->kind == STORE_SCHED_CLAIM && (op->hold_ms < 0 || op->hold_ms > SCHED_MAX_HOLD))
+        why = "a hold is 0 to 1e12 ms";
+    else if (op->kind == STORE_SCHED_CLAIM && op->vlen > STORE_MAX_KEY)
+        why = "a host's id is at most 512 bytes";
+    else if (op->kind == STORE_SCHED_DONE) {
+        const char *end = NULL;
+        cJSON *j = op->value && op->vlen <= SCHED_MAX_OUTCOME
+                       ? cJSON_ParseWithLengthOpts(op->value, op->vlen, &end, 0)
+                       : NULL;
+        while (j && end < op->value + op->vlen && *end && strchr(" \t\r\n", *end))
+            end++;
+        if (!cJSON_IsObject(j) || end != op->value + op->vlen)
+            why = "an outcome is a JSON object of at most 64 KiB";
+        cJSON_Delete(j);
+    }
+    if (!why)
+        return 0;
+    snprintf(res->err, sizeof res->err, "store: %s", why);
+    res->status = STORE_FAIL;
+    return -1;
+}
+
+/* Appends r as LIST shows it (see STORE_SCHED_LIST); `now` is the
+ * backend's clock. The outcome's members follow the last run's own: it
+ * was checked to be an object when it was written. */
+static void sched_json(const struct sched_rec *r, long long now, struct buf *b)
+{
+    buf_printf(b, "{\"tick\":%lld,\"held_until\":%lld", r->tick,
+               r->held_until > now ? r->held_until : 0);
+    if (r->host) {
+        buf_printf(b, ",\"run_tick\":%lld,\"running_host\":", r->run_tick);
+        jsonw_string(b, r->host, r->hlen, JSONW_REPLACE, NULL);
+        buf_printf(b, ",\"started\":%lld", r->started);
+    }
+    buf_printf(b, ",\"skipped\":%lld", r->skipped);
+    if (r->skipped)
+        buf_printf(b, ",\"last_skip_tick\":%lld", r->last_skip_tick);
+    if (r->outcome) {
+        const char *o = memchr(r->outcome, '{', r->olen);
+        const char *end = r->outcome + r->olen;
+        while (end > r->outcome && end[-1] != '}')
+            end--;
+        buf_printf(b, ",\"last\":{\"tick\":%lld,\"finished\":%lld", r->last_tick, r->last_finished);
+        if (o && end > o + 1) {
+            const char *in = o + 1, *in_end = end - 1;
+            while (in < in_end && *in && strchr(" \t\r\n", *in))
+                in++;
+            if (in < in_end) {
+                buf_addc(b, ',');
+                buf_add(b, in, (size_t)(in_end - in));
+            }
+        }
+        buf_addc(b, '}');
+    }
+    buf_addc(b, '}');
+}
+
+/* Adds one LIST item: name and r's JSON. */
+static void sched_item(struct store_result *res, const char *name, size_t nlen,
+                       const struct sched_rec *r, long long now)
+{
+    struct buf b;
+    buf_init(&b, 2 * SCHED_MAX_OUTCOME);
+    sched_json(r, now, &b);
+    struct store_item *it = &res->items[res->nitems++];
+    it->key = copy_blob(name, nlen);
+    it->klen = nlen;
+    it->value = buf_take(&b, &it->vlen);
+}
+
+static char *column_copy(sqlite3_stmt *st, int i, size_t *len)
+{
+    *len = 0;
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    *len = (size_t)sqlite3_column_bytes(st, i);
+    return copy_blob(sqlite3_column_blob(st, i), *len);
+}
+
+/* Reads a row of SCHED_COLUMNS. */
+static void sched_columns(sqlite3_stmt *st, struct sched_rec *r)
+{
+    long long *n[] = {&r->tick,    &r->held_until,     &r->run_tick,  &r->started,
+                      &r->skipped, &r->last_skip_tick, &r->last_tick, &r->last_finished};
+    for (int i = 0; i < 8; i++)
+        *n[i] = sqlite3_column_int64(st, i);
+    r->host = column_copy(st, 8, &r->hlen);
+    r->outcome = column_copy(st, 9, &r->olen);
+}
+
+/* The record of op->key: 1, 0 when there is none, -1 on a database error. */
+static int sched_read(struct store *s, const struct store_op *op, struct sched_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    sqlite3_stmt *st = s->q[Q_SCHED_GET];
+    sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        sched_columns(st, r);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int sched_write(struct store *s, const struct store_op *op, const struct sched_rec *r)
+{
+    sqlite3_stmt *st = s->q[Q_SCHED_PUT];
+    sqlite3_bind_blob(st, 1, op->key, (int)op->klen, SQLITE_STATIC);
+    const long long n[] = {r->tick,    r->held_until,     r->run_tick,  r->started,
+                           r->skipped, r->last_skip_tick, r->last_tick, r->last_finished};
+    for (int i = 0; i < 8; i++)
+        sqlite3_bind_int64(st, i + 2, n[i]);
+    if (r->host)
+        sqlite3_bind_blob(st, 10, r->host, (int)r->hlen, SQLITE_STATIC);
+    if (r->outcome)
+        sqlite3_bind_blob(st, 11, r->outcome, (int)r->olen, SQLITE_STATIC);
+    int rc = step_once(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void sched_list(struct store *s, long long now, struct store_result *res)
+{
+    sqlite3_stmt *st = s->q[Q_SCHED_LIST];
+    sqlite3_bind_int64(st, 1, STORE_MAX_LIST + 1);
+    res->items = xcalloc(STORE_MAX_LIST + 1, sizeof *res->items);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (res->nitems == STORE_MAX_LIST) {
+            res->more = 1;
+            break;
+        }
+        struct sched_rec r;
+        memset(&r, 0, sizeof r);
+        sched_columns(st, &r);
+        sched_item(res, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10), &r, now);
+        sched_rec_clear(&r);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_failed(s, res);
+    sqlite3_reset(st);
+}
+
+/* INIT, CLAIM or DONE on the record, as the Redis scripts do (rs_sched_*).
+ * Under the lock, in a transaction. */
+static void sched_change(struct store *s, const struct store_op *op, long long now,
+                         struct store_result *res)
+{
+    struct sched_rec r;
+    int found = sched_read(s, op, &r), write = 1;
+    if (found < 0) {
+        db_failed(s, res);
+        return;
+    }
+    if (!found)
+        r.tick = op->tick_ms;
+    if (op->kind == STORE_SCHED_INIT) {
+        res->tick_ms = r.tick;
+        write = !found;
+    } else if (op->kind == STORE_SCHED_CLAIM) {
+        res->tick_ms = found ? r.tick : 0;
+        if (found && r.tick >= op->tick_ms) {
+            res->sched = STORE_SCHED_TAKEN;
+            write = 0;
+        } else if (r.held_until > now) {
+            res->sched = STORE_SCHED_BUSY;
+            res->run_tick_ms = r.run_tick;
+            r.tick = r.last_skip_tick = op->tick_ms;
+            r.skipped++;
+        } else {
+            res->sched = STORE_SCHED_RUN;
+            r.tick = r.run_tick = op->tick_ms;
+            r.held_until = now + op->hold_ms;
+            r.started = now;
+            free(r.host);
+            r.host = copy_blob(op->value ? op->value : "", op->value ? op->vlen : 0);
+            r.hlen = op->value ? op->vlen : 0;
+        }
+    } else {
+        if (r.run_tick == op->tick_ms || r.tick == op->tick_ms)
+            r.held_until = 0;
+        if (!r.outcome || op->tick_ms >= r.last_tick) {
+            r.last_tick = op->tick_ms;
+            r.last_finished = now;
+            free(r.outcome);
+            r.outcome = copy_blob(op->value, op->vlen);
+            r.olen = op->vlen;
+        }
+        res->tick_ms = r.tick;
+    }
+    if (write && sched_write(s, op, &r) < 0)
+        db_failed(s, res);
+    sched_rec_clear(&r);
+}
+
 /* Runs op in its transaction. Under the lock. */
 static void run_locked(struct store *s, const struct store_op *op, struct store_result *res)
 {
@@ -502,13 +788,17 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
         list(s, op, now, res);
         return;
     }
+    if (op->kind == STORE_SCHED_LIST) {
+        sched_list(s, now, res);
+        return;
+    }
     if (step_once(s->q[Q_BEGIN]) != SQLITE_DONE) {
         db_failed(s, res);
         return;
     }
     long long nkeys = s->nkeys; /* put back if the transaction is */
     struct row cur = {0};
-    int found = op->kind == STORE_DELETE ? 0 : read_row(s, op, now, 0, &cur);
+    int found = op->kind == STORE_DELETE || is_sched(op->kind) ? 0 : read_row(s, op, now, 0, &cur);
     if (found < 0) {
         db_failed(s, res);
     } else if (op->kind == STORE_SET) {
@@ -528,6 +818,8 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
         }
     } else if (op->kind == STORE_INCR) {
         incr(s, op, now, res);
+    } else if (is_sched(op->kind)) {
+        sched_change(s, op, now, res);
     } else {
         del(s, op, res);
     }
@@ -541,9 +833,18 @@ static void run_locked(struct store *s, const struct store_op *op, struct store_
     }
 }
 
+/* Counts an operation's failure in the scripts' figures. */
+static void count_failure(struct store *s, enum store_kind kind)
+{
+    if (!is_sched(kind))
+        atomic_fetch_add(&s->errors, 1);
+}
+
 int store_run(struct store *s, const struct store_op *op, struct store_result *res)
 {
     memset(res, 0, sizeof *res);
+    if (is_sched(op->kind) && sched_check(op, res) < 0)
+        return 1;
     if (s->sh) {
         snprintf(res->err, sizeof res->err, "store unavailable: a Redis store needs a loop");
         res->status = STORE_FAIL;
@@ -554,7 +855,7 @@ int store_run(struct store *s, const struct store_op *op, struct store_result *r
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add(&s->ops[op->kind], 1);
     if (res->status == STORE_FAIL)
-        atomic_fetch_add(&s->errors, 1);
+        count_failure(s, op->kind);
     return 1;
 }
 
@@ -592,7 +893,7 @@ void store_metrics(struct store *s, struct buf *out)
         return;
     buf_adds(out, "# HELP cliqhost_store_ops_total Store operations scripts ran, by operation "
                   "(update: each write attempt).\n# TYPE cliqhost_store_ops_total counter\n");
-    for (int k = 0; k < STORE_NKINDS; k++)
+    for (int k = 0; k < STORE_NKINDS && !is_sched((enum store_kind)k); k++)
         buf_printf(out, "cliqhost_store_ops_total{op=\"%s\"} %lld\n", kind_names[k],
                    atomic_load(&s->ops[k]));
     buf_printf(out,
@@ -768,20 +1069,109 @@ static const char rs_list[] =
     "out[1] = more\n"
     "return out\n";
 
+/* Schedules' records (STORE_SCHED_*), apart from the scripts' keys:
+ * P.."sch:"..name, a hash of the record (t tick, hu held until, rt run
+ * tick, st started, rh running host, sk skipped, lst last skipped tick, lt
+ * lf lo the last outcome's tick, finish and JSON), and P.."schs", the
+ * names (a sorted set, all scores 0: byte order, as SQLite lists them).
+ * Every write keeps both 30 days more, so a deleted schedule's record goes
+ * in time. Numbers are written with %d: Lua's tostring would print a
+ * large one as 1.7e+12. The logic is sched_change's. */
+static const char rs_sched_common[] =
+    "local P = ARGV[1]\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local name, tick = ARGV[2], tonumber(ARGV[3])\n"
+    "local h, S = P .. 'sch:' .. name, P .. 'schs'\n"
+    "local function ms(x) return string.format('%d', x) end\n"
+    "local function keep()\n"
+    "  redis.call('ZADD', S, 0, name)\n"
+    "  redis.call('PEXPIRE', h, 2592000000)\n"
+    "  redis.call('PEXPIRE', S, 2592000000)\n"
+    "end\n"
+    "local cur = redis.call('HGET', h, 't')\n";
+
+/* ARGV: P, name, tick -> {the record's tick} */
+static const char rs_sched_init[] = "if not cur then\n"
+                                    "  cur = ARGV[3]\n"
+                                    "  redis.call('HSET', h, 't', cur)\n"
+                                    "end\n"
+                                    "keep()\n"
+                                    "return {cur}\n";
+
+/* ARGV: P, name, tick, hold_ms, host -> {0 run | 1 taken | 2 busy, the
+ * record's tick before ('0': none), the run's tick} */
+static const char rs_sched_claim[] =
+    "local rt = redis.call('HGET', h, 'rt') or '0'\n"
+    "if cur and tonumber(cur) >= tick then return {1, cur, rt} end\n"
+    "if tonumber(redis.call('HGET', h, 'hu') or '0') > now then\n"
+    "  redis.call('HSET', h, 't', ARGV[3], 'lst', ARGV[3])\n"
+    "  redis.call('HINCRBY', h, 'sk', 1)\n"
+    "  keep()\n"
+    "  return {2, cur or '0', rt}\n"
+    "end\n"
+    "redis.call('HSET', h, 't', ARGV[3], 'rt', ARGV[3], 'hu', ms(now + tonumber(ARGV[4])),\n"
+    "           'st', ms(now), 'rh', ARGV[5])\n"
+    "keep()\n"
+    "return {0, cur or '0', rt}\n";
+
+/* ARGV: P, name, tick, outcome -> {the record's tick} */
+static const char rs_sched_done[] =
+    "if not cur then\n"
+    "  cur = ARGV[3]\n"
+    "  redis.call('HSET', h, 't', cur)\n"
+    "end\n"
+    "if tonumber(redis.call('HGET', h, 'rt') or '0') == tick or tonumber(cur) == tick then\n"
+    "  redis.call('HSET', h, 'hu', '0')\n"
+    "end\n"
+    "local lt = redis.call('HGET', h, 'lt')\n"
+    "if not lt or tick >= tonumber(lt) then\n"
+    "  redis.call('HSET', h, 'lt', ARGV[3], 'lf', ms(now), 'lo', ARGV[4])\n"
+    "end\n"
+    "keep()\n"
+    "return {cur}\n";
+
+/* ARGV: P, max -> {more, now, {name, t, hu, rt, st, sk, lst, lt, lf, rh,
+ * lo}, ...} (a field never written: nil). Names whose record has expired
+ * leave the set here. */
+static const char rs_sched_list[] =
+    "local P, max = ARGV[1], tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out = {0, now}\n"
+    "for i, name in ipairs(redis.call('ZRANGE', P .. 'schs', 0, max)) do\n"
+    "  if i > max then out[1] = 1 break end\n"
+    "  local f = redis.call('HMGET', P .. 'sch:' .. name, 't', 'hu', 'rt', 'st', 'sk', 'lst',\n"
+    "                       'lt', 'lf', 'rh', 'lo')\n"
+    "  if f[1] then\n"
+    "    out[#out + 1] = {name, unpack(f)}\n"
+    "  else\n"
+    "    redis.call('ZREM', P .. 'schs', name)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 /* Script i's text (the common head included for writes). Caller frees. */
 static char *script_text(enum redis_script i)
 {
-    static const char *const bodies[NRS] = {rs_set, rs_incr, rs_cas, rs_delete, rs_list, rs_count};
+    static const char *const bodies[NRS] = {
+        rs_set,   rs_incr,       rs_cas,         rs_delete,     rs_list,
+        rs_count, rs_sched_init, rs_sched_claim, rs_sched_done, rs_sched_list,
+    };
     struct buf b;
     buf_init(&b, 64 * 1024);
     /* Each script declares what it does (Redis 7): a full Redis (maxmemory)
      * refuses a write before it runs, however much its sweep would free
      * first; a delete, which frees, and a list, which only reads, still
-     * run there. */
-    buf_adds(&b, i == RS_LIST     ? "#!lua flags=no-writes\n"
-                 : i == RS_DELETE ? "#!lua flags=allow-oom\n"
-                                  : "#!lua\n");
-    if (i != RS_LIST)
+     * run there. So do a schedule's DONE, which must not leave it held,
+     * and its LIST, which only deletes. */
+    int frees = i == RS_DELETE || i == RS_SCHED_DONE || i == RS_SCHED_LIST;
+    buf_adds(&b, i == RS_LIST ? "#!lua flags=no-writes\n"
+                 : frees      ? "#!lua flags=allow-oom\n"
+                              : "#!lua\n");
+    if (i == RS_SCHED_INIT || i == RS_SCHED_CLAIM || i == RS_SCHED_DONE)
+        buf_adds(&b, rs_sched_common);
+    else if (i != RS_LIST && i != RS_SCHED_LIST)
         buf_adds(&b, rs_common);
     buf_adds(&b, bodies[i]);
     size_t len;
@@ -878,8 +1268,15 @@ static void redis_args(struct store *s, struct store_pending *p, const struct st
         return;
     }
     static const enum redis_script scripts[STORE_NKINDS] = {
-        [STORE_SET] = RS_SET,       [STORE_INCR] = RS_INCR, [STORE_CAS] = RS_CAS,
-        [STORE_DELETE] = RS_DELETE, [STORE_LIST] = RS_LIST,
+        [STORE_SET] = RS_SET,
+        [STORE_INCR] = RS_INCR,
+        [STORE_CAS] = RS_CAS,
+        [STORE_DELETE] = RS_DELETE,
+        [STORE_LIST] = RS_LIST,
+        [STORE_SCHED_INIT] = RS_SCHED_INIT,
+        [STORE_SCHED_CLAIM] = RS_SCHED_CLAIM,
+        [STORE_SCHED_DONE] = RS_SCHED_DONE,
+        [STORE_SCHED_LIST] = RS_SCHED_LIST,
     };
     p->script = scripts[op->kind];
     add_arg(p, "EVALSHA", 7);
@@ -898,6 +1295,10 @@ static void redis_args(struct store *s, struct store_pending *p, const struct st
         free(bound);
         add_argf(p, "%ld", op->limit);
         add_argf(p, "%u", LIST_MAX_BYTES);
+        return;
+    }
+    if (op->kind == STORE_SCHED_LIST) {
+        add_argf(p, "%d", STORE_MAX_LIST);
         return;
     }
     add_arg(p, op->key, op->klen);
@@ -923,6 +1324,18 @@ static void redis_args(struct store *s, struct store_pending *p, const struct st
         add_argf(p, "%lld", op->version);
         add_argf(p, "%lld", ttl_ms(op));
         add_argf(p, "%ld", cfg->store_max_keys);
+        break;
+    case STORE_SCHED_INIT:
+        add_argf(p, "%lld", op->tick_ms);
+        break;
+    case STORE_SCHED_CLAIM:
+        add_argf(p, "%lld", op->tick_ms);
+        add_argf(p, "%lld", op->hold_ms);
+        add_arg(p, op->value ? op->value : "", op->value ? op->vlen : 0);
+        break;
+    case STORE_SCHED_DONE:
+        add_argf(p, "%lld", op->tick_ms);
+        add_arg(p, op->value, op->vlen);
         break;
     default:
         break;
@@ -961,6 +1374,80 @@ static const redisReply *write_reply(struct store *s, const redisReply *r)
     atomic_store(&s->redis_keys, r->element[1]->integer);
     atomic_fetch_add(&s->writes_counted, 1);
     return r->element[0];
+}
+
+/* An integer reply, or a string of one: 0, or -1 when it is neither. A nil
+ * reads as `dflt`. */
+static int reply_ll(const redisReply *e, long long dflt, long long *out)
+{
+    if (e->type == REDIS_REPLY_NIL) {
+        *out = dflt;
+        return 0;
+    }
+    if (e->type == REDIS_REPLY_INTEGER) {
+        *out = e->integer;
+        return 0;
+    }
+    if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > 20)
+        return -1;
+    char *end;
+    errno = 0;
+    *out = strtoll(e->str, &end, 10);
+    return *end || errno ? -1 : 0;
+}
+
+/* Reads rs_sched_list's record {name, t, hu, rt, st, sk, lst, lt, lf, rh,
+ * lo} into an item of res. Returns 0, or -1 when it is not of that shape. */
+static int sched_list_item(const redisReply *e, long long now, struct store_result *res)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 11 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return -1;
+    struct sched_rec r;
+    memset(&r, 0, sizeof r);
+    long long *n[] = {&r.tick,    &r.held_until,     &r.run_tick,  &r.started,
+                      &r.skipped, &r.last_skip_tick, &r.last_tick, &r.last_finished};
+    int bad = 0;
+    for (int i = 0; i < 8; i++)
+        bad |= reply_ll(e->element[1 + i], 0, n[i]);
+    r.host = reply_copy(e->element[9], &r.hlen);
+    r.outcome = reply_copy(e->element[10], &r.olen);
+    if (!bad)
+        sched_item(res, e->element[0]->str, e->element[0]->len, &r, now);
+    sched_rec_clear(&r);
+    return bad ? -1 : 0;
+}
+
+/* Reads a schedule script's answer into res. Returns 0, or -1 when it is
+ * not of the shape the script gives. */
+static int sched_answer(enum store_kind kind, const redisReply *r, struct store_result *res)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return -1;
+    if (kind == STORE_SCHED_LIST) {
+        long long more, now;
+        if (r->elements < 2 || reply_ll(r->element[0], 0, &more) < 0 ||
+            reply_ll(r->element[1], 0, &now) < 0)
+            return -1;
+        res->more = more != 0;
+        res->items = xcalloc(r->elements - 1, sizeof *res->items);
+        for (size_t i = 2; i < r->elements; i++)
+            if (sched_list_item(r->element[i], now, res) < 0)
+                return -1;
+        return 0;
+    }
+    if (kind != STORE_SCHED_CLAIM)
+        return r->elements == 1 ? reply_ll(r->element[0], 0, &res->tick_ms) : -1;
+    long long answer, run_tick;
+    if (r->elements != 3 || reply_ll(r->element[0], -1, &answer) < 0 || answer < 0 || answer > 2 ||
+        reply_ll(r->element[1], 0, &res->tick_ms) < 0 || reply_ll(r->element[2], 0, &run_tick) < 0)
+        return -1;
+    static const enum store_sched_answer answers[] = {STORE_SCHED_RUN, STORE_SCHED_TAKEN,
+                                                      STORE_SCHED_BUSY};
+    res->sched = answers[answer];
+    if (res->sched == STORE_SCHED_BUSY)
+        res->run_tick_ms = run_tick;
+    return 0;
 }
 
 static void redis_answer(struct store_pending *p, const redisReply *r, struct store_result *res)
@@ -1006,6 +1493,11 @@ static void redis_answer(struct store_pending *p, const redisReply *r, struct st
         }
         if (res->more && !res->next && !res->nitems)
             goto odd; /* more, but from where? */
+        return;
+    }
+    if (is_sched(p->kind)) {
+        if (sched_answer(p->kind, r, res) < 0)
+            goto odd;
         return;
     }
     const redisReply *e = write_reply(s, r);
@@ -1070,7 +1562,7 @@ static void on_redis_reply(struct redisReply *r, const char *err, void *ud)
     else
         fail(&res, "store unavailable: %s", err ? err : "no answer");
     if (res.status == STORE_FAIL)
-        atomic_fetch_add(&s->errors, 1);
+        count_failure(s, p->kind);
     store_done_cb cb = p->cb;
     void *cud = p->ud;
     pending_free(p);
@@ -1115,10 +1607,12 @@ int store_start(struct store *s, struct redis_conn *rc, const struct store_op *o
     if (!s->sh)
         return store_run(s, op, res);
     memset(res, 0, sizeof *res);
+    if (is_sched(op->kind) && sched_check(op, res) < 0)
+        return 1;
     atomic_fetch_add(&s->ops[op->kind], 1);
     if (!rc) {
         fail(res, "store unavailable: no connection to redis here");
-        atomic_fetch_add(&s->errors, 1);
+        count_failure(s, op->kind);
         return 1;
     }
     struct store_pending *p = xcalloc(1, sizeof *p);
@@ -1126,7 +1620,8 @@ int store_start(struct store *s, struct redis_conn *rc, const struct store_op *o
     p->rc = rc;
     p->kind = op->kind;
     p->klen = op->klen < STORE_MAX_KEY ? op->klen : STORE_MAX_KEY;
-    memcpy(p->key, op->key, p->klen);
+    if (p->klen)
+        memcpy(p->key, op->key, p->klen);
     p->cb = cb;
     p->ud = ud;
     redis_args(s, p, op);
@@ -1134,7 +1629,7 @@ int store_start(struct store *s, struct redis_conn *rc, const struct store_op *o
     if (redis_send(p, err, sizeof err) < 0) {
         pending_free(p);
         fail(res, "store unavailable: %s", err);
-        atomic_fetch_add(&s->errors, 1);
+        count_failure(s, op->kind);
         return 1;
     }
     *pending = p;

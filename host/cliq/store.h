@@ -20,6 +20,14 @@
  * deleted by a sweep at most once a second (on the next operation, and
  * whenever the key count is read), or at once when the store is full.
  *
+ * Schedules (serve/schedules.c) keep their locks and records here too, as
+ * the STORE_SCHED_* operations: one record per schedule, shared by every
+ * host on the store, so each tick runs once. The records are not script
+ * keys: store.get and store.list do not see them, store_max_keys and the
+ * key count leave them out, and the sweep never deletes them (SQLite: a
+ * table of their own; Redis: P.."sch:"..name, a hash that lives 30 days
+ * past its last write, and P.."schs", the set of names).
+ *
  * The interface is the one a networked backend (Redis, next) keeps: an
  * operation is described by a struct store_op and answered in a struct
  * store_result that owns its data, so the binding can push the answer
@@ -51,6 +59,35 @@ enum store_kind {
     STORE_DELETE, /* removes key */
     STORE_LIST,   /* keys starting with key, after `after`, at most `limit`
                    * and 8 MiB of values (at least one item) */
+    /* Schedules (key = the schedule's name; each atomic across hosts):
+     * INIT creates the record with tick = tick_ms and no run, only when
+     * there is none, and answers the record's tick (res->tick_ms) either
+     * way: older than the latest due tick means every host missed it. */
+    STORE_SCHED_INIT,
+    /* CLAIM (tick_ms, hold_ms, value = the host's id): res->sched is
+     * TAKEN when the record's tick is at or past tick_ms (nothing
+     * changes); else BUSY when a run still holds the schedule (the tick
+     * is taken, counted as skipped, and only this host hears BUSY); else
+     * RUN: this host runs the tick and holds the schedule for hold_ms
+     * (after that a crashed host's run no longer makes ticks BUSY).
+     * res->tick_ms is the record's tick before the claim (0: no record);
+     * res->run_tick_ms the tick of the run that holds it (BUSY). */
+    STORE_SCHED_CLAIM,
+    /* DONE (tick_ms, value = the outcome, a JSON object
+     * {"outcome":"ok"|"failed"|"limit"|"stopped","error":..,"ms":..,"host":..}):
+     * releases the hold when that run holds it (or tick_ms is the record's
+     * tick) and keeps the outcome as the last run unless a later tick's
+     * outcome is there already. Never fails for a lost hold. */
+    STORE_SCHED_DONE,
+    /* LIST: every record, at most STORE_MAX_LIST (more names is not a case
+     * we support: `more` says some were left out), in byte order of names,
+     * as items {key = name, value = JSON text {"tick":ms,"held_until":ms
+     * (0 when not held),"run_tick":ms,"running_host":"..","started":ms,
+     * "skipped":n,"last_skip_tick":ms,"last":{"tick":ms,"finished":ms,
+     * ...the DONE outcome's members}}}; run_tick, running_host and started
+     * are absent before a first run, last_skip_tick before a first skip,
+     * last before a first outcome. */
+    STORE_SCHED_LIST,
     STORE_NKINDS
 };
 
@@ -69,7 +106,9 @@ struct store_op {
     long long version; /* CAS: the version read (0: the key was absent) */
     const char *after; /* LIST: start after this key (NULL: at the start) */
     size_t alen;
-    long limit; /* LIST */
+    long limit;        /* LIST */
+    long long tick_ms; /* SCHED_INIT, _CLAIM, _DONE: the tick, Unix ms (0 .. 1e15) */
+    long long hold_ms; /* SCHED_CLAIM: how long a run may hold the schedule (0 .. 1e12) */
 };
 
 struct store_item {
@@ -84,6 +123,9 @@ enum store_status {
     STORE_NO,   /* SET only_if_absent found the key; CAS found another version */
     STORE_FAIL, /* err says why: "store full: ...", "not a number: KEY", ... */
 };
+
+/* A CLAIM's answer (see STORE_SCHED_CLAIM). */
+enum store_sched_answer { STORE_SCHED_RUN, STORE_SCHED_TAKEN, STORE_SCHED_BUSY };
 
 /* An operation's answer. Owns its strings: free with store_result_clear. */
 struct store_result {
@@ -103,6 +145,9 @@ struct store_result {
      * at); NULL: the last item's. */
     char *next;
     size_t nlen;
+    enum store_sched_answer sched; /* SCHED_CLAIM */
+    long long tick_ms;             /* SCHED_*: the record's tick (see the kinds) */
+    long long run_tick_ms;         /* SCHED_CLAIM BUSY: the tick of the run holding it */
 };
 
 /* Opens the store the config names (store = "sqlite": data_dir/store.db,
