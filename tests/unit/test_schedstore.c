@@ -418,6 +418,35 @@ static void case_not_script_keys(struct backend *b)
     free(text);
 }
 
+/* LIST stops at STORE_MAX_LIST records, saying there are more. */
+static void case_many(struct backend *b)
+{
+    int created = 0;
+    for (int i = 0; i < STORE_MAX_LIST; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%04d", i);
+        struct store_op op = {
+            .kind = STORE_SCHED_INIT, .key = name, .klen = strlen(name), .tick_ms = T(1)};
+        struct store_result res;
+        run(b, &op, &res);
+        created += res.status == STORE_OK;
+        store_result_clear(&res);
+    }
+    CHECK_INT(created, STORE_MAX_LIST);
+    struct store_op op = {.kind = STORE_SCHED_LIST};
+    struct store_result res;
+    run(b, &op, &res);
+    CHECK_INT(res.status, STORE_OK);
+    CHECK_INT(res.nitems, STORE_MAX_LIST);
+    CHECK_INT(res.more, 1);
+    /* c, d, h, init, then the first 996 of m0000 .. m0999. */
+    if (res.nitems == STORE_MAX_LIST)
+        CHECK_STR(res.items[STORE_MAX_LIST - 1].key, "m0995");
+    buf_printf(&b->log, "list of many: %zu items, more %d, last %s\n", res.nitems, res.more,
+               res.nitems ? res.items[res.nitems - 1].key : "");
+    store_result_clear(&res);
+}
+
 static void run_cases(struct backend *b)
 {
     case_init(b);
@@ -426,6 +455,7 @@ static void run_cases(struct backend *b)
     case_done_order(b);
     case_bad_input(b);
     case_not_script_keys(b);
+    case_many(b);
 }
 
 /* ---- the backends --------------------------------------------------------- */
