@@ -45,12 +45,20 @@ static const struct request_catalogue_entry catalogue[] = {
     {"link_preview", "unfurl_dynamic_action_handler", "unfurl_dynamic_action", 0,
      ERROR_REPLY_EMPTY},
     {"link_preview", "unfurl_post_message_handler", "unfurl_post_message", 0, ERROR_REPLY_EMPTY},
+    /* The host's own tasks: no Cliq call names them (request_map refuses
+     * their types), and nobody sees an error reply. */
+    {"schedule", "run", "run", 0, ERROR_REPLY_EMPTY},
+    {"hook", "receive", "receive", 0, ERROR_REPLY_EMPTY},
 };
 
 #define NCATALOGUE (sizeof catalogue / sizeof catalogue[0])
 
+const char request_type_schedule[] = "schedule";
+const char request_type_hook[] = "hook";
+
 const char *const request_types[] = {
-    "command", "bot", "messageaction", "function", "widget", "extension", "link_preview", NULL,
+    "command",   "bot",          "messageaction",       "function",        "widget",
+    "extension", "link_preview", request_type_schedule, request_type_hook, NULL,
 };
 
 static const struct {
@@ -69,12 +77,19 @@ static const struct {
     {"extension", "extension.lua", 0, "installation, installation_validator, uninstallation"},
     {"link_preview", "link_preview.lua", 0,
      "unfurl, unfurl_button_action, unfurl_dynamic_action, unfurl_post_message"},
+    {request_type_schedule, "schedules/", 1, "run"},
+    {request_type_hook, "hooks/", 1, "receive"},
 };
 
 const struct request_catalogue_entry *request_catalogue(size_t *n)
 {
     *n = NCATALOGUE;
     return catalogue;
+}
+
+int request_is_task(const char *type)
+{
+    return type == request_type_schedule || type == request_type_hook;
 }
 
 static int type_index(const char *type)
@@ -143,7 +158,7 @@ int request_map(const char *type, const char *wire, const char *name, struct req
 {
     memset(d, 0, sizeof *d);
     int ti = type_index(type);
-    if (ti < 0) {
+    if (ti < 0 || request_is_task(type_paths[ti].type)) {
         snprintf(err, errlen,
                  "unknown request type \"%.40s\" (expected command, bot, messageaction, "
                  "function, widget, extension or link_preview)",
@@ -191,6 +206,39 @@ int request_map(const char *type, const char *wire, const char *name, struct req
     } else {
         snprintf(d->script, sizeof d->script, "%s", type_paths[ti].path);
     }
+    return 0;
+}
+
+int request_map_task(const char *type, const char *name, struct request_dispatch *d, char *err,
+                     size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    int ti = type_index(type);
+    if (ti < 0 || !request_is_task(type_paths[ti].type)) {
+        snprintf(err, errlen, "unknown task type \"%.40s\" (expected schedule or hook)", type);
+        return -1;
+    }
+    d->type = type_paths[ti].type;
+    size_t n = strlen(name);
+    int ok = n > 0 && n <= REQUEST_TASK_NAME_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    if (!ok) {
+        snprintf(err, errlen,
+                 "%s name \"%.80s\" is not usable: 1 to %d letters, digits, '_' or '-'", d->type,
+                 name, REQUEST_TASK_NAME_MAX);
+        return -1;
+    }
+    snprintf(d->name, sizeof d->name, "%s", name);
+    for (size_t i = 0; i < NCATALOGUE; i++)
+        if (strcmp(catalogue[i].type, d->type) == 0)
+            d->entry = &catalogue[i];
+    snprintf(d->key, sizeof d->key, "%s", request_keys_for_type(d->type));
+    snprintf(d->wire, sizeof d->wire, "%s", d->key);
+    snprintf(d->script, sizeof d->script, "%s%s.lua", type_paths[ti].path, name);
     return 0;
 }
 

@@ -36,8 +36,16 @@ struct request_catalogue_entry {
 /* The whole catalogue; static storage. */
 const struct request_catalogue_entry *request_catalogue(size_t *n);
 
-/* The request types, in the order of DESIGN.md's table. NULL-terminated. */
+/* The request types, in the order of DESIGN.md's table, then the host's
+ * own tasks (schedule, hook). NULL-terminated. */
 extern const char *const request_types[];
+/* The tasks' types: a scheduled script (scripts/schedules/, key "run") and
+ * another tool's webhook (scripts/hooks/, key "receive"). A dispatch's type
+ * is one of these pointers for a task. */
+extern const char request_type_schedule[];
+extern const char request_type_hook[];
+/* 1 when `type` (a pointer from request_types) is a task's. */
+int request_is_task(const char *type);
 /* The scripts folder entry for a type: "commands/" (one file per component)
  * or "extension.lua" (one file for the type). NULL for an unknown type. */
 const char *request_type_path(const char *type, int *per_component);
@@ -60,6 +68,13 @@ struct request_dispatch {
  * reason in `err` (unknown type, bad or missing name, bad handler). */
 int request_map(const char *type, const char *wire, const char *name, struct request_dispatch *d,
                 char *err, size_t errlen);
+
+/* The longest schedule or hook name. */
+#define REQUEST_TASK_NAME_MAX 64
+/* A task's dispatch: type "schedule" or "hook" (any spelling equal to
+ * those), name [A-Za-z0-9_-]{1,64}. Returns 0, or -1 with the reason. */
+int request_map_task(const char *type, const char *name, struct request_dispatch *d, char *err,
+                     size_t errlen);
 
 /* Parses `body` (len bytes; body[len] must be '\0') and fills `d`. On
  * success *json is the parsed tree (caller frees with cJSON_Delete, or by

@@ -344,3 +344,53 @@ void bind_req_push_request(lua_State *L, const struct luavm_call *c)
     lua_setmetatable(L, req);
     lua_settop(L, req);
 }
+
+/* Pushes a table of name -> value from n pairs. [-0, +1] */
+static void push_pairs(lua_State *L, const struct luavm_pair *p, size_t n)
+{
+    lua_createtable(L, 0, n < 64 ? (int)n : 64);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, p[i].value);
+        lua_setfield(L, -2, p[i].name);
+    }
+}
+
+void bind_req_push_hook(lua_State *L, const struct luavm_call *c)
+{
+    lua_createtable(L, 0, 7);
+    int req = lua_gettop(L);
+    lua_pushlstring(L, c->text, c->len);
+    lua_setfield(L, req, "text");
+    if (c->json)
+        bind_json_push_tree(L, c->json, c->text, c->len);
+    else
+        lua_pushlstring(L, c->text, c->len);
+    lua_setfield(L, req, "body");
+    lua_pushstring(L, c->d->name);
+    lua_setfield(L, req, "name");
+    lua_pushstring(L, c->req_id);
+    lua_setfield(L, req, "id");
+    lua_pushstring(L, c->hook && c->hook->method ? c->hook->method : "POST");
+    lua_setfield(L, req, "method");
+    push_pairs(L, c->hook ? c->hook->headers : NULL, c->hook ? c->hook->nheaders : 0);
+    lua_setfield(L, req, "headers");
+    push_pairs(L, c->hook ? c->hook->query : NULL, c->hook ? c->hook->nquery : 0);
+    lua_setfield(L, req, "query");
+}
+
+void bind_req_push_job(lua_State *L, const struct luavm_call *c)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, c->d->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, c->req_id);
+    lua_setfield(L, -2, "id");
+    long long ms = c->job ? c->job->scheduled_ms : 0;
+    if (ms % 1000 == 0)
+        lua_pushinteger(L, ms / 1000);
+    else
+        lua_pushnumber(L, (double)ms / 1000.0);
+    lua_setfield(L, -2, "scheduled_at");
+    lua_pushboolean(L, c->job && c->job->catch_up);
+    lua_setfield(L, -2, "catch_up");
+}

@@ -30,4 +30,14 @@ void bind_req_open(lua_State *L);
  * bind_req_open. Allocates: call in protected mode. [-0, +1] */
 void bind_req_push_request(lua_State *L, const struct luavm_call *c);
 
+/* Builds what a hook's receive(req) gets: name, id, method, body (the
+ * decoded JSON, or the text when the body is not JSON), text (the raw
+ * body), headers (lower-case name -> value), query (name -> value). No
+ * methods. Allocates: call in protected mode. [-0, +1] */
+void bind_req_push_hook(lua_State *L, const struct luavm_call *c);
+
+/* Builds what a schedule's run(job) gets: name, id, scheduled_at (the
+ * tick, Unix seconds), catch_up. Allocates: protected mode. [-0, +1] */
+void bind_req_push_job(lua_State *L, const struct luavm_call *c);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include "core/log.h"
 #include "script/sandbox.h"
+#include "script/schedspec.h"
 #include "script/scriptset.h"
 #include "script/source.h"
 #include "script/vm.h"
@@ -98,7 +99,8 @@ static int load_script(struct luavm *vm, const char *rel, const char *src, size_
         lua_remove(L, realm);
         return limit != LIMIT_NONE ? -2 : -1;
     }
-    if (check_handlers(L, path, err, sizeof err) < 0) {
+    if ((schedspec_is_schedule(rel) ? schedspec_read(L, -1, path, NULL, err, sizeof err)
+                                    : check_handlers(L, path, err, sizeof err)) < 0) {
         lua_settop(L, realm - 1);
         lua_pushstring(L, err);
         return -1;

@@ -12,6 +12,7 @@
 #include "script/libs.h"
 #include "script/sandbox.h"
 #include "script/loader.h"
+#include "script/schedspec.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -44,7 +45,12 @@ static int start_protected(lua_State *L)
     lua_pushvalue(L, 3);
     a->t->strings = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 2);
-    bind_req_push_request(L, a->c);
+    if (a->c->d->type == request_type_hook)
+        bind_req_push_hook(L, a->c);
+    else if (a->c->d->type == request_type_schedule)
+        bind_req_push_job(L, a->c);
+    else
+        bind_req_push_request(L, a->c);
     lua_xmove(L, co, 2);
     return 0;
 }
@@ -174,13 +180,15 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     t->done_ud = ud;
     t->ref = LUA_NOREF;
     t->strings = LUA_NOREF;
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(c->json, "response_url");
+    /* A task's body is another tool's: nothing in it is Cliq's. */
+    const cJSON *json = request_is_task(d->type) ? NULL : c->json;
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(json, "response_url");
     if (cJSON_IsString(url) && url->valuestring[0]) {
         int was = arena_suspend();
         t->response_url = xstrdup(url->valuestring);
         arena_resume(was);
     }
-    datacentre_api_base(c->json, t->api_base, sizeof t->api_base);
+    datacentre_api_base(json, t->api_base, sizeof t->api_base);
     struct build_args args = {c, t};
     lua_pushcfunction(L, start_protected);
     lua_insert(L, -2); /* the handler at top-1, so at index 2 of the call */
@@ -224,7 +232,7 @@ static void run_done_unused(struct luavm_task *t, struct luavm_result *res, void
 void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *json,
                const char *text, size_t len, const char *req_id, struct luavm_result *res)
 {
-    struct luavm_call c = {d, json, text, len, req_id, sched_clock_ms()};
+    struct luavm_call c = {d, json, text, len, req_id, sched_clock_ms(), NULL, NULL};
     struct luavm_task *t;
     if (luavm_start(vm, &c, res, &t, run_done_unused, NULL))
         return;
@@ -250,4 +258,29 @@ void luavm_unwatch(struct luavm *vm)
 size_t luavm_tasks(const struct luavm *vm)
 {
     return vm->ntasks;
+}
+
+int luavm_schedule_spec(struct luavm *vm, const char *rel, struct schedspec *out, char *err,
+                        size_t errlen)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    loader_refresh(vm);
+    int rc = loader_get(vm, rel);
+    if (rc == -ENOENT) {
+        snprintf(err, errlen, "no script %s/%s", vm->scripts_dir, rel);
+        return -ENOENT;
+    }
+    if (rc == 0) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", vm->scripts_dir, rel);
+        rc = schedspec_read(L, -1, path, out, err, errlen);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        snprintf(err, errlen, "%s", msg ? msg : "failed to load");
+        rc = -1;
+    }
+    lua_settop(L, top);
+    vm->logctx.script[0] = '\0';
+    return rc;
 }

@@ -43,6 +43,14 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
 void luavm_run(struct luavm *vm, const struct request_dispatch *d, const struct cJSON *json,
                const char *text, size_t len, const char *req_id, struct luavm_result *res);
 
+struct schedspec;
+/* Loads the schedule script `rel` ("schedules/standup.lua") from the
+ * current snapshot, as a run would, and reads when it runs (schedspec.h).
+ * Returns 0 with *out filled (schedspec_clear it), -ENOENT when there is no
+ * such script, or -1 with the reason in err. */
+int luavm_schedule_spec(struct luavm *vm, const char *rel, struct schedspec *out, char *err,
+                        size_t errlen);
+
 /* Tasks waiting now. */
 size_t luavm_tasks(const struct luavm *vm);
 

@@ -445,6 +445,8 @@ static int unknown_keys(struct scan *sc, const struct item *it, char *keys, FILE
         if (per ? strncmp(it->rel, p, strlen(p)) == 0 : strcmp(it->rel, p) == 0)
             type = *t;
     }
+    if (type == request_type_schedule)
+        return 0; /* its fields were checked as it loaded (schedspec.h) */
     int n = 0;
     char *save = NULL;
     for (char *k = strtok_r(keys, ", ", &save); k && type; k = strtok_r(NULL, ", ", &save)) {

@@ -3,6 +3,7 @@
 
 #include "cliq/request.h"
 #include "core/buf.h"
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "event/sched.h"
@@ -655,13 +656,31 @@ static void failure_text(const struct luavm *vm, const char *req_id, enum luavm_
 void vm_error_reply(struct luavm *vm, const struct request_dispatch *d, const char *req_id,
                     enum luavm_limit limit, struct luavm_result *res)
 {
-    struct buf msg;
-    buf_init(&msg, 4096);
-    failure_text(vm, req_id, limit, &msg);
-    res->status = 200;
     res->failed = 1;
     res->limit = limit;
     free(res->body);
+    res->body = NULL;
+    res->len = 0;
+    res->status = 200;
+    if (d->type == request_type_schedule)
+        return; /* nobody waits for a reply; the log line says why */
+    if (d->type == request_type_hook) {
+        /* The tool that called is told the script failed, and how to find
+         * why in the log; never the script's message (it may hold what
+         * the script read). */
+        char why[300], reason[200];
+        if (limit != LIMIT_NONE)
+            snprintf(why, sizeof why, "the hook's script was stopped: %s",
+                     vm_limit_reason(vm, limit, reason, sizeof reason));
+        else
+            snprintf(why, sizeof why, "the hook's script failed; the host's log has the details");
+        res->status = 500;
+        res->body = jsonw_error_body(why, req_id, &res->len);
+        return;
+    }
+    struct buf msg;
+    buf_init(&msg, 4096);
+    failure_text(vm, req_id, limit, &msg);
     res->body = request_text_reply(d, msg.data ? msg.data : "", 1, &res->len);
     buf_free(&msg);
 }
@@ -711,6 +730,69 @@ struct finish_args {
     struct luavm_result *res;
 };
 
+/* A hook's reply from what receive(req) returned (nres values on co): the
+ * first is the body (a table as JSON, a string s as {"message": s},
+ * nothing as {"ok": true}), the second the status (default 200). Runs in
+ * protected mode. [-0, +0] */
+static void hook_reply(struct luavm_task *t, lua_State *co, int nres, struct luavm_result *res)
+{
+    struct luavm *vm = t->vm;
+    lua_State *L = vm->L;
+    char err[512];
+    int status = 200;
+    err[0] = '\0';
+    if (nres >= 2) {
+        int isint = 0;
+        lua_Integer st = lua_tointegerx(co, -nres + 1, &isint);
+        if (!lua_isnil(co, -nres + 1) && (!isint || st < 200 || st > 599))
+            snprintf(err, sizeof err,
+                     "receive returned the status %s; use an integer from 200 to 599",
+                     isint ? "out of range" : luaL_typename(co, -nres + 1));
+        else if (isint)
+            status = (int)st;
+    }
+    struct buf out;
+    buf_init(&out, vm->opt.max_reply_bytes);
+    int rc = 0;
+    if (!err[0]) {
+        if (nres > 0) {
+            lua_pop(co, nres - 1);
+            lua_xmove(co, L, 1);
+        } else {
+            lua_pushnil(L);
+        }
+        int type = lua_type(L, -1);
+        if (type == LUA_TNIL) {
+            rc = buf_adds(&out, "{\"ok\":true}") < 0 ? BIND_JSON_FULL : 0;
+        } else if (type == LUA_TSTRING) {
+            bind_json_new_object(L, 1);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, "message");
+            rc = bind_json_encode(L, -1, &out, "reply", err, sizeof err);
+        } else if (type == LUA_TTABLE) {
+            rc = bind_json_encode(L, -1, &out, "reply", err, sizeof err);
+        } else {
+            rc = BIND_JSON_BAD;
+            snprintf(err, sizeof err,
+                     "receive returned a %s; return a table (the JSON body), a string or "
+                     "nothing, and optionally a status",
+                     luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+        if (rc == BIND_JSON_FULL)
+            snprintf(err, sizeof err, "reply is longer than max_reply_bytes (%zu)", out.max);
+    }
+    if (err[0]) {
+        buf_free(&out);
+        vm_log_failure(t->id, &t->d, "reply", LIMIT_NONE, err, NULL);
+        vm_set_error(res, err);
+        vm_error_reply(vm, &t->d, t->id, LIMIT_NONE, res);
+        return;
+    }
+    res->status = status;
+    res->body = buf_take(&out, &res->len);
+}
+
 /* Turns the end of a task's coroutine into its result, in protected mode
  * (tracebacks and encoding allocate). [-0, +0] */
 static int finish_protected(lua_State *L)
@@ -747,6 +829,10 @@ static int finish_protected(lua_State *L)
         copy_redacted(res->traceback, sizeof res->traceback, tb ? tb : "", tb ? strlen(tb) : 0);
         vm_set_error(res, msg);
         vm_error_reply(vm, &t->d, t->id, a->limit, res);
+    } else if (t->d.type == request_type_schedule) {
+        res->status = 200; /* what run() returned is not used */
+    } else if (t->d.type == request_type_hook) {
+        hook_reply(t, co, a->nres, res);
     } else {
         struct buf out;
         buf_init(&out, vm->opt.max_reply_bytes);

@@ -100,8 +100,9 @@ struct luavm_options {
 enum luavm_limit { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY, LIMIT_TIME };
 
 struct luavm_result {
-    int status; /* HTTP status: 200, or 404 (no script / no handler) */
-    char *body; /* the JSON reply for status 200, {"output": ...}; caller frees */
+    int status; /* HTTP status: 200, or 404 (no script / no handler); a hook's own */
+    char *body; /* the JSON reply for status 200, {"output": ...}; a hook's JSON
+                 * body; NULL for a schedule's run; caller frees */
     size_t len;
     int failed;               /* the handler failed; body is the user-facing error reply */
     enum luavm_limit limit;   /* when failed because a limit stopped it */
@@ -111,14 +112,39 @@ struct luavm_result {
     const char *response_url; /* the request's, or NULL; borrowed for the callback */
 };
 
+/* A name and a value (a header, a query parameter). */
+struct luavm_pair {
+    const char *name;
+    const char *value;
+};
+
+/* What a hook's script sees besides the body (type hook). Borrowed. */
+struct luavm_hook {
+    const char *method;
+    const struct luavm_pair *headers; /* names in lower case */
+    size_t nheaders;
+    const struct luavm_pair *query;
+    size_t nquery;
+};
+
+/* A schedule's run (type schedule). */
+struct luavm_job {
+    long long scheduled_ms; /* the tick, Unix ms */
+    int catch_up;           /* the latest tick missed while no host ran */
+};
+
 /* What a handler run needs from the request. Borrowed for the call. */
 struct luavm_call {
     const struct request_dispatch *d;
-    const struct cJSON *json; /* the parsed body */
+    const struct cJSON *json; /* the parsed body; a hook's may be NULL (not JSON) */
     const char *text;         /* the body's text, len bytes */
     size_t len;
     const char *req_id;
     long long received_ms; /* monotonic ms when the request arrived */
+    /* For the host's tasks (d->type is request_type_hook or _schedule):
+     * what their scripts get instead of a Cliq request. NULL otherwise. */
+    const struct luavm_hook *hook;
+    const struct luavm_job *job;
 };
 
 /* Called once when a task that did not finish at once ends. `res` is

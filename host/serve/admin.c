@@ -9,6 +9,7 @@
 #include "core/jsonw.h"
 #include "script/scriptset.h"
 #include "serve/metrics.h"
+#include "serve/schedules.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -95,6 +96,10 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
     buf_printf(&b, ",\"live_reload\":%s,\"reloads\":%llu,\"reload_failures\":%llu,",
                s->live_reload ? "true" : "false", rs.reloads, rs.failures);
     json_time(&b, "last_reload_at", rs.last_reload_at);
+    if (s->schedules) {
+        buf_adds(&b, ",\"schedules\":");
+        schedules_status(s->schedules, &b);
+    }
     if (s->store) {
         buf_adds(&b, ",\"store\":{");
         json_str(&b, "backend", store_backend(s->store));
@@ -136,7 +141,7 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
 
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
                          struct replay *replay, struct outbox *outbox, struct store *store,
-                         long long pending_body_bytes, size_t *len)
+                         struct schedules *schedules, long long pending_body_bytes, size_t *len)
 {
     struct buf m;
     buf_init(&m, 4 * 1024 * 1024);
@@ -148,6 +153,8 @@ char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct sc
     metrics_write(workers, nworkers, &x, &m);
     outbox_metrics(outbox, &m);
     store_metrics(store, &m);
+    if (schedules)
+        schedules_metrics(schedules, &m);
     buf_printf(&m,
                "# HELP cliqhost_pending_body_bytes Bytes of request bodies received and not yet "
                "verified (capped by pending_body_bytes).\n# TYPE cliqhost_pending_body_bytes "

@@ -17,6 +17,7 @@ struct outbox;
 struct replay;
 struct store;
 struct scripts_hub;
+struct schedules;
 
 /* What /status reports besides the scripts. Borrowed for the call. */
 struct admin_status {
@@ -27,6 +28,7 @@ struct admin_status {
     int live_reload;
     const char *callback_path; /* where Cliq POSTs (callback_path) */
     struct store *store;       /* scripts' store: its backend and keys */
+    struct schedules *schedules;
 };
 
 /* The JSON body of GET /status. Caller frees; *len gets its length. */
@@ -37,7 +39,7 @@ char *admin_status_body(const struct admin_status *s, size_t *len);
  * bodies received and not yet verified. Caller frees. */
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
                          struct replay *replay, struct outbox *outbox, struct store *store,
-                         long long pending_body_bytes, size_t *len);
+                         struct schedules *schedules, long long pending_body_bytes, size_t *len);
 
 /* 1 when the client connected from loopback and no proxy forwarded the
  * request (a proxy on this machine connects from loopback for everyone). */

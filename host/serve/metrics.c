@@ -12,7 +12,8 @@ static const int statuses[METRICS_STATUSES] = {200, 400, 401, 403, 404, 405, 413
 static const double bounds_ms[METRICS_BUCKETS - 1] = {1,   2.5, 5,    10,   25,   50,   100,
                                                       250, 500, 1000, 2500, 4500, 10000};
 static const char *const types[METRICS_TYPES] = {
-    "command", "bot", "messageaction", "function", "widget", "extension", "link_preview", "none"};
+    "command",   "bot",          "messageaction", "function", "widget",
+    "extension", "link_preview", "schedule",      "hook",     "none"};
 
 void metrics_add(atomic_ullong *counter, unsigned long long n)
 {
@@ -80,8 +81,8 @@ void metrics_write(struct metrics *const *workers, int n, const struct metrics_e
     size_t ncat;
     const struct request_catalogue_entry *cat = request_catalogue(&ncat);
     help(out, "cliqhost_requests_total", "counter",
-         "Callback requests answered, by type, handler and HTTP status (type \"none\": refused "
-         "before dispatch).");
+         "Callback requests and hooks answered, by type, handler and HTTP status (type "
+         "\"none\": refused before dispatch).");
     for (size_t r = 0; r < METRICS_ROWS; r++) {
         int none = r == METRICS_ROWS - 1;
         if (!none && r >= ncat)

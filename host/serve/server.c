@@ -1,6 +1,7 @@
 /* server: HTTP surface and share-nothing workers (see server.h). */
 #include "serve/server.h"
 
+#include "cliq/hooksig.h"
 #include "cliq/outbox.h"
 #include "cliq/store.h"
 #include "cliq/replay.h"
@@ -21,10 +22,12 @@
 #include "script/luavm.h"
 #include "serve/admin.h"
 #include "serve/metrics.h"
+#include "serve/schedules.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -97,6 +100,12 @@ struct call {
      * settings outlive every call), for the log lines after the answer and
      * the request metrics. NULL for any other request. */
     const char *callback;
+    /* A POST to /hooks/<name>: its path (callback points here), and the
+     * scheme's webhook id when it has one (for the log). */
+    int hook;
+    char hook_path[80];
+    /* A POST to /schedules/<name>/run: the run waits (task or its end). */
+    int run_now;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -130,10 +139,11 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct mailbox *mailbox;  /* answers from the outbox */
-    struct call *running;     /* calls whose handler (or replay check) is still running */
-    struct redis_conn *redis; /* to the shared Redis (store = redis://...); NULL: none */
-    int mhd_kick;             /* a connection was resumed: run MHD after this turn */
+    struct mailbox *mailbox;         /* answers from the outbox */
+    struct call *running;            /* calls whose handler (or replay check) is still running */
+    struct redis_conn *redis;        /* to the shared Redis (store = redis://...); NULL: none */
+    struct schedules_runner *runner; /* runs schedules (the first worker drives them) */
+    int mhd_kick;                    /* a connection was resumed: run MHD after this turn */
     uint64_t rng;
     struct metrics metrics;   /* written by this worker only */
     struct conn_state *conns; /* every open connection */
@@ -156,6 +166,8 @@ struct server {
     struct outbox *outbox;
     struct store *store;        /* scripts' store, shared by the workers */
     struct shared_pacer *pacer; /* the outbox's pacing on Redis; NULL: none */
+    struct schedules *schedules;
+    struct replay *hook_ids; /* webhook ids taken (standard-webhooks); NULL: none */
     int nworkers;
     struct worker *workers;
     unsigned port;
@@ -533,13 +545,28 @@ static void hand_off(struct call *c, const char *why)
     c->deadline = NULL;
     c->late = 1;
     c->o.late = 1;
-    metrics_add(&w->metrics.handoffs, 1);
     size_t len;
-    char *body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
-    resume_with(c, 200, body, len);
+    char *body;
+    unsigned status = 200;
+    if (c->hook) {
+        /* The tool that called is told it was taken; the script's outcome
+         * goes to the log. */
+        struct buf b;
+        buf_init(&b, 512);
+        buf_printf(&b,
+                   "{\"ok\":true,\"accepted\":true,\"request_id\":\"%s\",\"note\":\"the hook's "
+                   "script is still running; its outcome goes to the host's log\"}",
+                   c->id);
+        body = buf_take(&b, &len);
+        status = 202;
+    } else {
+        metrics_add(&w->metrics.handoffs, 1);
+        body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
+    }
+    resume_with(c, status, body, len);
     c->o.d = &c->d;
     c->o.error = why;
-    log_request(w, c, "POST", c->callback, 200, &c->o);
+    log_request(w, c, "POST", c->callback, (int)status, &c->o);
     c->o.error = NULL;
 }
 
@@ -630,10 +657,22 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     c->o.failed = res->failed;
     count_failure(w, res);
     debug_keep(c, res);
-    if (c->late) {
+    if (c->late && c->hook) {
+        if (res->failed)
+            log_msg(LOG_WARN, c->id, "hook %s: the script failed after the reply: %s", c->d.name,
+                    res->error);
+        else
+            log_msg(LOG_INFO, c->id, "hook %s: the script finished after the reply (status %d)",
+                    c->d.name, res->status);
+    } else if (c->late) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "late result: the handler failed (%s)", res->error);
         deliver_late(c, res);
+    } else if (c->hook) {
+        c->o.error = res->failed || res->status >= 400 ? res->error : NULL;
+        resume_with(c, (unsigned)res->status, res->body, res->len);
+        res->body = NULL;
+        log_request(w, c, "POST", c->callback, res->status, &c->o);
     } else if (res->status != 200) {
         size_t len;
         char *body = jsonw_error_body(res->error, c->id, &len);
@@ -750,7 +789,7 @@ static void run_handler(struct worker *w, struct MHD_Connection *conn, struct ca
         return;
     }
     struct luavm_result res;
-    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms};
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, NULL, NULL};
     struct luavm_task *task;
     int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
     if (!finished) {
@@ -794,6 +833,9 @@ static void decode_and_run(struct worker *w, struct MHD_Connection *conn, struct
                            const char *method, const char *url, enum verify_result vr,
                            struct outcome *o, enum shared_answer shared);
 
+static void hook_after_claim(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                             struct outcome *o, int shared_repeat);
+
 /* The hosts' shared memory of calls answered (shared.h) answered: the call
  * goes on (a repeat another host accepted is refused there, after this
  * host's own checks, which say more when they refuse it too); without an
@@ -808,6 +850,10 @@ static void on_claimed(enum shared_claim r, long long age_ms, void *ud)
     unlink_running(c);
     c->claim_age_ms = age_ms;
     struct outcome o = c->o;
+    if (c->hook) {
+        hook_after_claim(w, c->conn, c, &o, r == SHARED_REPEAT);
+        return;
+    }
     decode_and_run(w, c->conn, c, "POST", c->callback, VERIFY_OK, &o,
                    r == SHARED_REPEAT    ? SHARED_ANSWER_REPEAT
                    : r == SHARED_CLAIMED ? SHARED_ANSWER_CLAIMED
@@ -917,6 +963,306 @@ static void decode_and_run(struct worker *w, struct MHD_Connection *conn, struct
     arena_close();
 }
 
+/* ---- other tools' webhooks: POST /hooks/<name> --------------------------- */
+
+static const char *hook_header(void *ud, const char *name)
+{
+    return MHD_lookup_connection_value(ud, MHD_HEADER_KIND, name);
+}
+
+/* What MHD lists of a connection's headers or query, as pairs; the names
+ * are lower-cased copies (freed with pairs_free), the values MHD's. */
+struct pairs {
+    struct luavm_pair *p;
+    size_t n, cap;
+};
+
+static enum MHD_Result add_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    struct pairs *ps = cls;
+    if (ps->n == ps->cap || !key)
+        return MHD_YES;
+    size_t n = strlen(key);
+    char *k = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        k[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] - 'A' + 'a' : key[i]);
+    k[n] = '\0';
+    ps->p[ps->n].name = k;
+    ps->p[ps->n].value = value ? value : "";
+    ps->n++;
+    return MHD_YES;
+}
+
+static void pairs_free(struct pairs *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free((char *)ps->p[i].name);
+    free(ps->p);
+}
+
+/* The most headers and query parameters a hook's script is given. */
+#define HOOK_MAX_PAIRS 200
+
+/* Runs a verified hook's script: its body decoded when it is JSON, its
+ * headers and query, and its reply (or, past deadline_ms, 202 now and the
+ * outcome in the log). */
+static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                     struct outcome *o)
+{
+    const char *body = c->body.data ? c->body.data : "";
+    size_t len = c->body.len;
+    const char *method = "POST", *url = c->hook_path;
+    if (luavm_tasks(w->vm) >= (size_t)w->cfg->max_handlers) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
+                 w->cfg->max_handlers);
+        answer_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, o);
+        return;
+    }
+    arena_open();
+    cJSON *json = NULL;
+    size_t skip = strspn(body, " \t\r\n");
+    if (skip < len && (body[skip] == '{' || body[skip] == '[')) {
+        const char *end = NULL;
+        json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+        if (json && end && (size_t)(end - body) + strspn(end, " \t\r\n") < len) {
+            json = NULL; /* trailing bytes: not JSON; the script gets the text */
+        }
+    }
+    struct pairs hs = {xcalloc(HOOK_MAX_PAIRS, sizeof *hs.p), 0, HOOK_MAX_PAIRS};
+    struct pairs qs = {xcalloc(HOOK_MAX_PAIRS, sizeof *qs.p), 0, HOOK_MAX_PAIRS};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_pair, &hs);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_pair, &qs);
+    struct luavm_hook hk = {"POST", hs.p, hs.n, qs.p, qs.n};
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, &hk, NULL};
+    struct luavm_result res;
+    struct luavm_task *task;
+    int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    arena_close();
+    pairs_free(&hs);
+    pairs_free(&qs);
+    if (!finished) {
+        c->task = task;
+        hold_call(w, conn, c, o, on_deadline);
+        c->o.d = &c->d;
+        if (!c->suspended) {
+            MHD_suspend_connection(conn);
+            c->suspended = 1;
+        }
+        return;
+    }
+    count_failure(w, &res);
+    o->failed = res.failed;
+    if (res.status == 404 || !res.body) {
+        answer_error(w, conn, c, method, url, (unsigned)res.status, res.error, o);
+        free(res.body);
+        return;
+    }
+    o->error = res.failed || res.status >= 400 ? res.error : NULL;
+    if (c->suspended) {
+        resume_with(c, (unsigned)res.status, res.body, res.len);
+        res.body = NULL;
+    } else {
+        respond(conn, c, (unsigned)res.status, res.body, res.len, NULL);
+    }
+    log_request(w, c, method, url, res.status, o);
+    o->error = NULL;
+}
+
+/* A hook whose webhook id was checked (shared_repeat: another host, or
+ * this one, took it already): a repeat is answered 200 without running
+ * the script again, since a sender retries what did not get a 2xx. */
+static void hook_after_claim(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                             struct outcome *o, int shared_repeat)
+{
+    long long age = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int repeat = shared_repeat;
+    if (w->srv->hook_ids && !repeat)
+        repeat = replay_check(w->srv->hook_ids, wall, wall, c->digest, sizeof c->digest, &age) ==
+                 REPLAY_REPEAT;
+    if (repeat) {
+        struct buf b;
+        buf_init(&b, 256);
+        buf_printf(&b, "{\"ok\":true,\"duplicate\":true,\"request_id\":\"%s\"}", c->id);
+        size_t len;
+        char *body = buf_take(&b, &len);
+        o->error = "duplicate webhook id: already received; the script did not run again";
+        if (c->suspended)
+            resume_with(c, 200, body, len);
+        else
+            respond(conn, c, 200, body, len, NULL);
+        log_request(w, c, "POST", c->hook_path, 200, o);
+        o->error = NULL;
+        return;
+    }
+    run_hook(w, conn, c, o);
+}
+
+/* Verifies a complete POST /hooks/<name> by the scheme its config gives,
+ * drops a repeated webhook id, and runs the hook's script. */
+static void handle_hook(struct worker *w, struct MHD_Connection *conn, struct call *c)
+{
+    const char *url = c->hook_path, *method = "POST";
+    struct outcome o = {NULL, NULL, 0, -1, 0};
+    conn_busy(conn);
+    char err[400];
+    if (request_map_task(request_type_hook, url + strlen("/hooks/"), &c->d, err, sizeof err) < 0) {
+        release_body(c);
+        char msg[500];
+        snprintf(msg, sizeof msg, "no such hook: %s", err);
+        respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, &o);
+        return;
+    }
+    o.d = &c->d;
+    const struct config_hook *h = config_hook(w->cfg, c->d.name);
+    if (!h) {
+        release_body(c);
+        metrics_add(&w->metrics.refused[0], 1);
+        char msg[500];
+        snprintf(msg, sizeof msg,
+                 "hook '%s' is refused: the config gives it no verification (hooks = { %s = { "
+                 "scheme = ..., secret = ... } })",
+                 c->d.name, c->d.name);
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, msg, NULL, &o);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct hooksig_result hr;
+    int rc = hooksig_check(h, hook_header, conn, c->body.data ? c->body.data : "", c->body.len,
+                           (long long)ts.tv_sec, &hr);
+    release_body(c);
+    if (rc < 0) {
+        metrics_add(&w->metrics.refused[0], 1);
+        respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, hr.err, NULL, &o);
+        return;
+    }
+    if (!hr.id[0]) {
+        run_hook(w, conn, c, &o);
+        return;
+    }
+    /* The scheme names each delivery (standard-webhooks' webhook-id): a
+     * delivery is taken once, here and on every host sharing the Redis. */
+    unsigned int dlen = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, "hook\0", 5) &&
+             EVP_DigestUpdate(md, c->d.name, strlen(c->d.name) + 1) &&
+             EVP_DigestUpdate(md, hr.id, strlen(hr.id)) && EVP_DigestFinal_ex(md, c->digest, &dlen);
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        respond_error(w, conn, c, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                      "cannot hash the webhook id (OpenSSL)", NULL, &o);
+        return;
+    }
+    struct shared *sh = store_shared(w->srv->store);
+    if (sh && redis_conn_up(w->redis)) {
+        long long keep = 2 * h->tolerance_s * 1000LL + 60000;
+        c->claim = shared_claim(sh, w->redis, c->digest, sizeof c->digest, keep, on_claimed, c);
+        if (c->claim) {
+            hold_call(w, conn, c, &o, on_claim_deadline);
+            MHD_suspend_connection(conn);
+            c->suspended = 1;
+            return;
+        }
+    } else if (sh) {
+        shared_count_fallback(sh, 0);
+    }
+    hook_after_claim(w, conn, c, &o, 0);
+}
+
+/* ---- running a schedule now: POST /schedules/<name>/run ------------------ */
+
+/* A run now ended: its outcome is the answer. */
+static void on_run_now_done(char *json, size_t len, void *ud)
+{
+    struct call *c = ud;
+    struct worker *w = c->w;
+    int answered = c->run_now == 3; /* at its deadline, with a 504 */
+    c->run_now = 1;
+    unlink_running(c);
+    sched_timer_cancel(w->sched, c->deadline);
+    c->deadline = NULL;
+    if (answered || !c->conn) {
+        free(json);
+        free_call(c);
+        return;
+    }
+    if (c->suspended) {
+        resume_with(c, 200, json, len);
+    } else {
+        respond(c->conn, c, 200, json, len, NULL);
+    }
+    log_request(w, c, "POST", c->hook_path, 200, NULL);
+}
+
+/* The run took longer than its run-time limit allows plus a margin. */
+static void on_run_now_deadline(struct sched *s, void *ud)
+{
+    (void)s;
+    struct call *c = ud;
+    c->deadline = NULL;
+    unlink_running(c);
+    c->run_now = 3; /* the call stays until the run calls back */
+    size_t len;
+    char *body =
+        jsonw_error_body("the run is still going; its outcome goes to the log", c->id, &len);
+    resume_with(c, 504, body, len);
+    log_request(c->w, c, "POST", c->hook_path, 504, NULL);
+}
+
+/* Runs a schedule now for `cliqhost invoke schedule NAME`; loopback only
+ * (as /status: status_access). Answers when the run ends. */
+static void handle_run_now(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *url)
+{
+    const char *access = w->cfg->status_access;
+    snprintf(c->hook_path, sizeof c->hook_path, "%.79s", url);
+    if (!strcmp(access, "off") ||
+        (!strcmp(access, "loopback") && !admin_client_is_loopback(conn))) {
+        respond_error(w, conn, c, "POST", url, MHD_HTTP_FORBIDDEN,
+                      "running a schedule now answers loopback clients only (status_access)", NULL,
+                      NULL);
+        return;
+    }
+    char name[REQUEST_TASK_NAME_MAX + 2];
+    const char *p = url + strlen("/schedules/");
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : 0;
+    if (!slash || strcmp(slash, "/run") || n == 0 || n >= sizeof name) {
+        respond_error(w, conn, c, "POST", url, MHD_HTTP_NOT_FOUND,
+                      "no such path: POST /schedules/<name>/run runs a schedule now", NULL, NULL);
+        return;
+    }
+    memcpy(name, p, n);
+    name[n] = '\0';
+    char err[600];
+    c->run_now = 2;
+    c->conn = conn;
+    int rc = schedules_run_now(w->runner, name, c->id, on_run_now_done, c, err, sizeof err);
+    if (rc < 0) {
+        c->run_now = 1;
+        respond_error(w, conn, c, "POST", url,
+                      strncmp(err, "too many", 8) ? MHD_HTTP_NOT_FOUND
+                                                  : MHD_HTTP_SERVICE_UNAVAILABLE,
+                      err, NULL, NULL);
+        return;
+    }
+    if (rc == 1)
+        return; /* answered by on_run_now_done */
+    c->next = w->running;
+    if (w->running)
+        w->running->prev = c;
+    w->running = c;
+    c->deadline = sched_timer_add(w->sched, w->cfg->max_run_ms + 5000, on_run_now_deadline, c);
+    MHD_suspend_connection(conn);
+    c->suspended = 1;
+}
+
 /* Takes the settings and keys SIGHUP brought, between requests. Calls in
  * flight keep pointers into the old settings, which stay alive. */
 static void adopt_config(struct worker *w)
@@ -998,10 +1344,14 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
                               : "/status answers loopback clients only (status_access)",
                           NULL, NULL);
         } else {
-            struct admin_status st = {
-                w->srv->hub,     w->srv->started_at,           w->srv->nworkers,
-                w->cfg->scripts, w->cfg->reload_settle_ms > 0, w->cfg->callback_path,
-                w->srv->store};
+            struct admin_status st = {w->srv->hub,
+                                      w->srv->started_at,
+                                      w->srv->nworkers,
+                                      w->cfg->scripts,
+                                      w->cfg->reload_settle_ms > 0,
+                                      w->cfg->callback_path,
+                                      w->srv->store,
+                                      w->srv->schedules};
             size_t len;
             char *body = admin_status_body(&st, &len);
             respond(conn, c, 200, body, len, NULL);
@@ -1015,8 +1365,9 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         for (int i = 0; i < nw; i++)
             all[i] = &w->srv->workers[i].metrics;
         size_t len;
-        char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
-                                        w->srv->store, atomic_load(&w->srv->pending_bytes), &len);
+        char *text =
+            admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox, w->srv->store,
+                               w->srv->schedules, atomic_load(&w->srv->pending_bytes), &len);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (r) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -1075,14 +1426,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
-        if (strcmp(url, cfg->callback_path) != 0) {
+        if (!strncmp(url, "/schedules/", 11)) {
+            if (strcmp(method, "POST")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: POST /schedules/<name>/run runs one now", "POST",
+                              NULL);
+                return MHD_YES;
+            }
+            c->run_now = 1;
+            return MHD_YES;
+        }
+        if (!strncmp(url, "/hooks/", 7)) {
+            if (strcmp(method, "POST")) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "method not allowed: a hook takes POST", "POST", NULL);
+                return MHD_YES;
+            }
+            if (strlen(url) >= sizeof c->hook_path) {
+                respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND,
+                              "no such hook: the name is too long", NULL, NULL);
+                return MHD_YES;
+            }
+            c->hook = 1;
+            snprintf(c->hook_path, sizeof c->hook_path, "%s", url);
+            c->callback = c->hook_path;
+        } else if (strcmp(url, cfg->callback_path) != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "no such path: %.200s (Cliq's callback is POST %s)", url,
                      cfg->callback_path);
             respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
             return MHD_YES;
         }
-        if (strcmp(method, "POST") != 0) {
+        if (!c->hook && strcmp(method, "POST") != 0) {
             char msg[400];
             snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST %s)",
                      method, cfg->callback_path);
@@ -1164,15 +1539,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         respond(conn, c, c->reply_status, b, c->reply_len, NULL);
         return MHD_YES;
     }
-    if (c->task)
-        return MHD_YES; /* resumed spuriously; the handler still runs */
+    if (c->task || c->run_now >= 2)
+        return MHD_YES; /* resumed spuriously, or answered; the handler still runs */
     if (c->too_large) {
         char msg[160];
         snprintf(msg, sizeof msg, "body is over the limit of %ld bytes", cfg->max_body_bytes);
         respond_error(w, conn, c, method, url, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL, NULL);
         return MHD_YES;
     }
-    handle_callback(w, conn, c, method, url);
+    if (c->run_now) {
+        handle_run_now(w, conn, c, url);
+        return MHD_YES;
+    }
+    if (c->hook)
+        handle_hook(w, conn, c);
+    else
+        handle_callback(w, conn, c, method, url);
     return MHD_YES;
 }
 
@@ -1254,7 +1636,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     c->conn = NULL;
-    if (c->task) {
+    if (c->task || c->run_now >= 2) {
         /* The handler still runs; it frees the call when it is done. */
         stop_watching_hangup(c);
         return;
@@ -1322,7 +1704,8 @@ static void drop_running(struct worker *w)
         c->claim = NULL;
         sched_timer_cancel(w->sched, c->deadline);
         c->deadline = NULL;
-        c->task = NULL; /* luavm_free drops it without a callback */
+        c->task = NULL;                  /* luavm_free drops it without a callback */
+        c->run_now = c->run_now ? 1 : 0; /* and the runner its run */
         log_msg(LOG_WARN, c->id, "handler still running at shutdown; dropped");
         if (!c->conn) {
             free_call(c);
@@ -1405,7 +1788,7 @@ static void *worker_main(void *arg)
     }
     w->listen_fd = -1;
     long long until = sched_clock_ms() + w->cfg->shutdown_grace_s * 1000;
-    if (w->running || responder_pending(w->responder))
+    if (w->running || responder_pending(w->responder) || schedules_runner_busy(w->runner))
         log_msg(LOG_INFO, NULL,
                 "worker %d: waiting up to %ld s for %zu handler%s and %zu late "
                 "repl%s",
@@ -1414,7 +1797,9 @@ static void *worker_main(void *arg)
                 responder_pending(w->responder) == 1 ? "y" : "ies");
     for (;;) {
         size_t open = settle_connections(w);
-        if (!(w->running || responder_pending(w->responder) || open) || sched_clock_ms() >= until)
+        if (!(w->running || responder_pending(w->responder) || open ||
+              schedules_runner_busy(w->runner)) ||
+            sched_clock_ms() >= until)
             break;
         sched_run_once(w->sched, 100);
     }
@@ -1540,6 +1925,14 @@ static int sharers_found(const struct server *s, const struct sockaddr_storage *
     return foreign;
 }
 
+/* The settings a worker's schedules use: the newest (schedules.h). */
+static const struct config *worker_config(void *ud)
+{
+    struct worker *w = ud;
+    adopt_config(w);
+    return w->cfg;
+}
+
 static int worker_init(struct server *s, struct worker *w, const struct sockaddr_storage *ss,
                        unsigned sslen, const char *lualib_dir, char *err, size_t errlen)
 {
@@ -1612,6 +2005,8 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
         return -1;
     }
     w->sweep = sched_timer_add(w->sched, 1000, on_sweep, w);
+    w->runner = schedules_runner_new(s->schedules, w->sched, w->vm, w->redis, w->index == 0,
+                                     worker_config, w);
     return 0;
 }
 
@@ -1663,6 +2058,12 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
         server_free(s);
         return NULL;
     }
+    char host_id[200], hn[128] = "";
+    gethostname(hn, sizeof hn - 1);
+    snprintf(host_id, sizeof host_id, "%s:%ld", hn[0] ? hn : "host", (long)getpid());
+    s->schedules = schedules_new(s->store, hub, host_id);
+    if (c->replay_memory > 0)
+        s->hook_ids = replay_new(86400LL * 1000, (size_t)c->replay_memory);
     s->pacer = shared_pacer_new(store_shared(s->store), c);
     outbox_share_pacing(s->outbox, s->pacer);
     for (int i = 0; i < s->nworkers; i++) {
@@ -1740,6 +2141,7 @@ void server_free(struct server *s)
          * worker that ran has already closed it after quiescing. */
         /* Handlers first (their waits use the loop and outbound HTTP),
          * then deliveries, then the connections. */
+        schedules_runner_free(w->runner); /* its runs' tasks go with the runtime */
         luavm_free(w->vm);
         redis_conn_free(w->redis); /* after the handlers, whose waits it answers */
         mailbox_free(w->mailbox);
@@ -1754,8 +2156,10 @@ void server_free(struct server *s)
     }
     free(s->workers);
     /* After the workers' states: nothing runs a store call any more. */
+    schedules_free(s->schedules);
     store_close(s->store);
     replay_free(s->replay);
+    replay_free(s->hook_ids);
     pthread_mutex_destroy(&s->conf_mu);
     free(s);
 }

@@ -342,26 +342,24 @@ static int resolve_call(struct options *o, const char **pos, size_t npos)
     return 0;
 }
 
-/* The callback URL of the host that the config file --config names:
- * http:// its listen address (one on every interface is called on
- * loopback) and its callback_path. Returns 0, or EXIT_USAGE (said). */
-static int config_url(struct options *o)
+int invoke_host_url(const char *config, char *base, size_t n, char *path, size_t pathlen, char *err,
+                    size_t errlen)
 {
     struct config cfg;
-    char err[1024];
     config_defaults(&cfg);
-    if (config_load_file(&cfg, o->config, err, sizeof err) < 0 ||
-        config_validate(&cfg, 0, err, sizeof err) < 0) {
+    if (config_load_file(&cfg, config, err, errlen) < 0 ||
+        config_validate(&cfg, 0, err, errlen) < 0) {
         config_free(&cfg);
-        return usage("--config: %s", err);
+        return -1;
     }
     struct sockaddr_storage ss;
     unsigned sslen;
-    int loopback, rc = 0;
+    int loopback, rc = -1;
     char addr[INET6_ADDRSTRLEN + 2] = "";
     unsigned port = 0;
-    if (config_parse_listen(cfg.listen, &ss, &sslen, &loopback, err, sizeof err) < 0) {
-        rc = usage("--config %s: %s", o->config, err);
+    char why[512];
+    if (config_parse_listen(cfg.listen, &ss, &sslen, &loopback, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", config, why);
         goto done;
     }
     if (ss.ss_family == AF_INET6) {
@@ -380,17 +378,32 @@ static int config_url(struct options *o)
         port = ntohs(a->sin_port);
     }
     if (port == 0) {
-        rc = usage("--config %s: listen '%s' picks a free port at start; give --url", o->config,
-                   cfg.listen);
+        snprintf(err, errlen, "%s: listen '%s' picks a free port at start; give --url", config,
+                 cfg.listen);
         goto done;
     }
-    size_t n = strlen(addr) + strlen(cfg.callback_path) + 32;
-    o->config_url = xmalloc(n);
-    snprintf(o->config_url, n, "http://%s:%u%s", addr, port, cfg.callback_path);
-    o->url = o->config_url;
+    snprintf(base, n, "http://%s:%u", addr, port);
+    if (path)
+        snprintf(path, pathlen, "%s", cfg.callback_path);
+    rc = 0;
 done:
     config_free(&cfg);
     return rc;
+}
+
+/* The callback URL of the host that the config file --config names:
+ * http:// its listen address (one on every interface is called on
+ * loopback) and its callback_path. Returns 0, or EXIT_USAGE (said). */
+static int config_url(struct options *o)
+{
+    char base[128], path[CONFIG_CALLBACK_PATH_MAX + 1], err[1024];
+    if (invoke_host_url(o->config, base, sizeof base, path, sizeof path, err, sizeof err) < 0)
+        return usage("--config: %s", err);
+    size_t n = strlen(base) + strlen(path) + 1;
+    o->config_url = xmalloc(n);
+    snprintf(o->config_url, n, "%s%s", base, path);
+    o->url = o->config_url;
+    return 0;
 }
 
 /* Reads the command line into `o`. Returns 0, 1 when --help was printed,

@@ -21,6 +21,15 @@
 #ifndef CLIQHOST_INVOKE_H
 #define CLIQHOST_INVOKE_H
 
+#include <stddef.h>
+
 int cli_invoke(int argc, char **argv);
+
+/* The base URL ("http://127.0.0.1:8080") of the host the config file
+ * `config` describes (an address on every interface is called on
+ * loopback), and its callback_path in `path` (may be NULL). Returns 0, or
+ * -1 with the reason in err. */
+int invoke_host_url(const char *config, char *base, size_t n, char *path, size_t pathlen, char *err,
+                    size_t errlen);
 
 #endif

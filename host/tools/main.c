@@ -22,6 +22,7 @@
 #include "tools/cli.h"
 #include "tools/invoke.h"
 #include "tools/keygen.h"
+#include "tools/schedcli.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -85,6 +86,11 @@ static void print_help(FILE *out)
         "  cliqhost tokens                            webhook token usage (never the secrets)\n"
         "  cliqhost outbox [list | retry ID | drop ID]\n"
         "                                             posts waiting or failed\n"
+        "  cliqhost schedules [--url URL | --config FILE] [--json]\n"
+        "                                             each schedule's next run, last run and\n"
+        "                                             outcome, from the running host\n"
+        "  cliqhost invoke schedule NAME [--url URL | --config FILE]\n"
+        "                                             run a schedule now on the running host\n"
         "  cliqhost --version | --help\n"
         "\n"
         "options (flags override the config file, which overrides the defaults):\n"
@@ -550,7 +556,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "keygen") == 0)
         return cli_keygen(argc, argv);
     if (strcmp(cmd, "invoke") == 0)
-        return cli_invoke(argc, argv);
+        return argc > 2 && strcmp(argv[2], "schedule") == 0 ? cli_invoke_schedule(argc, argv)
+                                                            : cli_invoke(argc, argv);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(stdout);
@@ -567,9 +574,11 @@ int main(int argc, char **argv)
         return cli_tokens(argc, argv);
     if (strcmp(cmd, "outbox") == 0)
         return cli_outbox(argc, argv);
+    if (strcmp(cmd, "schedules") == 0)
+        return cli_schedules(argc, argv);
     fprintf(stderr,
             "cliqhost: unknown command '%s' (serve, check, invoke, keygen, post, tokens, outbox, "
-            "--help)\n",
+            "schedules, --help)\n",
             cmd);
     return 2;
 }
