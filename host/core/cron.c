@@ -438,13 +438,13 @@ static long long wall_prev(const struct cron *c, long long w, long long limit)
 }
 
 /* The instants wall minute w runs at under the daylight-saving rule: 0, 1 or
- * 2, earliest first. */
-static int runs_of_wall(const struct cron *c, long long w, long long out[2])
+ * 2, earliest first. When w is skipped by a change at instant T, sets *gap
+ * to T (else -1): every wall minute the change skips gives the same runs. */
+static int runs_of_wall(const struct cron *c, long long w, long long out[2], long long *gap)
 {
-    long long gap;
-    int n = tz_resolve(c->zone, w, out, &gap);
-    if (n == 0 && gap >= 0 && !c->hour_star) {
-        out[0] = gap;
+    int n = tz_resolve(c->zone, w, out, gap);
+    if (n == 0 && *gap >= 0 && !c->hour_star) {
+        out[0] = *gap;
         return 1;
     }
     if (n == 2 && !c->hour_star)
@@ -490,14 +490,17 @@ long long cron_next(const struct cron *c, long long after)
          * near best): once that is past best, nothing earlier can come. */
         if (w == LLONG_MAX || (found && w - best_hi > best))
             break;
-        long long t[2];
-        int n = runs_of_wall(c, w, t);
+        long long t[2], gap;
+        int n = runs_of_wall(c, w, t, &gap);
         for (int i = 0; i < n; i++)
             if (t[i] > after && (!found || t[i] < best)) {
                 best = t[i];
                 found = 1;
                 offset_range(c->zone, best - CRON_SPAN, best, &lo, &best_hi);
             }
+        /* The rest of a skipped stretch (up to a day) gives nothing new. */
+        if (gap >= 0 && gap + tz_offset(c->zone, gap) - 60 > w)
+            w = gap + tz_offset(c->zone, gap) - 60;
         w += 60;
     }
     return best;
@@ -521,14 +524,16 @@ long long cron_prev(const struct cron *c, long long at)
         w = wall_prev(c, w, limit);
         if (w == LLONG_MIN || (found && w - best_lo < best))
             break;
-        long long t[2];
-        int n = runs_of_wall(c, w, t);
+        long long t[2], gap;
+        int n = runs_of_wall(c, w, t, &gap);
         for (int i = 0; i < n; i++)
             if (t[i] <= at && (!found || t[i] > best)) {
                 best = t[i];
                 found = 1;
                 offset_range(c->zone, best, best + CRON_SPAN, &best_lo, &hi);
             }
+        if (gap >= 0 && gap + tz_offset(c->zone, gap - 1) < w)
+            w = gap + tz_offset(c->zone, gap - 1);
         w -= 60;
     }
     return best;

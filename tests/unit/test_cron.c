@@ -587,6 +587,166 @@ static void test_resolve(void)
     }
 }
 
+/* ---- Against an oracle built on glibc's localtime. ---- */
+
+/* An expression and the same schedule written as a predicate on a local
+ * time, so the oracle shares no code with cron. */
+struct oracle_case {
+    const char *expr;
+    int hour_star;
+    int (*match)(const struct tm *l);
+};
+
+static int m_0230(const struct tm *l)
+{
+    return l->tm_min == 30 && l->tm_hour == 2;
+}
+static int m_q(const struct tm *l)
+{
+    return l->tm_min % 15 == 0;
+}
+static int m_hourly(const struct tm *l)
+{
+    return l->tm_min == 0;
+}
+static int m_10_1to3(const struct tm *l)
+{
+    return l->tm_min % 10 == 0 && l->tm_hour >= 1 && l->tm_hour <= 3;
+}
+static int m_45(const struct tm *l)
+{
+    return l->tm_min == 45;
+}
+static int m_sunday_nights(const struct tm *l)
+{
+    return (l->tm_min == 0 || l->tm_min == 30) && l->tm_hour <= 4 && l->tm_wday == 0;
+}
+static int m_or_rule(const struct tm *l)
+{
+    return l->tm_min == 15 && l->tm_hour == 2 && (l->tm_mday <= 7 || l->tm_wday == 0);
+}
+static int m_hour2(const struct tm *l)
+{
+    return l->tm_hour == 2;
+}
+static int m_7(const struct tm *l)
+{
+    return l->tm_min % 7 == 0;
+}
+static int m_midnight(const struct tm *l)
+{
+    return l->tm_min == 0 && l->tm_hour == 0;
+}
+
+static const struct oracle_case oracle_cases[] = {
+    {"30 2 * * *", 0, m_0230},        {"*/15 * * * *", 1, m_q},
+    {"0 * * * *", 1, m_hourly},       {"*/10 1-3 * * *", 0, m_10_1to3},
+    {"45 * * * *", 1, m_45},          {"0,30 0-4 * * 0", 0, m_sunday_nights},
+    {"15 2 1-7 * sun", 0, m_or_rule}, {"* 2 * * *", 0, m_hour2},
+    {"*/7 * * * *", 1, m_7},          {"0 0 * * *", 0, m_midnight},
+};
+
+static long long oracle_runs[8000];
+
+/* The runs of oc over [from, to) by the rule in cron.h, from glibc: every
+ * real minute whose local time matches (only the first of a repeated local
+ * time unless the hour is `*`), and for a forward change the instant of the
+ * change when a skipped local minute matches (unless the hour is `*`). TZ is
+ * set by the caller. */
+static int oracle(const struct oracle_case *oc, long long from, long long to)
+{
+    int n = 0;
+    for (long long t = from; t < to && n < 8000; t += 60) {
+        time_t tt = (time_t)t, prev = (time_t)(t - 60);
+        struct tm l, lp;
+        localtime_r(&tt, &l);
+        localtime_r(&prev, &lp);
+        int run = 0;
+        if (l.tm_gmtoff > lp.tm_gmtoff && !oc->hour_star) {
+            /* The local minutes from lp's wall + 60 up to l's wall are skipped. */
+            for (long long w = t + lp.tm_gmtoff; w < t + l.tm_gmtoff; w += 60) {
+                time_t wt = (time_t)w;
+                struct tm s;
+                gmtime_r(&wt, &s);
+                run |= oc->match(&s);
+            }
+        }
+        if (oc->match(&l)) {
+            /* A repeat of an earlier local time: that instant is earlier by
+             * the difference of the offsets. */
+            int repeat = 0;
+            for (long long back = 15 * 60; back <= 3 * 3600 && !repeat; back += 15 * 60) {
+                time_t e = (time_t)(t - back);
+                struct tm le;
+                localtime_r(&e, &le);
+                repeat = t - back + le.tm_gmtoff == t + l.tm_gmtoff;
+            }
+            run |= !repeat || oc->hour_star;
+        }
+        if (run)
+            oracle_runs[n++] = t;
+    }
+    return n;
+}
+
+static void test_oracle(void)
+{
+    static const struct {
+        const char *zone;
+        int year;
+    } zones[] = {
+        {"Europe/Paris", 2026},     {"America/New_York", 2026}, {"Australia/Lord_Howe", 2026},
+        {"Australia/Sydney", 2026}, {"Pacific/Apia", 2011},     {"America/Sao_Paulo", 2018},
+        {"America/Havana", 2026},   {"Europe/Paris", 2050},     {"Asia/Tehran", 2021},
+        {"Europe/Moscow", 2011},    {"Europe/Moscow", 2014},
+    };
+    static long long mine[8000];
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        const struct tz *z = zone(zones[i].zone);
+        if (!z)
+            continue;
+        setenv("TZ", zones[i].zone, 1);
+        tzset();
+        /* The offset changes of that year, found hourly by glibc. */
+        long long start = utc(zones[i].year, 1, 1, 0, 0), end = utc(zones[i].year + 1, 1, 1, 0, 0);
+        int changes = 0;
+        for (long long h = start; h < end; h += 3600) {
+            time_t a = (time_t)h, b = (time_t)(h + 3600);
+            struct tm la, lb;
+            localtime_r(&a, &la);
+            localtime_r(&b, &lb);
+            if (la.tm_gmtoff == lb.tm_gmtoff)
+                continue;
+            changes++;
+            long long from = h - 36 * 3600, to = h + 36 * 3600;
+            for (size_t k = 0; k < sizeof oracle_cases / sizeof oracle_cases[0]; k++) {
+                const struct oracle_case *oc = &oracle_cases[k];
+                setenv("TZ", zones[i].zone, 1);
+                tzset();
+                int want = oracle(oc, from, to);
+                struct cron *c = parse(oc->expr, zones[i].zone);
+                int got = runs(c, from, to, mine, 8000);
+                cron_free(c);
+                int same = got == want;
+                for (int j = 0; same && j < got; j++)
+                    same = mine[j] == oracle_runs[j];
+                if (!same) {
+                    fprintf(stderr, "%s in %s around %lld: %d runs, oracle %d\n", oc->expr,
+                            zones[i].zone, h, got, want);
+                    for (int j = 0; j < got || j < want; j++)
+                        if (j >= got || j >= want || mine[j] != oracle_runs[j]) {
+                            fprintf(stderr, "  first difference: %lld vs %lld\n",
+                                    j < got ? mine[j] : -1, j < want ? oracle_runs[j] : -1);
+                            break;
+                        }
+                }
+                CHECK(same);
+            }
+        }
+        CHECK(changes >= 1);
+    }
+}
+
 /* ---- The footer rule syntax, against glibc reading the same TZ string. ---- */
 
 static void test_footer_rules(void)
@@ -820,6 +980,33 @@ static void test_speed(void)
                 sum % 10);
         cron_free(c);
     }
+    /* The slowest places: next to changes, where the search starts earlier
+     * or a whole skipped day is crossed. */
+    static const struct {
+        const char *expr, *zone;
+        long long after;
+    } near[] = {
+        {"* * * * *", "Europe/Paris", 1792889100},        /* 2026-10-25 00:45 UTC, in the fold */
+        {"* * * * *", "Australia/Lord_Howe", 1775314800}, /* 2026-04-04 15:00 UTC */
+        {"* * * * *", "Pacific/Apia", 1325239199},        /* just before the skipped day */
+        {"* * 30 12 *", "Pacific/Apia", 1325196000},      /* only the skipped day matches */
+        {"59 23 31 12 *", "Pacific/Apia", 1325196000},
+    };
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        struct cron *c = parse(near[i].expr, near[i].zone);
+        struct timespec a, b;
+        long long sum = 0;
+        int count = 2000;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (int k = 0; k < count; k++)
+            sum += cron_next(c, near[i].after + k % 60) + cron_prev(c, near[i].after + k % 60);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 /
+                    count / 2;
+        fprintf(stderr, "cron_next/prev(\"%s\" %s near a change): %.2f us per call (%lld)\n",
+                near[i].expr, near[i].zone, us, sum % 10);
+        cron_free(c);
+    }
 }
 
 int main(void)
@@ -841,6 +1028,7 @@ int main(void)
     RUN(test_footer_2050);
     RUN(test_offsets_vs_glibc);
     RUN(test_resolve);
+    RUN(test_oracle);
     RUN(test_bad_names);
     RUN(test_unknown_and_bad_files);
     setenv("TZDIR", tmpdir, 1);
