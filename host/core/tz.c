@@ -23,6 +23,9 @@
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
 /* RFC 8536 §3.2: UT offsets lie within (-25 h, +26 h). */
 #define TZ_OFFSET_LIMIT (26L * 3600)
+/* Instants beyond ±2^52 s (142 million years) count as that bound, so no
+ * date arithmetic can overflow. */
+#define TZ_T_LIMIT (1LL << 52)
 /* tz_resolve looks this far either side of a wall time for its instants. */
 #define TZ_RESOLVE_SPAN (27LL * 3600)
 
@@ -305,11 +308,17 @@ static long long rule_next(const struct tz_rule *r, long long t)
 
 /* ---- Lookups. ---- */
 
+static long long clamp_t(long long t)
+{
+    return t < -TZ_T_LIMIT ? -TZ_T_LIMIT : t > TZ_T_LIMIT ? TZ_T_LIMIT : t;
+}
+
 /* The offset and dst flag in effect at t. */
 static void zone_lookup(const struct tz *z, long long t, long *off, int *isdst)
 {
     size_t n = z->ntrans;
     const struct tz_type *ty;
+    t = clamp_t(t);
     if (n == 0 || t >= z->trans[n - 1]) {
         if (z->has_rule) {
             rule_lookup(&z->rule, t, off, isdst);
@@ -351,6 +360,7 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
     long off;
     int isdst, m, d;
     long long y;
+    t = clamp_t(t);
     zone_lookup(z, t, &off, &isdst);
     long long w = t + off;
     long long days = floor_div(w, 86400), secs = w - days * 86400;
@@ -371,6 +381,9 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
 long long tz_next_transition(const struct tz *z, long long t)
 {
     size_t n = z->ntrans;
+    if (t >= TZ_T_LIMIT)
+        return LLONG_MAX;
+    t = clamp_t(t);
     if (n > 0 && t < z->trans[n - 1]) {
         size_t lo = 0, hi = n - 1; /* the first transition > t is in [lo, hi] */
         while (lo < hi) {
@@ -388,6 +401,7 @@ long long tz_next_transition(const struct tz *z, long long t)
 int tz_resolve(const struct tz *z, long long wall, long long out[2], long long *gap_end)
 {
     int count = 0;
+    wall = clamp_t(wall);
     long long s = wall - TZ_RESOLVE_SPAN, hi = wall + TZ_RESOLVE_SPAN;
     long off = tz_offset(z, s);
     *gap_end = -1;

@@ -5,6 +5,7 @@
  * plain pointers and never free them. Instants are Unix seconds; "wall" times
  * are local clock readings counted as seconds since 1970-01-01 00:00 as if
  * the zone were UTC (so a wall time minus the UTC offset is the instant).
+ * Instants beyond ±2^52 s (142 million years) are read as that bound.
  */
 #ifndef CLIQHOST_TZ_H
 #define CLIQHOST_TZ_H

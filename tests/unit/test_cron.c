@@ -835,6 +835,29 @@ static void test_footer_rules(void)
         CHECK_INT(tz_offset(z, utc(2050, 6, 1, 0, 0)), 19800);
 }
 
+/* Instants at the ends of the range give answers, not overflows (the
+ * UBSan build checks). */
+static void test_extremes(void)
+{
+    const char *zones[] = {"Europe/Paris", "UTC", "Australia/Lord_Howe"};
+    long long ts[] = {LLONG_MIN, LLONG_MIN + 1, -(1LL << 53), 1LL << 53, LLONG_MAX - 1, LLONG_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        const struct tz *z = zone(zones[i]);
+        if (!z)
+            continue;
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+            struct tm tm;
+            long long out[2], gap;
+            long off = tz_offset(z, ts[k]);
+            CHECK(off > -26 * 3600 && off < 26 * 3600);
+            tz_local(z, ts[k], &tm);
+            CHECK(tz_next_transition(z, ts[k]) > ts[k] || ts[k] == LLONG_MAX);
+            int n = tz_resolve(z, ts[k], out, &gap);
+            CHECK(n >= 0 && n <= 2);
+        }
+    }
+}
+
 /* ---- Refusals: names and files. ---- */
 
 static void test_bad_names(void)
@@ -1029,6 +1052,7 @@ int main(void)
     RUN(test_offsets_vs_glibc);
     RUN(test_resolve);
     RUN(test_oracle);
+    RUN(test_extremes);
     RUN(test_bad_names);
     RUN(test_unknown_and_bad_files);
     setenv("TZDIR", tmpdir, 1);
