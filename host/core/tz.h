@@ -38,7 +38,8 @@ const char *tz_name(const struct tz *z);
 long tz_offset(const struct tz *z, long long t);
 
 /* Local wall-clock broken-down time of instant t (like localtime_r, but for
- * z; thread-safe). Sets tm_isdst and tm_gmtoff; tm_zone is NULL. */
+ * z; thread-safe). Sets tm_isdst, tm_gmtoff and tm_zone (the abbreviation,
+ * "CEST" or "+0530", borrowed for the life of the process). */
 void tz_local(const struct tz *z, long long t, struct tm *out);
 
 /* The first instant after t at which the zone's offset or daylight-saving flag

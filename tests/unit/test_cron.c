@@ -7,6 +7,7 @@
 #include "core/tz.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -545,13 +546,14 @@ static void test_offsets_vs_glibc(void)
                 mine.tm_mday != theirs.tm_mday || mine.tm_mon != theirs.tm_mon ||
                 mine.tm_year != theirs.tm_year || mine.tm_wday != theirs.tm_wday ||
                 mine.tm_yday != theirs.tm_yday || mine.tm_min != theirs.tm_min ||
-                mine.tm_isdst != theirs.tm_isdst) {
+                mine.tm_isdst != theirs.tm_isdst || strcmp(mine.tm_zone, theirs.tm_zone) != 0) {
                 if (bad++ < 3)
                     fprintf(stderr,
-                            "%s at %lld: mine %ld %02d:%02d dst %d, glibc %ld %02d:%02d "
-                            "dst %d\n",
+                            "%s at %lld: mine %ld %02d:%02d dst %d %s, glibc %ld %02d:%02d "
+                            "dst %d %s\n",
                             zones[i], t, tz_offset(z, t), mine.tm_hour, mine.tm_min, mine.tm_isdst,
-                            theirs.tm_gmtoff, theirs.tm_hour, theirs.tm_min, theirs.tm_isdst);
+                            mine.tm_zone, theirs.tm_gmtoff, theirs.tm_hour, theirs.tm_min,
+                            theirs.tm_isdst, theirs.tm_zone);
             }
         }
         CHECK_INT(bad, 0);
@@ -779,6 +781,16 @@ static void test_footer_rules(void)
                 fprintf(stderr, "%s at %lld: mine %ld glibc %ld\n", rules[i], t, tz_offset(z, t),
                         glibc_offset(rules[i], t));
         CHECK_INT(bad, 0);
+        /* The abbreviations too, in 2055 (January and July). */
+        for (int mo = 1; mo <= 7; mo += 6) {
+            struct tm mine, theirs;
+            time_t tt = (time_t)utc(2055, mo, 15, 12, 0);
+            tz_local(z, utc(2055, mo, 15, 12, 0), &mine);
+            setenv("TZ", rules[i], 1);
+            tzset();
+            localtime_r(&tt, &theirs);
+            CHECK_STR(mine.tm_zone, theirs.tm_zone);
+        }
         /* The transitions are where the offset changes. */
         for (long long t = utc(2030, 1, 1, 0, 0), k = 0; k < 6; k++) {
             long long next = tz_next_transition(z, t);
@@ -858,6 +870,69 @@ static void test_extremes(void)
     }
 }
 
+/* A version 1 file (32-bit data only, no footer): transitions, including
+ * one before 1970, and the last type for ever after. */
+static void test_version1(void)
+{
+    static const unsigned char v1[] = {
+        'T',  'Z',  'i',  'f',  0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0,    0,    0,    0,    0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, /* timecnt */
+        0,    0,    0,    2,                                                    /* typecnt */
+        0,    0,    0,    8,                                                    /* charcnt */
+        0xff, 0xff, 0xfc, 0x18,                                                 /* -1000 */
+        0x3b, 0x9a, 0xca, 0x00,                                                 /* 1000000000 */
+        0x41, 0x90, 0xab, 0x00,                                                 /* 1100000000 */
+        1,    0,    1,                                                          /* their types */
+        0,    0,    0x0e, 0x10, 0,   0,                                         /* +1:00 "AAA" */
+        0,    0,    0x1c, 0x20, 1,   4, /* +2:00 dst "BBB" */
+        'A',  'A',  'A',  0,    'B', 'B', 'B', 0,
+    };
+    write_file("v1", v1, sizeof v1);
+    const struct tz *z = zone("v1");
+    if (!z)
+        return;
+    struct tm tm;
+    CHECK_INT(tz_offset(z, -5000), 3600); /* before the first: type 0 */
+    CHECK_INT(tz_offset(z, -1000), 7200);
+    CHECK_INT(tz_offset(z, 999999999), 7200);
+    CHECK_INT(tz_offset(z, 1000000000), 3600);
+    CHECK_INT(tz_offset(z, 1100000000), 7200);
+    CHECK_INT(tz_offset(z, 4000000000LL), 7200);
+    tz_local(z, 1100000000, &tm);
+    CHECK_STR(tm.tm_zone, "BBB");
+    CHECK_INT(tm.tm_isdst, 1);
+    CHECK_INT(tz_next_transition(z, 0), 1000000000);
+    CHECK_INT(tz_next_transition(z, 1100000000), LLONG_MAX);
+    /* Every prefix is refused. */
+    int accepted = 0;
+    for (size_t len = 0; len < sizeof v1; len++) {
+        write_file("v1cut", v1, len);
+        accepted += tz_get("v1cut", err, sizeof err) != NULL;
+    }
+    CHECK_INT(accepted, 0);
+}
+
+/* Threads asking for the same new zone at once get one zone. */
+static const struct tz *raced[8];
+
+static void *race(void *arg)
+{
+    raced[(intptr_t)arg] = tz_get("Asia/Tokyo", err + 0, 0);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[8];
+    for (intptr_t i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, race, (void *)i);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    CHECK(raced[0] != NULL);
+    for (int i = 1; i < 8; i++)
+        CHECK(raced[i] == raced[0]);
+}
+
 /* ---- Refusals: names and files. ---- */
 
 static void test_bad_names(void)
@@ -906,8 +981,12 @@ static void test_unknown_and_bad_files(void)
     setenv("TZDIR", tmpdir, 1);
     /* UTC needs no file. */
     const struct tz *u = zone("UTC");
-    if (u)
+    if (u) {
+        struct tm tm;
         CHECK_INT(tz_offset(u, 1790000000), 0);
+        tz_local(u, 1790000000, &tm);
+        CHECK_STR(tm.tm_zone, "UTC");
+    }
     CHECK(zone("Etc/UTC") != NULL);
 
     write_file("text", "hello world, this is not a zone file at all, not even close......", 66);
@@ -1053,10 +1132,12 @@ int main(void)
     RUN(test_resolve);
     RUN(test_oracle);
     RUN(test_extremes);
+    RUN(test_threads);
     RUN(test_bad_names);
     RUN(test_unknown_and_bad_files);
     setenv("TZDIR", tmpdir, 1);
     RUN(test_footer_rules);
+    RUN(test_version1);
     unsetenv("TZDIR");
     RUN(test_speed);
     char cmd[600];
