@@ -59,12 +59,6 @@ struct cron {
     char *desc;
 };
 
-static long long floor_div(long long a, long long b)
-{
-    long long q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* ---- Parsing. ---- */
 
 /* What cron_parse is working on, for error messages. */
@@ -351,7 +345,7 @@ const char *cron_describe(const struct cron *c)
 
 static int day_matches(const struct cron *c, long long days, int d)
 {
-    int dow = (int)(((days + 4) % 7 + 7) % 7);
+    int dow = tz_weekday(days);
     int dom_ok = (int)(c->mask[F_DOM] >> d & 1), dow_ok = (int)(c->mask[F_DOW] >> dow & 1);
     if (c->dom_star || c->dow_star)
         return dom_ok && dow_ok;
@@ -376,9 +370,9 @@ static int bit_at_or_below(uint64_t mask, int v)
  * none at or before limit. */
 static long long wall_next(const struct cron *c, long long w, long long limit)
 {
-    w = floor_div(w + 59, 60) * 60;
+    w = tz_floor_div(w + 59, 60) * 60;
     while (w <= limit) {
-        long long days = floor_div(w, 86400), y;
+        long long days = tz_floor_div(w, 86400), y;
         int secs = (int)(w - days * 86400), m, d;
         tz_civil_from_days(days, &y, &m, &d);
         if (!(c->mask[F_MONTH] >> m & 1)) {
@@ -409,9 +403,9 @@ static long long wall_next(const struct cron *c, long long w, long long limit)
  * none at or after limit. */
 static long long wall_prev(const struct cron *c, long long w, long long limit)
 {
-    w = floor_div(w, 60) * 60;
+    w = tz_floor_div(w, 60) * 60;
     while (w >= limit) {
-        long long days = floor_div(w, 86400), y;
+        long long days = tz_floor_div(w, 86400), y;
         int secs = (int)(w - days * 86400), m, d;
         tz_civil_from_days(days, &y, &m, &d);
         if (!(c->mask[F_MONTH] >> m & 1)) {
@@ -475,7 +469,7 @@ long long cron_next(const struct cron *c, long long after)
     if (after < -CRON_T_LIMIT || after > CRON_T_LIMIT)
         return -1;
     if (c->every)
-        return (floor_div(after, c->every) + 1) * c->every;
+        return (tz_floor_div(after, c->every) + 1) * c->every;
     long lo, hi;
     /* A run after `after` whose wall time is before wall(after) is within a
      * day of it, so its wall time is at least after + lo. */
@@ -511,7 +505,7 @@ long long cron_prev(const struct cron *c, long long at)
     if (at < -CRON_T_LIMIT || at > CRON_T_LIMIT)
         return -1;
     if (c->every)
-        return floor_div(at, c->every) * c->every;
+        return tz_floor_div(at, c->every) * c->every;
     long lo, hi;
     /* A run at or before `at` whose wall time is after wall(at) is within a
      * day of it, so its wall time is at most at + hi. */

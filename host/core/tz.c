@@ -94,7 +94,12 @@ void tz_civil_from_days(long long days, long long *y, int *m, int *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-static long long floor_div(long long a, long long b)
+int tz_weekday(long long days)
+{
+    return (int)(((days + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
+}
+
+long long tz_floor_div(long long a, long long b)
 {
     long long q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
@@ -260,7 +265,7 @@ static long long rule_day(const struct tz_date *dt, long long y)
     if (dt->kind == 'N')
         return jan1 + dt->n;
     long long first = tz_days_from_civil(y, dt->m, 1);
-    long long wd = ((first + 4) % 7 + 7) % 7; /* 1970-01-01 was a Thursday */
+    long long wd = tz_weekday(first);
     long long day = first + (dt->d - wd + 7) % 7 + (long long)(dt->w - 1) * 7;
     long long next =
         dt->m == 12 ? tz_days_from_civil(y + 1, 1, 1) : tz_days_from_civil(y, dt->m + 1, 1);
@@ -287,7 +292,7 @@ static void rule_lookup(const struct tz_rule *r, long long t, long *off, int *is
         return;
     long long y;
     int m, d;
-    tz_civil_from_days(floor_div(t + r->std_off, 86400), &y, &m, &d);
+    tz_civil_from_days(tz_floor_div(t + r->std_off, 86400), &y, &m, &d);
     long long start, end;
     rule_year(r, y, &start, &end);
     int dst = start < end ? (t >= start && t < end) : !(t >= end && t < start);
@@ -304,7 +309,7 @@ static long long rule_next(const struct tz_rule *r, long long t)
         return LLONG_MAX;
     long long y, best = LLONG_MAX;
     int m, d;
-    tz_civil_from_days(floor_div(t, 86400), &y, &m, &d);
+    tz_civil_from_days(tz_floor_div(t, 86400), &y, &m, &d);
     for (long long yy = y - 1; yy <= y + 1; yy++) {
         long long start, end;
         rule_year(r, yy, &start, &end);
@@ -376,7 +381,7 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
     t = clamp_t(t);
     zone_lookup(z, t, &off, &isdst, &abbr);
     long long w = t + off;
-    long long days = floor_div(w, 86400), secs = w - days * 86400;
+    long long days = tz_floor_div(w, 86400), secs = w - days * 86400;
     tz_civil_from_days(days, &y, &m, &d);
     memset(out, 0, sizeof *out);
     out->tm_year = (int)(y - 1900);
@@ -385,7 +390,7 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
     out->tm_hour = (int)(secs / 3600);
     out->tm_min = (int)(secs / 60 % 60);
     out->tm_sec = (int)(secs % 60);
-    out->tm_wday = (int)(((days + 4) % 7 + 7) % 7);
+    out->tm_wday = tz_weekday(days);
     out->tm_yday = (int)(days - tz_days_from_civil(y, 1, 1));
     out->tm_isdst = isdst;
     out->tm_gmtoff = off;

@@ -57,5 +57,9 @@ int tz_resolve(const struct tz *z, long long wall, long long out[2], long long *
  * proleptic Gregorian date (month 1-12), and back. */
 long long tz_days_from_civil(long long y, int m, int d);
 void tz_civil_from_days(long long days, long long *y, int *m, int *d);
+/* The weekday (0 Sunday - 6 Saturday) of a day since 1970-01-01. */
+int tz_weekday(long long days);
+/* a / b rounded towards minus infinity (b > 0). */
+long long tz_floor_div(long long a, long long b);
 
 #endif
