@@ -974,6 +974,13 @@ static void test_unknown_and_bad_files(void)
     CHECK_STR(err, "unknown time zone \"Europe\" (/usr/share/zoneinfo/Europe is not a file)");
     CHECK(tz_get("Europe/Paris/x", err, sizeof err) == NULL);
     CHECK_HAS(err, "unknown time zone \"Europe/Paris/x\"");
+    CHECK(tz_get("right/Europe/Paris", err, sizeof err) == NULL);
+    CHECK_HAS(err, "leap-second (\"right/\") zones are not supported");
+    CHECK(tz_get("leapseconds", err, sizeof err) == NULL);
+    CHECK_HAS(err, "it is not a TZif file");
+    const struct tz *gmt5 = zone("Etc/GMT+5"); /* POSIX signs: 5 hours west */
+    if (gmt5)
+        CHECK_INT(tz_offset(gmt5, 1790000000), -5 * 3600);
     /* The same pointer for the same name. */
     const struct tz *paris = zone("Europe/Paris");
     CHECK(tz_get("Europe/Paris", err, sizeof err) == paris);
