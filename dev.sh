@@ -21,7 +21,8 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev libcurl4-openssl-dev libsqlite3-dev libhiredis-dev ca-certificates openssl)
-TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server)
+TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server
+           tzdata)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {

@@ -59,12 +59,6 @@ struct cron {
     char *desc;
 };
 
-static long long floor_div(long long a, long long b)
-{
-    long long q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* ---- Parsing. ---- */
 
 /* What cron_parse is working on, for error messages. */
@@ -351,7 +345,7 @@ const char *cron_describe(const struct cron *c)
 
 static int day_matches(const struct cron *c, long long days, int d)
 {
-    int dow = (int)(((days + 4) % 7 + 7) % 7);
+    int dow = tz_weekday(days);
     int dom_ok = (int)(c->mask[F_DOM] >> d & 1), dow_ok = (int)(c->mask[F_DOW] >> dow & 1);
     if (c->dom_star || c->dow_star)
         return dom_ok && dow_ok;
@@ -376,9 +370,9 @@ static int bit_at_or_below(uint64_t mask, int v)
  * none at or before limit. */
 static long long wall_next(const struct cron *c, long long w, long long limit)
 {
-    w = floor_div(w + 59, 60) * 60;
+    w = tz_floor_div(w + 59, 60) * 60;
     while (w <= limit) {
-        long long days = floor_div(w, 86400), y;
+        long long days = tz_floor_div(w, 86400), y;
         int secs = (int)(w - days * 86400), m, d;
         tz_civil_from_days(days, &y, &m, &d);
         if (!(c->mask[F_MONTH] >> m & 1)) {
@@ -409,9 +403,9 @@ static long long wall_next(const struct cron *c, long long w, long long limit)
  * none at or after limit. */
 static long long wall_prev(const struct cron *c, long long w, long long limit)
 {
-    w = floor_div(w, 60) * 60;
+    w = tz_floor_div(w, 60) * 60;
     while (w >= limit) {
-        long long days = floor_div(w, 86400), y;
+        long long days = tz_floor_div(w, 86400), y;
         int secs = (int)(w - days * 86400), m, d;
         tz_civil_from_days(days, &y, &m, &d);
         if (!(c->mask[F_MONTH] >> m & 1)) {
@@ -438,13 +432,13 @@ static long long wall_prev(const struct cron *c, long long w, long long limit)
 }
 
 /* The instants wall minute w runs at under the daylight-saving rule: 0, 1 or
- * 2, earliest first. */
-static int runs_of_wall(const struct cron *c, long long w, long long out[2])
+ * 2, earliest first. When w is skipped by a change at instant T, sets *gap
+ * to T (else -1): every wall minute the change skips gives the same runs. */
+static int runs_of_wall(const struct cron *c, long long w, long long out[2], long long *gap)
 {
-    long long gap;
-    int n = tz_resolve(c->zone, w, out, &gap);
-    if (n == 0 && gap >= 0 && !c->hour_star) {
-        out[0] = gap;
+    int n = tz_resolve(c->zone, w, out, gap);
+    if (n == 0 && *gap >= 0 && !c->hour_star) {
+        out[0] = *gap;
         return 1;
     }
     if (n == 2 && !c->hour_star)
@@ -475,7 +469,7 @@ long long cron_next(const struct cron *c, long long after)
     if (after < -CRON_T_LIMIT || after > CRON_T_LIMIT)
         return -1;
     if (c->every)
-        return (floor_div(after, c->every) + 1) * c->every;
+        return (tz_floor_div(after, c->every) + 1) * c->every;
     long lo, hi;
     /* A run after `after` whose wall time is before wall(after) is within a
      * day of it, so its wall time is at least after + lo. */
@@ -490,14 +484,17 @@ long long cron_next(const struct cron *c, long long after)
          * near best): once that is past best, nothing earlier can come. */
         if (w == LLONG_MAX || (found && w - best_hi > best))
             break;
-        long long t[2];
-        int n = runs_of_wall(c, w, t);
+        long long t[2], gap;
+        int n = runs_of_wall(c, w, t, &gap);
         for (int i = 0; i < n; i++)
             if (t[i] > after && (!found || t[i] < best)) {
                 best = t[i];
                 found = 1;
                 offset_range(c->zone, best - CRON_SPAN, best, &lo, &best_hi);
             }
+        /* The rest of a skipped stretch (up to a day) gives nothing new. */
+        if (gap >= 0 && gap + tz_offset(c->zone, gap) - 60 > w)
+            w = gap + tz_offset(c->zone, gap) - 60;
         w += 60;
     }
     return best;
@@ -508,7 +505,7 @@ long long cron_prev(const struct cron *c, long long at)
     if (at < -CRON_T_LIMIT || at > CRON_T_LIMIT)
         return -1;
     if (c->every)
-        return floor_div(at, c->every) * c->every;
+        return tz_floor_div(at, c->every) * c->every;
     long lo, hi;
     /* A run at or before `at` whose wall time is after wall(at) is within a
      * day of it, so its wall time is at most at + hi. */
@@ -521,14 +518,16 @@ long long cron_prev(const struct cron *c, long long at)
         w = wall_prev(c, w, limit);
         if (w == LLONG_MIN || (found && w - best_lo < best))
             break;
-        long long t[2];
-        int n = runs_of_wall(c, w, t);
+        long long t[2], gap;
+        int n = runs_of_wall(c, w, t, &gap);
         for (int i = 0; i < n; i++)
             if (t[i] <= at && (!found || t[i] > best)) {
                 best = t[i];
                 found = 1;
                 offset_range(c->zone, best, best + CRON_SPAN, &best_lo, &hi);
             }
+        if (gap >= 0 && gap + tz_offset(c->zone, gap - 1) < w)
+            w = gap + tz_offset(c->zone, gap - 1);
         w -= 60;
     }
     return best;

@@ -21,8 +21,13 @@
 #include <unistd.h>
 
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
+/* Zone abbreviations kept ("CEST", "+0530"); longer ones are cut. */
+#define TZ_ABBR_MAX 15
 /* RFC 8536 §3.2: UT offsets lie within (-25 h, +26 h). */
 #define TZ_OFFSET_LIMIT (26L * 3600)
+/* Instants beyond ±2^52 s (142 million years) count as that bound, so no
+ * date arithmetic can overflow. */
+#define TZ_T_LIMIT (1LL << 52)
 /* tz_resolve looks this far either side of a wall time for its instants. */
 #define TZ_RESOLVE_SPAN (27LL * 3600)
 
@@ -39,12 +44,14 @@ struct tz_date {
 struct tz_rule {
     long std_off, dst_off;
     int has_dst;
+    char std_abbr[TZ_ABBR_MAX + 1], dst_abbr[TZ_ABBR_MAX + 1];
     struct tz_date start, end;
 };
 
 struct tz_type {
     long utoff;
     int isdst;
+    char abbr[TZ_ABBR_MAX + 1]; /* "CET"; longer ones are cut */
 };
 
 struct tz {
@@ -87,7 +94,12 @@ void tz_civil_from_days(long long days, long long *y, int *m, int *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-static long long floor_div(long long a, long long b)
+int tz_weekday(long long days)
+{
+    return (int)(((days + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
+}
+
+long long tz_floor_div(long long a, long long b)
 {
     long long q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
@@ -100,26 +112,29 @@ static int is_leap(long long y)
 
 /* ---- POSIX TZ strings (the TZif footer). ---- */
 
-/* Parses a zone abbreviation: <...> or three or more letters. */
-static int rule_name(const char **p)
+/* Parses a zone abbreviation: <...> or three or more letters, copied to
+ * abbr (cut to TZ_ABBR_MAX). */
+static int rule_name(const char **p, char *abbr)
 {
     const char *s = *p;
     size_t n = 0;
-    if (*s == '<') {
+    int quoted = *s == '<';
+    if (quoted) {
         s++;
-        while ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-               *s == '+' || *s == '-')
-            s++, n++;
-        if (*s != '>' || n < 3)
+        while ((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+               (s[n] >= '0' && s[n] <= '9') || s[n] == '+' || s[n] == '-')
+            n++;
+        if (s[n] != '>')
             return -1;
-        *p = s + 1;
-        return 0;
+    } else {
+        while ((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z'))
+            n++;
     }
-    while ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z'))
-        s++, n++;
     if (n < 3)
         return -1;
-    *p = s;
+    memcpy(abbr, s, n < TZ_ABBR_MAX ? n : TZ_ABBR_MAX);
+    abbr[n < TZ_ABBR_MAX ? n : TZ_ABBR_MAX] = '\0';
+    *p = s + n + quoted;
     return 0;
 }
 
@@ -214,12 +229,12 @@ static int rule_parse(const char *text, size_t n, struct tz_rule *r)
     const char *s = buf;
     long off;
     memset(r, 0, sizeof *r);
-    if (rule_name(&s) < 0 || rule_hms(&s, 24, &off) < 0)
+    if (rule_name(&s, r->std_abbr) < 0 || rule_hms(&s, 24, &off) < 0)
         return -1;
     r->std_off = -off;
     if (*s == '\0')
         return 0;
-    if (rule_name(&s) < 0)
+    if (rule_name(&s, r->dst_abbr) < 0)
         return -1;
     r->has_dst = 1;
     r->dst_off = r->std_off + 3600;
@@ -250,7 +265,7 @@ static long long rule_day(const struct tz_date *dt, long long y)
     if (dt->kind == 'N')
         return jan1 + dt->n;
     long long first = tz_days_from_civil(y, dt->m, 1);
-    long long wd = ((first + 4) % 7 + 7) % 7; /* 1970-01-01 was a Thursday */
+    long long wd = tz_weekday(first);
     long long day = first + (dt->d - wd + 7) % 7 + (long long)(dt->w - 1) * 7;
     long long next =
         dt->m == 12 ? tz_days_from_civil(y + 1, 1, 1) : tz_days_from_civil(y, dt->m + 1, 1);
@@ -267,21 +282,24 @@ static void rule_year(const struct tz_rule *r, long long y, long long *start, lo
     *end = rule_day(&r->end, y) * 86400 + r->end.time - r->dst_off;
 }
 
-static void rule_lookup(const struct tz_rule *r, long long t, long *off, int *isdst)
+static void rule_lookup(const struct tz_rule *r, long long t, long *off, int *isdst,
+                        const char **abbr)
 {
     *off = r->std_off;
     *isdst = 0;
+    *abbr = r->std_abbr;
     if (!r->has_dst)
         return;
     long long y;
     int m, d;
-    tz_civil_from_days(floor_div(t + r->std_off, 86400), &y, &m, &d);
+    tz_civil_from_days(tz_floor_div(t + r->std_off, 86400), &y, &m, &d);
     long long start, end;
     rule_year(r, y, &start, &end);
     int dst = start < end ? (t >= start && t < end) : !(t >= end && t < start);
     if (dst) {
         *off = r->dst_off;
         *isdst = 1;
+        *abbr = r->dst_abbr;
     }
 }
 
@@ -291,7 +309,7 @@ static long long rule_next(const struct tz_rule *r, long long t)
         return LLONG_MAX;
     long long y, best = LLONG_MAX;
     int m, d;
-    tz_civil_from_days(floor_div(t, 86400), &y, &m, &d);
+    tz_civil_from_days(tz_floor_div(t, 86400), &y, &m, &d);
     for (long long yy = y - 1; yy <= y + 1; yy++) {
         long long start, end;
         rule_year(r, yy, &start, &end);
@@ -305,14 +323,20 @@ static long long rule_next(const struct tz_rule *r, long long t)
 
 /* ---- Lookups. ---- */
 
-/* The offset and dst flag in effect at t. */
-static void zone_lookup(const struct tz *z, long long t, long *off, int *isdst)
+static long long clamp_t(long long t)
+{
+    return t < -TZ_T_LIMIT ? -TZ_T_LIMIT : t > TZ_T_LIMIT ? TZ_T_LIMIT : t;
+}
+
+/* The offset, dst flag and abbreviation in effect at t. */
+static void zone_lookup(const struct tz *z, long long t, long *off, int *isdst, const char **abbr)
 {
     size_t n = z->ntrans;
     const struct tz_type *ty;
+    t = clamp_t(t);
     if (n == 0 || t >= z->trans[n - 1]) {
         if (z->has_rule) {
-            rule_lookup(&z->rule, t, off, isdst);
+            rule_lookup(&z->rule, t, off, isdst, abbr);
             return;
         }
         ty = &z->types[n ? z->trans_type[n - 1] : 0];
@@ -331,6 +355,7 @@ static void zone_lookup(const struct tz *z, long long t, long *off, int *isdst)
     }
     *off = ty->utoff;
     *isdst = ty->isdst;
+    *abbr = ty->abbr;
 }
 
 const char *tz_name(const struct tz *z)
@@ -342,7 +367,8 @@ long tz_offset(const struct tz *z, long long t)
 {
     long off;
     int isdst;
-    zone_lookup(z, t, &off, &isdst);
+    const char *abbr;
+    zone_lookup(z, t, &off, &isdst, &abbr);
     return off;
 }
 
@@ -351,9 +377,11 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
     long off;
     int isdst, m, d;
     long long y;
-    zone_lookup(z, t, &off, &isdst);
+    const char *abbr;
+    t = clamp_t(t);
+    zone_lookup(z, t, &off, &isdst, &abbr);
     long long w = t + off;
-    long long days = floor_div(w, 86400), secs = w - days * 86400;
+    long long days = tz_floor_div(w, 86400), secs = w - days * 86400;
     tz_civil_from_days(days, &y, &m, &d);
     memset(out, 0, sizeof *out);
     out->tm_year = (int)(y - 1900);
@@ -362,15 +390,19 @@ void tz_local(const struct tz *z, long long t, struct tm *out)
     out->tm_hour = (int)(secs / 3600);
     out->tm_min = (int)(secs / 60 % 60);
     out->tm_sec = (int)(secs % 60);
-    out->tm_wday = (int)(((days + 4) % 7 + 7) % 7);
+    out->tm_wday = tz_weekday(days);
     out->tm_yday = (int)(days - tz_days_from_civil(y, 1, 1));
     out->tm_isdst = isdst;
     out->tm_gmtoff = off;
+    out->tm_zone = abbr;
 }
 
 long long tz_next_transition(const struct tz *z, long long t)
 {
     size_t n = z->ntrans;
+    if (t >= TZ_T_LIMIT)
+        return LLONG_MAX;
+    t = clamp_t(t);
     if (n > 0 && t < z->trans[n - 1]) {
         size_t lo = 0, hi = n - 1; /* the first transition > t is in [lo, hi] */
         while (lo < hi) {
@@ -388,6 +420,7 @@ long long tz_next_transition(const struct tz *z, long long t)
 int tz_resolve(const struct tz *z, long long wall, long long out[2], long long *gap_end)
 {
     int count = 0;
+    wall = clamp_t(wall);
     long long s = wall - TZ_RESOLVE_SPAN, hi = wall + TZ_RESOLVE_SPAN;
     long off = tz_offset(z, s);
     *gap_end = -1;
@@ -482,8 +515,9 @@ static const char *read_block(struct rd *r, const struct tzif_header *h, size_t 
     const unsigned char *times = rd_take(r, (size_t)h->timecnt * tsize);
     const unsigned char *idx = rd_take(r, h->timecnt);
     const unsigned char *types = rd_take(r, (size_t)h->typecnt * 6);
-    if (size == 0 || !times || !idx || !types ||
-        !rd_take(r, size - (size_t)h->timecnt * (tsize + 1) - (size_t)h->typecnt * 6))
+    const unsigned char *chars = rd_take(r, h->charcnt);
+    if (size == 0 || !times || !idx || !types || !chars ||
+        !rd_take(r, size - (size_t)h->timecnt * (tsize + 1) - (size_t)h->typecnt * 6 - h->charcnt))
         return "it is truncated";
     z->ntrans = h->timecnt;
     z->ntypes = h->typecnt;
@@ -506,6 +540,11 @@ static const char *read_block(struct rd *r, const struct tzif_header *h, size_t 
             return "a daylight-saving flag is neither 0 nor 1";
         z->types[i].utoff = off;
         z->types[i].isdst = types[6 * i + 4];
+        size_t at = types[6 * i + 5];
+        if (at >= h->charcnt)
+            return "an abbreviation is outside its characters";
+        for (size_t k = 0; k < TZ_ABBR_MAX && at + k < h->charcnt && chars[at + k]; k++)
+            z->types[i].abbr[k] = (char)chars[at + k];
     }
     return NULL;
 }
@@ -658,6 +697,7 @@ static struct tz *zone_utc(const char *name)
     struct tz *z = xcalloc(1, sizeof *z);
     z->name = xstrdup(name);
     z->types = xcalloc(1, sizeof *z->types);
+    memcpy(z->types[0].abbr, "UTC", 4);
     z->ntypes = 1;
     return z;
 }

@@ -5,6 +5,7 @@
  * plain pointers and never free them. Instants are Unix seconds; "wall" times
  * are local clock readings counted as seconds since 1970-01-01 00:00 as if
  * the zone were UTC (so a wall time minus the UTC offset is the instant).
+ * Instants beyond ±2^52 s (142 million years) are read as that bound.
  */
 #ifndef CLIQHOST_TZ_H
 #define CLIQHOST_TZ_H
@@ -37,7 +38,8 @@ const char *tz_name(const struct tz *z);
 long tz_offset(const struct tz *z, long long t);
 
 /* Local wall-clock broken-down time of instant t (like localtime_r, but for
- * z; thread-safe). Sets tm_isdst and tm_gmtoff; tm_zone is NULL. */
+ * z; thread-safe). Sets tm_isdst, tm_gmtoff and tm_zone (the abbreviation,
+ * "CEST" or "+0530", borrowed for the life of the process). */
 void tz_local(const struct tz *z, long long t, struct tm *out);
 
 /* The first instant after t at which the zone's offset or daylight-saving flag
@@ -55,5 +57,9 @@ int tz_resolve(const struct tz *z, long long wall, long long out[2], long long *
  * proleptic Gregorian date (month 1-12), and back. */
 long long tz_days_from_civil(long long y, int m, int d);
 void tz_civil_from_days(long long days, long long *y, int *m, int *d);
+/* The weekday (0 Sunday - 6 Saturday) of a day since 1970-01-01. */
+int tz_weekday(long long days);
+/* a / b rounded towards minus infinity (b > 0). */
+long long tz_floor_div(long long a, long long b);
 
 #endif

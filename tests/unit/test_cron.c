@@ -7,6 +7,7 @@
 #include "core/tz.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -545,13 +546,14 @@ static void test_offsets_vs_glibc(void)
                 mine.tm_mday != theirs.tm_mday || mine.tm_mon != theirs.tm_mon ||
                 mine.tm_year != theirs.tm_year || mine.tm_wday != theirs.tm_wday ||
                 mine.tm_yday != theirs.tm_yday || mine.tm_min != theirs.tm_min ||
-                mine.tm_isdst != theirs.tm_isdst) {
+                mine.tm_isdst != theirs.tm_isdst || strcmp(mine.tm_zone, theirs.tm_zone) != 0) {
                 if (bad++ < 3)
                     fprintf(stderr,
-                            "%s at %lld: mine %ld %02d:%02d dst %d, glibc %ld %02d:%02d "
-                            "dst %d\n",
+                            "%s at %lld: mine %ld %02d:%02d dst %d %s, glibc %ld %02d:%02d "
+                            "dst %d %s\n",
                             zones[i], t, tz_offset(z, t), mine.tm_hour, mine.tm_min, mine.tm_isdst,
-                            theirs.tm_gmtoff, theirs.tm_hour, theirs.tm_min, theirs.tm_isdst);
+                            mine.tm_zone, theirs.tm_gmtoff, theirs.tm_hour, theirs.tm_min,
+                            theirs.tm_isdst, theirs.tm_zone);
             }
         }
         CHECK_INT(bad, 0);
@@ -587,6 +589,166 @@ static void test_resolve(void)
     }
 }
 
+/* ---- Against an oracle built on glibc's localtime. ---- */
+
+/* An expression and the same schedule written as a predicate on a local
+ * time, so the oracle shares no code with cron. */
+struct oracle_case {
+    const char *expr;
+    int hour_star;
+    int (*match)(const struct tm *l);
+};
+
+static int m_0230(const struct tm *l)
+{
+    return l->tm_min == 30 && l->tm_hour == 2;
+}
+static int m_q(const struct tm *l)
+{
+    return l->tm_min % 15 == 0;
+}
+static int m_hourly(const struct tm *l)
+{
+    return l->tm_min == 0;
+}
+static int m_10_1to3(const struct tm *l)
+{
+    return l->tm_min % 10 == 0 && l->tm_hour >= 1 && l->tm_hour <= 3;
+}
+static int m_45(const struct tm *l)
+{
+    return l->tm_min == 45;
+}
+static int m_sunday_nights(const struct tm *l)
+{
+    return (l->tm_min == 0 || l->tm_min == 30) && l->tm_hour <= 4 && l->tm_wday == 0;
+}
+static int m_or_rule(const struct tm *l)
+{
+    return l->tm_min == 15 && l->tm_hour == 2 && (l->tm_mday <= 7 || l->tm_wday == 0);
+}
+static int m_hour2(const struct tm *l)
+{
+    return l->tm_hour == 2;
+}
+static int m_7(const struct tm *l)
+{
+    return l->tm_min % 7 == 0;
+}
+static int m_midnight(const struct tm *l)
+{
+    return l->tm_min == 0 && l->tm_hour == 0;
+}
+
+static const struct oracle_case oracle_cases[] = {
+    {"30 2 * * *", 0, m_0230},        {"*/15 * * * *", 1, m_q},
+    {"0 * * * *", 1, m_hourly},       {"*/10 1-3 * * *", 0, m_10_1to3},
+    {"45 * * * *", 1, m_45},          {"0,30 0-4 * * 0", 0, m_sunday_nights},
+    {"15 2 1-7 * sun", 0, m_or_rule}, {"* 2 * * *", 0, m_hour2},
+    {"*/7 * * * *", 1, m_7},          {"0 0 * * *", 0, m_midnight},
+};
+
+static long long oracle_runs[8000];
+
+/* The runs of oc over [from, to) by the rule in cron.h, from glibc: every
+ * real minute whose local time matches (only the first of a repeated local
+ * time unless the hour is `*`), and for a forward change the instant of the
+ * change when a skipped local minute matches (unless the hour is `*`). TZ is
+ * set by the caller. */
+static int oracle(const struct oracle_case *oc, long long from, long long to)
+{
+    int n = 0;
+    for (long long t = from; t < to && n < 8000; t += 60) {
+        time_t tt = (time_t)t, prev = (time_t)(t - 60);
+        struct tm l, lp;
+        localtime_r(&tt, &l);
+        localtime_r(&prev, &lp);
+        int run = 0;
+        if (l.tm_gmtoff > lp.tm_gmtoff && !oc->hour_star) {
+            /* The local minutes from lp's wall + 60 up to l's wall are skipped. */
+            for (long long w = t + lp.tm_gmtoff; w < t + l.tm_gmtoff; w += 60) {
+                time_t wt = (time_t)w;
+                struct tm s;
+                gmtime_r(&wt, &s);
+                run |= oc->match(&s);
+            }
+        }
+        if (oc->match(&l)) {
+            /* A repeat of an earlier local time: that instant is earlier by
+             * the difference of the offsets. */
+            int repeat = 0;
+            for (long long back = 15 * 60; back <= 3 * 3600 && !repeat; back += 15 * 60) {
+                time_t e = (time_t)(t - back);
+                struct tm le;
+                localtime_r(&e, &le);
+                repeat = t - back + le.tm_gmtoff == t + l.tm_gmtoff;
+            }
+            run |= !repeat || oc->hour_star;
+        }
+        if (run)
+            oracle_runs[n++] = t;
+    }
+    return n;
+}
+
+static void test_oracle(void)
+{
+    static const struct {
+        const char *zone;
+        int year;
+    } zones[] = {
+        {"Europe/Paris", 2026},     {"America/New_York", 2026}, {"Australia/Lord_Howe", 2026},
+        {"Australia/Sydney", 2026}, {"Pacific/Apia", 2011},     {"America/Sao_Paulo", 2018},
+        {"America/Havana", 2026},   {"Europe/Paris", 2050},     {"Asia/Tehran", 2021},
+        {"Europe/Moscow", 2011},    {"Europe/Moscow", 2014},
+    };
+    static long long mine[8000];
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        const struct tz *z = zone(zones[i].zone);
+        if (!z)
+            continue;
+        setenv("TZ", zones[i].zone, 1);
+        tzset();
+        /* The offset changes of that year, found hourly by glibc. */
+        long long start = utc(zones[i].year, 1, 1, 0, 0), end = utc(zones[i].year + 1, 1, 1, 0, 0);
+        int changes = 0;
+        for (long long h = start; h < end; h += 3600) {
+            time_t a = (time_t)h, b = (time_t)(h + 3600);
+            struct tm la, lb;
+            localtime_r(&a, &la);
+            localtime_r(&b, &lb);
+            if (la.tm_gmtoff == lb.tm_gmtoff)
+                continue;
+            changes++;
+            long long from = h - 36 * 3600, to = h + 36 * 3600;
+            for (size_t k = 0; k < sizeof oracle_cases / sizeof oracle_cases[0]; k++) {
+                const struct oracle_case *oc = &oracle_cases[k];
+                setenv("TZ", zones[i].zone, 1);
+                tzset();
+                int want = oracle(oc, from, to);
+                struct cron *c = parse(oc->expr, zones[i].zone);
+                int got = runs(c, from, to, mine, 8000);
+                cron_free(c);
+                int same = got == want;
+                for (int j = 0; same && j < got; j++)
+                    same = mine[j] == oracle_runs[j];
+                if (!same) {
+                    fprintf(stderr, "%s in %s around %lld: %d runs, oracle %d\n", oc->expr,
+                            zones[i].zone, h, got, want);
+                    for (int j = 0; j < got || j < want; j++)
+                        if (j >= got || j >= want || mine[j] != oracle_runs[j]) {
+                            fprintf(stderr, "  first difference: %lld vs %lld\n",
+                                    j < got ? mine[j] : -1, j < want ? oracle_runs[j] : -1);
+                            break;
+                        }
+                }
+                CHECK(same);
+            }
+        }
+        CHECK(changes >= 1);
+    }
+}
+
 /* ---- The footer rule syntax, against glibc reading the same TZ string. ---- */
 
 static void test_footer_rules(void)
@@ -619,6 +781,16 @@ static void test_footer_rules(void)
                 fprintf(stderr, "%s at %lld: mine %ld glibc %ld\n", rules[i], t, tz_offset(z, t),
                         glibc_offset(rules[i], t));
         CHECK_INT(bad, 0);
+        /* The abbreviations too, in 2055 (January and July). */
+        for (int mo = 1; mo <= 7; mo += 6) {
+            struct tm mine, theirs;
+            time_t tt = (time_t)utc(2055, mo, 15, 12, 0);
+            tz_local(z, utc(2055, mo, 15, 12, 0), &mine);
+            setenv("TZ", rules[i], 1);
+            tzset();
+            localtime_r(&tt, &theirs);
+            CHECK_STR(mine.tm_zone, theirs.tm_zone);
+        }
         /* The transitions are where the offset changes. */
         for (long long t = utc(2030, 1, 1, 0, 0), k = 0; k < 6; k++) {
             long long next = tz_next_transition(z, t);
@@ -675,6 +847,92 @@ static void test_footer_rules(void)
         CHECK_INT(tz_offset(z, utc(2050, 6, 1, 0, 0)), 19800);
 }
 
+/* Instants at the ends of the range give answers, not overflows (the
+ * UBSan build checks). */
+static void test_extremes(void)
+{
+    const char *zones[] = {"Europe/Paris", "UTC", "Australia/Lord_Howe"};
+    long long ts[] = {LLONG_MIN, LLONG_MIN + 1, -(1LL << 53), 1LL << 53, LLONG_MAX - 1, LLONG_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        const struct tz *z = zone(zones[i]);
+        if (!z)
+            continue;
+        for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+            struct tm tm;
+            long long out[2], gap;
+            long off = tz_offset(z, ts[k]);
+            CHECK(off > -26 * 3600 && off < 26 * 3600);
+            tz_local(z, ts[k], &tm);
+            CHECK(tz_next_transition(z, ts[k]) > ts[k] || ts[k] == LLONG_MAX);
+            int n = tz_resolve(z, ts[k], out, &gap);
+            CHECK(n >= 0 && n <= 2);
+        }
+    }
+}
+
+/* A version 1 file (32-bit data only, no footer): transitions, including
+ * one before 1970, and the last type for ever after. */
+static void test_version1(void)
+{
+    static const unsigned char v1[] = {
+        'T',  'Z',  'i',  'f',  0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0,    0,    0,    0,    0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, /* timecnt */
+        0,    0,    0,    2,                                                    /* typecnt */
+        0,    0,    0,    8,                                                    /* charcnt */
+        0xff, 0xff, 0xfc, 0x18,                                                 /* -1000 */
+        0x3b, 0x9a, 0xca, 0x00,                                                 /* 1000000000 */
+        0x41, 0x90, 0xab, 0x00,                                                 /* 1100000000 */
+        1,    0,    1,                                                          /* their types */
+        0,    0,    0x0e, 0x10, 0,   0,                                         /* +1:00 "AAA" */
+        0,    0,    0x1c, 0x20, 1,   4, /* +2:00 dst "BBB" */
+        'A',  'A',  'A',  0,    'B', 'B', 'B', 0,
+    };
+    write_file("v1", v1, sizeof v1);
+    const struct tz *z = zone("v1");
+    if (!z)
+        return;
+    struct tm tm;
+    CHECK_INT(tz_offset(z, -5000), 3600); /* before the first: type 0 */
+    CHECK_INT(tz_offset(z, -1000), 7200);
+    CHECK_INT(tz_offset(z, 999999999), 7200);
+    CHECK_INT(tz_offset(z, 1000000000), 3600);
+    CHECK_INT(tz_offset(z, 1100000000), 7200);
+    CHECK_INT(tz_offset(z, 4000000000LL), 7200);
+    tz_local(z, 1100000000, &tm);
+    CHECK_STR(tm.tm_zone, "BBB");
+    CHECK_INT(tm.tm_isdst, 1);
+    CHECK_INT(tz_next_transition(z, 0), 1000000000);
+    CHECK_INT(tz_next_transition(z, 1100000000), LLONG_MAX);
+    /* Every prefix is refused. */
+    int accepted = 0;
+    for (size_t len = 0; len < sizeof v1; len++) {
+        write_file("v1cut", v1, len);
+        accepted += tz_get("v1cut", err, sizeof err) != NULL;
+    }
+    CHECK_INT(accepted, 0);
+}
+
+/* Threads asking for the same new zone at once get one zone. */
+static const struct tz *raced[8];
+
+static void *race(void *arg)
+{
+    raced[(intptr_t)arg] = tz_get("Asia/Tokyo", err + 0, 0);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[8];
+    for (intptr_t i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, race, (void *)i);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    CHECK(raced[0] != NULL);
+    for (int i = 1; i < 8; i++)
+        CHECK(raced[i] == raced[0]);
+}
+
 /* ---- Refusals: names and files. ---- */
 
 static void test_bad_names(void)
@@ -716,6 +974,13 @@ static void test_unknown_and_bad_files(void)
     CHECK_STR(err, "unknown time zone \"Europe\" (/usr/share/zoneinfo/Europe is not a file)");
     CHECK(tz_get("Europe/Paris/x", err, sizeof err) == NULL);
     CHECK_HAS(err, "unknown time zone \"Europe/Paris/x\"");
+    CHECK(tz_get("right/Europe/Paris", err, sizeof err) == NULL);
+    CHECK_HAS(err, "leap-second (\"right/\") zones are not supported");
+    CHECK(tz_get("leapseconds", err, sizeof err) == NULL);
+    CHECK_HAS(err, "it is not a TZif file");
+    const struct tz *gmt5 = zone("Etc/GMT+5"); /* POSIX signs: 5 hours west */
+    if (gmt5)
+        CHECK_INT(tz_offset(gmt5, 1790000000), -5 * 3600);
     /* The same pointer for the same name. */
     const struct tz *paris = zone("Europe/Paris");
     CHECK(tz_get("Europe/Paris", err, sizeof err) == paris);
@@ -723,8 +988,12 @@ static void test_unknown_and_bad_files(void)
     setenv("TZDIR", tmpdir, 1);
     /* UTC needs no file. */
     const struct tz *u = zone("UTC");
-    if (u)
+    if (u) {
+        struct tm tm;
         CHECK_INT(tz_offset(u, 1790000000), 0);
+        tz_local(u, 1790000000, &tm);
+        CHECK_STR(tm.tm_zone, "UTC");
+    }
     CHECK(zone("Etc/UTC") != NULL);
 
     write_file("text", "hello world, this is not a zone file at all, not even close......", 66);
@@ -800,26 +1069,39 @@ static void test_unknown_and_bad_files(void)
     free(data);
 }
 
-/* How long cron_next takes, printed, never asserted. */
+/* Prints the mean time of cron_next and cron_prev for expr in zone from 2000
+ * instants `after`, after + step, ...; never asserted. */
+static void time_calls(const char *expr, const char *zname, long long after, long long step)
+{
+    struct cron *c = parse(expr, zname);
+    struct timespec a, b;
+    long long sum = 0;
+    int count = 2000;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int k = 0; k < count; k++)
+        sum += cron_next(c, after + k * step) + cron_prev(c, after + k * step);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double us =
+        ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / (2 * count);
+    fprintf(stderr, "cron_next/prev(\"%s\" %s from %lld): %.2f us per call (%lld)\n", expr, zname,
+            after, us, sum % 10);
+    cron_free(c);
+}
+
+/* How long cron_next and cron_prev take, printed, never asserted. */
 static void test_speed(void)
 {
     const char *exprs[] = {"* * * * *",  "0 9 * * 1-5",  "30 2 * * *",  "0 0 29 2 *",
                            "0 0 30 2 *", "*/15 * * * *", "0 0 13 * fri"};
-    for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
-        struct cron *c = parse(exprs[i], "Europe/Paris");
-        struct timespec a, b;
-        long long sum = 0;
-        int count = 2000;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        for (int k = 0; k < count; k++)
-            sum += cron_next(c, utc(2026, 1, 1, 0, 0) + k * 86413LL);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        double us =
-            ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / count;
-        fprintf(stderr, "cron_next(\"%s\" Europe/Paris): %.2f us per call (%lld)\n", exprs[i], us,
-                sum % 10);
-        cron_free(c);
-    }
+    for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++)
+        time_calls(exprs[i], "Europe/Paris", utc(2026, 1, 1, 0, 0), 86413);
+    /* The slowest places: next to changes, where the search starts earlier
+     * or a whole skipped day is crossed. */
+    time_calls("* * * * *", "Europe/Paris", 1792889100, 1); /* 2026-10-25 00:45 UTC, the fold */
+    time_calls("* * * * *", "Australia/Lord_Howe", 1775314800, 1); /* 2026-04-04 15:00 UTC */
+    time_calls("* * * * *", "Pacific/Apia", 1325239199, 0);        /* before the skipped day */
+    time_calls("* * 30 12 *", "Pacific/Apia", 1325196000, 1); /* only the skipped day matches */
+    time_calls("59 23 31 12 *", "Pacific/Apia", 1325196000, 1);
 }
 
 int main(void)
@@ -841,10 +1123,14 @@ int main(void)
     RUN(test_footer_2050);
     RUN(test_offsets_vs_glibc);
     RUN(test_resolve);
+    RUN(test_oracle);
+    RUN(test_extremes);
+    RUN(test_threads);
     RUN(test_bad_names);
     RUN(test_unknown_and_bad_files);
     setenv("TZDIR", tmpdir, 1);
     RUN(test_footer_rules);
+    RUN(test_version1);
     unsetenv("TZDIR");
     RUN(test_speed);
     char cmd[600];
