@@ -98,8 +98,40 @@ struct schedules_runner {
     size_t nruns;
 };
 
+/* The schedules' clock: the wall clock; for tests, CLIQHOST_SCHEDULE_CLOCK
+ * = "<Unix seconds>[x<speed>]" starts it at that instant when the host
+ * starts and runs it `speed` times faster (a day's ticks, a change of
+ * daylight-saving time, in seconds). Only the schedules see it. */
+static long long clock_start_ms, clock_base_mono;
+static long clock_speed = 1;
+static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_setup(void)
+{
+    const char *v = getenv("CLIQHOST_SCHEDULE_CLOCK");
+    if (!v || !*v)
+        return;
+    char *end;
+    long long at = strtoll(v, &end, 10);
+    long speed = 1;
+    if (*end == 'x')
+        speed = strtol(end + 1, &end, 10);
+    if (*end || at <= 0 || speed < 1 || speed > 100000) {
+        log_msg(LOG_ERROR, NULL,
+                "CLIQHOST_SCHEDULE_CLOCK=\"%s\" is not <Unix seconds>[x<speed>]; ignored", v);
+        return;
+    }
+    clock_start_ms = at * 1000;
+    clock_base_mono = sched_clock_ms();
+    clock_speed = speed;
+    log_msg(LOG_WARN, NULL, "schedules run on a test clock: CLIQHOST_SCHEDULE_CLOCK=%s", v);
+}
+
 static long long wall_ms(void)
 {
+    pthread_once(&clock_once, clock_setup);
+    if (clock_start_ms)
+        return clock_start_ms + (sched_clock_ms() - clock_base_mono) * clock_speed;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -590,7 +622,7 @@ static void arm(struct schedules_runner *r)
     pthread_mutex_unlock(&s->mu);
     if (wait < 0)
         wait = 0;
-    r->timer = sched_timer_add(r->sched, wait + 2, on_timer, r);
+    r->timer = sched_timer_add(r->sched, (wait + 2 + clock_speed - 1) / clock_speed, on_timer, r);
 }
 
 static void on_timer(struct sched *sc, void *ud)

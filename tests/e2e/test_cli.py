@@ -86,7 +86,7 @@ class Check(unittest.TestCase):
     def test_examples_are_clean(self):
         p = run_cli("check", "--scripts", os.path.join(REPO, "scripts"))
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("5 scripts", p.stderr)
+        self.assertIn("7 scripts", p.stderr)
 
     def test_problems_are_file_line_message(self):
         d = tempfile.mkdtemp(prefix="cliqhost-e2e-check-")

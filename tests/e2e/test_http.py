@@ -357,7 +357,7 @@ class BadInput(HostTest):
     def test_wrong_path(self):
         r = self.host.post(b"{}", signature="x", headers={})
         self.assertEqual(r.status, 401)
-        r = self.host.request("POST", "/hooks/cliq", b"{}")
+        r = self.host.request("POST", "/cliq/hooks", b"{}")
         self.assertError(r, 404, "no such path")
         self.assertServing()
 

@@ -67,17 +67,55 @@ static void test_every_catalogue_entry_maps(void)
         CHECK_STR(d.key, expected[i].key);
         CHECK(d.entry != NULL);
     }
-    /* And the catalogue holds nothing this table does not expect. */
+    /* And the catalogue holds nothing this table does not expect, besides
+     * the host's own tasks (test_tasks). */
     size_t n;
     const struct request_catalogue_entry *cat = request_catalogue(&n);
-    CHECK_INT(n, NEXPECTED);
+    CHECK_INT(n, NEXPECTED + 2);
     for (size_t i = 0; i < n; i++) {
+        if (!strcmp(cat[i].type, "schedule") || !strcmp(cat[i].type, "hook"))
+            continue;
         int found = 0;
         for (size_t j = 0; j < NEXPECTED; j++)
             if (!strcmp(cat[i].type, expected[j].type) && !strcmp(cat[i].wire, expected[j].wire))
                 found = 1;
         CHECK(found);
     }
+}
+
+/* Schedules and hooks are the host's own tasks: no Cliq call can name
+ * them, and their names are plain file names. */
+static void test_tasks(void)
+{
+    struct request_dispatch d;
+    char err[256];
+    CHECK_INT(request_map("schedule", "run", "standup", &d, err, sizeof err), -1);
+    CHECK(strstr(err, "unknown request type") != NULL);
+    CHECK_INT(request_map("hook", "receive", "github", &d, err, sizeof err), -1);
+    CHECK_INT(request_map_task("schedule", "standup", &d, err, sizeof err), 0);
+    CHECK_STR(d.script, "schedules/standup.lua");
+    CHECK_STR(d.key, "run");
+    CHECK(d.type == request_type_schedule && request_is_task(d.type));
+    CHECK(d.entry != NULL);
+    CHECK_INT(request_map_task("hook", "alert-manager_2", &d, err, sizeof err), 0);
+    CHECK_STR(d.script, "hooks/alert-manager_2.lua");
+    CHECK_STR(d.key, "receive");
+    CHECK(d.type == request_type_hook);
+    static const char *const bad[] = {
+        "",
+        "../x",
+        "a/b",
+        "a b",
+        ".x",
+        "x.lua",
+        "caf\xc3\xa9",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(request_map_task("hook", bad[i], &d, err, sizeof err), -1);
+        CHECK(strstr(err, "not usable") != NULL);
+    }
+    CHECK_INT(request_map_task("command", "deploy", &d, err, sizeof err), -1);
+    CHECK(strstr(err, "unknown task type") != NULL);
 }
 
 static void test_response_url_handlers(void)
@@ -256,6 +294,7 @@ static void test_bad_bodies(void)
 int main(void)
 {
     RUN(test_every_catalogue_entry_maps);
+    RUN(test_tasks);
     RUN(test_response_url_handlers);
     RUN(test_uncatalogued_handler_still_dispatches);
     RUN(test_names_cannot_leave_the_folder);
