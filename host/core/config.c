@@ -1094,7 +1094,8 @@ static int bad_callback_path(const char *p, const char *why, char *err, size_t e
  * of the host's own endpoints. Returns 0, or -1 with the reason. */
 static int check_callback_path(const char *p, char *err, size_t errlen)
 {
-    static const char *const taken[] = {"/healthz", "/status", "/metrics", "/hooks", "/console"};
+    static const char *const taken[] = {"/healthz", "/status",    "/metrics",
+                                        "/hooks",   "/schedules", "/console"};
     char why[160];
     if (!p) {
         snprintf(err, errlen, "callback_path is not set: give a path such as / or /cliq");

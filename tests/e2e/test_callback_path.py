@@ -110,6 +110,7 @@ class BadValues(unittest.TestCase):
         ("/status", "/status"),
         ("/metrics", "/metrics"),
         ("/hooks/cliq", "/hooks"),
+        ("/schedules", "/schedules"),
         ("/a/../cliq", ". or .. segment"),
         ("/my%20bots", "no %-escapes"),
         ("/caf\u00e9", "has '?'"),
