@@ -18,7 +18,8 @@ import tempfile
 import time
 import unittest
 
-from hostlib import Host, run_cli
+from fake_cliq import FakeCliq, channel_path
+from hostlib import REPO, Host, run_cli
 from redislib import Redis
 
 RAN = r"schedule (\S+) tick=(\S+) outcome=(\S+)"
@@ -351,6 +352,49 @@ class SeveralHosts(unittest.TestCase):
         skips = re.findall(skipped, logs)
         self.assertTrue(skips, logs)
         self.assertEqual(len(skips), len(set(skips)), "a skipped tick was logged twice")
+
+
+class StandupExample(unittest.TestCase):
+    """scripts/schedules/standup.lua on a real host, its posts reaching a
+    fake Cliq through the outbox: at its tick (Monday 9:30 in Paris, on the
+    test clock) and run now with `cliqhost invoke schedule`."""
+
+    SECRET = "1001.e2eStandup.4c1d9a7e2b"
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-standup-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.fake = FakeCliq(tokens=[self.SECRET]).start()
+        self.addCleanup(self.fake.stop)
+        self.config = os.path.join(self.dir, "host.lua")
+        with open(self.config, "w") as f:
+            f.write('data_dir = "%s"\ncliq_api = "%s"\ntokens = { default = "%s" }\n'
+                    % (self.dir, self.fake.url, self.SECRET))
+
+    def posts(self, n):
+        got = self.fake.wait_requests(n, path=channel_path("standup"), timeout=15)
+        return [json.loads(r.body) for r in got]
+
+    def test_at_its_tick_and_run_now(self):
+        monday = epoch("2026-12-07T08:29:57Z")  # 09:29:57 in Paris
+        h = Host("--no-verify", "--config", self.config, scripts=os.path.join(REPO, "scripts"),
+                 env={"CLIQHOST_SCHEDULE_CLOCK": "%d" % monday})
+        try:
+            posts = self.posts(1)
+            self.assertEqual(len(posts), 1, h.log())
+            text = posts[0]["text"]
+            self.assertIn("*Standup*, Monday 07 December", text)
+            self.assertIn("Facilitating today: *Ada* (next: Grace).", text)
+            self.assertEqual(posts[0]["buttons"][0]["label"], "Join")
+            self.assertTrue(h.wait_for(r"schedule standup tick=2026-12-07T08:30:00Z outcome=ok"))
+            r = run_cli("invoke", "schedule", "standup", "--url", "http://127.0.0.1:%d" % h.port)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            posts = self.posts(2)
+            self.assertEqual(len(posts), 2, h.log())
+            self.assertIn("Facilitating today: *Grace* (next: Linus).", posts[1]["text"])
+        finally:
+            self.assertEqual(h.stop(), 0)
+        self.assertNotIn(self.SECRET, h.log())
 
 
 if __name__ == "__main__":
