@@ -19,10 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# tzdata: the zones schedules are read in (scripts/schedules/standup.lua is Paris time).
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
-            libcjson-dev libcurl4-openssl-dev libsqlite3-dev libhiredis-dev ca-certificates openssl)
-TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server
-           tzdata)
+            libcjson-dev libcurl4-openssl-dev libsqlite3-dev libhiredis-dev ca-certificates openssl
+            tzdata)
+TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {

@@ -273,7 +273,7 @@ class DebianPackage(unittest.TestCase):
         self.assertRegex(control, r"(?m)^Package: cliqhost$")
         depends = re.search(r"(?m)^Depends: (.*)$", control).group(1)
         for lib in ["libc6", "liblua5.4-0", "libmicrohttpd12", "libssl3", "libcjson1",
-                    "libcurl4", "libsqlite3-0", "libhiredis0.14", "adduser"]:
+                    "libcurl4", "libsqlite3-0", "libhiredis0.14", "adduser", "tzdata"]:
             self.assertRegex(depends, r"(^|, )" + re.escape(lib) + r"( |,|$)", depends)
 
     def test_files_and_conffiles(self):
