@@ -272,8 +272,8 @@ static void answer_claim(struct op *o, struct store_result *res)
 static void answer_init(struct op *o, struct store_result *res)
 {
     struct entry *e = o->e;
-    if (res->status != STORE_OK || !e->cron || !e->catch_up)
-        return;
+    if (!o->catch_up || res->status != STORE_OK || !e->cron || !e->catch_up)
+        return; /* only at start: a schedule added later has missed nothing */
     long long latest = cron_prev(e->cron, wall_ms() / 1000);
     if (latest < 0 || res->tick_ms >= latest * 1000)
         return;

@@ -212,6 +212,30 @@ class OneHost(unittest.TestCase):
         finally:
             shutil.rmtree(data, ignore_errors=True)
 
+    def test_a_schedule_added_while_serving_does_not_catch_up(self):
+        """Catch-up is for ticks missed while no host ran: a schedule saved
+        while the host serves starts at its next tick, whatever its record
+        says of an older life."""
+        self.f.write("schedules/cu.lua",
+                     schedule('every = "2s"', COUNT_TICK, "\n  catch_up = true,"))
+        data = tempfile.mkdtemp(prefix="cliqhost-e2e-sched-data-")
+        try:
+            h = self.host("--data-dir", data)
+            self.assertTrue(wait_until(lambda: runs(h, "cu"), 10), h.log())
+            h.stop()
+            self.hosts.remove(h)
+            self.f.remove("schedules/cu.lua")
+            h2 = self.host("--data-dir", data)
+            time.sleep(5)  # ticks pass while the host serves without it
+            self.f.write("schedules/cu.lua",
+                         schedule('every = "2s"', COUNT_TICK, "\n  catch_up = true,"))
+            self.assertTrue(h2.wait_for(r"schedule cu scheduled", 10), h2.log())
+            self.assertTrue(wait_until(lambda: runs(h2, "cu"), 10), h2.log())
+            self.assertNotIn("catching up", h2.log())
+            self.assertNotIn("catch_up=true", h2.log())
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
     def test_cli_status_and_invoke(self):
         self.f.write("schedules/report.lua",
                      schedule('cron = "0 9 * * 1-5", timezone = "Europe/Paris"',
