@@ -17,7 +17,7 @@ struct request_dispatch;
 /* Handlers in the request catalogue, plus one row for calls that reached
  * no handler (refused before dispatch). */
 #define METRICS_ROWS     40
-#define METRICS_STATUSES 11 /* see metrics.c: 200 400 401 403 404 405 413 431 500 503 other */
+#define METRICS_STATUSES 12 /* see metrics.c: 200 202 400 401 403 404 405 413 431 500 503 other */
 #define METRICS_BUCKETS  14 /* latency histogram buckets, +Inf included */
 #define METRICS_TYPES    10 /* request types (hook among them), plus "none" */
 

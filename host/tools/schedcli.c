@@ -72,7 +72,7 @@ static long ask(const struct opts *o, const char *method, const char *path, stru
 }
 
 /* Reads NAME (when `want_name`), --url, --config, --timeout and --json.
- * Returns 0, or EXIT_USAGE (said). */
+ * Returns 0, 1 when --help was printed, or EXIT_USAGE (said). */
 static int parse(int argc, char **argv, int first, int want_name, struct opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -81,7 +81,16 @@ static int parse(int argc, char **argv, int first, int want_name, struct opts *o
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
-        if (!strcmp(a, "--json")) {
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: cliqhost invoke schedule NAME [--url URL | --config FILE] [--json] "
+                   "[--timeout S]\n"
+                   "       cliqhost schedules [--url URL | --config FILE] [--json]\n"
+                   "Asks the running host (default http://127.0.0.1:8080; loopback only, like "
+                   "/status).\n"
+                   "invoke schedule runs NAME now and prints its outcome: exit 0 ok, 1 refused, "
+                   "3 no host answered, 5 the run failed.\n");
+            return 1;
+        } else if (!strcmp(a, "--json")) {
             o->json = 1;
         } else if (!strcmp(a, "--url") || !strcmp(a, "--config") || !strcmp(a, "--timeout")) {
             if (!has_value) {
@@ -170,7 +179,7 @@ int cli_schedules(int argc, char **argv)
     struct opts o;
     int rc = parse(argc, argv, 2, 0, &o);
     if (rc)
-        return rc;
+        return rc == 1 ? 0 : rc;
     struct buf b;
     buf_init(&b, ANSWER_MAX);
     long status = ask(&o, "GET", "/status", &b);
@@ -230,7 +239,7 @@ int cli_invoke_schedule(int argc, char **argv)
     struct opts o;
     int rc = parse(argc, argv, 3, 1, &o);
     if (rc)
-        return rc;
+        return rc == 1 ? 0 : rc;
     char path[200];
     char *esc = curl_easy_escape(NULL, o.name, 0);
     snprintf(path, sizeof path, "/schedules/%s/run", esc ? esc : "");
