@@ -71,6 +71,30 @@ static long ask(const struct opts *o, const char *method, const char *path, stru
     return status;
 }
 
+/* The "error" of an error body, or the body itself. */
+static void print_error(long status, const struct buf *b)
+{
+    cJSON *j = cJSON_ParseWithLength(b->data ? b->data : "", b->len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    fprintf(stderr, "cliqhost: %ld: %s\n", status,
+            cJSON_IsString(e) ? e->valuestring : (b->data ? b->data : ""));
+    cJSON_Delete(j);
+}
+
+/* ask() that wants a 200: returns EXIT_OK with the body in *b (caller
+ * frees), or the exit status with the reason printed and b freed. */
+static int ask_ok(const struct opts *o, const char *method, const char *path, struct buf *b)
+{
+    buf_init(b, ANSWER_MAX);
+    long status = ask(o, method, path, b);
+    if (status == 200)
+        return EXIT_OK;
+    if (status >= 0)
+        print_error(status, b);
+    buf_free(b);
+    return status < 0 ? EXIT_UNREACHABLE : EXIT_FAILED;
+}
+
 /* Reads NAME (when `want_name`), --url, --config, --timeout and --json.
  * Returns 0, 1 when --help was printed, or EXIT_USAGE (said). */
 static int parse(int argc, char **argv, int first, int want_name, struct opts *o)
@@ -145,16 +169,6 @@ static int parse(int argc, char **argv, int first, int want_name, struct opts *o
     return 0;
 }
 
-/* The "error" of an error body, or the body itself. */
-static void print_error(long status, const struct buf *b)
-{
-    cJSON *j = cJSON_ParseWithLength(b->data ? b->data : "", b->len);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    fprintf(stderr, "cliqhost: %ld: %s\n", status,
-            cJSON_IsString(e) ? e->valuestring : (b->data ? b->data : ""));
-    cJSON_Delete(j);
-}
-
 static const char *str(const cJSON *o, const char *k, const char *dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -181,17 +195,8 @@ int cli_schedules(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     struct buf b;
-    buf_init(&b, ANSWER_MAX);
-    long status = ask(&o, "GET", "/status", &b);
-    if (status < 0) {
-        buf_free(&b);
-        return EXIT_UNREACHABLE;
-    }
-    if (status != 200) {
-        print_error(status, &b);
-        buf_free(&b);
-        return EXIT_FAILED;
-    }
+    if ((rc = ask_ok(&o, "GET", "/status", &b)) != EXIT_OK)
+        return rc;
     cJSON *j = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "schedules");
     if (!cJSON_IsArray(list)) {
@@ -245,17 +250,8 @@ int cli_invoke_schedule(int argc, char **argv)
     snprintf(path, sizeof path, "/schedules/%s/run", esc ? esc : "");
     curl_free(esc);
     struct buf b;
-    buf_init(&b, ANSWER_MAX);
-    long status = ask(&o, "POST", path, &b);
-    if (status < 0) {
-        buf_free(&b);
-        return EXIT_UNREACHABLE;
-    }
-    if (status != 200) {
-        print_error(status, &b);
-        buf_free(&b);
-        return EXIT_FAILED;
-    }
+    if ((rc = ask_ok(&o, "POST", path, &b)) != EXIT_OK)
+        return rc;
     cJSON *j = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
     const char *outcome = str(j, "outcome", "?");
     if (o.json) {
