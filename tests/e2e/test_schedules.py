@@ -84,8 +84,8 @@ def wait_until(pred, timeout=20):
     return pred()
 
 
-class OneHost(unittest.TestCase):
-    """Two workers and the SQLite store: each tick runs once."""
+class WithHosts(unittest.TestCase):
+    """A scripts folder and the hosts a test starts on it, stopped after."""
 
     def setUp(self):
         self.f = Folder()
@@ -93,8 +93,13 @@ class OneHost(unittest.TestCase):
 
     def tearDown(self):
         for h in self.hosts:
-            h.stop()
+            self.assertEqual(h.stop(), 0, h.log()[-3000:])
+            self.assertFalse(h.sanitizer_reports(), h.log())
         self.f.cleanup()
+
+
+class OneHost(WithHosts):
+    """Two workers and the SQLite store: each tick runs once."""
 
     def host(self, *flags, **kw):
         h = Host("--no-verify", *flags, scripts=self.f.root, **kw)
@@ -324,7 +329,7 @@ class DaylightSaving(unittest.TestCase):
                          log)
 
 
-class SeveralHosts(unittest.TestCase):
+class SeveralHosts(WithHosts):
     """Three hosts on one Redis: each tick runs on one of them."""
 
     @classmethod
@@ -334,15 +339,6 @@ class SeveralHosts(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.redis.stop()
-
-    def setUp(self):
-        self.f = Folder()
-        self.hosts = []
-
-    def tearDown(self):
-        for h in self.hosts:
-            h.stop()
-        self.f.cleanup()
 
     def start(self, n=3, prefix="s1:"):
         for _ in range(n):
