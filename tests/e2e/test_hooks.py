@@ -398,8 +398,12 @@ class Requests(HookHost):
         return out
 
     def test_bad_replies_are_500(self):
-        for mode, logged in (("bad_status", "receive returned the status out of range"),
-                             ("text_status", "receive returned the status string"),
+        for mode, logged in (("bad_status", "receive returned the status 99; use an integer "
+                                            "from 200 to 599"),
+                             ("text_status", "receive returned a string as the status; use an "
+                                             "integer from 200 to 599"),
+                             ("status_only&status=200.5", "receive returned the status 200.5"),
+                             ("status_only&status=100", "receive returned the status 100;"),
                              ("not_json", "function"),
                              ("number", "receive returned a number")):
             with self.subTest(mode=mode):
