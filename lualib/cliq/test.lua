@@ -132,8 +132,8 @@
 --       for a non-JSON string) and opts.query map names to strings. The
 --       reply: a table is the body, a string s { message = s }, nothing
 --       { ok = true }; receive's second value is the status (default 200;
---       an integer 100-599, else kit.hook raises, as for a reply JSON
---       cannot carry).
+--       an integer 200-599, as the host takes, else kit.hook raises, as
+--       for a reply JSON cannot carry).
 --
 -- FAKES (cleared by kit.reset, which kit.test runs before every test)
 --   kit.clock.now() / kit.clock.set(t) / kit.clock.advance(s)   the fake
@@ -1072,8 +1072,8 @@ function kit.hook(name, opts)
   local label = l.path .. " receive"
   local task, reply, status = host.run(rawget(l.handlers, "receive"), req, l.vm.strings)
   local code = status == nil and 200 or type(status) == "number" and math.tointeger(status)
-  if not code or code < 100 or code > 599 then
-    reply_error(label, "the status (the second value returned) must be an integer from 100 "
+  if not code or code < 200 or code > 599 then
+    reply_error(label, "the status (the second value returned) must be an integer from 200 "
       .. "to 599, got " .. check.show(status))
   end
   local t = type(reply)
