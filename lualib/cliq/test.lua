@@ -126,8 +126,8 @@
 --       not model the schemes). req = { name, id, method = "POST", body,
 --       text, headers, query }: opts.body a table is sent as JSON (req.text
 --       the JSON text, req.body the table as the host decodes it); a string
---       is req.text, and req.body is it decoded when it is JSON, else the
---       text too; no body is "". opts.headers (names lower-cased; a
+--       is req.text, and req.body is it decoded when it is a JSON object
+--       or array, else the text too (JSON's scalars as well); no body is "". opts.headers (names lower-cased; a
 --       content-type is added for a body: application/json, or text/plain
 --       for a non-JSON string) and opts.query map names to strings. The
 --       reply: a table is the body, a string s { message = s }, nothing
@@ -1055,9 +1055,11 @@ function kit.hook(name, opts)
     end
     body = json.decode(text)
   elseif type(opts.body) == "string" then
+    -- As the host: an object or an array is decoded, anything else
+    -- (JSON's scalars too) is the text.
     text = opts.body
-    body = json.decode(text)
-    if body == nil then
+    body = text:find("^[ \t\r\n]*[%[{]") and json.decode(text)
+    if type(body) ~= "table" then
       body = text
     end
   elseif opts.body ~= nil then

@@ -353,7 +353,11 @@ class Requests(HookHost):
         self.assertEqual(out["kind"], "table")
         self.assertEqual(out["body"]["a"][:2], [1, 2])
         self.assertEqual(out["text"], ' {"a": [1, 2, {"b": null}]}\n')
-        for text in ("name=value&x=1", '{"a":1} trailing', '{"unclosed": ', "", "[1,2"):
+        out = self.ok(self.bearer("bearer", b"[3, 4]"), "bearer")
+        self.assertEqual((out["kind"], out["body"]), ("table", [3, 4]))
+        # Only an object or an array is decoded: JSON's scalars stay text.
+        for text in ("name=value&x=1", '{"a":1} trailing', '{"unclosed": ', "", "[1,2",
+                     "123", "null", '"quoted"', "true"):
             with self.subTest(text=text):
                 out = self.ok(self.bearer("bearer", text.encode()), "bearer")
                 self.assertEqual(out["kind"], "string")

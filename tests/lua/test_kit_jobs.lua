@@ -196,6 +196,16 @@ kit.test("a string body is the text, decoded when it is JSON", function()
   body = kit.hook(h, { body = '{"a":[1]}', headers = { ["Content-Type"] = "application/x" } })
   kit.eq(body.body, { a = { 1 } })
   kit.eq(body.headers["content-type"], "application/x")
+  -- As the host: only an object or an array is decoded; JSON's scalars
+  -- stay the text.
+  for _, text in ipairs({ "123", "null", '"quoted"', "true", '{"a":1} x' }) do
+    body = kit.hook(h, { body = text })
+    kit.eq(body.body, text)
+    kit.eq(body.headers["content-type"], "text/plain; charset=utf-8")
+  end
+  body = kit.hook(h, { body = " [1, 2]\n" })
+  kit.eq(body.body, { 1, 2 })
+  kit.eq(body.headers["content-type"], "application/json")
   body = kit.hook(h)
   kit.eq(body.text, "")
   kit.eq(body.body, "")
