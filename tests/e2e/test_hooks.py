@@ -50,6 +50,7 @@ hooks = {{
   hexsig  = {{ scheme = "hmac-sha256", header = "X-Signature", secret = "{HEX_SECRET}" }},
   b64sig  = {{ scheme = "hmac-sha256", header = "X-Sig-B64", encoding = "base64",
               prefix = "sha256=", secret = "{B64_SECRET}" }},
+  swretry = {{ scheme = "standard-webhooks", secret = "{SW_SECRET}" }},
   replies = {{ scheme = "bearer", secret = "{BEARER}" }},
   ghost   = {{ scheme = "bearer", secret = "{BEARER}" }},
 }}
@@ -253,6 +254,26 @@ class Schemes(HookHost):
         # The script ran once for the three: the next new delivery counts one more.
         nxt = self.ok(self.hook("sw", body, sw_headers(body)), "sw")
         self.assertEqual(nxt["runs"], first["runs"] + 1)
+
+    # Known bug, left for the owners of replay.c and shared.c: the id is
+    # taken before the script runs and never given back, and neither this
+    # host's memory (replay.h) nor the shared Redis claim (shared.h) can
+    # forget one, so a delivery answered 5xx (the script failed, asked for a
+    # retry, or max_handlers was reached) has its retry answered "duplicate"
+    # and the event is lost. Remove expectedFailure once fixed.
+    @unittest.expectedFailure
+    def test_standard_webhooks_retry_after_a_5xx_runs_again(self):
+        body = b'{"retry":true}'
+        h = sw_headers(body)
+        r = self.hook("swretry", body, h)
+        self.assertEqual((r.status, r.json()), (503, {"error": "not now; send it again"}))
+        # The sender's retry: the same id, signed again later.
+        r = self.hook("swretry", body, sw_headers(body, msg_id=h["webhook-id"]))
+        self.assertEqual((r.status, r.json()), (200, {"attempts": 2}))
+        # Taken now: the next retry is a duplicate.
+        r = self.hook("swretry", body, sw_headers(body, msg_id=h["webhook-id"]))
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json()["duplicate"], r)
 
     def test_bearer_authorization(self):
         body = {"alert": "disk"}
