@@ -1173,7 +1173,11 @@ static void handle_hook(struct worker *w, struct MHD_Connection *conn, struct ca
     }
     struct shared *sh = store_shared(w->srv->store);
     if (sh && redis_conn_up(w->redis)) {
-        long long keep = 2 * h->tolerance_s * 1000LL + 60000;
+        /* A day, as this host's own memory of ids (hook_ids): a sender
+         * resends a delivery (same id, new timestamp) for hours when it
+         * did not get the answer, so the timestamp's tolerance is no
+         * measure of how long an id must be remembered. */
+        long long keep = 86400LL * 1000;
         c->claim = shared_claim(sh, w->redis, c->digest, sizeof c->digest, keep, on_claimed, c);
         if (c->claim) {
             hold_call(w, conn, c, &o, on_claim_deadline);

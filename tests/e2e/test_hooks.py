@@ -551,6 +551,14 @@ class SharedRedis(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["duplicate"], True, r)
         self.assertNotIn("runs", r.json())
+        # A sender resends a delivery whose answer it did not get for hours
+        # (with a new timestamp): the shared claim of its id lasts a day,
+        # as a host's own memory of ids does, not just the timestamp's
+        # tolerance. (The claim's key: the prefix, "r:" and the SHA-256 of
+        # "hook", the name and the id.)
+        digest = hashlib.sha256(b"hook\0sw\0" + hd["webhook-id"].encode()).hexdigest()
+        ttl_ms = redis.command("PTTL", "cliqhost:r:" + digest)
+        self.assertGreater(ttl_ms, 23 * 3600 * 1000)
         # A new delivery on b runs there: the counter (in the shared store)
         # went up once for the two.
         r = b.request("POST", "/hooks/sw", body, dict(sw_headers(body),
