@@ -11,6 +11,7 @@ Requests are signed here, in Python (hmac, hashlib, base64), at the host's
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -30,6 +31,7 @@ SCRIPTS = os.path.join(HERE, "hook_scripts")
 KEY = Key("main")  # Cliq's: a host needs one, though hooks do not use it
 
 GH_SECRET = "gh-secret-e2e-0123456789"
+GH_NEXT = "gh-next-secret-e2e-0123456789"
 # The Standard Webhooks test vector's secret (tests/unit/test_hooksig.c),
 # and a second one the hook rotates to.
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -38,12 +40,12 @@ BEARER = "bearer-token-e2e-0123456789"
 NAMED = "named-token-e2e-0123456789"
 HEX_SECRET = "hex-secret-e2e-0123456789"
 B64_SECRET = "b64-secret-e2e-0123456789"
-SECRETS = (GH_SECRET, SW_SECRET, SW_SECRET[6:], SW_NEXT, SW_NEXT[6:], BEARER, NAMED,
+SECRETS = (GH_SECRET, GH_NEXT, SW_SECRET, SW_SECRET[6:], SW_NEXT, SW_NEXT[6:], BEARER, NAMED,
            HEX_SECRET, B64_SECRET)
 
 HOOKS = f'''
 hooks = {{
-  gh      = {{ scheme = "github", secret = "{GH_SECRET}" }},
+  gh      = {{ scheme = "github", secret = "{GH_SECRET}", secrets = {{ "{GH_NEXT}" }} }},
   sw      = {{ scheme = "standard-webhooks", secret = "{SW_SECRET}", secrets = {{ "{SW_NEXT}" }},
               tolerance_s = 300 }},
   bearer  = {{ scheme = "bearer", secret = "{BEARER}" }},
@@ -149,6 +151,14 @@ class Schemes(HookHost):
         self.refused(self.hook("gh", body),
                      "missing X-Hub-Signature-256 header (GitHub signs every delivery when "
                      "the webhook has a secret)")
+        # The webhook's secret rotated: deliveries signed with the next one pass.
+        self.ok(self.hook("gh", body, gh_headers(body, GH_NEXT)), "gh")
+        # GitHub's other content type: the form body as sent, signed as is.
+        form = b"payload=%7B%22zen%22%3A%22Keep+it+simple.%22%7D"
+        out = self.ok(self.hook("gh", form, dict(gh_headers(form), **{
+            "Content-Type": "application/x-www-form-urlencoded"})), "gh")
+        self.assertEqual((out["kind"], out["text"]), ("string", form.decode()))
+        self.assertEqual(out["query"], {})
         sig = gh_headers(body)["X-Hub-Signature-256"]
         for bad in (sig[len("sha256="):], "sha1=" + sig[7:], sig[:-2], sig + "00",
                     sig[:-1] + "g"):
@@ -376,7 +386,25 @@ class Requests(HookHost):
         self.assertEqual(r.headers.get("allow"), "POST")
         r = self.bearer("bearer", b"x" * 4000)
         self.assertEqual(r.status, 413, r)
+        self.assertEqual(r.json()["error"], "body of 4000 bytes is over the limit of 2048 bytes")
         self.ok(self.bearer("bearer", b"x" * 2000), "bearer")
+        # Sent in chunks (no Content-Length): the same cap, and a body
+        # under it arrives whole, its signature checked over all of it.
+        for size, status in ((1900, 200), (3000, 413)):
+            body = b'{"k":"' + b"x" * size + b'"}'
+            conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=10)
+            try:
+                conn.request("POST", "/hooks/gh", body=iter([body[:50], body[50:]]),
+                             headers=gh_headers(body), encode_chunked=True)
+                r = conn.getresponse()
+                got = json.loads(r.read())
+            finally:
+                conn.close()
+            self.assertEqual(r.status, status, got)
+            if status == 200:
+                self.assertEqual(got["text"], body.decode())
+            else:
+                self.assertEqual(got["error"], "body is over the limit of 2048 bytes")
 
     def test_body_json_or_text(self):
         out = self.ok(self.bearer("bearer", b' {"a": [1, 2, {"b": null}]}\n'), "bearer")
