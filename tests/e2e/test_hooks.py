@@ -9,6 +9,7 @@ Requests are signed here, in Python (hmac, hashlib, base64), at the host's
 "now": an independent signer of the same published schemes."""
 
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import http.client
@@ -286,6 +287,21 @@ class Schemes(HookHost):
         r = self.hook("swretry", body, sw_headers(body, msg_id=h["webhook-id"]))
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.json()["duplicate"], r)
+
+    def test_standard_webhooks_same_delivery_at_once_runs_once(self):
+        # A sender (or several of its workers) sends one delivery many
+        # times at once: it runs once, on whichever worker took it first.
+        body = b'{"burst":true}'
+        h = dict(sw_headers(body), **{"Content-Type": "application/json"})
+        before = self.ok(self.hook("sw", body, sw_headers(body)), "sw")["runs"]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(
+                lambda _: self.host.request("POST", "/hooks/sw", body, h), range(8)))
+        self.assertEqual([r.status for r in replies], [200] * 8)
+        ran = [r.json() for r in replies if "runs" in r.json()]
+        self.assertEqual(len(ran), 1, replies)
+        self.assertEqual(ran[0]["runs"], before + 1)
+        self.assertEqual(sum(1 for r in replies if r.json().get("duplicate")), 7, replies)
 
     def test_bearer_authorization(self):
         body = {"alert": "disk"}
@@ -592,6 +608,14 @@ class SharedRedis(unittest.TestCase):
         r = b.request("POST", "/hooks/sw", body, dict(sw_headers(body),
                                                          **{"Content-Type": "application/json"}))
         self.assertEqual(r.json()["runs"], 2, r)
+        # One delivery sent to both hosts at once, four times each: it runs once.
+        hd = dict(sw_headers(body), **{"Content-Type": "application/json"})
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: hosts[i % 2].request("POST", "/hooks/sw", body, hd),
+                                    range(8)))
+        self.assertEqual([r.status for r in replies], [200] * 8)
+        self.assertEqual([r.json().get("runs") for r in replies if "runs" in r.json()], [3],
+                         replies)
         for h in hosts:
             self.assertEqual(h.stop(), 0, h.log())
             self.assertEqual(h.sanitizer_reports(), [], h.log())
