@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import time
 import unittest
@@ -525,6 +526,25 @@ class Requests(HookHost):
                                   timeout=30, start=mark)
         self.assertIsNotNone(line, self.host.log())
         self.assertNotIn("sk-late-0123", r.body.decode())
+
+    def test_caller_that_hangs_up(self):
+        # The tool gives up before the answer: the script still finishes
+        # (before the deadline or after it) and its outcome is logged.
+        mark = len(self.host.lines)
+        for q in ("?mode=slow&sleep=0.5&tag=hang1", "?mode=slow&sleep=1.5&tag=hang2"):
+            with socket.create_connection(("127.0.0.1", self.host.port)) as s:
+                s.sendall((f"POST /hooks/replies{q} HTTP/1.1\r\nHost: x\r\n"
+                           f"Authorization: Bearer {BEARER}\r\nContent-Length: 2\r\n\r\n{{}}")
+                          .encode())
+                tag = q.rsplit("=", 1)[1]
+                self.assertIsNotNone(self.host.wait_for("slow hook: start " + tag, start=mark))
+            # (hung up: the socket is closed before any answer)
+        self.assertIsNotNone(self.host.wait_for("slow hook: done hang1", timeout=30))
+        self.assertIsNotNone(self.host.wait_for("the script finished after the reply",
+                                                timeout=30, start=mark), self.host.log())
+        self.assertIsNotNone(self.host.wait_for("slow hook: done hang2", timeout=30))
+        r = self.bearer("replies", query="?mode=string")
+        self.assertEqual((r.status, r.json()), (200, {"message": "taken"}))
 
     def test_secrets_are_masked_in_the_log(self):
         for secret in (BEARER, GH_SECRET, SW_SECRET, SW_SECRET[6:], HEX_SECRET, B64_SECRET,

@@ -42,6 +42,7 @@ function modes.spin()
 end
 
 function modes.slow(req)
+  log.info("slow hook: start " .. tostring(req.query.tag))
   sleep(tonumber(req.query.sleep) or 2)
   log.info("slow hook: done " .. tostring(req.query.tag))
   return { slept = true }
