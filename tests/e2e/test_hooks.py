@@ -468,6 +468,14 @@ class Requests(HookHost):
         self.assertEqual((r.status, r.json()), (202, {"ok": True}))
         r = self.bearer("replies", query="?mode=unknown")
         self.assertEqual((r.status, r.json()), (400, {"error": "unknown mode unknown"}))
+        # An empty table is an object; a list, JSON's null and the marks
+        # as the json module writes them.
+        r = self.bearer("replies", query="?mode=empty")
+        self.assertEqual((r.status, r.body), (200, b"{}"))
+        r = self.bearer("replies", query="?mode=list")
+        self.assertEqual((r.status, r.json()), (207, ["a", "b"]))
+        r = self.bearer("replies", query="?mode=null_inside")
+        self.assertEqual(r.json(), {"gone": None, "list": [], "obj": {}})
 
     def failed(self, r, error="the hook's script failed; the host's log has the details"):
         self.assertEqual(r.status, 500, r)
@@ -571,7 +579,12 @@ class Requests(HookHost):
             self.ok(self.bearer("bearer"), "bearer")
         self.failed(self.bearer("replies", query="?mode=raise"))
         self.assertEqual(self.bearer("replies", query="?mode=unknown").status, 400)
+        self.assertEqual(self.hook("bearer").status, 401)
+        self.assertEqual(self.hook("nohook").status, 401)
+        self.assertEqual(self.bearer("ghost").status, 404)
         after = scrape()
+        self.assertEqual(count(after, "401") - count(before, "401"), 2, after)
+        self.assertEqual(count(after, "404") - count(before, "404"), 1, after)
         self.assertEqual(count(after, "200") - count(before, "200"), 3, after)
         self.assertEqual(count(after, "500") - count(before, "500"), 1, after)
         self.assertEqual(count(after, "400") - count(before, "400"), 1, after)

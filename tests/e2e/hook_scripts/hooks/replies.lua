@@ -24,6 +24,18 @@ function modes.text_status()
   return { x = 1 }, "200"
 end
 
+function modes.empty()
+  return {}
+end
+
+function modes.list()
+  return { "a", "b" }, 207
+end
+
+function modes.null_inside()
+  return { gone = json.null, list = json.array(), obj = json.object() }
+end
+
 function modes.not_json()
   return { f = function() end }
 end
