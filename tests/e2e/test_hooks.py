@@ -755,10 +755,11 @@ hooks = {{ alertmanager = {{ scheme = "bearer", secret = "{AM_TOKEN}" }} }}
         return json.loads(got[n - 1].body)
 
     def test_firing_then_resolved(self):
+        alerts = self.fake.count(channel_path("alerts"))
         r = self.send(alertmanager_payload("firing", n=7))
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"posted": True, "alerts": 7})
-        msg = self.posted("alerts", 1)
+        msg = self.posted("alerts", alerts + 1)
         self.assertEqual(msg["text"], "🔥 *7 firing* of 7: DiskFull")
         self.assertEqual(msg["card"]["title"], "🔥 Firing: DiskFull (7)")
         self.assertEqual(msg["slides"][0]["data"]["headers"],
@@ -776,7 +777,38 @@ hooks = {{ alertmanager = {{ scheme = "bearer", secret = "{AM_TOKEN}" }} }}
         msg = self.posted("db-team", 1)
         self.assertEqual(msg["text"], "✅ *DiskFull resolved*\nDisk on db0 is 95% full")
         self.assertEqual(msg["card"]["title"], "✅ Resolved: DiskFull (1)")
-        self.assertEqual(self.fake.count(channel_path("alerts")), 1)
+        self.assertEqual(self.fake.count(channel_path("alerts")), alerts + 1)
+
+    def test_a_channel_label_that_is_no_channel_name(self):
+        before = self.fake.count(channel_path("alerts"))
+        mark = len(self.host.lines)
+        r = self.send(alertmanager_payload("firing", channel="ops team!"))
+        self.assertEqual(r.status, 200, r)
+        self.posted("alerts", before + 1)
+        self.assertIsNotNone(self.host.wait_for(
+            "alertmanager: label channel ops team! is not a channel name; posting to alerts",
+            start=mark), self.host.log())
+
+    def test_no_token_is_503_so_alertmanager_sends_again(self):
+        d = tempfile.mkdtemp(prefix="cliqhost-e2e-hooks-am2-")
+        self.addCleanup(shutil.rmtree, d, True)
+        cfg = write_config(d, f'''scripts = "{os.path.join(REPO, "scripts")}"
+data_dir = "{d}/data"
+cliq_api = "{self.fake.url}"
+tokens = {{ other = "{ALERTS_TOKEN}" }}
+hooks = {{ alertmanager = {{ scheme = "bearer", secret = "{AM_TOKEN}" }} }}
+''')
+        h = Host("--config", cfg, keys=[KEY.spki])
+        self.addCleanup(h.stop)
+        before = self.fake.count()
+        r = h.request("POST", "/hooks/alertmanager", as_bytes(alertmanager_payload("firing")),
+                      {"Authorization": "Bearer " + AM_TOKEN})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"],
+                         "could not post to alerts: no token named 'default' in the config (a "
+                         "token set from an unset environment variable is missing)")
+        self.assertEqual(h.stop(), 0, h.log())
+        self.assertEqual(self.fake.count(), before)
 
     def test_malformed_payload_is_400_and_nothing_posted(self):
         before = self.fake.count()
