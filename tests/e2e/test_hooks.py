@@ -491,7 +491,7 @@ class Requests(HookHost):
                                              "integer from 200 to 599"),
                              ("status_only&status=200.5", "receive returned the status 200.5"),
                              ("status_only&status=100", "receive returned the status 100;"),
-                             ("not_json", "function"),
+                             ("not_json", "reply.f: cannot encode a function"),
                              ("number", "receive returned a number")):
             with self.subTest(mode=mode):
                 mark = len(self.host.lines)
