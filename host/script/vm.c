@@ -742,12 +742,18 @@ static void hook_reply(struct luavm_task *t, lua_State *co, int nres, struct lua
     int status = 200;
     err[0] = '\0';
     if (nres >= 2) {
-        int isint = 0;
-        lua_Integer st = lua_tointegerx(co, -nres + 1, &isint);
-        if (!lua_isnil(co, -nres + 1) && (!isint || st < 200 || st > 599))
+        /* A number only: lua_tointegerx would also take the string "200",
+         * which the kit (and a reader) sees as a mistake. */
+        int isint = 0, isnum = lua_type(co, -nres + 1) == LUA_TNUMBER;
+        lua_Integer st = isnum ? lua_tointegerx(co, -nres + 1, &isint) : 0;
+        if (!lua_isnil(co, -nres + 1) && !isnum)
             snprintf(err, sizeof err,
-                     "receive returned the status %s; use an integer from 200 to 599",
-                     isint ? "out of range" : luaL_typename(co, -nres + 1));
+                     "receive returned a %s as the status; use an integer from 200 to 599",
+                     luaL_typename(co, -nres + 1));
+        else if (isnum && (!isint || st < 200 || st > 599))
+            snprintf(err, sizeof err,
+                     "receive returned the status %.14g; use an integer from 200 to 599",
+                     (double)lua_tonumber(co, -nres + 1));
         else if (isint)
             status = (int)st;
     }

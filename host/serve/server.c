@@ -1056,7 +1056,19 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
     count_failure(w, &res);
     o->failed = res.failed;
     if (res.status == 404 || !res.body) {
-        answer_error(w, conn, c, method, url, (unsigned)res.status, res.error, o);
+        /* A missing script or receive: the tool that called (verified, yet
+         * not this machine's operator) is told the script's path under the
+         * scripts folder, not where that folder is. The runtime's message
+         * names "<folder>/<script>" after "looked for ", or first. */
+        char msg[sizeof res.error];
+        const char *at = res.status == 404 ? strstr(res.error, c->d.script) : NULL;
+        const char *look = strstr(res.error, "looked for ");
+        const char *from = at && look && look < at ? look + strlen("looked for ") : res.error;
+        if (at && from <= at)
+            snprintf(msg, sizeof msg, "%.*s%s", (int)(from - res.error), res.error, at);
+        else
+            snprintf(msg, sizeof msg, "%s", res.error);
+        answer_error(w, conn, c, method, url, (unsigned)res.status, msg, o);
         free(res.body);
         return;
     }
@@ -1161,7 +1173,11 @@ static void handle_hook(struct worker *w, struct MHD_Connection *conn, struct ca
     }
     struct shared *sh = store_shared(w->srv->store);
     if (sh && redis_conn_up(w->redis)) {
-        long long keep = 2 * h->tolerance_s * 1000LL + 60000;
+        /* A day, as this host's own memory of ids (hook_ids): a sender
+         * resends a delivery (same id, new timestamp) for hours when it
+         * did not get the answer, so the timestamp's tolerance is no
+         * measure of how long an id must be remembered. */
+        long long keep = 86400LL * 1000;
         c->claim = shared_claim(sh, w->redis, c->digest, sizeof c->digest, keep, on_claimed, c);
         if (c->claim) {
             hold_call(w, conn, c, &o, on_claim_deadline);

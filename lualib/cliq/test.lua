@@ -126,14 +126,14 @@
 --       not model the schemes). req = { name, id, method = "POST", body,
 --       text, headers, query }: opts.body a table is sent as JSON (req.text
 --       the JSON text, req.body the table as the host decodes it); a string
---       is req.text, and req.body is it decoded when it is JSON, else the
---       text too; no body is "". opts.headers (names lower-cased; a
+--       is req.text, and req.body is it decoded when it is a JSON object
+--       or array, else the text too (JSON's scalars as well); no body is "". opts.headers (names lower-cased; a
 --       content-type is added for a body: application/json, or text/plain
 --       for a non-JSON string) and opts.query map names to strings. The
 --       reply: a table is the body, a string s { message = s }, nothing
 --       { ok = true }; receive's second value is the status (default 200;
---       an integer 100-599, else kit.hook raises, as for a reply JSON
---       cannot carry).
+--       an integer 200-599, as the host takes, else kit.hook raises, as
+--       for a reply JSON cannot carry).
 --
 -- FAKES (cleared by kit.reset, which kit.test runs before every test)
 --   kit.clock.now() / kit.clock.set(t) / kit.clock.advance(s)   the fake
@@ -1055,9 +1055,11 @@ function kit.hook(name, opts)
     end
     body = json.decode(text)
   elseif type(opts.body) == "string" then
+    -- As the host: an object or an array is decoded, anything else
+    -- (JSON's scalars too) is the text.
     text = opts.body
-    body = json.decode(text)
-    if body == nil then
+    body = text:find("^[ \t\r\n]*[%[{]") and json.decode(text)
+    if type(body) ~= "table" then
       body = text
     end
   elseif opts.body ~= nil then
@@ -1072,8 +1074,8 @@ function kit.hook(name, opts)
   local label = l.path .. " receive"
   local task, reply, status = host.run(rawget(l.handlers, "receive"), req, l.vm.strings)
   local code = status == nil and 200 or type(status) == "number" and math.tointeger(status)
-  if not code or code < 100 or code > 599 then
-    reply_error(label, "the status (the second value returned) must be an integer from 100 "
+  if not code or code < 200 or code > 599 then
+    reply_error(label, "the status (the second value returned) must be an integer from 200 "
       .. "to 599, got " .. check.show(status))
   end
   local t = type(reply)

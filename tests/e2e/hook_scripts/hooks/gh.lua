@@ -1,0 +1,2 @@
+-- POST /hooks/gh (test_hooks.py): sends back what it was given.
+return { receive = require "hookecho" }

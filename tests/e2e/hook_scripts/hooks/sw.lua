@@ -1,0 +1,2 @@
+-- POST /hooks/sw (test_hooks.py): sends back what it was given.
+return { receive = require "hookecho" }
