@@ -173,6 +173,37 @@ enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long lo
     return check(r, timestamp_ms, now_ms, digest, len, age_ms, 0);
 }
 
+void replay_forget(struct replay *r, long long timestamp_ms, const unsigned char *digest,
+                   size_t len)
+{
+    if (!r || !r->max_entries || !digest)
+        return;
+    uint64_t key = body_hash(digest, len);
+    long long epoch = timestamp_ms / r->width_ms;
+    pthread_mutex_lock(&r->mu);
+    struct bucket *b = &r->b[epoch % NBUCKETS];
+    if (b->epoch == epoch && b->cap) {
+        struct slot *s = find(b, key);
+        if (s->key == key) {
+            /* Linear probing: the entries after the hole that would no
+             * longer be found from their home slot move back into it. */
+            size_t mask = b->cap - 1, hole = (size_t)(s - b->slots);
+            for (size_t j = (hole + 1) & mask; b->slots[j].key; j = (j + 1) & mask) {
+                size_t home = (size_t)b->slots[j].key & mask;
+                int reachable = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+                if (!reachable) {
+                    b->slots[hole] = b->slots[j];
+                    hole = j;
+                }
+            }
+            b->slots[hole].key = 0;
+            b->n--;
+            r->entries--;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 size_t replay_entries(struct replay *r)
 {
     pthread_mutex_lock(&r->mu);

@@ -43,6 +43,11 @@ enum replay_result replay_check(struct replay *r, long long timestamp_ms, long l
 enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long long now_ms,
                                const unsigned char *digest, size_t len, long long *age_ms);
 
+/* Forgets a call replay_check remembered with this timestamp and digest
+ * (it was not handled after all: a retry must not be a repeat). */
+void replay_forget(struct replay *r, long long timestamp_ms, const unsigned char *digest,
+                   size_t len);
+
 /* Calls remembered now. */
 size_t replay_entries(struct replay *r);
 

@@ -240,23 +240,30 @@ static void on_claim(struct redisReply *r, const char *err, void *ud)
     }
 }
 
+/* The claim's key: the prefix, "r:" and the digest in hex. */
+static void claim_key(const struct shared *sh, const unsigned char *digest, size_t len, char *key,
+                      size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = (size_t)snprintf(key, cap, "%sr:", sh->prefix);
+    for (size_t i = 0; i < len && n + 3 <= cap; i++) {
+        key[n++] = hex[digest[i] >> 4];
+        key[n++] = hex[digest[i] & 15];
+    }
+    key[n] = '\0';
+}
+
 struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
                                      const unsigned char *digest, size_t len, long long keep_ms,
                                      shared_claim_cb cb, void *ud)
 {
-    static const char hex[] = "0123456789abcdef";
     struct shared_claim_op *op = xmalloc(sizeof *op);
     op->sh = sh;
     op->rc = rc;
     op->at_ms = wall_ms();
     op->cb = cb;
     op->ud = ud;
-    size_t n = (size_t)snprintf(op->key, sizeof op->key, "%sr:", sh->prefix);
-    for (size_t i = 0; i < len && n + 3 <= sizeof op->key; i++) {
-        op->key[n++] = hex[digest[i] >> 4];
-        op->key[n++] = hex[digest[i] & 15];
-    }
-    op->key[n] = '\0';
+    claim_key(sh, digest, len, op->key, sizeof op->key);
     snprintf(op->at, sizeof op->at, "%lld", op->at_ms);
     snprintf(op->px, sizeof op->px, "%lld", keep_ms > 0 ? keep_ms : 1);
     if (claim_send(op, 0) < 0) {
@@ -265,6 +272,26 @@ struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
         return NULL;
     }
     return op;
+}
+
+static void on_forgot(struct redisReply *r, const char *err, void *ud)
+{
+    (void)r;
+    (void)err;
+    (void)ud;
+}
+
+void shared_forget(struct shared *sh, struct redis_conn *rc, const unsigned char *digest,
+                   size_t len)
+{
+    char key[200], err[300];
+    claim_key(sh, digest, len, key, sizeof key);
+    const char *del[] = {"DEL", key};
+    if (!redis_command(rc, 2, del, NULL, on_forgot, NULL, err, sizeof err))
+        log_msg(LOG_WARN, NULL,
+                "could not forget a claim in Redis (%s): a retry of it will be "
+                "taken for a repeat until it expires",
+                err);
 }
 
 void shared_claim_cancel(struct shared_claim_op *op)

@@ -68,6 +68,10 @@ struct shared_claim_op *shared_claim(struct shared *sh, struct redis_conn *rc,
                                      shared_claim_cb cb, void *ud);
 /* Forgets a pending claim; its callback will not run. */
 void shared_claim_cancel(struct shared_claim_op *op);
+/* Gives a claim back (the claimed call was not handled: its retry must
+ * run): deletes it in Redis, without waiting for the answer. */
+void shared_forget(struct shared *sh, struct redis_conn *rc, const unsigned char *digest,
+                   size_t len);
 
 /* ---- pacing (blocking: the outbox's thread) ------------------------------- */
 

@@ -104,6 +104,10 @@ struct call {
      * scheme's webhook id when it has one (for the log). */
     int hook;
     char hook_path[80];
+    /* Its webhook id was taken (standard-webhooks), at this wall-clock ms
+     * in this host's memory, and in Redis; 0: not taken. */
+    long long hook_taken_ms;
+    int hook_shared;
     /* A POST to /schedules/<name>/run: the run waits (task or its end). */
     int run_now;
     struct call *prev, *next; /* the worker's calls with a running handler */
@@ -644,6 +648,23 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         responder_job_header(j, "X-Cliqhost-Error", c->debug_error);
 }
 
+/* A hook answered with a 5xx (its script failed, or asked for a retry, or
+ * the host was too busy) or a 404 (no script yet): the webhook id it took
+ * is given back, so the sender's retry runs instead of being called a
+ * duplicate. */
+static void hook_give_back(struct worker *w, struct call *c, int status)
+{
+    if (status < 500 && status != 404)
+        return;
+    if (c->hook_taken_ms)
+        replay_forget(w->srv->hook_ids, c->hook_taken_ms, c->digest, sizeof c->digest);
+    struct shared *sh = store_shared(w->srv->store);
+    if (c->hook_shared && sh && redis_conn_up(w->redis))
+        shared_forget(sh, w->redis, c->digest, sizeof c->digest);
+    c->hook_taken_ms = 0;
+    c->hook_shared = 0;
+}
+
 /* the runtime (vm.c) calls this when a handler that waited is done. */
 static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *ud)
 {
@@ -670,6 +691,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
         deliver_late(c, res);
     } else if (c->hook) {
         c->o.error = res->failed || res->status >= 400 ? res->error : NULL;
+        hook_give_back(w, c, res->status);
         resume_with(c, (unsigned)res->status, res->body, res->len);
         res->body = NULL;
         log_request(w, c, "POST", c->callback, res->status, &c->o);
@@ -1018,6 +1040,7 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
         char msg[160];
         snprintf(msg, sizeof msg, "too many handlers are running (max_handlers %ld); try again",
                  w->cfg->max_handlers);
+        hook_give_back(w, c, MHD_HTTP_SERVICE_UNAVAILABLE);
         answer_error(w, conn, c, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, msg, o);
         return;
     }
@@ -1068,11 +1091,13 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
             snprintf(msg, sizeof msg, "%.*s%s", (int)(from - res.error), res.error, at);
         else
             snprintf(msg, sizeof msg, "%s", res.error);
+        hook_give_back(w, c, res.status);
         answer_error(w, conn, c, method, url, (unsigned)res.status, msg, o);
         free(res.body);
         return;
     }
     o->error = res.failed || res.status >= 400 ? res.error : NULL;
+    hook_give_back(w, c, res.status);
     if (c->suspended) {
         resume_with(c, (unsigned)res.status, res.body, res.len);
         res.body = NULL;
@@ -1094,9 +1119,14 @@ static void hook_after_claim(struct worker *w, struct MHD_Connection *conn, stru
     clock_gettime(CLOCK_REALTIME, &ts);
     long long wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     int repeat = shared_repeat;
-    if (w->srv->hook_ids && !repeat)
+    if (w->srv->hook_ids && !repeat) {
         repeat = replay_check(w->srv->hook_ids, wall, wall, c->digest, sizeof c->digest, &age) ==
                  REPLAY_REPEAT;
+        if (!repeat)
+            c->hook_taken_ms = wall;
+    }
+    if (shared_repeat)
+        c->hook_shared = 0; /* another's claim: not this call's to give back */
     if (repeat) {
         struct buf b;
         buf_init(&b, 256);
@@ -1180,6 +1210,7 @@ static void handle_hook(struct worker *w, struct MHD_Connection *conn, struct ca
         long long keep = 86400LL * 1000;
         c->claim = shared_claim(sh, w->redis, c->digest, sizeof c->digest, keep, on_claimed, c);
         if (c->claim) {
+            c->hook_shared = 1;
             hold_call(w, conn, c, &o, on_claim_deadline);
             MHD_suspend_connection(conn);
             c->suspended = 1;

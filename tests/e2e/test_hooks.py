@@ -99,6 +99,16 @@ def write_config(folder, text):
     return path
 
 
+def wait(pred, timeout=10):
+    """Waits until pred() is true; returns whether it became so."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
 class HookHost(unittest.TestCase):
     """One host with a hook of every scheme, on tests/e2e/hook_scripts."""
 
@@ -274,13 +284,8 @@ class Schemes(HookHost):
         nxt = self.ok(self.hook("sw", body, sw_headers(body)), "sw")
         self.assertEqual(nxt["runs"], first["runs"] + 1)
 
-    # Known bug, left for the owners of replay.c and shared.c: the id is
-    # taken before the script runs and never given back, and neither this
-    # host's memory (replay.h) nor the shared Redis claim (shared.h) can
-    # forget one, so a delivery answered 5xx (the script failed, asked for a
-    # retry, or max_handlers was reached) has its retry answered "duplicate"
-    # and the event is lost. Remove expectedFailure once fixed.
-    @unittest.expectedFailure
+    # A delivery answered 5xx (the script failed, asked for a retry, or
+    # max_handlers was reached) gives its id back: the sender's retry runs.
     def test_standard_webhooks_retry_after_a_5xx_runs_again(self):
         body = b'{"retry":true}'
         h = sw_headers(body)
@@ -655,6 +660,20 @@ class SharedRedis(unittest.TestCase):
         self.assertEqual([r.status for r in replies], [200] * 8)
         self.assertEqual([r.json().get("runs") for r in replies if "runs" in r.json()], [3],
                          replies)
+        # A delivery a's script answered 503 is given back: its retry runs on
+        # b, and is taken there.
+        body = b'{"retry":true}'
+        hd = dict(sw_headers(body), **{"Content-Type": "application/json"})
+        r = a.request("POST", "/hooks/swretry", body, hd)
+        self.assertEqual(r.status, 503, r)
+        retry = dict(sw_headers(body, msg_id=hd["webhook-id"]),
+                     **{"Content-Type": "application/json"})
+        self.assertTrue(wait(lambda: redis.command("EXISTS", "cliqhost:r:" + hashlib.sha256(
+            b"hook\0swretry\0" + hd["webhook-id"].encode()).hexdigest()) == 0))
+        r = b.request("POST", "/hooks/swretry", body, retry)
+        self.assertEqual((r.status, r.json()), (200, {"attempts": 2}), r)
+        r = a.request("POST", "/hooks/swretry", body, retry)
+        self.assertTrue(r.json().get("duplicate"), r)
         for h in hosts:
             self.assertEqual(h.stop(), 0, h.log())
             self.assertEqual(h.sanitizer_reports(), [], h.log())
