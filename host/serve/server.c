@@ -118,6 +118,7 @@ struct conn_state {
     long long since; /* monotonic ms it started waiting for a whole request */
     int busy;        /* a request is complete and being handled or answered */
     int started;     /* a request line has arrived, and no answer was sent yet */
+    int nul_in_path; /* the request line's path holds %00 */
     int cut;         /* shut down by the guard, or closed idle at shutdown */
     int fd;
     struct conn_state *prev, *next;
@@ -1454,6 +1455,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!strcmp(url, cfg->callback_path) && !strcmp(method, "POST"))
             c->callback = cfg->callback_path;
 
+        struct conn_state *cs = conn_state_of(conn);
+        if (cs && cs->nul_in_path) {
+            c->close = 1;
+            respond_error(w, conn, c, method, url, MHD_HTTP_BAD_REQUEST,
+                          "the path holds %00 (a NUL byte), which no path of this host has", NULL,
+                          NULL);
+            return MHD_YES;
+        }
         if (framing_conflict(conn)) {
             /* A proxy in front that reads the other length (or the
              * chunks) could be smuggled past: refuse, and close. */
@@ -1660,10 +1669,18 @@ static void on_sweep(struct sched *s, void *ud)
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
-    (void)uri;
     struct conn_state *cs = conn_state_of(conn);
-    if (cs)
+    if (cs) {
         cs->started = 1;
+        /* libmicrohttpd hands the path over decoded, as a C string: a %00
+         * would end it early ("/%00x" would read as "/"). The query is
+         * not a path, and is left to whoever reads it. */
+        size_t n = strcspn(uri, "?");
+        cs->nul_in_path = 0;
+        for (size_t i = 0; i + 2 < n; i++)
+            if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+                cs->nul_in_path = 1;
+    }
     return NULL;
 }
 

@@ -361,6 +361,17 @@ class BadInput(HostTest):
         self.assertError(r, 404, "no such path")
         self.assertServing()
 
+    def test_a_nul_in_the_path_is_refused(self):
+        # libmicrohttpd decodes %00, and a path that ends there would be
+        # taken for the one before it ("/%00x" for "/").
+        b = json.dumps(self.good()).encode()
+        for path in ("/%00x", "/%00", "/hooks/x%00y"):
+            with self.subTest(path=path):
+                r = self.host.request("POST", path, b, {"X-Cliq-Signature": KEY.sign(b),
+                                                         "Content-Type": "application/json"})
+                self.assertError(r, 400, "%00")
+        self.assertServing()
+
     def test_request_id_from_a_proxy(self):
         b = self.good()
         r = self.host.post(b, key=KEY, headers={"X-Request-Id": "edge-42"})
