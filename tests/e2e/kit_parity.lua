@@ -3,6 +3,7 @@
 -- {"scripts": folder, "body": the request body, "output": the kit's reply}.
 -- The test sends each body to the real host and compares the replies.
 local kit = require "cliq.test"
+local json = kit.json
 
 local ROOT = assert(os.getenv("CLIQHOST_REPO"), "set CLIQHOST_REPO to the project's root")
 
@@ -39,4 +40,31 @@ for _, c in ipairs(cases) do
   local out = kit.invoke(req)
   local output = kit.json.object({ output = out })
   print(kit.json.encode({ scripts = dir, body = req.body, output = output }))
+end
+
+-- Hooks: the reply the kit's kit.hook gives for what the host's
+-- POST /hooks/shapes would get (the signature is the host's business).
+local hook_cases = {
+  { shape = "echo", body = { alert = "disk", level = 3, tags = json.array({ "a", "b" }) } },
+  { shape = "echo", body = "plain text, not JSON" },
+  { shape = "echo", body = "123" },
+  { shape = "echo", body = '["x", 1]' },
+  { shape = "string", body = "" },
+  { shape = "nothing", body = "" },
+  { shape = "status", body = "{}" },
+  { shape = "array", body = "{}" },
+  { shape = "other", body = "{}" },
+}
+for _, c in ipairs(hook_cases) do
+  kit.reset()
+  kit.scripts_dir = ROOT .. "/tests/e2e/parity_scripts"
+  local headers = { ["x-probe"] = "probe 1" }
+  if type(c.body) == "string" then
+    headers["content-type"] = "text/plain"
+  end
+  local reply, status, info = kit.hook("shapes", { body = c.body, query = { shape = c.shape },
+    headers = headers })
+  print(kit.json.encode({ scripts = "tests/e2e/parity_scripts", hook = "shapes",
+    query = { shape = c.shape }, text = info.req.text, headers = headers,
+    reply = reply, status = status }))
 end

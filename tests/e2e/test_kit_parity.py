@@ -8,12 +8,15 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import unittest
+import urllib.parse
 
 from cliq_bodies import now_ms
 from hostlib import REPO, Host, Key
 
 KEY = Key("main")
+HOOK_TOKEN = "parity-hook-token-5e1b"
 
 
 def kit_cases():
@@ -32,18 +35,36 @@ def kit_cases():
 class KitParity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cases = kit_cases()
+        every = kit_cases()
+        cls.cases = [c for c in every if "hook" not in c]
+        cls.hook_cases = [c for c in every if "hook" in c]
         cls.hosts = {}
         for c in cls.cases:
             d = c["scripts"]
             if d not in cls.hosts:
                 cls.hosts[d] = Host(scripts=os.path.join(REPO, d), keys=[KEY.spki])
+        cls.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-parity-")
+        config = os.path.join(cls.dir, "hooks.lua")
+        with open(config, "w") as f:
+            f.write('hooks = { shapes = { scheme = "bearer", secret = "%s" } }\n' % HOOK_TOKEN)
+        cls.hook_host = Host("--config", config, keys=[KEY.spki],
+                             scripts=os.path.join(REPO, "tests/e2e/parity_scripts"))
 
     @classmethod
     def tearDownClass(cls):
-        for h in cls.hosts.values():
+        for h in list(cls.hosts.values()) + [cls.hook_host]:
             assert h.stop() == 0
             assert not h.sanitizer_reports(), h.log()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_hooks_reply_as_the_kit_did(self):
+        self.assertGreater(len(self.hook_cases), 5)
+        for c in self.hook_cases:
+            with self.subTest(query=c["query"], text=c["text"]):
+                headers = dict(c["headers"], Authorization="Bearer " + HOOK_TOKEN)
+                path = "/hooks/%s?%s" % (c["hook"], urllib.parse.urlencode(c["query"]))
+                r = self.hook_host.request("POST", path, c["text"].encode(), headers)
+                self.assertEqual((r.status, r.json()), (c["status"], c["reply"]), r)
 
     def test_the_host_replies_as_the_kit_did(self):
         self.assertGreater(len(self.cases), 10)
