@@ -14,19 +14,37 @@ int schedspec_is_schedule(const char *rel)
     return strncmp(rel, "schedules/", 10) == 0;
 }
 
-/* The string field `k` of the table at idx, or NULL; -1 in *bad when it is
- * there and not a string. [-0, +0] */
-static const char *opt_string(lua_State *L, int idx, const char *k, int *bad)
+/* The fields a schedule's table may have, and the Lua type of each. */
+static const struct {
+    const char *name;
+    int type;
+} fields[] = {
+    {"run", LUA_TFUNCTION},    {"cron", LUA_TSTRING},      {"every", LUA_TSTRING},
+    {"timezone", LUA_TSTRING}, {"catch_up", LUA_TBOOLEAN},
+};
+#define NFIELDS (sizeof fields / sizeof fields[0])
+
+/* The field's type in the table at idx (raw). [-0, +0] */
+static int field_type(lua_State *L, int idx, const char *k)
 {
     lua_pushstring(L, k);
     int t = lua_rawget(L, idx);
-    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    if (t != LUA_TNIL && t != LUA_TSTRING)
-        *bad = 1;
-    lua_pop(L, 1); /* the string stays alive: the table holds it */
+    lua_pop(L, 1);
+    return t;
+}
+
+/* The string field `k` of the table at idx, or NULL (its type was
+ * checked). The string stays alive: the table holds it. [-0, +0] */
+static const char *string_field(lua_State *L, int idx, const char *k)
+{
+    lua_pushstring(L, k);
+    const char *s = lua_rawget(L, idx) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);
     return s;
 }
 
+/* The messages are the test kit's (lualib/cliq/test.lua, check_schedule),
+ * word for word: test_kit_parity.py compares them. */
 int schedspec_read(lua_State *L, int idx, const char *path, struct schedspec *out, char *err,
                    size_t errlen)
 {
@@ -35,63 +53,70 @@ int schedspec_read(lua_State *L, int idx, const char *path, struct schedspec *ou
         memset(out, 0, sizeof *out);
     if (!lua_istable(L, idx)) {
         snprintf(err, errlen,
-                 "%s: must return a table { cron = \"...\" or every = \"...\", run = function(job) "
-                 "... end } (returned %s)",
+                 "%s: a schedule must return a table { cron = \"...\" or every = \"...\", run = "
+                 "function(job) ... end } (returned %s)",
                  path, luaL_typename(L, idx));
         return -1;
     }
-    static const char *const known[] = {"run", "cron", "every", "timezone", "catch_up", NULL};
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *k = known; *k && !ok; k++)
-                ok = strcmp(lua_tostring(L, -1), *k) == 0;
-        if (!ok) {
+        size_t i = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            while (i < NFIELDS && strcmp(lua_tostring(L, -2), fields[i].name) != 0)
+                i++;
+        else
+            i = NFIELDS;
+        if (i == NFIELDS) {
+            char shown[120];
+            if (lua_type(L, -2) == LUA_TSTRING)
+                snprintf(shown, sizeof shown, "\"%.100s\"", lua_tostring(L, -2));
+            else if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2))
+                snprintf(shown, sizeof shown, "%lld", (long long)lua_tointeger(L, -2));
+            else
+                snprintf(shown, sizeof shown, "%s", luaL_typename(L, -2));
             snprintf(err, errlen,
-                     "%s: unknown field '%s' in a schedule (it has run, cron or every, timezone, "
-                     "catch_up)",
-                     path, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
-            lua_pop(L, 1);
+                     "%s: unknown field %s (a schedule has cron, every, timezone, catch_up and "
+                     "run)",
+                     path, shown);
+            lua_pop(L, 2);
             return -1;
         }
+        if (lua_type(L, -1) != fields[i].type) {
+            snprintf(err, errlen, "%s: field '%s' must be a %s (is a %s)", path, fields[i].name,
+                     lua_typename(L, fields[i].type), luaL_typename(L, -1));
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
     }
-    lua_pushstring(L, "run");
-    int rt = lua_rawget(L, idx);
-    lua_pop(L, 1);
-    if (rt != LUA_TFUNCTION) {
-        snprintf(err, errlen, "%s: 'run' must be a function (is a %s)", path, lua_typename(L, rt));
+    if (field_type(L, idx, "run") == LUA_TNIL) {
+        snprintf(err, errlen, "%s: field 'run' must be a function (is a nil)", path);
         return -1;
     }
-    int bad = 0;
-    const char *cron = opt_string(L, idx, "cron", &bad);
-    const char *every = opt_string(L, idx, "every", &bad);
-    const char *zone = opt_string(L, idx, "timezone", &bad);
-    if (bad) {
-        snprintf(err, errlen, "%s: cron, every and timezone must be strings", path);
+    const char *cron = string_field(L, idx, "cron");
+    const char *every = string_field(L, idx, "every");
+    const char *zone = string_field(L, idx, "timezone");
+    int catch_up = field_type(L, idx, "catch_up") == LUA_TBOOLEAN;
+    if (catch_up) {
+        lua_pushstring(L, "catch_up");
+        lua_rawget(L, idx);
+        catch_up = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (cron && every) {
+        snprintf(err, errlen, "%s: fields 'cron' and 'every' both set; give one of them", path);
         return -1;
     }
-    lua_pushstring(L, "catch_up");
-    int ct = lua_rawget(L, idx);
-    int catch_up = ct == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (ct != LUA_TNIL && ct != LUA_TBOOLEAN) {
-        snprintf(err, errlen, "%s: catch_up must be true or false (is a %s)", path,
-                 lua_typename(L, ct));
-        return -1;
-    }
-    if (!cron == !every) {
+    if (!cron && !every) {
         snprintf(err, errlen,
-                 "%s: a schedule needs exactly one of cron = \"0 9 * * 1-5\" or every = \"30s\"",
+                 "%s: field 'cron' (\"0 9 * * 1-5\") or 'every' (\"30s\", \"5m\", \"2h\") is "
+                 "required",
                  path);
         return -1;
     }
     if (every && zone) {
         snprintf(err, errlen,
-                 "%s: timezone goes with cron, not with every (an interval is the "
-                 "same in every zone)",
-                 path);
+                 "%s: field 'timezone' goes only with 'cron' (every counts from any time)", path);
         return -1;
     }
     char why[400];

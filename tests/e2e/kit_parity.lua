@@ -68,3 +68,31 @@ for _, c in ipairs(hook_cases) do
     query = { shape = c.shape }, text = info.req.text, headers = headers,
     reply = reply, status = status }))
 end
+
+-- Schedules: the kit refuses a schedule's table with the message the
+-- host's loader gives (cliqhost check prints it after the file's path).
+local bad_schedules = {
+  no_table = "return 3",
+  unknown_field = 'return { every = "1s", run = function() end, when = 3 }',
+  numeric_field = 'return { every = "1s", run = function() end, [1] = true }',
+  run_not_function = 'return { every = "1s", run = 3 }',
+  no_run = 'return { every = "1s" }',
+  cron_not_string = "return { cron = 5, run = function() end }",
+  catch_up_not_boolean = 'return { every = "1s", catch_up = "yes", run = function() end }',
+  both = 'return { every = "1s", cron = "* * * * *", run = function() end }',
+  neither = "return { run = function() end }",
+  every_with_zone = 'return { every = "1s", timezone = "Europe/Paris", run = function() end }',
+}
+local names = {}
+for name in pairs(bad_schedules) do
+  names[#names + 1] = name
+end
+table.sort(names)
+for _, name in ipairs(names) do
+  kit.reset()
+  local file = "schedules/" .. name .. ".lua"
+  local ok, err = pcall(kit.load_string, bad_schedules[name], file)
+  assert(not ok, file .. " loaded in the kit")
+  print(kit.json.encode({ schedule = name, text = bad_schedules[name],
+    error = tostring(err):gsub("^.-" .. file:gsub("%p", "%%%0") .. ": ", "") }))
+end

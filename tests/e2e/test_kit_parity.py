@@ -13,7 +13,7 @@ import unittest
 import urllib.parse
 
 from cliq_bodies import now_ms
-from hostlib import REPO, Host, Key
+from hostlib import BIN, REPO, Host, Key
 
 KEY = Key("main")
 HOOK_TOKEN = "parity-hook-token-5e1b"
@@ -36,8 +36,9 @@ class KitParity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         every = kit_cases()
-        cls.cases = [c for c in every if "hook" not in c]
+        cls.cases = [c for c in every if "hook" not in c and "schedule" not in c]
         cls.hook_cases = [c for c in every if "hook" in c]
+        cls.schedule_cases = [c for c in every if "schedule" in c]
         cls.hosts = {}
         for c in cls.cases:
             d = c["scripts"]
@@ -56,6 +57,21 @@ class KitParity(unittest.TestCase):
             assert h.stop() == 0
             assert not h.sanitizer_reports(), h.log()
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_schedules_are_refused_with_the_kit_s_words(self):
+        self.assertGreater(len(self.schedule_cases), 5)
+        scripts = os.path.join(self.dir, "scripts")
+        os.makedirs(os.path.join(scripts, "schedules"))
+        for c in self.schedule_cases:
+            with open(os.path.join(scripts, "schedules", c["schedule"] + ".lua"), "w") as f:
+                f.write(c["text"])
+        out = subprocess.run([BIN, "check", "--scripts", scripts], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        for c in self.schedule_cases:
+            with self.subTest(schedule=c["schedule"]):
+                self.assertIn("schedules/%s.lua: %s" % (c["schedule"], c["error"]),
+                              out.stdout + out.stderr)
 
     def test_hooks_reply_as_the_kit_did(self):
         self.assertGreater(len(self.hook_cases), 5)

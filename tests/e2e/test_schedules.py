@@ -182,10 +182,11 @@ class OneHost(WithHosts):
             "schedules/b.lua": (schedule('cron = "0 9 * * *", timezone = "Europe/Nowhere"', ""),
                                 r"Europe/Nowhere"),
             "schedules/c.lua": (schedule('every = "1s", cron = "* * * * *"', ""),
-                                r"exactly one of cron"),
+                                r"fields 'cron' and 'every' both set"),
             "schedules/d.lua": (schedule('every = "1s"', "", "\n  when = 3,"),
-                                r"unknown field 'when'"),
-            "schedules/e.lua": ('return { every = "1s", run = 3 }', r"'run' must be a function"),
+                                r'unknown field "when"'),
+            "schedules/e.lua": ('return { every = "1s", run = 3 }',
+                                r"field 'run' must be a function \(is a number\)"),
         }
         for rel, (text, _) in cases.items():
             self.f.write(rel, text)
