@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -278,6 +279,67 @@ return { cron = setmetatable({}, { __tostring = function() return "* * * * *" en
         status = h.request("GET", "/status").json()
         self.assertEqual(status["schedules"], [])
 
+
+class ScheduleRuns(unittest.TestCase):
+    def test_run_ids_differ_across_restarts_and_hosts(self):
+        # A run's id (job.id, in every log line of the run) came from
+        # random() never seeded: every host and every restart gave the same
+        # ids in the same order (the first was always 327b23c66b8b4567).
+        # Logs of several hosts could not be told apart, and a script that
+        # keys its work on job.id (an idempotency key, a store key) saw its
+        # first run after a restart as one it had done already.
+        f = Folder(self)
+        f.write("scripts/schedules/tick.lua", '''
+return { every = "1s", run = function(job) log.info("ran", job.id) end }
+''')
+        first = []
+        for _ in range(2):
+            h = Host("--scripts", f.scripts, "--data-dir", f.data, keys=[KEY.pub_pem],
+                     workers=1)
+            line = h.wait_for(r"schedule tick tick=\S+ outcome=ok", timeout=20)
+            h.stop()
+            self.assertIsNotNone(line, h.log())
+            first.append(re.search(r"req=(\w+)", line).group(1))
+        self.assertNotEqual(first[0], first[1])
+
+    def test_a_run_now_is_not_overlapped(self):
+        # A run of a schedule still going makes the next tick skipped, but
+        # a run now (`cliqhost invoke schedule`, POST /schedules/NAME/run)
+        # took no part in that: a second run now, or a tick during one,
+        # ran the same schedule again alongside it.
+        f = Folder(self)
+        f.write("scripts/schedules/long.lua", '''
+return { every = "1m", run = function(job)
+  local n = store.incr("running", 1)
+  log.info("start", job.id, "concurrent=" .. n)
+  sleep(8)
+  store.incr("running", -1)
+end }
+''')
+        cfg = f.write("cliqhost.lua", "")
+        # The schedules' clock runs 10 times faster, from 50 s before a
+        # minute's tick: the tick comes 5 s after the start.
+        start_at = 1796600000 - 1796600000 % 60 + 10
+        h = Host("--config", cfg, "--scripts", f.scripts, "--data-dir", f.data,
+                 keys=[KEY.pub_pem], workers=1,
+                 env={"CLIQHOST_SCHEDULE_CLOCK": "%dx10" % start_at})
+        self.addCleanup(h.stop)
+        self.assertTrue(h.wait_for(r"schedule long scheduled"), h.log())
+        url = "http://127.0.0.1:%d" % h.port
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            first=run_cli("invoke", "schedule", "long", "--url", url)))
+        t.start()
+        self.assertTrue(h.wait_for(r"concurrent=1"), h.log())
+        second = h.request("POST", "/schedules/long/run")
+        self.assertEqual(second.status, 503, second)
+        self.assertIn("still going", second.json()["error"])
+        skipped = h.wait_for(r"schedule long: the tick at \S+ is skipped", timeout=30)
+        t.join(60)
+        self.assertEqual(out["first"].returncode, 0, out["first"])
+        self.assertIsNotNone(skipped, h.log())
+        self.assertNotIn("concurrent=2", h.log())
+        self.assertEqual(len(re.findall(r"msg=\"start ", h.log())), 1, h.log())
 
 class ScheduleCli(unittest.TestCase):
     def test_a_scripts_error_cannot_drive_the_operators_terminal(self):
