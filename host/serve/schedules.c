@@ -15,9 +15,11 @@
 #include "script/scriptset.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +40,10 @@ struct entry {
     unsigned long long version; /* of the script its cron came from; 0: none */
     struct cron *cron;          /* NULL: not (or no longer) scheduled */
     int catch_up;
-    int present;       /* in the current snapshot */
-    long long next_ms; /* the next tick, Unix ms; 0: none */
-    int running;       /* this host's runs of it going now */
+    int present;        /* in the current snapshot */
+    long long next_ms;  /* the next tick, Unix ms; 0: none */
+    int running;        /* this host's runs of it at its ticks going now */
+    int manual_running; /* this host's runs now (schedules_run_now) of it going */
     unsigned long long runs[NOUT];
     char *record; /* the store's record of it (JSON), as last read; owned */
 };
@@ -96,6 +99,7 @@ struct schedules_runner {
     struct op *ops;
     struct run *runs;
     size_t nruns;
+    uint64_t rng; /* run ids: seeded from getrandom, so no two hosts or starts share them */
 };
 
 /* The schedules' clock: the wall clock; for tests, CLIQHOST_SCHEDULE_CLOCK
@@ -380,7 +384,9 @@ static void finish_run(struct run *run, struct luavm_result *res)
     if (run->e) {
         pthread_mutex_lock(&r->s->mu);
         run->e->runs[oc]++;
-        if (!run->manual)
+        if (run->manual)
+            run->e->manual_running--;
+        else
             run->e->running--;
         pthread_mutex_unlock(&r->s->mu);
     }
@@ -438,19 +444,27 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
     run->cb = cb;
     run->cb_ud = cb_ud;
     run->t0 = sched_clock_ms();
-    if (id)
+    if (id) {
         snprintf(run->id, sizeof run->id, "%s", id);
-    else
-        snprintf(run->id, sizeof run->id, "%08lx%08lx", (unsigned long)random(),
-                 (unsigned long)random());
+    } else {
+        /* xorshift64* */
+        r->rng ^= r->rng >> 12;
+        r->rng ^= r->rng << 25;
+        r->rng ^= r->rng >> 27;
+        snprintf(run->id, sizeof run->id, "%016llx",
+                 (unsigned long long)(r->rng * 2685821657736338717ULL));
+    }
     struct luavm_result res;
     memset(&res, 0, sizeof res);
     if (request_map_task(request_type_schedule, name, &run->d, res.error, sizeof res.error) < 0)
         res.status = 404;
     if (!res.status) {
-        if (e && !manual) {
+        if (e) {
             pthread_mutex_lock(&r->s->mu);
-            e->running++;
+            if (manual)
+                e->manual_running++;
+            else
+                e->running++;
             pthread_mutex_unlock(&r->s->mu);
         }
         struct luavm_job job = {tick_ms, catch_up};
@@ -482,6 +496,20 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
 static void fire(struct schedules_runner *r, struct entry *e, long long tick_ms, int catch_up)
 {
     const struct config *cfg = config_of(r);
+    pthread_mutex_lock(&r->s->mu);
+    int manual = e->manual_running;
+    pthread_mutex_unlock(&r->s->mu);
+    if (manual) {
+        /* A run now takes no lock in the store: this host keeps its ticks
+         * off it. */
+        char when[32];
+        iso_time(tick_ms, when, sizeof when);
+        log_msg(LOG_WARN, NULL,
+                "schedule %s: the tick at %s is skipped: a run now of it is still going", e->name,
+                when);
+        count(r->s, e, OUT_SKIPPED);
+        return;
+    }
     if (luavm_tasks(r->vm) >= (size_t)cfg->max_handlers) {
         char when[32];
         iso_time(tick_ms, when, sizeof when);
@@ -671,6 +699,8 @@ struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched 
     r->drive = drive;
     r->cfg = cfg;
     r->cfg_ud = cfg_ud;
+    if (getrandom(&r->rng, sizeof r->rng, 0) != (ssize_t)sizeof r->rng || r->rng == 0)
+        r->rng = (uint64_t)wall_ms() * 2654435761u + (uint64_t)(uintptr_t)r;
     if (drive)
         r->timer = sched_timer_add(sched, 0, on_timer, r);
     return r;
@@ -717,7 +747,15 @@ int schedules_run_now(struct schedules_runner *r, const char *name, const char *
     }
     pthread_mutex_lock(&r->s->mu);
     struct entry *e = find(r->s, name);
+    int busy = e && (e->running || e->manual_running);
     pthread_mutex_unlock(&r->s->mu);
+    if (busy) {
+        /* Not overlapped, as a tick is not ("too many": the caller's 503). */
+        snprintf(err, errlen,
+                 "too many runs of schedule %s: its run is still going; try again when it ends",
+                 name);
+        return -1;
+    }
     return start_run(r, e, name, wall_ms() / 1000 * 1000, 0, 1, id, cb, ud, err, errlen);
 }
 
@@ -739,7 +777,7 @@ void schedules_status(struct schedules *s, struct buf *out)
         const char *when = cron_describe(e->cron);
         jsonw_string(out, when, strlen(when), 0, NULL);
         buf_printf(out, ",\"catch_up\":%s,\"running\":%s", e->catch_up ? "true" : "false",
-                   e->running ? "true" : "false");
+                   e->running || e->manual_running ? "true" : "false");
         if (e->next_ms) {
             char iso[32];
             iso_time(e->next_ms, iso, sizeof iso);
