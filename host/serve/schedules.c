@@ -14,6 +14,7 @@
 #include "script/schedspec.h"
 #include "script/scriptset.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,11 +117,14 @@ static void clock_setup(void)
     if (!v || !*v)
         return;
     char *end;
+    errno = 0;
     long long at = strtoll(v, &end, 10);
     long speed = 1;
     if (*end == 'x')
         speed = strtol(end + 1, &end, 10);
-    if (*end || at <= 0 || speed < 1 || speed > 100000) {
+    /* Up to the end of year 9999: its milliseconds, sped up for a day of
+     * ticks, stay far from overflow (errno: strtoll clamps). */
+    if (*end || errno || at <= 0 || at > 253402300799LL || speed < 1 || speed > 100000) {
         log_msg(LOG_ERROR, NULL,
                 "CLIQHOST_SCHEDULE_CLOCK=\"%s\" is not <Unix seconds>[x<speed>]; ignored", v);
         return;

@@ -341,6 +341,26 @@ end }
         self.assertNotIn("concurrent=2", h.log())
         self.assertEqual(len(re.findall(r"msg=\"start ", h.log())), 1, h.log())
 
+    def test_a_test_clock_out_of_range_is_ignored(self):
+        # CLIQHOST_SCHEDULE_CLOCK is the operator's (tests set it), but a
+        # value past year 9999 overflowed the clock's milliseconds (signed
+        # overflow, then ticks in a nonsense year); it is ignored and said.
+        f = Folder(self)
+        f.write("scripts/schedules/tick.lua", '''
+return { every = "1h", run = function(job) end }
+''')
+        for value in ["99999999999999999", "9223372036854775807x2", "1796600000x0"]:
+            with self.subTest(value=value):
+                h = Host("--scripts", f.scripts, "--data-dir", f.data, keys=[KEY.pub_pem],
+                         workers=1, env={"CLIQHOST_SCHEDULE_CLOCK": value})
+                line = h.wait_for(r"schedule tick scheduled")
+                h.stop()
+                self.assertIsNotNone(line, h.log())
+                self.assertIn('CLIQHOST_SCHEDULE_CLOCK="%s" is not' % value, h.log())
+                self.assertFalse(h.sanitizer_reports(), h.log())
+                self.assertRegex(line, r"next run 20\d\d-")
+
+
 class ScheduleCli(unittest.TestCase):
     def test_a_scripts_error_cannot_drive_the_operators_terminal(self):
         # A schedule's error message reaches `cliqhost schedules` and
