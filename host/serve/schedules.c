@@ -716,6 +716,31 @@ void schedules_runner_free(struct schedules_runner *r)
         return;
     if (r->timer)
         sched_timer_cancel(r->sched, r->timer);
+    /* Runs at their ticks still going are dropped with the runtime: their
+     * end is recorded, so that their lock does not hold the schedule for
+     * max_run_ms after a restart. (With SQLite this is done here and now;
+     * on Redis the write is cancelled below, the loop being over.) */
+    for (struct run *run = r->runs; run; run = run->next) {
+        if (run->manual || !run->e)
+            continue;
+        log_msg(LOG_WARN, run->id, "schedule %s: its run is dropped at shutdown", run->d.name);
+        struct buf b;
+        buf_init(&b, 1024);
+        buf_printf(&b, "{\"schedule\":");
+        jsonw_string(&b, run->d.name, strlen(run->d.name), 0, NULL);
+        buf_printf(&b, ",\"id\":\"%s\",\"tick\":%lld,\"outcome\":\"%s\",\"host\":", run->id,
+                   run->tick_ms, outcome_names[OUT_FAILED]);
+        jsonw_string(&b, r->s->host_id, strlen(r->s->host_id), 0, NULL);
+        buf_adds(&b, ",\"error\":\"dropped at shutdown\"}");
+        struct store_op so = {.kind = STORE_SCHED_DONE,
+                              .key = run->d.name,
+                              .klen = strlen(run->d.name),
+                              .tick_ms = run->tick_ms,
+                              .value = b.data,
+                              .vlen = b.len};
+        start_op(r, run->e, &so, 0);
+        buf_free(&b);
+    }
     while (r->ops) {
         struct op *o = r->ops;
         r->ops = o->next;
