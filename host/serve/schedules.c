@@ -347,13 +347,12 @@ static const struct config *config_of(struct schedules_runner *r)
     return r->cfg(r->cfg_ud);
 }
 
-static void finish_run(struct run *run, struct luavm_result *res)
+/* Records the run's end in the store as its outcome, the JSON put in *b_out
+ * (initialised here; caller frees). */
+static void record_run(struct run *run, enum outcome oc, const char *error, long long ms,
+                       struct buf *b_out)
 {
     struct schedules_runner *r = run->r;
-    enum outcome oc = res->status != 200 || res->failed
-                          ? (res->limit != LIMIT_NONE ? OUT_LIMIT : OUT_FAILED)
-                          : OUT_OK;
-    long long ms = sched_clock_ms() - run->t0;
     struct buf b;
     buf_init(&b, 4096);
     buf_printf(&b, "{\"schedule\":");
@@ -367,9 +366,26 @@ static void finish_run(struct run *run, struct luavm_result *res)
         buf_adds(&b, ",\"manual\":true");
     if (oc != OUT_OK) {
         buf_adds(&b, ",\"error\":");
-        jsonw_string(&b, res->error, strlen(res->error), 0, NULL);
+        jsonw_string(&b, error, strlen(error), 0, NULL);
     }
     buf_adds(&b, "}");
+    struct store_op so = {.kind = STORE_SCHED_DONE,
+                          .key = run->d.name,
+                          .klen = strlen(run->d.name),
+                          .tick_ms = run->tick_ms,
+                          .value = b.data,
+                          .vlen = b.len};
+    start_op(r, run->e, &so, 0);
+    *b_out = b;
+}
+
+static void finish_run(struct run *run, struct luavm_result *res)
+{
+    struct schedules_runner *r = run->r;
+    enum outcome oc = res->status != 200 || res->failed
+                          ? (res->limit != LIMIT_NONE ? OUT_LIMIT : OUT_FAILED)
+                          : OUT_OK;
+    long long ms = sched_clock_ms() - run->t0;
 
     struct buf line;
     buf_init(&line, LOG_LINE_MAX);
@@ -394,13 +410,8 @@ static void finish_run(struct run *run, struct luavm_result *res)
             run->e->running--;
         pthread_mutex_unlock(&r->s->mu);
     }
-    struct store_op so = {.kind = STORE_SCHED_DONE,
-                          .key = run->d.name,
-                          .klen = strlen(run->d.name),
-                          .tick_ms = run->tick_ms,
-                          .value = b.data,
-                          .vlen = b.len};
-    start_op(r, run->e, &so, 0);
+    struct buf b;
+    record_run(run, oc, res->error, ms, &b);
     if (run->cb) {
         size_t len;
         char *json = buf_take(&b, &len);
@@ -725,20 +736,7 @@ void schedules_runner_free(struct schedules_runner *r)
             continue;
         log_msg(LOG_WARN, run->id, "schedule %s: its run is dropped at shutdown", run->d.name);
         struct buf b;
-        buf_init(&b, 1024);
-        buf_printf(&b, "{\"schedule\":");
-        jsonw_string(&b, run->d.name, strlen(run->d.name), 0, NULL);
-        buf_printf(&b, ",\"id\":\"%s\",\"tick\":%lld,\"outcome\":\"%s\",\"host\":", run->id,
-                   run->tick_ms, outcome_names[OUT_FAILED]);
-        jsonw_string(&b, r->s->host_id, strlen(r->s->host_id), 0, NULL);
-        buf_adds(&b, ",\"error\":\"dropped at shutdown\"}");
-        struct store_op so = {.kind = STORE_SCHED_DONE,
-                              .key = run->d.name,
-                              .klen = strlen(run->d.name),
-                              .tick_ms = run->tick_ms,
-                              .value = b.data,
-                              .vlen = b.len};
-        start_op(r, run->e, &so, 0);
+        record_run(run, OUT_FAILED, "dropped at shutdown", sched_clock_ms() - run->t0, &b);
         buf_free(&b);
     }
     while (r->ops) {

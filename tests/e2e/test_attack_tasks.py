@@ -77,6 +77,13 @@ def start(test, folder, status_access="loopback", workers=1):
     return h
 
 
+def echo_host(test):
+    """A host whose bearer hook bt answers with what it was given."""
+    f = Folder(test)
+    f.write("scripts/hooks/bt.lua", ECHO_HOOK)
+    return start(test, f)
+
+
 def sw_headers(body, msg_id, extra=()):
     """Standard Webhooks headers for body: the right signature, after the
     entries of `extra`."""
@@ -130,18 +137,14 @@ class HookPaths(unittest.TestCase):
     # MHD_CONNECTION_INFO) and answer 404 when the path holds a NUL.
     @unittest.expectedFailure
     def test_a_nul_in_the_path_does_not_name_another_hook(self):
-        f = Folder(self)
-        f.write("scripts/hooks/bt.lua", ECHO_HOOK)
-        h = start(self, f)
+        h = echo_host(self)
         auth = {"Authorization": "Bearer " + BEARER}
         self.assertEqual(h.request("POST", "/hooks/bt", b"{}", auth).status, 200)
         r = h.request("POST", "/hooks/bt%00admin", b"{}", auth)
         self.assertEqual(r.status, 404, r)
 
     def test_path_tricks_name_no_hook(self):
-        f = Folder(self)
-        f.write("scripts/hooks/bt.lua", ECHO_HOOK)
-        h = start(self, f)
+        h = echo_host(self)
         auth = {"Authorization": "Bearer " + BEARER}
         for path in ["/hooks/../hooks/bt", "/hooks/bt/", "/hooks/bt/x", "/hooks/%2e%2e/bt",
                      "/hooks/" + "b" * 5000, "/hooks/", "/hooks"]:
@@ -163,9 +166,7 @@ class HookScriptSees(unittest.TestCase):
     # bearer; the signature headers are not secret and may stay).
     @unittest.expectedFailure
     def test_the_bearer_token_is_not_handed_to_the_script(self):
-        f = Folder(self)
-        f.write("scripts/hooks/bt.lua", ECHO_HOOK)
-        h = start(self, f)
+        h = echo_host(self)
         r = h.request("POST", "/hooks/bt", b"{}", {"Authorization": "Bearer " + BEARER})
         self.assertEqual(r.status, 200, r)
         self.assertNotIn(BEARER, r.body.decode())
