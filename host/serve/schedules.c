@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Schedules kept at most (a schedule deleted keeps its entry, so a name
- * seen once is never a new one). */
+/* Schedules kept at most. A schedule deleted keeps its entry (its counts
+ * stay in /metrics) until the place is needed for a new one. */
 #define MAX_SCHEDULES 1000
 /* How often the driver reads every schedule's record, for /status. */
 #define LIST_EVERY_MS 5000
@@ -561,6 +561,27 @@ static int schedule_name(const char *rel, char *name, size_t n)
     return 1;
 }
 
+/* An entry whose schedule is gone (and whose runs and store operations
+ * have ended), to take up a new one; NULL when none. Under s->mu. */
+static struct entry *reusable(struct schedules_runner *r)
+{
+    struct schedules *s = r->s;
+    for (size_t i = 0; i < s->n; i++) {
+        struct entry *e = s->e[i];
+        if (e->present || e->cron || e->running || e->manual_running)
+            continue;
+        const struct op *o = r->ops;
+        while (o && o->e != e)
+            o = o->next;
+        const struct run *run = r->runs;
+        while (run && run->e != e)
+            run = run->next;
+        if (!o && !run)
+            return e;
+    }
+    return NULL;
+}
+
 /* Takes up what the snapshot holds now: new and changed schedules get
  * their spec (and, at start, a look at whether their latest tick was
  * missed), deleted ones stop. */
@@ -589,6 +610,11 @@ static void follow(struct schedules_runner *r)
         }
         pthread_mutex_lock(&s->mu);
         struct entry *e = find(s, name);
+        if (!e && s->n >= MAX_SCHEDULES && (e = reusable(r)) != NULL) {
+            free(e->record);
+            memset(e, 0, sizeof *e);
+            snprintf(e->name, sizeof e->name, "%s", name);
+        }
         if (!e && s->n < MAX_SCHEDULES) {
             e = xcalloc(1, sizeof *e);
             snprintf(e->name, sizeof e->name, "%s", name);

@@ -394,6 +394,32 @@ end }
         self.assertTrue(h.wait_for(r"schedule long tick=\S+ outcome=ok"), h.log())
         self.assertTrue(dropped, "the first host did not log the dropped run")
 
+    def test_schedules_that_are_gone_leave_room_for_new_ones(self):
+        # At most 1,000 schedules, but a deleted one kept its place for
+        # good: after 1,000 names had come and gone (renames, generated
+        # files), no new schedule was ever taken up until a restart. The
+        # places of schedules that are gone (and not running) are reused.
+        f = Folder(self)
+        for i in range(1000):
+            f.write("scripts/schedules/s%04d.lua" % i,
+                    'return { every = "1h", run = function(job) end }\n')
+        h = Host("--scripts", f.scripts, "--data-dir", f.data, keys=[KEY.pub_pem], workers=1)
+        self.addCleanup(h.stop)
+        self.assertTrue(h.wait_for(r"schedule s0999 scheduled", timeout=60), h.log()[-2000:])
+        f.write("scripts/schedules/over.lua", 'return { every = "1h", run = function(job) end }\n')
+        self.assertTrue(h.wait_for(r"over\.lua: not scheduled: more than 1000 schedules",
+                                   timeout=30), h.log()[-2000:])
+        os.unlink(os.path.join(f.scripts, "schedules", "over.lua"))
+        for i in range(1000):
+            os.unlink(os.path.join(f.scripts, "schedules", "s%04d.lua" % i))
+        self.assertTrue(h.wait_for(r"schedule s0999 removed", timeout=30), h.log()[-2000:])
+        f.write("scripts/schedules/fresh.lua", 'return { every = "1h", run = function(job) end }\n')
+        line = h.wait_for(r"fresh(\.lua: not scheduled| scheduled)", timeout=30)
+        self.assertIsNotNone(line, h.log()[-2000:])
+        self.assertIn("schedule fresh scheduled", line)
+        status = h.request("GET", "/status").json()
+        self.assertEqual([s["name"] for s in status["schedules"]], ["fresh"])
+
 
 class ScheduleCli(unittest.TestCase):
     def test_a_scripts_error_cannot_drive_the_operators_terminal(self):
