@@ -5,7 +5,7 @@
  *
  *   github             X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>
  *   standard-webhooks  webhook-id, webhook-timestamp and webhook-signature
- *                      ("v1,<base64>" entries, space-separated) over
+ *                      ("v1,<base64>" entries, space-separated, at most 16) over
  *                      "<id>.<timestamp>.<body>", within tolerance_s of now
  *   bearer             Authorization: Bearer <token>, or a named header
  *                      holding the token as is

@@ -22,8 +22,10 @@
 #include <string.h>
 
 #define CRON_EXPR_MAX 256
-/* How far cron_next and cron_prev look: 5 years and a little. */
-#define CRON_HORIZON (5LL * 366 * 86400)
+/* How far cron_next and cron_prev look: 9 years. The longest gap between
+ * two runs of an expression that runs at all is 8 years (the 29th of
+ * February around 2100, 2200, 2300), so -1 means "never". */
+#define CRON_HORIZON (9LL * 366 * 86400)
 /* Instants handled: about ±34,000 years, far from overflow. */
 #define CRON_T_LIMIT (1LL << 40)
 /* tz_resolve's window: no offset is a day or more. */

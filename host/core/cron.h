@@ -45,11 +45,11 @@ struct cron *cron_every(const char *spec, char *err, size_t errlen);
 void cron_free(struct cron *c);
 
 /* The first run strictly after instant `after` (Unix seconds): -1 when there
- * is none within 5 years (e.g. "0 0 30 2 *"). Takes microseconds: it skips
+ * is none within 9 years (e.g. "0 0 30 2 *": it never runs). Takes microseconds: it skips
  * whole months, days and hours that cannot match. */
 long long cron_next(const struct cron *c, long long after);
 
-/* The last run at or before instant `at`; -1 when none within 5 years. */
+/* The last run at or before instant `at`; -1 when none within 9 years. */
 long long cron_prev(const struct cron *c, long long at);
 
 /* A canonical description for /status and logs: the expression's fields

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
@@ -129,6 +130,17 @@ int schedspec_read(lua_State *L, int idx, const char *path, struct schedspec *ou
     }
     if (!c) {
         snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    /* An expression that runs at all runs within any 8 years (the 29th of
+     * February): one that does not would sit in the list as "next run
+     * never". */
+    if (cron && cron_next(c, (long long)time(NULL)) < 0) {
+        snprintf(err, errlen,
+                 "%s: cron \"%.64s\" never runs (no date matches its day, month and "
+                 "day-of-week fields)",
+                 path, cron);
+        cron_free(c);
         return -1;
     }
     if (out) {

@@ -4,8 +4,9 @@
  * `cron` (a 5-field expression, in `timezone`, default "UTC") or `every`
  * ("30s", "5m", "2h"), and optionally `catch_up` (a boolean). The loader
  * checks it when the script loads, so a schedule that would never run (a
- * bad expression, an unknown zone, a stray field) is refused like a
- * script that fails to compile, and the version before it keeps running.
+ * bad expression, one no date matches, an unknown zone, a stray field) is
+ * refused like a script that fails to compile, and the version before it
+ * keeps running.
  */
 #ifndef CLIQHOST_SCHEDSPEC_H
 #define CLIQHOST_SCHEDSPEC_H

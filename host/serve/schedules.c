@@ -14,15 +14,18 @@
 #include "script/schedspec.h"
 #include "script/scriptset.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Schedules kept at most (a schedule deleted keeps its entry, so a name
- * seen once is never a new one). */
+/* Schedules kept at most. A schedule deleted keeps its entry (its counts
+ * stay in /metrics) until the place is needed for a new one. */
 #define MAX_SCHEDULES 1000
 /* How often the driver reads every schedule's record, for /status. */
 #define LIST_EVERY_MS 5000
@@ -38,9 +41,10 @@ struct entry {
     unsigned long long version; /* of the script its cron came from; 0: none */
     struct cron *cron;          /* NULL: not (or no longer) scheduled */
     int catch_up;
-    int present;       /* in the current snapshot */
-    long long next_ms; /* the next tick, Unix ms; 0: none */
-    int running;       /* this host's runs of it going now */
+    int present;        /* in the current snapshot */
+    long long next_ms;  /* the next tick, Unix ms; 0: none */
+    int running;        /* this host's runs of it at its ticks going now */
+    int manual_running; /* this host's runs now (schedules_run_now) of it going */
     unsigned long long runs[NOUT];
     char *record; /* the store's record of it (JSON), as last read; owned */
 };
@@ -96,6 +100,7 @@ struct schedules_runner {
     struct op *ops;
     struct run *runs;
     size_t nruns;
+    uint64_t rng; /* run ids: seeded from getrandom, so no two hosts or starts share them */
 };
 
 /* The schedules' clock: the wall clock; for tests, CLIQHOST_SCHEDULE_CLOCK
@@ -112,11 +117,14 @@ static void clock_setup(void)
     if (!v || !*v)
         return;
     char *end;
+    errno = 0;
     long long at = strtoll(v, &end, 10);
     long speed = 1;
     if (*end == 'x')
         speed = strtol(end + 1, &end, 10);
-    if (*end || at <= 0 || speed < 1 || speed > 100000) {
+    /* Up to the end of year 9999: its milliseconds, sped up for a day of
+     * ticks, stay far from overflow (errno: strtoll clamps). */
+    if (*end || errno || at <= 0 || at > 253402300799LL || speed < 1 || speed > 100000) {
         log_msg(LOG_ERROR, NULL,
                 "CLIQHOST_SCHEDULE_CLOCK=\"%s\" is not <Unix seconds>[x<speed>]; ignored", v);
         return;
@@ -339,13 +347,12 @@ static const struct config *config_of(struct schedules_runner *r)
     return r->cfg(r->cfg_ud);
 }
 
-static void finish_run(struct run *run, struct luavm_result *res)
+/* Records the run's end in the store as its outcome, the JSON put in *b_out
+ * (initialised here; caller frees). */
+static void record_run(struct run *run, enum outcome oc, const char *error, long long ms,
+                       struct buf *b_out)
 {
     struct schedules_runner *r = run->r;
-    enum outcome oc = res->status != 200 || res->failed
-                          ? (res->limit != LIMIT_NONE ? OUT_LIMIT : OUT_FAILED)
-                          : OUT_OK;
-    long long ms = sched_clock_ms() - run->t0;
     struct buf b;
     buf_init(&b, 4096);
     buf_printf(&b, "{\"schedule\":");
@@ -359,9 +366,26 @@ static void finish_run(struct run *run, struct luavm_result *res)
         buf_adds(&b, ",\"manual\":true");
     if (oc != OUT_OK) {
         buf_adds(&b, ",\"error\":");
-        jsonw_string(&b, res->error, strlen(res->error), 0, NULL);
+        jsonw_string(&b, error, strlen(error), 0, NULL);
     }
     buf_adds(&b, "}");
+    struct store_op so = {.kind = STORE_SCHED_DONE,
+                          .key = run->d.name,
+                          .klen = strlen(run->d.name),
+                          .tick_ms = run->tick_ms,
+                          .value = b.data,
+                          .vlen = b.len};
+    start_op(r, run->e, &so, 0);
+    *b_out = b;
+}
+
+static void finish_run(struct run *run, struct luavm_result *res)
+{
+    struct schedules_runner *r = run->r;
+    enum outcome oc = res->status != 200 || res->failed
+                          ? (res->limit != LIMIT_NONE ? OUT_LIMIT : OUT_FAILED)
+                          : OUT_OK;
+    long long ms = sched_clock_ms() - run->t0;
 
     struct buf line;
     buf_init(&line, LOG_LINE_MAX);
@@ -380,17 +404,14 @@ static void finish_run(struct run *run, struct luavm_result *res)
     if (run->e) {
         pthread_mutex_lock(&r->s->mu);
         run->e->runs[oc]++;
-        if (!run->manual)
+        if (run->manual)
+            run->e->manual_running--;
+        else
             run->e->running--;
         pthread_mutex_unlock(&r->s->mu);
     }
-    struct store_op so = {.kind = STORE_SCHED_DONE,
-                          .key = run->d.name,
-                          .klen = strlen(run->d.name),
-                          .tick_ms = run->tick_ms,
-                          .value = b.data,
-                          .vlen = b.len};
-    start_op(r, run->e, &so, 0);
+    struct buf b;
+    record_run(run, oc, res->error, ms, &b);
     if (run->cb) {
         size_t len;
         char *json = buf_take(&b, &len);
@@ -438,19 +459,27 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
     run->cb = cb;
     run->cb_ud = cb_ud;
     run->t0 = sched_clock_ms();
-    if (id)
+    if (id) {
         snprintf(run->id, sizeof run->id, "%s", id);
-    else
-        snprintf(run->id, sizeof run->id, "%08lx%08lx", (unsigned long)random(),
-                 (unsigned long)random());
+    } else {
+        /* xorshift64* */
+        r->rng ^= r->rng >> 12;
+        r->rng ^= r->rng << 25;
+        r->rng ^= r->rng >> 27;
+        snprintf(run->id, sizeof run->id, "%016llx",
+                 (unsigned long long)(r->rng * 2685821657736338717ULL));
+    }
     struct luavm_result res;
     memset(&res, 0, sizeof res);
     if (request_map_task(request_type_schedule, name, &run->d, res.error, sizeof res.error) < 0)
         res.status = 404;
     if (!res.status) {
-        if (e && !manual) {
+        if (e) {
             pthread_mutex_lock(&r->s->mu);
-            e->running++;
+            if (manual)
+                e->manual_running++;
+            else
+                e->running++;
             pthread_mutex_unlock(&r->s->mu);
         }
         struct luavm_job job = {tick_ms, catch_up};
@@ -482,6 +511,20 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
 static void fire(struct schedules_runner *r, struct entry *e, long long tick_ms, int catch_up)
 {
     const struct config *cfg = config_of(r);
+    pthread_mutex_lock(&r->s->mu);
+    int manual = e->manual_running;
+    pthread_mutex_unlock(&r->s->mu);
+    if (manual) {
+        /* A run now takes no lock in the store: this host keeps its ticks
+         * off it. */
+        char when[32];
+        iso_time(tick_ms, when, sizeof when);
+        log_msg(LOG_WARN, NULL,
+                "schedule %s: the tick at %s is skipped: a run now of it is still going", e->name,
+                when);
+        count(r->s, e, OUT_SKIPPED);
+        return;
+    }
     if (luavm_tasks(r->vm) >= (size_t)cfg->max_handlers) {
         char when[32];
         iso_time(tick_ms, when, sizeof when);
@@ -518,6 +561,27 @@ static int schedule_name(const char *rel, char *name, size_t n)
     return 1;
 }
 
+/* An entry whose schedule is gone (and whose runs and store operations
+ * have ended), to take up a new one; NULL when none. Under s->mu. */
+static struct entry *reusable(struct schedules_runner *r)
+{
+    struct schedules *s = r->s;
+    for (size_t i = 0; i < s->n; i++) {
+        struct entry *e = s->e[i];
+        if (e->present || e->cron || e->running || e->manual_running)
+            continue;
+        const struct op *o = r->ops;
+        while (o && o->e != e)
+            o = o->next;
+        const struct run *run = r->runs;
+        while (run && run->e != e)
+            run = run->next;
+        if (!o && !run)
+            return e;
+    }
+    return NULL;
+}
+
 /* Takes up what the snapshot holds now: new and changed schedules get
  * their spec (and, at start, a look at whether their latest tick was
  * missed), deleted ones stop. */
@@ -546,6 +610,11 @@ static void follow(struct schedules_runner *r)
         }
         pthread_mutex_lock(&s->mu);
         struct entry *e = find(s, name);
+        if (!e && s->n >= MAX_SCHEDULES && (e = reusable(r)) != NULL) {
+            free(e->record);
+            memset(e, 0, sizeof *e);
+            snprintf(e->name, sizeof e->name, "%s", name);
+        }
         if (!e && s->n < MAX_SCHEDULES) {
             e = xcalloc(1, sizeof *e);
             snprintf(e->name, sizeof e->name, "%s", name);
@@ -671,6 +740,8 @@ struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched 
     r->drive = drive;
     r->cfg = cfg;
     r->cfg_ud = cfg_ud;
+    if (getrandom(&r->rng, sizeof r->rng, 0) != (ssize_t)sizeof r->rng || r->rng == 0)
+        r->rng = (uint64_t)wall_ms() * 2654435761u + (uint64_t)(uintptr_t)r;
     if (drive)
         r->timer = sched_timer_add(sched, 0, on_timer, r);
     return r;
@@ -682,6 +753,18 @@ void schedules_runner_free(struct schedules_runner *r)
         return;
     if (r->timer)
         sched_timer_cancel(r->sched, r->timer);
+    /* Runs at their ticks still going are dropped with the runtime: their
+     * end is recorded, so that their lock does not hold the schedule for
+     * max_run_ms after a restart. (With SQLite this is done here and now;
+     * on Redis the write is cancelled below, the loop being over.) */
+    for (struct run *run = r->runs; run; run = run->next) {
+        if (run->manual || !run->e)
+            continue;
+        log_msg(LOG_WARN, run->id, "schedule %s: its run is dropped at shutdown", run->d.name);
+        struct buf b;
+        record_run(run, OUT_FAILED, "dropped at shutdown", sched_clock_ms() - run->t0, &b);
+        buf_free(&b);
+    }
     while (r->ops) {
         struct op *o = r->ops;
         r->ops = o->next;
@@ -717,7 +800,15 @@ int schedules_run_now(struct schedules_runner *r, const char *name, const char *
     }
     pthread_mutex_lock(&r->s->mu);
     struct entry *e = find(r->s, name);
+    int busy = e && (e->running || e->manual_running);
     pthread_mutex_unlock(&r->s->mu);
+    if (busy) {
+        /* Not overlapped, as a tick is not ("too many": the caller's 503). */
+        snprintf(err, errlen,
+                 "too many runs of schedule %s: its run is still going; try again when it ends",
+                 name);
+        return -1;
+    }
     return start_run(r, e, name, wall_ms() / 1000 * 1000, 0, 1, id, cb, ud, err, errlen);
 }
 
@@ -739,7 +830,7 @@ void schedules_status(struct schedules *s, struct buf *out)
         const char *when = cron_describe(e->cron);
         jsonw_string(out, when, strlen(when), 0, NULL);
         buf_printf(out, ",\"catch_up\":%s,\"running\":%s", e->catch_up ? "true" : "false",
-                   e->running ? "true" : "false");
+                   e->running || e->manual_running ? "true" : "false");
         if (e->next_ms) {
             char iso[32];
             iso_time(e->next_ms, iso, sizeof iso);

@@ -52,8 +52,10 @@ typedef const struct config *(*schedules_config_fn)(void *ud);
 struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched *sched,
                                               struct luavm *vm, struct redis_conn *rc, int drive,
                                               schedules_config_fn cfg, void *cfg_ud);
-/* Cancels its timer and what it waits for; runs still going end without
- * their records. NULL is fine. */
+/* Cancels its timer and what it waits for; runs at their ticks still going
+ * are recorded as failed ("dropped at shutdown") so that their locks do not
+ * outlive them (written now with SQLite; on Redis the write is cancelled
+ * with the rest). NULL is fine. */
 void schedules_runner_free(struct schedules_runner *r);
 
 /* Called once when a run started by schedules_run_now ends: the outcome

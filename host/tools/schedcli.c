@@ -71,13 +71,52 @@ static long ask(const struct opts *o, const char *method, const char *path, stru
     return status;
 }
 
+/* Copies s into out (n bytes, NUL-terminated, cut to fit) as a terminal
+ * shows it safely: what the host answers comes in part from scripts (a
+ * run's error), so control characters (C0, DEL, C1 written in UTF-8) and
+ * bytes that are not UTF-8 become \xNN instead of reaching the terminal
+ * as escape sequences. Returns out. */
+static const char *shown(const char *s, char *out, size_t n)
+{
+    size_t used = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && used + 1 < n) {
+        size_t len = 1;
+        int safe = *p >= 0x20 && *p != 0x7f;
+        if (*p >= 0x80) {
+            len = *p >= 0xc2 && *p <= 0xdf   ? 2
+                  : *p >= 0xe0 && *p <= 0xef ? 3
+                  : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                             : 1;
+            safe = len > 1 && !(p[0] == 0xc2 && p[1] < 0xa0);
+            for (size_t i = 1; i < len && safe; i++)
+                safe = (p[i] & 0xc0) == 0x80;
+            if (!safe)
+                len = p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0 ? 2 : 1;
+        }
+        if (safe && used + len < n) {
+            memcpy(out + used, p, len);
+            used += len;
+        } else if (!safe && used + 4 * len < n) {
+            for (size_t i = 0; i < len; i++)
+                used += (size_t)snprintf(out + used, n - used, "\\x%02x", p[i]);
+        } else {
+            break;
+        }
+        p += len;
+    }
+    out[used] = '\0';
+    return out;
+}
+
 /* The "error" of an error body, or the body itself. */
 static void print_error(long status, const struct buf *b)
 {
     cJSON *j = cJSON_ParseWithLength(b->data ? b->data : "", b->len);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    char msg[2048];
     fprintf(stderr, "cliqhost: %ld: %s\n", status,
-            cJSON_IsString(e) ? e->valuestring : (b->data ? b->data : ""));
+            shown(cJSON_IsString(e) ? e->valuestring : (b->data ? b->data : ""), msg, sizeof msg));
     cJSON_Delete(j);
 }
 
@@ -221,7 +260,7 @@ int cli_schedules(int argc, char **argv)
             const cJSON *next = cJSON_GetObjectItemCaseSensitive(s, "next_run_ms");
             const cJSON *tick = cJSON_GetObjectItemCaseSensitive(last, "tick");
             const cJSON *running = cJSON_GetObjectItemCaseSensitive(s, "running");
-            char nx[40], lr[40], outcome[300];
+            char nx[40], lr[40], outcome[300], safe[1200], name[200], whenx[400];
             when(cJSON_IsNumber(next) ? next->valuedouble : 0, nx, sizeof nx);
             when(cJSON_IsNumber(tick) ? tick->valuedouble : 0, lr, sizeof lr);
             const char *err = str(last, "error", NULL);
@@ -230,8 +269,9 @@ int cli_schedules(int argc, char **argv)
             if (cJSON_IsTrue(running))
                 snprintf(outcome + strlen(outcome), sizeof outcome - strlen(outcome),
                          ", running now");
-            printf("%-20s %-28s %-24s %-24s %s\n", str(s, "name", "?"), str(s, "when", "?"), nx, lr,
-                   outcome);
+            printf("%-20s %-28s %-24s %-24s %s\n", shown(str(s, "name", "?"), name, sizeof name),
+                   shown(str(s, "when", "?"), whenx, sizeof whenx), nx, lr,
+                   shown(outcome, safe, sizeof safe));
         }
     }
     cJSON_Delete(j);
@@ -259,13 +299,16 @@ int cli_invoke_schedule(int argc, char **argv)
         fputc('\n', stdout);
     } else {
         const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "ms");
-        printf("schedule %s ran: %s", o.name, outcome);
+        char safe[1200], name[200];
+        printf("schedule %s ran: %s", shown(o.name, name, sizeof name),
+               shown(outcome, safe, sizeof safe));
         if (cJSON_IsNumber(ms))
             printf(" in %.0f ms", ms->valuedouble);
-        printf(" (run id %s; its log lines carry it)\n", str(j, "id", "?"));
+        printf(" (run id %s; its log lines carry it)\n",
+               shown(str(j, "id", "?"), name, sizeof name));
         const char *err = str(j, "error", NULL);
         if (err)
-            printf("error: %s\n", err);
+            printf("error: %s\n", shown(err, safe, sizeof safe));
     }
     rc = strcmp(outcome, "ok") == 0 ? EXIT_OK : EXIT_RUN_FAILED;
     cJSON_Delete(j);
