@@ -118,7 +118,7 @@ static void evict_oldest(struct replay *r, long long now_ms)
  * is remembered. */
 static enum replay_result check(struct replay *r, long long timestamp_ms, long long now_ms,
                                 const unsigned char *digest, size_t len, long long *age_ms,
-                                int remember)
+                                int remember, int anywhere)
 {
     *age_ms = now_ms - timestamp_ms;
     if (timestamp_ms < now_ms - r->window_ms)
@@ -136,9 +136,14 @@ static enum replay_result check(struct replay *r, long long timestamp_ms, long l
         b->epoch = epoch;
     }
     enum replay_result res = REPLAY_OK;
-    if (b->cap) {
-        struct slot *s = find(b, key);
-        if (s->key == key) {
+    /* replay_seen: the key may be in any bucket still in the window. */
+    for (int i = 0; i < NBUCKETS && res == REPLAY_OK; i++) {
+        struct bucket *o = &r->b[i];
+        if (!o->cap || (!anywhere && o != b) || o->epoch < 0 ||
+            (o->epoch + 1) * r->width_ms < now_ms - r->window_ms)
+            continue;
+        struct slot *s = find(o, key);
+        if (s->key == key && (o == b || now_ms - s->seen_ms <= r->window_ms)) {
             *age_ms = now_ms - s->seen_ms;
             res = REPLAY_REPEAT;
         }
@@ -164,13 +169,19 @@ static enum replay_result check(struct replay *r, long long timestamp_ms, long l
 enum replay_result replay_check(struct replay *r, long long timestamp_ms, long long now_ms,
                                 const unsigned char *digest, size_t len, long long *age_ms)
 {
-    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 1);
+    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 1, 0);
 }
 
 enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long long now_ms,
                                const unsigned char *digest, size_t len, long long *age_ms)
 {
-    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 0);
+    return check(r, timestamp_ms, now_ms, digest, len, age_ms, 0, 0);
+}
+
+enum replay_result replay_seen(struct replay *r, long long now_ms, const unsigned char *digest,
+                               size_t len, long long *age_ms)
+{
+    return check(r, now_ms, now_ms, digest, len, age_ms, 1, 1);
 }
 
 void replay_forget(struct replay *r, long long timestamp_ms, const unsigned char *digest,

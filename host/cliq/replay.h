@@ -43,7 +43,15 @@ enum replay_result replay_check(struct replay *r, long long timestamp_ms, long l
 enum replay_result replay_peek(struct replay *r, long long timestamp_ms, long long now_ms,
                                const unsigned char *digest, size_t len, long long *age_ms);
 
-/* Forgets a call replay_check remembered with this timestamp and digest
+/* For names that come back with a new timestamp each time (a webhook's
+ * delivery id, resent later): REPLAY_REPEAT when `digest` was seen within
+ * the window before now_ms (whatever bucket it went to), else remembers it
+ * as seen now and answers REPLAY_OK. */
+enum replay_result replay_seen(struct replay *r, long long now_ms, const unsigned char *digest,
+                               size_t len, long long *age_ms);
+
+/* Forgets a call replay_check (or replay_seen, with its now_ms) remembered
+ * with this timestamp and digest
  * (it was not handled after all: a retry must not be a repeat). */
 void replay_forget(struct replay *r, long long timestamp_ms, const unsigned char *digest,
                    size_t len);

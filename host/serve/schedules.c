@@ -78,6 +78,7 @@ struct run {
     long long tick_ms;
     int catch_up;
     int manual;
+    int dropped; /* recorded as dropped at shutdown */
     long long t0;
     struct luavm_task *task;
     schedules_done_cb cb;
@@ -482,7 +483,9 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
                 e->running++;
             pthread_mutex_unlock(&r->s->mu);
         }
-        struct luavm_job job = {tick_ms, catch_up};
+        /* A run now has a tick to the ms (schedules_run_now); its job a
+         * whole second, as every tick's. */
+        struct luavm_job job = {tick_ms / 1000 * 1000, catch_up};
         struct luavm_call c = {&run->d, NULL, "", 0, run->id, run->t0, NULL, &job};
         struct luavm_task *task;
         if (!luavm_start(r->vm, &c, &res, &task, on_run_done, run)) {
@@ -747,24 +750,35 @@ struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched 
     return r;
 }
 
-void schedules_runner_free(struct schedules_runner *r)
+int schedules_runner_stop(struct schedules_runner *r)
 {
     if (!r)
-        return;
+        return 0;
     if (r->timer)
         sched_timer_cancel(r->sched, r->timer);
+    r->timer = NULL;
     /* Runs at their ticks still going are dropped with the runtime: their
      * end is recorded, so that their lock does not hold the schedule for
-     * max_run_ms after a restart. (With SQLite this is done here and now;
-     * on Redis the write is cancelled below, the loop being over.) */
+     * max_run_ms after a restart. */
     for (struct run *run = r->runs; run; run = run->next) {
-        if (run->manual || !run->e)
+        if (run->manual || !run->e || run->dropped)
             continue;
+        run->dropped = 1;
         log_msg(LOG_WARN, run->id, "schedule %s: its run is dropped at shutdown", run->d.name);
         struct buf b;
         record_run(run, OUT_FAILED, "dropped at shutdown", sched_clock_ms() - run->t0, &b);
         buf_free(&b);
     }
+    return r->ops != NULL;
+}
+
+void schedules_runner_free(struct schedules_runner *r)
+{
+    if (!r)
+        return;
+    /* Records what schedules_runner_stop did not (with SQLite at once; a
+     * write to Redis is cancelled below, the loop being over). */
+    schedules_runner_stop(r);
     while (r->ops) {
         struct op *o = r->ops;
         r->ops = o->next;
@@ -796,20 +810,22 @@ int schedules_run_now(struct schedules_runner *r, const char *name, const char *
     if (luavm_tasks(r->vm) >= (size_t)cfg->max_handlers) {
         snprintf(err, errlen, "too many handlers are running (max_handlers %ld); try again",
                  cfg->max_handlers);
-        return -1;
+        return SCHEDULES_FULL;
     }
     pthread_mutex_lock(&r->s->mu);
     struct entry *e = find(r->s, name);
     int busy = e && (e->running || e->manual_running);
     pthread_mutex_unlock(&r->s->mu);
     if (busy) {
-        /* Not overlapped, as a tick is not ("too many": the caller's 503). */
-        snprintf(err, errlen,
-                 "too many runs of schedule %s: its run is still going; try again when it ends",
-                 name);
-        return -1;
+        /* Not overlapped, as a tick is not. */
+        snprintf(err, errlen, "schedule %s is running now; try again when its run ends", name);
+        return SCHEDULES_BUSY;
     }
-    return start_run(r, e, name, wall_ms() / 1000 * 1000, 0, 1, id, cb, ud, err, errlen);
+    /* Its record's tick is the moment to the ms, never a whole second as
+     * every tick is: its end cannot release the hold of a tick another
+     * host runs in the same second. */
+    long long now = wall_ms();
+    return start_run(r, e, name, now % 1000 ? now : now + 1, 0, 1, id, cb, ud, err, errlen);
 }
 
 /* ---- what the operator sees ---------------------------------------------- */

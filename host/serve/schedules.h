@@ -52,20 +52,29 @@ typedef const struct config *(*schedules_config_fn)(void *ud);
 struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched *sched,
                                               struct luavm *vm, struct redis_conn *rc, int drive,
                                               schedules_config_fn cfg, void *cfg_ud);
-/* Cancels its timer and what it waits for; runs at their ticks still going
- * are recorded as failed ("dropped at shutdown") so that their locks do not
- * outlive them (written now with SQLite; on Redis the write is cancelled
- * with the rest). NULL is fine. */
+/* At shutdown, once the grace is over and while the loop still runs:
+ * stops the timer and records the runs at their ticks still going as
+ * failed ("dropped at shutdown"), so that their locks do not outlive the
+ * host. Returns 1 while store writes are still on their way: run the loop
+ * a little for them. NULL is fine. */
+int schedules_runner_stop(struct schedules_runner *r);
+/* Cancels its timer and what it waits for. A runner not stopped first
+ * records its dropped runs now, which only SQLite can take without the
+ * loop (on Redis the write is cancelled with the rest). NULL is fine. */
 void schedules_runner_free(struct schedules_runner *r);
 
 /* Called once when a run started by schedules_run_now ends: the outcome
  * as JSON ({"schedule", "id", "outcome", "ms", "error"?}; caller frees). */
 typedef void (*schedules_done_cb)(char *json, size_t len, void *ud);
+/* schedules_run_now's refusals besides -1 (no such schedule). */
+#define SCHEDULES_BUSY (-2) /* a run of it is going */
+#define SCHEDULES_FULL (-3) /* max_handlers are running */
+
 /* Runs schedule `name` now on this worker (not a tick: no lock is taken,
  * and the run is recorded as the schedule's last). `id` is the run's id.
  * Returns 1 when it ended at once (cb already called), 0 when it runs (cb
  * comes later, unless the runner is freed first), or -1 with the reason
- * in err (no such schedule, too many handlers running). */
+ * in err (no such schedule), SCHEDULES_BUSY or SCHEDULES_FULL. */
 int schedules_run_now(struct schedules_runner *r, const char *name, const char *id,
                       schedules_done_cb cb, void *ud, char *err, size_t errlen);
 /* 1 when a run of this runner is still going. */

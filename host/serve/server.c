@@ -998,6 +998,7 @@ static const char *hook_header(void *ud, const char *name)
 struct pairs {
     struct luavm_pair *p;
     size_t n, cap;
+    const char *secret_header; /* left out: it carries the hook's credential */
 };
 
 static enum MHD_Result add_pair(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1005,7 +1006,7 @@ static enum MHD_Result add_pair(void *cls, enum MHD_ValueKind kind, const char *
 {
     (void)kind;
     struct pairs *ps = cls;
-    if (ps->n == ps->cap || !key)
+    if (ps->n == ps->cap || !key || (ps->secret_header && !strcasecmp(key, ps->secret_header)))
         return MHD_YES;
     size_t n = strlen(key);
     char *k = xmalloc(n + 1);
@@ -1055,8 +1056,14 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
             json = NULL; /* trailing bytes: not JSON; the script gets the text */
         }
     }
-    struct pairs hs = {xcalloc(HOOK_MAX_PAIRS, sizeof *hs.p), 0, HOOK_MAX_PAIRS};
-    struct pairs qs = {xcalloc(HOOK_MAX_PAIRS, sizeof *qs.p), 0, HOOK_MAX_PAIRS};
+    /* A bearer hook's token is the hook's secret: the script does not get
+     * it (the other schemes' headers hold signatures, no secret). */
+    const struct config_hook *h = config_hook(w->cfg, c->d.name);
+    const char *secret_header = NULL;
+    if (h && h->scheme == CONFIG_HOOK_BEARER)
+        secret_header = h->header ? h->header : "Authorization";
+    struct pairs hs = {xcalloc(HOOK_MAX_PAIRS, sizeof *hs.p), 0, HOOK_MAX_PAIRS, secret_header};
+    struct pairs qs = {xcalloc(HOOK_MAX_PAIRS, sizeof *qs.p), 0, HOOK_MAX_PAIRS, NULL};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, add_pair, &hs);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_pair, &qs);
     struct luavm_hook hk = {"POST", hs.p, hs.n, qs.p, qs.n};
@@ -1121,8 +1128,8 @@ static void hook_after_claim(struct worker *w, struct MHD_Connection *conn, stru
     long long wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     int repeat = shared_repeat;
     if (w->srv->hook_ids && !repeat) {
-        repeat = replay_check(w->srv->hook_ids, wall, wall, c->digest, sizeof c->digest, &age) ==
-                 REPLAY_REPEAT;
+        repeat =
+            replay_seen(w->srv->hook_ids, wall, c->digest, sizeof c->digest, &age) == REPLAY_REPEAT;
         if (!repeat)
             c->hook_taken_ms = wall;
     }
@@ -1270,11 +1277,14 @@ static void handle_run_now(struct worker *w, struct MHD_Connection *conn, struct
 {
     const char *access = w->cfg->status_access;
     snprintf(c->hook_path, sizeof c->hook_path, "%.79s", url);
-    if (!strcmp(access, "off") ||
-        (!strcmp(access, "loopback") && !admin_client_is_loopback(conn))) {
+    /* Loopback only, even when status_access opens /status to all (for a
+     * remote Prometheus): running scripts is not reading figures. */
+    if (!strcmp(access, "off") || !admin_client_is_loopback(conn)) {
         respond_error(w, conn, c, "POST", url, MHD_HTTP_FORBIDDEN,
-                      "running a schedule now answers loopback clients only (status_access)", NULL,
-                      NULL);
+                      !strcmp(access, "off")
+                          ? "running a schedule now is turned off (status_access = \"off\")"
+                          : "running a schedule now answers loopback clients only",
+                      NULL, NULL);
         return;
     }
     char name[REQUEST_TASK_NAME_MAX + 2];
@@ -1295,8 +1305,9 @@ static void handle_run_now(struct worker *w, struct MHD_Connection *conn, struct
     if (rc < 0) {
         c->run_now = 1;
         respond_error(w, conn, c, "POST", url,
-                      strncmp(err, "too many", 8) ? MHD_HTTP_NOT_FOUND
-                                                  : MHD_HTTP_SERVICE_UNAVAILABLE,
+                      rc == SCHEDULES_BUSY   ? MHD_HTTP_CONFLICT
+                      : rc == SCHEDULES_FULL ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                             : MHD_HTTP_NOT_FOUND,
                       err, NULL, NULL);
         return;
     }
@@ -1867,6 +1878,12 @@ static void *worker_main(void *arg)
             break;
         sched_run_once(w->sched, 100);
     }
+    /* Schedules' runs still going are recorded as dropped, so their locks
+     * do not hold the schedules after this host (the writes to Redis need
+     * the loop: up to redis_timeout_ms for them). */
+    long long flush_until = sched_clock_ms() + w->cfg->redis_timeout_ms;
+    while (schedules_runner_stop(w->runner) && sched_clock_ms() < flush_until)
+        sched_run_once(w->sched, 20);
     drop_running(w);
     MHD_run(w->mhd);
     luavm_unwatch(w->vm);

@@ -358,6 +358,30 @@ class SeveralHosts(WithHosts):
         counts = re.findall(r"count=(\d+)", "\n".join(h.log() for h in self.hosts))
         self.assertEqual(set(counts), {"1"})
 
+    def test_a_run_dropped_at_shutdown_does_not_hold_its_schedule(self):
+        """A host stopped while a run goes on (past shutdown_grace_s)
+        records the run as dropped in Redis, so the host that takes over
+        runs the next tick instead of finding it held for max_run_ms."""
+        self.f.write("schedules/long.lua", schedule('every = "1s"', """
+    if not store.get("first") then
+      store.set("first", job.id)
+      log.info("first run", job.id)
+      sleep(60)
+    end
+    log.info("later run", job.id)
+"""))
+        a = Host("--no-verify", "--store", self.redis.url, "--redis-prefix", "drop:",
+                 "--shutdown-grace", "1", scripts=self.f.root)
+        self.assertTrue(a.wait_for("first run", 20), a.log())
+        self.assertEqual(a.stop(), 0, a.log())
+        self.assertIn("dropped at shutdown", a.log())
+        b = Host("--no-verify", "--store", self.redis.url, "--redis-prefix", "drop:",
+                 scripts=self.f.root)
+        self.hosts.append(b)
+        line = b.wait_for(r"later run|is skipped", 20)
+        self.assertIsNotNone(line, b.log())
+        self.assertIn("later run", line)
+
     def test_no_overlap_across_hosts_and_one_skip_line_per_tick(self):
         self.f.write("schedules/slow.lua", schedule('every = "1s"', """
     local n = store.incr("running", 1)

@@ -71,9 +71,34 @@ static void test_forget_keeps_the_others(void)
     replay_free(r);
 }
 
+/* A webhook id comes back with a new timestamp: it is a repeat for the
+ * whole window, whichever bucket its first arrival went to. */
+static void test_seen_across_buckets(void)
+{
+    const long long day = 86400LL * 1000, t = 100 * day;
+    struct replay *r = replay_new(day, 1000);
+    unsigned char d[32];
+    long long age;
+    digest_of(42, d);
+    CHECK_INT(replay_seen(r, t, d, 32, &age), REPLAY_OK);
+    for (long long later = 1000; later <= day; later += day / 7) {
+        CHECK_INT(replay_seen(r, t + later, d, 32, &age), REPLAY_REPEAT);
+        CHECK_INT(age, later);
+    }
+    /* replay_check keeps to the timestamp's bucket: not what ids need. */
+    CHECK_INT(replay_peek(r, t + day / 2, t + day / 2, d, 32, &age), REPLAY_OK);
+    /* Past the window it is new again, and forgotten it is new at once. */
+    CHECK_INT(replay_seen(r, t + day + day / 3, d, 32, &age), REPLAY_OK);
+    replay_forget(r, t + day + day / 3, d, 32);
+    CHECK_INT(replay_seen(r, t + day + day / 3 + 5, d, 32, &age), REPLAY_OK);
+    CHECK_INT(replay_seen(r, t + day + day / 3 + 9, d, 32, &age), REPLAY_REPEAT);
+    replay_free(r);
+}
+
 int main(void)
 {
     RUN(test_window_and_repeats);
     RUN(test_forget_keeps_the_others);
+    RUN(test_seen_across_buckets);
     return CHECK_DONE();
 }
