@@ -16,3 +16,7 @@ wait_port() {
 
 # median NUMBER...: the middle one (the upper of the two middle ones).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# cpu_ticks PID: the CPU time PID has used so far (user + system), in clock
+# ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
