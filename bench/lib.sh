@@ -21,6 +21,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR
 # system, summed), in clock ticks.
 cpu_ticks() { awk '{t += $14 + $15} END {print t + 0}' $(printf '/proc/%s/stat ' "$@"); }
 
+# stop_all PID...: stops each process still up (the empty PIDs are skipped)
+# and waits for it; for a script's cleanup, so never fails.
+stop_all() {
+  local p
+  for p; do
+    if [ -n "$p" ]; then
+      kill "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    fi
+  done
+}
+
 # start_redis DIR: starts a redis-server of this run's own on a free loopback
 # port (persistence off; its files and log in DIR) and waits up to 10 s for
 # it to answer; sets REDIS_PID, REDIS_PORT, REDIS_URL and REDIS_VERSION.

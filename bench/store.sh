@@ -101,13 +101,7 @@ SIGNER_PIDS=()
 # Stops the host, Redis and the signers if still up (also when a step fails)
 # and removes the scratch directory.
 cleanup() {
-  local p
-  for p in "$HOST_PID" "$REDIS_PID" "${SIGNER_PIDS[@]}"; do
-    if [ -n "$p" ]; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
-  done
+  stop_all "$HOST_PID" "$REDIS_PID" "${SIGNER_PIDS[@]}"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
