@@ -101,13 +101,7 @@ SIGNER_PIDS=()
 # Stops the host, Redis and the signers if still up (also when a step fails)
 # and removes the scratch directory.
 cleanup() {
-  local p
-  for p in "$HOST_PID" "$REDIS_PID" "${SIGNER_PIDS[@]}"; do
-    if [ -n "$p" ]; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
-  done
+  stop_all "$HOST_PID" "$REDIS_PID" "${SIGNER_PIDS[@]}"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -116,16 +110,6 @@ trap 'exit 130' INT TERM
 # ---- helpers ---------------------------------------------------------------
 
 CLK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# machine_ticks: busy ticks of all cores (user, nice, system, irq, softirq).
-machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-# calc EXPR: floating-point arithmetic, 3 decimals.
-calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
-# metric PORT NAME: the value of one /metrics line (NAME with its labels), 0
-# when absent.
-metric() {
-  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {v = $2} END {print v + 0}'
-}
 # redis_calls CMD: how many times Redis ran CMD since redis_reset.
 redis_calls() {
   redis-cli -p "$REDIS_PORT" INFO commandstats |
@@ -193,22 +177,7 @@ us_per() { calc "$1 * 1000000 / $CLK / $2"; }
 
 # ---- Redis -----------------------------------------------------------------
 
-REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" \
-  --daemonize no --loglevel warning >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 200); do
-  [ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
-[ "$(redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] || {
-  echo "redis-server did not start:" >&2
-  cat "$WORK/redis.log" >&2
-  exit 1
-}
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-REDIS_VERSION=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+start_redis "$WORK/redis" || exit 1
 
 INVALID=()
 
@@ -416,14 +385,10 @@ done
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%d-%H%M%S)
 out="bench/results/store-$stamp.json"
-invalid_json=$(printf '%s\n' "${INVALID[@]}" | awk 'NF {gsub(/"/, "\\\""); printf "%s\"%s\"", n++ ? "," : "", $0}')
 cat >"$out" <<JSON
 {
   "benchmark": "store: replay protection on Redis against the host's memory; store.incr and store.get from handlers on SQLite and on Redis",
-  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-  "machine": {"cpu": "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)", "cores": $(nproc), "kernel": "$(uname -r)"},
-  "host": "$("$BUILD/cliqhost" --version)",
-  "commit": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bench || echo "+changes")",
+$(result_head)
   "redis": "$REDIS_VERSION, on 127.0.0.1, persistence off",
   "setup": "everything on this machine (wrk, the host with 2 workers, redis-server). Replay: $ROUNDS rounds of ${DURATION} s taking turns, wrk -t1 -c$CONNS (bench/replay.lua in-order) sending each of $TIMED_CALLS distinct signed ~1.2 KB calls at most once (after a ${WARM_S} s warm-up on $WARM_CALLS others) to bench/scripts/commands/bench.lua; both hosts --replay-memory 1000000 --replay-window 900; memory: store = sqlite; redis: store = redis://127.0.0.1/0 (each call claimed in Redis after the host's memory accepts it); Redis flushed and a fresh host each turn. Store: the host with --no-verify, bench/scripts-store/commands/ops.lua; ops/s: wrk -t1 -c$CONNS ${STORE_DURATION} s of calls running $K operations each on keys n1..n50 (incr) or v1..v50 (get, ~100-byte objects); CPU per op = (CPU per call - CPU per call running none) / $K; latency: bench/outbox-load.c, $LAT_CALLS calls one at a time (idle) and $((LAT_CALLS * 3)) on $CONNS connections (loaded) of 1 operation against as many running none, in $LAT_BLOCKS blocks each taking turns, timed on CLOCK_MONOTONIC; added = the difference of the percentiles. wrk_cpu_s: wrk's CPU, loading its calls included; anything_else_cpu_s: CPU the machine spent meanwhile besides the host, Redis and wrk (other users of this shared machine).",
   "signing_s": $sign_s,
@@ -441,7 +406,7 @@ cat >"$out" <<JSON
   "store": {"sqlite": $(cat "$WORK/store-sqlite.json"), "redis": $(cat "$WORK/store-redis.json")},
   "targets": [$(IFS=,; echo "${targets[*]}")],
   "valid": $([ ${#INVALID[@]} = 0 ] && echo true || echo false),
-  "invalid_because": [$invalid_json]
+  "invalid_because": [$(json_strings "${INVALID[@]}")]
 }
 JSON
 python3 -m json.tool "$out" >/dev/null
