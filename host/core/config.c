@@ -118,6 +118,8 @@ static const struct setting settings[] = {
      "(0: no replay checks)"},
     {"replay_memory", "replay-memory", SET_INT, OFF(replay_memory), "100000", 0, 100000000,
      "signatures remembered to refuse repeats (0: check timestamps only)"},
+    {"hook_id_memory", "hook-id-memory", SET_INT, OFF(hook_id_memory), "100000", 1, 100000000,
+     "webhook ids (standard-webhooks hooks) remembered for a day, to drop repeated deliveries"},
     {"shutdown_grace_s", "shutdown-grace", SET_INT, OFF(shutdown_grace_s), "10", 0, 3600,
      "on SIGTERM, seconds running handlers and late replies get to finish"},
     {"reload_settle_ms", "reload-settle", SET_INT, OFF(reload_settle_ms), "10", 0, 10000,

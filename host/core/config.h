@@ -75,6 +75,7 @@ struct config {
     char *log_format;      /* "text" or "json" */
     long replay_window_s;  /* 0: no replay checks */
     long replay_memory;    /* signatures remembered; 0: timestamps only */
+    long hook_id_memory;   /* webhook ids remembered for a day (standard-webhooks hooks) */
     long reload_settle_ms; /* 0: no live reload */
     long shutdown_grace_s;
     char *status_access; /* "loopback", "any" or "off" */

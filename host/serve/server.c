@@ -2143,8 +2143,9 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
     gethostname(hn, sizeof hn - 1);
     snprintf(host_id, sizeof host_id, "%s:%ld", hn[0] ? hn : "host", (long)getpid());
     s->schedules = schedules_new(s->store, hub, host_id);
-    if (c->replay_memory > 0)
-        s->hook_ids = replay_new(86400LL * 1000, (size_t)c->replay_memory);
+    /* Its own memory: replay_memory = 0 (Cliq calls by timestamp only)
+     * must not let a sender's retry run a delivery twice. */
+    s->hook_ids = replay_new(86400LL * 1000, (size_t)c->hook_id_memory);
     s->pacer = shared_pacer_new(store_shared(s->store), c);
     outbox_share_pacing(s->outbox, s->pacer);
     for (int i = 0; i < s->nworkers; i++) {

@@ -335,6 +335,7 @@ static void keep_fixed(const struct config *c, struct config *nc, char *names, s
     FIXED_INT(reload_settle_ms)
     FIXED_INT(replay_window_s)
     FIXED_INT(replay_memory)
+    FIXED_INT(hook_id_memory)
     FIXED_INT(post_rate_per_min)
 #undef FIXED_STR
 #undef FIXED_INT

@@ -115,9 +115,11 @@ class HookHost(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="cliqhost-e2e-hooks-")
+        # replay_memory = 0 (Cliq calls checked by timestamp only) must not
+        # let a webhook id through twice: hooks have their own memory.
         cfg = write_config(cls.dir, f'scripts = "{SCRIPTS}"\ndata_dir = "{cls.dir}/data"\n'
                                     "deadline_ms = 1000\nmax_body_bytes = 2048\n"
-                                    "max_cpu_ms = 200\n" + HOOKS)
+                                    "max_cpu_ms = 200\nreplay_memory = 0\n" + HOOKS)
         cls.host = Host("--config", cfg, keys=[KEY.spki])
         cls.runs = {}  # hook name -> its script's run count, as ok() last saw it
 
