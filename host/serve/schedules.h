@@ -55,8 +55,8 @@ struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched 
 /* At shutdown, once the grace is over and while the loop still runs:
  * stops the timer and records the runs at their ticks still going as
  * failed ("dropped at shutdown"), so that their locks do not outlive the
- * host. Returns 1 while store writes are still on their way: run the loop
- * a little for them. NULL is fine. */
+ * host. Returns 1 while those records are still on their way: run the
+ * loop a little for them. NULL is fine. */
 int schedules_runner_stop(struct schedules_runner *r);
 /* Cancels its timer and what it waits for. A runner not stopped first
  * records its dropped runs now, which only SQLite can take without the

@@ -1880,8 +1880,10 @@ static void *worker_main(void *arg)
     }
     /* Schedules' runs still going are recorded as dropped, so their locks
      * do not hold the schedules after this host (the writes to Redis need
-     * the loop: up to redis_timeout_ms for them). */
-    long long flush_until = sched_clock_ms() + w->cfg->redis_timeout_ms;
+     * the loop: up to redis_timeout_ms for them, and never more than half
+     * a second, as calls still wait for their answer). */
+    long long flush_until =
+        sched_clock_ms() + (w->cfg->redis_timeout_ms < 500 ? w->cfg->redis_timeout_ms : 500);
     while (schedules_runner_stop(w->runner) && sched_clock_ms() < flush_until)
         sched_run_once(w->sched, 20);
     drop_running(w);
