@@ -23,7 +23,9 @@ cd "$(dirname "$0")"
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev libcurl4-openssl-dev libsqlite3-dev libhiredis-dev ca-certificates openssl
             tzdata)
-TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server)
+# chromium: the console's real-browser tests (tests/browser/), run headless.
+TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server
+           chromium)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {

@@ -1,0 +1,242 @@
+"""The browser harness (browserlib.py) proved against a real `cliqhost
+serve` on the bundled scripts and a static page of its own: every function
+the console's tests will use, each with an assertion that fails when the
+function does not do its job.
+
+Run: cd tests/browser && CLIQHOST_BIN=$PWD/../../build/cliqhost python3 -m unittest -v test_harness
+"""
+
+import json
+import os
+import socket
+import struct
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+
+from browserlib import Browser, BrowserError, StaticServer  # noqa: E402
+from hostlib import REPO, Host  # noqa: E402
+
+SCRIPTS = os.path.join(REPO, "scripts")
+
+
+def closed_port():
+    """A port on 127.0.0.1 nothing listens on (it was free a moment ago)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid):
+    """Whether a process runs (a zombie waiting to be reaped does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+
+
+def png_size(path):
+    """(width, height) of a PNG file; raises AssertionError if it is not one."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise AssertionError(f"{path} is not a PNG: {head[:16]!r}")
+    return struct.unpack(">II", head[16:24])
+
+
+class HarnessTest(unittest.TestCase):
+    """One chromium, one host and one static server for the class; a new
+    tab for each test, which must end with no JavaScript error."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = Host("--no-verify", scripts=SCRIPTS)
+        cls.static = StaticServer(os.path.join(HERE, "pages"))
+        try:
+            cls.browser = Browser()
+        except BaseException:
+            cls.static.stop()
+            cls.host.stop()
+            raise
+        print(f"\n{cls.browser.version} answered {cls.browser.start_seconds:.2f} s after it was "
+              f"started", file=sys.stderr)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.static.stop()
+        cls.host.stop()
+
+    def setUp(self):
+        self.page = self.browser.new_page()
+        self.addCleanup(self.page.close)
+
+    def tearDown(self):
+        self.page.assert_no_errors()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.host.port}{path}"
+
+    def harness_page(self):
+        self.assertEqual(self.page.goto(self.static.origin + "/harness.html"), 200)
+        self.page.wait_for("#press")
+
+    def test_status_is_read_as_json(self):
+        self.assertEqual(self.page.goto(self.url("/status")), 200)
+        self.page.wait_for("body")
+        status = json.loads(self.page.evaluate("document.body.innerText"))
+        files = {s["file"]: s for s in status["scripts"]}
+        self.assertIn("commands/deploy.lua", files)
+        self.assertTrue(files["commands/deploy.lua"]["serving"])
+        self.assertEqual(status["callback_path"], "/")
+
+    def test_metrics_text(self):
+        self.assertEqual(self.page.goto(self.url("/metrics")), 200)
+        self.page.wait_for("pre")
+        self.assertIn("cliqhost_requests_total", self.page.text("pre"))
+
+    def test_forwarding_header_is_refused_and_status_observed(self):
+        # The host takes a request with a forwarding header for a remote one
+        # (it came through a proxy): /status refuses it, as /console will.
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            with self.subTest(header=header):
+                self.page.set_headers({header: "for=203.0.113.9" if header == "Forwarded"
+                                       else "203.0.113.9"})
+                self.assertEqual(self.page.goto(self.url("/status")), 403)
+                self.assertNotIn('"scripts"', self.page.evaluate("document.body.innerText"))
+        self.page.set_headers({})
+        self.assertEqual(self.page.goto(self.url("/status")), 200)
+        self.assertIn('"scripts"', self.page.evaluate("document.body.innerText"))
+        # The 403s were logged by chromium as failed loads, not as page errors.
+        self.assertTrue(any("403" in e for e in self.page.network_errors()),
+                        self.page.network_errors())
+        self.page.take_errors()
+
+    def test_click_type_and_read(self):
+        self.harness_page()
+        self.assertEqual(self.page.text("h1"), "Harness page")
+        self.assertEqual(self.page.attr("h1", "data-role"), "title")
+        self.assertIsNone(self.page.attr("#pressed", "data-presses"))
+        self.page.click("#press")
+        self.page.wait_for("#pressed", text="pressed 1")
+        self.page.click("#press")
+        self.page.wait_for("#pressed[data-presses='2']")
+        self.assertEqual(self.page.text("#pressed"), "pressed 2")
+        # Typing fires input events key by key; Enter submits the form.
+        self.page.type("#name", "Ada")
+        self.page.wait_for("#echo", text="Ada")
+        self.page.type("#name", "Grace")
+        self.assertEqual(self.page.value("#name"), "Grace")
+        self.assertEqual(self.page.text("#echo"), "Grace")
+        self.page.press("Enter", key_code=13)
+        self.page.wait_for("#greeting", text="Hello, Grace!")
+        self.assertEqual(self.page.count("button"), 3)
+
+    def test_waits_end_with_a_clear_error(self):
+        self.harness_page()
+        # Hidden elements are not waited for unless asked.
+        with self.assertRaisesRegex(BrowserError, r"'#greeting'"):
+            self.page.wait_for("#greeting", timeout=0.5)
+        self.page.wait_for("#greeting", visible=False, timeout=1)
+        with self.assertRaisesRegex(BrowserError, r"'#nothing'"):
+            self.page.wait_for("#nothing", timeout=0.5)
+        with self.assertRaisesRegex(BrowserError, "no element matches"):
+            self.page.click("#nothing")
+        with self.assertRaisesRegex(BrowserError, "not visible"):
+            self.page.click("#greeting")
+        with self.assertRaisesRegex(BrowserError, "ERR_CONNECTION_REFUSED"):
+            self.page.goto(f"http://127.0.0.1:{closed_port()}/")
+
+    def test_screenshot_is_a_png(self):
+        self.harness_page()
+        self.page.click("#press")
+        path = self.page.screenshot(self._testMethodName)
+        self.assertTrue(path.endswith("/screenshots/test_screenshot_is_a_png.png"), path)
+        self.assertEqual(png_size(path), (1280, 900))
+        with self.assertRaises(ValueError):
+            self.page.screenshot("../escape")
+
+    def test_javascript_errors_are_collected(self):
+        self.harness_page()
+        self.assertEqual(self.page.errors(), [])
+        self.page.click("#throw")
+        self.page.wait_for_error("boom from the harness page")
+        self.page.evaluate("console.error('said', 42)")
+        self.page.wait_for_error("console.error: said 42")
+        with self.assertRaisesRegex(AssertionError, "boom from the harness page"):
+            self.page.assert_no_errors()
+        self.assertEqual(len(self.page.take_errors()), 2)
+        self.assertEqual(self.page.errors(), [])
+
+    def test_fetch_to_another_origin_is_blocked(self):
+        # The host sends no CORS headers: a page of another origin can send a
+        # simple GET but not read its answer, and a POST with a JSON body
+        # (a preflight) is not sent at all. /console's actions rely on it.
+        self.harness_page()
+        got = self.page.evaluate(f"tryFetch({json.dumps(self.url('/status'))})")
+        self.assertEqual(got, {"error": "TypeError: Failed to fetch"})
+        self.page.wait_for_error("blocked by CORS policy")
+        before = len(self.host.lines)
+        got = self.page.evaluate(f"tryFetch({json.dumps(self.url('/'))}, {{method: 'POST',"
+                                 " headers: {'Content-Type': 'application/json'}, body: '{}'})")
+        self.assertEqual(got, {"error": "TypeError: Failed to fetch"})
+        self.page.wait_for_error("blocked by CORS policy.*preflight")
+        # Only the preflight reached the host (and was refused); the POST did not.
+        self.assertTrue(self.host.wait_for(r"method=OPTIONS path=/ status=405", start=before),
+                        self.host.log())
+        self.assertFalse([l for l in self.host.lines[before:] if "method=POST" in l],
+                         self.host.log())
+        self.page.take_errors()
+        # The same fetch from the host's own origin is answered.
+        self.page.goto(self.url("/status"))
+        got = self.page.evaluate("tryFetch = async (u) => { const r = await fetch(u);"
+                                 " return {status: r.status, text: await r.text()}; },"
+                                 " tryFetch('/metrics')")
+        self.assertEqual(got["status"], 200)
+        self.assertIn("cliqhost_requests_total", got["text"])
+
+
+class LifecycleTest(unittest.TestCase):
+    """Chromium starts, answers, and leaves nothing behind."""
+
+    def test_close_leaves_no_process_and_no_profile(self):
+        b = Browser()
+        try:
+            pids = b.pids()
+            self.assertIn(b.proc.pid, pids)
+            self.assertGreater(len(pids), 1)  # the browser and its helpers
+            page = b.new_page()
+            self.assertEqual(page.goto("about:blank"), None)
+            profile = b.profile
+            self.assertTrue(os.path.isdir(profile))
+        finally:
+            b.close()
+        self.assertEqual(b.leftovers(), set())
+        for pid in pids:
+            self.assertFalse(alive(pid), f"process {pid} is still there")
+        self.assertFalse(os.path.exists(profile))
+        b.close()  # again: nothing happens
+        with self.assertRaisesRegex(BrowserError, "chromium is gone"):
+            b.send("Browser.getVersion")
+
+    def test_a_killed_browser_is_a_clear_error(self):
+        b = Browser()
+        try:
+            page = b.new_page()
+            pids = b.pids()
+            b.proc.kill()
+            with self.assertRaisesRegex(BrowserError, "chromium is gone"):
+                page.goto("about:blank")
+        finally:
+            b.close()
+        # The helpers outlived the browser's own process: close() killed them.
+        for pid in pids:
+            self.assertFalse(alive(pid), f"process {pid} is still there")
+
+
+if __name__ == "__main__":
+    unittest.main()
