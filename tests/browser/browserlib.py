@@ -115,9 +115,11 @@ def _child_setup(to_child_r, from_child_w):
     _set_parent_death_signal()
 
 
-def _children_of(pids):
-    """Every live process descending from pids (read from /proc)."""
-    parent = {}
+def _process_table():
+    """Every live process (zombies excluded): {pid: (ppid, pgrp, start time)},
+    read from /proc. The start time tells a pid from a later one that
+    reused the number."""
+    table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -129,14 +131,24 @@ def _children_of(pids):
         # The command name (2nd field) is in parentheses and may hold spaces.
         fields = stat[stat.rfind(")") + 2:].split()
         if fields[0] != "Z":
-            parent[int(name)] = int(fields[1])
-    found = set()
-    frontier = set(p for p in pids if p in parent)
-    found |= frontier
+            table[int(name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
+
+
+def _family(root, group, known=()):
+    """The live processes that descend from pid root, are in process group
+    group, or are in known (a set of (pid, start time)): a set of (pid,
+    start time)."""
+    table = _process_table()
+    found = {pid for pid, (_, pgrp, _) in table.items() if pgrp == group}
+    found |= {pid for pid, start in known if table.get(pid, (0, 0, None))[2] == start}
+    if root in table:
+        found.add(root)
+    frontier = set(found)
     while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        frontier = {pid for pid, (ppid, _, _) in table.items() if ppid in frontier} - found
         found |= frontier
-    return found
+    return {(pid, table[pid][2]) for pid in found}
 
 
 class Browser:
@@ -157,7 +169,7 @@ class Browser:
         self._replies = {}
         self._events = []  # (session id or None, method, params), in arrival order
         self._closed = False
-        self._known = set()  # every pid seen under the browser, for close()
+        self._known = set()  # (pid, start time) of every process seen in the family
         started = time.monotonic()
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
@@ -230,7 +242,7 @@ class Browser:
             while data:
                 data = data[os.write(self._to_child, data):]
         except OSError as e:
-            raise BrowserError(f"{method}: writing to chromium: {e}") from e
+            raise BrowserError(f"{method}: chromium is gone ({e})\n{self.log()}") from e
         deadline = time.monotonic() + (timeout or self.timeout)
         with self._cv:
             while mid not in self._replies:
@@ -251,6 +263,8 @@ class Browser:
             return len(self._events)
 
     def events(self, session=None, method=None, since=0):
+        """The params of the events after mark since, of one session and
+        method if given."""
         with self._cv:
             return [p for s, m, p in self._events[since:]
                     if (session is None or s == session) and (method is None or m == method)]
@@ -287,18 +301,20 @@ class Browser:
         return Page(self, target, session, width, height)
 
     def pids(self):
-        """The browser's process and every process under it, now."""
-        if self.proc.poll() is not None:
-            return set()
-        return _children_of({self.proc.pid})
+        """The browser's process and every process under it or in its
+        process group, now."""
+        family = _family(self.proc.pid, self.proc.pid, self._known)
+        self._known |= family
+        return {pid for pid, _ in family}
 
     def close(self):
-        """Stops chromium and everything it started; removes the profile.
-        Safe to call more than once."""
+        """Stops chromium and everything it started, and waits until they
+        are gone; removes the profile. Safe to call more than once. Raises
+        BrowserError if a process outlives SIGKILL for 10 s."""
         if self not in Browser._live:
             return
         Browser._live.discard(self)
-        self._known |= self.pids()
+        self.pids()
         if self.proc.poll() is None:
             try:
                 self.send("Browser.close", timeout=5)
@@ -308,29 +324,35 @@ class Browser:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-        # Whatever is left: the process group, then any pid we saw under it
-        # (a helper that made a group of its own).
+        # Whatever is left: the process group, then any process seen in the
+        # family that left it (a helper with a group of its own).
+        self.pids()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self.proc.wait()
-        for pid in _children_of(self._known):
+        for pid in self.leftovers():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        self.proc.wait()
         for fd in (self._to_child, self._from_child):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self._reader.join(5)
+        deadline = time.monotonic() + 10
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
         shutil.rmtree(self.profile, ignore_errors=True)
+        if self.leftovers():
+            raise BrowserError(f"chromium's processes {sorted(self.leftovers())} outlived SIGKILL")
 
     def leftovers(self):
-        """Processes the browser started that are still alive (none after close())."""
-        return _children_of(self._known | {self.proc.pid})
+        """The browser's processes still alive (none after close())."""
+        return {pid for pid, _ in _family(self.proc.pid, self.proc.pid, self._known)}
 
     def __enter__(self):
         return self
@@ -390,6 +412,51 @@ class Page:
             if p.get("loaderId") == loader and p.get("type") == "Document":
                 return p["response"]["status"]
         return None
+
+    def responses(self, url_pattern=""):
+        """The requests this page made whose URL matches url_pattern (a
+        regex), in order, each {"method", "url", "status", "blocked"}: the
+        HTTP status the server sent (None while none came) and, when the
+        browser kept the answer from the page, why (the CORS error, e.g.
+        "MissingAllowOriginHeader"). The page's own code sees only "Failed to
+        fetch"; this is what happened on the wire."""
+        rx = re.compile(url_pattern)
+        out, by_id = [], {}
+        with self.browser._cv:
+            events = [(m, p) for s, m, p in self.browser._events[self._since:]
+                      if s == self.session and m.startswith("Network.")]
+        for m, p in events:
+            rid = p.get("requestId")
+            if m == "Network.requestWillBeSent" and rx.search(p["request"]["url"]):
+                r = {"method": p["request"]["method"], "url": p["request"]["url"],
+                     "status": None, "blocked": None}
+                by_id[rid] = r  # a redirect reuses the id: the last hop wins
+                out.append(r)
+            elif rid in by_id and m in ("Network.responseReceivedExtraInfo",
+                                        "Network.responseReceived"):
+                by_id[rid]["status"] = p.get("statusCode") or p.get("response", {}).get("status")
+            elif rid in by_id and m == "Network.loadingFailed":
+                cors = p.get("corsErrorStatus", {}).get("corsError")
+                by_id[rid]["blocked"] = cors or p.get("errorText")
+        return out
+
+    def wait_response(self, url_pattern, method=None, blocked=False, timeout=10):
+        """Waits until a request of this page (method, if given, and URL
+        matching url_pattern) has its server's status, or with blocked=True
+        until the browser has refused it to the page; returns it as
+        responses() does. The two are separate events and come in either
+        order: wait for the one the test is about."""
+        key = "blocked" if blocked else "status"
+        deadline = time.monotonic() + timeout
+        while True:
+            for r in self.responses(url_pattern):
+                if (method is None or r["method"] == method) and r[key] is not None:
+                    return r
+            if time.monotonic() >= deadline:
+                what = "a refusal of" if blocked else "an answer to"
+                raise BrowserError(f"no {what} {method or 'a request'} {url_pattern!r}"
+                                   f" within {timeout} s")
+            time.sleep(0.05)
 
     # Reading.
 
