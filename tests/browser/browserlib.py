@@ -36,6 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "../.."))
@@ -368,10 +369,15 @@ def _close_all():
 
 
 # What counts as an error on a page: an uncaught exception, console.error or
-# console.assert, and what chromium logs as an error from the page's own
-# scripts. A resource that fails to load (a 403, a refused fetch) is in
-# network_errors instead: the page's own code decides whether that is a bug.
-_JS_SOURCES = {"javascript", "violation", "intervention", "deprecation", "recommendation", "other"}
+# console.assert, and anything chromium logs at level error (a CORS refusal,
+# a security or parse error) except a resource that failed to load (a 403, a
+# refused fetch): those are in network_errors, since the page's own code
+# decides whether one is a bug.
+
+
+# What CDP answers an evaluate in a page that is between two documents.
+_NAVIGATING = re.compile(r"Execution context was destroyed|Cannot find (default )?"
+                         r"(execution )?context|Inspected target navigated")
 
 
 class Page:
@@ -400,14 +406,24 @@ class Page:
         self.send("Network.setExtraHTTPHeaders", {"headers": dict(headers)})
 
     def goto(self, url, timeout=None):
-        """Navigates and waits for the page's load event; returns the HTTP
-        status of the document (None for a URL without one, like about:)."""
+        """Navigates and waits for the new document's load event; returns
+        the HTTP status of the document (None for a URL without one, like
+        about:). A navigation that fails (nothing listens there) raises
+        BrowserError with chromium's reason, once its error page is loaded."""
         since = self.browser.mark()
         nav = self.send("Page.navigate", {"url": url}, timeout=timeout)
+        loader = nav.get("loaderId")
+
+        def loaded(p):
+            return p["name"] == "load" and p["loaderId"] == loader
+
+        try:
+            self.browser.wait_event("Page.lifecycleEvent", self.session, since, loaded, timeout)
+        except BrowserError:
+            if not nav.get("errorText"):
+                raise BrowserError(f"{url} did not finish loading in time") from None
         if nav.get("errorText"):
             raise BrowserError(f"navigating to {url}: {nav['errorText']}")
-        loader = nav.get("loaderId")
-        self.browser.wait_event("Page.loadEventFired", self.session, since, timeout=timeout)
         for p in self.browser.events(self.session, "Network.responseReceived", since):
             if p.get("loaderId") == loader and p.get("type") == "Document":
                 return p["response"]["status"]
@@ -487,8 +503,14 @@ class Page:
                  f" return {want} === null || el.textContent.includes({want}); }})()")
         deadline = time.monotonic() + timeout
         while True:
-            if self.evaluate(check):
-                return
+            try:
+                if self.evaluate(check):
+                    return
+            except BrowserError as e:
+                # The page is navigating (a reload, a form's submit): its
+                # old document is gone and the new one not there yet.
+                if not _NAVIGATING.search(str(e)):
+                    raise
             if time.monotonic() >= deadline:
                 what = f"{selector!r}" + (f" with text {text!r}" if text is not None else "")
                 raise BrowserError(f"nothing matched {what} within {timeout} s")
@@ -541,6 +563,21 @@ class Page:
             self.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": ch, "text": ch})
             self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": ch})
 
+    def select(self, selector, value):
+        """Chooses the option with this value in a <select>, firing input and
+        change as a person's choice would (a headless browser opens no
+        native drop-down to click in)."""
+        ok = self._query(selector, f"if (el.tagName !== 'SELECT') throw new Error("
+                                   f"'not a <select>: ' + el.tagName);"
+                                   f" const v = {json.dumps(value)};"
+                                   f" if (![...el.options].some(o => o.value === v)) return false;"
+                                   f" el.focus(); el.value = v;"
+                                   f" el.dispatchEvent(new Event('input', {{bubbles: true}}));"
+                                   f" el.dispatchEvent(new Event('change', {{bubbles: true}}));"
+                                   f" return true;")
+        if not ok:
+            raise BrowserError(f"{selector!r} has no option with value {value!r}")
+
     def press(self, key, code=None, key_code=0):
         """One special key, e.g. press("Enter", key_code=13)."""
         base = {"key": key, "code": code or key, "windowsVirtualKeyCode": key_code}
@@ -584,7 +621,7 @@ class Page:
                     str(a.get("value", a.get("description", ""))) for a in p["args"])))
             elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
                 e = p["entry"]
-                kind = "js" if e.get("source") in _JS_SOURCES else "network"
+                kind = "network" if e.get("source") == "network" else "js"
                 out.append((kind, f"{e.get('source')}: {e.get('text')} {e.get('url', '')}".strip()))
         return out
 
@@ -627,6 +664,32 @@ class Page:
             self.browser.send("Target.closeTarget", {"targetId": self.target})
         except BrowserError:
             pass
+
+
+class BrowserCase(unittest.TestCase):
+    """Tests in a real browser: one chromium for the class (self.browser),
+    a new tab for each test (self.page). Each test ends with a screenshot,
+    build/browser/screenshots/<Class>.<test>.png, and fails on any
+    JavaScript error on its page (take_errors() the ones it expects)."""
+
+    browser = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.browser = Browser()
+        # Also when a subclass's setUpClass fails after this.
+        cls.addClassCleanup(cls.browser.close)
+
+    def setUp(self):
+        super().setUp()
+        self.page = self.browser.new_page()
+        self.addCleanup(self.page.close)
+
+    def tearDown(self):
+        self.page.screenshot(f"{type(self).__name__}.{self._testMethodName}")
+        self.page.assert_no_errors()
+        super().tearDown()
 
 
 class StaticServer:

@@ -6,6 +6,7 @@ function does not do its job.
 Run: cd tests/browser && CLIQHOST_BIN=$PWD/../../build/cliqhost python3 -m unittest -v test_harness
 """
 
+import io
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from browserlib import Browser, BrowserError, StaticServer  # noqa: E402
+from browserlib import SCREENSHOT_DIR, Browser, BrowserCase, BrowserError, StaticServer  # noqa: E402
 from hostlib import REPO, Host  # noqa: E402
 
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -48,35 +49,19 @@ def png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
-class HarnessTest(unittest.TestCase):
+class HarnessTest(BrowserCase):
     """One chromium, one host and one static server for the class; a new
     tab for each test, which must end with no JavaScript error."""
 
     @classmethod
     def setUpClass(cls):
-        cls.host = Host("--no-verify", scripts=SCRIPTS)
-        cls.static = StaticServer(os.path.join(HERE, "pages"))
-        try:
-            cls.browser = Browser()
-        except BaseException:
-            cls.static.stop()
-            cls.host.stop()
-            raise
+        super().setUpClass()
         print(f"\n{cls.browser.version} answered {cls.browser.start_seconds:.2f} s after it was "
               f"started", file=sys.stderr)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.static.stop()
-        cls.host.stop()
-
-    def setUp(self):
-        self.page = self.browser.new_page()
-        self.addCleanup(self.page.close)
-
-    def tearDown(self):
-        self.page.assert_no_errors()
+        cls.host = Host("--no-verify", scripts=SCRIPTS)
+        cls.addClassCleanup(cls.host.stop)
+        cls.static = StaticServer(os.path.join(HERE, "pages"))
+        cls.addClassCleanup(cls.static.stop)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.host.port}{path}"
@@ -129,12 +114,20 @@ class HarnessTest(unittest.TestCase):
         # Typing fires input events key by key; Enter submits the form.
         self.page.type("#name", "Ada")
         self.page.wait_for("#echo", text="Ada")
-        self.page.type("#name", "Grace")
-        self.assertEqual(self.page.value("#name"), "Grace")
-        self.assertEqual(self.page.text("#echo"), "Grace")
+        self.page.type("#name", "Zoë Grace")
+        self.assertEqual(self.page.value("#name"), "Zoë Grace")
+        self.assertEqual(self.page.text("#echo"), "Zoë Grace")
         self.page.press("Enter", key_code=13)
-        self.page.wait_for("#greeting", text="Hello, Grace!")
+        self.page.wait_for("#greeting", text="Hello, Zoë Grace!")
         self.assertEqual(self.page.count("button"), 3)
+        # A <select>: the page hears the change.
+        self.page.select("#color", "green")
+        self.page.wait_for("#chosen", text="green")
+        with self.assertRaisesRegex(BrowserError, "no option with value 'mauve'"):
+            self.page.select("#color", "mauve")
+        with self.assertRaisesRegex(BrowserError, "not a <select>"):
+            self.page.select("#name", "green")
+        self.assertEqual(self.page.value("#color"), "green")
 
     def test_waits_end_with_a_clear_error(self):
         self.harness_page()
@@ -207,6 +200,42 @@ class HarnessTest(unittest.TestCase):
                                  " return {status: r.status, text: await r.text()}; })()")
         self.assertEqual(got["status"], 200)
         self.assertIn("cliqhost_requests_total", got["text"])
+
+
+class BrowserCaseTest(unittest.TestCase):
+    """BrowserCase, run by unittest as the console's tests will be: each test
+    leaves its screenshot, and a JavaScript error fails the test."""
+
+    def test_screenshot_and_errors(self):
+        static = StaticServer(os.path.join(HERE, "pages"))
+        self.addCleanup(static.stop)
+
+        class Inner(BrowserCase):
+            def test_clean(self):
+                self.assertEqual(self.page.goto(static.origin + "/harness.html"), 200)
+                self.page.click("#press")
+
+            def test_throws(self):
+                self.assertEqual(self.page.goto(static.origin + "/harness.html"), 200)
+                self.page.click("#throw")
+                self.page.wait_for_error("boom")
+
+        shots = [os.path.join(SCREENSHOT_DIR, f"Inner.test_{n}.png") for n in ("clean", "throws")]
+        for path in shots:
+            if os.path.exists(path):
+                os.remove(path)
+        out = io.StringIO()
+        result = unittest.TextTestRunner(stream=out, verbosity=2).run(
+            unittest.defaultTestLoader.loadTestsFromTestCase(Inner))
+        self.assertEqual(result.testsRun, 2)
+        self.assertEqual(result.errors, [], out.getvalue())
+        self.assertEqual([t.id().rsplit(".", 1)[1] for t, _ in result.failures], ["test_throws"],
+                         out.getvalue())
+        self.assertIn("boom from the harness page", result.failures[0][1])
+        for path in shots:
+            self.assertEqual(png_size(path), (1280, 900))
+        self.assertIsNotNone(Inner.browser)
+        self.assertEqual(Inner.browser.leftovers(), set())
 
 
 class LifecycleTest(unittest.TestCase):
