@@ -165,8 +165,8 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="cliqhost-chromium-")
         self.log_path = os.path.join(self.profile, "chromium.log")
         self._next_id = 0
-        self._lock = threading.Lock()
-        self._cv = threading.Condition(self._lock)
+        self._cv = threading.Condition()
+        self._write_lock = threading.Lock()  # one frame at a time into the pipe
         self._replies = {}
         self._events = []  # (session id or None, method, params), in arrival order
         self._closed = False
@@ -186,6 +186,11 @@ class Browser:
                 [self.binary, *flags], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(3, 4), start_new_session=True,
                 preexec_fn=lambda: _child_setup(to_child_r, from_child_w))
+        except BaseException:
+            os.close(self._to_child)
+            os.close(self._from_child)
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
         finally:
             log.close()
             os.close(to_child_r)
@@ -204,28 +209,32 @@ class Browser:
     # The protocol.
 
     def _read(self):
+        """The reader thread: files each reply by id and each event in
+        order, until chromium closes its end (or sends what is not JSON)."""
         buf = b""
-        while True:
-            try:
-                chunk = os.read(self._from_child, 1 << 16)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            buf += chunk
-            while b"\0" in buf:
-                frame, buf = buf.split(b"\0", 1)
-                msg = json.loads(frame)
-                with self._cv:
-                    if "id" in msg:
-                        self._replies[msg["id"]] = msg
-                    else:
-                        self._events.append((msg.get("sessionId"), msg["method"],
-                                             msg.get("params", {})))
-                    self._cv.notify_all()
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
+        try:
+            while True:
+                try:
+                    chunk = os.read(self._from_child, 1 << 16)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\0" in buf:
+                    frame, buf = buf.split(b"\0", 1)
+                    msg = json.loads(frame)
+                    with self._cv:
+                        if "id" in msg:
+                            self._replies[msg["id"]] = msg
+                        else:
+                            self._events.append((msg.get("sessionId"), msg["method"],
+                                                 msg.get("params", {})))
+                        self._cv.notify_all()
+        finally:
+            with self._cv:
+                self._closed = True
+                self._cv.notify_all()
 
     def send(self, method, params=None, session=None, timeout=None):
         """Sends one CDP command and waits for its result (a dict); raises
@@ -239,11 +248,14 @@ class Browser:
         if session:
             msg["sessionId"] = session
         data = json.dumps(msg).encode() + b"\0"
-        try:
-            while data:
-                data = data[os.write(self._to_child, data):]
-        except OSError as e:
-            raise BrowserError(f"{method}: chromium is gone ({e})\n{self.log()}") from e
+        with self._write_lock:
+            if self._to_child is None:
+                raise BrowserError(f"{method}: chromium is gone (closed)")
+            try:
+                while data:
+                    data = data[os.write(self._to_child, data):]
+            except OSError as e:
+                raise BrowserError(f"{method}: chromium is gone ({e})\n{self.log()}") from e
         deadline = time.monotonic() + (timeout or self.timeout)
         with self._cv:
             while mid not in self._replies:
@@ -338,12 +350,14 @@ class Browser:
             except ProcessLookupError:
                 pass
         self.proc.wait()
-        for fd in (self._to_child, self._from_child):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._reader.join(5)
+        # The pipe: chromium's ends died with it, so the reader has seen the
+        # end of its input (or will, when the last helper holding it dies).
+        with self._write_lock:
+            os.close(self._to_child)
+            self._to_child = None
+        self._reader.join(10)
+        if not self._reader.is_alive():
+            os.close(self._from_child)
         deadline = time.monotonic() + 10
         while self.leftovers() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -261,6 +261,12 @@ class LifecycleTest(unittest.TestCase):
         with self.assertRaisesRegex(BrowserError, "chromium is gone"):
             b.send("Browser.getVersion")
 
+    def test_a_browser_that_does_not_start_is_a_clear_error(self):
+        with self.assertRaisesRegex(BrowserError, "Browser.getVersion: chromium is gone"):
+            Browser(binary="/bin/false")
+        with self.assertRaises(FileNotFoundError):
+            Browser(binary="/nonexistent/chromium")
+
     def test_a_killed_browser_is_a_clear_error(self):
         b = Browser()
         try:
