@@ -59,9 +59,18 @@ class HarnessTest(BrowserCase):
         print(f"\n{cls.browser.version} answered {cls.browser.start_seconds:.2f} s after it was "
               f"started", file=sys.stderr)
         cls.host = Host("--no-verify", scripts=SCRIPTS)
-        cls.addClassCleanup(cls.host.stop)
+        cls.addClassCleanup(cls.stop_host)
         cls.static = StaticServer(os.path.join(HERE, "pages"))
         cls.addClassCleanup(cls.static.stop)
+
+    @classmethod
+    def stop_host(cls):
+        """Stops the host; under ASan (CLIQHOST_BIN from build/asan) its
+        reports fail the class."""
+        rc = cls.host.stop()
+        reports = cls.host.sanitizer_reports()
+        if rc != 0 or reports:
+            raise AssertionError(f"host exited {rc}:\n" + "\n".join(reports or [cls.host.log()]))
 
     def url(self, path):
         return f"http://127.0.0.1:{self.host.port}{path}"
