@@ -480,8 +480,8 @@
     if (type === 'divider') return '<hr class="cq-w-divider">';
     if (type === 'buttons') return buttons(e.buttons);
     if (type === 'fields')
-      return labels(isObj(e.data) && e.data.data ? e.data.data : e.data);
-    if (type === 'table' && e.headers) return table(e.headers, e.rows);
+      return '<div class="cq-w-fields">' + labels(isObj(e.data) && e.data.data ? e.data.data : e.data) + '</div>';
+    if (type === 'table' && e.headers) return '<div class="cq-w-table">' + table(e.headers, e.rows) + '</div>';
     return '<div class="cq-unknown">(' + esc(type) + ') <code>' + json(e) + '</code></div>';
   }
 
@@ -496,7 +496,7 @@
       }).join('') + '</div>';
     if (isObj(w.header))
       out += '<div class="cq-w-header">' + esc(str(w.header, 'title') || '') + buttons(w.header.buttons) +
-             rest(w.header, ['title', 'buttons', 'navigation']) + '</div>';
+             rest(w.header, ['title', 'buttons']) + '</div>';
     if (isObj(w.info)) {
       var info = w.info;
       out += '<div class="cq-w-info"><div class="cq-w-title">' + esc(str(info, 'title') || '') + '</div>' +
@@ -519,7 +519,7 @@
   /* ---- link previews, extension statuses, lists ------------------------- */
 
   function linkPreview(l) {
-    var out = '<div class="cq-unfurl">';
+    var out = '<div class="cq-unfurl cq-link-preview">';
     var provider = safeUrl(l.provider_url);
     if (has(l, 'provider_url'))
       out += '<div class="cq-unfurl-provider">' + (provider ? '<a href="' + provider + '" target="_blank" rel="noopener noreferrer">' +
