@@ -141,6 +141,8 @@ test('context questions are a form for the context handler', () => {
   has(h, 'context feedback (timeout 300 s)');
   has(h, '<span>How do you like cliqhost?</span><input type="text" name="rating"');
   has(h, '<option value="Great">');
+  assert.deepEqual(acts(h), [{ do: 'fill', name: 'rating', text: 'Great' }, { do: 'fill', name: 'rating', text: 'Fine' },
+                             { do: 'fill', name: 'rating', text: 'Not yet' }]);
   has(h, '<span>What should it do next?</span><input type="text" name="wish"');
   assert.deepEqual(R.contextCall('helper', 'feedback', { rating: 'Great', wish: 'More' }), {
     type: 'bot', name: 'helper', handler: 'context_handler', text: 'feedback',

@@ -396,7 +396,11 @@
     else if (a.do === 'applet_button') send(el, R.appletButtonCall(a));
     else if (a.do === 'unfurl_button') send(el, R.unfurlButtonCall(a, origin.link));
     else if (a.do === 'say' && origin.type === 'bot') send(el, R.messageCall(origin.name, a.text));
-    else if (a.do === 'copy' && navigator.clipboard) navigator.clipboard.writeText(String(a.text || ''));
+    else if (a.do === 'fill') {
+      var box = el.closest('form.cq-context');
+      var target = box && box.querySelector('input[data-name="' + CSS.escape(a.name) + '"]');
+      if (target) target.value = a.text;
+    } else if (a.do === 'copy' && navigator.clipboard) navigator.clipboard.writeText(String(a.text || ''));
   });
 
   document.addEventListener('submit', function (ev) {
@@ -467,7 +471,9 @@
   if (!SECRET || SECRET.indexOf('{{') === 0) {
     showError('This page was not served by cliqhost (no console secret): the API cannot be reached.');
   } else {
-    loadCalls();
+    /* #call=ID opens that call (a link to one call, and for tests). */
+    var deep = /^#call=(.+)$/.exec(location.hash);
+    loadCalls().then(function () { if (deep) select(decodeURIComponent(deep[1])); });
     listen();
   }
 })();

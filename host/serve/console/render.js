@@ -281,7 +281,9 @@
         out += '<datalist id="cq-ctx-' + esc(id) + '-' + i + '">' + sugg.map(function (s) {
           return '<option value="' + esc(str(s, 'text') || '') + '">';
         }).join('') + '</datalist><div class="cq-suggestions">' + sugg.map(function (s) {
-          return '<span class="cq-chip cq-chip-static">' + esc(str(s, 'text') || '?') + '</span>';
+          var t = str(s, 'text');
+          if (t === null) return '<code class="cq-unknown">' + json(s) + '</code>';
+          return '<button type="button" class="cq-chip"' + act({ do: 'fill', name: name, text: t }) + '>' + esc(t) + '</button>';
         }).join('') + '</div>';
     });
     out += '<button type="submit" class="cq-btn">Answer</button>' +
