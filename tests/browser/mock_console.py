@@ -48,15 +48,37 @@ def entry(i, kind, dispatch, body_name, params):
             "posts": [], "log": ["info deploy requested"], "cpu_ms": 1.2, "memory_bytes": 182000}
 
 
+def flat_entry(i, dispatch, body_name):
+    """An entry the way the journal branch answers it: flat, its
+    happenings in one list of events."""
+    d = dict(zip(("type", "name", "handler"), dispatch))
+    at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 30))
+    return dict(d, id=i, seq=i, at=at, kind="invoke", request_id="f00d", signature="valid", key=0,
+                status=200, reply_ms=3, late=False, events=5, bytes=900, truncated=False,
+                cpu_ms=0.8, peak_bytes=150000, dropped_events=0,
+                body=json.dumps({"type": d["type"], "name": d["name"], "handler": {"type": d["handler"]},
+                                 "params": {"arguments": ""}}),
+                reply=json.dumps(CASES[body_name]),
+                log=[{"kind": "log", "level": "info", "line": "asset form opened"},
+                     {"kind": "http", "method": "GET", "url": "https://assets.example.com/list", "status": 200,
+                      "ms": 12.5},
+                     {"kind": "post", "method": "POST", "url": "channel sample", "status": 204, "ms": 8.1},
+                     {"kind": "late_reply", "outcome": "skipped", "reason": "the handler already used req:respond()"},
+                     {"kind": "surprise", "detail": "an event kind this page does not know"}])
+
+
 LOCK = threading.Lock()
 JOURNAL = {
     1: entry(1, "cliq", ("bot", "helper", "message_handler"), "helper-context", {"message": "feedback"}),
     2: entry(2, "invoke", ("command", "deploy", "execution_handler"), "deploy", {"arguments": "api prod"}),
 }
+JOURNAL[4] = flat_entry(4, ("command", "asset", "execution_handler"), "form-every-input")
 REQUESTS = []
 
 
 def summary(e):
+    if "dispatch" not in e:  # a flat entry: its own fields are the summary's
+        return {k: e[k] for k in ("id", "seq", "at", "kind", "type", "name", "handler", "status", "reply_ms")}
     d = e["dispatch"]
     return {"id": e["id"], "at": e["at"], "kind": e["kind"], "type": d["type"], "name": d["name"],
             "handler": d["handler"], "status": e["reply"]["status"], "ms": e["reply"]["ms"]}
@@ -67,6 +89,10 @@ def answer(call):
     h, args, values = call.get("handler"), call.get("args") or {}, call.get("values") or {}
     if call.get("name") == "approval" and h == "button_handler":
         return "approval-reject-form" if args.get("key", "").startswith("reject") else "approval-approved"
+    if h == "form_change_handler":
+        return "form-modification-add"
+    if h == "form_values_handler":
+        return "form-values-options"
     if call.get("name") == "approval" and h == "form_handler":
         return "approval-form-submitted" if values.get("reason") else "banner-failure"
     return "banner-success"

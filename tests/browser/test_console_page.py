@@ -53,7 +53,8 @@ class ConsolePage(unittest.TestCase):
         p = self.page
         p.goto(self.base + "/console")
         p.wait_for("#calls tr.call[data-id='2']")
-        p.wait_for("#calls tr.call[data-id='3']", timeout=20)  # sent by the events stream
+        # The events stream adds a call a moment after the page connects.
+        p.wait_for("#calls tr.call:first-child", text="messageaction stats", timeout=20)
         p.click("#calls tr.call[data-id='2']")
         p.wait_for(".chat .cq-card-title", text="Approval needed")
         self.assertEqual(p.text(".chat .cq-btn-plus"), "Approve")
@@ -92,6 +93,41 @@ class ConsolePage(unittest.TestCase):
         self.assertIn({"type": "bot", "name": "helper", "handler": "context_handler", "text": "feedback",
                        "values": {"rating": "Great", "wish": ""}}, calls)
         self.assertIn({"type": "bot", "name": "helper", "handler": "message_handler", "text": "hi"}, calls)
+
+
+    def test_flat_entry_form_change_and_dynamic_select(self):
+        # Entry 4 is in the journal branch's flat shape: its events list
+        # holds the log lines, requests, posts and late-reply outcomes.
+        p = self.page
+        p.goto(self.base + "/console#call=4")
+        p.wait_for("form.cq-form .cq-form-title", text="Asset Request")
+        detail = p.text("#detail")
+        for want in ("info asset form opened", "https://assets.example.com/list", "channel sample",
+                     "skipped: the handler already used req:respond()", "an event kind this page does not know",
+                     "150000 bytes"):
+            self.assertIn(want, detail)
+        # Choosing a value of an input with trigger_on_change asks form_change,
+        # and its form_modification adds the input in place.
+        p.evaluate("(function(){var s=document.querySelector('form.cq-form select[name=\\'asset-type\\']');"
+                   "s.value='mobile';s.dispatchEvent(new Event('change',{bubbles:true}));})()")
+        p.wait_for("form.cq-form .cq-field[data-name='mobile-os']")
+        self.assertEqual(p.value("form.cq-form select[name='asset-type']"), "mobile")  # kept
+        self.assertEqual(p.value("form.cq-form input[name=username]"), "Harold Finch")
+        order = p.evaluate("Array.from(document.querySelectorAll('form.cq-form .cq-field'))"
+                           ".map(function(f){return f.getAttribute('data-name')}).slice(6, 8)")
+        self.assertEqual(order, ["asset-type", "mobile-os"])
+        # Typing in a dynamic select asks form_values for its options.
+        p.type("form.cq-form input[name=model]", "pix")
+        p.wait_for("form.cq-form datalist option[value='pixel_8']", visible=False)
+        calls = [r["body"] for r in self.requests() if r["path"] == "/console/api/call"]
+        change = [c for c in calls if c["handler"] == "form_change_handler"]
+        self.assertEqual(change[0]["name"], "formFunctionLatest")
+        self.assertEqual(change[0]["text"], "ID")
+        self.assertEqual(list(change[0]["values"])[-1], "asset-type")  # the changed field last
+        self.assertEqual(change[0]["values"]["asset-type"], '{"label":"Mobile","value":"mobile"}')
+        typed = [c for c in calls if c["handler"] == "form_values_handler"]
+        self.assertEqual(typed[-1]["values"]["model"], "pix")
+        self.assertEqual(list(typed[-1]["values"])[-1], "model")
 
 
 if __name__ == "__main__":

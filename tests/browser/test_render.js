@@ -330,3 +330,55 @@ test('the known fields are a superset of the terminal renderer\'s', () => {
   }
   assert.deepEqual(seen.sort(), Object.keys(map).sort());
 });
+
+// The journal's two shapes (nested as the brief describes it, flat with one
+// list of events as host/serve/journal.c writes it) come out the same.
+test('a flat journal entry is read into its parts, unknown events kept', () => {
+  const flat = {
+    id: 7, seq: 9, at: '2026-12-07T00:40:00.123Z', kind: 'cliq', type: 'command', name: 'deploy',
+    handler: 'execution_handler', signature: 'valid', key: 0, status: 200, reply_ms: 4, cpu_ms: 1.5,
+    peak_bytes: 2048, body: '{"type":"command"}', reply: '{"output":{"text":"hi"}}',
+    log: [{ kind: 'log', level: 'info', line: 'deploying' }, { kind: 'http', method: 'GET', url: 'https://x', status: 200, ms: 3 },
+          { kind: 'post', method: 'POST', url: 'channel ops', status: 204, ms: 2 },
+          { kind: 'respond', method: 'POST', url: 'https://cliq/r', status: 200, ms: 5 },
+          { kind: 'late_result', body: '{"output":"later"}' }, { kind: 'late_reply', outcome: 'delivered' },
+          { kind: 'interim', body: '{"output":{"text":"working"}}' }, { kind: 'mystery', x: 1 }],
+  };
+  const e = R.normaliseEntry(flat);
+  assert.deepEqual(e.dispatch, { type: 'command', name: 'deploy', handler: 'execution_handler' });
+  assert.deepEqual(e.request, { body: '{"type":"command"}', signature: 'valid', key: 0 });
+  assert.deepEqual(e.reply, { status: 200, body: '{"output":{"text":"hi"}}', ms: 4 });
+  assert.equal(e.memory_bytes, 2048);
+  assert.deepEqual(e.log, ['info deploying']);
+  assert.deepEqual(e.http.map((h) => h.url), ['https://x']);
+  assert.deepEqual(e.posts.map((p) => [p.kind, p.target]), [['post', 'channel ops'], ['respond', 'https://cliq/r']]);
+  assert.deepEqual(e.late.map((l) => l.body), ['{"output":"later"}', undefined]);
+  assert.equal(e.late[1].outcome, 'delivered');
+  assert.deepEqual(e.interim, { kind: 'interim', body: '{"output":{"text":"working"}}' });
+  assert.deepEqual(e.other, [{ kind: 'mystery', x: 1 }]);
+  has(R.renderBody(e.reply.body), '<div class="cq-text">hi</div>');
+
+  const nested = { id: 1, dispatch: { type: 'bot' }, request: { body: {} }, reply: { status: 200, body: { output: 'x' }, ms: 2 },
+                   log: ['a line'], http: [], posts: [] };
+  const n = R.normaliseEntry(nested);
+  assert.deepEqual(n.reply, nested.reply);
+  assert.deepEqual(n.log, ['a line']);
+  assert.equal(R.normaliseEntry({ id: 2, status: null, reply: null }).reply, null); // no reply yet
+});
+
+test('the list, a call\'s answer and a replay in either shape', () => {
+  assert.deepEqual(R.normaliseList({ calls: [{ id: 2, reply_ms: 5 }], kept: 1 }), [{ id: 2, reply_ms: 5, ms: 5 }]);
+  assert.deepEqual(R.normaliseList([{ id: 1, ms: 3 }]), [{ id: 1, ms: 3 }]);
+  assert.deepEqual(R.normaliseList('nonsense'), []);
+  assert.deepEqual(R.normaliseAnswer({ id: 3, status: 200, late: false, reply: { output: 'hi' } }),
+                   { id: 3, reply: { status: 200, body: { output: 'hi' }, ms: undefined } });
+  assert.deepEqual(R.normaliseAnswer({ id: 3, reply: { status: 200, body: '{}', ms: 1 } }),
+                   { id: 3, reply: { status: 200, body: '{}', ms: 1 } });
+  const flatReplay = R.normaliseReplay({ id: 9, status: 200, reply: { output: 'new' }, replay_of: 7,
+                                         old: { id: 7, type: 'command', status: 200, reply_ms: 4, reply: '{"output":"old"}' } });
+  assert.deepEqual(flatReplay.old, { status: 200, body: '{"output":"old"}', ms: 4 });
+  assert.deepEqual(flatReplay.new.body, { output: 'new' });
+  assert.equal(flatReplay.id, 9);
+  const nestedReplay = R.normaliseReplay({ id: 9, old: { status: 200, body: 'a' }, new: { status: 200, body: 'b' } });
+  assert.deepEqual([nestedReplay.old.body, nestedReplay.new.body], ['a', 'b']);
+});

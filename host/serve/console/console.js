@@ -91,7 +91,7 @@
 
   function loadCalls() {
     return api('GET', 'calls').then(function (list) {
-      calls = Array.isArray(list) ? list : [];
+      calls = R.normaliseList(list);
       drawCalls();
     }).catch(function (e) { showError(e.message); });
   }
@@ -106,6 +106,7 @@
       var c;
       try { c = JSON.parse(ev.data); } catch (e) { return; }
       if (!c || c.id === undefined) return;
+      c = R.normaliseList([c])[0];
       upsert(c);
       drawCalls(c.id);
       if (String(c.id) === String(selected)) select(c.id, true);
@@ -143,8 +144,14 @@
       .join('') + '</dl>';
   }
 
-  function rowsTable(headers, rows) {
+  /* Rows of objects as a table: the preferred columns first, then any
+   * other key a row has (nothing is left out). */
+  function rowsTable(preferred, rows) {
     if (!Array.isArray(rows) || !rows.length) return '<p class="muted">none</p>';
+    var headers = preferred.filter(function (h) { return rows.some(function (r) { return r && r[h] !== undefined; }); });
+    rows.forEach(function (r) {
+      Object.keys(r || {}).forEach(function (k) { if (headers.indexOf(k) < 0) headers.push(k); });
+    });
     return '<table class="rows"><tr>' + headers.map(function (h) { return '<th>' + esc(h) + '</th>'; }).join('') + '</tr>' +
       rows.map(function (r) {
         return '<tr>' + headers.map(function (h) {
@@ -213,21 +220,28 @@
       '<h3>Reply</h3>' + (e.reply ? chat(e.reply, originOf(e)) : '<p class="muted">no reply yet</p>');
     if (e.interim) out += '<h3>Interim reply (the deadline passed)</h3>' + chat(e.interim, originOf(e));
     if (Array.isArray(e.late) && e.late.length)
-      out += '<h3>Late replies and req:respond</h3>' + e.late.map(function (l) { return chat(l, originOf(e)); }).join('');
+      out += '<h3>Late replies and req:respond</h3>' + e.late.map(function (l) {
+        if (l && typeof l === 'object' && l.body === undefined)
+          return facts([['late reply', [l.outcome, l.reason, l.status].filter(function (x) { return x !== undefined && x !== null; }).join(': ')]]);
+        return chat(l, originOf(e));
+      }).join('');
     out += '<h3>Request body</h3>' + jsonBlock(req.body === undefined ? null : req.body) +
-      '<h3>http.request</h3>' + rowsTable(['method', 'url', 'status', 'ms'], e.http) +
-      '<h3>cliq.post_*</h3>' + rowsTable(['target', 'token', 'status', 'ms'], e.posts) +
+      '<h3>http.request</h3>' + rowsTable(['method', 'url', 'status', 'ms', 'error'], e.http) +
+      '<h3>cliq.post_* and req:respond</h3>' + rowsTable(['kind', 'target', 'token', 'status', 'ms', 'error'], e.posts) +
       '<h3>Log</h3>' + (Array.isArray(e.log) && e.log.length
         ? '<pre class="log">' + esc(e.log.map(function (l) { return typeof l === 'string' ? l : JSON.stringify(l); }).join('\n')) + '</pre>'
         : '<p class="muted">none</p>');
+    if (Array.isArray(e.other) && e.other.length) out += '<h3>Other events</h3><pre class="cq-raw">' +
+      esc(e.other.map(function (x) { return JSON.stringify(x); }).join('\n')) + '</pre>';
     return out;
   }
 
   function select(id, keepScroll) {
     selected = id;
     drawCalls();
-    return api('GET', 'calls/' + encodeURIComponent(id)).then(function (e) {
+    return api('GET', 'calls/' + encodeURIComponent(id)).then(function (raw) {
       if (String(selected) !== String(id)) return;
+      var e = R.normaliseEntry(raw);
       var pane = $('#detail');
       var top = pane.scrollTop;
       pane.innerHTML = detailHtml(e || {});
@@ -241,7 +255,8 @@
   function replay(id) {
     var out = $('#replay-out');
     out.innerHTML = '<p class="muted">replaying\u2026</p>';
-    api('POST', 'calls/' + encodeURIComponent(id) + '/replay', {}).then(function (r) {
+    api('POST', 'calls/' + encodeURIComponent(id) + '/replay', {}).then(function (raw) {
+      var r = R.normaliseReplay(raw);
       out.innerHTML = '<h3>Replay</h3><div class="side-by-side replay"><div class="old"><h4>before (call ' + esc(id) +
         ')</h4>' + chat(r.old, {}) + '</div><div class="new"><h4>now (call ' + esc(r.id) + ')</h4>' + chat(r.new, {}) + '</div></div>';
     }).catch(function (err) { out.innerHTML = ''; showError(err.message); });
@@ -254,21 +269,31 @@
     try { return c ? JSON.parse(c.getAttribute('data-origin')) : {}; } catch (e) { return {}; }
   }
 
-  /* Sends a call made by a click and renders its answer under the reply it
-   * came from. */
-  function send(from, call) {
+  /* A place for a call's answer under the reply it came from. */
+  function slotFor(from, call) {
     var c = from.closest('.chat');
     var answers = c ? c.querySelector('.answers') : $('#detail');
     var slot = document.createElement('div');
     slot.innerHTML = '<div class="answer-head">' + esc(call.type + ' ' + (call.name || '') + ' ' + call.handler +
       (call.text ? ' \u201c' + call.text + '\u201d' : '')) + '</div><p class="muted">waiting\u2026</p>';
     answers.appendChild(slot);
-    return api('POST', 'call', call).then(function (r) {
-      var origin = { type: call.type, name: call.name, handler: call.handler };
-      slot.innerHTML = slot.firstChild.outerHTML + chat(r && r.reply !== undefined ? r.reply : r, origin);
-      attachForms(slot, r && r.reply !== undefined ? r.reply : r);
-      return r;
-    }).catch(function (e) { slot.innerHTML = slot.firstChild.outerHTML + '<p class="st-err">' + esc(e.message) + '</p>'; });
+    return slot;
+  }
+
+  function showAnswer(slot, call, raw) {
+    var r = R.normaliseAnswer(raw);
+    var origin = { type: call.type, name: call.name, handler: call.handler };
+    slot.innerHTML = slot.firstChild.outerHTML + chat(r.reply, origin);
+    attachForms(slot, r.reply);
+    return r;
+  }
+
+  /* Sends a call made by a click and renders its answer under the reply it
+   * came from. */
+  function send(from, call) {
+    var slot = slotFor(from, call);
+    return api('POST', 'call', call).then(function (raw) { return showAnswer(slot, call, raw); })
+      .catch(function (e) { slot.innerHTML = slot.firstChild.outerHTML + '<p class="st-err">' + esc(e.message) + '</p>'; });
   }
 
   /* A form's values as Cliq sends them: text as strings, a select or radio
@@ -326,12 +351,13 @@
     var values = formValues(form).filter(function (p) { return p[0] !== field; });
     var mine = formValues(form).filter(function (p) { return p[0] === field; });
     values = values.concat(mine.length ? mine : [[field, '']]);
-    api('POST', 'call', R.formCall(m, 'form_change_handler', values)).then(function (r) {
-      var body = replyBody(r && r.reply !== undefined ? r.reply : r);
+    var call = R.formCall(m, 'form_change_handler', values);
+    api('POST', 'call', call).then(function (r) {
+      var body = replyBody(R.normaliseAnswer(r).reply);
       if (typeof body === 'string') { try { body = JSON.parse(body); } catch (e) { body = null; } }
       var out = body && body.output;
       if (!out || out.type !== 'form_modification' || !form.cqForm) {
-        send(form, R.formCall(m, 'form_change_handler', values));
+        showAnswer(slotFor(form, call), call, r); /* shown as it is, under the form */
         return;
       }
       var kept = formValues(form);
@@ -372,7 +398,7 @@
       var field = input.closest('.cq-field').getAttribute('data-name');
       var values = formValues(form).filter(function (p) { return p[0] !== field; }).concat([[field, input.value]]);
       api('POST', 'call', R.formCall(m, 'form_values_handler', values)).then(function (r) {
-        var body = replyBody(r && r.reply !== undefined ? r.reply : r);
+        var body = replyBody(R.normaliseAnswer(r).reply);
         if (typeof body === 'string') { try { body = JSON.parse(body); } catch (e) { body = null; } }
         var opts = body && body.output && Array.isArray(body.output.options) ? body.output.options : [];
         var list = document.getElementById(input.getAttribute('list'));

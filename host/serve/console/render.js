@@ -700,7 +700,77 @@
     return out;
   }
 
+  /* ---- the journal's shapes ---------------------------------------------- *
+   * The API's answers, in one shape for the page whichever the host sends:
+   * an entry's parts nested ({request, dispatch, reply: {status, body, ms},
+   * interim, late, http, posts, log, cpu_ms, memory_bytes}), or flat with
+   * its happenings in one list of events ({type, name, handler, signature,
+   * key, body, status, reply (text), reply_ms, peak_bytes, log: [{kind:
+   * "log" | "http" | "post" | "respond" | "interim" | "late_result" |
+   * "late_reply", ...}]}). Events of other kinds are kept in `other`, to be
+   * shown as JSON. */
+
+  function normaliseEntry(e) {
+    if (!isObj(e)) return { other: [e] };
+    var out = Object.assign({}, e);
+    out.dispatch = isObj(e.dispatch) ? e.dispatch : { type: e.type, name: e.name, handler: e.handler };
+    out.request = isObj(e.request) ? e.request : { body: e.body, signature: e.signature, key: e.key };
+    if (isObj(e.reply) && has(e.reply, 'body')) out.reply = e.reply;
+    else if (has(e, 'reply') && e.reply !== null) out.reply = { status: e.status, body: e.reply, ms: e.reply_ms };
+    else out.reply = null;
+    if (out.memory_bytes === undefined && e.peak_bytes !== undefined) out.memory_bytes = e.peak_bytes;
+    var events = Array.isArray(e.log) && e.log.some(isObj) ? e.log : null;
+    if (events) {
+      out.log = [];
+      out.http = Array.isArray(e.http) ? e.http.slice() : [];
+      out.posts = Array.isArray(e.posts) ? e.posts.slice() : [];
+      out.late = Array.isArray(e.late) ? e.late.slice() : [];
+      out.other = [];
+      events.forEach(function (ev) {
+        var k = str(ev, 'kind');
+        if (k === 'log') out.log.push((str(ev, 'level') ? ev.level + ' ' : '') + (typeof ev.line === 'string' ? ev.line : JSON.stringify(ev.line)));
+        else if (typeof ev === 'string') out.log.push(ev);
+        else if (k === 'http') out.http.push(ev);
+        else if (k === 'post' || k === 'respond') out.posts.push(Object.assign({ target: ev.url }, ev));
+        else if (k === 'interim') out.interim = has(ev, 'body') ? ev : { body: ev };
+        else if (k === 'late_result') out.late.push(Object.assign({}, ev, { body: ev.body }));
+        else if (k === 'late_reply') out.late.push(Object.assign({}, ev, { body: undefined }));
+        else out.other.push(ev);
+      });
+    }
+    return out;
+  }
+
+  /* GET calls: a list, or {calls: [...], ...}. Summaries get `ms`. */
+  function normaliseList(v) {
+    var list = Array.isArray(v) ? v : isObj(v) && Array.isArray(v.calls) ? v.calls : [];
+    return list.map(function (c) {
+      if (!isObj(c) || c.ms !== undefined || c.reply_ms === undefined) return c;
+      return Object.assign({}, c, { ms: c.reply_ms });
+    });
+  }
+
+  /* POST call: {id, reply: {status, body, ms}} or {id, status, reply:
+   * <the body>}; answers {id, reply: {status, body, ms}}. */
+  function normaliseAnswer(r) {
+    if (!isObj(r)) return { id: undefined, reply: { body: r } };
+    if (isObj(r.reply) && has(r.reply, 'body')) return { id: r.id, reply: r.reply };
+    return { id: r.id, reply: { status: r.status, body: r.reply, ms: r.ms } };
+  }
+
+  /* POST calls/<id>/replay: {id, old, new} (replies), or {id, status,
+   * reply, old: the replayed entry}; answers {id, old, new} as replies. */
+  function normaliseReplay(r) {
+    if (!isObj(r)) return { id: undefined, old: null, new: { body: r } };
+    var old = r.old;
+    if (isObj(old) && has(old, 'id')) old = normaliseEntry(old).reply; /* an entry, not a reply */
+    var fresh = has(r, 'new') ? r.new : normaliseAnswer(r).reply;
+    return { id: r.id, old: old, new: fresh };
+  }
+
   return {
+    normaliseEntry: normaliseEntry, normaliseList: normaliseList,
+    normaliseAnswer: normaliseAnswer, normaliseReplay: normaliseReplay,
     esc: esc, safeUrl: safeUrl, markup: markup, render: render, renderBody: renderBody,
     KNOWN: KNOWN, buttonCall: buttonCall, appletButtonCall: appletButtonCall,
     unfurlButtonCall: unfurlButtonCall, formCall: formCall, messageCall: messageCall,
