@@ -4,21 +4,11 @@
 
 #include <string.h>
 
-struct console_file {
-    const char *name;
-    const unsigned char *bytes;
-    size_t len;
-    const char *content_type;
-};
-
-/* console_files[]: generated at build time from host/serve/console/. */
-#include "console_data.inc"
-
 const char *console_asset(const char *name, size_t *len, const char **content_type)
 {
     if (!name)
         return NULL;
-    for (size_t i = 0; i < sizeof console_files / sizeof console_files[0]; i++) {
+    for (size_t i = 0; i < console_files_count; i++) {
         if (strcmp(name, console_files[i].name) != 0)
             continue;
         if (len)

@@ -11,6 +11,19 @@
 
 #include <stddef.h>
 
+/* One built-in file. The table console_files[] (console_files_count
+ * entries) is generated at build time (console_data.c in the build tree);
+ * read it through console_asset(). */
+struct console_file {
+    const char *name;
+    const unsigned char *bytes;
+    size_t len;
+    const char *content_type;
+};
+
+extern const struct console_file console_files[];
+extern const size_t console_files_count;
+
 /* The marker in console.html that the server replaces with the secret. */
 #define CONSOLE_SECRET_MARKER "{{CONSOLE_SECRET}}"
 

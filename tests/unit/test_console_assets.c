@@ -53,7 +53,8 @@ static void test_page_carries_the_secret_marker(void)
     size_t len = 0;
     const char *page = console_page(&len);
     CHECK(page != NULL && len > 0);
-    CHECK_HAS(page, "<meta name=\"cliqhost-console-secret\" content=\"" CONSOLE_SECRET_MARKER "\">");
+    CHECK_HAS(page,
+              "<meta name=\"cliqhost-console-secret\" content=\"" CONSOLE_SECRET_MARKER "\">");
     CHECK_HAS(page, "/console/render.js");
     CHECK_HAS(page, "/console/console.js");
     CHECK_HAS(page, "/console/console.css");
