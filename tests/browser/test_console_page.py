@@ -130,5 +130,24 @@ class ConsolePage(unittest.TestCase):
         self.assertEqual(list(typed[-1]["values"])[-1], "model")
 
 
+    def test_new_call_panel(self):
+        p = self.page
+        p.goto(self.base + "/console")
+        p.wait_for("#calls tr.call")
+        p.click("#new-call-toggle")
+        p.wait_for("#new-call-form")
+        p.evaluate("document.querySelector('#new-call-form select[name=type]').value = 'function'")
+        p.type("#new-call-form input[name=name]", "approval")
+        p.type("#new-call-form input[name=handler]", "button_handler")
+        p.type("#new-call-form input[name=text]", "Approve")
+        p.type("#new-call-form textarea[name=args]", "key=approve:api:prod")
+        p.click("#new-call-form button[type=submit]")
+        p.wait_for("#detail h2", text="function approval button_handler")
+        p.wait_for("#detail .chat .cq-card-title", text="Approved")
+        calls = [r["body"] for r in self.requests() if r["path"] == "/console/api/call"]
+        self.assertIn({"type": "function", "name": "approval", "handler": "button_handler", "text": "Approve",
+                       "args": {"key": "approve:api:prod"}}, calls)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -100,7 +100,15 @@
     if (!window.EventSource) return;
     var live = $('#live');
     var es = new EventSource('/console/api/events?secret=' + encodeURIComponent(SECRET));
-    es.onopen = function () { live.textContent = 'live'; live.className = 'live live-on'; };
+    var opened = false;
+    es.onopen = function () {
+      live.textContent = 'live';
+      live.className = 'live live-on';
+      /* After a reconnect (the host drops a page that reads too slowly),
+       * calls may have been missed: the list is read again. */
+      if (opened) loadCalls();
+      opened = true;
+    };
     es.onerror = function () { live.textContent = 'reconnecting'; live.className = 'live live-off'; };
     es.addEventListener('call', function (ev) {
       var c;
