@@ -233,14 +233,17 @@ test('options for a dynamic select', () => {
 
 test('widgets: tabs, sections, elements, buttons, info', () => {
   const h = html('widget-sections');
-  has(h, '<span class="cq-tab cq-tab-active" data-tab="services">Services</span>');
+  assert.match(h, /<button type="button" class="cq-tab cq-tab-active" data-tab="services"[^>]*>Services<\/button>/);
+  assert.deepEqual(R.tabCall('status', 'other'),
+                   { type: 'widget', name: 'status', handler: 'view_handler', text: 'tab_click', params: { 'target.id': 'other' } });
   has(h, '<div class="cq-w-text">Healthy since 09:12</div>');
   has(h, '<hr class="cq-w-divider">');
   has(h, '<div class="cq-w-subtext">small</div>');
   has(h, '<dt>Owner</dt><dd>Scott</dd>');
   has(h, '(activity) <code>');
-  assert.deepEqual(acts(h), [{ do: 'applet_button', name: 'restart', id: 'api', label: 'Restart' }]);
-  assert.deepEqual(R.appletButtonCall(acts(h)[0]),
+  assert.deepEqual(acts(h), [{ do: 'tab', id: 'services' }, { do: 'tab', id: 'other' },
+                             { do: 'applet_button', name: 'restart', id: 'api', label: 'Restart' }]);
+  assert.deepEqual(R.appletButtonCall(acts(h)[2]),
                    { type: 'function', name: 'restart', handler: 'applet_button_handler', text: 'api' });
   const info = html('widget-info');
   has(info, '<div class="cq-w-title">Nothing here</div>');

@@ -429,6 +429,7 @@
     if (a.do === 'button') send(el, R.buttonCall(a));
     else if (a.do === 'applet_button') send(el, R.appletButtonCall(a));
     else if (a.do === 'unfurl_button') send(el, R.unfurlButtonCall(a, origin.link));
+    else if (a.do === 'tab' && origin.type === 'widget' && origin.name) send(el, R.tabCall(origin.name, a.id));
     else if (a.do === 'say' && origin.type === 'bot') send(el, R.messageCall(origin.name, a.text));
     else if (a.do === 'fill') {
       var box = el.closest('form.cq-context');

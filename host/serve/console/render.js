@@ -493,8 +493,9 @@
     if (Array.isArray(w.tabs) && w.tabs.length)
       out += '<div class="cq-tabs">' + w.tabs.map(function (t) {
         var id = str(t, 'id') || '?';
-        return '<span class="cq-tab' + (active === id ? ' cq-tab-active' : '') + '" data-tab="' + esc(id) + '">' +
-               esc(str(t, 'label') || id) + '</span>';
+        return '<button type="button" class="cq-tab' + (active === id ? ' cq-tab-active' : '') + '" data-tab="' + esc(id) +
+               '"' + act({ do: 'tab', id: id }) + '>' + esc(str(t, 'label') || id) + '</button>' +
+               (isObj(t) ? rest(t, ['id', 'label']) : '');
       }).join('') + '</div>';
     if (isObj(w.header))
       out += '<div class="cq-w-header">' + esc(str(w.header, 'title') || '') + buttons(w.header.buttons) +
@@ -665,6 +666,12 @@
     return { type: 'function', name: meta.fn, handler: handler, text: meta.name, values: v };
   }
 
+  /* A widget's tab clicked: its view handler with event tab_click and the
+   * tab's id as target.id. */
+  function tabCall(widget, id) {
+    return { type: 'widget', name: widget, handler: 'view_handler', text: 'tab_click', params: { 'target.id': id } };
+  }
+
   function messageCall(bot, text) {
     return { type: 'bot', name: bot, handler: 'message_handler', text: text };
   }
@@ -773,7 +780,7 @@
     normaliseAnswer: normaliseAnswer, normaliseReplay: normaliseReplay,
     esc: esc, safeUrl: safeUrl, markup: markup, render: render, renderBody: renderBody,
     KNOWN: KNOWN, buttonCall: buttonCall, appletButtonCall: appletButtonCall,
-    unfurlButtonCall: unfurlButtonCall, formCall: formCall, messageCall: messageCall,
+    unfurlButtonCall: unfurlButtonCall, tabCall: tabCall, formCall: formCall, messageCall: messageCall,
     contextCall: contextCall, applyModification: applyModification
   };
 });
