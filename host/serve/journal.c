@@ -33,6 +33,7 @@ struct entry {
     size_t nevents, dropped_events;
     size_t bytes; /* body, reply and events: against the cap */
     int truncated;
+    int body_cut; /* the body passed the cap: it cannot be replayed */
 };
 
 struct journal {
@@ -164,6 +165,7 @@ unsigned long long journal_begin(struct journal *j, const char *kind, const char
     copy_field(e->request_id, sizeof e->request_id, request_id);
     buf_init(&e->events, j->entry_bytes);
     e->body = take_text(j, e, body ? body : "", body ? len : 0, &e->body_len);
+    e->body_cut = e->truncated;
     changed(j, e);
     done(j);
     return id;
@@ -338,7 +340,7 @@ int journal_get(struct journal *j, unsigned long long id, struct buf *out)
     return 0;
 }
 
-int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len)
+int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len, int *cut)
 {
     if (!j)
         return -1;
@@ -349,6 +351,7 @@ int journal_body(struct journal *j, unsigned long long id, char **body, size_t *
         *body = xmalloc(e->body_len + 1);
         memcpy(*body, e->body, e->body_len + 1);
         *len = e->body_len;
+        *cut = e->body_cut;
         rc = 0;
     }
     pthread_mutex_unlock(&j->mu);
@@ -362,27 +365,35 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-size_t journal_changes(struct journal *j, unsigned long long *seq, struct buf *out)
+long journal_changes(struct journal *j, unsigned long long *seq, struct buf *out)
 {
     if (!j)
         return 0;
     pthread_mutex_lock(&j->mu);
-    size_t found = 0;
-    unsigned long long from = *seq;
+    long found = 0;
+    size_t n = 0;
     /* Oldest change first. */
     const struct entry **list = xcalloc(j->n, sizeof *list);
     for (size_t i = 0; i < j->n; i++)
-        if (j->ring[i].id && j->ring[i].seq > from)
-            list[found++] = &j->ring[i];
-    qsort(list, found, sizeof *list, by_seq);
-    for (size_t i = 0; i < found; i++) {
-        buf_adds(out, "event: call\ndata: ");
-        summary(list[i], out);
-        buf_adds(out, "\n\n");
-        from = list[i]->seq;
+        if (j->ring[i].id && j->ring[i].seq > *seq)
+            list[n++] = &j->ring[i];
+    qsort(list, n, sizeof *list, by_seq);
+    struct buf ev;
+    buf_init(&ev, 64 * 1024);
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&ev);
+        buf_adds(&ev, "event: call\ndata: ");
+        summary(list[i], &ev);
+        buf_adds(&ev, "\n\n");
+        if (buf_add(out, ev.data, ev.len) < 0) {
+            found = -1; /* the watcher is too far behind */
+            break;
+        }
+        *seq = list[i]->seq;
+        found++;
     }
+    buf_free(&ev);
     free(list);
-    *seq = from > *seq ? from : *seq;
     pthread_mutex_unlock(&j->mu);
     return found;
 }

@@ -73,13 +73,15 @@ void journal_list(struct journal *j, struct buf *out);
  * not (or no longer) in the journal. */
 int journal_get(struct journal *j, unsigned long long id, struct buf *out);
 
-/* Copies the entry's body and kind (caller frees *body). Returns 0 or -1. */
-int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len);
+/* Copies the entry's body (caller frees *body); *cut: it passed the cap
+ * and is not whole. Returns 0, or -1 when the id is not in the journal. */
+int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len, int *cut);
 
 /* Appends a Server-Sent Event ("event: call\ndata: {summary}\n\n") for
  * each entry changed after *seq, oldest change first, and sets *seq to the
- * newest change. Returns the number of events. */
-size_t journal_changes(struct journal *j, unsigned long long *seq, struct buf *out);
+ * newest change appended. Returns the number of events, or -1 when out's
+ * maximum cannot hold them all (a watcher too far behind). */
+long journal_changes(struct journal *j, unsigned long long *seq, struct buf *out);
 
 /* The newest change's number (what a new watcher starts from). */
 unsigned long long journal_seq(struct journal *j);

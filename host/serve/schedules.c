@@ -486,7 +486,7 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
         /* A run now has a tick to the ms (schedules_run_now); its job a
          * whole second, as every tick's. */
         struct luavm_job job = {tick_ms / 1000 * 1000, catch_up};
-        struct luavm_call c = {&run->d, NULL, "", 0, run->id, run->t0, NULL, &job};
+        struct luavm_call c = {&run->d, NULL, "", 0, run->id, run->t0, NULL, &job, NULL, NULL, 0};
         struct luavm_task *task;
         if (!luavm_start(r->vm, &c, &res, &task, on_run_done, run)) {
             run->task = task;
