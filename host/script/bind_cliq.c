@@ -85,8 +85,7 @@ static void post_done(const struct outbox_outcome *oc, void *ud)
     struct luavm_task *t = w->t;
     if (vm_task_noted(t))
         vm_task_note_request(t, "post", "POST", w->what, oc->status,
-                             oc->state == OUTBOX_FAILED ? (oc->error ? oc->error : "failed")
-                                                        : NULL,
+                             oc->state == OUTBOX_FAILED ? (oc->error ? oc->error : "failed") : NULL,
                              vm_ms_since(&w->t0));
     w->oc = (struct outbox_outcome *)oc;
     w->refs = 1; /* both owners end here; the last release below frees it */

@@ -5,7 +5,6 @@
 #include "core/log.h"
 #include "core/jsonw.h"
 #include "script/bind_json.h"
-#include "script/vm.h"
 
 #include <lauxlib.h>
 #include <string.h>
@@ -43,14 +42,14 @@ static void note_line(const struct bind_log_ctx *ctx, enum log_level level, cons
     jsonw_string(&j, msg->data ? msg->data : "", msg->len, JSONW_REPLACE, NULL);
     buf_addc(&j, '}');
     if (j.data)
-        vm_task_note(ctx->task, j.data, j.len);
+        ctx->note(ctx->note_ud, j.data, j.len);
     buf_free(&j);
 }
 
 static int emit(lua_State *L, enum log_level level)
 {
     const struct bind_log_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
-    int noted = ctx->task && vm_task_noted(ctx->task);
+    int noted = ctx->note != NULL;
     if (level < log_get_level() && !noted)
         return 0;
     /* An argument's __tostring may raise: the buffers belong to userdata,

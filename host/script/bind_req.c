@@ -50,10 +50,9 @@ static void respond_done(enum responder_outcome outcome, const char *err, void *
     w->outcome = outcome;
     w->err = err;
     if (vm_task_noted(t))
-        vm_task_note_request(t, "respond", "POST", vm_task_response_url(t),
-                             outcome == RESPONDER_DELIVERED ? 200 : 0,
-                             outcome == RESPONDER_DELIVERED ? NULL : (err ? err : "failed"),
-                             vm_ms_since(&w->t0));
+        vm_task_note_request(
+            t, "respond", "POST", vm_task_response_url(t), outcome == RESPONDER_DELIVERED ? 200 : 0,
+            outcome == RESPONDER_DELIVERED ? NULL : (err ? err : "failed"), vm_ms_since(&w->t0));
     vm_wake_with(t, push_outcome, w);
     free(w);
 }

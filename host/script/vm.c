@@ -980,6 +980,12 @@ void vm_task_note(struct luavm_task *t, const char *json, size_t len)
         t->note(t->note_ud, t->note_id, json, len);
 }
 
+/* The log module's way to the running task's journal. */
+static void note_log_line(void *ud, const char *json, size_t len)
+{
+    vm_task_note(ud, json, len);
+}
+
 /* Resumes the task's coroutine with nargs values on it. Returns 1 when the
  * task ended (res filled), 0 when it waits again. */
 int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
@@ -987,7 +993,8 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     struct luavm *vm = t->vm;
     snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", t->id);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
-    vm->logctx.task = t;
+    vm->logctx.note = t->note ? note_log_line : NULL;
+    vm->logctx.note_ud = t;
     vm->current = t;
     t->waiting = 0;
     if (!t->owner)
@@ -1007,7 +1014,8 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     if (t->owner && t->owner < vm->nowners && vm->owners[t->owner].bytes > t->peak_bytes)
         t->peak_bytes = vm->owners[t->owner].bytes;
     vm->current = NULL;
-    vm->logctx.task = NULL;
+    vm->logctx.note = NULL;
+    vm->logctx.note_ud = NULL;
     vm->logctx.req_id[0] = '\0';
     vm->logctx.script[0] = '\0';
     if (st == LUA_YIELD && t->waiting && limit == LIMIT_NONE) {

@@ -185,8 +185,8 @@ void journal_signature(struct journal *j, unsigned long long id, const char *res
     done(j);
 }
 
-void journal_dispatch(struct journal *j, unsigned long long id, const char *type,
-                      const char *name, const char *handler)
+void journal_dispatch(struct journal *j, unsigned long long id, const char *type, const char *name,
+                      const char *handler)
 {
     if (!j)
         return;
@@ -287,8 +287,7 @@ static void summary(const struct entry *e, struct buf *b)
     else
         buf_adds(b, ",\"status\":null,\"reply_ms\":null");
     buf_printf(b, ",\"late\":%s,\"events\":%zu,\"bytes\":%zu,\"truncated\":%s}",
-               e->late ? "true" : "false", e->nevents, e->bytes,
-               e->truncated ? "true" : "false");
+               e->late ? "true" : "false", e->nevents, e->bytes, e->truncated ? "true" : "false");
 }
 
 void journal_list(struct journal *j, struct buf *out)

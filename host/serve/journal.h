@@ -49,8 +49,8 @@ unsigned long long journal_begin(struct journal *j, const char *kind, const char
 void journal_signature(struct journal *j, unsigned long long id, const char *result, int key);
 
 /* Sets what was dispatched: type, name and handler (any may be NULL). */
-void journal_dispatch(struct journal *j, unsigned long long id, const char *type,
-                      const char *name, const char *handler);
+void journal_dispatch(struct journal *j, unsigned long long id, const char *type, const char *name,
+                      const char *handler);
 
 /* Sets the sync reply: HTTP status, body (copied, cut, masked), and the
  * ms since the call arrived; late: it was the interim reply at the

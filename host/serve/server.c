@@ -177,10 +177,10 @@ struct worker {
     struct metrics metrics;   /* written by this worker only */
     struct conn_state *conns; /* every open connection */
     struct sched_timer *sweep;
-    struct sse *sses;       /* the console's event streams on this worker */
-    atomic_int nsses;       /* how many (read by other threads' notify) */
-    atomic_int sse_wake;    /* a wake-up is in the mailbox */
-    int sse_closing;        /* shutting down: streams end */
+    struct sse *sses;    /* the console's event streams on this worker */
+    atomic_int nsses;    /* how many (read by other threads' notify) */
+    atomic_int sse_wake; /* a wake-up is in the mailbox */
+    int sse_closing;     /* shutting down: streams end */
 };
 
 struct server {
@@ -1025,7 +1025,9 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     if (w->srv->journal) {
         c->jid = journal_begin(w->srv->journal, "call", c->id, body, len);
         journal_signature(w->srv->journal, c->jid,
-                          vr == VERIFY_OK ? "ok" : vr == VERIFY_SKIPPED ? "skipped" : verify_result_text(vr),
+                          vr == VERIFY_OK        ? "ok"
+                          : vr == VERIFY_SKIPPED ? "skipped"
+                                                 : verify_result_text(vr),
                           o.key);
     }
     c->debug_room = debug_allowed(conn, vr) ? debug_room(w, conn, url) : 0;
@@ -1642,8 +1644,8 @@ static int console_guard(struct worker *w, struct MHD_Connection *conn, struct c
     } else if (api) {
         int post = !strcmp(url, "/console/api/call") ||
                    (!strncmp(url, "/console/api/calls/", 19) && strstr(url, "/replay"));
-        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                        "X-Cliqhost-Console");
+        const char *given =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Console");
         if (!given && !strcmp(url, "/console/api/events"))
             given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "secret");
         if (strcmp(method, post ? "POST" : "GET")) {
@@ -1673,8 +1675,9 @@ static char *console_wrap(struct call *c, unsigned status, char *body, size_t *l
 {
     struct buf b;
     buf_init(&b, *len * 2 + 4096 + (c->replay_old ? strlen(c->replay_old) : 0));
-    buf_printf(&b, "{\"id\":%llu,\"request_id\":\"%s\",\"status\":%u,\"late\":%s,\"reply\":",
-               c->jid, c->id, status, c->late ? "true" : "false");
+    buf_printf(&b,
+               "{\"id\":%llu,\"request_id\":\"%s\",\"status\":%u,\"late\":%s,\"reply\":", c->jid,
+               c->id, status, c->late ? "true" : "false");
     cJSON *parsed = body ? cJSON_ParseWithLength(body, *len) : NULL;
     if (parsed)
         buf_add(&b, body, *len);
@@ -1740,8 +1743,9 @@ static void console_call(struct worker *w, struct MHD_Connection *conn, struct c
     struct callbody_pair pairs[3][64];
     size_t counts[3] = {0, 0, 0};
     if (!cJSON_IsObject(in)) {
-        snprintf(err, sizeof err, "the body is not a JSON object: POST {\"type\": ..., \"name\": "
-                                  "..., \"handler\": ...} or {\"body\": {...}}");
+        snprintf(err, sizeof err,
+                 "the body is not a JSON object: POST {\"type\": ..., \"name\": "
+                 "..., \"handler\": ...} or {\"body\": {...}}");
         goto refuse;
     }
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(in, "body");
@@ -1754,8 +1758,9 @@ static void console_call(struct worker *w, struct MHD_Connection *conn, struct c
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(in, "type");
     const cJSON *hname = cJSON_GetObjectItemCaseSensitive(in, "handler");
     if (!cJSON_IsString(type)) {
-        snprintf(err, sizeof err, "\"type\" is missing: command, bot, messageaction, function, "
-                                  "widget, extension or link_preview");
+        snprintf(err, sizeof err,
+                 "\"type\" is missing: command, bot, messageaction, function, "
+                 "widget, extension or link_preview");
         goto refuse;
     }
     const struct callbody_handler *h = cJSON_IsString(hname)
