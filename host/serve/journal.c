@@ -108,8 +108,9 @@ static struct entry *find(struct journal *j, unsigned long long id)
     return e->id == id ? e : NULL;
 }
 
-/* Copies up to what the entry's cap leaves of s (masked), cutting with a
- * note. Returns a new string; *out_len its length. */
+/* Copies up to what the entry's cap leaves of s, cutting with a note.
+ * Returns a new string; *out_len its length. Secrets are masked when the
+ * entry is read (put_text), which keeps the calls' own path to a copy. */
 static char *take_text(struct journal *j, struct entry *e, const char *s, size_t len,
                        size_t *out_len)
 {
@@ -122,7 +123,6 @@ static char *take_text(struct journal *j, struct entry *e, const char *s, size_t
     if (len)
         memcpy(t, s, len);
     t[len] = '\0';
-    log_redact(t, len);
     e->bytes += len;
     j->bytes += len;
     *out_len = len;
@@ -233,7 +233,6 @@ void journal_event(struct journal *j, unsigned long long id, const char *json, s
             if (e->nevents)
                 buf_addc(&e->events, ',');
             buf_add(&e->events, json, len);
-            log_redact(e->events.data + before, e->events.len - before);
             e->nevents++;
             e->bytes += e->events.len - before;
             j->bytes += e->events.len - before;
@@ -290,6 +289,29 @@ static void summary(const struct entry *e, struct buf *b)
                e->late ? "true" : "false", e->nevents, e->bytes, e->truncated ? "true" : "false");
 }
 
+/* Appends text with its secrets masked (log_redact, on a copy). */
+static void put_masked(struct buf *b, const char *v, size_t n, int as_string)
+{
+    char *copy = xmalloc(n + 1);
+    memcpy(copy, v, n);
+    copy[n] = '\0';
+    log_redact(copy, n);
+    if (as_string)
+        jsonw_string(b, copy, n, JSONW_REPLACE, NULL);
+    else
+        buf_add(b, copy, n);
+    free(copy);
+}
+
+static void put_text(struct buf *b, const char *key, const char *v, size_t n)
+{
+    buf_printf(b, ",\"%s\":", key);
+    if (v && n)
+        put_masked(b, v, n, 1);
+    else
+        buf_adds(b, "null");
+}
+
 void journal_list(struct journal *j, struct buf *out)
 {
     buf_adds(out, "{\"calls\":[");
@@ -329,11 +351,11 @@ int journal_get(struct journal *j, unsigned long long id, struct buf *out)
     buf_free(&s);
     buf_printf(out, ",\"key\":%d,\"cpu_ms\":%.3f,\"peak_bytes\":%zu,\"dropped_events\":%zu", e->key,
                e->cpu_ms, e->peak_bytes, e->dropped_events);
-    put_str(out, "body", e->body, e->body_len);
-    put_str(out, "reply", e->reply, e->reply_len);
+    put_text(out, "body", e->body, e->body_len);
+    put_text(out, "reply", e->reply, e->reply_len);
     buf_adds(out, ",\"log\":[");
     if (e->events.len)
-        buf_add(out, e->events.data, e->events.len);
+        put_masked(out, e->events.data, e->events.len, 0);
     buf_adds(out, "]}");
     pthread_mutex_unlock(&j->mu);
     return 0;

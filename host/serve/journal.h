@@ -1,15 +1,18 @@
 /*
  * journal: the console's memory of the last calls (issue 16).
  *
- * A ring of the last `journal_calls` calls (Cliq's calls, hooks, schedule
- * runs, the console's own), shared by the workers behind one mutex. Each
- * entry holds what the call brought and what came of it: the body as
- * received (secrets masked with log_redact), the signature check, the
- * dispatch, the sync reply, and the events that followed (interim reply,
- * late replies, the script's posts, requests and log lines). Every entry
- * is capped at `journal_entry_bytes`: what would pass the cap is cut or
- * left out and the entry says so, so the journal's memory is bounded by
- * journal_calls x journal_entry_bytes. Nothing goes to disk.
+ * A ring of the last `journal_calls` calls (Cliq's calls, hooks, the
+ * console's own), shared by the workers behind one mutex. Each entry holds
+ * what the call brought and what came of it: the body as received, the
+ * signature check, the dispatch, the sync reply, and the events that
+ * followed (late replies, the script's posts, requests and log lines).
+ * Every entry is capped at `journal_entry_bytes`: what would pass the cap
+ * is cut or left out and the entry says so, so the journal's memory is
+ * bounded by journal_calls x journal_entry_bytes. Nothing goes to disk.
+ *
+ * Secrets (webhook tokens, zapikey=...) are masked with log_redact when an
+ * entry is read out (journal_get), so the calls' own path only copies;
+ * journal_body gives the body as received, for a replay.
  *
  * Each change bumps the entry's sequence number; a watcher (the console's
  * event stream) asks for the entries changed since the last number it saw.
@@ -39,7 +42,7 @@ int journal_watchers(const struct journal *j);
 
 /* Starts an entry for a call of `kind` ("call", "hook", "schedule",
  * "console", "replay") with its request id and body (copied, cut to the
- * cap, secrets masked). Returns its id (> 0), or 0 without a journal. The
+ * cap). Returns its id (> 0), or 0 without a journal. The
  * oldest entry makes room. */
 unsigned long long journal_begin(struct journal *j, const char *kind, const char *request_id,
                                  const char *body, size_t len);
@@ -52,7 +55,7 @@ void journal_signature(struct journal *j, unsigned long long id, const char *res
 void journal_dispatch(struct journal *j, unsigned long long id, const char *type, const char *name,
                       const char *handler);
 
-/* Sets the sync reply: HTTP status, body (copied, cut, masked), and the
+/* Sets the sync reply: HTTP status, body (copied, cut), and the
  * ms since the call arrived; late: it was the interim reply at the
  * deadline (the handler's result goes later). */
 void journal_reply(struct journal *j, unsigned long long id, int status, const char *body,
