@@ -318,6 +318,33 @@ class TestJournal(ConsoleCase):
                                 e["kind"] == "call" for e in seen[n]), seen[n])
 
 
+class TestShutdown(ConsoleCase):
+    """A page watching does not hold the host at shutdown: its stream ends
+    cleanly and the host stops without waiting for it (a grace far longer
+    than stop()'s patience: a stream that held the host would be killed)."""
+
+    extra_config = "shutdown_grace_s = 120\n"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+        cls.sink.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_stream_ends_at_shutdown(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=30)
+        conn.request("GET", f"/console/api/events?secret={self.secret}",
+                     headers={"Host": f"127.0.0.1:{self.host.port}"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertTrue(resp.read1(4096).startswith(b"retry:"))
+        rc = self.host.stop(timeout=20)
+        self.assertEqual(rc, 0, self.host.log())
+        self.assertEqual(resp.read(), b"")  # the chunked stream's own end, not a cut
+        conn.close()
+        self.assertEqual(self.host.sanitizer_reports(), [])
+
+
 class TestMemoryBound(ConsoleCase):
     extra_config = "journal_calls = 5\njournal_entry_bytes = 4096\n"
 
