@@ -83,6 +83,16 @@ reload_settle_ms = 10
         return subprocess.run([BIN, "invoke", "--key", self.pem, "--url", self.url, *args],
                               capture_output=True, text=True, timeout=60, env=env)
 
+    def open_events(self, timeout=20):
+        """Opens the event stream as a page would; returns (conn, response)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=timeout)
+        conn.request("GET", f"/console/api/events?secret={self.secret}",
+                     headers={"Host": f"127.0.0.1:{self.host.port}"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertIn("text/event-stream", resp.getheader("content-type"))
+        return conn, resp
+
     def entry(self, jid):
         r = self.api("GET", f"calls/{jid}")
         self.assertEqual(r.status, 200, r)
@@ -269,18 +279,8 @@ class TestJournal(ConsoleCase):
         self.assertEqual(r.status, 404)
 
     def test_events_stream_new_calls(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=20)
-        conn.request("GET", f"/console/api/events?secret={self.secret}",
-                     headers={"Host": f"127.0.0.1:{self.host.port}"})
-        resp = conn.getresponse()
-        self.assertEqual(resp.status, 200)
-        self.assertIn("text/event-stream", resp.getheader("content-type"))
-        # A second page watches at the same time.
-        conn2 = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=20)
-        conn2.request("GET", f"/console/api/events?secret={self.secret}",
-                      headers={"Host": f"127.0.0.1:{self.host.port}"})
-        resp2 = conn2.getresponse()
-        self.assertEqual(resp2.status, 200)
+        conn, resp = self.open_events()
+        conn2, resp2 = self.open_events()  # a second page watches at the same time
         seen = {1: [], 2: []}
 
         def read(n, r):
@@ -332,11 +332,7 @@ class TestShutdown(ConsoleCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_stream_ends_at_shutdown(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.host.port, timeout=30)
-        conn.request("GET", f"/console/api/events?secret={self.secret}",
-                     headers={"Host": f"127.0.0.1:{self.host.port}"})
-        resp = conn.getresponse()
-        self.assertEqual(resp.status, 200)
+        conn, resp = self.open_events(timeout=30)
         self.assertTrue(resp.read1(4096).startswith(b"retry:"))
         rc = self.host.stop(timeout=20)
         self.assertEqual(rc, 0, self.host.log())

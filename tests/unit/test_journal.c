@@ -92,6 +92,14 @@ static void test_changes(void)
     buf_reset(&b);
     CHECK_INT(journal_changes(j, &seq, &b), 0);
     buf_free(&b);
+    /* A watcher whose room cannot hold the changes is told so (the
+     * console drops a page that fell that far behind). */
+    unsigned long long from = 0;
+    struct buf small;
+    buf_init(&small, 300);
+    CHECK_INT(journal_changes(j, &from, &small), -1);
+    CHECK(small.len <= 300);
+    buf_free(&small);
     journal_free(j);
 }
 
