@@ -429,6 +429,23 @@ unsigned long long journal_seq(struct journal *j)
     return s;
 }
 
+void journal_metrics(struct journal *j, struct buf *out)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    size_t kept = j->next_id - 1 < j->n ? (size_t)(j->next_id - 1) : j->n;
+    size_t bytes = j->bytes;
+    pthread_mutex_unlock(&j->mu);
+    buf_printf(out,
+               "# HELP cliqhost_journal_calls Calls the console's journal holds (at most "
+               "journal_calls).\n# TYPE cliqhost_journal_calls gauge\ncliqhost_journal_calls "
+               "%zu\n# HELP cliqhost_journal_bytes Bytes the journal's entries hold (at most "
+               "journal_calls x journal_entry_bytes).\n# TYPE cliqhost_journal_bytes "
+               "gauge\ncliqhost_journal_bytes %zu\n",
+               kept, bytes);
+}
+
 size_t journal_bytes(struct journal *j)
 {
     if (!j)

@@ -92,4 +92,8 @@ unsigned long long journal_seq(struct journal *j);
 /* Bytes the entries hold now (bodies, replies, events). */
 size_t journal_bytes(struct journal *j);
 
+/* Appends the journal's gauges to a Prometheus text: the calls kept and
+ * the bytes they hold. Nothing without a journal. */
+void journal_metrics(struct journal *j, struct buf *out);
+
 #endif

@@ -1552,9 +1552,9 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         for (int i = 0; i < nw; i++)
             all[i] = &w->srv->workers[i].metrics;
         size_t len;
-        char *text =
-            admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox, w->srv->store,
-                               w->srv->schedules, atomic_load(&w->srv->pending_bytes), &len);
+        char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
+                                        w->srv->store, w->srv->schedules, w->srv->journal,
+                                        atomic_load(&w->srv->pending_bytes), &len);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (r) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,

@@ -361,6 +361,11 @@ class TestMemoryBound(ConsoleCase):
         self.assertEqual(self.api("GET", f"calls/{ids[0]}").status, 404)
         e = self.entry(ids[-1])
         self.assertGreater(e["dropped_events"], 0)
+        metrics = self.host.request("GET", "/metrics").body.decode()
+        self.assertIn("\ncliqhost_journal_calls 5\n", metrics)
+        held = int(re.search(r"\ncliqhost_journal_bytes (\d+)\n", metrics).group(1))
+        self.assertEqual(held, lst["bytes"])
+        self.assertLessEqual(held, 5 * 4096)
 
 
 if __name__ == "__main__":
