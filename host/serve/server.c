@@ -2742,6 +2742,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     w->sweep = sched_timer_add(w->sched, 1000, on_sweep, w);
     w->runner = schedules_runner_new(s->schedules, w->sched, w->vm, w->redis, w->index == 0,
                                      worker_config, w);
+    schedules_runner_journal(w->runner, s->journal);
     return 0;
 }
 

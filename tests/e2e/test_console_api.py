@@ -230,6 +230,17 @@ class TestJournal(ConsoleCase):
         # The token the post used never shows.
         self.assertNotIn(TOKEN, json.dumps(e))
 
+    def test_schedule_run_recorded(self):
+        r = self.host.request("POST", "/schedules/standup/run")
+        self.assertEqual(r.status, 200, r)
+        c = self.find_call(lambda c: c["kind"] == "schedule" and c["status"] is not None)
+        self.assertIsNotNone(c)
+        self.assertEqual((c["type"], c["name"], c["status"]), ("schedule", "standup", 200))
+        e = self.entry(c["id"])
+        posts = [ev for ev in e["log"] if ev["kind"] == "post"]
+        self.assertEqual(len(posts), 1, e["log"])
+        self.assertIn("post_channel standup", posts[0]["url"])
+
     def test_post_call_runs_a_button_handler(self):
         r = self.api("POST", "call", {"type": "function", "name": "approval",
                                       "handler": "button",
