@@ -4,7 +4,8 @@
 # scripts and 10,000 signed calls, as bench/run.sh) runs with the journal
 # on (journal_calls = 200, the default) and off (0), taking turns for ROUNDS
 # rounds (default 3) of SECONDS each; prints each round's requests/s and
-# the medians' ratio.
+# the medians' ratio, and the host's CPU time per request (less sensitive
+# to other load on the machine than requests/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-8}
@@ -24,7 +25,9 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/key.pem
 openssl pkey -in "$WORK/key.pem" -pubout -out "$WORK/key.pub"
 "$BUILD/cliqhost-bench-sign" "$WORK/key.pem" 10000 "$WORK/requests.txt"
 
-# round CALLS: one timed run with journal_calls = CALLS; prints requests/s.
+clk=$(getconf CLK_TCK)
+# round CALLS: one timed run with journal_calls = CALLS; prints requests/s
+# and the host's CPU us per request.
 round() {
   "$BUILD/cliqhost" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
     --replay-memory 0 --key "$WORK/key.pub" --journal-calls "$1" 2>"$WORK/host.log" &
@@ -36,20 +39,29 @@ round() {
     sleep 0.1
   done
   wrk -t1 -c"$CONNS" -d2s -s bench/replay.lua "http://127.0.0.1:$port/" -- "$WORK/requests.txt" >/dev/null
+  local t0 t1
+  t0=$(awk '{print $14 + $15}' "/proc/$HOST_PID/stat")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/replay.lua "http://127.0.0.1:$port/" \
-    -- "$WORK/requests.txt" | awk '/Requests\/sec/ {print $2}'
+    -- "$WORK/requests.txt" >"$WORK/wrk.txt"
+  t1=$(awk '{print $14 + $15}' "/proc/$HOST_PID/stat")
+  awk -v t="$((t1 - t0))" -v clk="$clk" '/requests in/ {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.1f\n", r, t * 1000000 / clk / n}' "$WORK/wrk.txt"
   kill -TERM "$HOST_PID"
   wait "$HOST_PID" || true
   HOST_PID=
 }
 
-on=() off=()
+on=() off=() on_cpu=() off_cpu=()
 for i in $(seq "$ROUNDS"); do
-  off+=("$(round 0)")
-  on+=("$(round 200)")
-  echo "round $i: journal off ${off[-1]} req/s, on ${on[-1]} req/s"
+  read -r r c < <(round 0)
+  off+=("$r")
+  off_cpu+=("$c")
+  read -r r c < <(round 200)
+  on+=("$r")
+  on_cpu+=("$c")
+  echo "round $i: journal off ${off[-1]} req/s (${off_cpu[-1]} us CPU/request), on ${on[-1]} req/s (${on_cpu[-1]} us)"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-m_off=$(median "${off[@]}")
-m_on=$(median "${on[@]}")
-awk -v a="$m_on" -v b="$m_off" 'BEGIN {printf "median: on %s, off %s req/s; on/off %.3f\n", a, b, a / b}'
+awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" \
+  -v c="$(median "${on_cpu[@]}")" -v d="$(median "${off_cpu[@]}")" \
+  'BEGIN {printf "median: on %s, off %s req/s (on/off %.3f); CPU/request on %s, off %s us (on/off %.3f)\n", a, b, a / b, c, d, c / d}'
