@@ -177,6 +177,19 @@ class TestConsoleOff(ConsoleCase):
             self.assertIn('console = \\"off\\"', r.body.decode())
 
 
+class TestSettings(unittest.TestCase):
+    """The console's settings refuse what they do not know, saying so."""
+
+    def test_bad_values(self):
+        for args, words in ((("--console", "bogus"), "console 'bogus' is not one of loopback, off"),
+                            (("--journal-calls", "-1"), "journal-calls must be an integer"),
+                            (("--journal-entry-bytes", "10"), "journal-entry-bytes must be")):
+            p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", *args],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn(words, p.stderr)
+
+
 class TestJournal(ConsoleCase):
 
     def test_invoke_call_recorded_with_its_reply(self):
