@@ -8,6 +8,7 @@
 # to other load on the machine than requests/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${1:-8}
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -17,7 +18,7 @@ cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign >/dev/
 WORK=$(mktemp -d)
 HOST_PID=
 cleanup() {
-  [ -n "$HOST_PID" ] && kill "$HOST_PID" 2>/dev/null || true
+  stop_all "$HOST_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -30,20 +31,16 @@ clk=$(getconf CLK_TCK)
 # and the host's CPU us per request.
 round() {
   "$BUILD/cliqhost" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
-    --replay-memory 0 --key "$WORK/key.pub" --journal-calls "$1" 2>"$WORK/host.log" &
+    --replay-memory 0 --key "$WORK/key.pub" --journal-calls "$1" 2>"$WORK/host-$1.log" &
   HOST_PID=$!
-  local port=""
-  for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$WORK/host.log")
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
+  local port
+  port=$(wait_port "$WORK/host-$1.log")
   wrk -t1 -c"$CONNS" -d2s -s bench/replay.lua "http://127.0.0.1:$port/" -- "$WORK/requests.txt" >/dev/null
   local t0 t1
-  t0=$(awk '{print $14 + $15}' "/proc/$HOST_PID/stat")
+  t0=$(cpu_ticks "$HOST_PID")
   wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/replay.lua "http://127.0.0.1:$port/" \
     -- "$WORK/requests.txt" >"$WORK/wrk.txt"
-  t1=$(awk '{print $14 + $15}' "/proc/$HOST_PID/stat")
+  t1=$(cpu_ticks "$HOST_PID")
   awk -v t="$((t1 - t0))" -v clk="$clk" '/requests in/ {n = $1} /Requests\/sec/ {r = $2}
     END {printf "%s %.1f\n", r, t * 1000000 / clk / n}' "$WORK/wrk.txt"
   kill -TERM "$HOST_PID"
@@ -53,15 +50,14 @@ round() {
 
 on=() off=() on_cpu=() off_cpu=()
 for i in $(seq "$ROUNDS"); do
-  read -r r c < <(round 0)
+  read -r r c <<<"$(round 0)"
   off+=("$r")
   off_cpu+=("$c")
-  read -r r c < <(round 200)
+  read -r r c <<<"$(round 200)"
   on+=("$r")
   on_cpu+=("$c")
   echo "round $i: journal off ${off[-1]} req/s (${off_cpu[-1]} us CPU/request), on ${on[-1]} req/s (${on_cpu[-1]} us)"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 awk -v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" \
   -v c="$(median "${on_cpu[@]}")" -v d="$(median "${off_cpu[@]}")" \
   'BEGIN {printf "median: on %s, off %s req/s (on/off %.3f); CPU/request on %s, off %s us (on/off %.3f)\n", a, b, a / b, c, d, c / d}'
