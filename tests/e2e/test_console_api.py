@@ -365,6 +365,33 @@ class TestShutdown(ConsoleCase):
         self.assertEqual(self.host.sanitizer_reports(), [])
 
 
+class TestLate(ConsoleCase):
+    """A call past its deadline: the journal holds the interim reply, the
+    handler's result, and the late reply's outcome."""
+
+    extra_config = "deadline_ms = 300\n"
+
+    def test_interim_and_late_reply(self):
+        p = self.invoke("command", "slow", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("slow done", p.stdout)
+        c = self.find_call(lambda c: c["name"] == "slow" and c["status"] == 200)
+        self.assertIsNotNone(c)
+        self.assertTrue(c["late"])
+        deadline = time.time() + 10
+        while True:
+            e = self.entry(c["id"])
+            outcomes = [ev for ev in e["log"] if ev["kind"] == "late_reply"]
+            if outcomes or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(json.loads(e["reply"]), {"output": {"text": "Working on it\u2026"}})
+        results = [ev for ev in e["log"] if ev["kind"] == "late_result"]
+        self.assertEqual(len(results), 1, e["log"])
+        self.assertEqual(json.loads(results[0]["body"]), {"output": {"text": "slow done"}})
+        self.assertEqual([o["outcome"] for o in outcomes], ["delivered"], e["log"])
+
+
 class TestMemoryBound(ConsoleCase):
     extra_config = "journal_calls = 5\njournal_entry_bytes = 4096\n"
 
