@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# bench/lib.sh: helpers the load tests share (sourced by bench/run.sh and
-# bench/store.sh).
+# bench/lib.sh: helpers the load tests share (sourced by bench/run.sh,
+# bench/store.sh and bench/journal.sh).
 
 # wait_port LOG: prints the port from the first "listening on [HOST:]PORT" in
 # LOG, waiting up to 10 s for it.

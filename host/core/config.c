@@ -126,6 +126,13 @@ static const struct setting settings[] = {
      "ms a burst of script edits must be quiet before they are reloaded (0: no live reload)"},
     {"status_access", "status-access", SET_STR, OFF(status_access), "loopback", 0, 0,
      "who may GET /status: loopback, any or off"},
+    {"console", "console", SET_STR, OFF(console), "loopback", 0, 0,
+     "the browser console at /console: loopback (loopback clients only) or off"},
+    {"journal_calls", "journal-calls", SET_INT, OFF(journal_calls), "200", 0, 100000,
+     "calls the console's journal keeps in memory (0: no journal)"},
+    {"journal_entry_bytes", "journal-entry-bytes", SET_INT, OFF(journal_entry_bytes), "65536", 1024,
+     16L * 1024 * 1024,
+     "bytes one journal entry may hold (body, replies, events); past it the entry is cut"},
     {"log_level", "log-level", SET_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"log_format", "log-format", SET_STR, OFF(log_format), "text", 0, 0,
      "text, or json: one JSON object per line"},
@@ -1152,6 +1159,10 @@ int config_validate(const struct config *c, int serving, char *err, size_t errle
     }
     if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json")) {
         snprintf(err, errlen, "log format '%s' is not one of text, json", c->log_format);
+        return -1;
+    }
+    if (strcmp(c->console, "loopback") && strcmp(c->console, "off")) {
+        snprintf(err, errlen, "console '%s' is not one of loopback, off", c->console);
         return -1;
     }
     if (strcmp(c->status_access, "loopback") && strcmp(c->status_access, "any") &&

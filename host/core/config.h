@@ -79,6 +79,9 @@ struct config {
     long reload_settle_ms; /* 0: no live reload */
     long shutdown_grace_s;
     char *status_access; /* "loopback", "any" or "off" */
+    char *console;       /* "loopback" or "off" */
+    long journal_calls;  /* calls the journal keeps; 0: none */
+    long journal_entry_bytes;
     long no_verify;
     long post_rate_per_min;
     long post_max_age_s;

@@ -29,6 +29,9 @@ struct post_wait {
     int refs;
     int task_gone;
     struct outbox_outcome *oc; /* while pushing */
+    /* For the task's journal: which binding posted where, and when. */
+    char what[256];
+    struct timespec t0;
 };
 
 static void release(struct post_wait *w)
@@ -80,6 +83,10 @@ static void post_done(const struct outbox_outcome *oc, void *ud)
         return;
     }
     struct luavm_task *t = w->t;
+    if (vm_task_noted(t))
+        vm_task_note_request(t, "post", "POST", w->what, oc->status,
+                             oc->state == OUTBOX_FAILED ? (oc->error ? oc->error : "failed") : NULL,
+                             vm_ms_since(&w->t0));
     w->oc = (struct outbox_outcome *)oc;
     w->refs = 1; /* both owners end here; the last release below frees it */
     vm_wake_with(t, push_outcome, w);
@@ -262,6 +269,8 @@ static int post_common(lua_State *L, enum post_kind kind, const char *fname)
     struct post_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
     w->refs = 2;
+    snprintf(w->what, sizeof w->what, "%s %s", fname, p->target);
+    clock_gettime(CLOCK_MONOTONIC, &w->t0);
     if (outbox_submit(o->outbox, p, wait, o->mailbox, post_done, wait_drop, w, err, sizeof err) <
         0) {
         free(w);

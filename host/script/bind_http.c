@@ -62,6 +62,9 @@ struct http_call {
     struct fetch *fetch;
     struct fetch_xfer *xfer;
     size_t held; /* vm_hold's, for the transfer and its response */
+    /* For the task's journal (when it has one): what was asked, and when. */
+    char *method, *url;
+    struct timespec t0;
 };
 
 void bind_http_push_headers(lua_State *L, const char *lines, size_t len)
@@ -138,6 +141,11 @@ static void http_done(struct fetch_result *r, void *ud)
     struct http_call *hc = ud;
     struct luavm_task *t = hc->t;
     vm_release(t, hc->held); /* the body is about to be in the heap */
+    if (hc->url)
+        vm_task_note_request(t, "http", hc->method, hc->url, r->ok ? r->status : 0,
+                             r->ok ? NULL : r->error, vm_ms_since(&hc->t0));
+    free(hc->method);
+    free(hc->url);
     free(hc);
     vm_wake_with(t, push_response, r);
 }
@@ -147,6 +155,8 @@ static void http_cancel(void *ud)
     struct http_call *hc = ud;
     fetch_cancel(hc->fetch, hc->xfer);
     vm_release(hc->t, hc->held);
+    free(hc->method);
+    free(hc->url);
     free(hc);
 }
 
@@ -262,6 +272,9 @@ static int l_request(lua_State *L)
     hc->t = t;
     hc->fetch = o->fetch;
     hc->held = VM_TRANSFER_COST;
+    hc->method = vm_task_noted(t) ? xstrdup(method ? method : (body ? "POST" : "GET")) : NULL;
+    hc->url = vm_task_noted(t) ? xstrdup(url) : NULL;
+    clock_gettime(CLOCK_MONOTONIC, &hc->t0);
     struct fetch_request rq = {
         .method = method,
         .url = url,

@@ -3,6 +3,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/jsonw.h"
 #include "script/bind_json.h"
 
 #include <lauxlib.h>
@@ -30,16 +31,38 @@ static void join_args(lua_State *L, int n, struct buf *b)
     }
 }
 
+/* The task's journal gets the line, whatever the log's level. */
+static void note_line(const struct bind_log_ctx *ctx, enum log_level level, const struct buf *msg)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    struct buf j;
+    buf_init(&j, 6 * LOG_LINE_MAX + 64);
+    buf_printf(&j, "{\"kind\":\"log\",\"level\":\"%s\",\"line\":",
+               level >= LOG_DEBUG && level <= LOG_ERROR ? names[level - LOG_DEBUG] : "info");
+    jsonw_string(&j, msg->data ? msg->data : "", msg->len, JSONW_REPLACE, NULL);
+    buf_addc(&j, '}');
+    if (j.data)
+        ctx->note(ctx->note_ud, j.data, j.len);
+    buf_free(&j);
+}
+
 static int emit(lua_State *L, enum log_level level)
 {
-    if (level < log_get_level())
-        return 0;
     const struct bind_log_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+    int noted = ctx->note != NULL;
+    if (level < log_get_level() && !noted)
+        return 0;
     /* An argument's __tostring may raise: the buffers belong to userdata,
      * so nothing leaks when it does. */
     int n = lua_gettop(L);
     struct buf *msg = bind_json_push_buf(L, LOG_LINE_MAX);
     join_args(L, n, msg);
+    if (noted)
+        note_line(ctx, level, msg);
+    if (level < log_get_level()) {
+        buf_free(msg);
+        return 0;
+    }
     /* Room for the message escaped (4 bytes a byte at worst): the log cuts
      * the line itself, after masking secrets. */
     struct buf *line = bind_json_push_buf(L, 4 * LOG_LINE_MAX + 512);

@@ -17,6 +17,10 @@
 struct bind_log_ctx {
     char req_id[48];  /* "" outside a request */
     char script[192]; /* the script being run, relative to the scripts folder */
+    /* Where the running task's lines go besides the log (its journal):
+     * note(note_ud, one JSON object, its length); NULL: nowhere. */
+    void (*note)(void *ud, const char *json, size_t len);
+    void *note_ud;
 };
 
 /* Pushes the log module; its functions keep a pointer to ctx, which must

@@ -28,6 +28,7 @@ struct respond_wait {
     struct responder_job *job;
     enum responder_outcome outcome;
     const char *err;
+    struct timespec t0; /* for the task's journal */
 };
 
 static int push_outcome(lua_State *L, void *ud)
@@ -48,6 +49,10 @@ static void respond_done(enum responder_outcome outcome, const char *err, void *
     struct luavm_task *t = w->t;
     w->outcome = outcome;
     w->err = err;
+    if (vm_task_noted(t))
+        vm_task_note_request(
+            t, "respond", "POST", vm_task_response_url(t), outcome == RESPONDER_DELIVERED ? 200 : 0,
+            outcome == RESPONDER_DELIVERED ? NULL : (err ? err : "failed"), vm_ms_since(&w->t0));
     vm_wake_with(t, push_outcome, w);
     free(w);
 }
@@ -69,6 +74,8 @@ static int fail(lua_State *L, const char *why)
 /* req:respond() refused without trying: logged like a delivery. */
 static int refuse(lua_State *L, struct luavm_task *t, const char *why)
 {
+    if (vm_task_noted(t))
+        vm_task_note_request(t, "respond", "POST", vm_task_response_url(t), 0, why, 0);
     log_msg(LOG_WARN, vm_task_id(t), "respond kind=respond outcome=%s attempts=0", why);
     return fail(L, why);
 }
@@ -103,6 +110,7 @@ static int l_respond(lua_State *L)
     char *body = buf_take(&out, &len);
     struct respond_wait *w = xcalloc(1, sizeof *w);
     w->t = t;
+    clock_gettime(CLOCK_MONOTONIC, &w->t0);
     w->job = responder_post(o->responder, url, o->response_url_allow, o->nresponse_url_allow, body,
                             len, expires, vm_task_id(t), "respond", respond_done, w);
     return vm_wait(L, t, respond_cancel, w);

@@ -178,6 +178,9 @@ int luavm_start(struct luavm *vm, const struct luavm_call *c, struct luavm_resul
     t->received_ms = c->received_ms;
     t->done = done;
     t->done_ud = ud;
+    t->note = c->note;
+    t->note_ud = c->note_ud;
+    t->note_id = c->note_id;
     t->ref = LUA_NOREF;
     t->strings = LUA_NOREF;
     /* A task's body is another tool's: nothing in it is Cliq's. */
@@ -232,7 +235,7 @@ static void run_done_unused(struct luavm_task *t, struct luavm_result *res, void
 void luavm_run(struct luavm *vm, const struct request_dispatch *d, const cJSON *json,
                const char *text, size_t len, const char *req_id, struct luavm_result *res)
 {
-    struct luavm_call c = {d, json, text, len, req_id, sched_clock_ms(), NULL, NULL};
+    struct luavm_call c = {d, json, text, len, req_id, sched_clock_ms(), NULL, NULL, NULL, NULL, 0};
     struct luavm_task *t;
     if (luavm_start(vm, &c, res, &t, run_done_unused, NULL))
         return;

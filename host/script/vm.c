@@ -931,6 +931,59 @@ static void task_result(struct luavm_task *t, int status, int nres, enum luavm_l
     lua_settop(L, top);
     res->responded = t->responded;
     res->response_url = t->response_url;
+    res->cpu_ms = t->cpu_ms;
+    res->peak_bytes = t->peak_bytes;
+}
+
+void vm_task_note_request(struct luavm_task *t, const char *kind, const char *method,
+                          const char *url, long status, const char *error, double ms)
+{
+    if (!t || !t->note)
+        return;
+    struct buf b;
+    buf_init(&b, 8192);
+    buf_adds(&b, "{\"kind\":");
+    jsonw_string(&b, kind, strlen(kind), JSONW_REPLACE, NULL);
+    buf_adds(&b, ",\"method\":");
+    jsonw_string(&b, method ? method : "", method ? strlen(method) : 0, JSONW_REPLACE, NULL);
+    buf_adds(&b, ",\"url\":");
+    jsonw_string(&b, url ? url : "", url ? strlen(url) : 0, JSONW_REPLACE, NULL);
+    if (status > 0)
+        buf_printf(&b, ",\"status\":%ld", status);
+    else
+        buf_adds(&b, ",\"status\":null");
+    if (error && *error) {
+        buf_adds(&b, ",\"error\":");
+        jsonw_string(&b, error, strlen(error), JSONW_REPLACE, NULL);
+    }
+    buf_printf(&b, ",\"ms\":%.3f}", ms);
+    if (b.data)
+        t->note(t->note_ud, t->note_id, b.data, b.len);
+    buf_free(&b);
+}
+
+double vm_ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+int vm_task_noted(const struct luavm_task *t)
+{
+    return t && t->note;
+}
+
+void vm_task_note(struct luavm_task *t, const char *json, size_t len)
+{
+    if (t && t->note)
+        t->note(t->note_ud, t->note_id, json, len);
+}
+
+/* The log module's way to the running task's journal. */
+static void note_log_line(void *ud, const char *json, size_t len)
+{
+    vm_task_note(ud, json, len);
 }
 
 /* Resumes the task's coroutine with nargs values on it. Returns 1 when the
@@ -940,6 +993,8 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     struct luavm *vm = t->vm;
     snprintf(vm->logctx.req_id, sizeof vm->logctx.req_id, "%s", t->id);
     snprintf(vm->logctx.script, sizeof vm->logctx.script, "%s", t->d.script);
+    vm->logctx.note = t->note ? note_log_line : NULL;
+    vm->logctx.note_ud = t;
     vm->current = t;
     t->waiting = 0;
     if (!t->owner)
@@ -947,12 +1002,20 @@ int vm_task_run(struct luavm_task *t, int nargs, struct luavm_result *res)
     lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->strings);
     vm_use_strings(vm, -1);
     lua_pop(vm->L, 1);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &c0);
     vm_slice_begin(vm);
     int nres = 0;
     int st = lua_resume(t->co, vm->L, nargs, &nres);
     long long used_ms = sched_clock_ms() - vm->slice_start;
     enum luavm_limit limit = vm_slice_end(vm, st != LUA_OK && st != LUA_YIELD);
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    t->cpu_ms += (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    if (t->owner && t->owner < vm->nowners && vm->owners[t->owner].bytes > t->peak_bytes)
+        t->peak_bytes = vm->owners[t->owner].bytes;
     vm->current = NULL;
+    vm->logctx.note = NULL;
+    vm->logctx.note_ud = NULL;
     vm->logctx.req_id[0] = '\0';
     vm->logctx.script[0] = '\0';
     if (st == LUA_YIELD && t->waiting && limit == LIMIT_NONE) {

@@ -28,6 +28,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdio.h>
 
 #include <lua.h>
@@ -110,6 +111,8 @@ struct luavm_result {
     char traceback[2048];     /* when failed with one: the Lua traceback, cut to fit */
     int responded;            /* the handler called req:respond() */
     const char *response_url; /* the request's, or NULL; borrowed for the callback */
+    double cpu_ms;            /* the task's slices of script code, summed */
+    size_t peak_bytes;        /* the most it held, as seen when each slice ended */
 };
 
 /* A name and a value (a header, a query parameter). */
@@ -133,6 +136,9 @@ struct luavm_job {
     int catch_up;           /* the latest tick missed while no host ran */
 };
 
+/* Receives a task's event (one JSON object, len bytes; borrowed). */
+typedef void (*luavm_note_fn)(void *ud, unsigned long long id, const char *json, size_t len);
+
 /* What a handler run needs from the request. Borrowed for the call. */
 struct luavm_call {
     const struct request_dispatch *d;
@@ -145,6 +151,12 @@ struct luavm_call {
      * what their scripts get instead of a Cliq request. NULL otherwise. */
     const struct luavm_hook *hook;
     const struct luavm_job *job;
+    /* What the task did, for the console's journal: called with `note_ud`,
+     * `note_id` and one JSON object per event (a request, a post, a log
+     * line). NULL: nobody records. */
+    luavm_note_fn note;
+    void *note_ud;
+    unsigned long long note_id;
 };
 
 /* Called once when a task that did not finish at once ends. `res` is
@@ -248,6 +260,11 @@ struct luavm_task {
     struct sched_timer *run_timer;
     luavm_done_cb done;
     void *done_ud;
+    luavm_note_fn note; /* the journal's (luavm_call.note); NULL: none */
+    void *note_ud;
+    unsigned long long note_id;
+    double cpu_ms;
+    size_t peak_bytes;
     struct luavm_task *prev, *next; /* every waiting task */
 };
 
@@ -340,6 +357,19 @@ void vm_slice_begin(struct luavm *vm);
 enum luavm_limit vm_slice_end(struct luavm *vm, int failed);
 
 /* ---- running tasks (for luavm.c) ---------------------------------------- */
+
+/* Hands an event of the task (one JSON object) to whoever records its
+ * calls (luavm_call.note); nothing when nobody does. */
+void vm_task_note(struct luavm_task *t, const char *json, size_t len);
+/* Notes an outbound request of the task (kind "http", "post", "respond"):
+ * method, URL (the journal masks its secrets), status (0: none), error
+ * (NULL: none) and its ms. */
+void vm_task_note_request(struct luavm_task *t, const char *kind, const char *method,
+                          const char *url, long status, const char *error, double ms);
+/* Milliseconds since t0 (CLOCK_MONOTONIC). */
+double vm_ms_since(const struct timespec *t0);
+/* Whether anyone records the task's events. */
+int vm_task_noted(const struct luavm_task *t);
 
 /* Resumes the task's coroutine with nargs values on it. Returns 1 when the
  * task ended (res filled), 0 when it waits again. */

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "script/scriptset.h"
+#include "serve/journal.h"
 #include "serve/metrics.h"
 #include "serve/schedules.h"
 
@@ -141,7 +142,8 @@ char *admin_status_body(const struct admin_status *s, size_t *len)
 
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
                          struct replay *replay, struct outbox *outbox, struct store *store,
-                         struct schedules *schedules, long long pending_body_bytes, size_t *len)
+                         struct schedules *schedules, struct journal *journal,
+                         long long pending_body_bytes, size_t *len)
 {
     struct buf m;
     buf_init(&m, 4 * 1024 * 1024);
@@ -155,6 +157,7 @@ char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct sc
     store_metrics(store, &m);
     if (schedules)
         schedules_metrics(schedules, &m);
+    journal_metrics(journal, &m);
     buf_printf(&m,
                "# HELP cliqhost_pending_body_bytes Bytes of request bodies received and not yet "
                "verified (capped by pending_body_bytes).\n# TYPE cliqhost_pending_body_bytes "

@@ -12,6 +12,7 @@
 #include <time.h>
 
 struct MHD_Connection;
+struct journal;
 struct metrics;
 struct outbox;
 struct replay;
@@ -35,11 +36,13 @@ struct admin_status {
 char *admin_status_body(const struct admin_status *s, size_t *len);
 
 /* The Prometheus text of GET /metrics: every worker's counters summed,
- * the reloads, the replay memory, the outbox, the store, and the bytes of
+ * the reloads, the replay memory, the outbox, the store, the console's
+ * journal (NULL: none), and the bytes of
  * bodies received and not yet verified. Caller frees. */
 char *admin_metrics_body(struct metrics *const *workers, int nworkers, struct scripts_hub *hub,
                          struct replay *replay, struct outbox *outbox, struct store *store,
-                         struct schedules *schedules, long long pending_body_bytes, size_t *len);
+                         struct schedules *schedules, struct journal *journal,
+                         long long pending_body_bytes, size_t *len);
 
 /* 1 when the client connected from loopback and no proxy forwarded the
  * request (a proxy on this machine connects from loopback for everyone). */

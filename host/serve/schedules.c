@@ -13,6 +13,7 @@
 #include "script/luavm.h"
 #include "script/schedspec.h"
 #include "script/scriptset.h"
+#include "serve/journal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,6 +81,7 @@ struct run {
     int manual;
     int dropped; /* recorded as dropped at shutdown */
     long long t0;
+    unsigned long long jid; /* its entry in the console's journal; 0: none */
     struct luavm_task *task;
     schedules_done_cb cb;
     void *cb_ud;
@@ -95,8 +97,9 @@ struct schedules_runner {
     schedules_config_fn cfg;
     void *cfg_ud;
     struct sched_timer *timer;
-    unsigned long long gen; /* the hub generation last followed */
-    int started;            /* the first snapshot was followed */
+    struct journal *journal; /* the console's (schedules_runner_journal); NULL: none */
+    unsigned long long gen;  /* the hub generation last followed */
+    int started;             /* the first snapshot was followed */
     long long next_list_ms;
     struct op *ops;
     struct run *runs;
@@ -380,6 +383,12 @@ static void record_run(struct run *run, enum outcome oc, const char *error, long
     *b_out = b;
 }
 
+/* A run's task reports what it did to the console's journal. */
+static void schedules_note(void *ud, unsigned long long id, const char *json, size_t len)
+{
+    journal_event(ud, id, json, len);
+}
+
 static void finish_run(struct run *run, struct luavm_result *res)
 {
     struct schedules_runner *r = run->r;
@@ -387,6 +396,21 @@ static void finish_run(struct run *run, struct luavm_result *res)
                           ? (res->limit != LIMIT_NONE ? OUT_LIMIT : OUT_FAILED)
                           : OUT_OK;
     long long ms = sched_clock_ms() - run->t0;
+    if (run->jid) {
+        static const char ok[] = "{\"outcome\":\"ok\"}";
+        struct buf j;
+        buf_init(&j, 2048);
+        buf_printf(&j, "{\"outcome\":\"%s\",\"error\":", outcome_names[oc]);
+        jsonw_string(&j, res->error, strlen(res->error), JSONW_REPLACE, NULL);
+        buf_addc(&j, '}');
+        if (oc == OUT_OK)
+            journal_reply(r->journal, run->jid, 200, ok, sizeof ok - 1, ms, 0);
+        else
+            journal_reply(r->journal, run->jid, res->status != 200 ? res->status : 500,
+                          j.data ? j.data : "", j.len, ms, 0);
+        journal_usage(r->journal, run->jid, res->cpu_ms, res->peak_bytes);
+        buf_free(&j);
+    }
 
     struct buf line;
     buf_init(&line, LOG_LINE_MAX);
@@ -486,7 +510,14 @@ static int start_run(struct schedules_runner *r, struct entry *e, const char *na
         /* A run now has a tick to the ms (schedules_run_now); its job a
          * whole second, as every tick's. */
         struct luavm_job job = {tick_ms / 1000 * 1000, catch_up};
-        struct luavm_call c = {&run->d, NULL, "", 0, run->id, run->t0, NULL, &job};
+        struct luavm_call c = {&run->d, NULL, "", 0, run->id, run->t0, NULL, &job, NULL, NULL, 0};
+        if (r->journal) {
+            run->jid = journal_begin(r->journal, "schedule", run->id, NULL, 0);
+            journal_dispatch(r->journal, run->jid, run->d.type, run->d.name, "run");
+            c.note = schedules_note;
+            c.note_ud = r->journal;
+            c.note_id = run->jid;
+        }
         struct luavm_task *task;
         if (!luavm_start(r->vm, &c, &res, &task, on_run_done, run)) {
             run->task = task;
@@ -730,6 +761,11 @@ static void on_timer(struct sched *sc, void *ud)
 }
 
 /* ---- runners ------------------------------------------------------------- */
+
+void schedules_runner_journal(struct schedules_runner *r, struct journal *j)
+{
+    r->journal = j;
+}
 
 struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched *sched,
                                               struct luavm *vm, struct redis_conn *rc, int drive,

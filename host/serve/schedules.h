@@ -28,6 +28,7 @@
 
 struct buf;
 struct config;
+struct journal;
 struct luavm;
 struct redis_conn;
 struct sched;
@@ -49,6 +50,10 @@ typedef const struct config *(*schedules_config_fn)(void *ud);
  * worker); the others only run schedules now. Borrowed: the worker's loop,
  * runtime and Redis link (NULL for SQLite). Call on the worker's thread,
  * once its loop runs. */
+/* Records the runner's runs in the console's journal (NULL: none); set
+ * before the runner starts. */
+void schedules_runner_journal(struct schedules_runner *r, struct journal *j);
+
 struct schedules_runner *schedules_runner_new(struct schedules *s, struct sched *sched,
                                               struct luavm *vm, struct redis_conn *rc, int drive,
                                               schedules_config_fn cfg, void *cfg_ud);

@@ -1,6 +1,7 @@
 /* server: HTTP surface and share-nothing workers (see server.h). */
 #include "serve/server.h"
 
+#include "cliq/callbody.h"
 #include "cliq/hooksig.h"
 #include "cliq/outbox.h"
 #include "cliq/store.h"
@@ -21,6 +22,8 @@
 #include "event/sched.h"
 #include "script/luavm.h"
 #include "serve/admin.h"
+#include "serve/console_assets.h"
+#include "serve/journal.h"
 #include "serve/metrics.h"
 #include "serve/schedules.h"
 
@@ -110,7 +113,28 @@ struct call {
     int hook_shared;
     /* A POST to /schedules/<name>/run: the run waits (task or its end). */
     int run_now;
+    /* Its entry in the console's journal; 0: none. */
+    unsigned long long jid;
+    /* A request under /console that passed the guard. */
+    int console;
+    /* A handler run the console asked for (POST call or replay): its
+     * answer is wrapped with the journal id (console_wrap), and with the
+     * replayed entry as it was (replay_old, malloc'd JSON) for a replay. */
+    int console_run;
+    unsigned long long replay_of;
+    char *replay_old;
     struct call *prev, *next; /* the worker's calls with a running handler */
+};
+
+/* A console page's event stream (GET /console/api/events). */
+struct sse {
+    struct worker *w;
+    struct MHD_Connection *conn;
+    unsigned long long seq; /* the newest change sent */
+    struct buf out;         /* bytes not yet sent */
+    size_t off;
+    int suspended;
+    struct sse *prev, *next;
 };
 
 /* One connection, from accept to close: the slow-client guard's view. */
@@ -153,6 +177,10 @@ struct worker {
     struct metrics metrics;   /* written by this worker only */
     struct conn_state *conns; /* every open connection */
     struct sched_timer *sweep;
+    struct sse *sses;    /* the console's event streams on this worker */
+    atomic_int nsses;    /* how many (read by other threads' notify) */
+    atomic_int sse_wake; /* a wake-up is in the mailbox */
+    int sse_closing;     /* shutting down: streams end */
 };
 
 struct server {
@@ -173,6 +201,8 @@ struct server {
     struct shared_pacer *pacer; /* the outbox's pacing on Redis; NULL: none */
     struct schedules *schedules;
     struct replay *hook_ids; /* webhook ids taken (standard-webhooks); NULL: none */
+    struct journal *journal; /* the console's journal; NULL: journal_calls = 0 */
+    char console_secret[65]; /* random at start: what the console's page carries */
     int nworkers;
     struct worker *workers;
     unsigned port;
@@ -316,9 +346,16 @@ static void conn_busy(struct MHD_Connection *conn)
 }
 
 /* Queues a reply. Takes ownership of body (malloc'd). */
+static char *console_wrap(struct call *c, unsigned status, char *body, size_t *len);
+
 static void respond(struct MHD_Connection *conn, struct call *c, unsigned status, char *body,
                     size_t len, const char *allow)
 {
+    if (c->jid && c->w)
+        journal_reply(c->w->srv->journal, c->jid, (int)status, body, len, ms_since(&c->t0),
+                      c->late);
+    if (c->console_run)
+        body = console_wrap(c, status, body, &len);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
@@ -500,6 +537,7 @@ static void release_body(struct call *c)
 static void free_call(struct call *c)
 {
     release_body(c);
+    free(c->replay_old);
     buf_free(&c->body);
     free(c->reply_body);
     free(c->debug_error);
@@ -596,11 +634,46 @@ static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
         hand_off(c, "client closed the connection before the reply");
 }
 
+/* A late reply on its way: what its outcome is recorded against. */
+struct late_note {
+    struct worker *w;
+    unsigned long long jid;
+};
+
+/* Records an event of a call in the journal: {"kind": kind, "outcome":
+ * outcome, "reason": reason (may be NULL)}. */
+static void journal_note(struct worker *w, unsigned long long jid, const char *kind,
+                         const char *outcome, const char *reason)
+{
+    if (!jid || !w->srv->journal)
+        return;
+    struct buf b;
+    buf_init(&b, 2048);
+    buf_adds(&b, "{\"kind\":");
+    jsonw_string(&b, kind, strlen(kind), JSONW_REPLACE, NULL);
+    buf_adds(&b, ",\"outcome\":");
+    jsonw_string(&b, outcome, strlen(outcome), JSONW_REPLACE, NULL);
+    if (reason) {
+        buf_adds(&b, ",\"reason\":");
+        jsonw_string(&b, reason, strlen(reason), JSONW_REPLACE, NULL);
+    }
+    buf_addc(&b, '}');
+    if (b.data)
+        journal_event(w->srv->journal, jid, b.data, b.len);
+    buf_free(&b);
+}
+
 /* Sends a handler's result that came after the sync reply. */
 static void on_late_outcome(enum responder_outcome o, const char *err, void *ud)
 {
-    (void)err;
-    struct worker *w = ud;
+    struct late_note *n = ud;
+    struct worker *w = n->w;
+    journal_note(w, n->jid, "late_reply",
+                 o == RESPONDER_DELIVERED ? "delivered"
+                 : o == RESPONDER_REFUSED ? "refused"
+                                          : "failed",
+                 err);
+    free(n);
     metrics_add(&w->metrics.late[o == RESPONDER_DELIVERED ? LATE_DELIVERED
                                  : o == RESPONDER_REFUSED ? LATE_REFUSED
                                                           : LATE_FAILED],
@@ -635,14 +708,28 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         log_kv(&b, "reason", why, strlen(why));
         log_msg(res->responded ? LOG_INFO : LOG_WARN, c->id, "respond kind=late outcome=%s%s",
                 res->responded ? "skipped" : "dropped", b.data ? b.data : "");
+        journal_note(w, c->jid, "late_reply", res->responded ? "skipped" : "dropped", why);
         buf_free(&b);
         metrics_add(&w->metrics.late[res->responded ? LATE_SKIPPED : LATE_DROPPED], 1);
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
+    if (c->jid && w->srv->journal) {
+        struct buf b;
+        buf_init(&b, (size_t)w->cfg->journal_entry_bytes);
+        buf_adds(&b, "{\"kind\":\"late_result\",\"body\":");
+        jsonw_string(&b, res->body ? res->body : "", res->len, JSONW_REPLACE, NULL);
+        buf_addc(&b, '}');
+        if (b.data)
+            journal_event(w->srv->journal, c->jid, b.data, b.len);
+        buf_free(&b);
+    }
+    struct late_note *note = xcalloc(1, sizeof *note);
+    note->w = w;
+    note->jid = c->jid;
     struct responder_job *j = responder_post(
         w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
-        res->body, res->len, expires, c->id, "late", on_late_outcome, w);
+        res->body, res->len, expires, c->id, "late", on_late_outcome, note);
     res->body = NULL; /* the responder took it */
     /* A development call: its catcher is told why the handler failed too. */
     if (c->debug_error)
@@ -679,6 +766,7 @@ static void on_task_done(struct luavm_task *t, struct luavm_result *res, void *u
     c->o.failed = res->failed;
     count_failure(w, res);
     debug_keep(c, res);
+    journal_usage(w->srv->journal, c->jid, res->cpu_ms, res->peak_bytes);
     if (c->late && c->hook) {
         if (res->failed)
             log_msg(LOG_WARN, c->id, "hook %s: the script failed after the reply: %s", c->d.name,
@@ -791,8 +879,28 @@ static void hold_call(struct worker *w, struct MHD_Connection *conn, struct call
     if (w->running)
         w->running->prev = c;
     w->running = c;
-    long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
+    /* The console waits for the handler's own reply: it has no
+     * response_url to take a late one. */
+    long long wait = c->console_run ? w->cfg->max_run_ms + 1000 : w->cfg->deadline_ms;
+    long long left = c->t0_ms + wait - sched_clock_ms();
     c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, at_deadline, c);
+}
+
+/* From the runtime: an event of a task (a request, a post, a log line),
+ * for the journal. */
+static void on_task_note(void *ud, unsigned long long id, const char *json, size_t len)
+{
+    journal_event(ud, id, json, len);
+}
+
+/* Lets a call's task report its events to the journal. */
+static void task_notes(struct worker *w, struct call *c, struct luavm_call *lc)
+{
+    if (!c->jid || !w->srv->journal)
+        return;
+    lc->note = on_task_note;
+    lc->note_ud = w->srv->journal;
+    lc->note_id = c->jid;
 }
 
 /* Starts the handler of a verified, decoded call that passed the replay
@@ -812,9 +920,12 @@ static void run_handler(struct worker *w, struct MHD_Connection *conn, struct ca
         return;
     }
     struct luavm_result res;
-    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, NULL, NULL};
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, NULL, NULL, NULL, NULL, 0};
+    task_notes(w, c, &lc);
     struct luavm_task *task;
     int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    if (finished)
+        journal_usage(w->srv->journal, c->jid, res.cpu_ms, res.peak_bytes);
     if (!finished) {
         /* The handler waits: hold the connection until it is done or the
          * deadline passes, whichever is first. */
@@ -911,6 +1022,14 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
+    if (w->srv->journal) {
+        c->jid = journal_begin(w->srv->journal, "call", c->id, body, len);
+        journal_signature(w->srv->journal, c->jid,
+                          vr == VERIFY_OK        ? "ok"
+                          : vr == VERIFY_SKIPPED ? "skipped"
+                                                 : verify_result_text(vr),
+                          o.key);
+    }
     c->debug_room = debug_allowed(conn, vr) ? debug_room(w, conn, url) : 0;
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
@@ -962,6 +1081,7 @@ static void decode_and_run(struct worker *w, struct MHD_Connection *conn, struct
         return;
     }
     o->d = &c->d;
+    journal_dispatch(w->srv->journal, c->jid, c->d.type, c->d.name, c->d.wire);
     if (vr == VERIFY_OK && w->srv->replay) {
         /* A repeat the shared memory reported is not remembered here (a
          * copy raced to another worker must not refuse the one Redis let
@@ -1067,10 +1187,13 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
     MHD_get_connection_values(conn, MHD_HEADER_KIND, add_pair, &hs);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_pair, &qs);
     struct luavm_hook hk = {"POST", hs.p, hs.n, qs.p, qs.n};
-    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, &hk, NULL};
+    struct luavm_call lc = {&c->d, json, body, len, c->id, c->t0_ms, &hk, NULL, NULL, NULL, 0};
+    task_notes(w, c, &lc);
     struct luavm_result res;
     struct luavm_task *task;
     int finished = luavm_start(w->vm, &lc, &res, &task, on_task_done, c);
+    if (finished)
+        journal_usage(w->srv->journal, c->jid, res.cpu_ms, res.peak_bytes);
     arena_close();
     pairs_free(&hs);
     pairs_free(&qs);
@@ -1187,6 +1310,11 @@ static void handle_hook(struct worker *w, struct MHD_Connection *conn, struct ca
     int rc = hooksig_check(h, hook_header, conn, c->body.data ? c->body.data : "", c->body.len,
                            (long long)ts.tv_sec, &hr);
     release_body(c);
+    if (w->srv->journal) {
+        c->jid = journal_begin(w->srv->journal, "hook", c->id, c->body.data, c->body.len);
+        journal_signature(w->srv->journal, c->jid, rc < 0 ? hr.err : "ok", -1);
+        journal_dispatch(w->srv->journal, c->jid, c->d.type, c->d.name, "receive");
+    }
     if (rc < 0) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, hr.err, NULL, &o);
@@ -1424,9 +1552,9 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         for (int i = 0; i < nw; i++)
             all[i] = &w->srv->workers[i].metrics;
         size_t len;
-        char *text =
-            admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox, w->srv->store,
-                               w->srv->schedules, atomic_load(&w->srv->pending_bytes), &len);
+        char *text = admin_metrics_body(all, nw, w->srv->hub, w->srv->replay, w->srv->outbox,
+                                        w->srv->store, w->srv->schedules, w->srv->journal,
+                                        atomic_load(&w->srv->pending_bytes), &len);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         if (r) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -1441,6 +1569,549 @@ static int answer_admin(struct worker *w, struct MHD_Connection *conn, struct ca
         return 1;
     }
     return 0;
+}
+
+/* ---- the console: /console and /console/api/... ------------------------- */
+
+/* The longest body the console's event stream holds for one page: a page
+ * that reads slower than the journal changes is dropped past it. */
+#define SSE_MAX_PENDING (1024 * 1024)
+
+/* Whether `host` (the Host header) names this host on loopback, as the
+ * console's page was loaded from: a name that resolves here by other DNS
+ * (rebinding) is refused. */
+static int console_host_ok(const char *host, unsigned port)
+{
+    if (!host)
+        return 0;
+    char want[40];
+    static const char *const names[] = {"127.0.0.1", "[::1]", "localhost"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(want, sizeof want, "%s:%u", names[i], port);
+        if (!strcasecmp(host, want))
+            return 1;
+    }
+    return 0;
+}
+
+/* Compares the secret in constant time. */
+static int console_secret_ok(const struct server *s, const char *given)
+{
+    if (!given)
+        return 0;
+    size_t n = strlen(s->console_secret);
+    if (strlen(given) != n)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(given[i] ^ s->console_secret[i]);
+    return diff == 0;
+}
+
+/* A file of the page (/console/console.js, ...), or NULL: only under
+ * /console/, and never the page itself (it is served with its secret). */
+static const char *console_static(const char *url, size_t *len, const char **type)
+{
+    static const char prefix[] = "/console/";
+    if (strncmp(url, prefix, sizeof prefix - 1) || !strcmp(url + sizeof prefix - 1, "console.html"))
+        return NULL;
+    size_t n;
+    const char *t;
+    const char *file = console_asset(url + sizeof prefix - 1, &n, &t);
+    if (file && len)
+        *len = n;
+    if (file && type)
+        *type = t;
+    return file;
+}
+
+/* The guard in front of every /console request: console = "off", a client
+ * not on loopback or forwarded by a proxy, a Host that is not this host on
+ * loopback, a foreign Origin, a wrong method, and for the API a missing or
+ * wrong secret. Returns 1 to go on, or 0 with the refusal queued. */
+static int console_guard(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                         const char *method, const char *url)
+{
+    const char *why = NULL;
+    unsigned status = MHD_HTTP_FORBIDDEN;
+    const char *allow = NULL;
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    int api = !strncmp(url, "/console/api/", 13);
+    char msg[300];
+    if (!strcmp(w->cfg->console, "off")) {
+        why = "the console is turned off (console = \"off\")";
+    } else if (!admin_client_is_loopback(conn)) {
+        why = "the console answers loopback clients only, and no request a proxy forwarded";
+    } else if (!console_host_ok(host, w->srv->port)) {
+        snprintf(msg, sizeof msg,
+                 "the console answers only Host 127.0.0.1:%u, [::1]:%u or localhost:%u (a "
+                 "guard against DNS rebinding)",
+                 w->srv->port, w->srv->port, w->srv->port);
+        why = msg;
+    } else if (origin && (strncmp(origin, "http://", 7) || strcasecmp(origin + 7, host))) {
+        why = "the console refuses requests from another origin (Origin)";
+    } else if (!api && strcmp(url, "/console") && strcmp(url, "/console/") &&
+               !console_static(url, NULL, NULL)) {
+        status = MHD_HTTP_NOT_FOUND;
+        why = "no such console path: GET /console, or /console/api/...";
+    } else if (!api && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        allow = "GET, HEAD";
+        why = "method not allowed: /console answers GET";
+    } else if (api) {
+        int post = !strcmp(url, "/console/api/call") ||
+                   (!strncmp(url, "/console/api/calls/", 19) && strstr(url, "/replay"));
+        const char *given =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Console");
+        if (!given && !strcmp(url, "/console/api/events"))
+            given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "secret");
+        if (strcmp(method, post ? "POST" : "GET")) {
+            status = MHD_HTTP_METHOD_NOT_ALLOWED;
+            allow = post ? "POST" : "GET";
+            why = post ? "method not allowed: this console call changes things and takes POST"
+                       : "method not allowed: this console path answers GET";
+        } else if (!console_secret_ok(w->srv, given)) {
+            status = MHD_HTTP_UNAUTHORIZED;
+            why = given ? "wrong console secret (X-Cliqhost-Console): reload the console's page"
+                        : "missing console secret: send the page's secret in X-Cliqhost-Console "
+                          "(or ?secret= for the event stream)";
+        }
+    }
+    if (!why)
+        return 1;
+    c->close = 1; /* a POST body is not read */
+    respond_error(w, conn, c, method, url, status, why, allow, NULL);
+    return 0;
+}
+
+/* The console's answer to a handler run it asked for: {"id": the journal
+ * entry, "status": the reply's HTTP status, "late": ..., "reply": the reply
+ * (JSON as it is, else as a string)}, and for a replay "replay_of" and
+ * "old" (the replayed entry as it was). Takes body; returns a new one. */
+static char *console_wrap(struct call *c, unsigned status, char *body, size_t *len)
+{
+    struct buf b;
+    buf_init(&b, *len * 2 + 4096 + (c->replay_old ? strlen(c->replay_old) : 0));
+    buf_printf(&b,
+               "{\"id\":%llu,\"request_id\":\"%s\",\"status\":%u,\"late\":%s,\"reply\":", c->jid,
+               c->id, status, c->late ? "true" : "false");
+    cJSON *parsed = body ? cJSON_ParseWithLength(body, *len) : NULL;
+    if (parsed)
+        buf_add(&b, body, *len);
+    else
+        jsonw_string(&b, body ? body : "", *len, JSONW_REPLACE, NULL);
+    cJSON_Delete(parsed);
+    if (c->replay_of)
+        buf_printf(&b, ",\"replay_of\":%llu,\"old\":%s", c->replay_of,
+                   c->replay_old ? c->replay_old : "null");
+    buf_adds(&b, "}");
+    free(body);
+    return buf_take(&b, len);
+}
+
+/* Answers a console API call with JSON it built (takes body). */
+static void console_answer(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *method, const char *url, unsigned status, char *body,
+                           size_t len)
+{
+    respond(conn, c, status, body, len, NULL);
+    log_request(w, c, method, url, (int)status, NULL);
+}
+
+/* Runs `body` (a Cliq request body; takes it) as a call the console made:
+ * no signature, no replay check, recorded in the journal as `kind`. */
+static void console_run(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                        const char *url, char *body, size_t len, const char *kind)
+{
+    buf_free(&c->body);
+    buf_init(&c->body, len + 1);
+    buf_add(&c->body, body, len);
+    free(body);
+    c->console_run = 1;
+    c->callback = kind[0] == 'r' ? "/console/api/replay" : "/console/api/call";
+    c->jid = journal_begin(w->srv->journal, kind, c->id, c->body.data, c->body.len);
+    journal_signature(w->srv->journal, c->jid, "none (made by the console)", -1);
+    struct outcome o = {NULL, NULL, 0, -1, 0};
+    decode_and_run(w, conn, c, "POST", url, VERIFY_SKIPPED, &o, SHARED_ANSWER_NONE);
+}
+
+/* A JSON value as the string callbody takes: a string as it is, anything
+ * else as its JSON text (kept in `keep`, freed by the caller). */
+static const char *callbody_text(const cJSON *v, char **keep)
+{
+    if (cJSON_IsString(v))
+        return v->valuestring;
+    *keep = cJSON_PrintUnformatted(v);
+    return *keep;
+}
+
+/* POST /console/api/call: {"type", "name", "handler", "text", "action",
+ * "args": {}, "values": {}, "params": {path: value}} builds the body as
+ * `cliqhost invoke` does (callbody), or {"body": {...}} sends one as it
+ * is; the handler runs and the answer is its reply. */
+static void console_call(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                         const char *url)
+{
+    char err[600];
+    cJSON *in = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
+    char *body = NULL;
+    size_t nkeep = 0;
+    char *keep[3 * 64 + 8];
+    struct callbody_pair pairs[3][64];
+    size_t counts[3] = {0, 0, 0};
+    if (!cJSON_IsObject(in)) {
+        snprintf(err, sizeof err,
+                 "the body is not a JSON object: POST {\"type\": ..., \"name\": "
+                 "..., \"handler\": ...} or {\"body\": {...}}");
+        goto refuse;
+    }
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(in, "body");
+    if (cJSON_IsObject(raw)) {
+        body = cJSON_PrintUnformatted(raw);
+        cJSON_Delete(in);
+        console_run(w, conn, c, url, body, strlen(body), "console");
+        return;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(in, "type");
+    const cJSON *hname = cJSON_GetObjectItemCaseSensitive(in, "handler");
+    if (!cJSON_IsString(type)) {
+        snprintf(err, sizeof err,
+                 "\"type\" is missing: command, bot, messageaction, function, "
+                 "widget, extension or link_preview");
+        goto refuse;
+    }
+    const struct callbody_handler *h = cJSON_IsString(hname)
+                                           ? callbody_find(type->valuestring, hname->valuestring)
+                                           : callbody_default(type->valuestring);
+    if (!h) {
+        snprintf(err, sizeof err, "no handler %s of type %s (see cliqhost invoke --help)",
+                 cJSON_IsString(hname) ? hname->valuestring : "(default)", type->valuestring);
+        goto refuse;
+    }
+    struct callbody_input bi;
+    memset(&bi, 0, sizeof bi);
+    static const char *const lists[3] = {"args", "values", "params"};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(in, lists[k]);
+        const cJSON *v;
+        cJSON_ArrayForEach(v, obj)
+        {
+            if (!v->string || counts[k] >= 64)
+                continue;
+            keep[nkeep] = NULL;
+            pairs[k][counts[k]].key = v->string;
+            pairs[k][counts[k]].value = callbody_text(v, &keep[nkeep]);
+            if (keep[nkeep])
+                nkeep++;
+            counts[k]++;
+        }
+    }
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(in, "text");
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(in, "action");
+    bi.name = cJSON_IsString(name) ? name->valuestring : NULL;
+    bi.text = cJSON_IsString(text) ? text->valuestring : NULL;
+    bi.action = cJSON_IsString(action) ? action->valuestring : NULL;
+    bi.args = pairs[0];
+    bi.nargs = counts[0];
+    bi.values = pairs[1];
+    bi.nvalues = counts[1];
+    bi.params = pairs[2];
+    bi.nparams = counts[2];
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    bi.now_ms = (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    cJSON *tree = callbody_build(h, &bi, err, sizeof err);
+    for (size_t i = 0; i < nkeep; i++)
+        cJSON_free(keep[i]);
+    nkeep = 0;
+    if (!tree)
+        goto refuse;
+    body = cJSON_PrintUnformatted(tree);
+    cJSON_Delete(tree);
+    cJSON_Delete(in);
+    console_run(w, conn, c, url, body, strlen(body), "console");
+    return;
+refuse:
+    for (size_t i = 0; i < nkeep; i++)
+        cJSON_free(keep[i]);
+    cJSON_Delete(in);
+    respond_error(w, conn, c, "POST", url, MHD_HTTP_BAD_REQUEST, err, NULL, NULL);
+}
+
+/* POST /console/api/calls/<id>/replay: the recorded body again, against
+ * the scripts as they are now (without its response_url, long spent). */
+static void console_replay(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *url, unsigned long long id)
+{
+    char *body = NULL;
+    size_t len = 0;
+    int cut = 0;
+    if (journal_body(w->srv->journal, id, &body, &len, &cut) < 0) {
+        respond_error(w, conn, c, "POST", url, MHD_HTTP_NOT_FOUND,
+                      "no such call in the journal (it keeps the last journal_calls)", NULL, NULL);
+        return;
+    }
+    if (cut) {
+        free(body);
+        respond_error(w, conn, c, "POST", url, MHD_HTTP_CONFLICT,
+                      "the recorded body passed journal_entry_bytes and was cut: it cannot be "
+                      "sent again",
+                      NULL, NULL);
+        return;
+    }
+    cJSON *tree = cJSON_ParseWithLength(body, len);
+    if (tree) {
+        cJSON_DeleteItemFromObjectCaseSensitive(tree, "response_url");
+        free(body);
+        body = cJSON_PrintUnformatted(tree);
+        len = strlen(body);
+        cJSON_Delete(tree);
+    }
+    struct buf old;
+    buf_init(&old, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+    if (journal_get(w->srv->journal, id, &old) == 0)
+        c->replay_old = buf_take(&old, NULL);
+    buf_free(&old);
+    c->replay_of = id;
+    console_run(w, conn, c, url, body, len, "replay");
+}
+
+/* Ends a stream's part in the worker's list. */
+static void sse_free(void *cls)
+{
+    struct sse *st = cls;
+    struct worker *w = st->w;
+    if (st->prev)
+        st->prev->next = st->next;
+    else if (w->sses == st)
+        w->sses = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    atomic_fetch_sub(&w->nsses, 1);
+    journal_watch(w->srv->journal, -1);
+    buf_free(&st->out);
+    free(st);
+}
+
+/* libmicrohttpd asks for the stream's next bytes: what is pending, else
+ * the journal's changes since the last sent, else nothing yet (the
+ * connection waits, suspended, until the journal changes). */
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct sse *st = cls;
+    if (st->off == st->out.len) {
+        buf_reset(&st->out);
+        st->off = 0;
+        if (st->w->sse_closing)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (journal_changes(st->w->srv->journal, &st->seq, &st->out) < 0) {
+            /* A page that reads slower than the journal changes is
+             * dropped; it reconnects and starts from the list. */
+            log_msg(LOG_WARN, NULL,
+                    "console: an event stream fell %d KiB behind the journal; dropped",
+                    SSE_MAX_PENDING / 1024);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (st->out.len == 0) {
+            if (!st->suspended) {
+                st->suspended = 1;
+                MHD_suspend_connection(st->conn);
+            }
+            return 0;
+        }
+    }
+    size_t n = st->out.len - st->off;
+    if (n > max)
+        n = max;
+    memcpy(out, st->out.data + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+/* In the worker's thread: the journal changed; its streams go on. */
+static void sse_wake(void *arg)
+{
+    struct worker *w = arg;
+    atomic_store(&w->sse_wake, 0);
+    for (struct sse *st = w->sses; st; st = st->next) {
+        if (st->suspended) {
+            st->suspended = 0;
+            MHD_resume_connection(st->conn);
+            w->mhd_kick = 1;
+        }
+    }
+}
+
+static void sse_wake_none(void *arg)
+{
+    (void)arg;
+}
+
+/* From any thread, after the journal changed while a page watches. */
+static void on_journal_change(void *ud)
+{
+    struct server *s = ud;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        if (atomic_load_explicit(&w->nsses, memory_order_relaxed) > 0 && w->mailbox &&
+            !atomic_exchange(&w->sse_wake, 1))
+            mailbox_send(w->mailbox, sse_wake, sse_wake_none, w);
+    }
+}
+
+/* GET /console/api/events: one Server-Sent Event per new or changed
+ * journal entry, while the page is open. */
+static void console_events(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *url)
+{
+    struct sse *st = xcalloc(1, sizeof *st);
+    st->w = w;
+    st->conn = conn;
+    st->seq = journal_seq(w->srv->journal);
+    buf_init(&st->out, SSE_MAX_PENDING);
+    buf_adds(&st->out, "retry: 2000\n: the journal's changes follow\n\n");
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, st, sse_free);
+    if (!r) {
+        buf_free(&st->out);
+        free(st);
+        respond_error(w, conn, c, "GET", url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                      "cannot start the event stream", NULL, NULL);
+        return;
+    }
+    st->next = w->sses;
+    if (w->sses)
+        w->sses->prev = st;
+    w->sses = st;
+    atomic_fetch_add(&w->nsses, 1);
+    journal_watch(w->srv->journal, 1);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Request-Id", c->id);
+    if (MHD_queue_response(conn, 200, r) == MHD_YES)
+        c->responded = 1;
+    conn_busy(conn);
+    MHD_destroy_response(r);
+    log_request(w, c, "GET", url, 200, NULL);
+}
+
+/* GET /console: the page, with the secret where it says so. */
+static void console_serve_page(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                               const char *method, const char *url)
+{
+    size_t n;
+    const char *type = NULL;
+    const char *file = console_static(url, &n, &type);
+    if (file) {
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(n, (void *)file, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (MHD_queue_response(conn, 200, r) == MHD_YES)
+            c->responded = 1;
+        MHD_destroy_response(r);
+        log_request(w, c, method, url, 200, NULL);
+        return;
+    }
+    const char *page = console_page(&n);
+    static const char marker[] = "{{CONSOLE_SECRET}}";
+    struct buf b;
+    buf_init(&b, n + 4096);
+    for (size_t i = 0; i < n;) {
+        const char *at = memmem(page + i, n - i, marker, sizeof marker - 1);
+        size_t until = at ? (size_t)(at - page) : n;
+        buf_add(&b, page + i, until - i);
+        if (!at)
+            break;
+        buf_adds(&b, w->srv->console_secret);
+        i = until + sizeof marker - 1;
+    }
+    size_t len;
+    char *body = buf_take(&b, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Request-Id", c->id);
+    if (MHD_queue_response(conn, 200, r) == MHD_YES)
+        c->responded = 1;
+    conn_busy(conn);
+    MHD_destroy_response(r);
+    log_request(w, c, method, url, 200, NULL);
+}
+
+/* A whole request under /console that passed the guard. */
+static void handle_console(struct worker *w, struct MHD_Connection *conn, struct call *c,
+                           const char *method, const char *url)
+{
+    release_body(c);
+    conn_busy(conn);
+    if (strncmp(url, "/console/api/", 13)) {
+        console_serve_page(w, conn, c, method, url);
+        return;
+    }
+    const char *api = url + 13;
+    if (!w->srv->journal && strcmp(api, "call")) {
+        respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND,
+                      "the journal is off (journal_calls = 0)", NULL, NULL);
+        return;
+    }
+    if (!strcmp(api, "calls")) {
+        struct buf b;
+        buf_init(&b, (size_t)w->cfg->journal_calls * 1024 + 4096);
+        journal_list(w->srv->journal, &b);
+        size_t len;
+        char *body = buf_take(&b, &len);
+        console_answer(w, conn, c, method, url, 200, body, len);
+        return;
+    }
+    if (!strcmp(api, "events")) {
+        console_events(w, conn, c, url);
+        return;
+    }
+    if (!strcmp(api, "call")) {
+        console_call(w, conn, c, url);
+        return;
+    }
+    if (!strncmp(api, "calls/", 6)) {
+        char *end;
+        errno = 0;
+        unsigned long long id = strtoull(api + 6, &end, 10);
+        if (!errno && end != api + 6 && !strcmp(end, "/replay")) {
+            console_replay(w, conn, c, url, id);
+            return;
+        }
+        if (!errno && end != api + 6 && !*end) {
+            struct buf b;
+            buf_init(&b, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+            if (journal_get(w->srv->journal, id, &b) == 0) {
+                size_t len;
+                char *body = buf_take(&b, &len);
+                console_answer(w, conn, c, method, url, 200, body, len);
+                return;
+            }
+            buf_free(&b);
+            respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND,
+                          "no such call in the journal (it keeps the last journal_calls)", NULL,
+                          NULL);
+            return;
+        }
+    }
+    respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND,
+                  "no such console API path: calls, calls/<id>, calls/<id>/replay, call, events",
+                  NULL, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -1493,7 +2164,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
-        if (!strncmp(url, "/schedules/", 11)) {
+        if (!strncmp(url, "/console", 8) && (url[8] == '\0' || url[8] == '/')) {
+            if (!console_guard(w, conn, c, method, url))
+                return MHD_YES;
+            c->console = 1;
+            if (strcmp(method, "POST"))
+                return MHD_YES; /* answered once the request is complete */
+        } else if (!strncmp(url, "/schedules/", 11)) {
             if (strcmp(method, "POST")) {
                 respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
                               "method not allowed: POST /schedules/<name>/run runs one now", "POST",
@@ -1503,7 +2180,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             c->run_now = 1;
             return MHD_YES;
         }
-        if (!strncmp(url, "/hooks/", 7)) {
+        if (c->console) {
+            /* a console POST: its body is read, and capped, as a call's */
+        } else if (!strncmp(url, "/hooks/", 7)) {
             if (strcmp(method, "POST")) {
                 respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
                               "method not allowed: a hook takes POST", "POST", NULL);
@@ -1524,7 +2203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             respond_error(w, conn, c, method, url, MHD_HTTP_NOT_FOUND, msg, NULL, NULL);
             return MHD_YES;
         }
-        if (!c->hook && strcmp(method, "POST") != 0) {
+        if (!c->hook && !c->console && strcmp(method, "POST") != 0) {
             char msg[400];
             snprintf(msg, sizeof msg, "method not allowed: %.20s (Cliq's callback is POST %s)",
                      method, cfg->callback_path);
@@ -1616,6 +2295,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (c->run_now) {
         handle_run_now(w, conn, c, url);
+        return MHD_YES;
+    }
+    if (c->console) {
+        handle_console(w, conn, c, method, url);
         return MHD_YES;
     }
     if (c->hook)
@@ -1856,6 +2539,9 @@ static void *worker_main(void *arg)
      * shutdown_grace_s. Every connection open now gets its answer (503 for
      * a new call or /healthz, with Connection: close); idle ones are
      * closed. */
+    /* The console's streams end: their pages reconnect to another host. */
+    w->sse_closing = 1;
+    sse_wake(w);
     int lfd = MHD_quiesce_daemon(w->mhd);
     if (lfd >= 0) {
         take_backlog(w, lfd);
@@ -2090,6 +2776,7 @@ static int worker_init(struct server *s, struct worker *w, const struct sockaddr
     w->sweep = sched_timer_add(w->sched, 1000, on_sweep, w);
     w->runner = schedules_runner_new(s->schedules, w->sched, w->vm, w->redis, w->index == 0,
                                      worker_config, w);
+    schedules_runner_journal(w->runner, s->journal);
     return 0;
 }
 
@@ -2149,6 +2836,17 @@ struct server *server_new(const struct config *c, const char *lualib_dir,
      * must not let a sender's retry run a delivery twice. */
     s->hook_ids = replay_new(86400LL * 1000, (size_t)c->hook_id_memory);
     s->pacer = shared_pacer_new(store_shared(s->store), c);
+    /* The journal's size is set at start (SIGHUP does not change it). */
+    s->journal = journal_new((size_t)c->journal_calls, (size_t)c->journal_entry_bytes);
+    journal_set_notify(s->journal, on_journal_change, s);
+    unsigned char rnd[24];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errlen, "cannot make the console's secret: getrandom: %s", strerror(errno));
+        server_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(s->console_secret + 2 * i, 3, "%02x", rnd[i]);
     outbox_share_pacing(s->outbox, s->pacer);
     for (int i = 0; i < s->nworkers; i++) {
         if (worker_init(s, &s->workers[i], &ss, sslen, lualib_dir, why, sizeof why) < 0) {
@@ -2244,6 +2942,7 @@ void server_free(struct server *s)
     store_close(s->store);
     replay_free(s->replay);
     replay_free(s->hook_ids);
+    journal_free(s->journal);
     pthread_mutex_destroy(&s->conf_mu);
     free(s);
 }
