@@ -152,6 +152,13 @@ void metrics_write(struct metrics *const *workers, int n, const struct metrics_e
     for (int k = 0; k < 5; k++)
         buf_printf(out, "cliqhost_refused_total{reason=\"%s\"} %llu\n", refused[k],
                    SUM(refused[k]));
+    help(out, "cliqhost_console_calls_total", "counter",
+         "Handler runs the console asked for (POST /console/api/call, or a replay), by kind; "
+         "not counted among Cliq's requests.");
+    static const char *const console[METRICS_CONSOLE_KINDS] = {"call", "replay"};
+    for (int k = 0; k < METRICS_CONSOLE_KINDS; k++)
+        buf_printf(out, "cliqhost_console_calls_total{kind=\"%s\"} %llu\n", console[k],
+                   SUM(console_calls[k]));
     help(out, "cliqhost_handlers_waiting", "gauge", "Handlers waiting now (on I/O or sleep).");
     buf_printf(out, "cliqhost_handlers_waiting %llu\n", SUM(handlers_waiting));
     help(out, "cliqhost_lua_memory_bytes", "gauge", "Bytes held by each worker's Lua heap.");

@@ -29,6 +29,7 @@ enum metrics_late {
     LATE_REFUSED,
     LATE_KINDS
 };
+enum metrics_console { CONSOLE_CALL, CONSOLE_REPLAY, METRICS_CONSOLE_KINDS };
 enum metrics_fail { FAIL_ERROR, FAIL_CPU, FAIL_MEMORY, FAIL_TIME, FAIL_KINDS };
 
 struct metrics {
@@ -42,6 +43,9 @@ struct metrics {
     atomic_ullong refused[5]; /* signature, stale, future, replayed, no_timestamp */
     atomic_ullong lua_memory; /* bytes, a gauge */
     atomic_ullong handlers_waiting;
+    /* Handler runs the console asked for (not Cliq's: kept out of the
+     * request counters), by kind. */
+    atomic_ullong console_calls[METRICS_CONSOLE_KINDS];
 };
 
 /* A finished callback request: its dispatch (NULL when it reached none),

@@ -262,11 +262,14 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 
 /* ---- answering --------------------------------------------------------- */
 
-/* Writes the request's one log line. */
+/* Writes the request's one log line. A run the console asked for says so,
+ * and is counted apart from Cliq's calls. */
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
 {
-    if (c->callback)
+    if (c->console_run)
+        metrics_add(&w->metrics.console_calls[c->replay_of ? CONSOLE_REPLAY : CONSOLE_CALL], 1);
+    else if (c->callback)
         metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
     if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
@@ -279,6 +282,8 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
     buf_reserve(&b, 320); /* one allocation for a typical line */
     log_kv(&b, "method", method, strlen(method));
     log_kv(&b, "path", url, strlen(url));
+    if (c->console_run)
+        buf_adds(&b, " from=console");
     if (o && o->d) {
         log_kv(&b, "type", o->d->type, strlen(o->d->type));
         if (o->d->name[0])

@@ -30,6 +30,16 @@ def keygen(d):
     return subprocess.run([BIN, "keygen", d], capture_output=True, text=True, timeout=30)
 
 
+def metric_sum(text, name, labels=""):
+    """The sum of a metric's samples whose labels contain `labels`."""
+    total = 0
+    for line in text.splitlines():
+        m = re.match(r"(\w+)(\{[^}]*\})? (\S+)$", line)
+        if m and m.group(1) == name and labels in (m.group(2) or ""):
+            total += float(m.group(3))
+    return total
+
+
 class ConsoleCase(unittest.TestCase):
     extra_config = ""
 
@@ -97,6 +107,11 @@ reload_settle_ms = 10
         r = self.api("GET", f"calls/{jid}")
         self.assertEqual(r.status, 200, r)
         return r.json()
+
+    def metrics(self):
+        r = self.host.request("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        return r.body.decode()
 
     def find_call(self, pred, timeout=10):
         deadline = time.time() + timeout
@@ -340,6 +355,40 @@ class TestJournal(ConsoleCase):
         for n in (1, 2):
             self.assertTrue(any(e["name"] == "greet" and e["status"] == 200 and
                                 e["kind"] == "call" for e in seen[n]), seen[n])
+
+
+class TestMetricsApart(ConsoleCase):
+    """Calls the console makes are not Cliq's: cliqhost_requests_total and
+    the latency histogram count only what Cliq sent; the console's runs
+    have their own counter, and their log line says where they came from."""
+
+    def test_console_calls_counted_apart(self):
+        before = self.metrics()
+        r = self.api("POST", "call", {"type": "command", "name": "greet"})
+        self.assertEqual(r.status, 200, r)
+        rid = r.json()["request_id"]
+        r = self.api("POST", f"calls/{r.json()['id']}/replay")
+        self.assertEqual(r.status, 200, r)
+        after = self.metrics()
+        for name in ("cliqhost_requests_total", "cliqhost_request_duration_seconds_count"):
+            self.assertEqual(metric_sum(after, name), metric_sum(before, name), name)
+        for kind in ("call", "replay"):
+            labels = f'kind="{kind}"'
+            self.assertEqual(metric_sum(after, "cliqhost_console_calls_total", labels)
+                             - metric_sum(before, "cliqhost_console_calls_total", labels), 1,
+                             after)
+        line = self.host.wait_for(rid + r".*status=200")
+        self.assertIsNotNone(line, self.host.log())
+        self.assertIn("from=console", line)
+        # A call Cliq would send (signed, by invoke) still counts there.
+        p = self.invoke("command", "greet")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        third = self.metrics()
+        self.assertEqual(metric_sum(third, "cliqhost_requests_total", 'handler="execution"')
+                         - metric_sum(after, "cliqhost_requests_total", 'handler="execution"'),
+                         1, third)
+        self.assertEqual(metric_sum(third, "cliqhost_console_calls_total"),
+                         metric_sum(after, "cliqhost_console_calls_total"))
 
 
 class TestShutdown(ConsoleCase):
