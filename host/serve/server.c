@@ -608,7 +608,8 @@ static void hand_off(struct call *c, const char *why)
         body = buf_take(&b, &len);
         status = 202;
     } else {
-        metrics_add(&w->metrics.handoffs, 1);
+        if (!c->console_run) /* the console's calls are not Cliq's */
+            metrics_add(&w->metrics.handoffs, 1);
         body = request_text_reply(&c->d, w->cfg->interim_reply, 0, &len);
     }
     resume_with(c, status, body, len);
@@ -643,6 +644,7 @@ static void on_hangup(struct sched *s, int fd, uint32_t events, void *ud)
 struct late_note {
     struct worker *w;
     unsigned long long jid;
+    int console; /* a run the console asked for: not counted among Cliq's */
 };
 
 /* Records an event of a call in the journal: {"kind": kind, "outcome":
@@ -678,11 +680,13 @@ static void on_late_outcome(enum responder_outcome o, const char *err, void *ud)
                  : o == RESPONDER_REFUSED ? "refused"
                                           : "failed",
                  err);
+    int console = n->console;
     free(n);
-    metrics_add(&w->metrics.late[o == RESPONDER_DELIVERED ? LATE_DELIVERED
-                                 : o == RESPONDER_REFUSED ? LATE_REFUSED
-                                                          : LATE_FAILED],
-                1);
+    if (!console)
+        metrics_add(&w->metrics.late[o == RESPONDER_DELIVERED ? LATE_DELIVERED
+                                     : o == RESPONDER_REFUSED ? LATE_REFUSED
+                                                              : LATE_FAILED],
+                    1);
 }
 
 /* Counts a handler that failed, by why. */
@@ -697,6 +701,16 @@ static void count_failure(struct worker *w, const struct luavm_result *res)
     metrics_add(&w->metrics.failures[k], 1);
 }
 
+/* Logs what became of a late result that is not posted: its outcome and why. */
+static void log_late(struct call *c, enum log_level level, const char *outcome, const char *why)
+{
+    struct buf b;
+    buf_init(&b, LOG_LINE_MAX);
+    log_kv(&b, "reason", why, strlen(why));
+    log_msg(level, c->id, "respond kind=late outcome=%s%s", outcome, b.data ? b.data : "");
+    buf_free(&b);
+}
+
 static void deliver_late(struct call *c, struct luavm_result *res)
 {
     struct worker *w = c->w;
@@ -705,17 +719,14 @@ static void deliver_late(struct call *c, struct luavm_result *res)
         why = "the handler was not found";
     else if (res->responded)
         why = "the handler already used req:respond()";
-    else if (!res->response_url)
+    else if (!res->response_url && !c->console_run)
         why = "the request has no response_url";
     if (why) {
-        struct buf b;
-        buf_init(&b, LOG_LINE_MAX);
-        log_kv(&b, "reason", why, strlen(why));
-        log_msg(res->responded ? LOG_INFO : LOG_WARN, c->id, "respond kind=late outcome=%s%s",
-                res->responded ? "skipped" : "dropped", b.data ? b.data : "");
+        log_late(c, res->responded ? LOG_INFO : LOG_WARN, res->responded ? "skipped" : "dropped",
+                 why);
         journal_note(w, c->jid, "late_reply", res->responded ? "skipped" : "dropped", why);
-        buf_free(&b);
-        metrics_add(&w->metrics.late[res->responded ? LATE_SKIPPED : LATE_DROPPED], 1);
+        if (!c->console_run)
+            metrics_add(&w->metrics.late[res->responded ? LATE_SKIPPED : LATE_DROPPED], 1);
         return;
     }
     long long expires = c->t0_ms + w->cfg->response_url_ttl_s * 1000;
@@ -729,9 +740,16 @@ static void deliver_late(struct call *c, struct luavm_result *res)
             journal_event(w->srv->journal, c->jid, b.data, b.len);
         buf_free(&b);
     }
+    if (!res->response_url) {
+        /* A console call: the console's answer was the interim reply, and
+         * its page shows the result as it comes into the entry. */
+        log_late(c, LOG_INFO, "kept", "a console call: the result is in its journal entry");
+        return;
+    }
     struct late_note *note = xcalloc(1, sizeof *note);
     note->w = w;
     note->jid = c->jid;
+    note->console = c->console_run;
     struct responder_job *j = responder_post(
         w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
         res->body, res->len, expires, c->id, "late", on_late_outcome, note);
@@ -884,10 +902,9 @@ static void hold_call(struct worker *w, struct MHD_Connection *conn, struct call
     if (w->running)
         w->running->prev = c;
     w->running = c;
-    /* The console waits for the handler's own reply: it has no
-     * response_url to take a late one. */
-    long long wait = c->console_run ? w->cfg->max_run_ms + 1000 : w->cfg->deadline_ms;
-    long long left = c->t0_ms + wait - sched_clock_ms();
+    /* The console too is answered at the deadline, as Cliq is: the late
+     * result goes into the call's journal entry (deliver_late). */
+    long long left = c->t0_ms + w->cfg->deadline_ms - sched_clock_ms();
     c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, at_deadline, c);
 }
 

@@ -113,6 +113,16 @@ reload_settle_ms = 10
         self.assertEqual(r.status, 200, r)
         return r.body.decode()
 
+    def wait_events(self, jid, kind, timeout=20):
+        """Waits for entry jid to hold events of kind; returns (entry, them)."""
+        deadline = time.time() + timeout
+        while True:
+            e = self.entry(jid)
+            found = [ev for ev in e["log"] if ev["kind"] == kind]
+            if found or time.time() > deadline:
+                return e, found
+            time.sleep(0.05)
+
     def find_call(self, pred, timeout=10):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -427,18 +437,36 @@ class TestLate(ConsoleCase):
         c = self.find_call(lambda c: c["name"] == "slow" and c["status"] == 200)
         self.assertIsNotNone(c)
         self.assertTrue(c["late"])
-        deadline = time.time() + 10
-        while True:
-            e = self.entry(c["id"])
-            outcomes = [ev for ev in e["log"] if ev["kind"] == "late_reply"]
-            if outcomes or time.time() > deadline:
-                break
-            time.sleep(0.05)
+        e, outcomes = self.wait_events(c["id"], "late_reply")
         self.assertEqual(json.loads(e["reply"]), {"output": {"text": "Working on it\u2026"}})
         results = [ev for ev in e["log"] if ev["kind"] == "late_result"]
         self.assertEqual(len(results), 1, e["log"])
         self.assertEqual(json.loads(results[0]["body"]), {"output": {"text": "slow done"}})
         self.assertEqual([o["outcome"] for o in outcomes], ["delivered"], e["log"])
+
+    def test_console_call_answers_at_the_deadline(self):
+        """The console is answered as Cliq would be: the interim reply at
+        deadline_ms; the handler's result comes into the entry later (the
+        page shows it live), not to a response_url it does not have."""
+        before = self.metrics()
+        r = self.api("POST", "call", {"type": "command", "name": "slow", "text": "1"})
+        self.assertEqual(r.status, 200, r)
+        out = r.json()
+        self.assertTrue(out["late"], out)
+        self.assertEqual(out["reply"], {"output": {"text": "Working on it\u2026"}})
+        e, results = self.wait_events(out["id"], "late_result")
+        self.assertEqual(len(results), 1, e["log"])
+        self.assertEqual(json.loads(results[0]["body"]), {"output": {"text": "slow done"}})
+        self.assertEqual([ev for ev in e["log"] if ev["kind"] == "late_reply"], [], e["log"])
+        self.assertTrue(e["late"], e)
+        self.assertEqual(json.loads(e["reply"]), {"output": {"text": "Working on it\u2026"}})
+        line = self.host.wait_for(out["request_id"] + r".*respond kind=late outcome=")
+        self.assertIsNotNone(line, self.host.log())
+        self.assertIn("outcome=kept", line)
+        # Cliq's hand-off and late-reply counters did not move.
+        after = self.metrics()
+        for name in ("cliqhost_handoffs_total", "cliqhost_late_replies_total"):
+            self.assertEqual(metric_sum(after, name), metric_sum(before, name), name)
 
 
 class TestMemoryBound(ConsoleCase):
