@@ -6,6 +6,11 @@ a call arriving live, the deploy card and its buttons, the reject form and
 its answer, replay after an edit side by side, and the guard refusing
 another origin and a forwarded client.
 
+Two tests are marked expectedFailure, each with its comment: bugs this
+module found in the page and the server, left for their fix (no C or page
+code changes in this part): a live call lost when the list's answer lands
+after it (test_9), and a warning logged for each closed tab (test_8).
+
     cd tests/browser && CLIQHOST_BIN=$PWD/../../build/cliqhost python3 -m unittest -v test_console
 
 Screenshots go to build/browser/screenshots/ (browserlib). With
@@ -116,10 +121,11 @@ class Console(browserlib.BrowserCase):
         p.wait_for("#live", text="live", timeout=15)
         return p
 
-    def deploy_on_page(self, service="api"):
-        """Runs /deploy SERVICE prod with invoke while the console is open,
-        waits for its row to appear live, opens it; returns its id."""
-        p = self.open_console()
+    def deploy_live(self, service):
+        """Runs /deploy SERVICE prod with invoke while the console is open
+        and waits for its row to appear there, live; returns its row's
+        selector and its journal id."""
+        p = self.page
         before = self.newest_deploy() or 0
         p.evaluate("window.notReloaded = true")
         out = self.invoke("command", "deploy", f"{service} prod")
@@ -129,6 +135,13 @@ class Console(browserlib.BrowserCase):
         row = f"#calls tr.call[data-id='{jid}']"
         p.wait_for(row, text="command deploy execution", timeout=15)
         self.assertTrue(p.evaluate("window.notReloaded === true"), "the page reloaded")
+        return row, jid
+
+    def deploy_on_page(self, service="api"):
+        """Opens the console, runs /deploy SERVICE prod (deploy_live), and
+        opens its entry; returns its id."""
+        p = self.open_console()
+        row, jid = self.deploy_live(service)
         p.click(row)
         p.wait_for("#detail h2", text="command deploy execution")
         p.wait_for("#detail .chat .cq-card-title", text="Approval needed")
@@ -253,6 +266,60 @@ class Console(browserlib.BrowserCase):
                 f"method={method} path=/console/api/calls status=403 .*another origin", 10, mark),
                 self.host.log())
         self.assertTrue(any("CORS" in e for e in errors), errors)
+
+    # Found by this module: closing a console tab is routine, but the next
+    # call the host streams to the closed page's event stream logs
+    # `warn http: Failed to send the chunked response body for the request
+    # for `/console/api/events'...` (libmicrohttpd's message through
+    # server.c's mhd_logger), one warning per tab ever closed. Not fixed
+    # here (no C code in this part); expected to fail until it is.
+    @unittest.expectedFailure
+    def test_8_closed_tab_leaves_no_warning(self):
+        gone = self.browser.new_page()
+        gone.goto(self.base + "/console")
+        gone.wait_for("#live", text="live", timeout=15)
+        gone.close()
+        mark = len(self.host.lines)
+        # Two calls, each streamed to this page and to the closed one: the
+        # first write into the closed connection is taken by the kernel (the
+        # peer answers it with a reset), the second fails.
+        self.open_console()
+        self.deploy_live("cache")
+        self.deploy_live("queue")
+        # The closed page's stream may be another worker's: its send can
+        # come a moment after the open page's. A bounded wait for the
+        # warning (while the bug is there it is logged at once; fixed, this
+        # waits out its deadline).
+        warning = self.host.wait_for(r" warn .*/console/api/events", 5, mark)
+        self.assertIsNone(warning)
+
+    # Found by this module (test_2 once missed its row, run alone): the
+    # page asks for the list (loadCalls) and opens the event stream at the
+    # same time, and when the list's answer lands after a live event,
+    # console.js's loadCalls replaces `calls` with it: the call that came
+    # live disappears from the journal until the page is reloaded. The same
+    # happens at every reconnect (onopen calls loadCalls). Here the list's
+    # answer is held in the browser (the Fetch domain) until the live call
+    # is on the page, so the race goes the bad way every time. Expected to
+    # fail until console.js merges the list with what came live.
+    @unittest.expectedFailure
+    def test_9_late_list_keeps_live_call(self):
+        self.invoke("command", "deploy", "earlier prod")  # in the list the page will get
+        earlier = self.newest_deploy()
+        p = self.page
+        p.send("Fetch.enable", {"patterns": [{"urlPattern": "*/console/api/calls",
+                                              "requestStage": "Response"}]})
+        since = self.browser.mark()
+        self.assertEqual(p.goto(self.base + "/console"), 200)
+        held = self.browser.wait_event("Fetch.requestPaused", p.session, since)
+        p.wait_for("#live", text="live", timeout=15)
+        row, _ = self.deploy_live("late")
+        self.assertEqual(p.count(f"#calls tr.call[data-id='{earlier}']"), 0)
+        p.send("Fetch.continueRequest", {"requestId": held["requestId"]})
+        p.send("Fetch.disable")
+        # The list is on the page once the earlier call's row is.
+        p.wait_for(f"#calls tr.call[data-id='{earlier}']", timeout=15)
+        self.assertEqual(p.count(row), 1, "the call that came live is gone from the journal")
 
     def test_7_forwarded_page_refused(self):
         p = self.page
