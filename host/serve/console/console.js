@@ -89,9 +89,25 @@
     return true;
   }
 
+  /* The list's answer merged with what is shown, by id: a call that came
+   * live while the list was on its way (it may be newer than the list) is
+   * kept, and fields that came live win over the list's older copy. Rows
+   * the list lacks stay on top, above the list's (newest first). */
+  function mergeCalls(list) {
+    var shown = {};
+    calls.forEach(function (c) { shown[String(c.id)] = c; });
+    var inList = {};
+    var merged = list.filter(function (c) { return c && c.id !== undefined; }).map(function (c) {
+      inList[String(c.id)] = true;
+      var had = shown[String(c.id)];
+      return had ? Object.assign({}, c, had) : c;
+    });
+    calls = calls.filter(function (c) { return !inList[String(c.id)]; }).concat(merged);
+  }
+
   function loadCalls() {
     return api('GET', 'calls').then(function (list) {
-      calls = R.normaliseList(list);
+      mergeCalls(R.normaliseList(list));
       drawCalls();
     }).catch(function (e) { showError(e.message); });
   }
@@ -100,14 +116,15 @@
     if (!window.EventSource) return;
     var live = $('#live');
     var es = new EventSource('/console/api/events?secret=' + encodeURIComponent(SECRET));
-    var opened = false;
     es.onopen = function () {
       live.textContent = 'live';
       live.className = 'live live-on';
-      /* After a reconnect (the host drops a page that reads too slowly),
-       * calls may have been missed: the list is read again. */
-      if (opened) loadCalls();
-      opened = true;
+      /* The stream starts at the journal as it is when it opens: a call
+       * made after the first list was read and before this is in neither,
+       * and after a reconnect (the host drops a page that reads too
+       * slowly) calls may have been missed. So the list is read again
+       * each time the stream opens, merged with what is shown. */
+      loadCalls();
     };
     es.onerror = function () { live.textContent = 'reconnecting'; live.className = 'live live-off'; };
     es.addEventListener('call', function (ev) {
