@@ -134,6 +134,8 @@ struct sse {
     struct buf out;         /* bytes not yet sent */
     size_t off;
     int suspended;
+    int hangup_fd; /* watched for the page going away, or -1 */
+    int gone;      /* the page went away: the stream ends */
     struct sse *prev, *next;
 };
 
@@ -1911,6 +1913,8 @@ static void sse_free(void *cls)
         w->sses = st->next;
     if (st->next)
         st->next->prev = st->prev;
+    if (st->hangup_fd >= 0)
+        sched_unwatch(w->sched, st->hangup_fd);
     atomic_fetch_sub(&w->nsses, 1);
     journal_watch(w->srv->journal, -1);
     buf_free(&st->out);
@@ -1927,7 +1931,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     if (st->off == st->out.len) {
         buf_reset(&st->out);
         st->off = 0;
-        if (st->w->sse_closing)
+        if (st->w->sse_closing || st->gone)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (journal_changes(st->w->srv->journal, &st->seq, &st->out) < 0) {
             /* A page that reads slower than the journal changes is
@@ -1984,6 +1988,23 @@ static void on_journal_change(void *ud)
     }
 }
 
+/* A page closed its stream while it waited for the journal (a closed
+ * tab): it ends now, quietly, not at the next change, when writing into
+ * the dead connection would make libmicrohttpd warn. */
+static void on_sse_hangup(struct sched *s, int fd, uint32_t events, void *ud)
+{
+    (void)events;
+    struct sse *st = ud;
+    sched_unwatch(s, fd);
+    st->hangup_fd = -1;
+    st->gone = 1;
+    if (st->suspended) {
+        st->suspended = 0;
+        MHD_resume_connection(st->conn);
+        st->w->mhd_kick = 1;
+    }
+}
+
 /* GET /console/api/events: one Server-Sent Event per new or changed
  * journal entry, while the page is open. */
 static void console_events(struct worker *w, struct MHD_Connection *conn, struct call *c,
@@ -1993,6 +2014,7 @@ static void console_events(struct worker *w, struct MHD_Connection *conn, struct
     st->w = w;
     st->conn = conn;
     st->seq = journal_seq(w->srv->journal);
+    st->hangup_fd = -1;
     buf_init(&st->out, SSE_MAX_PENDING);
     buf_adds(&st->out, "retry: 2000\n: the journal's changes follow\n\n");
     struct MHD_Response *r =
@@ -2015,6 +2037,10 @@ static void console_events(struct worker *w, struct MHD_Connection *conn, struct
     MHD_add_response_header(r, "X-Request-Id", c->id);
     if (MHD_queue_response(conn, 200, r) == MHD_YES)
         c->responded = 1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && sched_watch(w->sched, ci->connect_fd, EPOLLRDHUP, on_sse_hangup, st) == 0)
+        st->hangup_fd = ci->connect_fd;
     conn_busy(conn);
     MHD_destroy_response(r);
     log_request(w, c, "GET", url, 200, NULL);
