@@ -6,9 +6,8 @@ a call arriving live, the deploy card and its buttons, the reject form and
 its answer, replay after an edit side by side, and the guard refusing
 another origin and a forwarded client.
 
-Three tests are marked expectedFailure, each with its comment: bugs this
-module found in the page and the server, left for their fix (no C or page
-code changes in this part): a call lost from the page when the list's
+Three tests each keep a bug this module found in the page and the server
+fixed (each failed first): a call lost from the page when the list's
 answer lands after it came live (test_9) or when it lands between the list
 and the event stream's start (test_10), and a warning logged for each
 closed tab (test_8).
@@ -273,9 +272,9 @@ class Console(browserlib.BrowserCase):
     # call the host streams to the closed page's event stream logs
     # `warn http: Failed to send the chunked response body for the request
     # for `/console/api/events'...` (libmicrohttpd's message through
-    # server.c's mhd_logger), one warning per tab ever closed. Not fixed
-    # here (no C code in this part); expected to fail until it is.
-    @unittest.expectedFailure
+    # server.c's mhd_logger), one warning per tab ever closed. Fixed:
+    # server.c watches a waiting stream's socket (on_sse_hangup) and ends
+    # the stream as soon as the page goes away.
     def test_8_closed_tab_leaves_no_warning(self):
         gone = self.browser.new_page()
         gone.goto(self.base + "/console")
@@ -302,9 +301,8 @@ class Console(browserlib.BrowserCase):
     # live disappears from the journal until the page is reloaded. The same
     # happens at every reconnect (onopen calls loadCalls). Here the list's
     # answer is held in the browser (the Fetch domain) until the live call
-    # is on the page, so the race goes the bad way every time. Expected to
-    # fail until console.js merges the list with what came live.
-    @unittest.expectedFailure
+    # is on the page, so the race goes the bad way every time. Fixed:
+    # console.js merges the list with what is shown (mergeCalls).
     def test_9_late_list_keeps_live_call(self):
         self.invoke("command", "deploy", "earlier prod")  # in the list the page will get
         earlier = self.newest_deploy()
@@ -328,10 +326,8 @@ class Console(browserlib.BrowserCase):
     # stream starts at the journal as it is when it opens. A call that
     # lands between the two is in neither, and never shows. Here the
     # stream's request is held in the browser (CDP Fetch) until such a call
-    # is made; a later call's row shows the stream works. Expected to fail
-    # until the page reads the list again once the stream is open (or the
-    # stream can start from a given point).
-    @unittest.expectedFailure
+    # is made; a later call's row shows the stream works. Fixed: the page
+    # reads the list again each time the stream opens, merged.
     def test_10_call_before_stream_opens_shows(self):
         p = self.page
         p.send("Fetch.enable", {"patterns": [{"urlPattern": "*/console/api/events*",
