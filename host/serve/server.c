@@ -1957,18 +1957,23 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     return (ssize_t)n;
 }
 
+/* A stream waiting for the journal goes on (its sse_read is asked again). */
+static void sse_resume(struct sse *st)
+{
+    if (st->suspended) {
+        st->suspended = 0;
+        MHD_resume_connection(st->conn);
+        st->w->mhd_kick = 1;
+    }
+}
+
 /* In the worker's thread: the journal changed; its streams go on. */
 static void sse_wake(void *arg)
 {
     struct worker *w = arg;
     atomic_store(&w->sse_wake, 0);
-    for (struct sse *st = w->sses; st; st = st->next) {
-        if (st->suspended) {
-            st->suspended = 0;
-            MHD_resume_connection(st->conn);
-            w->mhd_kick = 1;
-        }
-    }
+    for (struct sse *st = w->sses; st; st = st->next)
+        sse_resume(st);
 }
 
 static void sse_wake_none(void *arg)
@@ -1998,11 +2003,7 @@ static void on_sse_hangup(struct sched *s, int fd, uint32_t events, void *ud)
     sched_unwatch(s, fd);
     st->hangup_fd = -1;
     st->gone = 1;
-    if (st->suspended) {
-        st->suspended = 0;
-        MHD_resume_connection(st->conn);
-        st->w->mhd_kick = 1;
-    }
+    sse_resume(st);
 }
 
 /* GET /console/api/events: one Server-Sent Event per new or changed
