@@ -23,9 +23,10 @@ cd "$(dirname "$0")"
 BUILD_PKGS=(build-essential cmake pkg-config liblua5.4-dev libmicrohttpd-dev libssl-dev
             libcjson-dev libcurl4-openssl-dev libsqlite3-dev libhiredis-dev ca-certificates openssl
             tzdata)
-# chromium: the console's real-browser tests (tests/browser/), run headless.
+# chromium: the console's real-browser tests (tests/browser/), run headless; nodejs: the
+# node tests of its renderer (tests/browser/test_render.js).
 TEST_PKGS=(python3 clang-format lua5.4 lua-check clang libclang-rt-14-dev file lintian redis-server
-           chromium)
+           chromium nodejs)
 
 # Installs the Debian packages that are not installed yet.
 need_packages() {
