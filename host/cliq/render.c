@@ -318,6 +318,15 @@ static void suggestion_list(FILE *out, const cJSON *list)
             fputs(t, out);
         else
             scalar(out, it);
+        const cJSON *kv;
+        cJSON_ArrayForEach(kv, it)
+        {
+            if (cJSON_IsObject(it) && kv->string && strcmp(kv->string, "text") != 0) {
+                fprintf(out, " (%s ", kv->string);
+                scalar(out, kv);
+                fputc(')', out);
+            }
+        }
     }
     fputc('\n', out);
 }
@@ -353,9 +362,14 @@ static void message(FILE *out, const cJSON *m)
 {
     static const char *const known[] = {"text",    "bot",         "card",    "slides",
                                         "buttons", "suggestions", "context", NULL};
+    static const char *const bot_known[] = {"name", "image", NULL};
     const cJSON *bot = get(m, "bot");
-    if (str(bot, "name"))
-        fprintf(out, "bot: %s\n", str(bot, "name"));
+    if (cJSON_IsObject(bot)) {
+        fprintf(out, "bot: %s\n", str(bot, "name") ? str(bot, "name") : "");
+        if (str(bot, "image"))
+            fprintf(out, "  image: %s\n", str(bot, "image"));
+        rest(out, 2, bot, bot_known);
+    }
     const cJSON *card = get(m, "card");
     if (cJSON_IsObject(card)) {
         fprintf(out, "card: %s", str(card, "title") ? str(card, "title") : "");
@@ -534,7 +548,9 @@ static void widget(FILE *out, const cJSON *w)
     }
     const cJSON *header = get(w, "header");
     if (cJSON_IsObject(header)) {
+        static const char *const header_known[] = {"title", "buttons", NULL};
         fprintf(out, "header: %s\n", str(header, "title") ? str(header, "title") : "");
+        rest(out, 2, header, header_known);
         buttons(out, 2, get(header, "buttons"));
     }
     const cJSON *info = get(w, "info");
@@ -546,6 +562,8 @@ static void widget(FILE *out, const cJSON *w)
             fprintf(out, "  image: %s\n", str(info, "image_url"));
         if (cJSON_IsObject(get(info, "button")))
             button(out, 2, get(info, "button"));
+        static const char *const info_known[] = {"title", "description", "image_url", "button", NULL};
+        rest(out, 2, info, info_known);
     }
     const cJSON *s;
     cJSON_ArrayForEach(s, get(w, "sections"))
@@ -559,7 +577,9 @@ static void widget(FILE *out, const cJSON *w)
     }
     const cJSON *footer = get(w, "footer");
     if (cJSON_IsObject(footer)) {
+        static const char *const footer_known[] = {"text", "buttons", NULL};
         fprintf(out, "footer: %s\n", str(footer, "text") ? str(footer, "text") : "");
+        rest(out, 2, footer, footer_known);
         buttons(out, 2, get(footer, "buttons"));
     }
     rest(out, 0, w, known);

@@ -385,3 +385,43 @@ test('the list, a call\'s answer and a replay in either shape', () => {
   const nestedReplay = R.normaliseReplay({ id: 9, old: { status: 200, body: 'a' }, new: { status: 200, body: 'b' } });
   assert.deepEqual([nestedReplay.old.body, nestedReplay.new.body], ['a', 'b']);
 });
+
+// The text a page shows for an HTML string: its tags left out, but the
+// attributes a reader sees kept (a title on hover, an image's src as the
+// image, a link's target, an input's placeholder and value), entities
+// decoded.
+function visible(h) {
+  return h.replace(/<[^>]*>/g, (tag) => ' ' + [...tag.matchAll(/\b(?:title|src|href|placeholder|value)="([^"]*)"/g)]
+    .map((m) => m[1]).join(' ') + ' ')
+    .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+    .replace(/&#96;/g, '`').replace(/&amp;/g, '&');
+}
+
+// The terminal renderer (host/cliq/render.c, what `cliqhost invoke` prints)
+// and the page show the same things: for every fixture, each word of the
+// reply the page shows is in the terminal's text, and each the terminal
+// shows is on the page (for the details Cliq does not show, such as a
+// button's action, in the page's markup, which a click acts on). CTest gives the path of render_dump (the
+// terminal renderer over the fixtures) in CLIQHOST_RENDER_DUMP.
+const dump = process.env.CLIQHOST_RENDER_DUMP;
+test('the terminal and the page show the same words of every reply', { skip: !dump && 'CLIQHOST_RENDER_DUMP not set' }, () => {
+  const out = require('node:child_process').execFileSync(dump, [path.join(__dirname, 'fixtures', 'render-cases.json')],
+    { encoding: 'utf8' });
+  const terminal = {};
+  let name = null;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('=== ')) { name = line.slice(4); terminal[name] = ''; } else if (name !== null) terminal[name] += line + '\n';
+  }
+  assert.deepEqual(Object.keys(terminal), cases.map((c) => c.name));
+  const differ = [];
+  for (const c of cases) {
+    const body = c.body && typeof c.body === 'object' && !Array.isArray(c.body) ? { output: c.body.output } : {};
+    const h = R.renderBody(body), shown = visible(h);
+    const t = terminal[c.name];
+    for (const w of words(body.output, new Set())) {
+      if (t.includes(w) && !h.includes(w)) differ.push(`${c.name}: "${w}" in the terminal, not on the page`);
+      if (shown.includes(w) && !t.includes(w)) differ.push(`${c.name}: "${w}" shown on the page, not in the terminal`);
+    }
+  }
+  assert.deepEqual(differ, []);
+});

@@ -391,6 +391,7 @@ class Rendering(InvokeCase):
         out = self.show("card")
         want = """\
 bot: Deploy Bot
+  image: https://example.com/bot.png
 card: Release 1.4 (modern-inline)
 Release *1.4* is ready.
 
