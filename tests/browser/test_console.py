@@ -256,9 +256,10 @@ class Console(browserlib.BrowserCase):
         # What the other site's page saw: nothing of the journal.
         self.assertEqual(seen, ["failed: Failed to fetch"] * 2)
         # What happened on the wire: the host refused the plain GET (its
-        # Origin is foreign), and the secret's preflight never got a yes.
-        plain = p.wait_response(r"/console/api/calls$", "GET")
-        self.assertEqual(plain["status"], 403)
+        # Origin is foreign) and the secret's preflight (its log says so
+        # below), and the browser kept both answers from the page. (Whether
+        # the browser also reports the status of a response it blocked
+        # differs between chromium's builds: the host's log is the proof.)
         # The browser reports each refusal, and logs its CORS errors, on its
         # own time: wait for them (a busy machine is slow, not wrong).
         deadline = time.monotonic() + 15
