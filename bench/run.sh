@@ -241,12 +241,14 @@ for c in "${cases[@]}"; do
   # shellcheck disable=SC2086 # lists of numbers
   M_RPS[$name]=$(median ${R_RPS[$name]}) M_CPU[$name]=$(median ${R_CPU[$name]})
 done
+# json_number NAME: the number member NAME of the JSON object on stdin (one
+# of measure's, all on one line).
+json_number() { awk -F"\"$1\":" '{split($2, a, ","); print a[1]}'; }
 # median_round NAME: the JSON of NAME's round with the median CPU per request.
 median_round() {
   local i
   for i in $(seq "$ROUNDS"); do
-    if [ "$(awk -F'"cpu_us_per_request":' '{split($2, a, ","); print a[1]}' "$WORK/$1-$i.json")" = \
-      "${M_CPU[$1]}" ]; then
+    if [ "$(json_number cpu_us_per_request <"$WORK/$1-$i.json")" = "${M_CPU[$1]}" ]; then
       cat "$WORK/$1-$i.json"
       return
     fi
@@ -297,7 +299,7 @@ if [ -n "${BASELINE:-}" ]; then
     "$(ratio "$nm" "$bm")" "$(json_list ${R_CPU[base_unsigned]})" "${M_CPU[base_unsigned]}" \
     "$(ratio "$bc_" "${M_CPU[floor]}")" "$(ratio "${M_CPU[base_unsigned]}" "${M_CPU[floor_unsigned]}")")
 fi
-signed_p99_ms=$(awk -F'"p99_ms":' '{split($2, a, ","); print a[1]}' <<<"$signed")
+signed_p99_ms=$(json_number p99_ms <<<"$signed")
 rps_ratio=$(ratio "${M_RPS[signed]}" "${RPS[node]}")
 p99_ratio=$(ratio "$signed_p99_ms" "${P99_MS[node]}")
 verify_ratio=$(ratio "${M_CPU[signed]}" "$(echo "1000000 / $verify_per_s" | bc -l)")
