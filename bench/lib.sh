@@ -7,7 +7,7 @@
 wait_port() {
   local port=""
   for _ in $(seq 200); do
-    port=$(grep -o 'listening on [^ ]*' "$1" | head -1 | sed 's/.*[: ]//') && [ -n "$port" ] && break
+    port=$(grep -so 'listening on [^ ]*' "$1" | head -1 | sed 's/.*[: ]//') && [ -n "$port" ] && break
     sleep 0.05
   done
   [ -n "$port" ] || { echo "server did not start; its log:" >&2; cat "$1" >&2; return 1; }

@@ -6,14 +6,22 @@
 #
 # In the same run it measures, for context: one RSA-2048 verification
 # (`openssl speed`), the host with signature checks off (--no-verify), which
-# shows what the checks cost on this machine, and a Node.js cluster server
-# doing the same work (bench/node/server.js) under the same load, with the
-# ratios between cliqhost and Node.
+# shows what the checks cost on this machine, the floor (bench/floor.c: the
+# least a server must do for a signed call, no Lua, no log), signed and with
+# --no-verify, and a Node.js cluster server doing the same work
+# (bench/node/server.js) under the same load, with the ratios between
+# cliqhost and the floor and between cliqhost and Node. The host and the
+# floor take turns, ROUNDS (default 3) rounds of signed calls, the floor's
+# signed calls, --no-verify and the floor's --no-verify; the medians give
+# the ratios, and "signed" and "no_verify_reference" are the host's rounds
+# with the median CPU per request. bench/floor-check.py first checks that
+# the floor answers the calls as the host does.
 #
 # BASELINE=REV bench/run.sh compares against an older commit in the same
-# run: REV is built from a clean checkout (build/bench-baseline/), and the
-# two hosts take turns (ROUNDS, default 3, each) on the same signed calls;
-# the medians and their ratio are recorded beside the rest.
+# run: REV is built from a clean checkout (build/bench-baseline/), and each
+# round measures it too, signed and with --no-verify, on the same signed
+# calls; the medians, their ratio to this tree and to the floor are recorded
+# beside the rest.
 #
 # The host is built into its own tree, build/bench/, so a run never races
 # with a developer's build in build/.
@@ -34,7 +42,8 @@ for dep in wrk:wrk openssl:openssl cmake:cmake bc:bc pgrep:procps node:nodejs; d
   fi
 done
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign \
+  cliqhost-bench-floor >/dev/null
 if [ -n "${BASELINE:-}" ]; then
   rm -rf "$BASE_BUILD"
   mkdir -p "$BASE_BUILD/src"
@@ -46,6 +55,7 @@ fi
 
 WORK=$(mktemp -d /tmp/cliqhost-bench-XXXXXX)
 HOST_PID=
+FLOOR_PID=
 NODE_PID=
 NODE_KIDS=()
 # Stops whatever server is still up (also when a step fails) and removes the
@@ -53,6 +63,9 @@ NODE_KIDS=()
 cleanup() {
   if [ -n "$HOST_PID" ]; then
     kill "$HOST_PID" 2>/dev/null || true
+  fi
+  if [ -n "$FLOOR_PID" ]; then
+    kill "$FLOOR_PID" 2>/dev/null || true
   fi
   if [ -n "$NODE_PID" ]; then
     local kids
@@ -158,6 +171,22 @@ run_host() {
   HOST_PID=
 }
 
+# run_floor NAME [--no-verify]: starts the floor (bench/floor.c) on a free
+# port, checks it answers as the host does, measures it, stops it.
+run_floor() {
+  local name=$1
+  shift
+  "$BUILD/cliqhost-bench-floor" "$@" 0 "$WORK/key.pub" >"$WORK/floor-$name.log" 2>&1 &
+  FLOOR_PID=$!
+  local port
+  port=$(wait_port "$WORK/floor-$name.log")
+  python3 bench/floor-check.py "$port" "$WORK/requests.txt" "$@" >/dev/null
+  measure "$name" "$port" "$FLOOR_PID"
+  kill -TERM "$FLOOR_PID"
+  wait "$FLOOR_PID" || true
+  FLOOR_PID=
+}
+
 # run_node: starts bench/node/server.js (a cluster of 2 workers) on a free
 # port, measures it, stops the primary and its workers.
 run_node() {
@@ -177,44 +206,103 @@ run_node() {
 echo "== openssl speed rsa2048 (one core)"
 verify_per_s=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $7}')
 echo "   $verify_per_s verifies/s"
-echo "== signed calls, ${DURATION}s, wrk -t1 -c$CONNS"
-run_host signed --key "$WORK/key.pub"
-signed=$(cat "$WORK/signed.json")
-echo "   $signed"
-echo "== the same calls with --no-verify (reference: the cost without RSA)"
-run_host unsigned --no-verify
-unsigned=$(cat "$WORK/unsigned.json")
-echo "   $unsigned"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+json_list() { (IFS=,; echo "$*"); }
+
+# The cases each round measures, in turn: NAME, what runs, its flags.
+cases=()
+[ -n "${BASELINE:-}" ] && cases+=("base:base:--key $WORK/key.pub")
+cases+=("signed:host:--key $WORK/key.pub" "floor:floor:" "unsigned:host:--no-verify"
+  "floor_unsigned:floor:--no-verify")
+[ -n "${BASELINE:-}" ] && cases+=("base_unsigned:base:--no-verify")
+declare -A R_RPS R_CPU
+echo "== ${DURATION}s each, wrk -t1 -c$CONNS, $ROUNDS rounds taking turns:" \
+  "cliqhost signed, floor signed, both with --no-verify${BASELINE:+, and $BASELINE}"
+for i in $(seq "$ROUNDS"); do
+  line="   round $i:"
+  for c in "${cases[@]}"; do
+    IFS=: read -r name what flags <<<"$c"
+    # shellcheck disable=SC2086 # flags are words
+    case $what in
+      host) run_host "$name" $flags ;;
+      base) HOST_BIN="$BASE_BUILD/build/cliqhost" run_host "$name" $flags ;;
+      floor) run_floor "$name" $flags ;;
+    esac
+    cp "$WORK/$name.json" "$WORK/$name-$i.json"
+    R_RPS[$name]+="${R_RPS[$name]:+ }${RPS[$name]}"
+    R_CPU[$name]+="${R_CPU[$name]:+ }${CPU_US[$name]}"
+    line+=" $name ${RPS[$name]}/s ${CPU_US[$name]} us;"
+  done
+  echo "$line"
+done
+declare -A M_RPS M_CPU
+for c in "${cases[@]}"; do
+  name=${c%%:*}
+  # shellcheck disable=SC2086 # lists of numbers
+  M_RPS[$name]=$(median ${R_RPS[$name]}) M_CPU[$name]=$(median ${R_CPU[$name]})
+done
+# json_number NAME: the number member NAME of the JSON object on stdin (one
+# of measure's, all on one line).
+json_number() { awk -F"\"$1\":" '{split($2, a, ","); print a[1]}'; }
+# median_round NAME: the JSON of NAME's round with the median CPU per request.
+median_round() {
+  local i
+  for i in $(seq "$ROUNDS"); do
+    if [ "$(json_number cpu_us_per_request <"$WORK/$1-$i.json")" = "${M_CPU[$1]}" ]; then
+      cat "$WORK/$1-$i.json"
+      return
+    fi
+  done
+}
+signed=$(median_round signed)
+unsigned=$(median_round unsigned)
+floor_signed=$(median_round floor)
+floor_unsigned=$(median_round floor_unsigned)
+floor_ratio=$(ratio "${M_CPU[signed]}" "${M_CPU[floor]}")
+floor_ratio_nv=$(ratio "${M_CPU[unsigned]}" "${M_CPU[floor_unsigned]}")
+echo "   medians: cliqhost ${M_RPS[signed]}/s ${M_CPU[signed]} us, floor ${M_RPS[floor]}/s" \
+  "${M_CPU[floor]} us: x$floor_ratio the floor's CPU per signed call"
+echo "   --no-verify: cliqhost ${M_RPS[unsigned]}/s ${M_CPU[unsigned]} us, floor" \
+  "${M_RPS[floor_unsigned]}/s ${M_CPU[floor_unsigned]} us: x$floor_ratio_nv"
+# lists_json ARRAY: ARRAY's space-separated lists (R_RPS, R_CPU), one per
+# case, as a JSON object of arrays.
+lists_json() {
+  local -n lists=$1
+  local c sep=
+  printf '{'
+  for c in "${cases[@]}"; do
+    # shellcheck disable=SC2086 # a list of numbers
+    printf '%s"%s":[%s]' "$sep" "${c%%:*}" "$(json_list ${lists[${c%%:*}]})"
+    sep=,
+  done
+  printf '}'
+}
+rounds=$(printf '{"rounds":%s,"requests_per_s":%s,"cpu_us_per_request":%s}' "$ROUNDS" \
+  "$(lists_json R_RPS)" "$(lists_json R_CPU)")
+
 echo "== the same signed calls to Node.js $(node --version) (bench/node/server.js, 2 workers)"
 run_node
 nodejs=$(cat "$WORK/node.json")
 echo "   $nodejs"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
 baseline='null'
 if [ -n "${BASELINE:-}" ]; then
   base_rev=$(git rev-parse --short "$BASELINE")
-  echo "== against $base_rev: $ROUNDS rounds each, taking turns"
-  b_rps=() n_rps=() b_cpu=() n_cpu=()
-  for i in $(seq "$ROUNDS"); do
-    HOST_BIN="$BASE_BUILD/build/cliqhost" run_host base --key "$WORK/key.pub"
-    b_rps+=("${RPS[base]}") b_cpu+=("${CPU_US[base]}")
-    run_host new --key "$WORK/key.pub"
-    n_rps+=("${RPS[new]}") n_cpu+=("${CPU_US[new]}")
-    echo "   round $i: $base_rev ${RPS[base]}/s ${CPU_US[base]} us, this tree ${RPS[new]}/s ${CPU_US[new]} us"
-  done
-  bm=$(median "${b_rps[@]}") nm=$(median "${n_rps[@]}")
-  bc_=$(median "${b_cpu[@]}") nc_=$(median "${n_cpu[@]}")
-  echo "   medians: $base_rev $bm/s ($bc_ us CPU), this tree $nm/s ($nc_ us CPU): x$(ratio "$nm" "$bm")"
-  baseline=$(printf '{"rev":"%s","rounds":%s,"requests_per_s":[%s],"cpu_us_per_request":[%s],"this_tree_requests_per_s":[%s],"this_tree_cpu_us_per_request":[%s],"median_requests_per_s":%s,"this_tree_median_requests_per_s":%s,"median_cpu_us":%s,"this_tree_median_cpu_us":%s,"this_tree_over_baseline":%s}' \
-    "$base_rev" "$ROUNDS" "$(IFS=,; echo "${b_rps[*]}")" "$(IFS=,; echo "${b_cpu[*]}")" \
-    "$(IFS=,; echo "${n_rps[*]}")" "$(IFS=,; echo "${n_cpu[*]}")" "$bm" "$nm" "$bc_" "$nc_" \
-    "$(ratio "$nm" "$bm")")
+  bm=${M_RPS[base]} nm=${M_RPS[signed]} bc_=${M_CPU[base]} nc_=${M_CPU[signed]}
+  echo "   $base_rev: medians $bm/s ($bc_ us CPU, x$(ratio "$bc_" "${M_CPU[floor]}") the floor)," \
+    "this tree $nm/s ($nc_ us CPU): x$(ratio "$nm" "$bm") the requests/s;" \
+    "--no-verify ${M_CPU[base_unsigned]} us, this tree ${M_CPU[unsigned]} us"
+  # shellcheck disable=SC2086 # lists of numbers
+  baseline=$(printf '{"rev":"%s","rounds":%s,"requests_per_s":[%s],"cpu_us_per_request":[%s],"this_tree_requests_per_s":[%s],"this_tree_cpu_us_per_request":[%s],"median_requests_per_s":%s,"this_tree_median_requests_per_s":%s,"median_cpu_us":%s,"this_tree_median_cpu_us":%s,"this_tree_over_baseline":%s,"no_verify_cpu_us_per_request":[%s],"median_cpu_us_no_verify":%s,"cpu_over_floor":%s,"cpu_over_floor_no_verify":%s}' \
+    "$base_rev" "$ROUNDS" "$(json_list ${R_RPS[base]})" "$(json_list ${R_CPU[base]})" \
+    "$(json_list ${R_RPS[signed]})" "$(json_list ${R_CPU[signed]})" "$bm" "$nm" "$bc_" "$nc_" \
+    "$(ratio "$nm" "$bm")" "$(json_list ${R_CPU[base_unsigned]})" "${M_CPU[base_unsigned]}" \
+    "$(ratio "$bc_" "${M_CPU[floor]}")" "$(ratio "${M_CPU[base_unsigned]}" "${M_CPU[floor_unsigned]}")")
 fi
-rps_ratio=$(ratio "${RPS[signed]}" "${RPS[node]}")
-p99_ratio=$(ratio "${P99_MS[signed]}" "${P99_MS[node]}")
-verify_ratio=$(ratio "${CPU_US[signed]}" "$(echo "1000000 / $verify_per_s" | bc -l)")
+signed_p99_ms=$(json_number p99_ms <<<"$signed")
+rps_ratio=$(ratio "${M_RPS[signed]}" "${RPS[node]}")
+p99_ratio=$(ratio "$signed_p99_ms" "${P99_MS[node]}")
+verify_ratio=$(ratio "${M_CPU[signed]}" "$(echo "1000000 / $verify_per_s" | bc -l)")
 echo "== cliqhost (signed) / node: requests/s x$rps_ratio, p99 x$p99_ratio"
 echo "   host CPU per signed request = $verify_ratio x one RSA-2048 verify"
 
@@ -229,16 +317,21 @@ cat >"$out" <<JSON
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
   "host": "$("$BUILD/cliqhost" --version)",
   "node_version": "$(node --version)",
-  "setup": "2 workers; wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers",
+  "setup": "2 workers; $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
   "no_verify_reference": $unsigned,
+  "floor": {"signed": $floor_signed, "no_verify": $floor_unsigned},
+  "rounds": $rounds,
   "node": $nodejs,
   "baseline": $baseline,
   "ratios": {
     "requests_per_s_cliqhost_over_node": $rps_ratio,
     "p99_cliqhost_over_node": $p99_ratio,
-    "host_cpu_per_request_over_one_verify": $verify_ratio
+    "host_cpu_per_request_over_one_verify": $verify_ratio,
+    "cpu_per_signed_call_cliqhost_over_floor": $floor_ratio,
+    "cpu_per_call_no_verify_cliqhost_over_floor": $floor_ratio_nv,
+    "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}")
   }
 }
 JSON
