@@ -12,9 +12,11 @@
 # (bench/node/server.js) under the same load, with the ratios between
 # cliqhost and the floor and between cliqhost and Node. The host and the
 # floor take turns, ROUNDS (default 3) rounds of signed calls, the floor's
-# signed calls, --no-verify and the floor's --no-verify; the medians give
-# the ratios, and "signed" and "no_verify_reference" are the host's rounds
-# with the median CPU per request. bench/floor-check.py first checks that
+# signed calls, --no-verify, the floor's --no-verify, and the host's signed
+# calls with the console's journal off (journal_calls = 0: what recording
+# each call costs when nobody watches); the medians give the ratios, and
+# "signed" and "no_verify_reference" are the host's rounds with the median
+# CPU per request. bench/floor-check.py first checks that
 # the floor answers the calls as the host does.
 #
 # BASELINE=REV bench/run.sh compares against an older commit in the same
@@ -212,12 +214,14 @@ json_list() { (IFS=,; echo "$*"); }
 # The cases each round measures, in turn: NAME, what runs, its flags.
 cases=()
 [ -n "${BASELINE:-}" ] && cases+=("base:base:--key $WORK/key.pub")
+# journal_off: the console's journal turned off (journal_calls = 0), for
+# what recording every call costs when nobody watches (issue 16).
 cases+=("signed:host:--key $WORK/key.pub" "floor:floor:" "unsigned:host:--no-verify"
-  "floor_unsigned:floor:--no-verify")
+  "floor_unsigned:floor:--no-verify" "journal_off:host:--key $WORK/key.pub --journal-calls 0")
 [ -n "${BASELINE:-}" ] && cases+=("base_unsigned:base:--no-verify")
 declare -A R_RPS R_CPU
 echo "== ${DURATION}s each, wrk -t1 -c$CONNS, $ROUNDS rounds taking turns:" \
-  "cliqhost signed, floor signed, both with --no-verify${BASELINE:+, and $BASELINE}"
+  "cliqhost signed, floor signed, both with --no-verify, the journal off${BASELINE:+, and $BASELINE}"
 for i in $(seq "$ROUNDS"); do
   line="   round $i:"
   for c in "${cases[@]}"; do
@@ -264,6 +268,10 @@ echo "   medians: cliqhost ${M_RPS[signed]}/s ${M_CPU[signed]} us, floor ${M_RPS
   "${M_CPU[floor]} us: x$floor_ratio the floor's CPU per signed call"
 echo "   --no-verify: cliqhost ${M_RPS[unsigned]}/s ${M_CPU[unsigned]} us, floor" \
   "${M_RPS[floor_unsigned]}/s ${M_CPU[floor_unsigned]} us: x$floor_ratio_nv"
+journal_off=$(median_round journal_off)
+journal_rps=$(ratio "${M_RPS[signed]}" "${M_RPS[journal_off]}")
+journal_cpu=$(ratio "${M_CPU[signed]}" "${M_CPU[journal_off]}")
+echo "   the journal on (default) / off: x$journal_rps the signed calls/s, x$journal_cpu the CPU per call"
 # lists_json ARRAY: ARRAY's space-separated lists (R_RPS, R_CPU), one per
 # case, as a JSON object of arrays.
 lists_json() {
@@ -317,11 +325,12 @@ cat >"$out" <<JSON
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
   "host": "$("$BUILD/cliqhost" --version)",
   "node_version": "$(node --version)",
-  "setup": "2 workers; $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
+  "setup": "2 workers; $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
   "no_verify_reference": $unsigned,
   "floor": {"signed": $floor_signed, "no_verify": $floor_unsigned},
+  "journal_off": $journal_off,
   "rounds": $rounds,
   "node": $nodejs,
   "baseline": $baseline,
@@ -331,7 +340,9 @@ cat >"$out" <<JSON
     "host_cpu_per_request_over_one_verify": $verify_ratio,
     "cpu_per_signed_call_cliqhost_over_floor": $floor_ratio,
     "cpu_per_call_no_verify_cliqhost_over_floor": $floor_ratio_nv,
-    "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}")
+    "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}"),
+    "signed_requests_per_s_journal_on_over_off": $journal_rps,
+    "cpu_per_signed_call_journal_on_over_off": $journal_cpu
   }
 }
 JSON
