@@ -369,6 +369,9 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
         return;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    /* JSON is never read as anything else (a page, a script, a style),
+     * whatever text from a request it echoes. */
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Request-Id", c->id);
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
@@ -2047,6 +2050,15 @@ static void console_events(struct worker *w, struct MHD_Connection *conn, struct
     log_request(w, c, "GET", url, 200, NULL);
 }
 
+/* What the page may do: its own scripts, styles and API only; images
+ * from the web (a reply's cards and previews, as Cliq shows them); never
+ * framed, never an inline script, never a form sent by the browser (the
+ * page sends them itself), no <base> or plugin. */
+#define CONSOLE_CSP                                                                               \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; " \
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "          \
+    "object-src 'none'"
+
 /* GET /console: the page, with the secret where it says so. */
 static void console_serve_page(struct worker *w, struct MHD_Connection *conn, struct call *c,
                                const char *method, const char *url)
@@ -2091,6 +2103,7 @@ static void console_serve_page(struct worker *w, struct MHD_Connection *conn, st
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Content-Security-Policy", CONSOLE_CSP);
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Request-Id", c->id);
