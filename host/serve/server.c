@@ -1621,6 +1621,21 @@ static int console_host_ok(const char *host, unsigned port)
     return 0;
 }
 
+/* Whether a proxy on this machine passed the request on, as far as it
+ * shows, beyond the headers admin_client_is_loopback knows: the other
+ * headers proxies and tunnels add, and HTTP/1.0, which nginx's proxy_pass
+ * speaks by default (with Host set to the upstream's 127.0.0.1:<port> and
+ * no forwarding header) and no browser does. */
+static int console_proxied(struct MHD_Connection *conn, const char *version)
+{
+    static const char *const headers[] = {"Via",         "X-Forwarded-Host", "X-Forwarded-Proto",
+                                          "X-Client-IP", "True-Client-IP",   "CF-Connecting-IP"};
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++)
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, headers[i]))
+            return 1;
+    return !version || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
+}
+
 /* Compares the secret in constant time. */
 static int console_secret_ok(const struct server *s, const char *given)
 {
@@ -1657,7 +1672,7 @@ static const char *console_static(const char *url, size_t *len, const char **typ
  * loopback, a foreign Origin, a wrong method, and for the API a missing or
  * wrong secret. Returns 1 to go on, or 0 with the refusal queued. */
 static int console_guard(struct worker *w, struct MHD_Connection *conn, struct call *c,
-                         const char *method, const char *url)
+                         const char *method, const char *url, const char *version)
 {
     const char *why = NULL;
     unsigned status = MHD_HTTP_FORBIDDEN;
@@ -1668,8 +1683,9 @@ static int console_guard(struct worker *w, struct MHD_Connection *conn, struct c
     char msg[300];
     if (!strcmp(w->cfg->console, "off")) {
         why = "the console is turned off (console = \"off\")";
-    } else if (!admin_client_is_loopback(conn)) {
-        why = "the console answers loopback clients only, and no request a proxy forwarded";
+    } else if (!admin_client_is_loopback(conn) || console_proxied(conn, version)) {
+        why = "the console answers loopback clients only, and no request a proxy forwarded "
+              "(nor HTTP/1.0, as a proxy sends)";
     } else if (!console_host_ok(host, w->srv->port)) {
         snprintf(msg, sizeof msg,
                  "the console answers only Host 127.0.0.1:%u, [::1]:%u or localhost:%u (a "
@@ -2180,7 +2196,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct worker *w = cls;
     struct call *c = *con_cls;
     if (!c)
@@ -2227,7 +2242,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
         if (!strncmp(url, "/console", 8) && (url[8] == '\0' || url[8] == '/')) {
-            if (!console_guard(w, conn, c, method, url))
+            if (!console_guard(w, conn, c, method, url, version))
                 return MHD_YES;
             c->console = 1;
             if (strcmp(method, "POST"))

@@ -64,5 +64,44 @@ class TestPageHardening(ConsoleCase):
         self.assertNotIn(self.secret, self.host.log())
 
 
+class TestProxyInFront(ConsoleCase):
+    """A reverse proxy on this machine connects from loopback for everyone.
+    One that names itself in any of the usual headers, or that speaks
+    HTTP/1.0 as nginx's proxy_pass does by default (with Host set to the
+    upstream's 127.0.0.1:<port> and no X-Forwarded-For), is not the
+    operator's browser: the page and its secret must not go to it."""
+
+    def test_other_forwarding_headers(self):
+        for h in ("Via", "X-Forwarded-Host", "X-Forwarded-Proto", "CF-Connecting-IP",
+                  "True-Client-IP", "X-Client-IP"):
+            r = self.host.request("GET", "/console", headers={h: "1.1 proxy"})
+            self.assertEqual(r.status, 403, (h, r))
+            self.assertIn("loopback clients only", r.json()["error"])
+            self.assertNotIn(self.secret.encode(), r.body)
+            r = self.api("GET", "calls", headers={h: "203.0.113.9"})
+            self.assertEqual(r.status, 403, (h, r))
+
+    def test_empty_and_odd_case_forwarding_headers(self):
+        for h in ("x-forwarded-for", "X-REAL-IP", "forwarded"):
+            r = self.host.request("GET", "/console", headers={h: ""})
+            self.assertEqual(r.status, 403, (h, r))
+
+    def test_nginx_default_proxy_pass(self):
+        """nginx's default: HTTP/1.0, Host the upstream's, Connection:
+        close, no forwarding header."""
+        port = self.host.port
+        status, data = raw_request(port, f"GET /console HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+                                         "Connection: close\r\n\r\n")
+        self.assertEqual(status, 403, data[:300])
+        self.assertIn(b"HTTP/1.0", data)
+        self.assertNotIn(self.secret.encode(), data)
+        status, data = raw_request(port, f"GET /console/api/calls HTTP/1.0\r\nHost: 127.0.0.1:"
+                                         f"{port}\r\nX-Cliqhost-Console: {self.secret}\r\n"
+                                         "Connection: close\r\n\r\n")
+        self.assertEqual(status, 403, data[:300])
+        # The browser's way still works.
+        self.assertEqual(self.host.request("GET", "/console").status, 200)
+
+
 if __name__ == "__main__":
     unittest.main()
