@@ -1906,7 +1906,10 @@ static void console_replay(struct worker *w, struct MHD_Connection *conn, struct
     }
     cJSON *tree = cJSON_ParseWithLength(body, len);
     if (tree) {
-        cJSON_DeleteItemFromObjectCaseSensitive(tree, "response_url");
+        /* Every one: a body that names it twice (recorded as a network
+         * client sent it) would keep the second. */
+        while (cJSON_GetObjectItemCaseSensitive(tree, "response_url"))
+            cJSON_DeleteItemFromObjectCaseSensitive(tree, "response_url");
         free(body);
         body = cJSON_PrintUnformatted(tree);
         len = strlen(body);

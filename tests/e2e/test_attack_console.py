@@ -103,5 +103,33 @@ class TestProxyInFront(ConsoleCase):
         self.assertEqual(self.host.request("GET", "/console").status, 200)
 
 
+class TestReplaySpentResponseUrl(ConsoleCase):
+    """A replay never sends the result to the recorded response_url, even
+    when the body names it twice (the JSON a network client sent, unsigned,
+    is recorded as it came)."""
+    extra_config = "deadline_ms = 200\n"
+
+    def test_duplicate_response_url_is_not_used(self):
+        u1, u2 = self.sink.url_for("dup1"), self.sink.url_for("dup2")
+        body = ('{"name":"slow","type":"command","handler":{"type":"execution_handler"},'
+                '"params":{"arguments":"1"},'
+                f'"response_url":"{u1}","response_url":"{u2}"' + "}")
+        r = self.host.post(body.encode(), signature="bad")
+        self.assertEqual(r.status, 401, r)
+        c = self.find_call(lambda c: c["status"] == 401 and c["kind"] == "call")
+        self.assertIsNotNone(c)
+        r = self.api("POST", f"calls/{c['id']}/replay", {})
+        self.assertEqual(r.status, 200, r)
+        out = r.json()
+        self.assertTrue(out["late"], out)
+        e, results = self.wait_events(out["id"], "late_result")
+        self.assertEqual(len(results), 1, e["log"])
+        self.assertNotIn("response_url", e["body"] or "")
+        line = self.host.wait_for(out["request_id"] + r".*respond kind=late outcome=")
+        self.assertIsNotNone(line, self.host.log())
+        self.assertIn("outcome=kept", line)
+        self.assertEqual(self.sink.posts("dup1") + self.sink.posts("dup2"), [])
+
+
 if __name__ == "__main__":
     unittest.main()
