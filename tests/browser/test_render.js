@@ -385,3 +385,13 @@ test('the list, a call\'s answer and a replay in either shape', () => {
   const nestedReplay = R.normaliseReplay({ id: 9, old: { status: 200, body: 'a' }, new: { status: 200, body: 'b' } });
   assert.deepEqual([nestedReplay.old.body, nestedReplay.new.body], ['a', 'b']);
 });
+
+// Markup sets code and links aside behind NUL-delimited numbers; a script's
+// text holding the same bytes must not pull a held piece (or "undefined")
+// into the message.
+test('text holding the markup\'s own placeholders shows them as text', () => {
+  const h = R.markup('[docs](https://example.com) \u00000\u0000 and \u00007\u0000');
+  assert.equal((h.match(/<a /g) || []).length, 1, h);
+  assert.ok(!h.includes('undefined'), h);
+  assert.ok(!h.includes('\u0000'), h);
+});
