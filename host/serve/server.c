@@ -1916,7 +1916,7 @@ static void console_replay(struct worker *w, struct MHD_Connection *conn, struct
         cJSON_Delete(tree);
     }
     struct buf old;
-    buf_init(&old, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+    buf_init(&old, journal_get_max(w->srv->journal));
     if (journal_get(w->srv->journal, id, &old) == 0)
         c->replay_old = buf_take(&old, NULL);
     buf_free(&old);
@@ -2176,7 +2176,7 @@ static void handle_console(struct worker *w, struct MHD_Connection *conn, struct
         }
         if (!errno && end != api + 6 && !*end) {
             struct buf b;
-            buf_init(&b, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+            buf_init(&b, journal_get_max(w->srv->journal));
             if (journal_get(w->srv->journal, id, &b) == 0) {
                 size_t len;
                 char *body = buf_take(&b, &len);

@@ -131,5 +131,27 @@ class TestReplaySpentResponseUrl(ConsoleCase):
         self.assertEqual(self.sink.posts("dup1") + self.sink.posts("dup2"), [])
 
 
+class TestEntryReadOut(ConsoleCase):
+    """A stranger's unsigned call is recorded as it came; reading its entry
+    back is whole JSON however its bytes escape (a control byte is six)."""
+
+    def test_control_bytes_body(self):
+        body = b"\x01" * 60000
+        r = self.host.post(body, signature="bad")
+        self.assertEqual(r.status, 401, r)
+        c = self.find_call(lambda c: c["status"] == 401 and c["kind"] == "call")
+        self.assertIsNotNone(c)
+        r = self.api("GET", f"calls/{c['id']}")
+        self.assertEqual(r.status, 200, r)
+        e = json.loads(r.body)
+        self.assertEqual(e["body"], body.decode())
+        self.assertFalse(e["truncated"], e)
+        r = self.api("POST", f"calls/{c['id']}/replay", {})
+        self.assertEqual(r.status, 400, r)
+        out = json.loads(r.body)
+        self.assertEqual(out["old"]["body"], body.decode())
+        self.assertIn("not valid JSON", json.dumps(out["reply"]))
+
+
 if __name__ == "__main__":
     unittest.main()
