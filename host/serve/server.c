@@ -1953,7 +1953,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     if (st->off == st->out.len) {
         buf_reset(&st->out);
         st->off = 0;
-        if (st->w->sse_closing || st->gone)
+        /* console = "off" by SIGHUP ends the pages already watching. */
+        adopt_config(st->w);
+        if (st->w->sse_closing || st->gone || !strcmp(st->w->cfg->console, "off"))
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (journal_changes(st->w->srv->journal, &st->seq, &st->out) < 0) {
             /* A page that reads slower than the journal changes is

@@ -8,6 +8,7 @@ refuses, or holds, saying so.
 """
 
 import json
+import signal
 import socket
 import unittest
 
@@ -151,6 +152,33 @@ class TestEntryReadOut(ConsoleCase):
         out = json.loads(r.body)
         self.assertEqual(out["old"]["body"], body.decode())
         self.assertIn("not valid JSON", json.dumps(out["reply"]))
+
+
+class TestTurnedOffWhileWatched(ConsoleCase):
+    """console = "off" by SIGHUP ends the pages already watching: an open
+    event stream carries no call made after it."""
+
+    def test_open_stream_ends(self):
+        conn, resp = self.open_events()
+        self.addCleanup(conn.close)
+        self.assertIn(b"retry:", resp.readline() + resp.readline())
+        with open(self.config) as f:
+            before = f.read()
+        self.addCleanup(self.turn, before)
+        self.turn(before + 'console = "off"\n')
+        self.assertEqual(self.api("GET", "calls").status, 403)
+        p = self.invoke("command", "greet")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rest = resp.read()  # to the end of the stream, which must come
+        self.assertNotIn(b"event: call", rest)
+
+    def turn(self, text):
+        with open(self.config, "w") as f:
+            f.write(text)
+        mark = len(self.host.lines)
+        self.host.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(self.host.wait_for("SIGHUP: config reloaded", 10, mark),
+                             self.host.log())
 
 
 if __name__ == "__main__":
