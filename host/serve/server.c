@@ -1679,6 +1679,7 @@ static int console_guard(struct worker *w, struct MHD_Connection *conn, struct c
     const char *allow = NULL;
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
     int api = !strncmp(url, "/console/api/", 13);
     char msg[300];
     if (!strcmp(w->cfg->console, "off")) {
@@ -1686,6 +1687,10 @@ static int console_guard(struct worker *w, struct MHD_Connection *conn, struct c
     } else if (!admin_client_is_loopback(conn) || console_proxied(conn, version)) {
         why = "the console answers loopback clients only, and no request a proxy forwarded "
               "(nor HTTP/1.0, as a proxy sends)";
+    } else if (ua && !strncmp(ua, "cliqhost/", 9)) {
+        /* A script's http.request (on a host whose http_allow reaches
+         * loopback), sent to a URL it was given: not the operator. */
+        why = "the console refuses this host's own http.request (User-Agent cliqhost/...)";
     } else if (!console_host_ok(host, w->srv->port)) {
         snprintf(msg, sizeof msg,
                  "the console answers only Host 127.0.0.1:%u, [::1]:%u or localhost:%u (a "

@@ -8,10 +8,14 @@ refuses, or holds, saying so.
 """
 
 import json
+import os
+import shutil
 import signal
 import socket
+import time
 import unittest
 
+from hostlib import HERE
 from test_console_api import ConsoleCase
 
 
@@ -179,6 +183,31 @@ class TestTurnedOffWhileWatched(ConsoleCase):
         self.host.proc.send_signal(signal.SIGHUP)
         self.assertIsNotNone(self.host.wait_for("SIGHUP: config reloaded", 10, mark),
                              self.host.log())
+
+
+class TestScriptReachesTheConsole(ConsoleCase):
+    """A script that fetches URLs it is given (a link preview's, say), on a
+    host whose http_allow lets it reach loopback, is pointed at the host's
+    own console: it must not get the page (and its secret), nor the API.
+    (A script that sets its own User-Agent is not told apart: see the
+    report of this module's branch.)"""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        shutil.copytree(os.path.join(HERE, "attack_console_scripts", "commands"),
+                        os.path.join(cls.scripts, "commands"), dirs_exist_ok=True)
+
+    def test_own_http_request_refused(self):
+        deadline = time.time() + 20
+        while True:  # the new script is picked up by the reload watcher
+            p = self.invoke("command", "peek", f"http://127.0.0.1:{self.host.port}")
+            if "no script" not in p.stdout + p.stderr or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("page 403", p.stdout)
+        self.assertNotIn("journal", p.stdout)
 
 
 if __name__ == "__main__":
