@@ -2080,9 +2080,9 @@ static void console_events(struct worker *w, struct MHD_Connection *conn, struct
  * from the web (a reply's cards and previews, as Cliq shows them); never
  * framed, never an inline script, never a form sent by the browser (the
  * page sends them itself), no <base> or plugin. */
-#define CONSOLE_CSP                                                                               \
+#define CONSOLE_CSP                                                                                \
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; " \
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "          \
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "            \
     "object-src 'none'"
 
 /* GET /console: the page, with the secret where it says so. */
