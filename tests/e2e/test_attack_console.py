@@ -24,12 +24,8 @@ def raw_request(port, text, timeout=10):
     status and the whole answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(text.encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        with s.makefile("rb") as f:
+            data = f.read()  # to the end: the host closes
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else None
     return status, data
 
