@@ -372,6 +372,8 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
     /* JSON is never read as anything else (a page, a script, a style),
      * whatever text from a request it echoes. */
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (c->console) /* the journal holds what users sent: kept by no cache */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Request-Id", c->id);
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);

@@ -58,6 +58,18 @@ class TestPageHardening(ConsoleCase):
         self.assertEqual(r.status, 401)
         self.assertEqual(r.headers.get("x-content-type-options"), "nosniff", r.headers)
 
+    def test_api_answers_are_not_stored(self):
+        """The journal holds what users sent: no browser cache keeps it."""
+        r = self.api("GET", "calls")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers.get("cache-control"), "no-store", r.headers)
+        r = self.api("POST", "call", {"type": "command", "name": "greet"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("cache-control"), "no-store", r.headers)
+        conn, resp = self.open_events()
+        conn.close()
+        self.assertEqual(resp.getheader("cache-control"), "no-store")
+
     def test_stream_secret_is_not_logged(self):
         conn, resp = self.open_events()
         conn.close()
