@@ -3,8 +3,14 @@ the operator's browser, a proxy in front, or a careless script could do
 with /console, and what the host answers.
 
 The real binary runs on loopback with the console's own test scripts
-(console_scripts/); each test plays one attacker and checks the host
-refuses, or holds, saying so.
+(console_scripts/, and attack_console_scripts/ for a script that fetches
+URLs); each test plays one attacker and checks the host refuses, or holds,
+saying so. Each test here kept a bug this module found (each failed
+first): no CSP, nosniff or no-store on the page's API; a proxy without
+X-Forwarded-For (Via, nginx's HTTP/1.0) let through; a replay sending the
+late result to a second response_url; an entry of control bytes read out
+as cut JSON; event streams outliving console = "off"; a script reading the
+console through http.request.
 """
 
 import json
