@@ -361,6 +361,13 @@ int journal_get(struct journal *j, unsigned long long id, struct buf *out)
     return 0;
 }
 
+size_t journal_get_max(const struct journal *j)
+{
+    /* Body, reply and events fit entry_bytes together, each byte at most
+     * six once escaped; the summary's fields are short and fixed. */
+    return j ? j->entry_bytes * 6 + 8192 : 4096;
+}
+
 int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len, int *cut)
 {
     if (!j)

@@ -76,6 +76,11 @@ void journal_list(struct journal *j, struct buf *out);
  * not (or no longer) in the journal. */
 int journal_get(struct journal *j, unsigned long long id, struct buf *out);
 
+/* The most bytes journal_get appends for any entry: the body and reply are
+ * written as JSON strings, where a control byte takes six ("\u0001"), so
+ * a buffer of this much always holds the whole entry. */
+size_t journal_get_max(const struct journal *j);
+
 /* Copies the entry's body (caller frees *body); *cut: it passed the cap
  * and is not whole. Returns 0, or -1 when the id is not in the journal. */
 int journal_body(struct journal *j, unsigned long long id, char **body, size_t *len, int *cut);

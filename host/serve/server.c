@@ -369,6 +369,11 @@ static void respond(struct MHD_Connection *conn, struct call *c, unsigned status
         return;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    /* JSON is never read as anything else (a page, a script, a style),
+     * whatever text from a request it echoes. */
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (c->console) /* the journal holds what users sent: kept by no cache */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Request-Id", c->id);
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
@@ -1618,6 +1623,21 @@ static int console_host_ok(const char *host, unsigned port)
     return 0;
 }
 
+/* Whether a proxy on this machine passed the request on, as far as it
+ * shows, beyond the headers admin_client_is_loopback knows: the other
+ * headers proxies and tunnels add, and HTTP/1.0, which nginx's proxy_pass
+ * speaks by default (with Host set to the upstream's 127.0.0.1:<port> and
+ * no forwarding header) and no browser does. */
+static int console_proxied(struct MHD_Connection *conn, const char *version)
+{
+    static const char *const headers[] = {"Via",         "X-Forwarded-Host", "X-Forwarded-Proto",
+                                          "X-Client-IP", "True-Client-IP",   "CF-Connecting-IP"};
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++)
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, headers[i]))
+            return 1;
+    return !version || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
+}
+
 /* Compares the secret in constant time. */
 static int console_secret_ok(const struct server *s, const char *given)
 {
@@ -1654,19 +1674,25 @@ static const char *console_static(const char *url, size_t *len, const char **typ
  * loopback, a foreign Origin, a wrong method, and for the API a missing or
  * wrong secret. Returns 1 to go on, or 0 with the refusal queued. */
 static int console_guard(struct worker *w, struct MHD_Connection *conn, struct call *c,
-                         const char *method, const char *url)
+                         const char *method, const char *url, const char *version)
 {
     const char *why = NULL;
     unsigned status = MHD_HTTP_FORBIDDEN;
     const char *allow = NULL;
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
     int api = !strncmp(url, "/console/api/", 13);
     char msg[300];
     if (!strcmp(w->cfg->console, "off")) {
         why = "the console is turned off (console = \"off\")";
-    } else if (!admin_client_is_loopback(conn)) {
-        why = "the console answers loopback clients only, and no request a proxy forwarded";
+    } else if (!admin_client_is_loopback(conn) || console_proxied(conn, version)) {
+        why = "the console answers loopback clients only, and no request a proxy forwarded "
+              "(nor HTTP/1.0, as a proxy sends)";
+    } else if (ua && !strncmp(ua, "cliqhost/", 9)) {
+        /* A script's http.request (on a host whose http_allow reaches
+         * loopback), sent to a URL it was given: not the operator. */
+        why = "the console refuses this host's own http.request (User-Agent cliqhost/...)";
     } else if (!console_host_ok(host, w->srv->port)) {
         snprintf(msg, sizeof msg,
                  "the console answers only Host 127.0.0.1:%u, [::1]:%u or localhost:%u (a "
@@ -1887,14 +1913,17 @@ static void console_replay(struct worker *w, struct MHD_Connection *conn, struct
     }
     cJSON *tree = cJSON_ParseWithLength(body, len);
     if (tree) {
-        cJSON_DeleteItemFromObjectCaseSensitive(tree, "response_url");
+        /* Every one: a body that names it twice (recorded as a network
+         * client sent it) would keep the second. */
+        while (cJSON_GetObjectItemCaseSensitive(tree, "response_url"))
+            cJSON_DeleteItemFromObjectCaseSensitive(tree, "response_url");
         free(body);
         body = cJSON_PrintUnformatted(tree);
         len = strlen(body);
         cJSON_Delete(tree);
     }
     struct buf old;
-    buf_init(&old, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+    buf_init(&old, journal_get_max(w->srv->journal));
     if (journal_get(w->srv->journal, id, &old) == 0)
         c->replay_old = buf_take(&old, NULL);
     buf_free(&old);
@@ -1931,7 +1960,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     if (st->off == st->out.len) {
         buf_reset(&st->out);
         st->off = 0;
-        if (st->w->sse_closing || st->gone)
+        /* console = "off" by SIGHUP ends the pages already watching. */
+        adopt_config(st->w);
+        if (st->w->sse_closing || st->gone || !strcmp(st->w->cfg->console, "off"))
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (journal_changes(st->w->srv->journal, &st->seq, &st->out) < 0) {
             /* A page that reads slower than the journal changes is
@@ -2047,6 +2078,15 @@ static void console_events(struct worker *w, struct MHD_Connection *conn, struct
     log_request(w, c, "GET", url, 200, NULL);
 }
 
+/* What the page may do: its own scripts, styles and API only; images
+ * from the web (a reply's cards and previews, as Cliq shows them); never
+ * framed, never an inline script, never a form sent by the browser (the
+ * page sends them itself), no <base> or plugin. */
+#define CONSOLE_CSP                                                                                \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; " \
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "            \
+    "object-src 'none'"
+
 /* GET /console: the page, with the secret where it says so. */
 static void console_serve_page(struct worker *w, struct MHD_Connection *conn, struct call *c,
                                const char *method, const char *url)
@@ -2091,6 +2131,7 @@ static void console_serve_page(struct worker *w, struct MHD_Connection *conn, st
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Content-Security-Policy", CONSOLE_CSP);
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Request-Id", c->id);
@@ -2144,7 +2185,7 @@ static void handle_console(struct worker *w, struct MHD_Connection *conn, struct
         }
         if (!errno && end != api + 6 && !*end) {
             struct buf b;
-            buf_init(&b, (size_t)w->cfg->journal_entry_bytes * 2 + 65536);
+            buf_init(&b, journal_get_max(w->srv->journal));
             if (journal_get(w->srv->journal, id, &b) == 0) {
                 size_t len;
                 char *body = buf_take(&b, &len);
@@ -2167,7 +2208,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct worker *w = cls;
     struct call *c = *con_cls;
     if (!c)
@@ -2214,7 +2254,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (answer_admin(w, conn, c, method, url))
             return MHD_YES;
         if (!strncmp(url, "/console", 8) && (url[8] == '\0' || url[8] == '/')) {
-            if (!console_guard(w, conn, c, method, url))
+            if (!console_guard(w, conn, c, method, url, version))
                 return MHD_YES;
             c->console = 1;
             if (strcmp(method, "POST"))

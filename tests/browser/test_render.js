@@ -425,3 +425,13 @@ test('the terminal and the page show the same words of every reply', { skip: !du
   }
   assert.deepEqual(differ, []);
 });
+
+// Markup sets code and links aside behind NUL-delimited numbers; a script's
+// text holding the same bytes must not pull a held piece (or "undefined")
+// into the message.
+test('text holding the markup\'s own placeholders shows them as text', () => {
+  const h = R.markup('[docs](https://example.com) \u00000\u0000 and \u00007\u0000');
+  assert.equal((h.match(/<a /g) || []).length, 1, h);
+  assert.ok(!h.includes('undefined'), h);
+  assert.ok(!h.includes('\u0000'), h);
+});

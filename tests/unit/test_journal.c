@@ -140,6 +140,24 @@ static void test_concurrent_appends(void)
     journal_free(j);
 }
 
+/* An entry of control bytes (six each once escaped) still reads out whole
+ * in journal_get_max bytes. */
+static void test_get_max_holds_the_worst(void)
+{
+    struct journal *j = journal_new(2, 1024);
+    char ctl[1024];
+    memset(ctl, 1, sizeof ctl);
+    unsigned long long id = journal_begin(j, "call", "r1", ctl, 600);
+    journal_reply(j, id, 401, ctl, 400, 1, 0);
+    struct buf b;
+    buf_init(&b, journal_get_max(j));
+    CHECK_INT(journal_get(j, id, &b), 0);
+    CHECK(b.len > 6000);
+    CHECK(b.len >= 2 && !strcmp(b.data + b.len - 2, "]}"));
+    buf_free(&b);
+    journal_free(j);
+}
+
 int main(void)
 {
     RUN(test_ring_keeps_the_last);
@@ -147,5 +165,6 @@ int main(void)
     RUN(test_secrets_masked);
     RUN(test_changes);
     RUN(test_concurrent_appends);
+    RUN(test_get_max_holds_the_worst);
     return CHECK_DONE();
 }

@@ -97,7 +97,9 @@
     if (typeof text !== 'string') return scalar(text);
     var held = [];
     function hold(html) { held.push(html); return '\u0000' + (held.length - 1) + '\u0000'; }
-    var s = text.replace(/```\n?([\s\S]*?)```\n?/g, function (m, code) {
+    /* NUL marks what is held: the text's own (a browser shows U+FFFD
+     * for it anyway) must not name a held piece. */
+    var s = text.replace(/\u0000/g, '\ufffd').replace(/```\n?([\s\S]*?)```\n?/g, function (m, code) {
       return hold('<pre class="cq-pre">' + esc(code) + '</pre>');
     });
     s = s.replace(/`([^`\n]+)`/g, function (m, code) {
