@@ -444,14 +444,14 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
             curl_easy_setopt(e, CURLOPT_MAXREDIRS, rq->max_redirects);
         }
+        x->headers = curl_slist_append(x->headers, FETCH_MARK_LINE);
         for (size_t i = 0; i < rq->nheaders; i++)
             x->headers = curl_slist_append(x->headers, rq->headers[i]);
         /* curl adds "Expect: 100-continue" to larger POSTs, which costs a
          * round trip for nothing here. */
         if (rq->body)
             x->headers = curl_slist_append(x->headers, "Expect:");
-        if (x->headers)
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
         if (rq->body) {
             x->body = xmalloc(rq->body_len + 1);
             memcpy(x->body, rq->body, rq->body_len);

@@ -18,6 +18,10 @@
  * from the environment (http_proxy, HTTPS_PROXY, ...), so the address
  * judged is the one the request goes to. The host's own calls to Cliq are
  * not guarded.
+ *
+ * Every request carries FETCH_MARK_HEADER, which scripts may not set: a
+ * request that arrives at a cliqhost with it was sent by a cliqhost (the
+ * console refuses such requests, whatever their User-Agent says).
  */
 #ifndef CLIQHOST_FETCH_H
 #define CLIQHOST_FETCH_H
@@ -25,6 +29,10 @@
 #include "core/buf.h"
 
 #include <stddef.h>
+
+/* The header every outbound request carries, and its line. */
+#define FETCH_MARK_HEADER "X-Cliqhost-Fetch"
+#define FETCH_MARK_LINE FETCH_MARK_HEADER ": 1"
 
 struct sched;
 struct fetch;

@@ -1689,10 +1689,12 @@ static int console_guard(struct worker *w, struct MHD_Connection *conn, struct c
     } else if (!admin_client_is_loopback(conn) || console_proxied(conn, version)) {
         why = "the console answers loopback clients only, and no request a proxy forwarded "
               "(nor HTTP/1.0, as a proxy sends)";
-    } else if (ua && !strncmp(ua, "cliqhost/", 9)) {
+    } else if ((ua && !strncmp(ua, "cliqhost/", 9)) ||
+               MHD_lookup_connection_value(conn, MHD_HEADER_KIND, FETCH_MARK_HEADER)) {
         /* A script's http.request (on a host whose http_allow reaches
-         * loopback), sent to a URL it was given: not the operator. */
-        why = "the console refuses this host's own http.request (User-Agent cliqhost/...)";
+         * loopback), sent to a URL it was given: not the operator. Scripts
+         * may set their User-Agent, not the mark (fetch.h). */
+        why = "the console refuses requests a cliqhost sent (a script's http.request)";
     } else if (!console_host_ok(host, w->srv->port)) {
         snprintf(msg, sizeof msg,
                  "the console answers only Host 127.0.0.1:%u, [::1]:%u or localhost:%u (a "

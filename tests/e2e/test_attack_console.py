@@ -202,9 +202,9 @@ class TestTurnedOffWhileWatched(ConsoleCase):
 class TestScriptReachesTheConsole(ConsoleCase):
     """A script that fetches URLs it is given (a link preview's, say), on a
     host whose http_allow lets it reach loopback, is pointed at the host's
-    own console: it must not get the page (and its secret), nor the API.
-    (A script that sets its own User-Agent is not told apart: see the
-    report of this module's branch.)"""
+    own console: it must not get the page (and its secret), nor the API,
+    whatever User-Agent it sends; nor can it send the header the host marks
+    its own requests with."""
 
     @classmethod
     def setUpClass(cls):
@@ -212,16 +212,32 @@ class TestScriptReachesTheConsole(ConsoleCase):
         shutil.copytree(os.path.join(HERE, "attack_console_scripts", "commands"),
                         os.path.join(cls.scripts, "commands"), dirs_exist_ok=True)
 
-    def test_own_http_request_refused(self):
+    def peek(self, how):
         deadline = time.time() + 20
         while True:  # the new script is picked up by the reload watcher
-            p = self.invoke("command", "peek", f"http://127.0.0.1:{self.host.port}")
+            p = self.invoke("command", "peek", f"{how} http://127.0.0.1:{self.host.port}")
             if "no script" not in p.stdout + p.stderr or time.time() > deadline:
                 break
             time.sleep(0.1)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("page 403", p.stdout)
-        self.assertNotIn("journal", p.stdout)
+        return p.stdout
+
+    def test_own_http_request_refused(self):
+        out = self.peek("plain")
+        self.assertIn("page 403", out)
+        self.assertNotIn("journal", out)
+
+    # Found after the review: a script that names a browser's User-Agent
+    # was let in (the check looked at the User-Agent only).
+    def test_own_http_request_with_a_browser_user_agent_refused(self):
+        out = self.peek("ua")
+        self.assertIn("page 403", out)
+        self.assertNotIn("journal", out)
+
+    def test_script_cannot_send_the_hosts_marker(self):
+        out = self.peek("own")
+        self.assertIn("refused: ", out)
+        self.assertIn("X-Cliqhost-", out)
 
 
 if __name__ == "__main__":

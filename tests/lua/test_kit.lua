@@ -531,6 +531,8 @@ kit.test("http.request raises for wrong arguments, as the host does", function()
       "http.request: 'redirects' must be an integer from 0 to 20",
     ["http.request{ url = 'https://x', headers = { ['a:b'] = 'c' } }"] =
       "http.request: header 'a:b' has a bad name or value",
+    ["http.request{ url = 'https://x', headers = { ['x-cliqhost-fetch'] = '0' } }"] =
+      "http.request: header 'x-cliqhost-fetch': X-Cliqhost-* headers are the host's own",
     ["http.request('https://x')"] = "bad argument #1 to 'request' (table expected, got string)",
   }
   for code, msg in pairs(cases) do

@@ -420,6 +420,9 @@ function M.http_request(opts)
       if k == "" or k:find("[\r\n%z:]") or v:find("[\r\n%z]") then
         error(string.format("http.request: header '%s' has a bad name or value", k), 2)
       end
+      if k:lower():sub(1, 11) == "x-cliqhost-" then
+        error(string.format("http.request: header '%s': X-Cliqhost-* headers are the host's own", k), 2)
+      end
       headers[k] = v
     end
   elseif opts.headers ~= nil then
