@@ -562,7 +562,8 @@ static void widget(FILE *out, const cJSON *w)
             fprintf(out, "  image: %s\n", str(info, "image_url"));
         if (cJSON_IsObject(get(info, "button")))
             button(out, 2, get(info, "button"));
-        static const char *const info_known[] = {"title", "description", "image_url", "button", NULL};
+        static const char *const info_known[] = {"title", "description", "image_url", "button",
+                                                 NULL};
         rest(out, 2, info, info_known);
     }
     const cJSON *s;

@@ -32,7 +32,7 @@
 
 /* The header every outbound request carries, and its line. */
 #define FETCH_MARK_HEADER "X-Cliqhost-Fetch"
-#define FETCH_MARK_LINE FETCH_MARK_HEADER ": 1"
+#define FETCH_MARK_LINE   FETCH_MARK_HEADER ": 1"
 
 struct sched;
 struct fetch;

@@ -253,7 +253,8 @@ static int l_request(lua_State *L)
             if (!kn || !header_text_ok(k, kn) || !header_text_ok(v, vn) || memchr(k, ':', kn))
                 return luaL_error(L, "http.request: header '%s' has a bad name or value", k);
             if (!strncasecmp(k, "X-Cliqhost-", 11))
-                return luaL_error(L, "http.request: header '%s': X-Cliqhost-* headers are the host's own", k);
+                return luaL_error(
+                    L, "http.request: header '%s': X-Cliqhost-* headers are the host's own", k);
             lua_pushfstring(L, "%s: %s", k, v);
             lines[nlines++] = lua_tostring(L, -1);
             lua_insert(L, h); /* keep the line below the iteration */

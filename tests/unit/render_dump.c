@@ -38,7 +38,8 @@ int main(int argc, char **argv)
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(c, "body");
         printf("=== %s\n", cJSON_IsString(name) ? name->valuestring : "?");
-        const cJSON *output = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "output") : NULL;
+        const cJSON *output =
+            cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "output") : NULL;
         render_output(stdout, output);
     }
     cJSON_Delete(cases);
