@@ -266,9 +266,12 @@ static const char *object_repeats(const cJSON *obj)
     for (const cJSON *c = obj->child; c; c = c->next)
         n++;
     if (n <= KEYS_PAIRWISE) {
+        /* Most keys differ in their first byte: that is compared inline
+         * before strcmp is called. */
         for (const cJSON *a = obj->child; a; a = a->next)
             for (const cJSON *b = a->next; b; b = b->next)
-                if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                if (a->string && b->string && a->string[0] == b->string[0] &&
+                    strcmp(a->string, b->string) == 0)
                     return a->string;
         return NULL;
     }
