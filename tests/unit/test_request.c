@@ -348,7 +348,8 @@ static const char *const parse_seeds[] = {
     "\"language\":\"en\"},\"location\":{\"latitude\":12.9716,\"longitude\":-77.5946,"
     "\"accuracy\":1e2,\"status\":\"granted\"},\"arguments\":\"api prod\",\"attachments\":[],"
     "\"options\":{},\"mentions\":[null,true,{\"a\":[1,2.5,-0,-0.0,0.1e-3]}]}}",
-    "{\"s\":[\"\",\"caf\\u00e9\",\"\\ud83d\\ude00\",\"t\\tq\\\"b\\\\s\\/\",\"\\u0041\\u00DF\\u4e2d\","
+    "{\"s\":[\"\",\"caf\\u00e9\",\"\\ud83d\\ude00\",\"t\\tq\\\"b\\\\s\\/"
+    "\",\"\\u0041\\u00DF\\u4e2d\","
     "\"cut\\u0000here\",\"\\b\\f\\n\\r\",\"raw \xc3\xa9\"],\"k\\u00e9y\":1,\"\":{},"
     "\"n\":[0,-1,9007199254740993,9223372036854775807,-9223372036854775808,"
     "9223372036854775808,123456789012345678901234567890,1.7976931348623157e308,5e-324,"
@@ -362,7 +363,8 @@ static const char *const parse_seeds[] = {
     "[1,]",
     "{\"a\" 1}",
     "[nul, tru, fals, nulll, truex]",
-    "\x01\x02[\x1f" "1\x7f]",
+    "\x01\x02[\x1f"
+    "1\x7f]",
     "{\"dup\":1,\"dup\":2}",
 };
 
