@@ -6,6 +6,8 @@
 #include "core/mem.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,9 +266,12 @@ static const char *object_repeats(const cJSON *obj)
     for (const cJSON *c = obj->child; c; c = c->next)
         n++;
     if (n <= KEYS_PAIRWISE) {
+        /* Most keys differ in their first byte: that is compared inline
+         * before strcmp is called. */
         for (const cJSON *a = obj->child; a; a = a->next)
             for (const cJSON *b = a->next; b; b = b->next)
-                if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                if (a->string && b->string && a->string[0] == b->string[0] &&
+                    strcmp(a->string, b->string) == 0)
                     return a->string;
         return NULL;
     }
@@ -303,12 +308,364 @@ static const char *repeated_key(const cJSON *node)
     return NULL;
 }
 
+/* ---- parsing -----------------------------------------------------------
+ *
+ * request_parse builds the tree cJSON_ParseWithLengthOpts would, node for
+ * node, for the JSON Cliq sends: strict JSON numbers, valid escapes. It
+ * reads each string once, tells literals and numbers apart by their first
+ * byte and makes integers without strtod; cJSON tries three strncmp's per
+ * value and reads each string twice. Anything it does not take (cJSON's
+ * leniencies, and every error) goes to cJSON itself, so the answer (the
+ * tree, the end, the error position) is always cJSON's. Nodes and strings
+ * come from cJSON_malloc, so cJSON_Delete frees them (the arena's, inside
+ * one). */
+
+struct jparse {
+    const char *p, *end;
+    int depth;
+};
+
+static void jspace(struct jparse *j)
+{
+    /* cJSON's whitespace: every byte up to and including ' '. */
+    while (j->p < j->end && (unsigned char)*j->p <= 32)
+        j->p++;
+}
+
+static int jdigit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* One \\u escape's four hex digits; -1 if one is not (cJSON would read it as
+ * 0: that is left to cJSON). */
+static long jhex4(const char *h)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = h[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* Decodes the escaped text s..e (e: the closing quote) into out, as
+ * cJSON's parse_string does. Returns the length, or -1 for what cJSON
+ * would refuse or read its own way. */
+static long junescape(const char *s, const char *e, char *out)
+{
+    char *o = out;
+    while (s < e) {
+        if (*s != '\\') {
+            *o++ = *s++;
+            continue;
+        }
+        if (e - s < 2)
+            return -1;
+        char c = s[1];
+        switch (c) {
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = c;
+            break;
+        case 'u': {
+            if (e - s < 6)
+                return -1;
+            long cp = jhex4(s + 2);
+            if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+                return -1;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (e - s < 12 || s[6] != '\\' || s[7] != 'u')
+                    return -1;
+                long lo = jhex4(s + 8);
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return -1;
+                cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
+                s += 6;
+            }
+            if (cp < 0x80) {
+                *o++ = (char)cp;
+            } else if (cp < 0x800) {
+                *o++ = (char)(0xC0 | (cp >> 6));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *o++ = (char)(0xE0 | (cp >> 12));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *o++ = (char)(0xF0 | (cp >> 18));
+                *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            }
+            s += 4; /* and the 2 below */
+            break;
+        }
+        default:
+            return -1;
+        }
+        s += 2;
+    }
+    return o - out;
+}
+
+/* Reads the string whose quote is at j->p. Returns it (cJSON_malloc'd,
+ * NUL-terminated, the decoded bytes as cJSON keeps them), or NULL. */
+static char *jstring(struct jparse *j)
+{
+    if (j->p >= j->end || *j->p != '"')
+        return NULL;
+    const char *s = j->p + 1;
+    const char *q = memchr(s, '"', (size_t)(j->end - s));
+    if (!q)
+        return NULL;
+    const char *e = memchr(s, '\\', (size_t)(q - s));
+    if (!e) {
+        size_t n = (size_t)(q - s);
+        char *out = cJSON_malloc(n + 1);
+        if (!out)
+            return NULL;
+        memcpy(out, s, n);
+        out[n] = '\0';
+        j->p = q + 1;
+        return out;
+    }
+    /* The closing quote is the first no backslash escapes. */
+    while (e < j->end && *e != '"')
+        e += *e == '\\' ? 2 : 1;
+    if (e >= j->end)
+        return NULL;
+    char *out = cJSON_malloc((size_t)(e - s) + 1);
+    if (!out)
+        return NULL;
+    long n = junescape(s, e, out);
+    if (n < 0) {
+        cJSON_free(out);
+        return NULL;
+    }
+    out[n] = '\0';
+    j->p = e + 1;
+    return out;
+}
+
+/* Reads a number in JSON's own grammar, as cJSON's parse_number does
+ * (strtod of the characters, the locale's decimal point in place of '.').
+ * Returns 0, or -1 for any other spelling (cJSON decides). */
+static int jnumber(struct jparse *j, cJSON *item)
+{
+    const char *s = j->p, *p = s, *e = j->end;
+    int neg = p < e && *p == '-';
+    p += neg;
+    if (p >= e || !jdigit(*p))
+        return -1;
+    if (*p == '0')
+        p++;
+    else
+        while (p < e && jdigit(*p))
+            p++;
+    int integer = 1;
+    if (p < e && *p == '.') {
+        if (++p >= e || !jdigit(*p))
+            return -1;
+        while (p < e && jdigit(*p))
+            p++;
+        integer = 0;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= e || !jdigit(*p))
+            return -1;
+        while (p < e && jdigit(*p))
+            p++;
+        integer = 0;
+    }
+    /* cJSON takes every number character that follows (and at most 63). */
+    if (p < e && (jdigit(*p) || *p == '+' || *p == '-' || *p == '.' || *p == 'e' || *p == 'E'))
+        return -1;
+    size_t n = (size_t)(p - s);
+    if (n > 63)
+        return -1;
+    double v;
+    if (integer && n - (size_t)neg <= 15) {
+        long long m = 0;
+        for (const char *d = s + neg; d < p; d++)
+            m = m * 10 + (*d - '0');
+        v = neg ? -(double)m : (double)m; /* exact below 2^53, as strtod; "-0" is -0.0 */
+    } else {
+        char tmp[64];
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        char *dot = memchr(tmp, '.', n);
+        if (dot) {
+            const struct lconv *lc = localeconv();
+            if (lc && lc->decimal_point && lc->decimal_point[0])
+                *dot = lc->decimal_point[0];
+        }
+        v = strtod(tmp, NULL);
+    }
+    item->valuedouble = v;
+    if (v >= INT_MAX)
+        item->valueint = INT_MAX;
+    else if (v <= (double)INT_MIN)
+        item->valueint = INT_MIN;
+    else
+        item->valueint = (int)v;
+    item->type = cJSON_Number;
+    j->p = p;
+    return 0;
+}
+
+static cJSON *jnode(void)
+{
+    cJSON *n = cJSON_malloc(sizeof *n);
+    if (n)
+        memset(n, 0, sizeof *n);
+    return n;
+}
+
+static int jvalue(struct jparse *j, cJSON *item);
+
+/* Reads the array or object at j->p into item. Each child is linked in
+ * before it is read, so that item owns whatever was made when it fails. */
+static int jcontainer(struct jparse *j, cJSON *item, int object)
+{
+    if (j->depth >= CJSON_NESTING_LIMIT)
+        return -1;
+    j->depth++;
+    char close = object ? '}' : ']';
+    item->type = object ? cJSON_Object : cJSON_Array;
+    j->p++;
+    jspace(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    cJSON *last = NULL;
+    for (;;) {
+        cJSON *c = jnode();
+        if (!c)
+            return -1;
+        if (last) {
+            last->next = c;
+            c->prev = last;
+        } else {
+            item->child = c;
+        }
+        last = c;
+        item->child->prev = c; /* as cJSON: the head's prev is the tail */
+        jspace(j);
+        if (object) {
+            c->string = jstring(j);
+            if (!c->string)
+                return -1;
+            jspace(j);
+            if (j->p >= j->end || *j->p != ':')
+                return -1;
+            j->p++;
+            jspace(j);
+        }
+        if (jvalue(j, c) < 0)
+            return -1;
+        jspace(j);
+        if (j->p >= j->end)
+            return -1;
+        char ch = *j->p++;
+        if (ch == close)
+            break;
+        if (ch != ',')
+            return -1;
+    }
+    j->depth--;
+    return 0;
+}
+
+static int jliteral(struct jparse *j, const char *word, size_t n)
+{
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+        return -1;
+    j->p += n;
+    return 0;
+}
+
+static int jvalue(struct jparse *j, cJSON *item)
+{
+    if (j->p >= j->end)
+        return -1;
+    switch (*j->p) {
+    case '"':
+        item->valuestring = jstring(j);
+        item->type = cJSON_String;
+        return item->valuestring ? 0 : -1;
+    case '{':
+        return jcontainer(j, item, 1);
+    case '[':
+        return jcontainer(j, item, 0);
+    case 'n':
+        item->type = cJSON_NULL;
+        return jliteral(j, "null", 4);
+    case 't':
+        item->type = cJSON_True;
+        item->valueint = 1;
+        return jliteral(j, "true", 4);
+    case 'f':
+        item->type = cJSON_False;
+        return jliteral(j, "false", 5);
+    default:
+        return jnumber(j, item);
+    }
+}
+
+cJSON *request_parse(const char *body, size_t len, const char **end)
+{
+    if (body && len > 0) {
+        struct jparse j = {body, body + len, 0};
+        if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+            j.p += 3;
+        jspace(&j);
+        cJSON *root = jnode();
+        if (root && jvalue(&j, root) == 0) {
+            if (end)
+                *end = j.p;
+            return root;
+        }
+        cJSON_Delete(root);
+    }
+    return cJSON_ParseWithLengthOpts(body, len, end, 0);
+}
+
 int request_decode(const char *body, size_t len, cJSON **json, struct request_dispatch *d,
                    char *err, size_t errlen)
 {
     *json = NULL;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    cJSON *root = request_parse(body, len, &end);
     if (!root) {
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
         snprintf(err, errlen, "body is not valid JSON (error near byte %zu)", at);

@@ -76,6 +76,12 @@ int request_map(const char *type, const char *wire, const char *name, struct req
 int request_map_task(const char *type, const char *name, struct request_dispatch *d, char *err,
                      size_t errlen);
 
+/* Parses `text` (len bytes) exactly as cJSON_ParseWithLengthOpts(text,
+ * len, end, 0) does: the same tree node for node, the same *end (when end
+ * is not NULL), NULL where cJSON fails; faster on what Cliq sends, and
+ * cJSON's own answer on anything else. Caller frees with cJSON_Delete. */
+struct cJSON *request_parse(const char *text, size_t len, const char **end);
+
 /* Parses `body` (len bytes; body[len] must be '\0') and fills `d`. On
  * success *json is the parsed tree (caller frees with cJSON_Delete, or by
  * closing the arena it was parsed in; see arena.h) and 0 is returned. A body that is not a JSON

@@ -141,7 +141,6 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
         luaL_error(L, "JSON nested too deeply");
     if ((++d->items & 4095) == 0)
         run_check(L);
-    luaL_checkstack(L, 4, "JSON nested too deeply");
     switch (item->type & 0xff) {
     case cJSON_False:
         lua_pushboolean(L, 0);
@@ -165,6 +164,9 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
         break;
     }
     case cJSON_Array: {
+        /* A container holds its table, a key and the value being built;
+         * scalars take one slot, checked here once for all its children. */
+        luaL_checkstack(L, 4, "JSON nested too deeply");
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next)
             n++;
@@ -179,6 +181,7 @@ static void push_item(struct decoder *d, const cJSON *item, int depth)
         break;
     }
     case cJSON_Object: {
+        luaL_checkstack(L, 4, "JSON nested too deeply");
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next)
             n++;

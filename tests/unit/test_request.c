@@ -7,7 +7,9 @@
 #include "cliq/request.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static const struct {
     const char *type, *wire, *name, *script, *key;
@@ -291,6 +293,154 @@ static void test_bad_bodies(void)
     }
 }
 
+/* ---- request_parse against cJSON ----------------------------------------- */
+
+/* 1 when a and b are the same tree, node for node: types, keys, strings,
+ * numbers (bit for bit), the links (a head's prev is its tail, as cJSON
+ * leaves it). */
+static int same_tree(const cJSON *a, const cJSON *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->type != b->type || a->valueint != b->valueint ||
+        memcmp(&a->valuedouble, &b->valuedouble, sizeof a->valuedouble) != 0)
+        return 0;
+    if (!a->string != !b->string || (a->string && strcmp(a->string, b->string) != 0))
+        return 0;
+    if (!a->valuestring != !b->valuestring ||
+        (a->valuestring && strcmp(a->valuestring, b->valuestring) != 0))
+        return 0;
+    const cJSON *x = a->child, *y = b->child;
+    if (x && y && (!x->prev || !y->prev || x->prev->next || y->prev->next))
+        return 0; /* the head's prev must be a tail */
+    for (; x && y; x = x->next, y = y->next) {
+        if (!same_tree(x, y))
+            return 0;
+        if (x->next && x->next->prev != x)
+            return 0;
+    }
+    return !x && !y;
+}
+
+static int parse_mismatches;
+
+/* Parses text both ways and checks the answers are the same. */
+static void same_parse(const char *text, size_t len)
+{
+    const char *end_a = NULL, *end_b = NULL;
+    cJSON *a = request_parse(text, len, &end_a);
+    cJSON *b = cJSON_ParseWithLengthOpts(text, len, &end_b, 0);
+    int same = same_tree(a, b) && (!a || end_a == end_b);
+    if (!same && parse_mismatches++ < 5)
+        fprintf(stderr, "request_parse differs from cJSON on (%zu bytes): %.*s\n", len,
+                (int)(len > 300 ? 300 : len), text);
+    CHECK(same);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+static const char *const parse_seeds[] = {
+    "{\"name\":\"bench\",\"handler\":{\"type\":\"execution_handler\"},\"response_url\":"
+    "\"https://cliq.zoho.com/v2/extensions/2980/responses/1720\",\"type\":\"command\","
+    "\"timestamp\":1796608725707,\"params\":{\"environment\":{\"tld\":\".com\",\"data_center\":"
+    "\"US\"},\"access\":{\"user_id\":\"100000000\",\"organization\":{\"type\":\"company\",\"id\":"
+    "\"123456456\"}},\"user\":{\"id\":\"100000000\",\"first_name\":\"User\",\"admin\":false,"
+    "\"language\":\"en\"},\"location\":{\"latitude\":12.9716,\"longitude\":-77.5946,"
+    "\"accuracy\":1e2,\"status\":\"granted\"},\"arguments\":\"api prod\",\"attachments\":[],"
+    "\"options\":{},\"mentions\":[null,true,{\"a\":[1,2.5,-0,-0.0,0.1e-3]}]}}",
+    "{\"s\":[\"\",\"caf\\u00e9\",\"\\ud83d\\ude00\",\"t\\tq\\\"b\\\\s\\/"
+    "\",\"\\u0041\\u00DF\\u4e2d\","
+    "\"cut\\u0000here\",\"\\b\\f\\n\\r\",\"raw \xc3\xa9\"],\"k\\u00e9y\":1,\"\":{},"
+    "\"n\":[0,-1,9007199254740993,9223372036854775807,-9223372036854775808,"
+    "9223372036854775808,123456789012345678901234567890,1.7976931348623157e308,5e-324,"
+    "1E+2,2.5e-3,123456789012345,1234567890123456,-999999999999999],\"d\":[[[[[]]]]]}",
+    " \t\r\n[1 , {\"a\" : null } ,\"x\" ]\n ",
+    "\xEF\xBB\xBF{\"bom\":true}",
+    /* cJSON's leniencies: request_parse leaves them to cJSON. */
+    "[01, -01, 1., .5, -.5, +1, 1e, 1e+, 0x10, 1.5.5, 1-2, --1]",
+    "[\"\\uZZZZ\", \"\\x\", \"\\ud800\", \"\\udc00\", \"\\ud800\\u0041\", \"\\u12\"]",
+    "{\"a\":1,}",
+    "[1,]",
+    "{\"a\" 1}",
+    "[nul, tru, fals, nulll, truex]",
+    "\x01\x02[\x1f"
+    "1\x7f]",
+    "{\"dup\":1,\"dup\":2}",
+};
+
+/* A small PRNG, so a failure can be run again. */
+static uint32_t rng_state = 12345;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void test_parse_is_cjsons(void)
+{
+    static const char alphabet[] = "\"\\{}[],:0123456789.eE+-u tnfal \t\n\x01\x7f\xef\xc3/";
+    char buf[2048];
+    for (size_t i = 0; i < sizeof parse_seeds / sizeof parse_seeds[0]; i++) {
+        const char *seed = parse_seeds[i];
+        size_t n = strlen(seed);
+        same_parse(seed, n);
+        for (size_t cut = 0; cut < n; cut++)
+            same_parse(seed, cut); /* every prefix */
+        for (int round = 0; round < 4000; round++) {
+            size_t len = n;
+            memcpy(buf, seed, n);
+            int edits = 1 + (int)(rng() % 3);
+            for (int e = 0; e < edits && len > 0; e++) {
+                size_t at = rng() % len;
+                char c = alphabet[rng() % (sizeof alphabet - 1)];
+                switch (rng() % 3) {
+                case 0:
+                    buf[at] = c;
+                    break;
+                case 1:
+                    memmove(buf + at, buf + at + 1, len - at - 1);
+                    len--;
+                    break;
+                default:
+                    if (len + 1 < sizeof buf) {
+                        memmove(buf + at + 1, buf + at, len - at);
+                        buf[at] = c;
+                        len++;
+                    }
+                    break;
+                }
+            }
+            buf[len] = '\0';
+            same_parse(buf, len);
+        }
+    }
+    /* Nesting at and past cJSON's limit. */
+    static char deep[2 * (CJSON_NESTING_LIMIT + 2) + 1];
+    for (int depth = CJSON_NESTING_LIMIT - 1; depth <= CJSON_NESTING_LIMIT + 1; depth++) {
+        memset(deep, '[', (size_t)depth);
+        memset(deep + depth, ']', (size_t)depth);
+        same_parse(deep, 2 * (size_t)depth);
+    }
+    /* Cliq's own sample body. */
+    const char *dir = getenv("CLIQHOST_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/e2e/zoho_sample.json", dir ? dir : ".");
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (f) {
+        static char sample[1 << 16];
+        size_t len = fread(sample, 1, sizeof sample - 1, f);
+        fclose(f);
+        sample[len] = '\0';
+        same_parse(sample, len);
+        cJSON *t = request_parse(sample, len, NULL);
+        CHECK(t != NULL);
+        cJSON_Delete(t);
+    }
+}
+
 int main(void)
 {
     RUN(test_every_catalogue_entry_maps);
@@ -302,5 +452,6 @@ int main(void)
     RUN(test_bad_bodies);
     RUN(test_keys_repeated_across_objects);
     RUN(test_a_repeat_among_many_keys);
+    RUN(test_parse_is_cjsons);
     return CHECK_DONE();
 }
