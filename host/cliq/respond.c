@@ -285,7 +285,7 @@ void responder_free(struct responder *r)
         j->xfer = NULL;
         sched_timer_cancel(r->sched, j->retry);
         j->retry = NULL;
-        j->cb = NULL;
+        /* Its callback is told, so what it holds is freed. */
         end_job(j, RESPONDER_FAILED, "failed", "the host stopped before it was delivered");
     }
     free(r);

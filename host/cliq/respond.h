@@ -32,7 +32,8 @@ int respond_url_check(const char *url, char *const *allow, size_t nallow, char *
 
 /* Both must outlive the responder. Can't fail. Caller frees. */
 struct responder *responder_new(struct sched *s, struct fetch *f);
-/* Drops deliveries still pending (each is logged as failed) and frees. */
+/* Drops deliveries still pending (each is logged as failed, and its
+ * callback is called with RESPONDER_FAILED) and frees. */
 void responder_free(struct responder *r);
 /* Deliveries in progress. */
 size_t responder_pending(const struct responder *r);
