@@ -14,6 +14,8 @@
  *   past the limit.
  * - coroutine.resume: tracks which coroutine runs (vm_resume), so a limit
  *   that trips inside a coroutine the script made stops that coroutine.
+ * - xpcall: the message handler is not run once the code is being stopped
+ *   (the limit hook's error reaches it while Lua runs no hooks).
  *
  * Functions that allocate as they go (string.rep, upper, format, ...) are
  * counted by the state's allocator (vm.c). Semantics are Lua 5.4's.
@@ -24,7 +26,8 @@
 #include <lua.h>
 
 /* Puts the bounded versions into the real libraries reachable from the
- * table at `G` (_G: string, table, utf8, coroutine, tonumber, rawequal).
+ * table at `G` (_G: string, table, utf8, coroutine, xpcall, tonumber,
+ * rawequal).
  * [-0, +0] */
 void bounded_open(lua_State *L, int G);
 
