@@ -171,6 +171,26 @@ static int bd_resume(lua_State *L)
     return nres + 1;
 }
 
+/* coroutine.close(co), as Lua's, through vm_close. */
+static int bd_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co != NULL, 1, "coroutine");
+    lua_Debug ar;
+    int st = lua_status(co);
+    /* Suspended (yielded, or not started) or dead; not running or normal. */
+    if (co == L || (st == LUA_OK && lua_getstack(co, 0, &ar)))
+        return luaL_error(L, "cannot close a %s coroutine", co == L ? "running" : "normal");
+    st = vm_close(co, L);
+    if (st == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1); /* the error */
+    return 2;
+}
+
 /* The message handler xpcall is given: the script's (upvalue 1), unless the
  * code is being stopped. An error raised by the limit hook reaches the
  * handler while Lua runs no hooks (the hook has not returned), so a
@@ -229,6 +249,7 @@ void bounded_open(lua_State *L, int G)
     replace(L, t, "sort", bd_sort, 1);
     lua_getfield(L, G, "coroutine");
     replace(L, lua_gettop(L), "resume", bd_resume, 0);
+    replace(L, lua_gettop(L), "close", bd_close, 0);
     replace(L, G, "xpcall", bd_xpcall, 1);
     replace(L, G, "tonumber", bd_charged, 1);
     replace(L, G, "rawequal", bd_charged, 1);

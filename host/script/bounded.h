@@ -12,8 +12,10 @@
  *   tonumber and rawequal: charged with the length of their string
  *   arguments before they run, so a loop of them stops at the first call
  *   past the limit.
- * - coroutine.resume: tracks which coroutine runs (vm_resume), so a limit
- *   that trips inside a coroutine the script made stops that coroutine.
+ * - coroutine.resume and coroutine.close: track which coroutine runs
+ *   (vm_resume, vm_close), so a limit that trips inside a coroutine the
+ *   script made (or in its pending __close) stops that coroutine: the
+ *   watchdog arms the limit hook on the thread the vm says runs.
  * - xpcall: the message handler is not run once the code is being stopped
  *   (the limit hook's error reaches it while Lua runs no hooks).
  *
