@@ -302,8 +302,10 @@ const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *ou
 
 /* The watchdog: called on the worker's own thread, vm_watch has the
  * process's watchdog thread (started with the first) stop code that runs
- * past its limit in the middle of a long instruction; vm_unwatch, before
- * the thread ends, takes it off (and stops the watchdog with the last). */
+ * past its limit, even in the middle of a long instruction, and takes the
+ * resting count hook off the state's threads (no hook runs while code is
+ * within its limit); vm_unwatch, before the thread ends, takes it off (and
+ * stops the watchdog with the last) and puts the count hook back. */
 void vm_watch(struct luavm *vm);
 void vm_unwatch(struct luavm *vm);
 
