@@ -171,6 +171,52 @@ static int bd_resume(lua_State *L)
     return nres + 1;
 }
 
+/* coroutine.close(co), as Lua's, through vm_close. */
+static int bd_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co != NULL, 1, "coroutine");
+    lua_Debug ar;
+    int st = lua_status(co);
+    /* Suspended (yielded, or not started) or dead; not running or normal. */
+    if (co == L || (st == LUA_OK && lua_getstack(co, 0, &ar)))
+        return luaL_error(L, "cannot close a %s coroutine", co == L ? "running" : "normal");
+    st = vm_close(co, L);
+    if (st == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1); /* the error */
+    return 2;
+}
+
+/* The message handler xpcall is given: the script's (upvalue 1), unless the
+ * code is being stopped. An error raised by the limit hook reaches the
+ * handler while Lua runs no hooks (the hook has not returned), so a
+ * handler that ran then could loop for ever. */
+static int bd_msgh(lua_State *L)
+{
+    if (vm_of_state(L)->kill)
+        return 1; /* the error as it is */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* xpcall(f, msgh, ...), Lua's (upvalue 1) with msgh wrapped, called in this
+ * call's own frame (its continuation and argument errors are as before). */
+static int bd_xpcall(lua_State *L)
+{
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, bd_msgh, 1);
+    lua_replace(L, 2);
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    return f(L);
+}
+
 /* Replaces field `name` of the table at t with f, which gets the old
  * value as upvalue 1 when `wrap` is set. [-0, +0] */
 static void replace(lua_State *L, int t, const char *name, lua_CFunction f, int wrap)
@@ -203,6 +249,8 @@ void bounded_open(lua_State *L, int G)
     replace(L, t, "sort", bd_sort, 1);
     lua_getfield(L, G, "coroutine");
     replace(L, lua_gettop(L), "resume", bd_resume, 0);
+    replace(L, lua_gettop(L), "close", bd_close, 0);
+    replace(L, G, "xpcall", bd_xpcall, 1);
     replace(L, G, "tonumber", bd_charged, 1);
     replace(L, G, "rawequal", bd_charged, 1);
     lua_pop(L, 4);

@@ -12,8 +12,12 @@
  *   tonumber and rawequal: charged with the length of their string
  *   arguments before they run, so a loop of them stops at the first call
  *   past the limit.
- * - coroutine.resume: tracks which coroutine runs (vm_resume), so a limit
- *   that trips inside a coroutine the script made stops that coroutine.
+ * - coroutine.resume and coroutine.close: track which coroutine runs
+ *   (vm_resume, vm_close), so a limit that trips inside a coroutine the
+ *   script made (or in its pending __close) stops that coroutine: the
+ *   watchdog arms the limit hook on the thread the vm says runs.
+ * - xpcall: the message handler is not run once the code is being stopped
+ *   (the limit hook's error reaches it while Lua runs no hooks).
  *
  * Functions that allocate as they go (string.rep, upper, format, ...) are
  * counted by the state's allocator (vm.c). Semantics are Lua 5.4's.
@@ -24,7 +28,8 @@
 #include <lua.h>
 
 /* Puts the bounded versions into the real libraries reachable from the
- * table at `G` (_G: string, table, utf8, coroutine, tonumber, rawequal).
+ * table at `G` (_G: string, table, utf8, coroutine, xpcall, tonumber,
+ * rawequal).
  * [-0, +0] */
 void bounded_open(lua_State *L, int G);
 

@@ -60,8 +60,9 @@ size_t luavm_tasks(const struct luavm *vm);
 void luavm_stop_by(struct luavm *vm, long long at_ms);
 
 /* On the worker's thread, when it starts and before it ends: a watchdog
- * thread makes script code that passes its limit in the middle of a long
- * instruction stop at the next one (see vm_watch). */
+ * thread stops script code that passes its limit (even in the middle of a
+ * long instruction, at the next one), and no hook slows code within its
+ * limit (see vm_watch). */
 void luavm_watch(struct luavm *vm);
 void luavm_unwatch(struct luavm *vm);
 

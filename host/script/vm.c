@@ -402,13 +402,27 @@ void vm_release(struct luavm_task *t, size_t n)
 
 /* ---- limits ------------------------------------------------------------ */
 
-/* The count hook runs every HOOK_COUNT VM instructions of any coroutine of
- * the state. It measures the current slice (the time since the host last
+/* The limit hook measures the current slice (the time since the host last
  * resumed a task or started a script's top level) against max_cpu_ms. Once
  * a limit is tripped it re-arms itself to run on every instruction and
  * raises each time, so a pcall that catches the error cannot carry on:
- * the next instruction after it raises again, until the coroutine is dead. */
+ * the next instruction after it raises again, until the coroutine is dead.
+ *
+ * On a worker the watchdog (below) arms it on the running thread when the
+ * slice passes its limit, and no hook rests on the threads meanwhile: with
+ * any hook set, Lua 5.4 traces every instruction (0.8 µs of a small call).
+ * Where no watchdog runs (check, the reloader, tests) it rests as a count
+ * hook that runs every HOOK_COUNT VM instructions of any coroutine. */
 #define HOOK_COUNT 2000
+
+/* Sets the hook L has while no limit is tripped (see above). */
+static void rest_hook(const struct luavm *vm, lua_State *L)
+{
+    if (vm->watched)
+        lua_sethook(L, NULL, 0, 0);
+    else
+        lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+}
 
 struct luavm *vm_of_state(lua_State *L)
 {
@@ -465,8 +479,10 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct luavm *vm = vm_of_state(L);
-    if (!vm->slice_start)
+    if (!vm->slice_start) {
+        rest_hook(vm, L); /* armed as a slice ended */
         return;
+    }
     if (vm->refused_size) {
         /* A refusal not retried by the time the script runs on: it raised. */
         vm->mem_exceeded = 1;
@@ -475,8 +491,10 @@ static void limit_hook(lua_State *L, lua_Debug *ar)
     }
     if (vm->mem_exceeded && !vm->kill)
         vm->kill = LIMIT_MEMORY;
+    /* A retry succeeded, or the watchdog's signal came as the slice it was
+     * for ended (then the clock says this one is within its limit). */
     if (!vm->kill)
-        lua_sethook(L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT); /* a retry succeeded */
+        rest_hook(vm, L);
     if (!vm->kill)
         vm->kill = clock_limit(vm);
     if (vm->kill) {
@@ -532,6 +550,23 @@ int vm_resume(lua_State *co, lua_State *from, int nargs, int *nresults)
     int st = lua_resume(co, from, nargs, nresults); /* never raises */
     vm->running = was;
     /* A limit that tripped while co ran stops the resumer too. */
+    if (vm->kill)
+        lua_sethook(from, limit_hook, LUA_MASKCOUNT, 1);
+    return st;
+}
+
+int vm_close(lua_State *co, lua_State *from)
+{
+    struct luavm *vm = vm_of_state(co);
+    lua_State *was = vm->running;
+    vm->running = co;
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    int st = lua_closethread(co, from); /* never raises */
+#else
+    (void)from;
+    int st = lua_resetthread(co);
+#endif
+    vm->running = was;
     if (vm->kill)
         lua_sethook(from, limit_hook, LUA_MASKCOUNT, 1);
     return st;
@@ -618,7 +653,7 @@ enum luavm_limit vm_slice_end(struct luavm *vm, int failed)
     vm_use_strings(vm, 0);
     if (k != LIMIT_NONE) {
         /* The main thread may have been re-armed to every instruction. */
-        lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+        rest_hook(vm, vm->L);
         /* Give back what the stopped code held. */
         lua_gc(vm->L, LUA_GCCOLLECT);
     }
@@ -1286,7 +1321,7 @@ struct luavm *vm_new(const struct luavm_options *o, char *err, size_t errlen)
     /* Every thread starts with a copy of the main thread's extra space and
      * hook, so bindings and the limit hook find the vm from any coroutine. */
     *(struct luavm **)lua_getextraspace(vm->L) = vm;
-    lua_sethook(vm->L, limit_hook, LUA_MASKCOUNT, HOOK_COUNT);
+    rest_hook(vm, vm->L);
     return vm;
 }
 
@@ -1342,13 +1377,20 @@ void vm_task_abandon(struct luavm_task *t, const char *why, struct luavm_result 
 
 /* ---- the watchdog ---------------------------------------------------------
  *
- * The instruction hook looks at the clock every HOOK_COUNT instructions, and
- * a single instruction can run long in C (== on two long strings reads them
- * whole). A thread watches every worker's slice: when one passes its CPU
- * limit (or the host's shutdown deadline), it sends the worker SIGURG, whose
- * handler makes the hook run at the next instruction of the code running
+ * A thread watches every worker's slice: when one passes its CPU limit (or
+ * the host's shutdown deadline), it sends the worker SIGURG, whose handler
+ * sets the limit hook to run at the next instruction of the code running
  * there (lua_sethook is safe in a signal handler; Lua's own interpreter
- * stops scripts with it on SIGINT). */
+ * stops scripts with it on SIGINT). That is the only way the hook is armed
+ * for the clock on a worker, so a slice within its limit runs no hook at
+ * all, and a single instruction that runs long in C (== on two long
+ * strings reads them whole) is stopped right after it too. It costs a
+ * slice no system call (a timer armed and disarmed per slice would cost
+ * two): the worker only stores when its slice started and ended. The hook
+ * reads the clock itself, so a signal meant for a slice that has just
+ * ended stops nothing in the next one. Code that runs on another thread
+ * than the one the vm knows must say so (vm_resume, vm_close), or the
+ * signal would arm a thread that does not run. */
 
 #define WATCH_EVERY_MS 10
 
@@ -1378,8 +1420,8 @@ static void *watch_main(void *arg)
             long long d = atomic_load_explicit(&vm->wd_deadline, memory_order_relaxed);
             long long stop = atomic_load_explicit(&vm->stop_at, memory_order_relaxed);
             /* Past the limit as the hook reads it (strictly later), and
-             * again every round while the slice goes on: a hook that ran
-             * a moment early re-arms itself for 2,000 instructions. */
+             * again every round while the slice goes on (a signal that
+             * came as the running thread changed armed another one). */
             if (!d || (now <= d && !(stop && now >= stop)))
                 continue;
             pthread_kill(vm->watch_tid, SIGURG);
@@ -1415,7 +1457,10 @@ void vm_watch(struct luavm *vm)
     }
     vm->watch_next = watched;
     watched = vm;
+    /* With no watchdog thread, the hook alone bounds, as a count hook. */
+    vm->watched = atomic_load(&watching);
     pthread_mutex_unlock(&watch_mu);
+    rest_hook(vm, vm->L);
     pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
 }
 
@@ -1441,4 +1486,6 @@ void vm_unwatch(struct luavm *vm)
     if (last)
         pthread_join(watch_thread, NULL);
     this_vm = NULL;
+    vm->watched = 0;
+    rest_hook(vm, vm->L);
 }

@@ -7,9 +7,10 @@
  * argument (a task). Bindings that wait (outbound HTTP, sleep,
  * req:respond) start their work on the worker's loop and yield; the loop
  * wakes the task when the work is done. Every task is held to three
- * limits: total run time, CPU time without yielding (an instruction-count
- * hook that pcall cannot swallow: once tripped it raises on every
- * instruction until the task's coroutine is dead) and the state's heap (a
+ * limits: total run time, CPU time without yielding (a hook that pcall
+ * cannot swallow, armed by a watchdog thread when the slice passes the
+ * limit: once tripped it raises on every instruction until the task's
+ * coroutine is dead) and the state's heap (a
  * capped allocator). A task that breaks one is stopped alone; the chat
  * user gets a reply that says so.
  *
@@ -201,6 +202,10 @@ struct luavm {
     _Atomic long long wd_deadline;
     pthread_t watch_tid;
     struct luavm *watch_next;
+    /* The watchdog arms the limit hook when a slice passes its limit, so
+     * no hook rests on the threads (any hook set slows every instruction).
+     * 0: none watches (check, tests), and a count hook rests instead. */
+    int watched;
     struct bind_log_ctx logctx;
     long long slice_start;      /* when the running script code was resumed; 0: none runs */
     enum luavm_limit kill;      /* a limit tripped in the running slice */
@@ -297,8 +302,10 @@ const char *vm_limit_reason(const struct luavm *vm, enum luavm_limit l, char *ou
 
 /* The watchdog: called on the worker's own thread, vm_watch has the
  * process's watchdog thread (started with the first) stop code that runs
- * past its limit in the middle of a long instruction; vm_unwatch, before
- * the thread ends, takes it off (and stops the watchdog with the last). */
+ * past its limit, even in the middle of a long instruction, and takes the
+ * resting count hook off the state's threads (no hook runs while code is
+ * within its limit); vm_unwatch, before the thread ends, takes it off (and
+ * stops the watchdog with the last) and puts the count hook back. */
 void vm_watch(struct luavm *vm);
 void vm_unwatch(struct luavm *vm);
 
@@ -348,6 +355,10 @@ void vm_charge(lua_State *L, size_t units);
  * functions): the same, but while `co` runs a tripped limit is made to
  * stop it, not only the task's own coroutine. */
 int vm_resume(lua_State *co, lua_State *from, int nargs, int *nresults);
+/* lua_closethread (lua_resetthread before Lua 5.4.6) for coroutines a
+ * script closes: their pending __close run on co, held to the limits as
+ * vm_resume holds what it runs. co must be suspended or dead. */
+int vm_close(lua_State *co, lua_State *from);
 
 /* A slice of script code: the CPU clock starts, and vm_slice_end returns
  * the limit that stopped it (LIMIT_NONE: none). `failed`: the code ended

@@ -608,6 +608,54 @@ class Tricks(TimingTest):
 
 
 
+class LimitEdges(TimingTest):
+    """The CPU limit's hook is armed on the thread that runs when the slice
+    passes the limit (a watchdog's signal), and rests nowhere otherwise.
+    Code that spins on another thread than the handler's own coroutine, or
+    inside a C function that calls back into Lua, is stopped all the same,
+    whatever pcall or xpcall surrounds it; a hook left armed on a kept
+    coroutine, or a signal that comes as a slice ends, stops nothing in a
+    later call that is within its limit. Only the CPU limit can stop these
+    scripts first (the run-time limit is a backstop far beyond it)."""
+
+    flags = ("--max-cpu", "300", "--deadline", "60000", "--max-run", "30000")
+    workers = 1
+
+    def edge(self, mode, **options):
+        r, _, _ = self.send(command("edges", dict(options, mode=mode)), timeout=90)
+        return r, self.output(r)
+
+    def assertStoppedForCpu(self, mode):
+        r, out = self.edge(mode)
+        self.assertNotIn("survived", out["text"])
+        self.assertIn("stopped", out["text"])
+        self.assertIn("limit=cpu", self.log_line(r.headers["x-request-id"], "failure=limit"))
+
+    def test_spins_off_the_handlers_own_coroutine_are_stopped(self):
+        for mode in ("resumed_in_pcall", "nested_in_pcall", "ping_pong", "gsub_callback",
+                     "sort_comparator", "xpcall_handler", "close_spins"):
+            with self.subTest(mode=mode):
+                self.assertStoppedForCpu(mode)
+        self.assertServing()
+
+    def test_a_hook_left_armed_stops_nothing_later(self):
+        self.assertStoppedForCpu("keep")
+        _, out = self.edge("reuse")
+        self.assertEqual(out["text"], "reused true ok")
+        self.assertServing()
+
+    def test_calls_after_one_that_ends_near_the_limit_are_not_stopped(self):
+        # Each near call ends a little before or after the limit (either
+        # outcome is fine); the quick call right after it must be answered.
+        for i in range(24):
+            ms = 270 + 3 * i
+            with self.subTest(ms=ms):
+                self.edge("near", ms=ms)
+                t = tag()
+                r, _, _ = self.send(command("fast", {"tag": t}))
+                self.assertEqual(self.output(r), {"text": "fast", "tag": t})
+
+
 class Garbage(TimingTest):
     """Lots of garbage under a small memory cap is collected, not killed.
     Making it is slow under the sanitizers and on a loaded machine, so
