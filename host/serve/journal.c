@@ -142,9 +142,13 @@ static void done(struct journal *j)
         j->notify(j->notify_ud);
 }
 
+/* Copies s (NULL: "") into dst of n bytes, cut to fit. Runs several times
+ * per call: no printf. */
 static void copy_field(char *dst, size_t n, const char *s)
 {
-    snprintf(dst, n, "%s", s ? s : "");
+    size_t len = s ? strnlen(s, n - 1) : 0;
+    memcpy(dst, s ? s : "", len);
+    dst[len] = '\0';
 }
 
 unsigned long long journal_begin(struct journal *j, const char *kind, const char *request_id,
