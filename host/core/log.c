@@ -240,16 +240,19 @@ void log_redact(char *line, size_t len)
             p += secret_lens[i];
         }
     }
-    static const char *const keys[] = {"zapikey=", "appkey="};
-    for (size_t k = 0; k < 2; k++) {
-        size_t kl = strlen(keys[k]);
-        char *p = line;
-        while ((p = memmem(p, len - (size_t)(p - line), keys[k], kl))) {
-            p += kl;
-            while (p < line + len && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' &&
-                   *p != '\n' && *p != '\\')
-                *p++ = '*';
-        }
+    /* The values of zapikey= and appkey=, in one pass over the '='s: each
+     * value is masked up to the first byte that ends it. (A key inside a
+     * value already masked ends where that value does.) */
+    char *end = line + len;
+    for (char *p = line; (p = memchr(p, '=', (size_t)(end - p))); ) {
+        size_t before = (size_t)(p - line);
+        p++;
+        if (!((before >= 7 && memcmp(p - 8, "zapikey", 7) == 0) ||
+              (before >= 6 && memcmp(p - 7, "appkey", 6) == 0)))
+            continue;
+        while (p < end && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' && *p != '\n' &&
+               *p != '\\')
+            *p++ = '*';
     }
 }
 

@@ -33,6 +33,62 @@ static const char *untimed(const char *line)
     return strlen(line) > 25 ? line + 25 : line;
 }
 
+/* log_redact's masking of zapikey= and appkey= values, as it was written
+ * first (a memmem pass per key): the one-pass version must mask exactly
+ * the same bytes. */
+static void reference_keys(char *line, size_t len)
+{
+    static const char *const keys[] = {"zapikey=", "appkey="};
+    for (size_t k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        char *p = line;
+        while ((p = memmem(p, len - (size_t)(p - line), keys[k], kl))) {
+            p += kl;
+            while (p < line + len && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' &&
+                   *p != '\n' && *p != '\\')
+                *p++ = '*';
+        }
+    }
+}
+
+static void test_keys_masked_as_before(void)
+{
+    static const char *const parts[] = {"zapikey", "appkey", "apikey", "=", "&", " ", "\"",
+                                        "'",       "\n",    "\\",   "a", "z", "key", "p"};
+    static const char *const fixed[] = {
+        "zapikey=abc", "appkey=abc&zapikey=def ghi", "zapikey=appkey=x y", "=zapikey=",
+        "xzapikey=1", "apikey=2", "zapikey", "appkey=", "a=b appkey=c\\d", "zapikey==z",
+    };
+    unsigned seed = 17;
+    for (int i = 0; i < 20000 + 10; i++) {
+        char a[256], b[256];
+        size_t n = 0;
+        if (i < 10) {
+            n = strlen(fixed[i]);
+            memcpy(a, fixed[i], n);
+        } else {
+            int k = (int)(seed % 12) + 1;
+            for (int j = 0; j < k; j++) {
+                seed = seed * 1103515245u + 12345u;
+                const char *t = parts[(seed >> 16) % (sizeof parts / sizeof *parts)];
+                memcpy(a + n, t, strlen(t));
+                n += strlen(t);
+            }
+        }
+        memcpy(b, a, n);
+        a[n] = b[n] = '\0';
+        log_redact(a, n);
+        reference_keys(b, n);
+        if (memcmp(a, b, n) != 0) {
+            CHECK_STR(a, b);
+            break;
+        }
+    }
+    char t[] = "GET /x?zapikey=s3cr3t&appkey=k3y z";
+    log_redact(t, strlen(t));
+    CHECK_STR(t, "GET /x?zapikey=******&appkey=*** z");
+}
+
 static void test_same_line_as_log_msg(void)
 {
     static const char *const ids[] = {"abc123", NULL};
@@ -160,6 +216,7 @@ int main(void)
         return 1;
     log_set_fd(fileno(out));
     log_set_level(LOG_INFO);
+    test_keys_masked_as_before(); /* first: before any secret is added */
     test_same_line_as_log_msg();
     test_below_the_level();
     test_values_are_escaped_and_on_one_line();
