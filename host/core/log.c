@@ -33,11 +33,11 @@ struct log_thread {
     size_t stamp_len;
     /* The line log_begin hands out, built in place until log_end. */
     char line[LINE_ROOM + 8];
-    struct buf open;       /* over `line`; data is NULL when no line is open */
+    struct buf open; /* over `line`; data is NULL when no line is open */
     enum log_level open_level;
-    const char *open_req;  /* borrowed until log_end */
+    const char *open_req; /* borrowed until log_end */
     struct timespec open_ts;
-    size_t open_start;     /* where the message starts */
+    size_t open_start; /* where the message starts */
 };
 
 static _Thread_local struct log_thread tls;
@@ -244,7 +244,7 @@ void log_redact(char *line, size_t len)
      * value is masked up to the first byte that ends it. (A key inside a
      * value already masked ends where that value does.) */
     char *end = line + len;
-    for (char *p = line; (p = memchr(p, '=', (size_t)(end - p))); ) {
+    for (char *p = line; (p = memchr(p, '=', (size_t)(end - p)));) {
         size_t before = (size_t)(p - line);
         p++;
         if (!((before >= 7 && memcmp(p - 8, "zapikey", 7) == 0) ||

@@ -183,9 +183,9 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct mailbox *mailbox;         /* answers from the outbox */
-    struct call *running;            /* calls whose handler (or replay check) is still running */
-    struct call *spare_calls;        /* freed calls kept for reuse (call_new), CALL_SPARES at most */
+    struct mailbox *mailbox;  /* answers from the outbox */
+    struct call *running;     /* calls whose handler (or replay check) is still running */
+    struct call *spare_calls; /* freed calls kept for reuse (call_new), CALL_SPARES at most */
     int nspare_calls;
     struct redis_conn *redis;        /* to the shared Redis (store = redis://...); NULL: none */
     struct schedules_runner *runner; /* runs schedules (the first worker drives them) */

@@ -166,7 +166,8 @@ static void test_slot_reused(void)
         CHECK(strstr(b.data, want.data) != NULL);
         buf_free(&want);
         if (i == 0)
-            CHECK(strstr(b.data, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\"") != NULL);
+            CHECK(strstr(b.data, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\"") !=
+                  NULL);
         if (i == 1)
             CHECK(strstr(b.data, "\"reply\":\"{\\\"output\\\":\\\"x\\\"}\"") != NULL);
         if (i == 2)

@@ -53,11 +53,19 @@ static void reference_keys(char *line, size_t len)
 
 static void test_keys_masked_as_before(void)
 {
-    static const char *const parts[] = {"zapikey", "appkey", "apikey", "=", "&", " ", "\"",
-                                        "'",       "\n",    "\\",   "a", "z", "key", "p"};
+    static const char *const parts[] = {"zapikey", "appkey", "apikey", "=", "&", " ",   "\"",
+                                        "'",       "\n",     "\\",     "a", "z", "key", "p"};
     static const char *const fixed[] = {
-        "zapikey=abc", "appkey=abc&zapikey=def ghi", "zapikey=appkey=x y", "=zapikey=",
-        "xzapikey=1", "apikey=2", "zapikey", "appkey=", "a=b appkey=c\\d", "zapikey==z",
+        "zapikey=abc",
+        "appkey=abc&zapikey=def ghi",
+        "zapikey=appkey=x y",
+        "=zapikey=",
+        "xzapikey=1",
+        "apikey=2",
+        "zapikey",
+        "appkey=",
+        "a=b appkey=c\\d",
+        "zapikey==z",
     };
     unsigned seed = 17;
     for (int i = 0; i < 20000 + 10; i++) {
