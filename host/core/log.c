@@ -163,10 +163,22 @@ int log_kv(struct buf *b, const char *key, const char *v, size_t n)
         if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
             plain = 0;
     }
-    if (buf_addc(b, ' ') < 0 || buf_adds(b, key) < 0 || buf_addc(b, '=') < 0)
+    size_t kl = strlen(key);
+    if (plain) {
+        /* The usual case, in one reserve and three copies: " key=value". */
+        if (buf_reserve(b, kl + n + 2) < 0)
+            return -1;
+        char *p = b->data + b->len;
+        *p++ = ' ';
+        memcpy(p, key, kl);
+        p[kl] = '=';
+        memcpy(p + kl + 1, v, n);
+        b->len += kl + n + 2;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    if (buf_addc(b, ' ') < 0 || buf_add(b, key, kl) < 0 || buf_addc(b, '=') < 0)
         return -1;
-    if (plain)
-        return buf_add(b, v, n);
     if (buf_addc(b, '"') < 0 || log_escape(b, v, n) < 0)
         return -1;
     return buf_addc(b, '"');

@@ -215,6 +215,14 @@ static void test_addu(void)
     buf_addu(&b, 1234, 2);
     CHECK_STR(b.data, "0 007 18446744073709551615 1234");
     buf_free(&b);
+    /* log_kv: a plain value that does not fit leaves the buffer as it was. */
+    buf_init(&b, 16);
+    CHECK_INT(log_kv(&b, "k", "v", 1), 0);
+    CHECK_INT(log_kv(&b, "key", "0123456789", 10), -1);
+    CHECK_STR(b.data, " k=v");
+    CHECK_INT(log_kv(&b, "key", "0123456", 7), 0);
+    CHECK_STR(b.data, " k=v key=0123456");
+    buf_free(&b);
 }
 
 int main(void)
