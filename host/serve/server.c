@@ -136,6 +136,10 @@ struct call {
     int console_run;
     unsigned long long replay_of;
     char *replay_old;
+    /* X-Cliq-Signature and X-Cliqhost-Debug (NULL: none), libmicrohttpd's
+     * strings: valid until the request completes (on_completed). */
+    const char *hdr_signature;
+    const char *hdr_debug;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -268,9 +272,10 @@ static int request_id_ok(const char *s)
     return 1;
 }
 
-static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call *c)
+/* Sets the call's id: the proxy's `given` X-Request-Id (NULL: none), or a
+ * new one. */
+static void assign_id(struct worker *w, const char *given, struct call *c)
 {
-    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (given && request_id_ok(given)) {
         memcpy(c->id, given, strlen(given) + 1); /* request_id_ok: it fits */
         return;
@@ -335,36 +340,60 @@ static void log_request(struct worker *w, struct call *c, const char *method, co
     log_end(b);
 }
 
-/* What framing_conflict gathers from the headers. */
-struct framing {
+/* What one pass over a request's headers gathers (read_headers): the
+ * body's framing, and the first value of each header the host reads. The
+ * strings are libmicrohttpd's, valid until the request completes. */
+struct headers {
     const char *length; /* the first Content-Length */
     int lengths_differ;
     int chunked;
+    const char *request_id; /* X-Request-Id */
+    const char *signature;  /* X-Cliq-Signature */
+    const char *debug;      /* X-Cliqhost-Debug */
 };
 
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+/* Whether key is the header name `name` (lowercase or not) of length n. */
+static int header_is(const char *key, size_t klen, const char *name, size_t n)
+{
+    return klen == n && !strcasecmp(key, name);
+}
+
+static enum MHD_Result read_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
     (void)kind;
-    struct framing *f = cls;
-    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-        if (!f->length)
-            f->length = value ? value : "";
-        else if (strcmp(f->length, value ? value : ""))
-            f->lengths_differ = 1;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-        f->chunked = 1;
+    struct headers *h = cls;
+    size_t kl = strlen(key);
+    if (header_is(key, kl, MHD_HTTP_HEADER_CONTENT_LENGTH, 14)) {
+        if (!h->length)
+            h->length = value ? value : "";
+        else if (strcmp(h->length, value ? value : ""))
+            h->lengths_differ = 1;
+    } else if (header_is(key, kl, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17)) {
+        h->chunked = 1;
+    } else if (!h->request_id && header_is(key, kl, "X-Request-Id", 12)) {
+        h->request_id = value;
+    } else if (!h->signature && header_is(key, kl, "X-Cliq-Signature", 16)) {
+        h->signature = value;
+    } else if (!h->debug && header_is(key, kl, "X-Cliqhost-Debug", 16)) {
+        h->debug = value;
     }
     return MHD_YES;
 }
 
+/* Reads the request's headers once, for what the call needs of them
+ * (MHD_lookup_connection_value would walk them once per name). */
+static void read_headers(struct MHD_Connection *conn, struct headers *h)
+{
+    memset(h, 0, sizeof *h);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, read_header, h);
+}
+
 /* Whether the request's headers say its body's length two ways: two
  * Content-Length headers that differ, or one with Transfer-Encoding. */
-static int framing_conflict(struct MHD_Connection *conn)
+static int framing_conflict(const struct headers *h)
 {
-    struct framing f = {NULL, 0, 0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
-    return f.lengths_differ || (f.length && f.chunked);
+    return h->lengths_differ || (h->length && h->chunked);
 }
 
 static struct conn_state *conn_state_of(struct MHD_Connection *conn)
@@ -456,9 +485,8 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
  * as `cliqhost invoke` sends) and may have it: its signature verified, or
  * checks are off (--no-verify, loopback only) and the client is on this
  * machine. Cliq never sends the header, so its calls are answered as ever. */
-static int debug_allowed(struct MHD_Connection *conn, enum verify_result vr)
+static int debug_allowed(struct MHD_Connection *conn, const char *v, enum verify_result vr)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Debug");
     if (!v || strcmp(v, "1") != 0)
         return 0;
     return vr == VERIFY_OK || (vr == VERIFY_SKIPPED && admin_client_is_loopback(conn));
@@ -1116,7 +1144,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     struct outcome o = {NULL, NULL, 0, -1, 0};
     conn_busy(conn);
 
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
+    const char *sig = c->hdr_signature;
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
@@ -1128,7 +1156,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
                                                  : verify_result_text(vr),
                           o.key);
     }
-    c->debug_room = debug_allowed(conn, vr) ? debug_room(w, conn, url) : 0;
+    c->debug_room = debug_allowed(conn, c->hdr_debug, vr) ? debug_room(w, conn, url) : 0;
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -2254,7 +2282,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->t0_ms = (long long)c->t0.tv_sec * 1000 + c->t0.tv_nsec / 1000000;
         c->w = w;
         c->hangup_fd = -1;
-        assign_id(w, conn, c);
+        struct headers h;
+        read_headers(conn, &h);
+        assign_id(w, h.request_id, c);
+        c->hdr_signature = h.signature;
+        c->hdr_debug = h.debug;
         *con_cls = c;
         if (!strcmp(url, cfg->callback_path) && !strcmp(method, "POST"))
             c->callback = cfg->callback_path;
@@ -2267,7 +2299,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           NULL);
             return MHD_YES;
         }
-        if (framing_conflict(conn)) {
+        if (framing_conflict(&h)) {
             /* A proxy in front that reads the other length (or the
              * chunks) could be smuggled past: refuse, and close. */
             c->close = 1;
@@ -2332,8 +2364,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = h.length;
         if (cl) {
             char *end;
             errno = 0;
