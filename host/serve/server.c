@@ -187,9 +187,10 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct mailbox *mailbox;  /* answers from the outbox */
-    struct call *running;     /* calls whose handler (or replay check) is still running */
-    struct call *spare_calls; /* freed calls kept for reuse (call_new), CALL_SPARES at most */
+    struct mailbox *mailbox;      /* answers from the outbox */
+    struct call *running;         /* calls whose handler (or replay check) is still running */
+    struct call *spare_calls;     /* freed calls kept for reuse (call_new), CALL_SPARES at most */
+    struct late_note *late_notes; /* late replies the responder still works on */
     int nspare_calls;
     struct redis_conn *redis;        /* to the shared Redis (store = redis://...); NULL: none */
     struct schedules_runner *runner; /* runs schedules (the first worker drives them) */
@@ -749,7 +750,22 @@ struct late_note {
     struct worker *w;
     unsigned long long jid;
     int console; /* a run the console asked for: not counted among Cliq's */
+    /* On the worker's list until its outcome (the responder drops the
+     * outcome of a job still pending when it is freed at shutdown: the
+     * notes left are freed then, see free_late_notes). */
+    struct late_note *prev, *next;
 };
+
+/* Frees the late replies' notes whose outcome never came (after the
+ * worker's responder is freed). */
+static void free_late_notes(struct worker *w)
+{
+    while (w->late_notes) {
+        struct late_note *n = w->late_notes;
+        w->late_notes = n->next;
+        free(n);
+    }
+}
 
 /* Records an event of a call in the journal: {"kind": kind, "outcome":
  * outcome, "reason": reason (may be NULL)}. */
@@ -779,6 +795,12 @@ static void on_late_outcome(enum responder_outcome o, const char *err, void *ud)
 {
     struct late_note *n = ud;
     struct worker *w = n->w;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        w->late_notes = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
     journal_note(w, n->jid, "late_reply",
                  o == RESPONDER_DELIVERED ? "delivered"
                  : o == RESPONDER_REFUSED ? "refused"
@@ -854,6 +876,10 @@ static void deliver_late(struct call *c, struct luavm_result *res)
     note->w = w;
     note->jid = c->jid;
     note->console = c->console_run;
+    note->next = w->late_notes;
+    if (w->late_notes)
+        w->late_notes->prev = note;
+    w->late_notes = note;
     struct responder_job *j = responder_post(
         w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
         res->body, res->len, expires, c->id, "late", on_late_outcome, note);
@@ -3081,6 +3107,7 @@ void server_free(struct server *s)
         redis_conn_free(w->redis); /* after the handlers, whose waits it answers */
         mailbox_free(w->mailbox);
         responder_free(w->responder);
+        free_late_notes(w); /* the jobs it dropped took no outcome with them */
         if (w->mhd)
             MHD_stop_daemon(w->mhd);
         else if (w->listen_fd >= 0)
