@@ -753,7 +753,7 @@ struct late_note {
     /* On the worker's list until its outcome (the responder drops the
      * outcome of a job still pending when it is freed at shutdown: the
      * notes left are freed then, see free_late_notes). */
-    struct late_note *prev, *next;
+    struct late_note *next, **pprev; /* pprev: the pointer that points here */
 };
 
 /* Frees the late replies' notes whose outcome never came (after the
@@ -795,12 +795,9 @@ static void on_late_outcome(enum responder_outcome o, const char *err, void *ud)
 {
     struct late_note *n = ud;
     struct worker *w = n->w;
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        w->late_notes = n->next;
+    *n->pprev = n->next;
     if (n->next)
-        n->next->prev = n->prev;
+        n->next->pprev = n->pprev;
     journal_note(w, n->jid, "late_reply",
                  o == RESPONDER_DELIVERED ? "delivered"
                  : o == RESPONDER_REFUSED ? "refused"
@@ -877,8 +874,9 @@ static void deliver_late(struct call *c, struct luavm_result *res)
     note->jid = c->jid;
     note->console = c->console_run;
     note->next = w->late_notes;
-    if (w->late_notes)
-        w->late_notes->prev = note;
+    note->pprev = &w->late_notes;
+    if (note->next)
+        note->next->pprev = &note->next;
     w->late_notes = note;
     struct responder_job *j = responder_post(
         w->responder, res->response_url, w->cfg->response_url_allow, w->cfg->nresponse_url_allow,
