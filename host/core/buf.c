@@ -75,6 +75,17 @@ int buf_adds(struct buf *b, const char *s)
     return buf_add(b, s, strlen(s));
 }
 
+int buf_addu(struct buf *b, unsigned long long v, int digits)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while ((v || (int)(sizeof tmp - i) < digits) && i > 0);
+    return buf_add(b, tmp + i, sizeof tmp - i);
+}
+
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

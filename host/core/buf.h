@@ -37,6 +37,9 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_add(struct buf *b, const void *data, size_t n);
 int buf_addc(struct buf *b, char c);
 int buf_adds(struct buf *b, const char *s);
+/* Appends v in decimal, at least `digits` digits (zero-padded). Returns 0 or
+ * -1 like buf_add. For hot paths: no printf. */
+int buf_addu(struct buf *b, unsigned long long v, int digits);
 /* printf-style append; -1 if the formatted text would pass the maximum. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);

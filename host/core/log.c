@@ -19,12 +19,25 @@ static int log_fd = 2;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* Room for a line: past the cut, room for the longest secret, so that
+ * secrets are masked before the line is cut (a cut must not leave part of
+ * one), and for the cut's mark and the newline. */
+#define LINE_ROOM (LOG_LINE_MAX + SECRET_MAX_ENCODED)
+
 struct log_thread {
     int buffered;
     char pending[LOG_CHUNK];
     size_t pending_len;
     time_t stamp_sec; /* the second `stamp` was formatted for */
     char stamp[32];   /* "2026-11-22T14:23:01" */
+    size_t stamp_len;
+    /* The line log_begin hands out, built in place until log_end. */
+    char line[LINE_ROOM + 8];
+    struct buf open; /* over `line`; data is NULL when no line is open */
+    enum log_level open_level;
+    const char *open_req; /* borrowed until log_end */
+    struct timespec open_ts;
+    size_t open_start; /* where the message starts */
 };
 
 static _Thread_local struct log_thread tls;
@@ -150,10 +163,22 @@ int log_kv(struct buf *b, const char *key, const char *v, size_t n)
         if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
             plain = 0;
     }
-    if (buf_addc(b, ' ') < 0 || buf_adds(b, key) < 0 || buf_addc(b, '=') < 0)
+    size_t kl = strlen(key);
+    if (plain) {
+        /* The usual case, in one reserve and three copies: " key=value". */
+        if (buf_reserve(b, kl + n + 2) < 0)
+            return -1;
+        char *p = b->data + b->len;
+        *p++ = ' ';
+        memcpy(p, key, kl);
+        p[kl] = '=';
+        memcpy(p + kl + 1, v, n);
+        b->len += kl + n + 2;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    if (buf_addc(b, ' ') < 0 || buf_add(b, key, kl) < 0 || buf_addc(b, '=') < 0)
         return -1;
-    if (plain)
-        return buf_add(b, v, n);
     if (buf_addc(b, '"') < 0 || log_escape(b, v, n) < 0)
         return -1;
     return buf_addc(b, '"');
@@ -227,16 +252,19 @@ void log_redact(char *line, size_t len)
             p += secret_lens[i];
         }
     }
-    static const char *const keys[] = {"zapikey=", "appkey="};
-    for (size_t k = 0; k < 2; k++) {
-        size_t kl = strlen(keys[k]);
-        char *p = line;
-        while ((p = memmem(p, len - (size_t)(p - line), keys[k], kl))) {
-            p += kl;
-            while (p < line + len && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' &&
-                   *p != '\n' && *p != '\\')
-                *p++ = '*';
-        }
+    /* The values of zapikey= and appkey=, in one pass over the '='s: each
+     * value is masked up to the first byte that ends it. (A key inside a
+     * value already masked ends where that value does.) */
+    char *end = line + len;
+    for (char *p = line; (p = memchr(p, '=', (size_t)(end - p)));) {
+        size_t before = (size_t)(p - line);
+        p++;
+        if (!((before >= 7 && memcmp(p - 8, "zapikey", 7) == 0) ||
+              (before >= 6 && memcmp(p - 7, "appkey", 6) == 0)))
+            continue;
+        while (p < end && *p != '&' && *p != ' ' && *p != '"' && *p != '\'' && *p != '\n' &&
+               *p != '\\')
+            *p++ = '*';
     }
 }
 
@@ -387,28 +415,51 @@ static size_t json_line(const char *stamp, long ms, enum log_level level, const 
     return n;
 }
 
-void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap)
+/* Writes `<time> <level> [req=<id> ]` to line, which has room for it.
+ * Returns its length. No printf: this runs for every line. */
+static size_t put_prefix(char *line, enum log_level level, const char *req_id,
+                         const struct timespec *ts)
 {
-    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
-        return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != tls.stamp_sec || !tls.stamp[0]) {
+    if (ts->tv_sec != tls.stamp_sec || !tls.stamp[0]) {
         struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(tls.stamp, sizeof tls.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-        tls.stamp_sec = ts.tv_sec;
+        gmtime_r(&ts->tv_sec, &tm);
+        tls.stamp_len = strftime(tls.stamp, sizeof tls.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        tls.stamp_sec = ts->tv_sec;
     }
-    /* Room past the cut for the longest secret, so that secrets are masked
-     * before the line is cut: a cut must not leave part of one. */
-    char line[LOG_LINE_MAX + SECRET_MAX_ENCODED + 8];
-    const int room = LOG_LINE_MAX + SECRET_MAX_ENCODED;
-    int n = snprintf(line, LOG_LINE_MAX, "%s.%03ldZ %-5s ", tls.stamp, ts.tv_nsec / 1000000L,
-                     level_names[level]);
-    if (req_id)
-        n += snprintf(line + n, (size_t)(LOG_LINE_MAX - n), "req=%s ", req_id);
-    int m = vsnprintf(line + n, (size_t)(room - n), fmt, ap);
-    size_t full = m < 0 ? (size_t)n : m >= room - n ? (size_t)room - 1 : (size_t)(n + m);
+    size_t n = tls.stamp_len;
+    memcpy(line, tls.stamp, n);
+    long ms = ts->tv_nsec / 1000000L;
+    line[n++] = '.';
+    line[n++] = (char)('0' + ms / 100);
+    line[n++] = (char)('0' + ms / 10 % 10);
+    line[n++] = (char)('0' + ms % 10);
+    line[n++] = 'Z';
+    line[n++] = ' ';
+    const char *name = level_names[level];
+    size_t nl = strlen(name);
+    memcpy(line + n, name, nl);
+    n += nl;
+    for (; nl < 5; nl++)
+        line[n++] = ' '; /* "%-5s" */
+    line[n++] = ' ';
+    if (req_id) {
+        /* Request ids are short (REQ_ID_MAX); a longer one is cut here. */
+        size_t rl = strnlen(req_id, 128);
+        memcpy(line + n, "req=", 4);
+        memcpy(line + n + 4, req_id, rl);
+        n += 4 + rl;
+        line[n++] = ' ';
+    }
+    return n;
+}
+
+/* Finishes and writes a line of `full` bytes whose message starts at
+ * `start`: masks secrets, cuts it to LOG_LINE_MAX, keeps it on one line,
+ * turns it into JSON when asked. `line` has room for LINE_ROOM + 4
+ * bytes. */
+static void finish_line(char *line, size_t start, size_t full, enum log_level level,
+                        const char *req_id, const struct timespec *ts)
+{
     /* Webhook tokens and app keys never reach the log, whatever put them
      * in a message (a URL in a library's error text, say). */
     log_redact(line, full);
@@ -420,13 +471,13 @@ void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list
     }
     /* A message must never span lines: callers escape values, and this
      * catches any newline that slipped into a format string's arguments. */
-    for (size_t i = 0; i < len; i++)
-        if (line[i] == '\n')
-            line[i] = ' ';
+    for (char *p = line; (p = memchr(p, '\n', len - (size_t)(p - line))); p++)
+        *p = ' ';
     if (atomic_load_explicit(&json_format, memory_order_relaxed)) {
         char json[2 * LOG_LINE_MAX + 64];
-        size_t start = (size_t)n; /* the message, after time, level and req= */
-        size_t jl = json_line(tls.stamp, ts.tv_nsec / 1000000L, level, req_id, line + start,
+        if (start > len)
+            start = len;
+        size_t jl = json_line(tls.stamp, ts->tv_nsec / 1000000L, level, req_id, line + start,
                               len - start, json, sizeof json - 1);
         json[jl++] = '\n';
         emit(json, jl);
@@ -434,6 +485,50 @@ void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list
     }
     line[len++] = '\n';
     emit(line, len);
+}
+
+void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap)
+{
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char line[LINE_ROOM + 8];
+    size_t n = put_prefix(line, level, req_id, &ts);
+    int m = vsnprintf(line + n, LINE_ROOM - n, fmt, ap);
+    size_t full = m < 0 ? n : (size_t)m >= LINE_ROOM - n ? LINE_ROOM - 1 : n + (size_t)m;
+    finish_line(line, n, full, level, req_id, &ts);
+}
+
+struct buf *log_begin(enum log_level level, const char *req_id)
+{
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
+        return NULL;
+    struct buf *b = &tls.open;
+    clock_gettime(CLOCK_REALTIME, &tls.open_ts);
+    size_t n = put_prefix(tls.line, level, req_id, &tls.open_ts);
+    /* A buffer over the thread's line that never grows: appends past
+     * LINE_ROOM - 1 bytes fail, as vsnprintf would cut them. */
+    b->data = tls.line;
+    b->alloc = sizeof tls.line;
+    b->max = LINE_ROOM - 1;
+    b->len = n - 1; /* the message's first ' ' (log_kv's) ends the prefix */
+    b->data[b->len] = '\0';
+    tls.open_level = level;
+    tls.open_req = req_id;
+    tls.open_start = n;
+    return b;
+}
+
+void log_end(struct buf *b)
+{
+    if (!b || b != &tls.open || !b->data)
+        return;
+    if (b->len < tls.open_start) /* nothing was added: the prefix as it was */
+        b->data[b->len++] = ' ';
+    finish_line(b->data, tls.open_start, b->len, tls.open_level, tls.open_req, &tls.open_ts);
+    b->data = NULL;
+    tls.open_req = NULL;
 }
 
 void log_msg(enum log_level level, const char *req_id, const char *fmt, ...)

@@ -42,6 +42,22 @@ void log_msg(enum log_level level, const char *req_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *req_id, const char *fmt, va_list ap);
 
+/* A line built in place, in one pass, for hot paths (the request line):
+ *
+ *     struct buf *b = log_begin(LOG_INFO, id);
+ *     if (b) { log_kv(b, "status", ...); ...; log_end(b); }
+ *
+ * log_begin returns NULL when `level` is below the level logged; else the
+ * calling thread's line buffer with the line's time, level and req= in it
+ * (no allocation: the buffer is borrowed until log_end, which writes the
+ * line as log_msg would: masked, cut, one line, JSON when asked). The
+ * message must begin with a space, as log_kv() writes it; an append that
+ * would pass the room for a line fails and the line is cut at
+ * LOG_LINE_MAX. `req_id` is borrowed until log_end. A thread has one such
+ * line: no log_begin again before log_end (log_msg is fine). */
+struct buf *log_begin(enum log_level level, const char *req_id);
+void log_end(struct buf *b);
+
 /* Turns on line buffering for the calling thread (see above). */
 void log_thread_buffered(int on);
 /* Writes out what the calling thread has buffered. */

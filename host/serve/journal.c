@@ -27,8 +27,13 @@ struct entry {
     int late;
     double cpu_ms;
     size_t peak_bytes;
-    char *body, *reply;
+    char *body, *reply; /* in `store`: the body, then the reply; NULL: none yet */
     size_t body_len, reply_len;
+    /* Holds body and reply, NUL-terminated each; kept when the slot is
+     * reused (never more than entry_bytes + 2), so a call's recording
+     * allocates nothing once the ring has gone round. */
+    char *store;
+    size_t store_cap;
     struct buf events; /* JSON objects joined by commas */
     size_t nevents, dropped_events;
     size_t bytes; /* body, reply and events: against the cap */
@@ -60,21 +65,26 @@ struct journal *journal_new(size_t calls, size_t entry_bytes)
     return j;
 }
 
+/* Empties a slot, keeping its store for the next entry. */
 static void entry_clear(struct journal *j, struct entry *e)
 {
     j->bytes -= e->bytes;
-    free(e->body);
-    free(e->reply);
     buf_free(&e->events);
+    char *store = e->store;
+    size_t cap = e->store_cap;
     memset(e, 0, sizeof *e);
+    e->store = store;
+    e->store_cap = cap;
 }
 
 void journal_free(struct journal *j)
 {
     if (!j)
         return;
-    for (size_t i = 0; i < j->n; i++)
+    for (size_t i = 0; i < j->n; i++) {
         entry_clear(j, &j->ring[i]);
+        free(j->ring[i].store);
+    }
     free(j->ring);
     pthread_mutex_destroy(&j->mu);
     free(j);
@@ -108,25 +118,33 @@ static struct entry *find(struct journal *j, unsigned long long id)
     return e->id == id ? e : NULL;
 }
 
-/* Copies up to what the entry's cap leaves of s, cutting with a note.
- * Returns a new string; *out_len its length. Secrets are masked when the
- * entry is read (put_text), which keeps the calls' own path to a copy. */
-static char *take_text(struct journal *j, struct entry *e, const char *s, size_t len,
-                       size_t *out_len)
+/* Copies up to what the entry's cap leaves of s into its store at `at`,
+ * NUL-terminated, cutting with a note; *out_len its length. The store may
+ * move: the caller sets body and reply from it again. Secrets are masked
+ * when the entry is read (put_text), which keeps the calls' own path to a
+ * copy. */
+static void take_text(struct journal *j, struct entry *e, size_t at, const char *s, size_t len,
+                      size_t *out_len)
 {
     size_t room = e->bytes < j->entry_bytes ? j->entry_bytes - e->bytes : 0;
     if (len > room) {
         len = room;
         e->truncated = 1;
     }
-    char *t = xmalloc(len + 1);
+    size_t need = at + len + 1; /* at most entry_bytes + 2: body and reply share the cap */
+    if (need > e->store_cap) {
+        size_t cap = need + need / 4; /* a little more: the next call's may be longer */
+        if (cap > j->entry_bytes + 2)
+            cap = j->entry_bytes + 2 > need ? j->entry_bytes + 2 : need;
+        e->store = xrealloc(e->store, cap);
+        e->store_cap = cap;
+    }
     if (len)
-        memcpy(t, s, len);
-    t[len] = '\0';
+        memcpy(e->store + at, s, len);
+    e->store[at + len] = '\0';
     e->bytes += len;
     j->bytes += len;
     *out_len = len;
-    return t;
 }
 
 static void changed(struct journal *j, struct entry *e)
@@ -142,9 +160,13 @@ static void done(struct journal *j)
         j->notify(j->notify_ud);
 }
 
+/* Copies s (NULL: "") into dst of n bytes, cut to fit. Runs several times
+ * per call: no printf. */
 static void copy_field(char *dst, size_t n, const char *s)
 {
-    snprintf(dst, n, "%s", s ? s : "");
+    size_t len = s ? strnlen(s, n - 1) : 0;
+    memcpy(dst, s ? s : "", len);
+    dst[len] = '\0';
 }
 
 unsigned long long journal_begin(struct journal *j, const char *kind, const char *request_id,
@@ -164,7 +186,8 @@ unsigned long long journal_begin(struct journal *j, const char *kind, const char
     copy_field(e->kind, sizeof e->kind, kind);
     copy_field(e->request_id, sizeof e->request_id, request_id);
     buf_init(&e->events, j->entry_bytes);
-    e->body = take_text(j, e, body ? body : "", body ? len : 0, &e->body_len);
+    take_text(j, e, 0, body ? body : "", body ? len : 0, &e->body_len);
+    e->body = e->store;
     e->body_cut = e->truncated;
     changed(j, e);
     done(j);
@@ -212,7 +235,9 @@ void journal_reply(struct journal *j, unsigned long long id, int status, const c
         e->status = status;
         e->reply_ms = ms;
         e->late = late;
-        e->reply = take_text(j, e, body ? body : "", body ? len : 0, &e->reply_len);
+        take_text(j, e, e->body_len + 1, body ? body : "", body ? len : 0, &e->reply_len);
+        e->body = e->store;
+        e->reply = e->store + e->body_len + 1;
         changed(j, e);
     }
     done(j);

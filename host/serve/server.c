@@ -52,6 +52,19 @@
 /* Body bytes allocated when the headers announce them; a longer body grows
  * as it arrives, so an announced length alone costs at most this. */
 #define BODY_PREALLOC (16 * 1024)
+/* Freed calls a worker keeps for the next requests (call_new). None under
+ * AddressSanitizer, which then still catches a call used after it is
+ * freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CALL_SPARES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CALL_SPARES 0
+#endif
+#endif
+#ifndef CALL_SPARES
+#define CALL_SPARES 64
+#endif
 /* The longest X-Cliqhost-Error value; less when the request's own headers
  * leave less room in the connection's buffer (debug_room). */
 #define DEBUG_ERROR_MAX 2048
@@ -123,6 +136,10 @@ struct call {
     int console_run;
     unsigned long long replay_of;
     char *replay_old;
+    /* X-Cliq-Signature and X-Cliqhost-Debug (NULL: none), libmicrohttpd's
+     * strings: valid until the request completes (on_completed). */
+    const char *hdr_signature;
+    const char *hdr_debug;
     struct call *prev, *next; /* the worker's calls with a running handler */
 };
 
@@ -170,8 +187,10 @@ struct worker {
     struct verifier *verifier;
     struct fetch *fetch;
     struct responder *responder;
-    struct mailbox *mailbox;         /* answers from the outbox */
-    struct call *running;            /* calls whose handler (or replay check) is still running */
+    struct mailbox *mailbox;  /* answers from the outbox */
+    struct call *running;     /* calls whose handler (or replay check) is still running */
+    struct call *spare_calls; /* freed calls kept for reuse (call_new), CALL_SPARES at most */
+    int nspare_calls;
     struct redis_conn *redis;        /* to the shared Redis (store = redis://...); NULL: none */
     struct schedules_runner *runner; /* runs schedules (the first worker drives them) */
     int mhd_kick;                    /* a connection was resumed: run MHD after this turn */
@@ -253,13 +272,20 @@ static int request_id_ok(const char *s)
     return 1;
 }
 
-static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call *c)
+/* Sets the call's id: the proxy's `given` X-Request-Id (NULL: none), or a
+ * new one. */
+static void assign_id(struct worker *w, const char *given, struct call *c)
 {
-    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-    if (given && request_id_ok(given))
-        snprintf(c->id, sizeof c->id, "%s", given);
-    else
-        snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)next_random(w));
+    if (given && request_id_ok(given)) {
+        memcpy(c->id, given, strlen(given) + 1); /* request_id_ok: it fits */
+        return;
+    }
+    /* "%016llx", without printf: this runs for every request. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t x = next_random(w);
+    for (int i = 15; i >= 0; i--, x >>= 4)
+        c->id[i] = hex[x & 15];
+    c->id[16] = '\0';
 }
 
 /* ---- answering --------------------------------------------------------- */
@@ -269,72 +295,105 @@ static void assign_id(struct worker *w, struct MHD_Connection *conn, struct call
 static void log_request(struct worker *w, struct call *c, const char *method, const char *url,
                         int status, const struct outcome *o)
 {
+    double ms = ms_since(&c->t0);
     if (c->console_run)
         metrics_add(&w->metrics.console_calls[c->replay_of ? CONSOLE_REPLAY : CONSOLE_CALL], 1);
     else if (c->callback)
-        metrics_request(&w->metrics, o ? o->d : NULL, status, ms_since(&c->t0));
+        metrics_request(&w->metrics, o ? o->d : NULL, status, ms);
     enum log_level level = status >= 400 ? LOG_WARN : LOG_INFO;
     if ((!strcmp(url, "/healthz") || !strcmp(url, "/metrics") || !strcmp(url, "/status")) &&
         status == 200)
         level = LOG_DEBUG;
-    if (level < log_get_level())
+    /* Built in place in the thread's line, in one pass: no printf, no
+     * allocation. */
+    struct buf *b = log_begin(level, c->id);
+    if (!b)
         return;
-    struct buf b;
-    buf_init(&b, LOG_LINE_MAX);
-    buf_reserve(&b, 320); /* one allocation for a typical line */
-    log_kv(&b, "method", method, strlen(method));
-    log_kv(&b, "path", url, strlen(url));
+    log_kv(b, "method", method, strlen(method));
+    log_kv(b, "path", url, strlen(url));
     if (c->console_run)
-        buf_adds(&b, " from=console");
+        buf_adds(b, " from=console");
     if (o && o->d) {
-        log_kv(&b, "type", o->d->type, strlen(o->d->type));
+        log_kv(b, "type", o->d->type, strlen(o->d->type));
         if (o->d->name[0])
-            log_kv(&b, "name", o->d->name, strlen(o->d->name));
-        log_kv(&b, "handler", o->d->key, strlen(o->d->key));
+            log_kv(b, "name", o->d->name, strlen(o->d->name));
+        log_kv(b, "handler", o->d->key, strlen(o->d->key));
     }
-    buf_printf(&b, " status=%d ms=%.3f", status, ms_since(&c->t0));
-    if (o && o->key >= 0 && verify_keyset_count(w->ks) > 1)
-        buf_printf(&b, " key=%d", o->key + 1);
+    buf_adds(b, " status=");
+    buf_addu(b, (unsigned)status, 1);
+    /* ms=%.3f: microseconds, rounded, as ms with three decimals. */
+    unsigned long long us = (unsigned long long)(ms * 1000.0 + 0.5);
+    buf_adds(b, " ms=");
+    buf_addu(b, us / 1000, 1);
+    buf_addc(b, '.');
+    buf_addu(b, us % 1000, 3);
+    if (o && o->key >= 0 && verify_keyset_count(w->ks) > 1) {
+        buf_adds(b, " key=");
+        buf_addu(b, (unsigned)(o->key + 1), 1);
+    }
     if (o && o->late)
-        buf_adds(&b, " late=1");
+        buf_adds(b, " late=1");
     if (o && o->failed)
-        buf_adds(&b, " failed=1");
+        buf_adds(b, " failed=1");
     if (o && o->error)
-        log_kv(&b, "error", o->error, strlen(o->error));
-    log_msg(level, c->id, "%s", b.data + 1);
-    buf_free(&b);
+        log_kv(b, "error", o->error, strlen(o->error));
+    log_end(b);
 }
 
-/* What framing_conflict gathers from the headers. */
-struct framing {
+/* What one pass over a request's headers gathers (read_headers): the
+ * body's framing, and the first value of each header the host reads. The
+ * strings are libmicrohttpd's, valid until the request completes. */
+struct headers {
     const char *length; /* the first Content-Length */
     int lengths_differ;
     int chunked;
+    const char *request_id; /* X-Request-Id */
+    const char *signature;  /* X-Cliq-Signature */
+    const char *debug;      /* X-Cliqhost-Debug */
 };
 
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+/* Whether key is the header name `name` (lowercase or not) of length n. */
+static int header_is(const char *key, size_t klen, const char *name, size_t n)
+{
+    return klen == n && !strcasecmp(key, name);
+}
+
+static enum MHD_Result read_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
     (void)kind;
-    struct framing *f = cls;
-    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-        if (!f->length)
-            f->length = value ? value : "";
-        else if (strcmp(f->length, value ? value : ""))
-            f->lengths_differ = 1;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-        f->chunked = 1;
+    struct headers *h = cls;
+    size_t kl = strlen(key);
+    if (header_is(key, kl, MHD_HTTP_HEADER_CONTENT_LENGTH, 14)) {
+        if (!h->length)
+            h->length = value ? value : "";
+        else if (strcmp(h->length, value ? value : ""))
+            h->lengths_differ = 1;
+    } else if (header_is(key, kl, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17)) {
+        h->chunked = 1;
+    } else if (!h->request_id && header_is(key, kl, "X-Request-Id", 12)) {
+        h->request_id = value;
+    } else if (!h->signature && header_is(key, kl, "X-Cliq-Signature", 16)) {
+        h->signature = value;
+    } else if (!h->debug && header_is(key, kl, "X-Cliqhost-Debug", 16)) {
+        h->debug = value;
     }
     return MHD_YES;
 }
 
+/* Reads the request's headers once, for what the call needs of them
+ * (MHD_lookup_connection_value would walk them once per name). */
+static void read_headers(struct MHD_Connection *conn, struct headers *h)
+{
+    memset(h, 0, sizeof *h);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, read_header, h);
+}
+
 /* Whether the request's headers say its body's length two ways: two
  * Content-Length headers that differ, or one with Transfer-Encoding. */
-static int framing_conflict(struct MHD_Connection *conn)
+static int framing_conflict(const struct headers *h)
 {
-    struct framing f = {NULL, 0, 0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
-    return f.lengths_differ || (f.length && f.chunked);
+    return h->lengths_differ || (h->length && h->chunked);
 }
 
 static struct conn_state *conn_state_of(struct MHD_Connection *conn)
@@ -431,9 +490,8 @@ static void respond_busy(struct worker *w, struct MHD_Connection *conn, struct c
  * as `cliqhost invoke` sends) and may have it: its signature verified, or
  * checks are off (--no-verify, loopback only) and the client is on this
  * machine. Cliq never sends the header, so its calls are answered as ever. */
-static int debug_allowed(struct MHD_Connection *conn, enum verify_result vr)
+static int debug_allowed(struct MHD_Connection *conn, const char *v, enum verify_result vr)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliqhost-Debug");
     if (!v || strcmp(v, "1") != 0)
         return 0;
     return vr == VERIFY_OK || (vr == VERIFY_SKIPPED && admin_client_is_loopback(conn));
@@ -546,14 +604,58 @@ static void release_body(struct call *c)
     }
 }
 
+/* A call for a new request: a spare one of the worker's (its body
+ * buffer's allocation kept, emptied) or a new one; all else zero. Runs on
+ * the worker's thread. */
+static struct call *call_new(struct worker *w, size_t max_body)
+{
+    struct call *c = w->spare_calls;
+    struct buf body;
+    if (c) {
+        w->spare_calls = c->next;
+        w->nspare_calls--;
+        body = c->body;
+        body.len = 0;
+        body.max = max_body;
+        memset(c, 0, sizeof *c);
+    } else {
+        c = xcalloc(1, sizeof *c);
+        buf_init(&body, max_body);
+    }
+    c->body = body;
+    return c;
+}
+
+/* Frees a call, or keeps it among its worker's spares (on the worker's
+ * thread, or once the workers have stopped) with a body buffer no larger
+ * than a usual body. */
 static void free_call(struct call *c)
 {
     release_body(c);
     free(c->replay_old);
-    buf_free(&c->body);
     free(c->reply_body);
     free(c->debug_error);
+    struct worker *w = c->w;
+    if (w && w->nspare_calls < CALL_SPARES && c->body.alloc <= BODY_PREALLOC + 1) {
+        c->next = w->spare_calls;
+        w->spare_calls = c;
+        w->nspare_calls++;
+        return;
+    }
+    buf_free(&c->body);
     free(c);
+}
+
+/* Frees the worker's spare calls (once its daemon is stopped). */
+static void free_spare_calls(struct worker *w)
+{
+    while (w->spare_calls) {
+        struct call *c = w->spare_calls;
+        w->spare_calls = c->next;
+        buf_free(&c->body);
+        free(c);
+    }
+    w->nspare_calls = 0;
 }
 
 static void unlink_running(struct call *c)
@@ -1047,7 +1149,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
     struct outcome o = {NULL, NULL, 0, -1, 0};
     conn_busy(conn);
 
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cliq-Signature");
+    const char *sig = c->hdr_signature;
     unsigned char digest[VERIFY_DIGEST_LEN];
     enum verify_result vr = verifier_check_digest(w->verifier, body, len, sig, &o.key, digest);
     release_body(c); /* verified (or refused): no longer the budget's concern */
@@ -1059,7 +1161,7 @@ static void handle_callback(struct worker *w, struct MHD_Connection *conn, struc
                                                  : verify_result_text(vr),
                           o.key);
     }
-    c->debug_room = debug_allowed(conn, vr) ? debug_room(w, conn, url) : 0;
+    c->debug_room = debug_allowed(conn, c->hdr_debug, vr) ? debug_room(w, conn, url) : 0;
     if (vr != VERIFY_OK && vr != VERIFY_SKIPPED) {
         metrics_add(&w->metrics.refused[0], 1);
         respond_error(w, conn, c, method, url, MHD_HTTP_UNAUTHORIZED, verify_result_text(vr), NULL,
@@ -2217,13 +2319,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const struct config *cfg = w->cfg;
 
     if (!c) {
-        c = xcalloc(1, sizeof *c);
+        c = call_new(w, (size_t)cfg->max_body_bytes);
         clock_gettime(CLOCK_MONOTONIC, &c->t0);
         c->t0_ms = (long long)c->t0.tv_sec * 1000 + c->t0.tv_nsec / 1000000;
         c->w = w;
         c->hangup_fd = -1;
-        buf_init(&c->body, (size_t)cfg->max_body_bytes);
-        assign_id(w, conn, c);
+        struct headers h;
+        read_headers(conn, &h);
+        assign_id(w, h.request_id, c);
+        c->hdr_signature = h.signature;
+        c->hdr_debug = h.debug;
         *con_cls = c;
         if (!strcmp(url, cfg->callback_path) && !strcmp(method, "POST"))
             c->callback = cfg->callback_path;
@@ -2236,7 +2341,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           NULL);
             return MHD_YES;
         }
-        if (framing_conflict(conn)) {
+        if (framing_conflict(&h)) {
             /* A proxy in front that reads the other length (or the
              * chunks) could be smuggled past: refuse, and close. */
             c->close = 1;
@@ -2301,8 +2406,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             respond_error(w, conn, c, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, msg, "POST", NULL);
             return MHD_YES;
         }
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = h.length;
         if (cl) {
             char *end;
             errno = 0;
@@ -3018,11 +3122,12 @@ void server_free(struct server *s)
         luavm_free(w->vm);
         redis_conn_free(w->redis); /* after the handlers, whose waits it answers */
         mailbox_free(w->mailbox);
-        responder_free(w->responder);
+        responder_free(w->responder); /* tells the late replies' notes */
         if (w->mhd)
             MHD_stop_daemon(w->mhd);
         else if (w->listen_fd >= 0)
             close(w->listen_fd);
+        free_spare_calls(w); /* after the daemon, whose last calls end there */
         fetch_free(w->fetch);
         sched_free(w->sched);
         verifier_free(w->verifier);

@@ -361,6 +361,38 @@ class BadInput(HostTest):
         self.assertError(r, 404, "no such path")
         self.assertServing()
 
+    def raw_post(self, headers, b):
+        """POSTs b with headers as given (a list of pairs: names in any case,
+        repeated names), and returns (status, headers in lowercase)."""
+        head = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+        head += f"Content-Length: {len(b)}\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", self.host.port), timeout=10) as s:
+            s.sendall(head.encode() + b)
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+        lines = got.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        return status, {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+
+    def test_headers_in_any_case_and_the_first_of_two(self):
+        # The host reads its headers in one pass: names in any case, and of
+        # a repeated header the first, as a lookup by name gives.
+        bad = KEY.sign(b"other")
+        b = json.dumps(self.good(arguments="1")).encode()  # each call new to the replay check
+        status, h = self.raw_post([("x-cliq-SIGNATURE", KEY.sign(b)), ("x-request-id", "lower-7"),
+                                   ("X-Request-Id", "second-8"),
+                                   ("content-type", "application/json")], b)
+        self.assertEqual((status, h["x-request-id"]), (200, "lower-7"))
+        b = json.dumps(self.good(arguments="2")).encode()
+        status, _ = self.raw_post([("X-Cliq-Signature", bad), ("X-Cliq-Signature", KEY.sign(b))], b)
+        self.assertEqual(status, 401)
+        b = json.dumps(self.good(arguments="3")).encode()
+        status, _ = self.raw_post([("X-Cliq-Signature", KEY.sign(b)), ("X-Cliq-Signature", bad)], b)
+        self.assertEqual(status, 200)
+        self.assertServing()
+
     def test_a_nul_in_the_path_is_refused(self):
         # libmicrohttpd decodes %00, and a path that ends there would be
         # taken for the one before it ("/%00x" for "/").

@@ -823,5 +823,28 @@ class HttpRequest(TimingTest):
         self.assertServing()
 
 
+class LateReplyPendingAtStop(unittest.TestCase):
+    """A late reply still waiting for its response_url when the host stops
+    is given up and said so, and what the host held for it is freed (the
+    AddressSanitizer build reports a leak otherwise)."""
+
+    def test_stop_with_a_late_reply_pending(self):
+        h = Host("--deadline", "300", "--shutdown-grace", "0", scripts=SCRIPTS,
+                 keys=[KEY.spki], workers=1)
+        try:
+            url = f"http://127.0.0.1:{closed_port()}/late"  # refused: retried later
+            raw = json.dumps(command("slow", {"sleep": 0.6, "tag": tag()},
+                                     response_url=url)).encode()
+            r = h.request("POST", "/", raw, {"Content-Type": "application/json",
+                                             "X-Cliq-Signature": KEY.sign(raw)})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers.get("x-cliqhost-late"), "response_url")
+            time.sleep(1.5)  # the handler is done and its result's first post refused
+        finally:
+            rc = h.stop()
+        self.assertEqual((rc, h.sanitizer_reports()), (0, []), h.log())
+        self.assertIn("the host stopped before it was delivered", h.log())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,7 @@
  * masked, and appends from several threads lose nothing. */
 #include "check.h"
 #include "core/buf.h"
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "serve/journal.h"
 
@@ -158,6 +159,49 @@ static void test_get_max_holds_the_worst(void)
     journal_free(j);
 }
 
+/* A slot that is used again keeps its memory: each entry still shows its
+ * own body and reply, also when the reply outgrows what the slot held and
+ * when a shorter entry follows a longer one. */
+static void test_slot_reused(void)
+{
+    struct journal *j = journal_new(1, 65536);
+    char big[6000];
+    memset(big, 'r', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    static const char *const bodies[] = {"{\"a\":1}", "{\"bbbbbbbbbbbbbbbbbbbbbbbb\":2}", "{}"};
+    for (int i = 0; i < 3; i++) {
+        unsigned long long id = journal_begin(j, "call", "req", bodies[i], strlen(bodies[i]));
+        const char *reply = i == 0 ? big : i == 1 ? "{\"output\":\"x\"}" : NULL;
+        if (reply)
+            journal_reply(j, id, 200, reply, strlen(reply), 1, 0);
+        buf_reset(&b);
+        CHECK_INT(journal_get(j, id, &b), 0);
+        struct buf want;
+        buf_init(&want, 1 << 20);
+        jsonw_string(&want, bodies[i], strlen(bodies[i]), JSONW_REPLACE, NULL);
+        CHECK(strstr(b.data, want.data) != NULL);
+        buf_free(&want);
+        if (i == 0)
+            CHECK(strstr(b.data, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\"") !=
+                  NULL);
+        if (i == 1)
+            CHECK(strstr(b.data, "\"reply\":\"{\\\"output\\\":\\\"x\\\"}\"") != NULL);
+        if (i == 2)
+            CHECK(strstr(b.data, "\"reply\":null") != NULL);
+        char *copy;
+        size_t len;
+        int cut;
+        CHECK_INT(journal_body(j, id, &copy, &len, &cut), 0);
+        CHECK_STR(copy, bodies[i]);
+        CHECK_INT(len, strlen(bodies[i]));
+        free(copy);
+    }
+    buf_free(&b);
+    journal_free(j);
+}
+
 int main(void)
 {
     RUN(test_ring_keeps_the_last);
@@ -166,5 +210,6 @@ int main(void)
     RUN(test_changes);
     RUN(test_concurrent_appends);
     RUN(test_get_max_holds_the_worst);
+    RUN(test_slot_reused);
     return CHECK_DONE();
 }
