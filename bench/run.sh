@@ -215,9 +215,10 @@ json_list() { (IFS=,; echo "$*"); }
 cases=()
 [ -n "${BASELINE:-}" ] && cases+=("base:base:--key $WORK/key.pub")
 # journal_off: the console's journal turned off (journal_calls = 0), for
-# what recording every call costs when nobody watches (issue 16).
-cases+=("signed:host:--key $WORK/key.pub" "floor:floor:" "unsigned:host:--no-verify"
-  "floor_unsigned:floor:--no-verify" "journal_off:host:--key $WORK/key.pub --journal-calls 0")
+# what recording every call costs when nobody watches (issue 16); it runs
+# right after the signed calls, so each round's pair meets the same machine.
+cases+=("signed:host:--key $WORK/key.pub" "journal_off:host:--key $WORK/key.pub --journal-calls 0"
+  "floor:floor:" "unsigned:host:--no-verify" "floor_unsigned:floor:--no-verify")
 [ -n "${BASELINE:-}" ] && cases+=("base_unsigned:base:--no-verify")
 declare -A R_RPS R_CPU
 echo "== ${DURATION}s each, wrk -t1 -c$CONNS, $ROUNDS rounds taking turns:" \
@@ -271,7 +272,18 @@ echo "   --no-verify: cliqhost ${M_RPS[unsigned]}/s ${M_CPU[unsigned]} us, floor
 journal_off=$(median_round journal_off)
 journal_rps=$(ratio "${M_RPS[signed]}" "${M_RPS[journal_off]}")
 journal_cpu=$(ratio "${M_CPU[signed]}" "${M_CPU[journal_off]}")
-echo "   the journal on (default) / off: x$journal_rps the signed calls/s, x$journal_cpu the CPU per call"
+# paired_ratio A B: the median over the rounds of A's requests/s over B's in
+# the same round (less moved by the machine's drift than the medians' ratio).
+paired_ratio() {
+  local a b r=()
+  read -ra a <<<"${R_RPS[$1]}"
+  read -ra b <<<"${R_RPS[$2]}"
+  for i in "${!a[@]}"; do r+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+  median "${r[@]}"
+}
+journal_paired=$(paired_ratio signed journal_off)
+echo "   the journal on (default) / off: x$journal_rps the signed calls/s (each round's pair:" \
+  "median x$journal_paired), x$journal_cpu the CPU per call"
 # lists_json ARRAY: ARRAY's space-separated lists (R_RPS, R_CPU), one per
 # case, as a JSON object of arrays.
 lists_json() {
@@ -342,6 +354,7 @@ cat >"$out" <<JSON
     "cpu_per_call_no_verify_cliqhost_over_floor": $floor_ratio_nv,
     "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}"),
     "signed_requests_per_s_journal_on_over_off": $journal_rps,
+    "signed_requests_per_s_journal_on_over_off_paired_median": $journal_paired,
     "cpu_per_signed_call_journal_on_over_off": $journal_cpu
   }
 }
