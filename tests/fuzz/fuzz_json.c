@@ -27,6 +27,7 @@
  *     reply {"output": ...} must carry the same value.
  */
 #include "fuzz.h"
+#include "../unit/cjson_same.h"
 
 #include "cliq/request.h"
 #include "core/arena.h"
@@ -473,28 +474,6 @@ static void run_in_luavm(lua_State *L, int value, const cJSON *tree, const char 
     free(res.body);
 }
 
-/* Whether two cJSON trees are the same node for node, links included. */
-static int same_cjson(const cJSON *a, const cJSON *b)
-{
-    if (!a || !b)
-        return a == b;
-    if (a->type != b->type || a->valueint != b->valueint ||
-        memcmp(&a->valuedouble, &b->valuedouble, sizeof a->valuedouble) != 0)
-        return 0;
-    if (!a->string != !b->string || (a->string && strcmp(a->string, b->string) != 0))
-        return 0;
-    if (!a->valuestring != !b->valuestring ||
-        (a->valuestring && strcmp(a->valuestring, b->valuestring) != 0))
-        return 0;
-    const cJSON *x = a->child, *y = b->child;
-    if (x && y && (!x->prev || !y->prev || x->prev->next || y->prev->next))
-        return 0; /* the head's prev is the tail */
-    for (; x && y; x = x->next, y = y->next)
-        if (!same_cjson(x, y) || (x->next && x->next->prev != x))
-            return 0;
-    return !x && !y;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -505,7 +484,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *end_ours = NULL, *end_cjson = NULL;
     cJSON *ours = request_parse(text, size, &end_ours);
     cJSON *theirs = cJSON_ParseWithLengthOpts(text, size, &end_cjson, 0);
-    if (!ours != !theirs || !same_cjson(ours, theirs) || (ours && end_ours != end_cjson))
+    if (!ours != !theirs || !cjson_same(ours, theirs) || (ours && end_ours != end_cjson))
         fuzz_fail(__FILE__, __LINE__, "request_parse differs from cJSON on %.200s", text);
     cJSON_Delete(ours);
     cJSON_Delete(theirs);
