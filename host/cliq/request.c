@@ -537,6 +537,10 @@ static int jnumber(struct jparse *j, cJSON *item)
     else
         item->valueint = (int)v;
     item->type = cJSON_Number;
+    if (!integer)
+        item->type |= REQUEST_NUMBER_FLOAT;
+    else if (n - (size_t)neg <= 15)
+        item->type |= REQUEST_NUMBER_INTEGER;
     j->p = p;
     return 0;
 }

@@ -76,6 +76,15 @@ int request_map(const char *type, const char *wire, const char *name, struct req
 int request_map_task(const char *type, const char *name, struct request_dispatch *d, char *err,
                      size_t errlen);
 
+/* Marks request_parse leaves on a number node's type, above the bits cJSON
+ * reads (cJSON_IsNumber and every cJSON function look at type & 0xFF or at
+ * their own flags): what the number's token was, so that its Lua value
+ * needs no second look at the text. A number with neither (an integer of
+ * 16 digits or more, or any number cJSON itself parsed) must be read again
+ * from the text. */
+#define REQUEST_NUMBER_INTEGER (1 << 12) /* no '.', 'e', 'E'; at most 15 digits */
+#define REQUEST_NUMBER_FLOAT   (1 << 13) /* a fraction or an exponent */
+
 /* Parses `text` (len bytes) exactly as cJSON_ParseWithLengthOpts(text,
  * len, end, 0) does: the same tree node for node, the same *end (when end
  * is not NULL), NULL where cJSON fails; faster on what Cliq sends, and

@@ -415,6 +415,52 @@ static void test_parse_is_cjsons(void)
     }
 }
 
+/* The marks request_parse leaves on numbers say what each token was. */
+static void test_number_marks(void)
+{
+    static const struct {
+        const char *token;
+        int mark;
+    } cases[] = {
+        {"0", REQUEST_NUMBER_INTEGER},
+        {"-0", REQUEST_NUMBER_INTEGER},
+        {"42", REQUEST_NUMBER_INTEGER},
+        {"-999999999999999", REQUEST_NUMBER_INTEGER}, /* 15 digits */
+        {"1720282390061", REQUEST_NUMBER_INTEGER},    /* a timestamp */
+        {"1000000000000000", 0},                      /* 16 digits: read again */
+        {"-9223372036854775808", 0},
+        {"123456789012345678901234567890", 0},
+        {"1.0", REQUEST_NUMBER_FLOAT},
+        {"-0.0", REQUEST_NUMBER_FLOAT},
+        {"1e3", REQUEST_NUMBER_FLOAT},
+        {"1E2", REQUEST_NUMBER_FLOAT},
+        {"2.5e-3", REQUEST_NUMBER_FLOAT},
+        {"12.8282472", REQUEST_NUMBER_FLOAT},
+    };
+    const int marks = REQUEST_NUMBER_INTEGER | REQUEST_NUMBER_FLOAT;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        int n = snprintf(text, sizeof text, "[%s]", cases[i].token);
+        cJSON *t = request_parse(text, (size_t)n, NULL);
+        CHECK(t != NULL && t->child && cJSON_IsNumber(t->child));
+        if (t && t->child && (t->child->type & marks) != cases[i].mark) {
+            fprintf(stderr, "number %s: mark %d, expected %d\n", cases[i].token,
+                    t->child->type & marks, cases[i].mark);
+            CHECK(0);
+        }
+        cJSON_Delete(t);
+    }
+    /* cJSON's own numbers (what request_parse leaves to it) have none. */
+    cJSON *t = request_parse("[1, 01]", 7, NULL); /* 01: not JSON, but cJSON's */
+    CHECK(t && t->child && t->child->next);
+    if (t && t->child && t->child->next)
+        CHECK((t->child->type & marks) == 0 && (t->child->next->type & marks) == 0);
+    cJSON_Delete(t);
+    t = request_parse("[1.5, 2]\n", 9, NULL);
+    CHECK(t && (t->child->type & marks) == REQUEST_NUMBER_FLOAT);
+    cJSON_Delete(t);
+}
+
 int main(void)
 {
     RUN(test_every_catalogue_entry_maps);
@@ -427,5 +473,6 @@ int main(void)
     RUN(test_keys_repeated_across_objects);
     RUN(test_a_repeat_among_many_keys);
     RUN(test_parse_is_cjsons);
+    RUN(test_number_marks);
     return CHECK_DONE();
 }
