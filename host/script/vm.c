@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -56,6 +57,120 @@ struct heap_tag {
     uint32_t realm;
 };
 #define TAG_SIZE sizeof(struct heap_tag)
+
+/* ---- small blocks ------------------------------------------------------
+ *
+ * A call makes and drops some seventy small blocks (strings, tables and
+ * their parts), most of which the collector frees soon after. Each VM
+ * keeps its freed blocks of up to VM_SMALL_MAX bytes in a list per size
+ * class and carves new ones from 64 KiB chunks, so that most allocations
+ * are a pop and most frees a push, without malloc's bookkeeping; a VM is
+ * one worker's, so nothing is shared. The chunks are freed with the VM.
+ * Accounting is unchanged: it counts the sizes Lua asks for. Off under
+ * AddressSanitizer, which must see every block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VM_SMALL_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VM_SMALL_BLOCKS 0
+#endif
+#endif
+#ifndef VM_SMALL_BLOCKS
+#define VM_SMALL_BLOCKS 1
+#endif
+#define VM_CHUNK_BYTES (64 * 1024)
+
+struct vm_small {
+    struct vm_small *next;
+};
+struct vm_chunk {
+    struct vm_chunk *next;
+    max_align_t align; /* blocks start after this, aligned as malloc's */
+};
+
+/* The class of a block of n bytes (n <= VM_SMALL_MAX). */
+static unsigned small_class(size_t n)
+{
+    return (unsigned)((n + 15) / 16 - 1);
+}
+
+static void *small_take(struct luavm *vm, unsigned c)
+{
+    struct vm_small *b = vm->small[c];
+    if (b) {
+        vm->small[c] = b->next;
+        return b;
+    }
+    size_t size = (size_t)(c + 1) * 16;
+    if ((size_t)(vm->carve_end - vm->carve) < size) {
+        struct vm_chunk *ch = malloc(VM_CHUNK_BYTES);
+        if (!ch)
+            return NULL;
+        /* What is left of the last chunk goes to the lists, largest first. */
+        while (vm->carve_end - vm->carve >= 16) {
+            size_t left = (size_t)(vm->carve_end - vm->carve);
+            unsigned k = small_class(left > VM_SMALL_MAX ? VM_SMALL_MAX : left & ~(size_t)15);
+            struct vm_small *f = (struct vm_small *)(void *)vm->carve;
+            f->next = vm->small[k];
+            vm->small[k] = f;
+            vm->carve += (size_t)(k + 1) * 16;
+        }
+        ch->next = vm->chunks;
+        vm->chunks = ch;
+        vm->carve = (char *)&ch->align;
+        vm->carve_end = (char *)ch + VM_CHUNK_BYTES;
+    }
+    void *p = vm->carve;
+    vm->carve += size;
+    return p;
+}
+
+static void small_put(struct luavm *vm, void *p, unsigned c)
+{
+    struct vm_small *b = p;
+    b->next = vm->small[c];
+    vm->small[c] = b;
+}
+
+/* realloc for the heap's blocks: osize is p's size (0 when p is NULL),
+ * nsize > 0. On failure p is left as it was. */
+static void *block_realloc(struct luavm *vm, void *p, size_t osize, size_t nsize)
+{
+    if (!VM_SMALL_BLOCKS)
+        return realloc(p, nsize);
+    int oc = p && osize <= VM_SMALL_MAX ? (int)small_class(osize) : -1;
+    int nc = nsize <= VM_SMALL_MAX ? (int)small_class(nsize) : -1;
+    if (p && oc < 0 && nc < 0)
+        return realloc(p, nsize);
+    if (p && oc == nc)
+        return p;
+    void *q = nc >= 0 ? small_take(vm, (unsigned)nc) : malloc(nsize);
+    if (!q || !p)
+        return q;
+    memcpy(q, p, osize < nsize ? osize : nsize);
+    if (oc >= 0)
+        small_put(vm, p, (unsigned)oc);
+    else
+        free(p);
+    return q;
+}
+
+static void block_free(struct luavm *vm, void *p, size_t size)
+{
+    if (VM_SMALL_BLOCKS && size <= VM_SMALL_MAX)
+        small_put(vm, p, small_class(size));
+    else
+        free(p);
+}
+
+static void small_free_all(struct luavm *vm)
+{
+    while (vm->chunks) {
+        struct vm_chunk *ch = vm->chunks;
+        vm->chunks = ch->next;
+        free(ch);
+    }
+}
 #define IDX_BITS 20
 #define IDX_MASK ((1u << IDX_BITS) - 1)
 #define GEN_MASK 0xfffu
@@ -216,7 +331,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (nsize == 0) {
         if (tag) {
             credit_tag(vm, tag, old);
-            free(tag);
+            block_free(vm, tag, old + TAG_SIZE);
         }
         vm->mem -= old;
         return NULL;
@@ -252,7 +367,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t budget = vm->opt.max_task_memory;
     if (grow && (who || realm) && budget && budget < cap && mine->bytes + grow > budget)
         return vm->slice_start ? refuse(vm, ptr, nsize, 1) : NULL;
-    struct heap_tag *p = realloc(tag, nsize + TAG_SIZE);
+    struct heap_tag *p = block_realloc(vm, tag, tag ? old + TAG_SIZE : 0, nsize + TAG_SIZE);
     if (!p)
         return NULL;
     /* The C functions that take long without running Lua code (a repeat,
@@ -1341,6 +1456,7 @@ void vm_free(struct luavm *vm)
         sched_timer_cancel(vm->opt.sched, vm->evict_timer);
     if (vm->L)
         lua_close(vm->L);
+    small_free_all(vm);
     for (unsigned i = 0; vm->owners && i < vm->nowners; i++)
         free(vm->owners[i].script);
     free(vm->owners);

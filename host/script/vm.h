@@ -172,6 +172,13 @@ typedef void (*luavm_require_cb)(void *ud, const char *parent, const char *modul
 
 /* ---- the state --------------------------------------------------------- */
 
+/* Blocks of the Lua heap up to this size (with their tag) are kept by the
+ * VM for reuse, in steps of 16 bytes. */
+#define VM_SMALL_MAX     256
+#define VM_SMALL_CLASSES (VM_SMALL_MAX / 16)
+struct vm_small;
+struct vm_chunk;
+
 struct luavm {
     lua_State *L;
     struct luavm_options opt;
@@ -229,6 +236,12 @@ struct luavm {
     luavm_require_cb require_cb;
     void *require_ud;
     const char *loading; /* the script or module whose top level runs, for require_cb */
+
+    /* The heap's small blocks (vm.c, block_realloc): freed ones by size,
+     * the chunks they are carved from, and what is left of the last. */
+    struct vm_small *small[VM_SMALL_CLASSES];
+    struct vm_chunk *chunks;
+    char *carve, *carve_end;
 };
 
 /* What one owner holds of the heap. Each block of the heap carries its
