@@ -221,6 +221,7 @@ http_allow = {{ "127.0.0.1" }}
             "next_first": next_first,
             "next_for": lambda c: c,
             "next_from_key": next_from_key,
+            "next_bad_key": lambda c: {"ok": False, "err": "invalid key to 'next'"},
             "next_empty": lambda c: {"o": not c["empty_o"], "a": not c["empty_a"],
                                      "nums": bool(c["nums"])},
             "rawget_object": lambda c: {
@@ -247,6 +248,10 @@ http_allow = {{ "127.0.0.1" }}
                                  "empty_o": 0, "obj": 0},
             "ipairs": lambda c: {"arr": c["arr"], "obj": []},
             "pairs": lambda c: {"all": c},
+            "pairs_write": lambda c: {k: "seen" for k in c},
+            "as_metamethods": lambda c: {"a": c["obj"]["a"], "b": c["obj"]["b"], "z": c["obj"]["z"],
+                                         "headers": plus(c["headers"], added="through a proxy"),
+                                         "raw": True},
             "pairs_array": lambda c: {"keys": list(range(1, len(c["arr"]) + 1)), "vals": c["arr"]},
             "unpack": lambda c: {"n": len(c["arr"]), "nums": c["nums"], "part": c["strs"][1:3]},
             "concat": lambda c: {"all": ",".join(c["strs"]),

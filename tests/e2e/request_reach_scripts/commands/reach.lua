@@ -67,6 +67,11 @@ function probes.next_from_key(c)
   return { after_a = after or json.null, order = order }
 end
 
+function probes.next_bad_key(c)
+  local ok, err = pcall(next, c, "no such key")
+  return { ok = ok, err = tostring(err) }
+end
+
 function probes.next_empty(c)
   return { o = next(c.empty_o) == nil, a = next(c.empty_a) == nil, nums = next(c.nums) ~= nil }
 end
@@ -154,6 +159,22 @@ end
 
 function probes.pairs(c)
   return { all = collect(c) }
+end
+
+-- Fields changed while pairs() walks the table (Lua allows it).
+function probes.pairs_write(c)
+  for k in pairs(c) do
+    c[k] = "seen"
+  end
+  return collect(c)
+end
+
+-- Tables nothing touched as another table's __index and __newindex.
+function probes.as_metamethods(c)
+  local proxy = setmetatable({}, { __index = c.obj, __newindex = c.headers })
+  proxy.added = "through a proxy"
+  return { a = proxy.a, b = proxy.b, z = proxy.z, headers = collect(c.headers),
+           raw = rawget(proxy, "added") == nil }
 end
 
 function probes.pairs_array(c)
