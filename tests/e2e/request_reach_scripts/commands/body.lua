@@ -1,0 +1,6 @@
+-- Returns req.body, untouched, as the reply (test_request_reach.py).
+return {
+  execution = function(req)
+    return req.body
+  end,
+}
