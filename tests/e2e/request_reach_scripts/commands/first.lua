@@ -1,13 +1,8 @@
 -- The two ways to params (req.params and req.body.params) before either was
 -- looked into: the same tables, and what one path writes or fills the other
 -- sees (test_request_reach.py).
-local function collect(t)
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = v
-  end
-  return json.object(out)
-end
+local walk = require "walk"
+local collect = walk.collect
 
 return {
   execution = function(req)

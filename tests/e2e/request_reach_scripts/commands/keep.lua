@@ -3,13 +3,8 @@
 -- first call's data after that call's body is gone. One worker.
 local kept
 
-local function collect(t)
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = v
-  end
-  return json.object(out)
-end
+local walk = require "walk"
+local collect = walk.collect
 
 return {
   execution = function(req)

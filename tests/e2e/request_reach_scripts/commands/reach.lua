@@ -5,23 +5,9 @@
 -- it saw; the test compares that with the JSON it sent.
 local message = require "cliq.message"
 
--- What pairs() gives, in a fresh object (the values are req's own, so
--- their [] / {} marks go into the reply as they are).
-local function collect(t)
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = v
-  end
-  return json.object(out)
-end
-
-local function ilist(t)
-  local out = {}
-  for i, v in ipairs(t) do
-    out[i] = v
-  end
-  return json.array(out)
-end
+local walk = require "walk"
+local collect = walk.collect
+local ilist = walk.ilist
 
 local function prefix(t)
   return (tostring(t):match("^(.-): "))
