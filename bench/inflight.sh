@@ -216,9 +216,15 @@ upstream_stats >"$WORK/ref-upstream.json"
 echo "   $(cat "$WORK/ref-load.json")"
 
 echo "== the host: $WORKERS workers, $N handlers waiting ${DELAY_MS} ms each"
+# Each waiting handler holds about 5 KB of Lua heap and, counted against
+# the same cap, 16 KB for its transfer (VM_TRANSFER_COST): some 5,000
+# waiting on one worker need about 110 MiB, more than the default 64 MiB
+# max_memory_bytes, which then stops handlers for memory. An operator
+# expecting this many raises it, as here.
 HOST_CMD=(build/bench/cliqhost serve --scripts bench/scripts-inflight --listen 127.0.0.1:0
           --workers "$WORKERS" --key "$WORK/key.pub" --deadline 20000 --max-connections "$MAX_CONNS"
-          --max-connections-per-ip 0 --log-level warn --http-allow 127.0.0.2)
+          --max-connections-per-ip 0 --log-level warn --http-allow 127.0.0.2
+          --max-memory-bytes $((128 * 1024 * 1024)))
 # shellcheck disable=SC2206 # HOST_FLAGS is split into words on purpose
 HOST_CMD+=($HOST_FLAGS)
 "${HOST_CMD[@]}" 2>"$WORK/host.log" &
