@@ -57,6 +57,9 @@ struct heap_tag {
     uint32_t realm;
 };
 #define TAG_SIZE sizeof(struct heap_tag)
+#define IDX_BITS 20
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define GEN_MASK 0xfffu
 
 /* ---- small blocks ------------------------------------------------------
  *
@@ -171,9 +174,6 @@ static void small_free_all(struct luavm *vm)
         free(ch);
     }
 }
-#define IDX_BITS 20
-#define IDX_MASK ((1u << IDX_BITS) - 1)
-#define GEN_MASK 0xfffu
 
 static void on_evict(struct sched *s, void *ud);
 
