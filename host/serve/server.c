@@ -1017,6 +1017,15 @@ static void hold_call(struct worker *w, struct MHD_Connection *conn, struct call
     c->deadline = sched_timer_add(w->sched, left > 0 ? left : 0, at_deadline, c);
 }
 
+/* A call whose handler waits no longer needs its body's text: the handler
+ * has its request object and the journal its own copy. The buffer goes back
+ * now rather than when the call ends, so that thousands of waiting handlers
+ * do not each hold a body nobody reads. */
+static void drop_body(struct call *c)
+{
+    buf_free(&c->body);
+}
+
 /* From the runtime: an event of a task (a request, a post, a log line),
  * for the journal. */
 static void on_task_note(void *ud, unsigned long long id, const char *json, size_t len)
@@ -1062,6 +1071,7 @@ static void run_handler(struct worker *w, struct MHD_Connection *conn, struct ca
          * deadline passes, whichever is first. */
         c->task = task;
         hold_call(w, conn, c, o, on_deadline);
+        drop_body(c);
         c->o.d = &c->d;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -1331,6 +1341,7 @@ static void run_hook(struct worker *w, struct MHD_Connection *conn, struct call 
     if (!finished) {
         c->task = task;
         hold_call(w, conn, c, o, on_deadline);
+        drop_body(c);
         c->o.d = &c->d;
         if (!c->suspended) {
             MHD_suspend_connection(conn);
