@@ -21,6 +21,8 @@
 
 /* Most header bytes kept from one response. */
 #define HEADERS_MAX (64 * 1024)
+/* curl's receive buffer per transfer (its least). */
+#define FETCH_READ_BYTES 1024L
 
 struct fetch_xfer {
     struct fetch *f;
@@ -417,6 +419,11 @@ struct fetch_xfer *fetch_start(struct fetch *f, const struct fetch_request *rq, 
     CURLcode rc = e ? CURLE_OK : CURLE_OUT_OF_MEMORY;
     if (e) {
         curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+        /* curl's receive buffer is its own per transfer, held for the whole
+         * wait: 1 KiB instead of 16 takes about 3 KB off every waiting
+         * handler (bench/inflight.sh), at about 1.5 ms more CPU per MiB of
+         * a large download (more, smaller reads). */
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, FETCH_READ_BYTES);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
