@@ -444,6 +444,27 @@ class TestLate(ConsoleCase):
         self.assertEqual(json.loads(results[0]["body"]), {"output": {"text": "slow done"}})
         self.assertEqual([o["outcome"] for o in outcomes], ["delivered"], e["log"])
 
+    def test_waited_call_keeps_its_body_for_replay(self):
+        """A handler that waits gives its body buffer back at once
+        (server.c, drop_body): the journal's copy still holds the body as
+        received, and a replay runs on that copy."""
+        p = self.invoke("command", "slow", "0.5")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = self.find_call(lambda c: c["name"] == "slow" and c["status"] == 200
+                           and json.loads(self.entry(c["id"])["body"])["params"]["arguments"]
+                           == "0.5")
+        self.assertIsNotNone(c)
+        body = self.entry(c["id"])["body"]
+        self.assertEqual(json.loads(body)["name"], "slow")
+        r = self.api("POST", f"calls/{c['id']}/replay")
+        self.assertEqual(r.status, 200, r)
+        # A replay is stamped anew (timestamp, no response_url); what the
+        # handler is given comes from the original's body.
+        replay = json.loads(self.entry(r.json()["id"])["body"])
+        self.assertEqual(replay["params"], json.loads(body)["params"])
+        e, results = self.wait_events(r.json()["id"], "late_result")
+        self.assertEqual(json.loads(results[0]["body"]), {"output": {"text": "slow done"}})
+
     def test_console_call_answers_at_the_deadline(self):
         """The console is answered as Cliq would be: the interim reply at
         deadline_ms; the handler's result comes into the entry later (the

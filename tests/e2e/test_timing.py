@@ -787,6 +787,17 @@ class HttpRequest(TimingTest):
         self.assertEqual(seen["headers"].get("x-test"), "yes")
         self.assertServing()
 
+    def test_body_larger_than_one_read_arrives_whole(self):
+        # curl reads 1 KiB at a time (fetch.c): a 3 KB answer takes several
+        # reads and must come back byte for byte, in order.
+        sent = "".join(f"{i:04d}-" for i in range(600))
+        out, _ = self.fetch(url=f"{self.upstream.url}/echo/big?delay=0", method="POST",
+                            body=sent)
+        self.assertEqual(out["status"], 200, out)
+        self.assertGreater(len(out["body"]), 3000)
+        self.assertEqual(json.loads(out["body"])["body"], sent)
+        self.assertServing()
+
     def test_timeout(self):
         out, elapsed = self.fetch(url=f"{self.upstream.url}/slow", timeout=0.5)
         self.assertIs(out.get("failed"), True, out)
