@@ -197,19 +197,30 @@ listen_ports() {
 exec {NAP_FD}<> <(:)
 nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
 
+# sink_lines: the sink's complete lines into LINES; one it is still
+# writing (no newline yet) is left out, so it is never read cut short.
+sink_lines() {
+  local text=
+  IFS= read -r -d '' text <"$CASE/sink.out" || true
+  LINES=()
+  if [[ $text == *$'\n'* ]]; then
+    mapfile -t LINES <<<"${text%$'\n'*}"
+  fi
+}
+
 # sink_signal SIGNAL OUT: sends SIGNAL to the sink and writes the line it
 # prints in answer to OUT (also left in SINK_LINE).
 sink_signal() {
-  local lines before i
-  mapfile -t lines <"$CASE/sink.out"
-  before=${#lines[@]}
+  local before i
+  sink_lines
+  before=${#LINES[@]}
   kill "-$1" "$SINK_PID"
   for ((i = 0; i < 500; i++)); do
-    mapfile -t lines <"$CASE/sink.out"
-    [ "${#lines[@]}" -gt "$before" ] && break
+    sink_lines
+    [ "${#LINES[@]}" -gt "$before" ] && break
     nap 0.002
   done
-  SINK_LINE=${lines[${#lines[@]} - 1]}
+  SINK_LINE=${LINES[${#LINES[@]} - 1]}
   printf '%s\n' "$SINK_LINE" >"$2"
 }
 # sink_stats OUT: the sink's counters (SIGUSR1; they are never reset).
