@@ -18,7 +18,7 @@
 #    not); that would not do here: Redis claims every call whatever
 #    replay_memory says, so b) would refuse the repeats a) serves. So this
 #    run signs enough distinct calls that no host gets one twice: MAX_RATE
-#    (35,000) calls/s times SECONDS, plus a warm-up set, by two signers at
+#    (40,000) calls/s times SECONDS, plus a warm-up set, by two signers at
 #    once (RSA signing is the slow part of the setup). Both hosts run with
 #    --replay-memory 1000000, so every call of a run stays remembered and
 #    checked against (none is dropped early to make room), and
@@ -52,7 +52,7 @@
 # Records bench/results/store-<UTC>.json and store-latest.json and prints a
 # summary; exits 1 when a target is missed or the run is not valid.
 # Environment: ROUNDS (3), CONNS (64), K (50), STORE_DURATION (8),
-# LAT_CALLS (20000), LAT_BLOCKS (5), MAX_RATE (35000). The whole run takes
+# LAT_CALLS (20000), LAT_BLOCKS (5), MAX_RATE (40000). The whole run takes
 # about 5 minutes on 2 cores. PERF_DIR=DIR records a profile of the host
 # (perf record -F 999 $PERF_ARGS) during each timed wrk load into
 # DIR/wrk-CASE.data (for the replay cases, the last round's).
@@ -66,7 +66,7 @@ K=${K:-50}
 STORE_DURATION=${STORE_DURATION:-8}
 LAT_CALLS=${LAT_CALLS:-20000}
 LAT_BLOCKS=${LAT_BLOCKS:-5}
-MAX_RATE=${MAX_RATE:-35000}
+MAX_RATE=${MAX_RATE:-40000}
 WARM_S=1
 BUILD=build/bench
 TOOLS=build/bench-tools
