@@ -1756,6 +1756,7 @@ struct outbox *outbox_open(const struct config *cfg, int own_only, char *err, si
         snprintf(err, errlen, "cannot set up the outbox's loop");
         goto fail;
     }
+    fetch_keep_connections(o->fetch, cfg->post_concurrency);
     int e = pthread_create(&o->thread, NULL, outbox_main, o);
     if (e) {
         snprintf(err, errlen, "cannot start the outbox thread: %s", strerror(e));

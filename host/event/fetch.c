@@ -356,6 +356,11 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 
 /* ---- the fetch --------------------------------------------------------- */
 
+void fetch_keep_connections(struct fetch *f, long n)
+{
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, n);
+}
+
 struct fetch *fetch_new(struct sched *s)
 {
     struct fetch *f = xcalloc(1, sizeof *f);

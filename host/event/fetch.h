@@ -49,6 +49,10 @@ struct fetch *fetch_new(struct sched *s);
 void fetch_free(struct fetch *f);
 /* Transfers running now. */
 size_t fetch_running(const struct fetch *f);
+/* Keeps up to n idle connections open for reuse, whatever the number of
+ * transfers running (curl's own default keeps 4 per transfer running, so
+ * after a burst, connections are closed as the transfers end). */
+void fetch_keep_connections(struct fetch *f, long n);
 
 struct fetch_request {
     const char *method; /* NULL: GET, or POST when there is a body */

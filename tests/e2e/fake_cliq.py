@@ -212,6 +212,8 @@ class FakeCliq(_Server):
     async def _client(self, reader, writer):
         entry = (asyncio.current_task(), writer)
         self._conns.add(entry)
+        with self._lock:
+            self.connections_opened += 1
         try:
             await self._serve_connection(reader, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,

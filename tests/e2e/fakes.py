@@ -75,6 +75,7 @@ class _Server:
         self._stop = None
         self._thread = None
         self._error = None
+        self.connections_opened = 0  # TCP connections accepted so far
 
     @property
     def url(self):
@@ -117,6 +118,8 @@ class _Server:
         async def client(reader, writer):
             task = asyncio.current_task()
             tasks.add(task)
+            with self._lock:
+                self.connections_opened += 1
             try:
                 await self._serve_connection(reader, writer)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,

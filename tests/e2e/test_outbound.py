@@ -405,6 +405,37 @@ class Bindings(OutboundTest):
         self.assertEqual(self.fake.count(channel_path(name)), 1)
 
 
+class Connections(OutboundTest):
+    """The outbox keeps its connections to Cliq open between bursts."""
+
+    extra_config = "post_concurrency = 8\n"
+
+    def test_bursts_of_posts_reuse_the_connections(self):
+        # Each burst: 8 posts queued at once, each answered 0.3 s after it
+        # arrives, so all 8 are in flight together; then the outbox is idle.
+        # curl by itself keeps 4 idle connections per transfer still
+        # running: as a burst's last transfers ended it closed most of its
+        # connections, and the next burst connected again (in
+        # bench/outbox.sh, one post in 7 opened a connection).
+        name = unique("burst")
+        path = channel_path(name)
+        opened = self.fake.connections_opened
+        for burst in range(3):
+            self.fake.answer(path, [(204, {}, None, 0.3)] * 8)
+            msgs = [f"burst {burst} post {i}" for i in range(8)]
+            out, _ = self.call("post_channel", name, msgs=msgs, wait=False)
+            self.assertEqual(out["results"], [{"ok": True, "is_true": True}] * 8, out)
+            self.assertEqual(len(self.fake.wait_requests(8 * (burst + 1), path, timeout=30)),
+                             8 * (burst + 1), self.host.log()[-4000:])
+            t0 = time.monotonic()
+            while self.outbox_lines(name) and time.monotonic() - t0 < 30:
+                time.sleep(0.1)
+            self.assertEqual(self.outbox_lines(name), [])
+        self.assertLessEqual(self.fake.connections_opened - opened, 8,
+                             "the outbox connected again for a later burst")
+        self.assertEqual(self.fake.count(path), 24)
+
+
 class Tokens(OutboundTest):
     """Tokens the host must not use fail at once, and nothing reaches Cliq."""
 
