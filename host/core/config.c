@@ -160,7 +160,7 @@ static const struct setting settings[] = {
     {"post_rate_per_min", "post-rate", SET_INT, OFF(post_rate_per_min), "40", 0, 100000,
      "posts per minute per webhook token (Cliq locks past 50; 0: no pacing)"},
     {"post_concurrency", "post-concurrency", SET_INT, OFF(post_concurrency), "64", 1, 10000,
-     "posts sent to Cliq at once"},
+     "posts sent to Cliq at once, and connections to Cliq kept open between them"},
     {"post_max_age_s", "post-max-age", SET_INT, OFF(post_max_age_s), "86400", 10, 30L * 86400,
      "seconds a post may wait for delivery before it fails for good"},
     {"outbox_max_post_bytes", "outbox-max-post-bytes", SET_INT, OFF(outbox_max_post_bytes), "65536",
