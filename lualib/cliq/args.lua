@@ -11,40 +11,53 @@
 
 local M = {}
 
+local byte, find, gmatch, match, sub = string.byte, string.find, string.gmatch, string.match,
+  string.sub
+local concat = table.concat
+
 -- Splits text into words, honouring quotes. Returns a list, or nil, err.
--- Works in runs (a whole unquoted stretch or quoted part at a time), not
+-- Text without quotes (most commands) is split in one pass; otherwise it
+-- works in runs (a whole unquoted stretch or quoted part at a time), not
 -- character by character.
 ---@param text string
 ---@return string[]|nil words
 ---@return string? err
 function M.split(text)
-  local words = {}
+  local words, n = {}, 0
+  if not find(text, "[\"']") then
+    for w in gmatch(text, "%S+") do
+      n = n + 1
+      words[n] = w
+    end
+    return words
+  end
   local i = 1
   while true do
-    i = text:find("%S", i)
+    i = find(text, "%S", i)
     if not i then
       break
     end
     local parts = {}
     while true do
-      local c = text:sub(i, i)
+      local c = sub(text, i, i)
       if c == '"' or c == "'" then
-        local close = text:find(c, i + 1, true)
+        local close = find(text, c, i + 1, true)
         if not close then
           return nil, "unclosed " .. c .. " quote"
         end
-        parts[#parts + 1] = text:sub(i + 1, close - 1)
+        parts[#parts + 1] = sub(text, i + 1, close - 1)
         i = close + 1
       else
-        local s, e = text:find("^[^%s\"']+", i)
+        local s, e = find(text, "^[^%s\"']+", i)
         if not s then
           break -- whitespace or the end: the word is complete
         end
-        parts[#parts + 1] = text:sub(s, e)
+        parts[#parts + 1] = sub(text, s, e)
         i = e + 1
       end
     end
-    words[#words + 1] = parts[2] and table.concat(parts) or parts[1]
+    n = n + 1
+    words[n] = parts[2] and concat(parts) or parts[1]
   end
   return words
 end
@@ -59,15 +72,23 @@ function M.parse(text)
     return nil, err
   end
   local out = { flags = {}, options = {} }
-  for _, w in ipairs(words) do
-    local flag = w:match("^%-%-([%w_%-]+)$")
-    local key, value = w:match("^([%a_][%w_%-]*)=(.*)$")
+  local n = 0
+  for i = 1, #words do
+    local w = words[i]
+    -- Only a word starting with "-" can be a flag, and only one holding
+    -- "=" an option: the patterns run on those alone.
+    local flag = byte(w) == 45 and match(w, "^%-%-([%w_%-]+)$")
+    local key, value
+    if not flag and find(w, "=", 2, true) then
+      key, value = match(w, "^([%a_][%w_%-]*)=(.*)$")
+    end
     if flag then
       out.flags[flag] = true
     elseif key then
       out.options[key] = value
     else
-      out[#out + 1] = w
+      n = n + 1
+      out[n] = w
     end
   end
   return out
