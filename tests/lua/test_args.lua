@@ -1,51 +1,14 @@
--- Tests of lualib/cliq/args.lua, run with plain lua5.4:
---   LUA_PATH="lualib/?.lua;lualib/?/init.lua;;" lua5.4 tests/lua/test_args.lua
--- The documented examples, then 30,000 random argument texts, each parsed
--- as a one-character-at-a-time reference written from the module's comment
--- parses it. Exits non-zero when any test fails.
+-- Tests of lualib/cliq/args.lua, written with the test kit: the documented
+-- examples, then 30,000 random argument texts, each parsed as a
+-- one-character-at-a-time reference written from the module's comment
+-- parses it.
+--
+--   LUA_PATH="$PWD/lualib/?.lua;$PWD/lualib/?/init.lua;;" lua5.4 tests/lua/test_args.lua
 
 local args = require "cliq.args"
+local kit = require "cliq.test"
 
-local passed, failures = 0, {}
-
-local function test(name, fn)
-  local ok, err = pcall(fn)
-  if ok then
-    passed = passed + 1
-  else
-    failures[#failures + 1] = name .. ": " .. tostring(err)
-  end
-end
-
--- Deep equality of plain data; returns true or a path and what differs.
-local function same(a, b, path)
-  path = path or "value"
-  if type(a) ~= "table" or type(b) ~= "table" then
-    if a == b then
-      return true
-    end
-    return nil, string.format("%s: %q ~= %q", path, tostring(a), tostring(b))
-  end
-  for k, v in pairs(a) do
-    local ok, err = same(v, b[k], path .. "." .. tostring(k))
-    if not ok then
-      return nil, err
-    end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then
-      return nil, path .. "." .. tostring(k) .. ": missing"
-    end
-  end
-  return true
-end
-
-local function eq(got, want, what)
-  local ok, err = same(got, want)
-  if not ok then
-    error((what and what .. ": " or "") .. err, 2)
-  end
-end
+local test, eq = kit.test, kit.eq
 
 -- The reference: the rules of args.lua's comment, one character at a time.
 -- Spaces are C's isspace (Lua's %s); letters and digits are ASCII.
@@ -149,7 +112,7 @@ local function agrees(f, ref, text)
   local want, want_err = ref(text)
   local what = string.format("%q", text)
   eq(got, want, what)
-  eq(got_err, want_err, what .. " (error)")
+  eq(got_err, want_err, what .. ", the error")
 end
 
 test("the documented example", function()
@@ -207,18 +170,12 @@ test("random texts parse as the reference does", function()
   end
 end)
 
-test("the harness can fail", function()
-  assert(not pcall(eq, { "a" }, { "a", "b" }))
-  assert(not pcall(eq, { flags = {} }, { flags = { f = true } }))
-  assert(not pcall(agrees, function() return {} end, ref_split, "a"))
-  assert(not pcall(agrees, function() return nil, "x" end, ref_split, '"'))
+test("a parser that differs from the reference is caught", function()
+  local function wrong_words() return {} end
+  local function wrong_error() return nil, "x" end
+  kit.raises(function() agrees(wrong_words, ref_split, "a") end, "not equal")
+  kit.raises(function() agrees(wrong_error, ref_split, '"') end, "the error")
+  kit.raises(function() agrees(wrong_words, ref_split, '"') end, "not equal")
 end)
 
-if #failures > 0 then
-  for _, f in ipairs(failures) do
-    io.stderr:write("FAIL ", f, "\n")
-  end
-  print(string.format("test_args: %d passed, %d failed", passed, #failures))
-  os.exit(1)
-end
-print(string.format("test_args: %d passed", passed))
+os.exit(kit.run_tests())
