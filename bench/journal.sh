@@ -28,10 +28,14 @@ openssl pkey -in "$WORK/key.pem" -pubout -out "$WORK/key.pub"
 
 clk=$(getconf CLK_TCK)
 # round CALLS: one timed run with journal_calls = CALLS; prints requests/s
-# and the host's CPU us per request.
+# and the host's CPU us per request. Fails when the run got anything but
+# 2xx answers (it would have measured refusals). The calls are stamped when
+# signed, at the start: --replay-window 86400 keeps them fresh for the run,
+# as in bench/run.sh.
 round() {
   "$BUILD/cliqhost" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
-    --replay-memory 0 --key "$WORK/key.pub" --journal-calls "$1" 2>"$WORK/host-$1.log" &
+    --replay-memory 0 --replay-window 86400 --key "$WORK/key.pub" --journal-calls "$1" \
+    2>"$WORK/host-$1.log" &
   HOST_PID=$!
   local port
   port=$(wait_port "$WORK/host-$1.log")
@@ -41,19 +45,25 @@ round() {
   wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/replay.lua "http://127.0.0.1:$port/" \
     -- "$WORK/requests.txt" >"$WORK/wrk.txt"
   t1=$(cpu_ticks "$HOST_PID")
-  awk -v t="$((t1 - t0))" -v clk="$clk" '/requests in/ {n = $1} /Requests\/sec/ {r = $2}
-    END {printf "%s %.1f\n", r, t * 1000000 / clk / n}' "$WORK/wrk.txt"
   kill -TERM "$HOST_PID"
   wait "$HOST_PID" || true
   HOST_PID=
+  if grep -E "Non-2xx|Socket errors" "$WORK/wrk.txt" >&2; then
+    echo "journal_calls $1: not every answer was a 2xx; the round is not valid" >&2
+    return 1
+  fi
+  awk -v t="$((t1 - t0))" -v clk="$clk" '/requests in/ {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.1f\n", r, t * 1000000 / clk / n}' "$WORK/wrk.txt"
 }
 
 on=() off=() on_cpu=() off_cpu=()
 for i in $(seq "$ROUNDS"); do
-  read -r r c <<<"$(round 0)"
+  got=$(round 0)
+  read -r r c <<<"$got"
   off+=("$r")
   off_cpu+=("$c")
-  read -r r c <<<"$(round 200)"
+  got=$(round 200)
+  read -r r c <<<"$got"
   on+=("$r")
   on_cpu+=("$c")
   echo "round $i: journal off ${off[-1]} req/s (${off_cpu[-1]} us CPU/request), on ${on[-1]} req/s (${on_cpu[-1]} us)"

@@ -25,6 +25,9 @@
 # calls; the medians, their ratio to this tree and to the floor are recorded
 # beside the rest.
 #
+# A run is not valid (recorded as such, then exit 1) when a measured case
+# got anything but 2xx answers or had socket errors.
+#
 # The host is built into its own tree, build/bench/, so a run never races
 # with a developer's build in build/.
 set -euo pipefail
@@ -110,6 +113,11 @@ to_ms() {
   }'
 }
 declare -A RPS P99_MS CPU_US
+# Why the run is not valid, if it is not: a measured case that got anything
+# but 2xx answers measured something else (a refusal costs far less than a
+# handler), so its figures must not be quoted.
+INVALID=()
+ROUND=
 # measure NAME PORT PID: loads the server listening on PORT whose main process
 # is PID (warm-up, then the timed run) and writes its figures as a JSON
 # object to $WORK/NAME.json. The server is left running.
@@ -139,6 +147,9 @@ measure() {
   non2xx=$(awk '/Non-2xx/ {print $5}' "$w")
   sockerr=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$w")
   cpu=$(printf '%.1f' "$(echo "($t1 - $t0) * 1000000 / $clk / $total" | bc -l)")
+  if [ "${non2xx:-0}" != 0 ] || [ "${sockerr:-0}" != 0 ]; then
+    INVALID+=("$name${ROUND:+ in round $ROUND}: ${non2xx:-0} non-2xx answers, ${sockerr:-0} socket errors")
+  fi
   RPS[$name]=$rps
   P99_MS[$name]=$(to_ms "$p99")
   CPU_US[$name]=$cpu
@@ -161,10 +172,12 @@ run_host() {
   shift
   # wrk sends the 10,000 signed calls over and over, which the host would
   # refuse as replays after the first pass: --replay-memory 0 keeps the
-  # timestamp check (the calls are stamped at signing) and skips the repeat
-  # check, which Cliq's real traffic never trips.
+  # timestamp check and skips the repeat check, which Cliq's real traffic
+  # never trips. The calls are stamped when they are signed, at the start:
+  # with the default 300 s window the rounds after the fifth minute would
+  # measure the host refusing stale calls, so the window is a day.
   "${HOST_BIN:-$BUILD/cliqhost}" serve --scripts bench/scripts --listen 127.0.0.1:0 --workers 2 \
-    --replay-memory 0 "$@" \
+    --replay-memory 0 --replay-window 86400 "$@" \
     2>"$WORK/host-$name.log" &
   HOST_PID=$!
   measure "$name" "$(wait_port "$WORK/host-$name.log")" "$HOST_PID"
@@ -224,6 +237,7 @@ declare -A R_RPS R_CPU
 echo "== ${DURATION}s each, wrk -t1 -c$CONNS, $ROUNDS rounds taking turns:" \
   "cliqhost signed, floor signed, both with --no-verify, the journal off${BASELINE:+, and $BASELINE}"
 for i in $(seq "$ROUNDS"); do
+  ROUND=$i
   line="   round $i:"
   for c in "${cases[@]}"; do
     IFS=: read -r name what flags <<<"$c"
@@ -301,6 +315,7 @@ rounds=$(printf '{"rounds":%s,"requests_per_s":%s,"cpu_us_per_request":%s}' "$RO
   "$(lists_json R_RPS)" "$(lists_json R_CPU)")
 
 echo "== the same signed calls to Node.js $(node --version) (bench/node/server.js, 2 workers)"
+ROUND=
 run_node
 nodejs=$(cat "$WORK/node.json")
 echo "   $nodejs"
@@ -337,7 +352,7 @@ cat >"$out" <<JSON
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
   "host": "$("$BUILD/cliqhost" --version)",
   "node_version": "$(node --version)",
-  "setup": "2 workers; $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
+  "setup": "2 workers, --replay-memory 0 --replay-window 86400 (the calls are stamped when signed, before the first round); $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
   "no_verify_reference": $unsigned,
@@ -356,8 +371,15 @@ cat >"$out" <<JSON
     "signed_requests_per_s_journal_on_over_off": $journal_rps,
     "signed_requests_per_s_journal_on_over_off_paired_median": $journal_paired,
     "cpu_per_signed_call_journal_on_over_off": $journal_cpu
-  }
+  },
+  "valid": $([ ${#INVALID[@]} = 0 ] && echo true || echo false),
+  "invalid_because": [$(json_strings "${INVALID[@]}")]
 }
 JSON
+python3 -m json.tool "$out" >/dev/null
 cp "$out" bench/results/core-latest.json
 echo "== recorded $out"
+if [ ${#INVALID[@]} != 0 ]; then
+  printf 'NOT VALID: %s\n' "${INVALID[@]}" >&2
+  exit 1
+fi
