@@ -650,7 +650,9 @@ cJSON *request_parse(const char *body, size_t len, const char **end)
 {
     if (body && len > 0) {
         struct jparse j = {body, body + len, 0};
-        if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+        /* A UTF-8 BOM is skipped as cJSON skips it: only when two bytes or
+         * more follow it (a BOM and one digit is not JSON to cJSON). */
+        if (len >= 5 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
             j.p += 3;
         jspace(&j);
         cJSON *root = jnode();
