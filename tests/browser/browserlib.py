@@ -455,19 +455,30 @@ class Page:
         with self.browser._cv:
             events = [(m, p) for s, m, p in self.browser._events[self._since:]
                       if s == self.session and m.startswith("Network.")]
+        # Two passes: the requests first, then what became of them. Chrome
+        # sends a response's ExtraInfo (the only status of an answer it
+        # refuses to the page) from the network service, and it can arrive
+        # before the page's requestWillBeSent for the same id.
         for m, p in events:
-            rid = p.get("requestId")
             if m == "Network.requestWillBeSent" and rx.search(p["request"]["url"]):
+                hops = by_id.setdefault(p.get("requestId"), [])
+                if hops and "redirectResponse" in p:
+                    # A redirect reuses the id; its answer comes with the next hop.
+                    hops[-1]["status"] = p["redirectResponse"].get("status")
                 r = {"method": p["request"]["method"], "url": p["request"]["url"],
                      "status": None, "blocked": None}
-                by_id[rid] = r  # a redirect reuses the id: the last hop wins
+                hops.append(r)
                 out.append(r)
-            elif rid in by_id and m in ("Network.responseReceivedExtraInfo",
-                                        "Network.responseReceived"):
-                by_id[rid]["status"] = p.get("statusCode") or p.get("response", {}).get("status")
-            elif rid in by_id and m == "Network.loadingFailed":
+        for m, p in events:
+            hops = by_id.get(p.get("requestId"))
+            if not hops:
+                continue
+            if m in ("Network.responseReceivedExtraInfo", "Network.responseReceived"):
+                # The answers of one id come in order: the last is the last hop's.
+                hops[-1]["status"] = p.get("statusCode") or p.get("response", {}).get("status")
+            elif m == "Network.loadingFailed":
                 cors = p.get("corsErrorStatus", {}).get("corsError")
-                by_id[rid]["blocked"] = cors or p.get("errorText")
+                hops[-1]["blocked"] = cors or p.get("errorText")
         return out
 
     def wait_response(self, url_pattern, method=None, blocked=False, timeout=10):

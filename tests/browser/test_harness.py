@@ -7,17 +7,20 @@ Run: cd tests/browser && CLIQHOST_BIN=$PWD/../../build/cliqhost python3 -m unitt
 """
 
 import io
+import itertools
 import json
 import os
 import socket
 import struct
 import sys
+import threading
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from browserlib import SCREENSHOT_DIR, Browser, BrowserCase, BrowserError, StaticServer  # noqa: E402
+from browserlib import (SCREENSHOT_DIR, Browser, BrowserCase, BrowserError, Page,  # noqa: E402
+                        StaticServer)
 from hostlib import REPO, Host  # noqa: E402
 
 SCRIPTS = os.path.join(REPO, "scripts")
@@ -245,6 +248,56 @@ class BrowserCaseTest(unittest.TestCase):
             self.assertEqual(png_size(path), (1280, 900))
         self.assertIsNotNone(Inner.browser)
         self.assertEqual(Inner.browser.leftovers(), set())
+
+
+class ResponsesTest(unittest.TestCase):
+    """responses() on the DevTools events as they may arrive: Chrome sends a
+    response's ExtraInfo (the status of an answer it then refuses to the
+    page) from the network service, which can run ahead of the page's own
+    requestWillBeSent. No browser: the events are given."""
+
+    def page_with(self, events):
+        class FakeBrowser:
+            _cv = threading.Condition()
+            _events = [("S", m, p) for m, p in events]
+
+        page = Page.__new__(Page)
+        page.browser, page.session, page._since = FakeBrowser(), "S", 0
+        return page
+
+    SENT = ("Network.requestWillBeSent",
+            {"requestId": "7", "request": {"method": "GET", "url": "http://h:1/status"}})
+    STATUS = ("Network.responseReceivedExtraInfo", {"requestId": "7", "statusCode": 200})
+    REFUSED = ("Network.loadingFailed", {"requestId": "7", "errorText": "net::ERR_FAILED",
+                                         "corsErrorStatus": {"corsError": "MissingAllowOriginHeader"}})
+
+    def test_any_order_gives_the_status_and_the_refusal(self):
+        want = [{"method": "GET", "url": "http://h:1/status", "status": 200,
+                 "blocked": "MissingAllowOriginHeader"}]
+        for order in itertools.permutations([self.SENT, self.STATUS, self.REFUSED]):
+            page = self.page_with(order)
+            self.assertEqual(page.responses(r"/status$"), want, [m for m, _ in order])
+            self.assertEqual(page.wait_response(r"/status$", "GET", timeout=0)["status"], 200)
+
+    def test_a_redirect_is_two_requests_with_their_own_answers(self):
+        first = ("Network.responseReceivedExtraInfo", {"requestId": "7", "statusCode": 302})
+        hop = ("Network.requestWillBeSent",
+               {"requestId": "7", "request": {"method": "GET", "url": "http://h:1/status"},
+                "redirectResponse": {"status": 302}})
+        sent = ("Network.requestWillBeSent",
+                {"requestId": "7", "request": {"method": "GET", "url": "http://h:1/old/status"}})
+        page = self.page_with([sent, first, hop, self.STATUS])
+        self.assertEqual([(r["url"], r["status"]) for r in page.responses(r"/status$")],
+                         [("http://h:1/old/status", 302), ("http://h:1/status", 200)])
+
+    def test_events_of_other_requests_and_sessions_are_not_taken(self):
+        other = ("Network.responseReceivedExtraInfo", {"requestId": "8", "statusCode": 500})
+        page = self.page_with([self.STATUS, other, self.SENT])
+        page.browser._events.append(("T", "Network.loadingFailed", self.REFUSED[1]))
+        self.assertEqual(page.responses(r"/status$"),
+                         [{"method": "GET", "url": "http://h:1/status", "status": 200,
+                           "blocked": None}])
+        self.assertEqual(page.responses(r"/other$"), [])
 
 
 class LifecycleTest(unittest.TestCase):
