@@ -14,6 +14,7 @@ local M = {}
 local byte, find, gmatch, match, sub = string.byte, string.find, string.gmatch, string.match,
   string.sub
 local concat = table.concat
+local DASH = byte("-")
 
 -- Splits text into words, honouring quotes. Returns a list, or nil, err.
 -- Text without quotes (most commands) is split in one pass; otherwise it
@@ -77,7 +78,7 @@ function M.parse(text)
     local w = words[i]
     -- Only a word starting with "-" can be a flag, and only one holding
     -- "=" an option: the patterns run on those alone.
-    local flag = byte(w) == 45 and match(w, "^%-%-([%w_%-]+)$")
+    local flag = byte(w) == DASH and match(w, "^%-%-([%w_%-]+)$")
     local key, value
     if not flag and find(w, "=", 2, true) then
       key, value = match(w, "^([%a_][%w_%-]*)=(.*)$")
