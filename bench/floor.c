@@ -14,6 +14,10 @@
  * bench handler's reply, or 401 when the signature is missing or does not
  * match. --no-verify skips the check. Prints "floor listening on
  * 127.0.0.1:PORT" once both sockets listen; runs until killed.
+ *
+ * Built with FLOOR_LUA (cliqhost-bench-floor-lua SCRIPT LUALIB after the
+ * same arguments), the reply is instead what a Lua handler returns, with
+ * only the work floor-lua.c lists: the floor plus Lua's share of a call.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,16 +37,23 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#ifdef FLOOR_LUA
+#include "floor-lua.h"
+_Static_assert(FLOOR_LUA_THREADS == 2, "one Lua state per thread");
+#endif
+
 #define THREADS 2
 /* Headers and body of one request must fit; a bigger one gets 413. */
 #define CONN_BUF (64 * 1024)
 /* The longest reply below, with its headers. */
 #define REPLY_MAX 512
 
+#ifndef FLOOR_LUA
 /* bench/scripts/commands/bench.lua's reply to the bench's first call. */
 static const char ok_body[] =
     "{\"output\":{\"text\":\"Deploying *api* to *dev* for User.\","
     "\"card\":{\"title\":\"Deploy started\",\"theme\":\"modern-inline\"}}}";
+#endif
 static const char bad_sig_body[] = "{\"error\":\"X-Cliq-Signature does not match the body\"}";
 
 struct conn {
@@ -57,6 +68,7 @@ struct conn {
 };
 
 struct worker {
+    int index;
     int listen_fd;
     int epfd;
     EVP_MD_CTX *md;
@@ -198,9 +210,16 @@ static long handle(struct worker *w, struct conn *c)
     }
     if (c->len < head_len + body_len)
         return 0;
-    if (!w->pctx || (sig && signature_ok(w, sig, sig_len, c->buf + head_len, body_len)))
+    if (!w->pctx || (sig && signature_ok(w, sig, sig_len, c->buf + head_len, body_len))) {
+#ifdef FLOOR_LUA
+        char out[REPLY_MAX - 128];
+        size_t n = floor_lua_answer(w->index, c->buf + head_len, body_len, out, sizeof out - 1);
+        out[n] = 0;
+        reply(w, c, n ? "200 OK" : "500 Internal Server Error", n ? out : "{}", keep_alive);
+#else
         reply(w, c, "200 OK", ok_body, keep_alive);
-    else
+#endif
+    } else
         reply(w, c, "401 Unauthorized", bad_sig_body, keep_alive);
     return keep_alive ? (long)(head_len + body_len) : -1;
 }
@@ -309,6 +328,14 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
+#ifdef FLOOR_LUA
+    if (argc != 5 || floor_lua_init(argv[3], argv[4]) < 0) {
+        fprintf(stderr,
+                "usage: cliqhost-bench-floor-lua [--no-verify] PORT KEY.pub SCRIPT LUALIB\n");
+        return 2;
+    }
+    argc -= 2;
+#endif
     char *end;
     long port = argc == 3 ? strtol(argv[1], &end, 10) : -1;
     if (port < 0 || port > 65535 || *end) {
@@ -329,6 +356,7 @@ int main(int argc, char **argv)
     static struct worker workers[THREADS];
     for (int i = 0; i < THREADS; i++) {
         struct worker *w = &workers[i];
+        w->index = i;
         w->listen_fd = listen_on((int)port);
         if (port == 0) {
             struct sockaddr_in a;

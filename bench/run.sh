@@ -8,7 +8,10 @@
 # (`openssl speed`), the host with signature checks off (--no-verify), which
 # shows what the checks cost on this machine, the floor (bench/floor.c: the
 # least a server must do for a signed call, no Lua, no log), signed and with
-# --no-verify, and a Node.js cluster server doing the same work
+# --no-verify, the floor with Lua's share of a call added (bench/floor-lua.c:
+# the body as Lua tables, the request object, the same handler, its reply
+# as JSON; no sandbox, no limits, no log), signed and with --no-verify, and
+# a Node.js cluster server doing the same work
 # (bench/node/server.js) under the same load, with the ratios between
 # cliqhost and the floor and between cliqhost and Node. The host and the
 # floor take turns, ROUNDS (default 3) rounds of signed calls, the floor's
@@ -17,7 +20,7 @@
 # each call costs when nobody watches); the medians give the ratios, and
 # "signed" and "no_verify_reference" are the host's rounds with the median
 # CPU per request. bench/floor-check.py first checks that
-# the floor answers the calls as the host does.
+# each floor answers the calls as the host does.
 #
 # BASELINE=REV bench/run.sh compares against an older commit in the same
 # run: REV is built from a clean checkout (build/bench-baseline/), and each
@@ -48,7 +51,7 @@ for dep in wrk:wrk openssl:openssl cmake:cmake bc:bc pgrep:procps node:nodejs; d
 done
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target cliqhost cliqhost-bench-sign \
-  cliqhost-bench-floor >/dev/null
+  cliqhost-bench-floor cliqhost-bench-floor-lua >/dev/null
 if [ -n "${BASELINE:-}" ]; then
   rm -rf "$BASE_BUILD"
   mkdir -p "$BASE_BUILD/src"
@@ -187,11 +190,15 @@ run_host() {
 }
 
 # run_floor NAME [--no-verify]: starts the floor (bench/floor.c) on a free
-# port, checks it answers as the host does, measures it, stops it.
+# port, checks it answers as the host does, measures it, stops it. With
+# FLOOR_LUA=1, the floor with Lua's share (bench/floor-lua.c) instead.
 run_floor() {
   local name=$1
   shift
-  "$BUILD/cliqhost-bench-floor" "$@" 0 "$WORK/key.pub" >"$WORK/floor-$name.log" 2>&1 &
+  local bin=("$BUILD/cliqhost-bench-floor" "$@" 0 "$WORK/key.pub")
+  [ -n "${FLOOR_LUA:-}" ] && bin=("$BUILD/cliqhost-bench-floor-lua" "$@" 0 "$WORK/key.pub" \
+    bench/scripts/commands/bench.lua lualib)
+  "${bin[@]}" >"$WORK/floor-$name.log" 2>&1 &
   FLOOR_PID=$!
   local port
   port=$(wait_port "$WORK/floor-$name.log")
@@ -231,11 +238,13 @@ cases=()
 # what recording every call costs when nobody watches (issue 16); it runs
 # right after the signed calls, so each round's pair meets the same machine.
 cases+=("signed:host:--key $WORK/key.pub" "journal_off:host:--key $WORK/key.pub --journal-calls 0"
-  "floor:floor:" "unsigned:host:--no-verify" "floor_unsigned:floor:--no-verify")
+  "floor:floor:" "floor_lua:floor_lua:" "unsigned:host:--no-verify"
+  "floor_unsigned:floor:--no-verify" "floor_lua_unsigned:floor_lua:--no-verify")
 [ -n "${BASELINE:-}" ] && cases+=("base_unsigned:base:--no-verify")
 declare -A R_RPS R_CPU
 echo "== ${DURATION}s each, wrk -t1 -c$CONNS, $ROUNDS rounds taking turns:" \
-  "cliqhost signed, floor signed, both with --no-verify, the journal off${BASELINE:+, and $BASELINE}"
+  "cliqhost signed, the floor, the floor with Lua, all three with --no-verify," \
+  "the journal off${BASELINE:+, and $BASELINE}"
 for i in $(seq "$ROUNDS"); do
   ROUND=$i
   line="   round $i:"
@@ -246,6 +255,7 @@ for i in $(seq "$ROUNDS"); do
       host) run_host "$name" $flags ;;
       base) HOST_BIN="$BASE_BUILD/build/cliqhost" run_host "$name" $flags ;;
       floor) run_floor "$name" $flags ;;
+      floor_lua) FLOOR_LUA=1 run_floor "$name" $flags ;;
     esac
     cp "$WORK/$name.json" "$WORK/$name-$i.json"
     R_RPS[$name]+="${R_RPS[$name]:+ }${RPS[$name]}"
@@ -283,6 +293,15 @@ echo "   medians: cliqhost ${M_RPS[signed]}/s ${M_CPU[signed]} us, floor ${M_RPS
   "${M_CPU[floor]} us: x$floor_ratio the floor's CPU per signed call"
 echo "   --no-verify: cliqhost ${M_RPS[unsigned]}/s ${M_CPU[unsigned]} us, floor" \
   "${M_RPS[floor_unsigned]}/s ${M_CPU[floor_unsigned]} us: x$floor_ratio_nv"
+floor_lua_signed=$(median_round floor_lua)
+floor_lua_unsigned=$(median_round floor_lua_unsigned)
+lua_ratio=$(ratio "${M_CPU[floor_lua]}" "${M_CPU[floor]}")
+lua_ratio_nv=$(ratio "${M_CPU[floor_lua_unsigned]}" "${M_CPU[floor_unsigned]}")
+echo "   the floor with Lua's share: ${M_RPS[floor_lua]}/s ${M_CPU[floor_lua]} us: x$lua_ratio" \
+  "the floor's CPU per signed call; --no-verify ${M_CPU[floor_lua_unsigned]} us: x$lua_ratio_nv"
+host_lua_ratio=$(ratio "${M_CPU[signed]}" "${M_CPU[floor_lua]}")
+host_lua_ratio_nv=$(ratio "${M_CPU[unsigned]}" "${M_CPU[floor_lua_unsigned]}")
+echo "   cliqhost / the floor with Lua: x$host_lua_ratio signed, x$host_lua_ratio_nv --no-verify"
 journal_off=$(median_round journal_off)
 journal_rps=$(ratio "${M_RPS[signed]}" "${M_RPS[journal_off]}")
 journal_cpu=$(ratio "${M_CPU[signed]}" "${M_CPU[journal_off]}")
@@ -352,11 +371,12 @@ cat >"$out" <<JSON
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
   "host": "$("$BUILD/cliqhost" --version)",
   "node_version": "$(node --version)",
-  "setup": "2 workers, --replay-memory 0 --replay-window 86400 (the calls are stamped when signed, before the first round); $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; signed, no_verify_reference and floor: the round with the median CPU per request",
+  "setup": "2 workers, --replay-memory 0 --replay-window 86400 (the calls are stamped when signed, before the first round); $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; floor_lua: the same with Lua's share of a call (bench/floor-lua.c: cJSON, the body as Lua tables, the request object, the handler, its reply as JSON; no sandbox, limits or log); signed, no_verify_reference and floor: the round with the median CPU per request",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
   "no_verify_reference": $unsigned,
   "floor": {"signed": $floor_signed, "no_verify": $floor_unsigned},
+  "floor_lua": {"signed": $floor_lua_signed, "no_verify": $floor_lua_unsigned},
   "journal_off": $journal_off,
   "rounds": $rounds,
   "node": $nodejs,
@@ -367,6 +387,10 @@ cat >"$out" <<JSON
     "host_cpu_per_request_over_one_verify": $verify_ratio,
     "cpu_per_signed_call_cliqhost_over_floor": $floor_ratio,
     "cpu_per_call_no_verify_cliqhost_over_floor": $floor_ratio_nv,
+    "cpu_per_signed_call_floor_lua_over_floor": $lua_ratio,
+    "cpu_per_call_no_verify_floor_lua_over_floor": $lua_ratio_nv,
+    "cpu_per_signed_call_cliqhost_over_floor_lua": $host_lua_ratio,
+    "cpu_per_call_no_verify_cliqhost_over_floor_lua": $host_lua_ratio_nv,
     "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}"),
     "signed_requests_per_s_journal_on_over_off": $journal_rps,
     "signed_requests_per_s_journal_on_over_off_paired_median": $journal_paired,

@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 status=0
-files=$(ls host/*/*.c host/*/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/sign.c bench/floor.c)
+files=$(ls host/*/*.c host/*/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h bench/sign.c bench/floor.c bench/floor-lua.c bench/floor-lua.h)
 if ! clang-format --dry-run --Werror $files; then
   echo "lint: run clang-format -i on the files above"
   status=1
