@@ -39,10 +39,12 @@
 
 #ifdef FLOOR_LUA
 #include "floor-lua.h"
-_Static_assert(FLOOR_LUA_THREADS == 2, "one Lua state per thread");
 #endif
 
 #define THREADS 2
+#ifdef FLOOR_LUA
+_Static_assert(FLOOR_LUA_THREADS == THREADS, "one Lua state per thread");
+#endif
 /* Headers and body of one request must fit; a bigger one gets 413. */
 #define CONN_BUF (64 * 1024)
 /* The longest reply below, with its headers. */
@@ -58,12 +60,12 @@ static const char bad_sig_body[] = "{\"error\":\"X-Cliq-Signature does not match
 
 struct conn {
     int fd;
-    size_t len;      /* bytes in buf */
-    size_t out_len;  /* reply bytes in out */
-    size_t out_sent; /* of which written */
-    int want_out;    /* waiting for room to write, not for input */
-    int closing;     /* close once the reply in out is written */
-    char buf[CONN_BUF];
+    size_t len;             /* bytes in buf */
+    size_t out_len;         /* reply bytes in out */
+    size_t out_sent;        /* of which written */
+    int want_out;           /* waiting for room to write, not for input */
+    int closing;            /* close once the reply in out is written */
+    char buf[CONN_BUF + 1]; /* and a NUL after a body, for floor-lua */
     char out[REPLY_MAX];
 };
 
@@ -139,6 +141,10 @@ static void reply(struct worker *w, struct conn *c, const char *status, const ch
                  "HTTP/1.1 %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
                  "Content-Length: %zu\r\n%s\r\n%s",
                  status, w->date, strlen(body), keep_alive ? "" : "Connection: close\r\n", body);
+    if (n < 0 || (size_t)n >= sizeof c->out) {
+        reply(w, c, "500 Internal Server Error", "{}", 0); /* fits */
+        return;
+    }
     c->out_len = (size_t)n;
     c->out_sent = 0;
     if (!keep_alive)
@@ -152,7 +158,7 @@ static long handle(struct worker *w, struct conn *c)
 {
     char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
     if (!end) {
-        if (c->len < sizeof c->buf)
+        if (c->len < CONN_BUF)
             return 0;
         reply(w, c, "431 Request Header Fields Too Large", "{}", 0);
         return -1;
@@ -185,7 +191,7 @@ static long handle(struct worker *w, struct conn *c)
         if (name_len == 14 && !strncasecmp(h, "Content-Length", 14)) {
             body_len = 0;
             for (const char *d = v; d < ve; d++) {
-                if (*d < '0' || *d > '9' || body_len > sizeof c->buf) {
+                if (*d < '0' || *d > '9' || body_len > CONN_BUF) {
                     reply(w, c, "400 Bad Request", "{}", 0);
                     return -1;
                 }
@@ -204,7 +210,7 @@ static long handle(struct worker *w, struct conn *c)
             return -1;
         }
     }
-    if (head_len + body_len > sizeof c->buf) {
+    if (head_len + body_len > CONN_BUF) {
         reply(w, c, "413 Content Too Large", "{}", 0);
         return -1;
     }
@@ -213,7 +219,12 @@ static long handle(struct worker *w, struct conn *c)
     if (!w->pctx || (sig && signature_ok(w, sig, sig_len, c->buf + head_len, body_len))) {
 #ifdef FLOOR_LUA
         char out[REPLY_MAX - 128];
+        /* request_decode wants a NUL after the body: the next request's
+         * first byte, or one past the data, is kept aside meanwhile. */
+        char *body_end = c->buf + head_len + body_len, kept = *body_end;
+        *body_end = '\0';
         size_t n = floor_lua_answer(w->index, c->buf + head_len, body_len, out, sizeof out - 1);
+        *body_end = kept;
         out[n] = 0;
         reply(w, c, n ? "200 OK" : "500 Internal Server Error", n ? out : "{}", keep_alive);
 #else
@@ -305,7 +316,7 @@ static void *run(void *arg)
                 continue;
             }
             if (!c->want_out) {
-                ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+                ssize_t r = read(c->fd, c->buf + c->len, CONN_BUF - c->len);
                 if (r < 0 && errno == EAGAIN)
                     continue;
                 if (r <= 0) {
@@ -329,11 +340,13 @@ int main(int argc, char **argv)
         argv++;
     }
 #ifdef FLOOR_LUA
-    if (argc != 5 || floor_lua_init(argv[3], argv[4]) < 0) {
+    if (argc != 5) {
         fprintf(stderr,
                 "usage: cliqhost-bench-floor-lua [--no-verify] PORT KEY.pub SCRIPT LUALIB\n");
         return 2;
     }
+    if (floor_lua_init(argv[3], argv[4]) < 0)
+        return 1;
     argc -= 2;
 #endif
     char *end;

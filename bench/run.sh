@@ -7,20 +7,19 @@
 # In the same run it measures, for context: one RSA-2048 verification
 # (`openssl speed`), the host with signature checks off (--no-verify), which
 # shows what the checks cost on this machine, the floor (bench/floor.c: the
-# least a server must do for a signed call, no Lua, no log), signed and with
-# --no-verify, the floor with Lua's share of a call added (bench/floor-lua.c:
-# the body as Lua tables, the request object, the same handler, its reply
-# as JSON; no sandbox, no limits, no log), signed and with --no-verify, and
-# a Node.js cluster server doing the same work
-# (bench/node/server.js) under the same load, with the ratios between
-# cliqhost and the floor and between cliqhost and Node. The host and the
-# floor take turns, ROUNDS (default 3) rounds of signed calls, the floor's
-# signed calls, --no-verify, the floor's --no-verify, and the host's signed
+# least a server must do for a signed call, no Lua, no log), the floor with
+# Lua's share of a call added (bench/floor-lua.c: with the host's own code,
+# the body's parse, the body as Lua tables, the request object, the same
+# handler and its reply as JSON; no sandbox, no limits, no log), and a
+# Node.js cluster server doing the same work (bench/node/server.js) under
+# the same load, with the ratios between them. The host and the floors take
+# turns, ROUNDS (default 3) rounds of: the host's signed calls, its signed
 # calls with the console's journal off (journal_calls = 0: what recording
-# each call costs when nobody watches); the medians give the ratios, and
-# "signed" and "no_verify_reference" are the host's rounds with the median
-# CPU per request. bench/floor-check.py first checks that
-# each floor answers the calls as the host does.
+# each call costs when nobody watches), the floor's and the floor with Lua's
+# signed calls, then the same three with --no-verify; the medians give the
+# ratios, and each case's recorded round is its round with the median CPU
+# per request. bench/floor-check.py first checks that each floor answers the
+# calls as the host does.
 #
 # BASELINE=REV bench/run.sh compares against an older commit in the same
 # run: REV is built from a clean checkout (build/bench-baseline/), and each
@@ -371,7 +370,7 @@ cat >"$out" <<JSON
   "machine": {"cpu": "$cpu", "cores": $(nproc), "kernel": "$(uname -r)"},
   "host": "$("$BUILD/cliqhost" --version)",
   "node_version": "$(node --version)",
-  "setup": "2 workers, --replay-memory 0 --replay-window 86400 (the calls are stamped when signed, before the first round); $ROUNDS rounds taking turns (cliqhost, the floor, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; floor_lua: the same with Lua's share of a call (bench/floor-lua.c: cJSON, the body as Lua tables, the request object, the handler, its reply as JSON; no sandbox, limits or log); signed, no_verify_reference and floor: the round with the median CPU per request",
+  "setup": "2 workers, --replay-memory 0 --replay-window 86400 (the calls are stamped when signed, before the first round); $ROUNDS rounds taking turns (cliqhost, the floor and the floor with Lua, each signed and with --no-verify, cliqhost signed with journal_calls = 0${BASELINE:+, the baseline}), each: wrk -t1 -c$CONNS -d${DURATION}s on the same machine; $N_REQUESTS distinct signed ~1.2 KB command bodies; handler bench/scripts/commands/bench.lua; node: bench/node/server.js, a cluster of 2 worker processes, figures summed over the primary and workers; floor: bench/floor.c, 2 threads, no Lua, no log; floor_lua: the same with Lua's share of a call, done with the host's own code (bench/floor-lua.c: request_decode, the body as Lua tables, the request object, the handler, its reply as JSON; no sandbox, limits, log, journal, metrics or libmicrohttpd); signed, no_verify_reference, floor and floor_lua: each case's round with the median CPU per request",
   "openssl_rsa2048_verifies_per_s_one_core": $verify_per_s,
   "signed": $signed,
   "no_verify_reference": $unsigned,
