@@ -282,38 +282,50 @@ median_round() {
     fi
   done
 }
+# paired_ratio ARRAY A B: the median over the rounds of A's figure in ARRAY
+# (R_RPS or R_CPU) over B's in the same round (less moved by the machine's
+# drift than the medians' ratio).
+paired_ratio() {
+  local -n lists=$1
+  local a b r=()
+  read -ra a <<<"${lists[$2]}"
+  read -ra b <<<"${lists[$3]}"
+  for i in "${!a[@]}"; do r+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+  median "${r[@]}"
+}
 signed=$(median_round signed)
 unsigned=$(median_round unsigned)
 floor_signed=$(median_round floor)
 floor_unsigned=$(median_round floor_unsigned)
 floor_ratio=$(ratio "${M_CPU[signed]}" "${M_CPU[floor]}")
 floor_ratio_nv=$(ratio "${M_CPU[unsigned]}" "${M_CPU[floor_unsigned]}")
+# Each CPU ratio also as the median of each round's pair.
+floor_paired=$(paired_ratio R_CPU signed floor)
+floor_paired_nv=$(paired_ratio R_CPU unsigned floor_unsigned)
 echo "   medians: cliqhost ${M_RPS[signed]}/s ${M_CPU[signed]} us, floor ${M_RPS[floor]}/s" \
-  "${M_CPU[floor]} us: x$floor_ratio the floor's CPU per signed call"
+  "${M_CPU[floor]} us: x$floor_ratio the floor's CPU per signed call (each round's pair:" \
+  "median x$floor_paired)"
 echo "   --no-verify: cliqhost ${M_RPS[unsigned]}/s ${M_CPU[unsigned]} us, floor" \
-  "${M_RPS[floor_unsigned]}/s ${M_CPU[floor_unsigned]} us: x$floor_ratio_nv"
+  "${M_RPS[floor_unsigned]}/s ${M_CPU[floor_unsigned]} us: x$floor_ratio_nv (pairs: x$floor_paired_nv)"
 floor_lua_signed=$(median_round floor_lua)
 floor_lua_unsigned=$(median_round floor_lua_unsigned)
 lua_ratio=$(ratio "${M_CPU[floor_lua]}" "${M_CPU[floor]}")
 lua_ratio_nv=$(ratio "${M_CPU[floor_lua_unsigned]}" "${M_CPU[floor_unsigned]}")
+lua_paired=$(paired_ratio R_CPU floor_lua floor)
+lua_paired_nv=$(paired_ratio R_CPU floor_lua_unsigned floor_unsigned)
 echo "   the floor with Lua's share: ${M_RPS[floor_lua]}/s ${M_CPU[floor_lua]} us: x$lua_ratio" \
-  "the floor's CPU per signed call; --no-verify ${M_CPU[floor_lua_unsigned]} us: x$lua_ratio_nv"
+  "the floor's CPU per signed call (pairs: x$lua_paired); --no-verify" \
+  "${M_CPU[floor_lua_unsigned]} us: x$lua_ratio_nv (pairs: x$lua_paired_nv)"
 host_lua_ratio=$(ratio "${M_CPU[signed]}" "${M_CPU[floor_lua]}")
 host_lua_ratio_nv=$(ratio "${M_CPU[unsigned]}" "${M_CPU[floor_lua_unsigned]}")
-echo "   cliqhost / the floor with Lua: x$host_lua_ratio signed, x$host_lua_ratio_nv --no-verify"
+host_lua_paired=$(paired_ratio R_CPU signed floor_lua)
+host_lua_paired_nv=$(paired_ratio R_CPU unsigned floor_lua_unsigned)
+echo "   cliqhost / the floor with Lua: x$host_lua_ratio signed (pairs: x$host_lua_paired)," \
+  "x$host_lua_ratio_nv --no-verify (pairs: x$host_lua_paired_nv)"
 journal_off=$(median_round journal_off)
 journal_rps=$(ratio "${M_RPS[signed]}" "${M_RPS[journal_off]}")
 journal_cpu=$(ratio "${M_CPU[signed]}" "${M_CPU[journal_off]}")
-# paired_ratio A B: the median over the rounds of A's requests/s over B's in
-# the same round (less moved by the machine's drift than the medians' ratio).
-paired_ratio() {
-  local a b r=()
-  read -ra a <<<"${R_RPS[$1]}"
-  read -ra b <<<"${R_RPS[$2]}"
-  for i in "${!a[@]}"; do r+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
-  median "${r[@]}"
-}
-journal_paired=$(paired_ratio signed journal_off)
+journal_paired=$(paired_ratio R_RPS signed journal_off)
 echo "   the journal on (default) / off: x$journal_rps the signed calls/s (each round's pair:" \
   "median x$journal_paired), x$journal_cpu the CPU per call"
 # lists_json ARRAY: ARRAY's space-separated lists (R_RPS, R_CPU), one per
@@ -390,6 +402,14 @@ cat >"$out" <<JSON
     "cpu_per_call_no_verify_floor_lua_over_floor": $lua_ratio_nv,
     "cpu_per_signed_call_cliqhost_over_floor_lua": $host_lua_ratio,
     "cpu_per_call_no_verify_cliqhost_over_floor_lua": $host_lua_ratio_nv,
+    "paired_medians": {
+      "cpu_per_signed_call_cliqhost_over_floor": $floor_paired,
+      "cpu_per_call_no_verify_cliqhost_over_floor": $floor_paired_nv,
+      "cpu_per_signed_call_floor_lua_over_floor": $lua_paired,
+      "cpu_per_call_no_verify_floor_lua_over_floor": $lua_paired_nv,
+      "cpu_per_signed_call_cliqhost_over_floor_lua": $host_lua_paired,
+      "cpu_per_call_no_verify_cliqhost_over_floor_lua": $host_lua_paired_nv
+    },
     "requests_per_s_cliqhost_over_floor": $(ratio "${M_RPS[signed]}" "${M_RPS[floor]}"),
     "signed_requests_per_s_journal_on_over_off": $journal_rps,
     "signed_requests_per_s_journal_on_over_off_paired_median": $journal_paired,
